@@ -1,0 +1,55 @@
+//! `kettle`: the host CLI. Boots a build CVM with one command, recomputes launch
+//! digests and verifies build evidence offline. Each subcommand is a module in
+//! `cmd/`, a thin sequence of steps over the libraries.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+
+/// Exit code when a command could not run at all (bad input, missing tools).
+pub const EXIT_CANNOT_RUN: u8 = 2;
+
+#[derive(Parser)]
+#[command(name = "kettle", version, about, long_about = None)]
+struct Cli {
+    /// Log more (repeat for more detail).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build a project inside a confidential VM and collect its attested outputs.
+    Build(cmd::build::BuildArgs),
+    /// Compute the SNP launch digest of an image (same inputs and answer as sev-snp-measure).
+    Measure(cmd::measure::MeasureArgs),
+    /// Verify a build's evidence against the whole trust chain.
+    Verify(cmd::verify::VerifyArgs),
+    /// Build the initramfs and the image manifest.
+    Image(cmd::image::ImageArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = match cli.verbose {
+        0 => log::LevelFilter::Info,
+        1 => log::LevelFilter::Debug,
+        _ => log::LevelFilter::Trace,
+    };
+    let _ = simplelog::TermLogger::init(
+        level,
+        simplelog::Config::default(),
+        simplelog::TerminalMode::Stderr,
+        simplelog::ColorChoice::Auto,
+    );
+    match cli.command {
+        Command::Build(args) => cmd::build::run(args),
+        Command::Measure(args) => cmd::measure::run(args),
+        Command::Verify(args) => cmd::verify::run(args),
+        Command::Image(args) => cmd::image::run(args),
+    }
+}

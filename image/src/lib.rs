@@ -1,0 +1,2 @@
+//! The measured guest image: a reproducible initramfs, the image manifest and
+//! the SNP launch digest.

@@ -1,0 +1,3 @@
+//! In-toto Statement v1 with the SLSA build provenance v1 predicate, RFC 8785
+//! canonical JSON, Package URLs, the RFC 6962 input Merkle root and git object
+//! hashing.
