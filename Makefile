@@ -25,3 +25,21 @@ bench: setup
 
 clean:
 	rm -rf $(BUILD) out target
+
+# --- the guest image -------------------------------------------------------
+# Kernel and firmware are cached by the hash of their inputs under
+# $(KETTLE_CACHE) (default /var/cache/kettle), so a rebuild is a copy.
+
+kernel: setup
+	bash scripts/build-kernel.sh
+
+ovmf: setup
+	bash scripts/build-ovmf.sh
+
+init:
+	bash scripts/build-init.sh
+
+image: kernel ovmf init
+	$(CARGO) run --release --locked -q -p kettle -- image \
+		--init $(BUILD)/kettle-init --kernel $(BUILD)/bzImage \
+		--ovmf $(BUILD)/OVMF.fd --out $(BUILD)/image

@@ -29,8 +29,10 @@ fi
 PKGS=(
     # kernel build (make kernel)
     linux-source-6.12 build-essential bc bison flex libelf-dev libssl-dev cpio xz-utils
-    # guest tests and the demo
-    qemu-utils debootstrap git ca-certificates python3-venv
+    # firmware build (make ovmf): edk2's AmdSev package from Debian's source
+    dpkg-dev quilt nasm acpica-tools uuid-dev grub-efi-amd64-bin dosfstools mtools python3
+    # guest tests, benchmarks and the demo
+    qemu-utils debootstrap git ca-certificates python3-venv file hyperfine
 )
 BACKPORT_PKGS=(qemu-system-x86)
 
