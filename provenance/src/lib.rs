@@ -1,3 +1,11 @@
 //! In-toto Statement v1 with the SLSA build provenance v1 predicate, RFC 8785
 //! canonical JSON, Package URLs, the RFC 6962 input Merkle root and git object
 //! hashing.
+
+pub mod ids;
+pub mod statement;
+
+pub use statement::{
+    BuildDefinition, BuildMetadata, Builder, JsonObject, Provenance, ResourceDescriptor, RunDetails,
+    Statement,
+};
