@@ -1,2 +1,9 @@
 //! SEV-SNP evidence: the report format, the guest's report request, offline
 //! verification of the trust chain, and a simulated PSP for machines without SNP.
+
+pub mod binding;
+pub mod provider;
+pub mod simulated;
+
+pub use binding::report_data_for;
+pub use provider::{detect_hardware, Evidence, ProviderKind, ReportProvider, RequestError};

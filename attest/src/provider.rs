@@ -1,0 +1,60 @@
+//! Report providers: where a guest gets its SNP attestation report from.
+
+use std::fmt;
+
+/// What a report request returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evidence {
+    /// The raw attestation report (1184 bytes for report versions 2, 3 and 5).
+    pub report: Vec<u8>,
+    /// The ARK/ASK/VCEK chain as PEM, when the provider could supply it.
+    pub cert_chain_pem: Option<Vec<u8>>,
+    /// Which provider produced the report.
+    pub provider: ProviderKind,
+}
+
+/// Which kind of PSP signed a report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderKind {
+    /// The real AMD Secure Processor, via configfs-tsm or /dev/sev-guest.
+    SevGuest,
+    /// The Kettle software PSP (test keys; never trusted by default).
+    Simulated,
+}
+
+impl fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ProviderKind::SevGuest => "sev-snp",
+            ProviderKind::Simulated => "simulated",
+        })
+    }
+}
+
+/// Why a report request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// An I/O error on a named path or channel.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done (path or channel).
+        what: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The provider is not implemented yet (first-commit stub).
+    #[error("report provider not available: {0}")]
+    Unavailable(String),
+}
+
+/// Something that can produce an SNP report for 64 bytes of report_data at VMPL 0.
+pub trait ReportProvider {
+    /// Requests one report binding `report_data`.
+    fn request_report(&mut self, report_data: &[u8; 64]) -> Result<Evidence, RequestError>;
+}
+
+/// Picks the hardware provider: configfs-tsm if present, else /dev/sev-guest; None if neither exists.
+pub fn detect_hardware() -> Option<Box<dyn ReportProvider>> {
+    None
+}
