@@ -3,6 +3,7 @@
 //! hashing.
 
 pub mod ids;
+pub mod jcs;
 pub mod statement;
 
 pub use statement::{
