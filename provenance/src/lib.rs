@@ -5,8 +5,11 @@
 pub mod ids;
 pub mod jcs;
 pub mod statement;
+pub mod timestamp;
+pub mod validate;
 
 pub use statement::{
     BuildDefinition, BuildMetadata, Builder, JsonObject, Provenance, ResourceDescriptor, RunDetails,
     Statement,
 };
+pub use validate::ValidationError;
