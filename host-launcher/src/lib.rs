@@ -1,0 +1,5 @@
+//! The library behind the `kettle` CLI: QEMU's command line, the verifier of
+//! build evidence, the input cache and the build pipeline's host-side steps.
+//! The binary (`src/main.rs`) is a thin clap layer over these modules.
+
+pub mod qemu;
