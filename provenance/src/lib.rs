@@ -4,6 +4,7 @@
 
 pub mod ids;
 pub mod jcs;
+pub mod purl;
 pub mod statement;
 pub mod timestamp;
 pub mod validate;
