@@ -4,6 +4,7 @@
 
 pub mod ids;
 pub mod jcs;
+pub mod merkle;
 pub mod purl;
 pub mod statement;
 pub mod timestamp;
