@@ -2,6 +2,7 @@
 //! canonical JSON, Package URLs, the RFC 6962 input Merkle root and git object
 //! hashing.
 
+pub mod git;
 pub mod ids;
 pub mod jcs;
 pub mod merkle;
