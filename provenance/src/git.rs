@@ -188,14 +188,22 @@ pub fn tree_id(root: &Path, format: ObjectFormat) -> Result<TreeId, GitError> {
     Ok(TreeId(hex::encode(raw)))
 }
 
+/// One entry of a tree object being assembled.
+struct TreeEntry {
+    /// Git's sort key: the name, plus "/" for directories.
+    sort_key: Vec<u8>,
+    mode: &'static str,
+    name: Vec<u8>,
+    id: Vec<u8>,
+}
+
 /// Raw tree id of `dir`, or None if it holds no files at any depth.
 fn hash_dir(dir: &Path, format: ObjectFormat, top: bool) -> Result<Option<Vec<u8>>, GitError> {
     let io_err = |path: &Path| {
         let path = path.to_path_buf();
         move |source| GitError::Io { path, source }
     };
-    // (sort key, mode, name, raw id); sort key is the name, plus "/" for directories.
-    let mut entries: Vec<(Vec<u8>, &'static str, Vec<u8>, Vec<u8>)> = Vec::new();
+    let mut entries: Vec<TreeEntry> = Vec::new();
     for entry in fs::read_dir(dir).map_err(io_err(dir))? {
         let entry = entry.map_err(io_err(dir))?;
         let name = entry.file_name().as_bytes().to_vec();
@@ -222,23 +230,23 @@ fn hash_dir(dir: &Path, format: ObjectFormat, top: bool) -> Result<Option<Vec<u8
         } else {
             return Err(GitError::UnsupportedFileType(path));
         };
-        let mut key = name.clone();
+        let mut sort_key = name.clone();
         if mode == "40000" {
-            key.push(b'/');
+            sort_key.push(b'/');
         }
-        entries.push((key, mode, name, id));
+        entries.push(TreeEntry { sort_key, mode, name, id });
     }
     if entries.is_empty() {
         return Ok(None);
     }
-    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    entries.sort_unstable_by(|a, b| a.sort_key.cmp(&b.sort_key));
     let mut body = Vec::new();
-    for (_, mode, name, id) in &entries {
-        body.extend_from_slice(mode.as_bytes());
+    for e in &entries {
+        body.extend_from_slice(e.mode.as_bytes());
         body.push(b' ');
-        body.extend_from_slice(name);
+        body.extend_from_slice(&e.name);
         body.push(0);
-        body.extend_from_slice(id);
+        body.extend_from_slice(&e.id);
     }
     Ok(Some(object_id(format, "tree", &body)))
 }
