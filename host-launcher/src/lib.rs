@@ -3,3 +3,4 @@
 //! The binary (`src/main.rs`) is a thin clap layer over these modules.
 
 pub mod qemu;
+pub mod verifier;
