@@ -56,10 +56,29 @@ impl Statement<Provenance> {
     }
 }
 
-impl<P: serde::de::DeserializeOwned> Statement<P> {
-    /// Parses a Statement from JSON bytes (no validation; see `validate`).
+impl Statement<Provenance> {
+    /// Parses a SLSA provenance Statement from JSON bytes (no validation; see `validate`).
     pub fn from_json(bytes: &[u8]) -> Result<Self, serde_json::Error> {
         serde_json::from_slice(bytes)
+    }
+
+    /// The subject named `name`, if any.
+    pub fn subject_named(&self, name: &str) -> Option<&ResourceDescriptor> {
+        self.subject.iter().find(|s| s.name.as_deref() == Some(name))
+    }
+}
+
+impl<P: serde::de::DeserializeOwned> Statement<P> {
+    /// Parses a Statement with any predicate type `P` (e.g. `serde_json::Value`).
+    pub fn from_json_generic(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+}
+
+impl<P: Serialize> Statement<P> {
+    /// The RFC 8785 bytes to write to provenance.json and to hash (see [`crate::jcs`]).
+    pub fn to_canonical_bytes(&self) -> Result<Vec<u8>, crate::jcs::JcsError> {
+        crate::jcs::to_canonical_bytes(self)
     }
 }
 
@@ -203,6 +222,11 @@ impl ResourceDescriptor {
         self
     }
 
+    /// The SHA-256 digest (lowercase hex), if this descriptor has one.
+    pub fn sha256(&self) -> Option<&str> {
+        self.digest.get(DIGEST_SHA256).map(String::as_str)
+    }
+
     /// Adds (or replaces) one annotation.
     pub fn with_annotation(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
         self.annotations.insert(key.into(), value.into());
@@ -210,11 +234,19 @@ impl ResourceDescriptor {
     }
 }
 
-/// serde adapter: `Option<Vec<u8>>` <-> standard padded base64 string.
+/// serde adapter: `Option<Vec<u8>>` <-> base64 string. Writes standard padded
+/// base64; reads standard or URL-safe, padded or not, as protobuf JSON does.
 mod base64_bytes {
-    use base64::engine::general_purpose::STANDARD;
+    use base64::alphabet;
+    use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
+    use base64::engine::DecodePaddingMode;
     use base64::Engine;
     use serde::{Deserialize, Deserializer, Serializer};
+
+    const LENIENT: GeneralPurposeConfig =
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+    const STANDARD_LENIENT: GeneralPurpose = GeneralPurpose::new(&alphabet::STANDARD, LENIENT);
+    const URL_SAFE_LENIENT: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, LENIENT);
 
     pub fn serialize<S: Serializer>(value: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
         match value {
@@ -226,8 +258,9 @@ mod base64_bytes {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
         let text: Option<String> = Option::deserialize(d)?;
         text.map(|t| {
-            STANDARD
+            STANDARD_LENIENT
                 .decode(t.as_bytes())
+                .or_else(|_| URL_SAFE_LENIENT.decode(t.as_bytes()))
                 .map_err(|e| serde::de::Error::custom(format!("content is not base64: {e}")))
         })
         .transpose()
@@ -310,8 +343,27 @@ mod tests {
         );
 
         let other = br#"{"_type":"https://in-toto.io/Statement/v1","subject":[],"predicateType":"https://example.com/p","predicate":{"any":"thing"}}"#;
-        let st: Statement<Value> = Statement::from_json(other).unwrap();
+        let st: Statement<Value> = Statement::from_json_generic(other).unwrap();
         assert_eq!(st.predicate["any"], "thing");
+    }
+
+    #[test]
+    fn content_accepts_protobuf_base64_variants() {
+        for text in ["AAEC/w==", "AAEC/w", "AAEC_w==", "AAEC_w"] {
+            let rd: ResourceDescriptor = serde_json::from_str(&format!(r#"{{"content":"{text}"}}"#)).unwrap();
+            assert_eq!(rd.content.as_deref(), Some(&[0u8, 1, 2, 255][..]), "{text}");
+        }
+    }
+
+    #[test]
+    fn canonical_bytes_round_trip_through_parsing() {
+        let st = sample();
+        let bytes = st.to_canonical_bytes().unwrap();
+        let back = Statement::from_json(&bytes).unwrap();
+        assert_eq!(back, st);
+        assert_eq!(back.to_canonical_bytes().unwrap(), bytes);
+        assert_eq!(back.subject_named("bin/app").and_then(|s| s.sha256()), st.subject[0].sha256());
+        assert!(back.subject_named("nope").is_none());
     }
 
     #[test]
