@@ -187,6 +187,16 @@ impl ResourceDescriptor {
             .with_digest(DIGEST_SHA256, hex::encode(Sha256::digest(bytes)))
     }
 
+    /// A descriptor named `name` with the SHA-256 of the file at `path`, read in chunks.
+    pub fn for_file(name: impl Into<String>, path: &std::path::Path) -> std::io::Result<Self> {
+        let mut file = std::fs::File::open(path)?;
+        let mut hasher = Sha256::new();
+        std::io::copy(&mut file, &mut hasher)?;
+        Ok(ResourceDescriptor::default()
+            .with_name(name)
+            .with_digest(DIGEST_SHA256, hex::encode(hasher.finalize())))
+    }
+
     /// A descriptor identified by `uri` (e.g. a Package URL or git URL).
     pub fn from_uri(uri: impl Into<String>) -> Self {
         ResourceDescriptor { uri: Some(uri.into()), ..Default::default() }
@@ -345,6 +355,16 @@ mod tests {
         let other = br#"{"_type":"https://in-toto.io/Statement/v1","subject":[],"predicateType":"https://example.com/p","predicate":{"any":"thing"}}"#;
         let st: Statement<Value> = Statement::from_json_generic(other).unwrap();
         assert_eq!(st.predicate["any"], "thing");
+    }
+
+    #[test]
+    fn for_file_hashes_like_for_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("artifact");
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        assert_eq!(ResourceDescriptor::for_file("a", &path).unwrap(), ResourceDescriptor::for_bytes("a", &data));
+        assert!(ResourceDescriptor::for_file("a", &dir.path().join("missing")).is_err());
     }
 
     #[test]
