@@ -7,3 +7,7 @@ pub mod simulated;
 
 pub use binding::report_data_for;
 pub use provider::{detect_hardware, Evidence, ProviderKind, ReportProvider, RequestError};
+pub mod chain;
+pub mod report;
+#[cfg(test)]
+pub(crate) mod testdata;
