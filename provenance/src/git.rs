@@ -218,9 +218,16 @@ fn hash_dir(dir: &Path, format: ObjectFormat, top: bool) -> Result<Option<Vec<u8
         let kind = meta.file_type();
         let (mode, id) = if kind.is_symlink() {
             let target = fs::read_link(&path).map_err(io_err(&path))?;
-            ("120000", object_id(format, "blob", target.as_os_str().as_bytes()))
+            (
+                "120000",
+                object_id(format, "blob", target.as_os_str().as_bytes()),
+            )
         } else if kind.is_file() {
-            let mode = if meta.permissions().mode() & 0o100 != 0 { "100755" } else { "100644" };
+            let mode = if meta.permissions().mode() & 0o100 != 0 {
+                "100755"
+            } else {
+                "100644"
+            };
             (mode, hash_file(&path, meta.len(), format)?)
         } else if kind.is_dir() {
             match hash_dir(&path, format, false)? {
@@ -234,7 +241,12 @@ fn hash_dir(dir: &Path, format: ObjectFormat, top: bool) -> Result<Option<Vec<u8
         if mode == "40000" {
             sort_key.push(b'/');
         }
-        entries.push(TreeEntry { sort_key, mode, name, id });
+        entries.push(TreeEntry {
+            sort_key,
+            mode,
+            name,
+            id,
+        });
     }
     if entries.is_empty() {
         return Ok(None);
@@ -253,7 +265,10 @@ fn hash_dir(dir: &Path, format: ObjectFormat, top: bool) -> Result<Option<Vec<u8
 
 /// Streams a regular file into a blob hash without holding it in memory.
 fn hash_file(path: &Path, len: u64, format: ObjectFormat) -> Result<Vec<u8>, GitError> {
-    let io_err = |source| GitError::Io { path: path.to_path_buf(), source };
+    let io_err = |source| GitError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut file = fs::File::open(path).map_err(io_err)?;
     let mut h = start_object(format, "blob", len);
     let mut buf = vec![0u8; 64 * 1024];
@@ -270,7 +285,11 @@ fn hash_file(path: &Path, len: u64, format: ObjectFormat) -> Result<Vec<u8>, Git
         h.update(&buf[..n]);
     }
     if read != len {
-        return Err(GitError::FileChanged { path: path.to_path_buf(), expected: len, read });
+        return Err(GitError::FileChanged {
+            path: path.to_path_buf(),
+            expected: len,
+            read,
+        });
     }
     Ok(h.finalize())
 }
@@ -282,13 +301,24 @@ pub fn commit_id(raw: &[u8], format: ObjectFormat) -> String {
 
 /// Checks that `raw` (the commit object's body, as `git cat-file commit <id>`
 /// prints it) hashes to `commit_id_hex`, and returns the tree it names.
-pub fn verify_commit(raw: &[u8], commit_id_hex: &str, format: ObjectFormat) -> Result<TreeId, GitError> {
+pub fn verify_commit(
+    raw: &[u8],
+    commit_id_hex: &str,
+    format: ObjectFormat,
+) -> Result<TreeId, GitError> {
     if !is_lower_hex(commit_id_hex, format.hex_len()) {
-        return Err(GitError::BadCommitId { id: commit_id_hex.into(), len: format.hex_len(), format });
+        return Err(GitError::BadCommitId {
+            id: commit_id_hex.into(),
+            len: format.hex_len(),
+            format,
+        });
     }
     let computed = commit_id(raw, format);
     if computed != commit_id_hex {
-        return Err(GitError::CommitIdMismatch { expected: commit_id_hex.into(), computed });
+        return Err(GitError::CommitIdMismatch {
+            expected: commit_id_hex.into(),
+            computed,
+        });
     }
     // A commit object always starts with exactly one `tree <id>` header line.
     let line_end = raw
@@ -297,9 +327,9 @@ pub fn verify_commit(raw: &[u8], commit_id_hex: &str, format: ObjectFormat) -> R
         .ok_or_else(|| GitError::MalformedCommit("no header line".into()))?;
     let first = std::str::from_utf8(&raw[..line_end])
         .map_err(|_| GitError::MalformedCommit("first header line is not UTF-8".into()))?;
-    let tree = first
-        .strip_prefix("tree ")
-        .ok_or_else(|| GitError::MalformedCommit(format!("first header is {first:?}, expected `tree <id>`")))?;
+    let tree = first.strip_prefix("tree ").ok_or_else(|| {
+        GitError::MalformedCommit(format!("first header is {first:?}, expected `tree <id>`"))
+    })?;
     if !is_lower_hex(tree, format.hex_len()) {
         return Err(GitError::MalformedCommit(format!(
             "tree id {tree:?} is not {} lowercase hex digits",
@@ -336,12 +366,19 @@ mod tests {
             .env("GIT_COMMITTER_DATE", "1700000000 +0000")
             .output()
             .expect("git must be installed to run these tests");
-        assert!(out.status.success(), "git {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "git {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         out.stdout
     }
 
     fn git_line(dir: &Path, args: &[&str]) -> String {
-        String::from_utf8(git(dir, args)).unwrap().trim().to_string()
+        String::from_utf8(git(dir, args))
+            .unwrap()
+            .trim()
+            .to_string()
     }
 
     fn write(path: &Path, data: &[u8], mode: u32) {
@@ -362,11 +399,25 @@ mod tests {
         write(&root.join("run.sh"), b"#!/bin/sh\necho hi\n", 0o755);
         write(&root.join("owner-exec-only"), b"u+x\n", 0o744);
         write(&root.join("group-exec-only"), b"g+x\n", 0o654);
-        write(&root.join("h\u{e9}llo.txt"), "non-ASCII \u{1f600}\n".as_bytes(), 0o644);
+        write(
+            &root.join("h\u{e9}llo.txt"),
+            "non-ASCII \u{1f600}\n".as_bytes(),
+            0o644,
+        );
         write(&root.join("\u{65e5}\u{672c}/\u{8a9e}"), b"nihongo\n", 0o644);
-        write(&root.join(OsStr::from_bytes(b"raw-\xff\xfe")), b"not UTF-8 name\n", 0o644);
+        write(
+            &root.join(OsStr::from_bytes(b"raw-\xff\xfe")),
+            b"not UTF-8 name\n",
+            0o644,
+        );
         write(&root.join("d1/d2/d3/deep"), b"deep\n", 0o600);
-        write(&root.join("big.bin"), &(0..200_000u32).map(|i| (i * 7 % 251) as u8).collect::<Vec<_>>(), 0o644);
+        write(
+            &root.join("big.bin"),
+            &(0..200_000u32)
+                .map(|i| (i * 7 % 251) as u8)
+                .collect::<Vec<_>>(),
+            0o644,
+        );
         fs::create_dir_all(root.join("empty")).unwrap();
         fs::create_dir_all(root.join("e1/e2/e3")).unwrap();
         symlink("run.sh", root.join("link-to-file")).unwrap();
@@ -382,23 +433,36 @@ mod tests {
         git(root, &["add", "-A"]);
         let expected = git_line(root, &["write-tree"]);
         assert_eq!(expected.len(), format.hex_len());
-        assert_eq!(tree_id(root, format).unwrap(), expected.as_str(), "tree id differs from git write-tree");
+        assert_eq!(
+            tree_id(root, format).unwrap(),
+            expected.as_str(),
+            "tree id differs from git write-tree"
+        );
 
         // Commit and verify the commit object against rev-parse.
         git(root, &["commit", "-q", "-m", "test commit\n\nwith a body"]);
         let head = git_line(root, &["rev-parse", "HEAD"]);
         let raw = git(root, &["cat-file", "commit", "HEAD"]);
-        assert_eq!(verify_commit(&raw, &head, format).unwrap(), expected.as_str());
+        assert_eq!(
+            verify_commit(&raw, &head, format).unwrap(),
+            expected.as_str()
+        );
 
         // Tampering with any byte breaks it.
         let mut tampered = raw.clone();
         let last = tampered.len() - 2;
         tampered[last] ^= 0x20;
-        assert!(matches!(verify_commit(&tampered, &head, format), Err(GitError::CommitIdMismatch { .. })));
+        assert!(matches!(
+            verify_commit(&tampered, &head, format),
+            Err(GitError::CommitIdMismatch { .. })
+        ));
 
         // A blob id agrees with git hash-object.
         let blob = git_line(root, &["hash-object", "big.bin"]);
-        assert_eq!(blob_id(format, &fs::read(root.join("big.bin")).unwrap()), blob);
+        assert_eq!(
+            blob_id(format, &fs::read(root.join("big.bin")).unwrap()),
+            blob
+        );
 
         // Changing a mode bit or content changes the id the way git sees it.
         fs::set_permissions(root.join("a.b"), fs::Permissions::from_mode(0o755)).unwrap();
@@ -422,12 +486,18 @@ mod tests {
     fn well_known_ids() {
         // `git hash-object -t tree /dev/null` and `git hash-object /dev/null` in each format.
         let tmp = tempfile::tempdir().unwrap();
-        assert_eq!(tree_id(tmp.path(), ObjectFormat::Sha1).unwrap(), "4b825dc642cb6eb9a060e54bf8d69288fbee4904");
+        assert_eq!(
+            tree_id(tmp.path(), ObjectFormat::Sha1).unwrap(),
+            "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+        );
         assert_eq!(
             tree_id(tmp.path(), ObjectFormat::Sha256).unwrap(),
             "6ef19b41225c5369f1c104d45d8d85efa9b057b53b14b4b9b939dd74decc5321"
         );
-        assert_eq!(blob_id(ObjectFormat::Sha1, b""), "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391");
+        assert_eq!(
+            blob_id(ObjectFormat::Sha1, b""),
+            "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"
+        );
         assert_eq!(
             blob_id(ObjectFormat::Sha256, b""),
             "473a0f4c3be8a93681a267e3b1e9a7dcda1185436fe141f7749120a303721813"
@@ -438,13 +508,23 @@ mod tests {
     fn nested_dot_git_and_special_files_are_refused() {
         let tmp = tempfile::tempdir().unwrap();
         write(&tmp.path().join("x/.git/config"), b"", 0o644);
-        assert!(matches!(tree_id(tmp.path(), ObjectFormat::Sha1), Err(GitError::NestedGitDir(_))));
+        assert!(matches!(
+            tree_id(tmp.path(), ObjectFormat::Sha1),
+            Err(GitError::NestedGitDir(_))
+        ));
 
         let tmp = tempfile::tempdir().unwrap();
         let fifo = tmp.path().join("fifo");
-        let ok = Command::new("mkfifo").arg(&fifo).status().map(|s| s.success()).unwrap_or(false);
+        let ok = Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
         if ok {
-            assert!(matches!(tree_id(tmp.path(), ObjectFormat::Sha1), Err(GitError::UnsupportedFileType(_))));
+            assert!(matches!(
+                tree_id(tmp.path(), ObjectFormat::Sha1),
+                Err(GitError::UnsupportedFileType(_))
+            ));
         }
     }
 
@@ -452,15 +532,37 @@ mod tests {
     fn commit_verification_rejects_bad_input() {
         let raw = b"tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\nauthor A <a@b> 0 +0000\ncommitter A <a@b> 0 +0000\n\nm\n";
         let id = commit_id(raw, ObjectFormat::Sha1);
-        assert_eq!(verify_commit(raw, &id, ObjectFormat::Sha1).unwrap(), "4b825dc642cb6eb9a060e54bf8d69288fbee4904");
+        assert_eq!(
+            verify_commit(raw, &id, ObjectFormat::Sha1).unwrap(),
+            "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+        );
         // Wrong length for the format, uppercase, wrong id.
-        assert!(matches!(verify_commit(raw, &id, ObjectFormat::Sha256), Err(GitError::BadCommitId { .. })));
-        assert!(matches!(verify_commit(raw, &id.to_uppercase(), ObjectFormat::Sha1), Err(GitError::BadCommitId { .. })));
-        assert!(matches!(verify_commit(raw, &"0".repeat(40), ObjectFormat::Sha1), Err(GitError::CommitIdMismatch { .. })));
+        assert!(matches!(
+            verify_commit(raw, &id, ObjectFormat::Sha256),
+            Err(GitError::BadCommitId { .. })
+        ));
+        assert!(matches!(
+            verify_commit(raw, &id.to_uppercase(), ObjectFormat::Sha1),
+            Err(GitError::BadCommitId { .. })
+        ));
+        assert!(matches!(
+            verify_commit(raw, &"0".repeat(40), ObjectFormat::Sha1),
+            Err(GitError::CommitIdMismatch { .. })
+        ));
         // Bytes that hash correctly but are not a commit with a tree header.
-        for body in [&b"parent 4b825dc642cb6eb9a060e54bf8d69288fbee4904\n"[..], b"tree xyz\n", b"no newline"] {
+        for body in [
+            &b"parent 4b825dc642cb6eb9a060e54bf8d69288fbee4904\n"[..],
+            b"tree xyz\n",
+            b"no newline",
+        ] {
             let id = commit_id(body, ObjectFormat::Sha1);
-            assert!(matches!(verify_commit(body, &id, ObjectFormat::Sha1), Err(GitError::MalformedCommit(_))), "{body:?}");
+            assert!(
+                matches!(
+                    verify_commit(body, &id, ObjectFormat::Sha1),
+                    Err(GitError::MalformedCommit(_))
+                ),
+                "{body:?}"
+            );
         }
     }
 }

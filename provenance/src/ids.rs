@@ -33,7 +33,13 @@ mod tests {
             assert!(uri.ends_with("/v1"), "{uri} is not versioned");
         }
         assert_eq!(BUILDER_ID, "https://kettle.confidential.ai/tee-builder/v1");
-        assert_eq!(BUILD_TYPE_CARGO, "https://kettle.confidential.ai/cargo-build/v1");
-        assert_eq!(BUILD_TYPE_SCRIPT, "https://kettle.confidential.ai/script/v1");
+        assert_eq!(
+            BUILD_TYPE_CARGO,
+            "https://kettle.confidential.ai/cargo-build/v1"
+        );
+        assert_eq!(
+            BUILD_TYPE_SCRIPT,
+            "https://kettle.confidential.ai/script/v1"
+        );
     }
 }

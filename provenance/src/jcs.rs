@@ -65,12 +65,18 @@ fn check_integers_only(value: &Value, path: &mut String) -> Result<(), JcsError>
             } else if let Some(i) = n.as_i64() {
                 i.unsigned_abs() <= MAX_SAFE_INTEGER
             } else {
-                return Err(JcsError::Float { path: pointer(path), value: n.to_string() });
+                return Err(JcsError::Float {
+                    path: pointer(path),
+                    value: n.to_string(),
+                });
             };
             if exact {
                 Ok(())
             } else {
-                Err(JcsError::IntegerOutOfRange { path: pointer(path), value: n.to_string() })
+                Err(JcsError::IntegerOutOfRange {
+                    path: pointer(path),
+                    value: n.to_string(),
+                })
             }
         }
         Value::Array(items) => items.iter().enumerate().try_for_each(|(i, item)| {
@@ -95,7 +101,11 @@ fn check_integers_only(value: &Value, path: &mut String) -> Result<(), JcsError>
 
 /// The root pointer is "" in RFC 6901; print it as "/" so messages stay readable.
 fn pointer(path: &str) -> String {
-    if path.is_empty() { "/".to_string() } else { path.to_string() }
+    if path.is_empty() {
+        "/".to_string()
+    } else {
+        path.to_string()
+    }
 }
 
 #[cfg(test)]
@@ -113,16 +123,37 @@ mod tests {
         // sorts before U+FB33 although its code point is larger.
         let input = r#"{"\u20ac":"Euro Sign","\r":"Carriage Return","\ufb33":"Hebrew Letter Dalet With Dagesh",
             "1":"One","\ud83d\ude00":"Emoji: Grinning Face","\u0080":"Control","\u00f6":"Latin Small Letter O With Diaeresis","\u00ea":"e"}"#;
-        let keys_in_order = ["\r", "1", "\u{80}", "\u{ea}", "\u{f6}", "\u{20ac}", "\u{1f600}", "\u{fb33}"];
+        let keys_in_order = [
+            "\r",
+            "1",
+            "\u{80}",
+            "\u{ea}",
+            "\u{f6}",
+            "\u{20ac}",
+            "\u{1f600}",
+            "\u{fb33}",
+        ];
         let out = canon(input);
         let mut expected = String::from("{");
-        let values = ["Carriage Return", "One", "Control", "e", "Latin Small Letter O With Diaeresis",
-            "Euro Sign", "Emoji: Grinning Face", "Hebrew Letter Dalet With Dagesh"];
+        let values = [
+            "Carriage Return",
+            "One",
+            "Control",
+            "e",
+            "Latin Small Letter O With Diaeresis",
+            "Euro Sign",
+            "Emoji: Grinning Face",
+            "Hebrew Letter Dalet With Dagesh",
+        ];
         for (i, (k, v)) in keys_in_order.iter().zip(values).enumerate() {
             if i > 0 {
                 expected.push(',');
             }
-            let k = if *k == "\r" { "\\r".to_string() } else { k.to_string() };
+            let k = if *k == "\r" {
+                "\\r".to_string()
+            } else {
+                k.to_string()
+            };
             expected.push_str(&format!("\"{k}\":\"{v}\""));
         }
         expected.push('}');
@@ -144,7 +175,10 @@ mod tests {
     #[test]
     fn string_escapes() {
         let all_controls: String = (0u8..0x20).map(char::from).collect();
-        let out = String::from_utf8(to_canonical_bytes(&json!([all_controls, "/é€😀\"\\\u{7f}"])).unwrap()).unwrap();
+        let out = String::from_utf8(
+            to_canonical_bytes(&json!([all_controls, "/é€😀\"\\\u{7f}"])).unwrap(),
+        )
+        .unwrap();
         let mut expected = String::from("[\"");
         for b in 0u8..0x20 {
             expected.push_str(&match b {
@@ -189,15 +223,30 @@ mod tests {
         }
         assert!(err.to_string().contains("integers only"));
         // An integral float is still a float in our output.
-        assert!(matches!(to_canonical_bytes(&json!(2.0)), Err(JcsError::Float { .. })));
+        assert!(matches!(
+            to_canonical_bytes(&json!(2.0)),
+            Err(JcsError::Float { .. })
+        ));
     }
 
     #[test]
     fn integers_that_a_double_cannot_hold_are_rejected() {
-        assert_eq!(to_canonical_bytes(&json!(MAX_SAFE_INTEGER)).unwrap(), b"9007199254740991");
-        assert_eq!(to_canonical_bytes(&json!(-(MAX_SAFE_INTEGER as i64))).unwrap(), b"-9007199254740991");
-        assert!(matches!(to_canonical_bytes(&json!(MAX_SAFE_INTEGER + 1)), Err(JcsError::IntegerOutOfRange { .. })));
-        assert!(matches!(to_canonical_bytes(&json!(i64::MIN)), Err(JcsError::IntegerOutOfRange { .. })));
+        assert_eq!(
+            to_canonical_bytes(&json!(MAX_SAFE_INTEGER)).unwrap(),
+            b"9007199254740991"
+        );
+        assert_eq!(
+            to_canonical_bytes(&json!(-(MAX_SAFE_INTEGER as i64))).unwrap(),
+            b"-9007199254740991"
+        );
+        assert!(matches!(
+            to_canonical_bytes(&json!(MAX_SAFE_INTEGER + 1)),
+            Err(JcsError::IntegerOutOfRange { .. })
+        ));
+        assert!(matches!(
+            to_canonical_bytes(&json!(i64::MIN)),
+            Err(JcsError::IntegerOutOfRange { .. })
+        ));
     }
 
     #[test]

@@ -58,7 +58,7 @@ pub mod timestamp;
 pub mod validate;
 
 pub use statement::{
-    BuildDefinition, BuildMetadata, Builder, JsonObject, Provenance, ResourceDescriptor, RunDetails,
-    Statement,
+    BuildDefinition, BuildMetadata, Builder, JsonObject, Provenance, ResourceDescriptor,
+    RunDetails, Statement,
 };
 pub use validate::ValidationError;

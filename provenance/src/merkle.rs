@@ -1,8 +1,9 @@
 //! RFC 6962 Merkle Tree Hash (SHA-256) and the input Merkle root Kettle records
 //! over a build's resolved dependencies.
 //!
-//! The input root lets a verifier check a single commitment to "every input"
-//! and lets inclusion of one dependency be proven without the whole list.
+//! The input root is one commitment to every input the build consumed; using an
+//! RFC 6962 tree rather than a flat hash keeps per-dependency inclusion proofs
+//! possible without changing the recorded value.
 
 use sha2::{Digest, Sha256};
 use thiserror::Error;
@@ -21,7 +22,9 @@ pub enum MerkleError {
     #[error("internalParameters.{INPUT_MERKLE_ROOT_KEY} is missing")]
     Missing,
     /// The recorded root is not a string.
-    #[error("internalParameters.{INPUT_MERKLE_ROOT_KEY} must be a lowercase hex string, found {0}")]
+    #[error(
+        "internalParameters.{INPUT_MERKLE_ROOT_KEY} must be a lowercase hex string, found {0}"
+    )]
     NotAString(String),
     /// The recorded root differs from the one computed from resolvedDependencies.
     #[error("internalParameters.{INPUT_MERKLE_ROOT_KEY} is {recorded} but resolvedDependencies hash to {computed}: the dependency list was altered")]
@@ -38,12 +41,21 @@ pub enum MerkleError {
 
 /// RFC 6962 leaf hash: SHA-256(0x00 || data).
 pub fn leaf_hash(data: &[u8]) -> [u8; 32] {
-    Sha256::new().chain_update([0x00]).chain_update(data).finalize().into()
+    Sha256::new()
+        .chain_update([0x00])
+        .chain_update(data)
+        .finalize()
+        .into()
 }
 
 /// RFC 6962 interior node hash: SHA-256(0x01 || left || right).
 pub fn node_hash(left: &[u8; 32], right: &[u8; 32]) -> [u8; 32] {
-    Sha256::new().chain_update([0x01]).chain_update(left).chain_update(right).finalize().into()
+    Sha256::new()
+        .chain_update([0x01])
+        .chain_update(left)
+        .chain_update(right)
+        .finalize()
+        .into()
 }
 
 /// RFC 6962 Merkle Tree Hash of `leaves` (raw leaf data, in order).
@@ -60,7 +72,10 @@ fn root_of_leaf_hashes(hashes: &[[u8; 32]]) -> [u8; 32] {
         n => {
             // Split at the largest power of two strictly less than n.
             let k = 1usize << (usize::BITS - 1 - (n - 1).leading_zeros());
-            node_hash(&root_of_leaf_hashes(&hashes[..k]), &root_of_leaf_hashes(&hashes[k..]))
+            node_hash(
+                &root_of_leaf_hashes(&hashes[..k]),
+                &root_of_leaf_hashes(&hashes[k..]),
+            )
         }
     }
 }
@@ -68,7 +83,10 @@ fn root_of_leaf_hashes(hashes: &[[u8; 32]]) -> [u8; 32] {
 /// Merkle root over the JCS bytes of every dependency, sorted bytewise so the
 /// root does not depend on listing order.
 pub fn input_merkle_root(deps: &[ResourceDescriptor]) -> Result<[u8; 32], JcsError> {
-    let mut leaves = deps.iter().map(to_canonical_bytes).collect::<Result<Vec<_>, _>>()?;
+    let mut leaves = deps
+        .iter()
+        .map(to_canonical_bytes)
+        .collect::<Result<Vec<_>, _>>()?;
     leaves.sort_unstable();
     Ok(merkle_tree_hash(&leaves))
 }
@@ -90,7 +108,10 @@ pub fn check_input_merkle_root(provenance: &Provenance) -> Result<(), MerkleErro
     if *recorded == computed {
         Ok(())
     } else {
-        Err(MerkleError::Mismatch { recorded: recorded.clone(), computed })
+        Err(MerkleError::Mismatch {
+            recorded: recorded.clone(),
+            computed,
+        })
     }
 }
 
@@ -103,8 +124,16 @@ mod tests {
     /// reference tests: transparency-dev/merkle, testonly/constants.go
     /// (LeafInputs() and RootHashes(), commit 582a6ad1), the same vectors as
     /// google/certificate-transparency's merkle tree tests.
-    const LEAF_INPUTS: [&str; 8] =
-        ["", "00", "10", "2021", "3031", "40414243", "5051525354555657", "606162636465666768696a6b6c6d6e6f"];
+    const LEAF_INPUTS: [&str; 8] = [
+        "",
+        "00",
+        "10",
+        "2021",
+        "3031",
+        "40414243",
+        "5051525354555657",
+        "606162636465666768696a6b6c6d6e6f",
+    ];
     const ROOTS: [&str; 9] = [
         "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
         "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
@@ -119,9 +148,16 @@ mod tests {
 
     #[test]
     fn rfc6962_reference_roots_for_0_to_8_leaves() {
-        let leaves: Vec<Vec<u8>> = LEAF_INPUTS.iter().map(|h| hex::decode(h).unwrap()).collect();
+        let leaves: Vec<Vec<u8>> = LEAF_INPUTS
+            .iter()
+            .map(|h| hex::decode(h).unwrap())
+            .collect();
         for (n, want) in ROOTS.iter().enumerate() {
-            assert_eq!(hex::encode(merkle_tree_hash(&leaves[..n])), *want, "tree of {n} leaves");
+            assert_eq!(
+                hex::encode(merkle_tree_hash(&leaves[..n])),
+                *want,
+                "tree of {n} leaves"
+            );
         }
     }
 
@@ -149,9 +185,12 @@ mod tests {
 
     fn deps() -> Vec<ResourceDescriptor> {
         vec![
-            ResourceDescriptor::from_uri("pkg:cargo/serde@1.0.228").with_digest(DIGEST_SHA256, "aa".repeat(32)),
-            ResourceDescriptor::from_uri("pkg:cargo/hex@0.4.3").with_digest(DIGEST_SHA256, "bb".repeat(32)),
-            ResourceDescriptor::from_uri("pkg:generic/rootfs@1").with_digest(DIGEST_SHA256, "cc".repeat(32)),
+            ResourceDescriptor::from_uri("pkg:cargo/serde@1.0.228")
+                .with_digest(DIGEST_SHA256, "aa".repeat(32)),
+            ResourceDescriptor::from_uri("pkg:cargo/hex@0.4.3")
+                .with_digest(DIGEST_SHA256, "bb".repeat(32)),
+            ResourceDescriptor::from_uri("pkg:generic/rootfs@1")
+                .with_digest(DIGEST_SHA256, "cc".repeat(32)),
         ]
     }
 
@@ -166,26 +205,52 @@ mod tests {
         assert_eq!(input_merkle_root(&d).unwrap(), merkle_tree_hash(&leaves));
         let mut reversed = d.clone();
         reversed.reverse();
-        assert_eq!(input_merkle_root(&reversed).unwrap(), input_merkle_root(&d).unwrap(), "order-independent");
+        assert_eq!(
+            input_merkle_root(&reversed).unwrap(),
+            input_merkle_root(&d).unwrap(),
+            "order-independent"
+        );
         let mut changed = d.clone();
-        changed[0].digest.insert(DIGEST_SHA256.into(), "ab".repeat(32));
-        assert_ne!(input_merkle_root(&changed).unwrap(), input_merkle_root(&d).unwrap());
+        changed[0]
+            .digest
+            .insert(DIGEST_SHA256.into(), "ab".repeat(32));
+        assert_ne!(
+            input_merkle_root(&changed).unwrap(),
+            input_merkle_root(&d).unwrap()
+        );
         assert_eq!(hex::encode(input_merkle_root(&[]).unwrap()), ROOTS[0]);
     }
 
     #[test]
     fn recorded_root_is_checked() {
         let mut p = Provenance {
-            build_definition: BuildDefinition { build_type: "x:y".into(), resolved_dependencies: deps(), ..Default::default() },
+            build_definition: BuildDefinition {
+                build_type: "x:y".into(),
+                resolved_dependencies: deps(),
+                ..Default::default()
+            },
             run_details: RunDetails::default(),
         };
-        assert!(matches!(check_input_merkle_root(&p), Err(MerkleError::Missing)));
-        p.build_definition.internal_parameters.insert(INPUT_MERKLE_ROOT_KEY.into(), 5.into());
-        assert!(matches!(check_input_merkle_root(&p), Err(MerkleError::NotAString(_))));
+        assert!(matches!(
+            check_input_merkle_root(&p),
+            Err(MerkleError::Missing)
+        ));
+        p.build_definition
+            .internal_parameters
+            .insert(INPUT_MERKLE_ROOT_KEY.into(), 5.into());
+        assert!(matches!(
+            check_input_merkle_root(&p),
+            Err(MerkleError::NotAString(_))
+        ));
         let root = input_merkle_root_hex(&deps()).unwrap();
-        p.build_definition.internal_parameters.insert(INPUT_MERKLE_ROOT_KEY.into(), root.into());
+        p.build_definition
+            .internal_parameters
+            .insert(INPUT_MERKLE_ROOT_KEY.into(), root.into());
         check_input_merkle_root(&p).unwrap();
         p.build_definition.resolved_dependencies.pop();
-        assert!(matches!(check_input_merkle_root(&p), Err(MerkleError::Mismatch { .. })));
+        assert!(matches!(
+            check_input_merkle_root(&p),
+            Err(MerkleError::Mismatch { .. })
+        ));
     }
 }

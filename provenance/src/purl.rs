@@ -39,8 +39,15 @@ pub fn cargo(name: &str, version: &str) -> Result<String, PurlError> {
     non_empty("name", name)?;
     non_empty("version", version)?;
     // crates.io names are ASCII alphanumerics, `-` and `_`.
-    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-        return Err(PurlError::Invalid { component: "name", value: name.into(), reason: "crate names are ASCII letters, digits, '-' and '_'" });
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(PurlError::Invalid {
+            component: "name",
+            value: name.into(),
+            reason: "crate names are ASCII letters, digits, '-' and '_'",
+        });
     }
     let mut purl = PackageUrl::new("cargo", name)?;
     purl.with_version(version);
@@ -51,7 +58,11 @@ pub fn cargo(name: &str, version: &str) -> Result<String, PurlError> {
 ///
 /// Qualifiers are `(key, value)` pairs such as [`QUALIFIER_CHECKSUM`] (see [`sha256_checksum`])
 /// and [`QUALIFIER_DOWNLOAD_URL`]; they are emitted sorted by key as the spec requires.
-pub fn generic(name: &str, version: &str, qualifiers: &[(&str, &str)]) -> Result<String, PurlError> {
+pub fn generic(
+    name: &str,
+    version: &str,
+    qualifiers: &[(&str, &str)],
+) -> Result<String, PurlError> {
     non_empty("name", name)?;
     non_empty("version", version)?;
     no_slash("name", name)?;
@@ -60,10 +71,21 @@ pub fn generic(name: &str, version: &str, qualifiers: &[(&str, &str)]) -> Result
     for (key, value) in qualifiers {
         // The spec drops empty-valued qualifiers; refusing them surfaces the caller's bug instead.
         if value.is_empty() {
-            return Err(PurlError::Invalid { component: "qualifier", value: (*key).into(), reason: "qualifier values may not be empty" });
+            return Err(PurlError::Invalid {
+                component: "qualifier",
+                value: (*key).into(),
+                reason: "qualifier values may not be empty",
+            });
         }
-        if purl.qualifiers().contains_key(&key.to_ascii_lowercase()[..]) {
-            return Err(PurlError::Invalid { component: "qualifier", value: (*key).into(), reason: "qualifier given twice" });
+        if purl
+            .qualifiers()
+            .contains_key(&key.to_ascii_lowercase()[..])
+        {
+            return Err(PurlError::Invalid {
+                component: "qualifier",
+                value: (*key).into(),
+                reason: "qualifier given twice",
+            });
         }
         purl.add_qualifier(key.to_string(), value.to_string())?;
     }
@@ -78,10 +100,15 @@ pub fn github(owner: &str, repo: &str, commit: &str) -> Result<String, PurlError
     no_slash("namespace (owner)", owner)?;
     no_slash("name (repository)", repo)?;
     if !commit.chars().all(|c| c.is_ascii_hexdigit()) || !matches!(commit.len(), 40 | 64) {
-        return Err(PurlError::Invalid { component: "version (commit)", value: commit.into(), reason: "expected a full 40- or 64-digit hex commit id" });
+        return Err(PurlError::Invalid {
+            component: "version (commit)",
+            value: commit.into(),
+            reason: "expected a full 40- or 64-digit hex commit id",
+        });
     }
     let mut purl = PackageUrl::new("github", repo.to_ascii_lowercase())?;
-    purl.with_namespace(owner.to_ascii_lowercase()).with_version(commit.to_ascii_lowercase());
+    purl.with_namespace(owner.to_ascii_lowercase())
+        .with_version(commit.to_ascii_lowercase());
     Ok(purl.to_string())
 }
 
@@ -106,7 +133,11 @@ fn non_empty(component: &'static str, value: &str) -> Result<(), PurlError> {
 /// `packageurl` leaves `/` unencoded, which would move part of the name into the namespace.
 fn no_slash(component: &'static str, value: &str) -> Result<(), PurlError> {
     if value.contains('/') {
-        Err(PurlError::Invalid { component, value: value.into(), reason: "may not contain '/'" })
+        Err(PurlError::Invalid {
+            component,
+            value: value.into(),
+            reason: "may not contain '/'",
+        })
     } else {
         Ok(())
     }
@@ -118,15 +149,32 @@ mod tests {
 
     #[test]
     fn cargo_purls() {
-        assert_eq!(cargo("serde", "1.0.228").unwrap(), "pkg:cargo/serde@1.0.228");
-        assert_eq!(cargo("serde_json", "1.0.0-rc.1").unwrap(), "pkg:cargo/serde_json@1.0.0-rc.1");
+        assert_eq!(
+            cargo("serde", "1.0.228").unwrap(),
+            "pkg:cargo/serde@1.0.228"
+        );
+        assert_eq!(
+            cargo("serde_json", "1.0.0-rc.1").unwrap(),
+            "pkg:cargo/serde_json@1.0.0-rc.1"
+        );
         // SemVer build metadata: '+' must be percent-encoded (it means space in some decoders).
         let p = cargo("zstd-sys", "2.0.13+zstd.1.5.6").unwrap();
         assert_eq!(p, "pkg:cargo/zstd-sys@2.0.13%2Bzstd.1.5.6");
         assert_eq!(parse(&p).unwrap().version(), Some("2.0.13+zstd.1.5.6"));
-        assert_eq!(cargo("x", "1.0.0+build").unwrap(), "pkg:cargo/x@1.0.0%2Bbuild");
-        assert!(matches!(cargo("", "1"), Err(PurlError::Empty { component: "name" })));
-        assert!(matches!(cargo("a", ""), Err(PurlError::Empty { component: "version" })));
+        assert_eq!(
+            cargo("x", "1.0.0+build").unwrap(),
+            "pkg:cargo/x@1.0.0%2Bbuild"
+        );
+        assert!(matches!(
+            cargo("", "1"),
+            Err(PurlError::Empty { component: "name" })
+        ));
+        assert!(matches!(
+            cargo("a", ""),
+            Err(PurlError::Empty {
+                component: "version"
+            })
+        ));
         assert!(matches!(cargo("a/b", "1"), Err(PurlError::Invalid { .. })));
     }
 
@@ -136,7 +184,13 @@ mod tests {
         let p = generic(
             "rust-toolchain",
             "1.85.0",
-            &[(QUALIFIER_DOWNLOAD_URL, "https://static.rust-lang.org/dist/rust-1.85.0-x86_64-unknown-linux-gnu.tar.xz"), (QUALIFIER_CHECKSUM, &sha256_checksum(&sha))],
+            &[
+                (
+                    QUALIFIER_DOWNLOAD_URL,
+                    "https://static.rust-lang.org/dist/rust-1.85.0-x86_64-unknown-linux-gnu.tar.xz",
+                ),
+                (QUALIFIER_CHECKSUM, &sha256_checksum(&sha)),
+            ],
         )
         .unwrap();
         assert_eq!(
@@ -146,28 +200,61 @@ mod tests {
         let back = parse(&p).unwrap();
         assert_eq!(back.ty(), "generic");
         assert_eq!(back.name(), "rust-toolchain");
-        assert_eq!(back.qualifiers().get("checksum").map(|v| v.as_ref()), Some(&*sha256_checksum(&sha)));
+        assert_eq!(
+            back.qualifiers().get("checksum").map(|v| v.as_ref()),
+            Some(&*sha256_checksum(&sha))
+        );
 
-        assert_eq!(generic("rootfs", "2025.01+1", &[]).unwrap(), "pkg:generic/rootfs@2025.01%2B1");
+        assert_eq!(
+            generic("rootfs", "2025.01+1", &[]).unwrap(),
+            "pkg:generic/rootfs@2025.01%2B1"
+        );
         assert_eq!(
             generic("x", "1", &[("download_url", "https://h/a b?c=d#e")]).unwrap(),
             "pkg:generic/x@1?download_url=https://h/a%20b%3Fc%3Dd%23e"
         );
-        assert!(matches!(generic("a/b", "1", &[]), Err(PurlError::Invalid { .. })));
-        assert!(matches!(generic("a", "1", &[("checksum", "")]), Err(PurlError::Invalid { .. })));
-        assert!(matches!(generic("a", "1", &[("checksum", "x"), ("CHECKSUM", "y")]), Err(PurlError::Invalid { .. })));
-        assert!(matches!(generic("a", "1", &[("bad key", "v")]), Err(PurlError::Purl(_))));
+        assert!(matches!(
+            generic("a/b", "1", &[]),
+            Err(PurlError::Invalid { .. })
+        ));
+        assert!(matches!(
+            generic("a", "1", &[("checksum", "")]),
+            Err(PurlError::Invalid { .. })
+        ));
+        assert!(matches!(
+            generic("a", "1", &[("checksum", "x"), ("CHECKSUM", "y")]),
+            Err(PurlError::Invalid { .. })
+        ));
+        assert!(matches!(
+            generic("a", "1", &[("bad key", "v")]),
+            Err(PurlError::Purl(_))
+        ));
     }
 
     #[test]
     fn github_purls() {
         let commit = "0123456789abcdef0123456789abcdef01234567";
-        assert_eq!(github("Kettle-Build", "Kettle", commit).unwrap(), format!("pkg:github/kettle-build/kettle@{commit}"));
-        assert_eq!(github("o", "r", &commit.to_uppercase()).unwrap(), format!("pkg:github/o/r@{commit}"));
+        assert_eq!(
+            github("Kettle-Build", "Kettle", commit).unwrap(),
+            format!("pkg:github/kettle-build/kettle@{commit}")
+        );
+        assert_eq!(
+            github("o", "r", &commit.to_uppercase()).unwrap(),
+            format!("pkg:github/o/r@{commit}")
+        );
         let sha256_commit = "ab".repeat(32);
         assert!(github("o", "r", &sha256_commit).is_ok());
-        assert!(matches!(github("o", "r", "main"), Err(PurlError::Invalid { .. })));
-        assert!(matches!(github("o/x", "r", commit), Err(PurlError::Invalid { .. })));
-        assert!(matches!(github("", "r", commit), Err(PurlError::Empty { .. })));
+        assert!(matches!(
+            github("o", "r", "main"),
+            Err(PurlError::Invalid { .. })
+        ));
+        assert!(matches!(
+            github("o/x", "r", commit),
+            Err(PurlError::Invalid { .. })
+        ));
+        assert!(matches!(
+            github("", "r", commit),
+            Err(PurlError::Empty { .. })
+        ));
     }
 }

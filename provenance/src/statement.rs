@@ -64,7 +64,9 @@ impl Statement<Provenance> {
 
     /// The subject named `name`, if any.
     pub fn subject_named(&self, name: &str) -> Option<&ResourceDescriptor> {
-        self.subject.iter().find(|s| s.name.as_deref() == Some(name))
+        self.subject
+            .iter()
+            .find(|s| s.name.as_deref() == Some(name))
     }
 }
 
@@ -172,7 +174,11 @@ pub struct ResourceDescriptor {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_type: Option<String>,
     /// The resource's bytes inline (base64 on the wire, as protobuf JSON `bytes`).
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "base64_bytes")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "base64_bytes"
+    )]
     pub content: Option<Vec<u8>>,
     /// Free-form extra information.
     #[serde(default, skip_serializing_if = "Map::is_empty")]
@@ -199,7 +205,10 @@ impl ResourceDescriptor {
 
     /// A descriptor identified by `uri` (e.g. a Package URL or git URL).
     pub fn from_uri(uri: impl Into<String>) -> Self {
-        ResourceDescriptor { uri: Some(uri.into()), ..Default::default() }
+        ResourceDescriptor {
+            uri: Some(uri.into()),
+            ..Default::default()
+        }
     }
 
     /// Adds (or replaces) the digest for `algorithm` (e.g. [`DIGEST_SHA256`]).
@@ -294,7 +303,10 @@ mod tests {
                     ..Default::default()
                 },
                 run_details: RunDetails {
-                    builder: Builder { id: ids::BUILDER_ID.into(), ..Default::default() },
+                    builder: Builder {
+                        id: ids::BUILDER_ID.into(),
+                        ..Default::default()
+                    },
                     ..Default::default()
                 },
             },
@@ -348,7 +360,12 @@ mod tests {
         let st: Statement = Statement::from_json(text).unwrap();
         assert_eq!(st.predicate.build_definition.build_type, "x");
         assert_eq!(
-            st.predicate.run_details.metadata.unwrap().started_on.as_deref(),
+            st.predicate
+                .run_details
+                .metadata
+                .unwrap()
+                .started_on
+                .as_deref(),
             Some("2024-01-01T00:00:00Z")
         );
 
@@ -363,14 +380,18 @@ mod tests {
         let path = dir.path().join("artifact");
         let data: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
         std::fs::write(&path, &data).unwrap();
-        assert_eq!(ResourceDescriptor::for_file("a", &path).unwrap(), ResourceDescriptor::for_bytes("a", &data));
+        assert_eq!(
+            ResourceDescriptor::for_file("a", &path).unwrap(),
+            ResourceDescriptor::for_bytes("a", &data)
+        );
         assert!(ResourceDescriptor::for_file("a", &dir.path().join("missing")).is_err());
     }
 
     #[test]
     fn content_accepts_protobuf_base64_variants() {
         for text in ["AAEC/w==", "AAEC/w", "AAEC_w==", "AAEC_w"] {
-            let rd: ResourceDescriptor = serde_json::from_str(&format!(r#"{{"content":"{text}"}}"#)).unwrap();
+            let rd: ResourceDescriptor =
+                serde_json::from_str(&format!(r#"{{"content":"{text}"}}"#)).unwrap();
             assert_eq!(rd.content.as_deref(), Some(&[0u8, 1, 2, 255][..]), "{text}");
         }
     }
@@ -382,7 +403,10 @@ mod tests {
         let back = Statement::from_json(&bytes).unwrap();
         assert_eq!(back, st);
         assert_eq!(back.to_canonical_bytes().unwrap(), bytes);
-        assert_eq!(back.subject_named("bin/app").and_then(|s| s.sha256()), st.subject[0].sha256());
+        assert_eq!(
+            back.subject_named("bin/app").and_then(|s| s.sha256()),
+            st.subject[0].sha256()
+        );
         assert!(back.subject_named("nope").is_none());
     }
 
@@ -390,5 +414,58 @@ mod tests {
     fn rejects_bad_base64_content() {
         let err = serde_json::from_str::<ResourceDescriptor>(r#"{"content":"!!"}"#).unwrap_err();
         assert!(err.to_string().contains("base64"), "{err}");
+    }
+
+    #[test]
+    fn golden_canonical_bytes() {
+        // Fixes the exact wire form: key order, omitted empties, base64 content.
+        let mut ext = JsonObject::new();
+        ext.insert("repository".into(), json!("https://github.com/o/r"));
+        ext.insert("ref".into(), json!("refs/tags/v1"));
+        let mut int = JsonObject::new();
+        int.insert("hermetic".into(), json!(true));
+        let st = Statement::new(
+            vec![ResourceDescriptor::for_bytes("app", b"hello")],
+            Provenance {
+                build_definition: BuildDefinition {
+                    build_type: ids::BUILD_TYPE_SCRIPT.into(),
+                    external_parameters: ext,
+                    internal_parameters: int,
+                    resolved_dependencies: vec![ResourceDescriptor::from_uri("pkg:cargo/a@1")
+                        .with_digest("sha256", "00".repeat(32))],
+                },
+                run_details: RunDetails {
+                    builder: Builder {
+                        id: ids::BUILDER_ID.into(),
+                        version: [("kettle".to_string(), "0.1.0".to_string())].into(),
+                        builder_dependencies: vec![],
+                    },
+                    metadata: Some(BuildMetadata {
+                        invocation_id: Some("i-1".into()),
+                        started_on: Some("2025-01-01T00:00:00Z".into()),
+                        finished_on: Some("2025-01-01T00:01:00Z".into()),
+                    }),
+                    byproducts: vec![ResourceDescriptor::default()
+                        .with_name("log")
+                        .with_content(b"ok\n".to_vec())
+                        .with_media_type("text/plain")],
+                },
+            },
+        );
+        let expected = concat!(
+            r#"{"_type":"https://in-toto.io/Statement/v1","predicate":{"buildDefinition":{"buildType":"https://kettle.confidential.ai/script/v1","#,
+            r#""externalParameters":{"ref":"refs/tags/v1","repository":"https://github.com/o/r"},"internalParameters":{"hermetic":true},"#,
+            r#""resolvedDependencies":[{"digest":{"sha256":"0000000000000000000000000000000000000000000000000000000000000000"},"uri":"pkg:cargo/a@1"}]},"#,
+            r#""runDetails":{"builder":{"id":"https://kettle.confidential.ai/tee-builder/v1","version":{"kettle":"0.1.0"}},"#,
+            r#""byproducts":[{"content":"b2sK","mediaType":"text/plain","name":"log"}],"#,
+            r#""metadata":{"finishedOn":"2025-01-01T00:01:00Z","invocationId":"i-1","startedOn":"2025-01-01T00:00:00Z"}}},"#,
+            r#""predicateType":"https://slsa.dev/provenance/v1","#,
+            r#""subject":[{"digest":{"sha256":"2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"},"name":"app"}]}"#
+        );
+        assert_eq!(
+            String::from_utf8(st.to_canonical_bytes().unwrap()).unwrap(),
+            expected
+        );
+        st.validate().unwrap();
     }
 }

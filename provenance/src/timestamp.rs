@@ -28,7 +28,13 @@ pub struct Timestamp {
 /// Parses `YYYY-MM-DDTHH:MM:SS[.1-9 digits]Z`; offsets other than `Z` are refused.
 pub fn parse_rfc3339_utc(text: &str) -> Result<Timestamp, TimestampError> {
     let b = text.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return Err(TimestampError::Shape);
     }
     if *b.last().unwrap() != b'Z' {
@@ -39,7 +45,9 @@ pub fn parse_rfc3339_utc(text: &str) -> Result<Timestamp, TimestampError> {
         if !digits.iter().all(u8::is_ascii_digit) {
             return Err(TimestampError::Shape);
         }
-        Ok(digits.iter().fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0')))
+        Ok(digits
+            .iter()
+            .fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0')))
     };
     let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
@@ -71,7 +79,10 @@ pub fn parse_rfc3339_utc(text: &str) -> Result<Timestamp, TimestampError> {
     }
     let days = days_from_civil(i64::from(year), month, day);
     let unix_seconds = days * 86_400 + i64::from(hour * 3600 + minute * 60 + second);
-    Ok(Timestamp { unix_seconds, nanos })
+    Ok(Timestamp {
+        unix_seconds,
+        nanos,
+    })
 }
 
 /// Formats whole seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ`.
@@ -79,7 +90,12 @@ pub fn format_rfc3339_utc(unix_seconds: i64) -> String {
     let days = unix_seconds.div_euclid(86_400);
     let secs = unix_seconds.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs / 60 % 60, secs % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
 }
 
 /// The current time as `YYYY-MM-DDTHH:MM:SSZ` (for startedOn / finishedOn).
@@ -135,19 +151,40 @@ mod tests {
 
     #[test]
     fn known_instants() {
-        assert_eq!(parse_rfc3339_utc("1970-01-01T00:00:00Z").unwrap(), Timestamp { unix_seconds: 0, nanos: 0 });
+        assert_eq!(
+            parse_rfc3339_utc("1970-01-01T00:00:00Z").unwrap(),
+            Timestamp {
+                unix_seconds: 0,
+                nanos: 0
+            }
+        );
         // `date -u -d 2024-02-29T12:34:56Z +%s` = 1709210096
-        assert_eq!(parse_rfc3339_utc("2024-02-29T12:34:56.5Z").unwrap(), Timestamp { unix_seconds: 1_709_210_096, nanos: 500_000_000 });
+        assert_eq!(
+            parse_rfc3339_utc("2024-02-29T12:34:56.5Z").unwrap(),
+            Timestamp {
+                unix_seconds: 1_709_210_096,
+                nanos: 500_000_000
+            }
+        );
         assert_eq!(format_rfc3339_utc(1_709_210_096), "2024-02-29T12:34:56Z");
         assert_eq!(format_rfc3339_utc(-1), "1969-12-31T23:59:59Z");
-        assert_eq!(parse_rfc3339_utc("1969-12-31T23:59:59Z").unwrap().unix_seconds, -1);
+        assert_eq!(
+            parse_rfc3339_utc("1969-12-31T23:59:59Z")
+                .unwrap()
+                .unix_seconds,
+            -1
+        );
     }
 
     #[test]
     fn format_and_parse_round_trip_across_centuries() {
         for secs in (-2_208_988_800i64..=4_102_444_800).step_by(86_400 * 37 + 3_601) {
             let text = format_rfc3339_utc(secs);
-            assert_eq!(parse_rfc3339_utc(&text).unwrap().unix_seconds, secs, "{text}");
+            assert_eq!(
+                parse_rfc3339_utc(&text).unwrap().unix_seconds,
+                secs,
+                "{text}"
+            );
         }
         assert!(parse_rfc3339_utc(&now_rfc3339_utc()).is_ok());
     }
@@ -155,15 +192,34 @@ mod tests {
     #[test]
     fn refuses_non_utc_and_malformed() {
         for bad in [
-            "2024-01-01T00:00:00+00:00", "2024-01-01T00:00:00z", "2024-01-01t00:00:00Z", "2024-01-01 00:00:00Z",
-            "2024-01-01T00:00:00", "2024-01-01T00:00:00.Z", "2024-01-01T00:00:00.1234567890Z", "2024-1-01T00:00:00Z",
-            "2024-01-01T00:00:0aZ", "",
+            "2024-01-01T00:00:00+00:00",
+            "2024-01-01T00:00:00z",
+            "2024-01-01t00:00:00Z",
+            "2024-01-01 00:00:00Z",
+            "2024-01-01T00:00:00",
+            "2024-01-01T00:00:00.Z",
+            "2024-01-01T00:00:00.1234567890Z",
+            "2024-1-01T00:00:00Z",
+            "2024-01-01T00:00:0aZ",
+            "",
         ] {
             assert_eq!(parse_rfc3339_utc(bad), Err(TimestampError::Shape), "{bad}");
         }
-        assert_eq!(parse_rfc3339_utc("2023-02-29T00:00:00Z"), Err(TimestampError::Range("day")));
-        assert_eq!(parse_rfc3339_utc("2024-13-01T00:00:00Z"), Err(TimestampError::Range("month")));
-        assert_eq!(parse_rfc3339_utc("2024-01-01T24:00:00Z"), Err(TimestampError::Range("hour")));
-        assert_eq!(parse_rfc3339_utc("2024-01-01T00:00:60Z"), Err(TimestampError::Range("second")));
+        assert_eq!(
+            parse_rfc3339_utc("2023-02-29T00:00:00Z"),
+            Err(TimestampError::Range("day"))
+        );
+        assert_eq!(
+            parse_rfc3339_utc("2024-13-01T00:00:00Z"),
+            Err(TimestampError::Range("month"))
+        );
+        assert_eq!(
+            parse_rfc3339_utc("2024-01-01T24:00:00Z"),
+            Err(TimestampError::Range("hour"))
+        );
+        assert_eq!(
+            parse_rfc3339_utc("2024-01-01T00:00:60Z"),
+            Err(TimestampError::Range("second"))
+        );
     }
 }

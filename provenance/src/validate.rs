@@ -50,7 +50,9 @@ pub enum ValidationError {
         reason: String,
     },
     /// A ResourceDescriptor has none of uri, digest, content.
-    #[error("{location} has none of uri, digest, content: a ResourceDescriptor must set at least one")]
+    #[error(
+        "{location} has none of uri, digest, content: a ResourceDescriptor must set at least one"
+    )]
     EmptyDescriptor {
         /// Where, e.g. `byproducts[1]`.
         location: String,
@@ -93,10 +95,14 @@ impl Statement<Provenance> {
     /// Checks every rule above, returning the first one broken.
     pub fn validate(&self) -> Result<(), ValidationError> {
         if self.type_ != ids::STATEMENT_TYPE {
-            return Err(ValidationError::WrongStatementType { found: self.type_.clone() });
+            return Err(ValidationError::WrongStatementType {
+                found: self.type_.clone(),
+            });
         }
         if self.predicate_type != ids::PREDICATE_TYPE_SLSA {
-            return Err(ValidationError::WrongPredicateType { found: self.predicate_type.clone() });
+            return Err(ValidationError::WrongPredicateType {
+                found: self.predicate_type.clone(),
+            });
         }
         if self.subject.is_empty() {
             return Err(ValidationError::EmptySubject);
@@ -117,15 +123,29 @@ impl Statement<Provenance> {
 
         let def = &self.predicate.build_definition;
         check_uri("buildDefinition.buildType", &def.build_type)?;
-        check_descriptors(&def.resolved_dependencies, "buildDefinition.resolvedDependencies")?;
+        check_descriptors(
+            &def.resolved_dependencies,
+            "buildDefinition.resolvedDependencies",
+        )?;
 
         let run = &self.predicate.run_details;
         check_uri("runDetails.builder.id", &run.builder.id)?;
-        check_descriptors(&run.builder.builder_dependencies, "runDetails.builder.builderDependencies")?;
+        check_descriptors(
+            &run.builder.builder_dependencies,
+            "runDetails.builder.builderDependencies",
+        )?;
         check_descriptors(&run.byproducts, "runDetails.byproducts")?;
         if let Some(meta) = &run.metadata {
-            let started = meta.started_on.as_deref().map(|v| timestamp("startedOn", v)).transpose()?;
-            let finished = meta.finished_on.as_deref().map(|v| timestamp("finishedOn", v)).transpose()?;
+            let started = meta
+                .started_on
+                .as_deref()
+                .map(|v| timestamp("startedOn", v))
+                .transpose()?;
+            let finished = meta
+                .finished_on
+                .as_deref()
+                .map(|v| timestamp("finishedOn", v))
+                .transpose()?;
             if let (Some(s), Some(f)) = (started, finished) {
                 if f < s {
                     return Err(ValidationError::FinishedBeforeStarted {
@@ -139,18 +159,29 @@ impl Statement<Provenance> {
     }
 }
 
-fn timestamp(field: &'static str, value: &str) -> Result<crate::timestamp::Timestamp, ValidationError> {
-    parse_rfc3339_utc(value).map_err(|reason| ValidationError::BadTimestamp { field, value: value.into(), reason })
+fn timestamp(
+    field: &'static str,
+    value: &str,
+) -> Result<crate::timestamp::Timestamp, ValidationError> {
+    parse_rfc3339_utc(value).map_err(|reason| ValidationError::BadTimestamp {
+        field,
+        value: value.into(),
+        reason,
+    })
 }
 
 fn check_descriptors(list: &[ResourceDescriptor], field: &str) -> Result<(), ValidationError> {
-    list.iter().enumerate().try_for_each(|(i, rd)| check_descriptor(rd, &format!("{field}[{i}]")))
+    list.iter()
+        .enumerate()
+        .try_for_each(|(i, rd)| check_descriptor(rd, &format!("{field}[{i}]")))
 }
 
 /// in-toto ResourceDescriptor rules: something to identify it by, well-formed digests and uri.
 fn check_descriptor(rd: &ResourceDescriptor, location: &str) -> Result<(), ValidationError> {
     if rd.uri.is_none() && rd.digest.is_empty() && rd.content.is_none() {
-        return Err(ValidationError::EmptyDescriptor { location: location.into() });
+        return Err(ValidationError::EmptyDescriptor {
+            location: location.into(),
+        });
     }
     if let Some(uri) = &rd.uri {
         check_uri(&format!("{location}.uri"), uri)?;
@@ -194,7 +225,11 @@ fn check_digest(algorithm: &str, value: &str) -> Result<(), String> {
     match expected_hex_lengths(algorithm) {
         Some(lengths) if !lengths.contains(&value.len()) => Err(format!(
             "{algorithm} needs {} hex digits, found {}",
-            lengths.iter().map(usize::to_string).collect::<Vec<_>>().join(" or "),
+            lengths
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(" or "),
             value.len()
         )),
         _ => Ok(()),
@@ -217,7 +252,10 @@ fn check_uri(field: &str, value: &str) -> Result<(), ValidationError> {
     if ok {
         Ok(())
     } else {
-        Err(ValidationError::NotAUri { field: field.into(), value: value.into() })
+        Err(ValidationError::NotAUri {
+            field: field.into(),
+            value: value.into(),
+        })
     }
 }
 
@@ -230,7 +268,10 @@ mod tests {
 
     fn valid() -> Statement {
         Statement::new(
-            vec![ResourceDescriptor::for_bytes("bin/a", b"a"), ResourceDescriptor::for_bytes("bin/b", b"b")],
+            vec![
+                ResourceDescriptor::for_bytes("bin/a", b"a"),
+                ResourceDescriptor::for_bytes("bin/b", b"b"),
+            ],
             Provenance {
                 build_definition: BuildDefinition {
                     build_type: ids::BUILD_TYPE_CARGO.into(),
@@ -238,14 +279,17 @@ mod tests {
                         ResourceDescriptor::from_uri("git+https://github.com/o/r@refs/heads/main")
                             .with_digest(DIGEST_GIT_COMMIT, "a".repeat(40))
                             .with_digest(DIGEST_GIT_TREE, "b".repeat(64)),
-                        ResourceDescriptor::from_uri("pkg:cargo/serde@1.0.228").with_digest(DIGEST_SHA256, SHA),
+                        ResourceDescriptor::from_uri("pkg:cargo/serde@1.0.228")
+                            .with_digest(DIGEST_SHA256, SHA),
                     ],
                     ..Default::default()
                 },
                 run_details: RunDetails {
                     builder: Builder {
                         id: ids::BUILDER_ID.into(),
-                        builder_dependencies: vec![ResourceDescriptor::default().with_content(b"x".to_vec())],
+                        builder_dependencies: vec![
+                            ResourceDescriptor::default().with_content(b"x".to_vec())
+                        ],
                         ..Default::default()
                     },
                     metadata: Some(BuildMetadata {
@@ -262,7 +306,8 @@ mod tests {
     fn broken(f: impl FnOnce(&mut Statement)) -> ValidationError {
         let mut st = valid();
         f(&mut st);
-        st.validate().expect_err("statement should have been rejected")
+        st.validate()
+            .expect_err("statement should have been rejected")
     }
 
     #[test]
@@ -273,13 +318,19 @@ mod tests {
     #[test]
     fn wrong_statement_type() {
         let e = broken(|s| s.type_ = "https://in-toto.io/Statement/v0.1".into());
-        assert!(matches!(e, ValidationError::WrongStatementType { .. }), "{e}");
+        assert!(
+            matches!(e, ValidationError::WrongStatementType { .. }),
+            "{e}"
+        );
     }
 
     #[test]
     fn wrong_predicate_type() {
         let e = broken(|s| s.predicate_type = "https://slsa.dev/provenance/v0.2".into());
-        assert!(matches!(e, ValidationError::WrongPredicateType { .. }), "{e}");
+        assert!(
+            matches!(e, ValidationError::WrongPredicateType { .. }),
+            "{e}"
+        );
     }
 
     #[test]
@@ -289,8 +340,14 @@ mod tests {
 
     #[test]
     fn subject_without_digest() {
-        let e = broken(|s| s.subject[1] = ResourceDescriptor::from_uri("pkg:generic/x").with_name("x"));
-        assert_eq!(e, ValidationError::SubjectWithoutDigest { location: "subject[1]".into() });
+        let e =
+            broken(|s| s.subject[1] = ResourceDescriptor::from_uri("pkg:generic/x").with_name("x"));
+        assert_eq!(
+            e,
+            ValidationError::SubjectWithoutDigest {
+                location: "subject[1]".into()
+            }
+        );
     }
 
     #[test]
@@ -302,15 +359,26 @@ mod tests {
             st.validate()
         };
         for (alg, good) in [
-            ("sha256", vec![64]), ("sha384", vec![96]), ("sha512", vec![128]), ("sha1", vec![40]),
-            ("gitCommit", vec![40, 64]), ("gitTree", vec![40, 64]),
+            ("sha256", vec![64]),
+            ("sha384", vec![96]),
+            ("sha512", vec![128]),
+            ("sha1", vec![40]),
+            ("gitCommit", vec![40, 64]),
+            ("gitTree", vec![40, 64]),
         ] {
             for len in [32usize, 40, 63, 64, 65, 96, 128] {
                 let r = with(alg, "0".repeat(len));
-                assert_eq!(r.is_ok(), good.contains(&len), "{alg} with {len} hex digits: {r:?}");
+                assert_eq!(
+                    r.is_ok(),
+                    good.contains(&len),
+                    "{alg} with {len} hex digits: {r:?}"
+                );
                 if let Err(e) = r {
-                    assert!(matches!(&e, ValidationError::BadDigest { location, .. }
-                        if location == "buildDefinition.resolvedDependencies[1]"), "{e}");
+                    assert!(
+                        matches!(&e, ValidationError::BadDigest { location, .. }
+                        if location == "buildDefinition.resolvedDependencies[1]"),
+                        "{e}"
+                    );
                 }
             }
         }
@@ -321,55 +389,148 @@ mod tests {
 
     #[test]
     fn digest_must_be_lowercase_hex() {
-        for bad in [SHA.to_uppercase(), format!("{}g", &SHA[..63]), String::new()] {
-            let e = broken(|s| { s.subject[0].digest.insert("sha256".into(), bad.clone()); });
+        for bad in [
+            SHA.to_uppercase(),
+            format!("{}g", &SHA[..63]),
+            String::new(),
+        ] {
+            let e = broken(|s| {
+                s.subject[0].digest.insert("sha256".into(), bad.clone());
+            });
             assert!(matches!(e, ValidationError::BadDigest { .. }), "{bad}: {e}");
         }
     }
 
     #[test]
     fn timestamps_must_be_utc_z() {
-        let e = broken(|s| s.predicate.run_details.metadata.as_mut().unwrap().started_on = Some("2025-01-01T00:00:00+01:00".into()));
-        assert!(matches!(e, ValidationError::BadTimestamp { field: "startedOn", .. }), "{e}");
-        let e = broken(|s| s.predicate.run_details.metadata.as_mut().unwrap().finished_on = Some("yesterday".into()));
-        assert!(matches!(e, ValidationError::BadTimestamp { field: "finishedOn", .. }), "{e}");
+        let e = broken(|s| {
+            s.predicate
+                .run_details
+                .metadata
+                .as_mut()
+                .unwrap()
+                .started_on = Some("2025-01-01T00:00:00+01:00".into())
+        });
+        assert!(
+            matches!(
+                e,
+                ValidationError::BadTimestamp {
+                    field: "startedOn",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let e = broken(|s| {
+            s.predicate
+                .run_details
+                .metadata
+                .as_mut()
+                .unwrap()
+                .finished_on = Some("yesterday".into())
+        });
+        assert!(
+            matches!(
+                e,
+                ValidationError::BadTimestamp {
+                    field: "finishedOn",
+                    ..
+                }
+            ),
+            "{e}"
+        );
     }
 
     #[test]
     fn finished_not_before_started() {
-        let e = broken(|s| s.predicate.run_details.metadata.as_mut().unwrap().finished_on = Some("2024-12-31T23:59:59.999Z".into()));
-        assert!(matches!(e, ValidationError::FinishedBeforeStarted { .. }), "{e}");
+        let e = broken(|s| {
+            s.predicate
+                .run_details
+                .metadata
+                .as_mut()
+                .unwrap()
+                .finished_on = Some("2024-12-31T23:59:59.999Z".into())
+        });
+        assert!(
+            matches!(e, ValidationError::FinishedBeforeStarted { .. }),
+            "{e}"
+        );
     }
 
     #[test]
     fn every_descriptor_needs_uri_digest_or_content() {
-        let e = broken(|s| s.predicate.build_definition.resolved_dependencies.push(ResourceDescriptor::default().with_name("x")));
-        assert_eq!(e, ValidationError::EmptyDescriptor { location: "buildDefinition.resolvedDependencies[2]".into() });
-        let e = broken(|s| s.predicate.run_details.byproducts.push(ResourceDescriptor::default()));
-        assert_eq!(e, ValidationError::EmptyDescriptor { location: "runDetails.byproducts[1]".into() });
+        let e = broken(|s| {
+            s.predicate
+                .build_definition
+                .resolved_dependencies
+                .push(ResourceDescriptor::default().with_name("x"))
+        });
+        assert_eq!(
+            e,
+            ValidationError::EmptyDescriptor {
+                location: "buildDefinition.resolvedDependencies[2]".into()
+            }
+        );
+        let e = broken(|s| {
+            s.predicate
+                .run_details
+                .byproducts
+                .push(ResourceDescriptor::default())
+        });
+        assert_eq!(
+            e,
+            ValidationError::EmptyDescriptor {
+                location: "runDetails.byproducts[1]".into()
+            }
+        );
         let e = broken(|s| s.predicate.run_details.builder.builder_dependencies[0].content = None);
-        assert_eq!(e, ValidationError::EmptyDescriptor { location: "runDetails.builder.builderDependencies[0]".into() });
+        assert_eq!(
+            e,
+            ValidationError::EmptyDescriptor {
+                location: "runDetails.builder.builderDependencies[0]".into()
+            }
+        );
     }
 
     #[test]
     fn descriptor_uri_must_be_a_uri() {
-        let e = broken(|s| s.predicate.build_definition.resolved_dependencies[1].uri = Some("serde 1.0".into()));
+        let e = broken(|s| {
+            s.predicate.build_definition.resolved_dependencies[1].uri = Some("serde 1.0".into())
+        });
         assert!(matches!(e, ValidationError::NotAUri { .. }), "{e}");
     }
 
     #[test]
     fn subject_names_unique() {
         let e = broken(|s| s.subject[1].name = Some("bin/a".into()));
-        assert_eq!(e, ValidationError::DuplicateSubjectName { name: "bin/a".into() });
+        assert_eq!(
+            e,
+            ValidationError::DuplicateSubjectName {
+                name: "bin/a".into()
+            }
+        );
     }
 
     #[test]
     fn build_type_and_builder_id_are_uris() {
-        for bad in ["", "cargo-build", ":x", "1http://x", "https:", "https://a b"] {
+        for bad in [
+            "",
+            "cargo-build",
+            ":x",
+            "1http://x",
+            "https:",
+            "https://a b",
+        ] {
             let e = broken(|s| s.predicate.build_definition.build_type = bad.into());
-            assert!(matches!(&e, ValidationError::NotAUri { field, .. } if field == "buildDefinition.buildType"), "{bad}: {e}");
+            assert!(
+                matches!(&e, ValidationError::NotAUri { field, .. } if field == "buildDefinition.buildType"),
+                "{bad}: {e}"
+            );
             let e = broken(|s| s.predicate.run_details.builder.id = bad.into());
-            assert!(matches!(&e, ValidationError::NotAUri { field, .. } if field == "runDetails.builder.id"), "{bad}: {e}");
+            assert!(
+                matches!(&e, ValidationError::NotAUri { field, .. } if field == "runDetails.builder.id"),
+                "{bad}: {e}"
+            );
         }
     }
 }

@@ -9,8 +9,8 @@ use kettle_provenance::git::ObjectFormat;
 use kettle_provenance::merkle::{input_merkle_root_hex, INPUT_MERKLE_ROOT_KEY};
 use kettle_provenance::statement::{DIGEST_GIT_COMMIT, DIGEST_GIT_TREE, DIGEST_SHA256};
 use kettle_provenance::{
-    git, ids, jcs, purl, BuildDefinition, BuildMetadata, Builder, JsonObject, Provenance, ResourceDescriptor,
-    RunDetails, Statement,
+    git, ids, jcs, purl, BuildDefinition, BuildMetadata, Builder, JsonObject, Provenance,
+    ResourceDescriptor, RunDetails, Statement,
 };
 use serde_json::json;
 
@@ -21,7 +21,10 @@ fn peer_python() -> Option<PathBuf> {
     if python.exists() {
         return Some(python);
     }
-    let msg = format!("peer venv missing: {} not found (set KETTLE_VENV or run the setup script)", python.display());
+    let msg = format!(
+        "peer venv missing: {} not found (set KETTLE_VENV or run the setup script)",
+        python.display()
+    );
     if std::env::var("CI").as_deref() == Ok("true") {
         panic!("{msg}");
     }
@@ -35,8 +38,16 @@ fn peer_check(python: &Path, bytes: &[u8]) -> (i32, String) {
     let file = dir.path().join("provenance.json");
     std::fs::write(&file, bytes).unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peer_check.py");
-    let out = Command::new(python).arg(&script).arg(&file).output().expect("run peer_check.py");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(python)
+        .arg(&script)
+        .arg(&file)
+        .output()
+        .expect("run peer_check.py");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.code().unwrap_or(-1), text)
 }
 
@@ -83,13 +94,19 @@ fn sample_statement() -> Statement {
     ];
 
     let mut external = JsonObject::new();
-    external.insert("repository".into(), json!("https://github.com/kettle-build/example"));
+    external.insert(
+        "repository".into(),
+        json!("https://github.com/kettle-build/example"),
+    );
     external.insert("ref".into(), json!("refs/heads/main"));
     external.insert("profile".into(), json!("release"));
     let mut internal = JsonObject::new();
     internal.insert("tee_platform".into(), json!("amd-sev-snp"));
     internal.insert("kettle_version".into(), json!("0.1.0"));
-    internal.insert(INPUT_MERKLE_ROOT_KEY.into(), json!(input_merkle_root_hex(&resolved).unwrap()));
+    internal.insert(
+        INPUT_MERKLE_ROOT_KEY.into(),
+        json!(input_merkle_root_hex(&resolved).unwrap()),
+    );
     internal.insert("hermetic".into(), json!(true));
     internal.insert("vcpus".into(), json!(4));
 
@@ -108,10 +125,14 @@ fn sample_statement() -> Statement {
             run_details: RunDetails {
                 builder: Builder {
                     id: ids::BUILDER_ID.into(),
-                    version: [("kettle-init".to_string(), "0.1.0".to_string())].into_iter().collect(),
-                    builder_dependencies: vec![ResourceDescriptor::from_uri("pkg:generic/kettle-image@0.1.0")
-                        .with_digest(DIGEST_SHA256, sha256_hex(b"image manifest"))
-                        .with_annotation("launchDigest", "ab".repeat(48))],
+                    version: [("kettle-init".to_string(), "0.1.0".to_string())]
+                        .into_iter()
+                        .collect(),
+                    builder_dependencies: vec![ResourceDescriptor::from_uri(
+                        "pkg:generic/kettle-image@0.1.0",
+                    )
+                    .with_digest(DIGEST_SHA256, sha256_hex(b"image manifest"))
+                    .with_annotation("launchDigest", "ab".repeat(48))],
                 },
                 metadata: Some(BuildMetadata {
                     invocation_id: Some("0f0e0d0c-0b0a-4908-8706-050403020100".into()),
@@ -158,21 +179,64 @@ fn peer_checks_reject_broken_statements() {
     // (what is broken, the peer's reason it must give, how to break it)
     type Breaker = Box<dyn Fn(&mut serde_json::Value)>;
     let cases: Vec<(&str, &str, Breaker)> = vec![
-        ("wrong _type", "Wrong statement type", Box::new(|v| v["_type"] = json!("https://in-toto.io/Statement/v0.1"))),
-        ("empty subject", "At least one subject required", Box::new(|v| v["subject"] = json!([]))),
-        ("subject without digest", "At least one digest required", Box::new(|v| v["subject"][0] = json!({"name": "x"}))),
-        ("wrong predicateType", "predicateType is", Box::new(|v| v["predicateType"] = json!("https://slsa.dev/provenance/v0.2"))),
-        ("unknown predicate field", "has no field named \"bogus\"", Box::new(|v| v["predicate"]["buildDefinition"]["bogus"] = json!(1))),
-        ("non-UTC timestamp", "startedOn", Box::new(|v| v["predicate"]["runDetails"]["metadata"]["startedOn"] = json!("yesterday"))),
-        ("empty dependency", "resolvedDependencies[0]", Box::new(|v| v["predicate"]["buildDefinition"]["resolvedDependencies"][0] = json!({}))),
-        ("finished before started", "finishedOn is before startedOn", Box::new(|v| v["predicate"]["runDetails"]["metadata"]["finishedOn"] = json!("2025-11-23T09:00:00Z"))),
+        (
+            "wrong _type",
+            "Wrong statement type",
+            Box::new(|v| v["_type"] = json!("https://in-toto.io/Statement/v0.1")),
+        ),
+        (
+            "empty subject",
+            "At least one subject required",
+            Box::new(|v| v["subject"] = json!([])),
+        ),
+        (
+            "subject without digest",
+            "At least one digest required",
+            Box::new(|v| v["subject"][0] = json!({"name": "x"})),
+        ),
+        (
+            "wrong predicateType",
+            "predicateType is",
+            Box::new(|v| v["predicateType"] = json!("https://slsa.dev/provenance/v0.2")),
+        ),
+        (
+            "unknown predicate field",
+            "has no field named \"bogus\"",
+            Box::new(|v| v["predicate"]["buildDefinition"]["bogus"] = json!(1)),
+        ),
+        (
+            "non-UTC timestamp",
+            "startedOn",
+            Box::new(|v| {
+                v["predicate"]["runDetails"]["metadata"]["startedOn"] = json!("yesterday")
+            }),
+        ),
+        (
+            "empty dependency",
+            "resolvedDependencies[0]",
+            Box::new(|v| v["predicate"]["buildDefinition"]["resolvedDependencies"][0] = json!({})),
+        ),
+        (
+            "finished before started",
+            "finishedOn is before startedOn",
+            Box::new(|v| {
+                v["predicate"]["runDetails"]["metadata"]["finishedOn"] =
+                    json!("2025-11-23T09:00:00Z")
+            }),
+        ),
     ];
     for (what, reason, break_it) in cases {
         let mut v: serde_json::Value = serde_json::from_slice(&canonical).unwrap();
         break_it(&mut v);
         let bytes = jcs::canonicalize_json(&serde_json::to_vec(&v).unwrap()).unwrap();
         let (code, text) = peer_check(&python, &bytes);
-        assert_eq!(code, 1, "{what}: peers accepted a broken Statement:\n{text}");
-        assert!(text.contains("REJECTED") && text.contains(reason), "{what}: expected {reason:?} in:\n{text}");
+        assert_eq!(
+            code, 1,
+            "{what}: peers accepted a broken Statement:\n{text}"
+        );
+        assert!(
+            text.contains("REJECTED") && text.contains(reason),
+            "{what}: expected {reason:?} in:\n{text}"
+        );
     }
 }
