@@ -94,107 +94,122 @@ pub enum ValidationError {
 impl Statement<Provenance> {
     /// Checks every rule above, returning the first one broken.
     pub fn validate(&self) -> Result<(), ValidationError> {
+        match self.validation_errors().into_iter().next() {
+            Some(first) => Err(first),
+            None => Ok(()),
+        }
+    }
+
+    /// Every broken rule, in document order (empty when the Statement is valid),
+    /// so a verifier can name all failures at once.
+    pub fn validation_errors(&self) -> Vec<ValidationError> {
+        let mut errs = Vec::new();
         if self.type_ != ids::STATEMENT_TYPE {
-            return Err(ValidationError::WrongStatementType {
+            errs.push(ValidationError::WrongStatementType {
                 found: self.type_.clone(),
             });
         }
         if self.predicate_type != ids::PREDICATE_TYPE_SLSA {
-            return Err(ValidationError::WrongPredicateType {
+            errs.push(ValidationError::WrongPredicateType {
                 found: self.predicate_type.clone(),
             });
         }
         if self.subject.is_empty() {
-            return Err(ValidationError::EmptySubject);
+            errs.push(ValidationError::EmptySubject);
         }
         let mut names = BTreeSet::new();
         for (i, subject) in self.subject.iter().enumerate() {
             let location = format!("subject[{i}]");
             if subject.digest.is_empty() {
-                return Err(ValidationError::SubjectWithoutDigest { location });
+                errs.push(ValidationError::SubjectWithoutDigest {
+                    location: location.clone(),
+                });
+            } else {
+                check_descriptor(subject, &location, &mut errs);
             }
-            check_descriptor(subject, &location)?;
             if let Some(name) = &subject.name {
                 if !names.insert(name.as_str()) {
-                    return Err(ValidationError::DuplicateSubjectName { name: name.clone() });
+                    errs.push(ValidationError::DuplicateSubjectName { name: name.clone() });
                 }
             }
         }
 
         let def = &self.predicate.build_definition;
-        check_uri("buildDefinition.buildType", &def.build_type)?;
+        check_uri("buildDefinition.buildType", &def.build_type, &mut errs);
         check_descriptors(
             &def.resolved_dependencies,
             "buildDefinition.resolvedDependencies",
-        )?;
+            &mut errs,
+        );
 
         let run = &self.predicate.run_details;
-        check_uri("runDetails.builder.id", &run.builder.id)?;
+        check_uri("runDetails.builder.id", &run.builder.id, &mut errs);
         check_descriptors(
             &run.builder.builder_dependencies,
             "runDetails.builder.builderDependencies",
-        )?;
-        check_descriptors(&run.byproducts, "runDetails.byproducts")?;
+            &mut errs,
+        );
+        check_descriptors(&run.byproducts, "runDetails.byproducts", &mut errs);
         if let Some(meta) = &run.metadata {
-            let started = meta
-                .started_on
-                .as_deref()
-                .map(|v| timestamp("startedOn", v))
-                .transpose()?;
-            let finished = meta
-                .finished_on
-                .as_deref()
-                .map(|v| timestamp("finishedOn", v))
-                .transpose()?;
+            let started = timestamp("startedOn", meta.started_on.as_deref(), &mut errs);
+            let finished = timestamp("finishedOn", meta.finished_on.as_deref(), &mut errs);
             if let (Some(s), Some(f)) = (started, finished) {
                 if f < s {
-                    return Err(ValidationError::FinishedBeforeStarted {
+                    errs.push(ValidationError::FinishedBeforeStarted {
                         started: meta.started_on.clone().unwrap_or_default(),
                         finished: meta.finished_on.clone().unwrap_or_default(),
                     });
                 }
             }
         }
-        Ok(())
+        errs
     }
 }
 
+/// Parses an optional metadata timestamp, recording a failure.
 fn timestamp(
     field: &'static str,
-    value: &str,
-) -> Result<crate::timestamp::Timestamp, ValidationError> {
-    parse_rfc3339_utc(value).map_err(|reason| ValidationError::BadTimestamp {
-        field,
-        value: value.into(),
-        reason,
-    })
+    value: Option<&str>,
+    errs: &mut Vec<ValidationError>,
+) -> Option<crate::timestamp::Timestamp> {
+    let value = value?;
+    parse_rfc3339_utc(value)
+        .map_err(|reason| {
+            errs.push(ValidationError::BadTimestamp {
+                field,
+                value: value.into(),
+                reason,
+            })
+        })
+        .ok()
 }
 
-fn check_descriptors(list: &[ResourceDescriptor], field: &str) -> Result<(), ValidationError> {
-    list.iter()
-        .enumerate()
-        .try_for_each(|(i, rd)| check_descriptor(rd, &format!("{field}[{i}]")))
+fn check_descriptors(list: &[ResourceDescriptor], field: &str, errs: &mut Vec<ValidationError>) {
+    for (i, rd) in list.iter().enumerate() {
+        check_descriptor(rd, &format!("{field}[{i}]"), errs);
+    }
 }
 
 /// in-toto ResourceDescriptor rules: something to identify it by, well-formed digests and uri.
-fn check_descriptor(rd: &ResourceDescriptor, location: &str) -> Result<(), ValidationError> {
+fn check_descriptor(rd: &ResourceDescriptor, location: &str, errs: &mut Vec<ValidationError>) {
     if rd.uri.is_none() && rd.digest.is_empty() && rd.content.is_none() {
-        return Err(ValidationError::EmptyDescriptor {
+        errs.push(ValidationError::EmptyDescriptor {
             location: location.into(),
         });
     }
     if let Some(uri) = &rd.uri {
-        check_uri(&format!("{location}.uri"), uri)?;
+        check_uri(&format!("{location}.uri"), uri, errs);
     }
     for (algorithm, value) in &rd.digest {
-        check_digest(algorithm, value).map_err(|reason| ValidationError::BadDigest {
-            location: location.into(),
-            algorithm: algorithm.clone(),
-            value: value.clone(),
-            reason,
-        })?;
+        if let Err(reason) = check_digest(algorithm, value) {
+            errs.push(ValidationError::BadDigest {
+                location: location.into(),
+                algorithm: algorithm.clone(),
+                value: value.clone(),
+                reason,
+            });
+        }
     }
-    Ok(())
 }
 
 /// Hex lengths of the digest algorithms in the in-toto digest set that have a fixed size.
@@ -238,7 +253,7 @@ fn check_digest(algorithm: &str, value: &str) -> Result<(), String> {
 
 /// RFC 3986 shape: `scheme ":" rest`, scheme = ALPHA *(ALPHA / DIGIT / "+" / "-" / "."),
 /// rest non-empty and free of whitespace and control characters.
-fn check_uri(field: &str, value: &str) -> Result<(), ValidationError> {
+fn check_uri(field: &str, value: &str, errs: &mut Vec<ValidationError>) {
     let ok = match value.split_once(':') {
         Some((scheme, rest)) => {
             let mut chars = scheme.chars();
@@ -249,13 +264,11 @@ fn check_uri(field: &str, value: &str) -> Result<(), ValidationError> {
         }
         None => false,
     };
-    if ok {
-        Ok(())
-    } else {
-        Err(ValidationError::NotAUri {
+    if !ok {
+        errs.push(ValidationError::NotAUri {
             field: field.into(),
             value: value.into(),
-        })
+        });
     }
 }
 
@@ -313,6 +326,27 @@ mod tests {
     #[test]
     fn sample_is_valid() {
         valid().validate().unwrap();
+        assert!(valid().validation_errors().is_empty());
+    }
+
+    #[test]
+    fn all_broken_rules_are_reported_in_order() {
+        let mut st = valid();
+        st.type_ = "x".into();
+        st.subject[1].name = Some("bin/a".into());
+        st.predicate.run_details.builder.id = String::new();
+        let errs = st.validation_errors();
+        assert_eq!(errs.len(), 3, "{errs:?}");
+        assert!(matches!(
+            errs[0],
+            ValidationError::WrongStatementType { .. }
+        ));
+        assert!(matches!(
+            errs[1],
+            ValidationError::DuplicateSubjectName { .. }
+        ));
+        assert!(matches!(errs[2], ValidationError::NotAUri { .. }));
+        assert_eq!(st.validate().unwrap_err(), errs[0]);
     }
 
     #[test]
