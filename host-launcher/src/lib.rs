@@ -4,3 +4,5 @@
 
 pub mod qemu;
 pub mod verifier;
+pub mod store;
+pub mod download;

@@ -1,0 +1,371 @@
+//! HTTPS downloads for the host: the system's CA roots (/etc/ssl/certs, where
+//! a site's TLS proxy CA lives), retries with exponential backoff on transient
+//! failures, and a progress bar per download.
+
+use std::io::Read;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::store::{Sha256Digest, Store, StoreError};
+
+/// Why a download failed for good.
+#[derive(Debug, thiserror::Error)]
+pub enum DownloadError {
+    /// The server answered with an error status that retrying will not fix.
+    #[error("GET {url}: HTTP {status}{hint}")]
+    Status {
+        /// The URL.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// What to do about it.
+        hint: &'static str,
+    },
+    /// Transient failures persisted through every attempt.
+    #[error("GET {url}: failed {attempts} times, last: {last} (check the network, or that the host's CA roots in /etc/ssl/certs trust the TLS proxy)")]
+    GaveUp {
+        /// The URL.
+        url: String,
+        /// How many attempts were made.
+        attempts: u32,
+        /// The last error.
+        last: String,
+    },
+    /// The body was larger than allowed.
+    #[error("GET {url}: body exceeds the {limit}-byte limit")]
+    TooLarge {
+        /// The URL.
+        url: String,
+        /// The limit.
+        limit: u64,
+    },
+    /// Storing the body failed, or it did not hash to its pin.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// How hard to try.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Attempts in total (at least 1).
+    pub attempts: u32,
+    /// Wait before the second attempt; doubled for each further one.
+    pub first_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 4,
+            first_backoff: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Downloads files with retries and progress bars.
+pub struct Downloader {
+    agent: ureq::Agent,
+    retry: RetryPolicy,
+    bars: MultiProgress,
+}
+
+impl Downloader {
+    /// A downloader using the system roots and `retry`; progress goes to stderr when it is a terminal.
+    pub fn new(retry: RetryPolicy) -> Downloader {
+        let agent = ureq::AgentBuilder::new()
+            .timeout_connect(Duration::from_secs(30))
+            .timeout_read(Duration::from_secs(60))
+            .user_agent(concat!("kettle/", env!("CARGO_PKG_VERSION")))
+            .build();
+        Downloader {
+            agent,
+            retry,
+            bars: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+        }
+    }
+
+    /// The progress display, to add other bars next to the downloads'.
+    pub fn progress(&self) -> &MultiProgress {
+        &self.bars
+    }
+
+    /// GETs `url` into memory (at most `limit` bytes).
+    pub fn get_bytes(&self, url: &str, limit: u64) -> Result<Vec<u8>, DownloadError> {
+        self.with_retries(url, |response, bar| {
+            let mut body = Vec::new();
+            let n = bar
+                .wrap_read(response.into_reader().take(limit + 1))
+                .read_to_end(&mut body)
+                .map_err(|e| Attempt::Transient(e.to_string()))?;
+            if n as u64 > limit {
+                return Err(Attempt::Fatal(DownloadError::TooLarge {
+                    url: url.to_string(),
+                    limit,
+                }));
+            }
+            Ok(body)
+        })
+    }
+
+    /// GETs `url` into `store`; with `expected`, a body with another SHA-256 is refused (and not retried).
+    pub fn fetch_into(
+        &self,
+        store: &Store,
+        url: &str,
+        expected: Option<&Sha256Digest>,
+    ) -> Result<Sha256Digest, DownloadError> {
+        if let Some(d) = expected {
+            if store.get(d)?.is_some() {
+                log::debug!("{url}: cached");
+                return Ok(*d);
+            }
+        }
+        self.with_retries(url, |response, bar| {
+            store
+                .insert_reader(url, bar.wrap_read(response.into_reader()), expected)
+                .map_err(|e| match e {
+                    StoreError::Io { ref source, .. } if is_network_error(source) => {
+                        Attempt::Transient(e.to_string())
+                    }
+                    other => Attempt::Fatal(other.into()),
+                })
+        })
+    }
+
+    /// Runs `body` on a successful response, retrying transient failures with backoff.
+    fn with_retries<T>(
+        &self,
+        url: &str,
+        mut body: impl FnMut(ureq::Response, &ProgressBar) -> Result<T, Attempt>,
+    ) -> Result<T, DownloadError> {
+        let attempts = self.retry.attempts.max(1);
+        let mut backoff = self.retry.first_backoff;
+        let mut last = String::new();
+        for attempt in 1..=attempts {
+            if attempt > 1 {
+                log::warn!(
+                    "GET {url}: {last}; retrying in {backoff:?} (attempt {attempt}/{attempts})"
+                );
+                std::thread::sleep(backoff);
+                backoff = backoff.saturating_mul(2);
+            }
+            let outcome = match self.agent.get(url).call() {
+                Ok(response) => {
+                    let bar = self.bar_for(url, &response);
+                    let r = body(response, &bar);
+                    bar.finish_and_clear();
+                    r
+                }
+                Err(ureq::Error::Status(status, _)) => Err(classify_status(url, status)),
+                Err(ureq::Error::Transport(t)) => Err(Attempt::Transient(t.to_string())),
+            };
+            match outcome {
+                Ok(v) => return Ok(v),
+                Err(Attempt::Fatal(e)) => return Err(e),
+                Err(Attempt::Transient(msg)) => last = msg,
+            }
+        }
+        Err(DownloadError::GaveUp {
+            url: url.to_string(),
+            attempts,
+            last,
+        })
+    }
+
+    fn bar_for(&self, url: &str, response: &ureq::Response) -> ProgressBar {
+        let len = response
+            .header("content-length")
+            .and_then(|v| v.parse::<u64>().ok());
+        let name = url.rsplit('/').next().unwrap_or(url).to_string();
+        let bar = match len {
+            Some(n) => ProgressBar::new(n).with_style(
+                ProgressStyle::with_template(
+                    "{msg:32!} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            ),
+            None => ProgressBar::new_spinner().with_style(
+                ProgressStyle::with_template("{spinner} {msg:32!} {bytes} {bytes_per_sec}")
+                    .expect("valid template"),
+            ),
+        };
+        self.bars.add(bar.with_message(name))
+    }
+}
+
+/// The outcome of one failed attempt.
+enum Attempt {
+    /// Worth retrying (network trouble, 5xx, 429).
+    Transient(String),
+    /// Retrying will not help.
+    Fatal(DownloadError),
+}
+
+fn classify_status(url: &str, status: u16) -> Attempt {
+    match status {
+        408 | 425 | 429 | 500..=599 => Attempt::Transient(format!("HTTP {status}")),
+        404 | 410 => Attempt::Fatal(DownloadError::Status {
+            url: url.to_string(),
+            status,
+            hint: " (not found: check the name, version or URL)",
+        }),
+        _ => Attempt::Fatal(DownloadError::Status {
+            url: url.to_string(),
+            status,
+            hint: "",
+        }),
+    }
+}
+
+/// Errors while reading a body that a new attempt may not hit.
+fn is_network_error(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionReset
+            | ConnectionAborted
+            | BrokenPipe
+            | TimedOut
+            | UnexpectedEof
+            | Interrupted
+            | WouldBlock
+            | Other
+    )
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use sha2::{Digest, Sha256};
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+    use std::sync::{Arc, Mutex};
+
+    /// A canned HTTP/1.1 server on 127.0.0.1 answering each request with the next response in turn.
+    pub(crate) struct StandIn {
+        /// Base URL (`http://127.0.0.1:PORT`).
+        pub base: String,
+        /// Request lines received (`GET /path HTTP/1.1`).
+        pub requests: Arc<Mutex<Vec<String>>>,
+    }
+
+    /// Starts a stand-in serving `responses` (status, body) once each, then closing.
+    pub(crate) fn stand_in(responses: Vec<(u16, Vec<u8>)>) -> StandIn {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        std::thread::spawn(move || {
+            for (status, body) in responses {
+                let Ok((stream, _)) = listener.accept() else {
+                    return;
+                };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                seen.lock().unwrap().push(line.trim().to_string());
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).unwrap() == 0 || h == "\r\n" {
+                        break;
+                    }
+                }
+                let mut stream = stream;
+                let head = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                stream.write_all(head.as_bytes()).unwrap();
+                stream.write_all(&body).unwrap();
+            }
+        });
+        StandIn { base, requests }
+    }
+
+    fn fast() -> RetryPolicy {
+        RetryPolicy {
+            attempts: 3,
+            first_backoff: Duration::from_millis(1),
+        }
+    }
+
+    #[test]
+    fn retries_server_errors_then_stores_the_pinned_body() {
+        let server = stand_in(vec![
+            (503, b"busy".to_vec()),
+            (200, b"crate bytes".to_vec()),
+        ]);
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let want: Sha256Digest = Sha256::digest(b"crate bytes").into();
+        let got = Downloader::new(fast()).fetch_into(
+            &store,
+            &format!("{}/c/x-1.crate", server.base),
+            Some(&want),
+        );
+        assert_eq!(got.unwrap(), want);
+        assert_eq!(server.requests.lock().unwrap().len(), 2);
+        assert!(store.get(&want).unwrap().is_some());
+    }
+
+    #[test]
+    fn pinned_digest_mismatch_is_fatal() {
+        let server = stand_in(vec![(200, b"evil".to_vec()), (200, b"evil".to_vec())]);
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let want: Sha256Digest = Sha256::digest(b"good").into();
+        let err = Downloader::new(fast())
+            .fetch_into(&store, &format!("{}/x", server.base), Some(&want))
+            .unwrap_err();
+        assert!(
+            matches!(err, DownloadError::Store(StoreError::DigestMismatch { .. })),
+            "{err}"
+        );
+        assert_eq!(
+            server.requests.lock().unwrap().len(),
+            1,
+            "a wrong body is not retried"
+        );
+    }
+
+    #[test]
+    fn not_found_is_not_retried_and_says_so() {
+        let server = stand_in(vec![(404, Vec::new())]);
+        let err = Downloader::new(fast())
+            .get_bytes(&format!("{}/missing", server.base), 1024)
+            .unwrap_err();
+        assert!(err.to_string().contains("HTTP 404"), "{err}");
+        assert!(err.to_string().contains("not found"), "{err}");
+    }
+
+    #[test]
+    fn gives_up_after_the_last_attempt() {
+        let server = stand_in(vec![
+            (500, Vec::new()),
+            (502, Vec::new()),
+            (503, Vec::new()),
+        ]);
+        let err = Downloader::new(fast())
+            .get_bytes(&format!("{}/x", server.base), 1024)
+            .unwrap_err();
+        assert!(
+            matches!(err, DownloadError::GaveUp { attempts: 3, .. }),
+            "{err}"
+        );
+        assert_eq!(server.requests.lock().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn refuses_oversized_bodies() {
+        let server = stand_in(vec![(200, vec![b'x'; 100])]);
+        let err = Downloader::new(fast())
+            .get_bytes(&format!("{}/x", server.base), 10)
+            .unwrap_err();
+        assert!(
+            matches!(err, DownloadError::TooLarge { limit: 10, .. }),
+            "{err}"
+        );
+    }
+}
