@@ -383,7 +383,12 @@ pub fn check_chain(chain: &CertChain, allow_simulated: bool) -> ChainOutcome {
                 }
             }
         }
-        None => Product::ALL.to_vec(),
+        // Try the product whose ASK issued this VCEK first (a cheap name comparison).
+        None => {
+            let mut all = Product::ALL.to_vec();
+            all.sort_by_key(|p| !issuer_matches_pinned_ask(*p, &vcek));
+            all
+        }
     };
 
     let mut errors = Vec::new();
@@ -410,6 +415,14 @@ pub fn check_chain(chain: &CertChain, allow_simulated: bool) -> ChainOutcome {
         format!("the VCEK does not chain to any pinned root ({})", errors.join("; "))
     });
     outcome
+}
+
+fn issuer_matches_pinned_ask(product: Product, vcek: &Certificate) -> bool {
+    product
+        .pinned_der()
+        .ok()
+        .and_then(|(_, ask)| Certificate::from_der(&ask).ok())
+        .is_some_and(|ask| ask.tbs_certificate.subject == vcek.tbs_certificate.issuer)
 }
 
 fn verify_with_root(product: Product, ask_der: Option<&[u8]>, vcek: &Certificate) -> Result<(), String> {
