@@ -6,3 +6,5 @@ pub mod qemu;
 pub mod verifier;
 pub mod store;
 pub mod download;
+pub mod kds;
+pub mod manifest;

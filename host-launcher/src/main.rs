@@ -33,6 +33,13 @@ enum Command {
     Image(cmd::image::ImageArgs),
 }
 
+/// Prints `text` and a newline on stdout; a closed pipe (`| head`) is not an error.
+pub fn print_stdout(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}").and_then(|()| out.flush());
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let level = match cli.verbose {
