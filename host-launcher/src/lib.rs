@@ -8,3 +8,4 @@ pub mod store;
 pub mod download;
 pub mod kds;
 pub mod manifest;
+pub mod source;

@@ -22,6 +22,7 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per run
 enum Command {
     /// Build a project inside a confidential VM and collect its attested outputs.
     Build(cmd::build::BuildArgs),

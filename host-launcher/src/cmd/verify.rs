@@ -110,14 +110,12 @@ pub enum VerifyCmdError {
 pub fn run(args: VerifyArgs) -> ExitCode {
     match verify(&args) {
         Ok(verdict) => {
-            if args.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&verdict).expect("a verdict always serializes")
-                );
+            let text = if args.json {
+                serde_json::to_string_pretty(&verdict).expect("a verdict always serializes")
             } else {
-                println!("{verdict}");
-            }
+                verdict.to_string()
+            };
+            crate::print_stdout(&text);
             if verdict.verified {
                 ExitCode::SUCCESS
             } else {
@@ -126,10 +124,8 @@ pub fn run(args: VerifyArgs) -> ExitCode {
         }
         Err(e) => {
             if args.json {
-                println!(
-                    "{}",
-                    serde_json::json!({ "verified": false, "error": e.to_string() })
-                );
+                let error = serde_json::json!({ "verified": false, "error": e.to_string() });
+                crate::print_stdout(&error.to_string());
             }
             eprintln!("kettle verify: could not run: {e}");
             ExitCode::from(crate::EXIT_CANNOT_RUN)
