@@ -1,0 +1,439 @@
+//! A deterministic writer for the "newc" cpio format (magic `070701`), the
+//! format the Linux kernel unpacks an initramfs from.
+//!
+//! Determinism: entries are sorted by path (bytewise), every parent directory
+//! is emitted before its children, mtime is 0, uid/gid are 0, inode numbers
+//! are 1..n in output order. The same set of entries therefore gives the same
+//! bytes whatever order they were added in.
+
+use std::collections::BTreeMap;
+
+/// The newc magic (no CRC).
+const MAGIC: &[u8; 6] = b"070701";
+/// Size of a newc header: magic + 13 eight-digit hex fields.
+const HEADER_LEN: usize = 6 + 13 * 8;
+/// Name of the end-of-archive entry.
+const TRAILER: &str = "TRAILER!!!";
+
+/// File type bits of `st_mode`.
+const S_IFDIR: u32 = 0o040000;
+const S_IFREG: u32 = 0o100000;
+const S_IFCHR: u32 = 0o020000;
+/// Permission bits accepted from callers (incl. setuid/setgid/sticky).
+const PERM_MASK: u32 = 0o7777;
+/// Mode of directories created implicitly as parents.
+const DEFAULT_DIR_MODE: u32 = 0o755;
+
+/// Why an entry cannot be added to an [`Initramfs`].
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CpioError {
+    /// The path is empty, absolute-with-nothing, has `.`/`..`/empty components or a NUL byte.
+    #[error("invalid initramfs path {0:?}: use a relative path like \"etc/kettle/x\" with no '.', '..' or empty components")]
+    InvalidPath(String),
+    /// Mode bits outside 0o7777 were given.
+    #[error("invalid mode {mode:#o} for {path:?}: pass permission bits only (at most 0o7777)")]
+    InvalidMode {
+        /// Path of the entry.
+        path: String,
+        /// The rejected mode.
+        mode: u32,
+    },
+    /// Two different entries claim the same path.
+    #[error("initramfs path {0:?} added twice with different contents or types")]
+    Duplicate(String),
+    /// A path goes through an entry that is not a directory.
+    #[error("initramfs path {path:?} needs {parent:?} to be a directory, but it is a file or device")]
+    ParentNotDirectory {
+        /// The entry being added.
+        path: String,
+        /// Its non-directory ancestor.
+        parent: String,
+    },
+    /// A file is larger than newc's 32-bit size field.
+    #[error("initramfs file {0:?} is larger than 4 GiB, which newc cannot record")]
+    TooLarge(String),
+}
+
+/// What an archive entry is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Node {
+    Dir { mode: u32 },
+    File { mode: u32, data: Vec<u8> },
+    CharDevice { mode: u32, major: u32, minor: u32 },
+}
+
+impl Node {
+    fn is_dir(&self) -> bool {
+        matches!(self, Node::Dir { .. })
+    }
+}
+
+/// Builder of a reproducible newc initramfs.
+#[derive(Debug, Clone, Default)]
+pub struct Initramfs {
+    entries: BTreeMap<String, Node>,
+}
+
+/// One entry of a built archive, for manifests and listings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryInfo {
+    /// Path inside the archive (no leading slash).
+    pub path: String,
+    /// Full `st_mode` (type and permission bits).
+    pub mode: u32,
+    /// File contents (empty for directories and devices).
+    pub data_len: usize,
+}
+
+impl Initramfs {
+    /// An empty archive.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a regular file with permission bits `mode`; parent directories are added as needed.
+    pub fn file(&mut self, path: &str, mode: u32, data: impl Into<Vec<u8>>) -> Result<&mut Self, CpioError> {
+        let path = normalize(path)?;
+        check_mode(&path, mode)?;
+        let data = data.into();
+        if u32::try_from(data.len()).is_err() {
+            return Err(CpioError::TooLarge(path));
+        }
+        self.insert(path, Node::File { mode, data })
+    }
+
+    /// Adds a directory (mode 0755) and its parents.
+    pub fn dir(&mut self, path: &str) -> Result<&mut Self, CpioError> {
+        self.dir_with_mode(path, DEFAULT_DIR_MODE)
+    }
+
+    /// Adds a directory with permission bits `mode` (e.g. 0o1777 for tmp).
+    pub fn dir_with_mode(&mut self, path: &str, mode: u32) -> Result<&mut Self, CpioError> {
+        let path = normalize(path)?;
+        check_mode(&path, mode)?;
+        self.insert(path, Node::Dir { mode })
+    }
+
+    /// Adds a character device node (e.g. `dev/console`, 5:1), so the kernel can
+    /// open the console for PID 1 before anything is mounted.
+    pub fn char_device(&mut self, path: &str, mode: u32, major: u32, minor: u32) -> Result<&mut Self, CpioError> {
+        let path = normalize(path)?;
+        check_mode(&path, mode)?;
+        self.insert(path, Node::CharDevice { mode, major, minor })
+    }
+
+    /// The entries in archive order (parents first, sorted).
+    pub fn entries(&self) -> Vec<EntryInfo> {
+        self.entries
+            .iter()
+            .map(|(path, node)| EntryInfo {
+                path: path.clone(),
+                mode: st_mode(node),
+                data_len: match node {
+                    Node::File { data, .. } => data.len(),
+                    _ => 0,
+                },
+            })
+            .collect()
+    }
+
+    /// Contents of the regular file at `path`, if there is one.
+    pub fn file_data(&self, path: &str) -> Option<&[u8]> {
+        match self.entries.get(path.trim_start_matches('/')) {
+            Some(Node::File { data, .. }) => Some(data),
+            _ => None,
+        }
+    }
+
+    /// Serializes the archive: sorted entries, then the trailer.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (index, (path, node)) in self.entries.iter().enumerate() {
+            // Inode 0 is avoided: some extractors treat it as "no inode".
+            let ino = u32::try_from(index + 1).expect("fewer than 2^32 entries");
+            let (nlink, data, rdev): (u32, &[u8], (u32, u32)) = match node {
+                Node::Dir { .. } => (2, &[], (0, 0)),
+                Node::File { data, .. } => (1, data, (0, 0)),
+                Node::CharDevice { major, minor, .. } => (1, &[], (*major, *minor)),
+            };
+            write_entry(&mut out, path, ino, st_mode(node), nlink, data, rdev);
+        }
+        write_entry(&mut out, TRAILER, 0, 0, 1, &[], (0, 0));
+        out
+    }
+
+    /// Inserts `node` at `path`, creating parents, rejecting conflicts.
+    fn insert(&mut self, path: String, node: Node) -> Result<&mut Self, CpioError> {
+        // Create (or check) every ancestor first.
+        let mut end = 0;
+        while let Some(pos) = path[end..].find('/') {
+            let parent = &path[..end + pos];
+            match self.entries.get(parent) {
+                Some(existing) if !existing.is_dir() => {
+                    return Err(CpioError::ParentNotDirectory {
+                        path: path.clone(),
+                        parent: parent.to_string(),
+                    })
+                }
+                Some(_) => {}
+                None => {
+                    self.entries
+                        .insert(parent.to_string(), Node::Dir { mode: DEFAULT_DIR_MODE });
+                }
+            }
+            end += pos + 1;
+        }
+        match self.entries.get(&path) {
+            None => {
+                self.entries.insert(path, node);
+            }
+            Some(existing) if existing == &node => {}
+            // An explicit directory mode overrides an implicit parent's default.
+            Some(existing) if existing.is_dir() && node.is_dir() => {
+                self.entries.insert(path, node);
+            }
+            Some(_) => return Err(CpioError::Duplicate(path)),
+        }
+        Ok(self)
+    }
+}
+
+/// Full `st_mode` of a node.
+fn st_mode(node: &Node) -> u32 {
+    match node {
+        Node::Dir { mode } => S_IFDIR | mode,
+        Node::File { mode, .. } => S_IFREG | mode,
+        Node::CharDevice { mode, .. } => S_IFCHR | mode,
+    }
+}
+
+/// Turns "/etc//x" style input into "etc/x" and rejects anything ambiguous.
+fn normalize(path: &str) -> Result<String, CpioError> {
+    let trimmed = path.strip_prefix('/').unwrap_or(path);
+    let ok = !trimmed.is_empty()
+        && !trimmed.contains('\0')
+        && trimmed
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != "..");
+    if ok && trimmed != TRAILER {
+        Ok(trimmed.to_string())
+    } else {
+        Err(CpioError::InvalidPath(path.to_string()))
+    }
+}
+
+fn check_mode(path: &str, mode: u32) -> Result<(), CpioError> {
+    if mode & !PERM_MASK != 0 {
+        return Err(CpioError::InvalidMode { path: path.to_string(), mode });
+    }
+    Ok(())
+}
+
+/// Number of zero bytes that bring `len` to a multiple of 4.
+fn pad4(len: usize) -> usize {
+    (4 - len % 4) % 4
+}
+
+/// Appends one newc header + name + data, each padded to 4 bytes.
+fn write_entry(out: &mut Vec<u8>, name: &str, ino: u32, mode: u32, nlink: u32, data: &[u8], rdev: (u32, u32)) {
+    let namesize = name.len() + 1; // with the terminating NUL
+    let fields: [u32; 13] = [
+        ino,
+        mode,
+        0, // uid
+        0, // gid
+        nlink,
+        0, // mtime
+        u32::try_from(data.len()).expect("checked when the file was added"),
+        0, // devmajor
+        0, // devminor
+        rdev.0,
+        rdev.1,
+        u32::try_from(namesize).expect("path shorter than 4 GiB"),
+        0, // check: always 0 for 070701
+    ];
+    out.extend_from_slice(MAGIC);
+    for field in fields {
+        out.extend_from_slice(format!("{field:08X}").as_bytes());
+    }
+    out.extend_from_slice(name.as_bytes());
+    out.push(0);
+    out.resize(out.len() + pad4(HEADER_LEN + namesize), 0);
+    out.extend_from_slice(data);
+    out.resize(out.len() + pad4(data.len()), 0);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::{Command, Stdio};
+
+    /// A parsed newc header, for checking layouts field by field.
+    #[derive(Debug)]
+    struct Header {
+        fields: [u32; 13],
+        name: String,
+        data: Vec<u8>,
+    }
+
+    /// Parses a whole archive, asserting padding and magic as it goes.
+    fn parse(bytes: &[u8]) -> Vec<Header> {
+        let mut pos = 0;
+        let mut out = Vec::new();
+        loop {
+            assert_eq!(pos % 4, 0, "entry must start 4-byte aligned");
+            assert_eq!(&bytes[pos..pos + 6], MAGIC);
+            let mut fields = [0u32; 13];
+            for (i, f) in fields.iter_mut().enumerate() {
+                let s = std::str::from_utf8(&bytes[pos + 6 + i * 8..pos + 14 + i * 8]).unwrap();
+                assert!(s.chars().all(|c| c.is_ascii_hexdigit()), "field {i} = {s:?}");
+                *f = u32::from_str_radix(s, 16).unwrap();
+            }
+            let namesize = fields[11] as usize;
+            let name_start = pos + HEADER_LEN;
+            assert_eq!(bytes[name_start + namesize - 1], 0, "name is NUL-terminated");
+            let name = String::from_utf8(bytes[name_start..name_start + namesize - 1].to_vec()).unwrap();
+            let mut p = name_start + namesize;
+            let name_pad = pad4(HEADER_LEN + namesize);
+            assert!(bytes[p..p + name_pad].iter().all(|b| *b == 0));
+            p += name_pad;
+            let size = fields[6] as usize;
+            let data = bytes[p..p + size].to_vec();
+            p += size;
+            let data_pad = pad4(size);
+            assert!(bytes[p..p + data_pad].iter().all(|b| *b == 0));
+            p += data_pad;
+            pos = p;
+            let done = name == TRAILER;
+            out.push(Header { fields, name, data });
+            if done {
+                assert_eq!(pos, bytes.len(), "nothing after the trailer");
+                return out;
+            }
+        }
+    }
+
+    fn sample() -> Initramfs {
+        let mut fs = Initramfs::new();
+        fs.file("/init", 0o755, b"#!init\n".to_vec()).unwrap();
+        fs.file("etc/kettle/ca-roots.pem", 0o644, b"PEM".to_vec()).unwrap();
+        fs.dir("proc").unwrap();
+        fs.dir_with_mode("tmp", 0o1777).unwrap();
+        fs
+    }
+
+    #[test]
+    fn layout_field_by_field() {
+        let bytes = sample().to_bytes();
+        let entries = parse(&bytes);
+        let names: Vec<_> = entries.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["etc", "etc/kettle", "etc/kettle/ca-roots.pem", "init", "proc", "tmp", TRAILER]);
+        for (i, e) in entries[..6].iter().enumerate() {
+            let f = e.fields;
+            assert_eq!(f[0], i as u32 + 1, "inode of {}", e.name);
+            assert_eq!((f[2], f[3]), (0, 0), "uid/gid of {}", e.name);
+            assert_eq!(f[5], 0, "mtime of {}", e.name);
+            assert_eq!((f[7], f[8], f[9], f[10]), (0, 0, 0, 0), "devices of {}", e.name);
+            assert_eq!(f[11] as usize, e.name.len() + 1);
+            assert_eq!(f[12], 0, "check field");
+            assert_eq!(f[6] as usize, e.data.len());
+        }
+        let init = &entries[3];
+        assert_eq!(init.fields[1], 0o100755);
+        assert_eq!(init.fields[4], 1, "files have nlink 1");
+        assert_eq!(init.data, b"#!init\n");
+        assert_eq!(entries[0].fields[1], 0o040755);
+        assert_eq!(entries[0].fields[4], 2, "dirs have nlink 2");
+        assert_eq!(entries[5].fields[1], 0o041777);
+        let trailer = &entries[6];
+        assert_eq!(trailer.fields[..6], [0, 0, 0, 0, 1, 0]);
+        assert_eq!(trailer.fields[6], 0);
+        // First header written out literally: magic, ino 1, dir 0755, nlink 2, namesize 4.
+        let first = std::str::from_utf8(&bytes[..HEADER_LEN]).unwrap();
+        let expected = [
+            "070701", "00000001", "000041ED", "00000000", "00000000", "00000002", "00000000", "00000000",
+            "00000000", "00000000", "00000000", "00000000", "00000004", "00000000",
+        ]
+        .concat();
+        assert_eq!(first, expected);
+        // "etc\0" ends at 114; two NULs pad it to 116, where the next header starts.
+        assert_eq!(&bytes[HEADER_LEN..HEADER_LEN + 6], b"etc\0\0\0");
+        assert_eq!(&bytes[HEADER_LEN + 6..HEADER_LEN + 12], MAGIC);
+    }
+
+    #[test]
+    fn insertion_order_does_not_matter() {
+        let a = sample().to_bytes();
+        let mut fs = Initramfs::new();
+        fs.dir_with_mode("tmp", 0o1777).unwrap();
+        fs.dir("proc").unwrap();
+        fs.file("etc/kettle/ca-roots.pem", 0o644, b"PEM".to_vec()).unwrap();
+        fs.dir("etc").unwrap();
+        fs.file("init", 0o755, b"#!init\n".to_vec()).unwrap();
+        assert_eq!(a, fs.to_bytes());
+        assert_eq!(a, sample().to_bytes());
+    }
+
+    #[test]
+    fn rejects_bad_paths_and_conflicts() {
+        let mut fs = Initramfs::new();
+        for bad in ["", "/", "a/../b", "./a", "a//b", "a/", "TRAILER!!!", "a\0b"] {
+            assert_eq!(fs.dir(bad).unwrap_err(), CpioError::InvalidPath(bad.into()), "{bad:?}");
+        }
+        fs.file("init", 0o755, b"x".to_vec()).unwrap();
+        fs.file("init", 0o755, b"x".to_vec()).unwrap(); // identical: fine
+        assert_eq!(fs.file("init", 0o755, b"y".to_vec()).unwrap_err(), CpioError::Duplicate("init".into()));
+        assert_eq!(fs.dir("init").unwrap_err(), CpioError::Duplicate("init".into()));
+        assert!(matches!(fs.file("init/x", 0o644, vec![]), Err(CpioError::ParentNotDirectory { .. })));
+        assert!(matches!(fs.file("x", 0o100644, vec![]), Err(CpioError::InvalidMode { .. })));
+    }
+
+    #[test]
+    fn char_device_header() {
+        let mut fs = Initramfs::new();
+        fs.char_device("dev/console", 0o600, 5, 1).unwrap();
+        let entries = parse(&fs.to_bytes());
+        assert_eq!(entries[1].name, "dev/console");
+        assert_eq!(entries[1].fields[1], 0o020600);
+        assert_eq!((entries[1].fields[9], entries[1].fields[10]), (5, 1));
+    }
+
+    /// Extracts with the system's GNU cpio and compares every file and mode.
+    #[test]
+    fn round_trip_through_system_cpio() {
+        if Command::new("cpio").arg("--version").output().is_err() {
+            assert!(std::env::var("CI").as_deref() != Ok("true"), "cpio(1) missing on CI");
+            eprintln!("skipping: cpio(1) is not installed");
+            return;
+        }
+        let mut fs = sample();
+        fs.file("bin/odd-size", 0o700, (0u8..=250).collect::<Vec<u8>>()).unwrap();
+        fs.file("empty", 0o600, Vec::new()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new("cpio")
+            .args(["-idv", "--quiet", "--no-absolute-filenames"])
+            .current_dir(dir.path())
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(&fs.to_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "cpio failed: {}", String::from_utf8_lossy(&out.stderr));
+        let listed = String::from_utf8_lossy(&out.stderr);
+        use std::os::unix::fs::PermissionsExt;
+        for e in fs.entries() {
+            assert!(listed.lines().any(|l| l == e.path), "cpio did not list {}", e.path);
+            let p = dir.path().join(&e.path);
+            let meta = std::fs::symlink_metadata(&p).unwrap();
+            assert_eq!(meta.permissions().mode() & 0o7777, e.mode & 0o7777, "mode of {}", e.path);
+            if let Some(data) = fs.file_data(&e.path) {
+                assert!(meta.is_file());
+                assert_eq!(std::fs::read(&p).unwrap(), data, "contents of {}", e.path);
+            } else {
+                assert!(meta.is_dir(), "{} should be a directory", e.path);
+            }
+        }
+    }
+}
