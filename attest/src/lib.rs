@@ -10,6 +10,7 @@ pub mod binding;
 pub mod chain;
 pub mod provider;
 pub mod report;
+pub mod sevguest;
 pub mod simulated;
 pub mod verify;
 

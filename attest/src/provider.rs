@@ -43,9 +43,49 @@ pub enum RequestError {
         #[source]
         source: std::io::Error,
     },
-    /// The provider is not implemented yet (first-commit stub).
-    #[error("report provider not available: {0}")]
-    Unavailable(String),
+    /// No virtio-serial port with the wanted name exists.
+    #[error("no virtio-serial port named {name:?} (ports seen: {seen:?}); start the VM with the simulated PSP port (kettle build --tee simulated)")]
+    PortNotFound {
+        /// The wanted name.
+        name: String,
+        /// The names that were found.
+        seen: Vec<String>,
+    },
+    /// The simulated PSP channel broke or spoke garbage.
+    #[error(transparent)]
+    Protocol(#[from] crate::simulated::protocol::ProtocolError),
+    /// The simulated PSP refused the request.
+    #[error("simulated PSP error {code}: {message}")]
+    Simulated {
+        /// Error code from the error frame.
+        code: u32,
+        /// Its message.
+        message: String,
+    },
+    /// The AMD Secure Processor or the hypervisor refused the request.
+    #[error("{what}: {error}")]
+    Firmware {
+        /// Which request.
+        what: &'static str,
+        /// The decoded exitinfo2 / status.
+        error: crate::sevguest::FirmwareError,
+    },
+    /// configfs-tsm is backed by something other than sev_guest.
+    #[error("configfs-tsm provider is {0:?}, expected \"sev_guest\" (is this an SEV-SNP guest?)")]
+    WrongTsmProvider(String),
+    /// Another writer changed the configfs-tsm request between our write and read.
+    #[error("configfs-tsm report generation changed from {expected} to {found} while reading (another process used the same entry); retried {attempts} times")]
+    GenerationChanged {
+        /// Generation after our write.
+        expected: u64,
+        /// Generation seen when reading.
+        found: u64,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// The returned report is not a report.
+    #[error("bad report from the provider: {0}")]
+    BadReport(String),
 }
 
 /// Something that can produce an SNP report for 64 bytes of report_data at VMPL 0.
@@ -56,5 +96,5 @@ pub trait ReportProvider {
 
 /// Picks the hardware provider: configfs-tsm if present, else /dev/sev-guest; None if neither exists.
 pub fn detect_hardware() -> Option<Box<dyn ReportProvider>> {
-    None
+    crate::sevguest::detect()
 }

@@ -5,8 +5,16 @@
 pub mod certs;
 mod client;
 pub mod keys;
+pub mod protocol;
+mod psp;
+#[cfg(test)]
+mod roundtrip_tests;
 
-pub use client::PspClient;
+pub use client::{find_port, PspClient, VIRTIO_PORTS_DIR};
+pub use psp::{SimulatedPsp, DEFAULT_GUEST_POLICY, DEFAULT_TCB};
+
+/// The virtio-serial port name Kettle uses for the simulated PSP.
+pub const PORT_NAME: &str = "kettle.psp";
 
 /// The simulated chip id: ASCII "KETTLE-SIMULATED-PSP", zero-padded to 64 bytes.
 pub const CHIP_ID: [u8; 64] = {
