@@ -42,7 +42,9 @@ pub enum CpioError {
     #[error("initramfs path {0:?} added twice with different contents or types")]
     Duplicate(String),
     /// A path goes through an entry that is not a directory.
-    #[error("initramfs path {path:?} needs {parent:?} to be a directory, but it is a file or device")]
+    #[error(
+        "initramfs path {path:?} needs {parent:?} to be a directory, but it is a file or device"
+    )]
     ParentNotDirectory {
         /// The entry being added.
         path: String,
@@ -92,7 +94,12 @@ impl Initramfs {
     }
 
     /// Adds a regular file with permission bits `mode`; parent directories are added as needed.
-    pub fn file(&mut self, path: &str, mode: u32, data: impl Into<Vec<u8>>) -> Result<&mut Self, CpioError> {
+    pub fn file(
+        &mut self,
+        path: &str,
+        mode: u32,
+        data: impl Into<Vec<u8>>,
+    ) -> Result<&mut Self, CpioError> {
         let path = normalize(path)?;
         check_mode(&path, mode)?;
         let data = data.into();
@@ -116,7 +123,13 @@ impl Initramfs {
 
     /// Adds a character device node (e.g. `dev/console`, 5:1), so the kernel can
     /// open the console for PID 1 before anything is mounted.
-    pub fn char_device(&mut self, path: &str, mode: u32, major: u32, minor: u32) -> Result<&mut Self, CpioError> {
+    pub fn char_device(
+        &mut self,
+        path: &str,
+        mode: u32,
+        major: u32,
+        minor: u32,
+    ) -> Result<&mut Self, CpioError> {
         let path = normalize(path)?;
         check_mode(&path, mode)?;
         self.insert(path, Node::CharDevice { mode, major, minor })
@@ -177,8 +190,12 @@ impl Initramfs {
                 }
                 Some(_) => {}
                 None => {
-                    self.entries
-                        .insert(parent.to_string(), Node::Dir { mode: DEFAULT_DIR_MODE });
+                    self.entries.insert(
+                        parent.to_string(),
+                        Node::Dir {
+                            mode: DEFAULT_DIR_MODE,
+                        },
+                    );
                 }
             }
             end += pos + 1;
@@ -224,7 +241,10 @@ fn normalize(path: &str) -> Result<String, CpioError> {
 
 fn check_mode(path: &str, mode: u32) -> Result<(), CpioError> {
     if mode & !PERM_MASK != 0 {
-        return Err(CpioError::InvalidMode { path: path.to_string(), mode });
+        return Err(CpioError::InvalidMode {
+            path: path.to_string(),
+            mode,
+        });
     }
     Ok(())
 }
@@ -235,7 +255,15 @@ fn pad4(len: usize) -> usize {
 }
 
 /// Appends one newc header + name + data, each padded to 4 bytes.
-fn write_entry(out: &mut Vec<u8>, name: &str, ino: u32, mode: u32, nlink: u32, data: &[u8], rdev: (u32, u32)) {
+fn write_entry(
+    out: &mut Vec<u8>,
+    name: &str,
+    ino: u32,
+    mode: u32,
+    nlink: u32,
+    data: &[u8],
+    rdev: (u32, u32),
+) {
     let namesize = name.len() + 1; // with the terminating NUL
     let fields: [u32; 13] = [
         ino,
@@ -286,13 +314,21 @@ mod tests {
             let mut fields = [0u32; 13];
             for (i, f) in fields.iter_mut().enumerate() {
                 let s = std::str::from_utf8(&bytes[pos + 6 + i * 8..pos + 14 + i * 8]).unwrap();
-                assert!(s.chars().all(|c| c.is_ascii_hexdigit()), "field {i} = {s:?}");
+                assert!(
+                    s.chars().all(|c| c.is_ascii_hexdigit()),
+                    "field {i} = {s:?}"
+                );
                 *f = u32::from_str_radix(s, 16).unwrap();
             }
             let namesize = fields[11] as usize;
             let name_start = pos + HEADER_LEN;
-            assert_eq!(bytes[name_start + namesize - 1], 0, "name is NUL-terminated");
-            let name = String::from_utf8(bytes[name_start..name_start + namesize - 1].to_vec()).unwrap();
+            assert_eq!(
+                bytes[name_start + namesize - 1],
+                0,
+                "name is NUL-terminated"
+            );
+            let name =
+                String::from_utf8(bytes[name_start..name_start + namesize - 1].to_vec()).unwrap();
             let mut p = name_start + namesize;
             let name_pad = pad4(HEADER_LEN + namesize);
             assert!(bytes[p..p + name_pad].iter().all(|b| *b == 0));
@@ -316,7 +352,8 @@ mod tests {
     fn sample() -> Initramfs {
         let mut fs = Initramfs::new();
         fs.file("/init", 0o755, b"#!init\n".to_vec()).unwrap();
-        fs.file("etc/kettle/ca-roots.pem", 0o644, b"PEM".to_vec()).unwrap();
+        fs.file("etc/kettle/ca-roots.pem", 0o644, b"PEM".to_vec())
+            .unwrap();
         fs.dir("proc").unwrap();
         fs.dir_with_mode("tmp", 0o1777).unwrap();
         fs
@@ -327,13 +364,29 @@ mod tests {
         let bytes = sample().to_bytes();
         let entries = parse(&bytes);
         let names: Vec<_> = entries.iter().map(|e| e.name.as_str()).collect();
-        assert_eq!(names, ["etc", "etc/kettle", "etc/kettle/ca-roots.pem", "init", "proc", "tmp", TRAILER]);
+        assert_eq!(
+            names,
+            [
+                "etc",
+                "etc/kettle",
+                "etc/kettle/ca-roots.pem",
+                "init",
+                "proc",
+                "tmp",
+                TRAILER
+            ]
+        );
         for (i, e) in entries[..6].iter().enumerate() {
             let f = e.fields;
             assert_eq!(f[0], i as u32 + 1, "inode of {}", e.name);
             assert_eq!((f[2], f[3]), (0, 0), "uid/gid of {}", e.name);
             assert_eq!(f[5], 0, "mtime of {}", e.name);
-            assert_eq!((f[7], f[8], f[9], f[10]), (0, 0, 0, 0), "devices of {}", e.name);
+            assert_eq!(
+                (f[7], f[8], f[9], f[10]),
+                (0, 0, 0, 0),
+                "devices of {}",
+                e.name
+            );
             assert_eq!(f[11] as usize, e.name.len() + 1);
             assert_eq!(f[12], 0, "check field");
             assert_eq!(f[6] as usize, e.data.len());
@@ -351,8 +404,8 @@ mod tests {
         // First header written out literally: magic, ino 1, dir 0755, nlink 2, namesize 4.
         let first = std::str::from_utf8(&bytes[..HEADER_LEN]).unwrap();
         let expected = [
-            "070701", "00000001", "000041ED", "00000000", "00000000", "00000002", "00000000", "00000000",
-            "00000000", "00000000", "00000000", "00000000", "00000004", "00000000",
+            "070701", "00000001", "000041ED", "00000000", "00000000", "00000002", "00000000",
+            "00000000", "00000000", "00000000", "00000000", "00000000", "00000004", "00000000",
         ]
         .concat();
         assert_eq!(first, expected);
@@ -367,7 +420,8 @@ mod tests {
         let mut fs = Initramfs::new();
         fs.dir_with_mode("tmp", 0o1777).unwrap();
         fs.dir("proc").unwrap();
-        fs.file("etc/kettle/ca-roots.pem", 0o644, b"PEM".to_vec()).unwrap();
+        fs.file("etc/kettle/ca-roots.pem", 0o644, b"PEM".to_vec())
+            .unwrap();
         fs.dir("etc").unwrap();
         fs.file("init", 0o755, b"#!init\n".to_vec()).unwrap();
         assert_eq!(a, fs.to_bytes());
@@ -378,14 +432,30 @@ mod tests {
     fn rejects_bad_paths_and_conflicts() {
         let mut fs = Initramfs::new();
         for bad in ["", "/", "a/../b", "./a", "a//b", "a/", "TRAILER!!!", "a\0b"] {
-            assert_eq!(fs.dir(bad).unwrap_err(), CpioError::InvalidPath(bad.into()), "{bad:?}");
+            assert_eq!(
+                fs.dir(bad).unwrap_err(),
+                CpioError::InvalidPath(bad.into()),
+                "{bad:?}"
+            );
         }
         fs.file("init", 0o755, b"x".to_vec()).unwrap();
         fs.file("init", 0o755, b"x".to_vec()).unwrap(); // identical: fine
-        assert_eq!(fs.file("init", 0o755, b"y".to_vec()).unwrap_err(), CpioError::Duplicate("init".into()));
-        assert_eq!(fs.dir("init").unwrap_err(), CpioError::Duplicate("init".into()));
-        assert!(matches!(fs.file("init/x", 0o644, vec![]), Err(CpioError::ParentNotDirectory { .. })));
-        assert!(matches!(fs.file("x", 0o100644, vec![]), Err(CpioError::InvalidMode { .. })));
+        assert_eq!(
+            fs.file("init", 0o755, b"y".to_vec()).unwrap_err(),
+            CpioError::Duplicate("init".into())
+        );
+        assert_eq!(
+            fs.dir("init").unwrap_err(),
+            CpioError::Duplicate("init".into())
+        );
+        assert!(matches!(
+            fs.file("init/x", 0o644, vec![]),
+            Err(CpioError::ParentNotDirectory { .. })
+        ));
+        assert!(matches!(
+            fs.file("x", 0o100644, vec![]),
+            Err(CpioError::InvalidMode { .. })
+        ));
     }
 
     #[test]
@@ -402,12 +472,16 @@ mod tests {
     #[test]
     fn round_trip_through_system_cpio() {
         if Command::new("cpio").arg("--version").output().is_err() {
-            assert!(std::env::var("CI").as_deref() != Ok("true"), "cpio(1) missing on CI");
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "cpio(1) missing on CI"
+            );
             eprintln!("skipping: cpio(1) is not installed");
             return;
         }
         let mut fs = sample();
-        fs.file("bin/odd-size", 0o700, (0u8..=250).collect::<Vec<u8>>()).unwrap();
+        fs.file("bin/odd-size", 0o700, (0u8..=250).collect::<Vec<u8>>())
+            .unwrap();
         fs.file("empty", 0o600, Vec::new()).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let mut child = Command::new("cpio")
@@ -418,16 +492,34 @@ mod tests {
             .spawn()
             .unwrap();
         use std::io::Write;
-        child.stdin.take().unwrap().write_all(&fs.to_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(&fs.to_bytes())
+            .unwrap();
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "cpio failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "cpio failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let listed = String::from_utf8_lossy(&out.stderr);
         use std::os::unix::fs::PermissionsExt;
         for e in fs.entries() {
-            assert!(listed.lines().any(|l| l == e.path), "cpio did not list {}", e.path);
+            assert!(
+                listed.lines().any(|l| l == e.path),
+                "cpio did not list {}",
+                e.path
+            );
             let p = dir.path().join(&e.path);
             let meta = std::fs::symlink_metadata(&p).unwrap();
-            assert_eq!(meta.permissions().mode() & 0o7777, e.mode & 0o7777, "mode of {}", e.path);
+            assert_eq!(
+                meta.permissions().mode() & 0o7777,
+                e.mode & 0o7777,
+                "mode of {}",
+                e.path
+            );
             if let Some(data) = fs.file_data(&e.path) {
                 assert!(meta.is_file());
                 assert_eq!(std::fs::read(&p).unwrap(), data, "contents of {}", e.path);

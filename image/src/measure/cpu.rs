@@ -67,10 +67,17 @@ impl VcpuType {
     pub fn signature(&self) -> u32 {
         match self {
             VcpuType::Named(name) => {
-                let (_, f, m, s) = CPU_MODELS.iter().find(|m| m.0 == *name).expect("names come from CPU_MODELS");
+                let (_, f, m, s) = CPU_MODELS
+                    .iter()
+                    .find(|m| m.0 == *name)
+                    .expect("names come from CPU_MODELS");
                 cpu_signature(*f, *m, *s)
             }
-            VcpuType::FamilyModelStepping { family, model, stepping } => cpu_signature(*family, *model, *stepping),
+            VcpuType::FamilyModelStepping {
+                family,
+                model,
+                stepping,
+            } => cpu_signature(*family, *model, *stepping),
             VcpuType::Signature(sig) => *sig,
         }
     }
@@ -78,15 +85,27 @@ impl VcpuType {
 
 /// CPUID Fn0000_0001_EAX from family/model/stepping (AMD pub. 25481).
 pub fn cpu_signature(family: u32, model: u32, stepping: u32) -> u32 {
-    let (family_low, family_high) = if family > 0xf { (0xf, (family - 0xf) & 0xff) } else { (family, 0) };
-    (family_high << 20) | (((model >> 4) & 0xf) << 16) | (family_low << 8) | ((model & 0xf) << 4) | (stepping & 0xf)
+    let (family_low, family_high) = if family > 0xf {
+        (0xf, (family - 0xf) & 0xff)
+    } else {
+        (family, 0)
+    };
+    (family_high << 20)
+        | (((model >> 4) & 0xf) << 16)
+        | (family_low << 8)
+        | ((model & 0xf) << 4)
+        | (stepping & 0xf)
 }
 
 impl fmt::Display for VcpuType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             VcpuType::Named(name) => f.write_str(name),
-            VcpuType::FamilyModelStepping { family, model, stepping } => {
+            VcpuType::FamilyModelStepping {
+                family,
+                model,
+                stepping,
+            } => {
                 write!(f, "family={family},model={model},stepping={stepping}")
             }
             VcpuType::Signature(sig) => write!(f, "sig={sig:#x}"),
@@ -107,7 +126,9 @@ impl FromStr for VcpuType {
         }
         let mut fms = [None; 3];
         for part in s.split(',') {
-            let (key, value) = part.split_once('=').ok_or_else(|| CpuError::UnknownVcpuType(s.into()))?;
+            let (key, value) = part
+                .split_once('=')
+                .ok_or_else(|| CpuError::UnknownVcpuType(s.into()))?;
             let slot = match key.trim() {
                 "family" => 0,
                 "model" => 1,
@@ -117,7 +138,11 @@ impl FromStr for VcpuType {
             fms[slot] = Some(parse_u32(value.trim())?);
         }
         match fms {
-            [Some(family), Some(model), Some(stepping)] => Ok(VcpuType::FamilyModelStepping { family, model, stepping }),
+            [Some(family), Some(model), Some(stepping)] => Ok(VcpuType::FamilyModelStepping {
+                family,
+                model,
+                stepping,
+            }),
             _ => Err(CpuError::UnknownVcpuType(s.into())),
         }
     }
@@ -222,7 +247,11 @@ mod tests {
 
     #[test]
     fn display_round_trips() {
-        for s in ["EPYC-Milan-v2", "family=26,model=17,stepping=0", "sig=0xb10f00"] {
+        for s in [
+            "EPYC-Milan-v2",
+            "family=26,model=17,stepping=0",
+            "sig=0xb10f00",
+        ] {
             assert_eq!(s.parse::<VcpuType>().unwrap().to_string(), s);
         }
         assert_eq!("qemu".parse::<VmmType>().unwrap().to_string(), "QEMU");
@@ -232,9 +261,21 @@ mod tests {
 
     #[test]
     fn rejects_unknown() {
-        assert!(matches!("EPYC-v9".parse::<VcpuType>(), Err(CpuError::UnknownVcpuType(_))));
-        assert!(matches!("family=25,model=1".parse::<VcpuType>(), Err(CpuError::UnknownVcpuType(_))));
-        assert!(matches!("kvm".parse::<VmmType>(), Err(CpuError::UnknownVmmType(_))));
-        assert!(matches!("0xzz".parse::<GuestFeatures>(), Err(CpuError::BadNumber(_))));
+        assert!(matches!(
+            "EPYC-v9".parse::<VcpuType>(),
+            Err(CpuError::UnknownVcpuType(_))
+        ));
+        assert!(matches!(
+            "family=25,model=1".parse::<VcpuType>(),
+            Err(CpuError::UnknownVcpuType(_))
+        ));
+        assert!(matches!(
+            "kvm".parse::<VmmType>(),
+            Err(CpuError::UnknownVmmType(_))
+        ));
+        assert!(matches!(
+            "0xzz".parse::<GuestFeatures>(),
+            Err(CpuError::BadNumber(_))
+        ));
     }
 }

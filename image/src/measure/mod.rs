@@ -51,14 +51,30 @@ enum PageType {
 }
 
 /// GUIDs of QEMU's SEV hashes table (`target/i386/sev.c`).
-const SEV_HASH_TABLE_HEADER_GUID: [u8; 16] =
-    guid_le(0x9438d606, 0x4f22, 0x4cc9, [0xb4, 0x79, 0xa7, 0x93, 0xd4, 0x11, 0xfd, 0x21]);
-const SEV_KERNEL_ENTRY_GUID: [u8; 16] =
-    guid_le(0x4de79437, 0xabd2, 0x427f, [0xb8, 0x35, 0xd5, 0xb1, 0x72, 0xd2, 0x04, 0x5b]);
-const SEV_INITRD_ENTRY_GUID: [u8; 16] =
-    guid_le(0x44baf731, 0x3a2f, 0x4bd7, [0x9a, 0xf1, 0x41, 0xe2, 0x91, 0x69, 0x78, 0x1d]);
-const SEV_CMDLINE_ENTRY_GUID: [u8; 16] =
-    guid_le(0x97d02dd8, 0xbd20, 0x4c94, [0xaa, 0x78, 0xe7, 0x71, 0x4d, 0x36, 0xab, 0x2a]);
+const SEV_HASH_TABLE_HEADER_GUID: [u8; 16] = guid_le(
+    0x9438d606,
+    0x4f22,
+    0x4cc9,
+    [0xb4, 0x79, 0xa7, 0x93, 0xd4, 0x11, 0xfd, 0x21],
+);
+const SEV_KERNEL_ENTRY_GUID: [u8; 16] = guid_le(
+    0x4de79437,
+    0xabd2,
+    0x427f,
+    [0xb8, 0x35, 0xd5, 0xb1, 0x72, 0xd2, 0x04, 0x5b],
+);
+const SEV_INITRD_ENTRY_GUID: [u8; 16] = guid_le(
+    0x44baf731,
+    0x3a2f,
+    0x4bd7,
+    [0x9a, 0xf1, 0x41, 0xe2, 0x91, 0x69, 0x78, 0x1d],
+);
+const SEV_CMDLINE_ENTRY_GUID: [u8; 16] = guid_le(
+    0x97d02dd8,
+    0xbd20,
+    0x4c94,
+    [0xaa, 0x78, 0xe7, 0x71, 0x4d, 0x36, 0xab, 0x2a],
+);
 /// One table entry: GUID, u16 length, SHA-256.
 const HASH_ENTRY_LEN: usize = 16 + 2 + 32;
 /// The table: GUID, u16 length, three entries.
@@ -172,7 +188,11 @@ impl GuestContext {
 
     fn normal_pages(&mut self, gpa: u64, data: &[u8]) {
         for (i, page) in data.chunks(PAGE_SIZE).enumerate() {
-            self.update(PageType::Normal, gpa + (i * PAGE_SIZE) as u64, &sha384(page));
+            self.update(
+                PageType::Normal,
+                gpa + (i * PAGE_SIZE) as u64,
+                &sha384(page),
+            );
         }
     }
 
@@ -200,7 +220,11 @@ pub struct KernelHashes {
 
 impl KernelHashes {
     /// From file hashes and the `-append` string (hashed verbatim, as QEMU does).
-    pub fn new(kernel_sha256: [u8; 32], initrd_sha256: Option<[u8; 32]>, cmdline: Option<&str>) -> Self {
+    pub fn new(
+        kernel_sha256: [u8; 32],
+        initrd_sha256: Option<[u8; 32]>,
+        cmdline: Option<&str>,
+    ) -> Self {
         let mut c = Sha256::new();
         c.update(cmdline.unwrap_or("").as_bytes());
         c.update([0u8]);
@@ -280,7 +304,9 @@ pub fn launch_digest(
             SectionType::SnpSecMem if vm.vmm_type == VmmType::Gce => {
                 gctx.empty_pages(PageType::Unmeasured, gpa, section.size)
             }
-            SectionType::SnpSecMem | SectionType::SvsmCaa => gctx.empty_pages(PageType::Zero, gpa, section.size),
+            SectionType::SnpSecMem | SectionType::SvsmCaa => {
+                gctx.empty_pages(PageType::Zero, gpa, section.size)
+            }
             SectionType::SnpSecrets => gctx.update(PageType::Secrets, gpa, &[0; LAUNCH_DIGEST_LEN]),
             // EC2 adds the CPUID page after all other sections (below).
             SectionType::Cpuid if vm.vmm_type == VmmType::Ec2 => {}
@@ -292,12 +318,25 @@ pub fn launch_digest(
         }
     }
     if vm.vmm_type == VmmType::Ec2 {
-        for section in ovmf.sections().iter().filter(|s| s.section_type == SectionType::Cpuid) {
-            gctx.update(PageType::Cpuid, u64::from(section.gpa), &[0; LAUNCH_DIGEST_LEN]);
+        for section in ovmf
+            .sections()
+            .iter()
+            .filter(|s| s.section_type == SectionType::Cpuid)
+        {
+            gctx.update(
+                PageType::Cpuid,
+                u64::from(section.gpa),
+                &[0; LAUNCH_DIGEST_LEN],
+            );
         }
     }
     let bsp = vmsa::vmsa_page(vmsa::BSP_EIP, &vm.vcpu_type, vm.vmm_type, vm.guest_features);
-    let ap = vmsa::vmsa_page(ovmf.sev_es_reset_eip()?, &vm.vcpu_type, vm.vmm_type, vm.guest_features);
+    let ap = vmsa::vmsa_page(
+        ovmf.sev_es_reset_eip()?,
+        &vm.vcpu_type,
+        vm.vmm_type,
+        vm.guest_features,
+    );
     for i in 0..vm.vcpus {
         let page = if i == 0 { &bsp } else { &ap };
         gctx.update(PageType::Vmsa, VMSA_GPA, &sha384(page));
@@ -306,7 +345,11 @@ pub fn launch_digest(
 }
 
 /// The kernel-hashes page: the table at the firmware's chosen offset, zeros elsewhere.
-fn hashes_page(ovmf: &Ovmf, section: &MetadataSection, hashes: &KernelHashes) -> Result<Vec<u8>, MeasureError> {
+fn hashes_page(
+    ovmf: &Ovmf,
+    section: &MetadataSection,
+    hashes: &KernelHashes,
+) -> Result<Vec<u8>, MeasureError> {
     if section.size as usize != PAGE_SIZE {
         return Err(MeasureError::BadKernelHashesArea(format!(
             "section is {:#x} bytes, QEMU fills exactly one page",
@@ -375,8 +418,16 @@ impl MeasureInputs {
             return Ok(None);
         };
         let kernel = sha256_file(kernel, "kernel")?;
-        let initrd = self.initrd.as_deref().map(|p| sha256_file(p, "initrd")).transpose()?;
-        Ok(Some(KernelHashes::new(kernel, initrd, self.cmdline.as_deref())))
+        let initrd = self
+            .initrd
+            .as_deref()
+            .map(|p| sha256_file(p, "initrd"))
+            .transpose()?;
+        Ok(Some(KernelHashes::new(
+            kernel,
+            initrd,
+            self.cmdline.as_deref(),
+        )))
     }
 }
 
@@ -387,16 +438,45 @@ pub fn load_ovmf(path: &Path) -> Result<Ovmf, MeasureError> {
         path: path.to_path_buf(),
         source,
     })?;
-    Ovmf::parse(data).map_err(|source| MeasureError::Firmware { path: path.to_path_buf(), source })
+    Ovmf::parse(data).map_err(|source| MeasureError::Firmware {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// SHA-256 of a file, streamed.
 pub fn sha256_file(path: &Path, what: &'static str) -> Result<[u8; 32], MeasureError> {
-    let err = |source| MeasureError::Read { what, path: path.to_path_buf(), source };
+    let err = |source| MeasureError::Read {
+        what,
+        path: path.to_path_buf(),
+        source,
+    };
     let mut file = std::fs::File::open(path).map_err(err)?;
     let mut h = Sha256::new();
     std::io::copy(&mut file, &mut h).map_err(err)?;
     Ok(h.finalize().into())
+}
+
+/// Test helpers shared with the manifest and bundle tests.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use std::path::{Path, PathBuf};
+
+    /// Writes a small valid AmdSev-shaped firmware (with a kernel hashes page) as `dir/OVMF.fd`.
+    pub(crate) fn synthetic_ovmf_file(dir: &Path) -> PathBuf {
+        let data = super::ovmf::tests::synthetic_ovmf(
+            16,
+            &[
+                (0x80_0000, 0x1000, 1),
+                (0x80_1000, 0x1000, 2),
+                (0x80_2000, 0x1000, 3),
+                (0x80_f000, 0x1000, 0x10),
+            ],
+        );
+        let path = dir.join("OVMF.fd");
+        std::fs::write(&path, data).unwrap();
+        path
+    }
 }
 
 #[cfg(test)]
@@ -439,26 +519,80 @@ mod tests {
 
     #[test]
     fn every_input_changes_the_digest() {
-        let ovmf = Ovmf::parse(synthetic_ovmf(16, &[(0x80_0000, 0x2000, 1), (0x80_2000, 0x1000, 2), (0x80_3000, 0x1000, 3), (0x80_f000, 0x1000, 0x10)])).unwrap();
+        let ovmf = Ovmf::parse(synthetic_ovmf(
+            16,
+            &[
+                (0x80_0000, 0x2000, 1),
+                (0x80_2000, 0x1000, 2),
+                (0x80_3000, 0x1000, 3),
+                (0x80_f000, 0x1000, 0x10),
+            ],
+        ))
+        .unwrap();
         let h = KernelHashes::new([1; 32], Some([2; 32]), Some("a"));
         let base = launch_digest(&ovmf, None, Some(&h), &vm(2, "EPYC-v4")).unwrap();
         let variants = [
             launch_digest(&ovmf, None, Some(&h), &vm(1, "EPYC-v4")).unwrap(),
             launch_digest(&ovmf, None, Some(&h), &vm(2, "EPYC-Milan")).unwrap(),
             launch_digest(&ovmf, None, None, &vm(2, "EPYC-v4")).unwrap(),
-            launch_digest(&ovmf, None, Some(&KernelHashes::new([1; 32], Some([2; 32]), Some("b"))), &vm(2, "EPYC-v4")).unwrap(),
-            launch_digest(&ovmf, None, Some(&KernelHashes::new([1; 32], None, Some("a"))), &vm(2, "EPYC-v4")).unwrap(),
-            launch_digest(&ovmf, None, Some(&h), &VmConfig { vmm_type: VmmType::Ec2, ..vm(2, "EPYC-v4") }).unwrap(),
-            launch_digest(&ovmf, None, Some(&h), &VmConfig { vmm_type: VmmType::Gce, ..vm(2, "EPYC-v4") }).unwrap(),
-            launch_digest(&ovmf, None, Some(&h), &VmConfig { guest_features: GuestFeatures(0x21), ..vm(2, "EPYC-v4") }).unwrap(),
+            launch_digest(
+                &ovmf,
+                None,
+                Some(&KernelHashes::new([1; 32], Some([2; 32]), Some("b"))),
+                &vm(2, "EPYC-v4"),
+            )
+            .unwrap(),
+            launch_digest(
+                &ovmf,
+                None,
+                Some(&KernelHashes::new([1; 32], None, Some("a"))),
+                &vm(2, "EPYC-v4"),
+            )
+            .unwrap(),
+            launch_digest(
+                &ovmf,
+                None,
+                Some(&h),
+                &VmConfig {
+                    vmm_type: VmmType::Ec2,
+                    ..vm(2, "EPYC-v4")
+                },
+            )
+            .unwrap(),
+            launch_digest(
+                &ovmf,
+                None,
+                Some(&h),
+                &VmConfig {
+                    vmm_type: VmmType::Gce,
+                    ..vm(2, "EPYC-v4")
+                },
+            )
+            .unwrap(),
+            launch_digest(
+                &ovmf,
+                None,
+                Some(&h),
+                &VmConfig {
+                    guest_features: GuestFeatures(0x21),
+                    ..vm(2, "EPYC-v4")
+                },
+            )
+            .unwrap(),
         ];
         for (i, v) in variants.iter().enumerate() {
             assert_ne!(*v, base, "variant {i} should differ");
         }
         // The precomputed firmware hash is a pure shortcut.
         let seed = ovmf_hash(&ovmf);
-        assert_eq!(launch_digest(&ovmf, Some(&seed), Some(&h), &vm(2, "EPYC-v4")).unwrap(), base);
-        assert!(matches!(launch_digest(&ovmf, None, None, &vm(0, "EPYC-v4")), Err(MeasureError::NoVcpus)));
+        assert_eq!(
+            launch_digest(&ovmf, Some(&seed), Some(&h), &vm(2, "EPYC-v4")).unwrap(),
+            base
+        );
+        assert!(matches!(
+            launch_digest(&ovmf, None, None, &vm(0, "EPYC-v4")),
+            Err(MeasureError::NoVcpus)
+        ));
     }
 
     #[test]
@@ -484,7 +618,16 @@ mod tests {
             vmm_type: VmmType::Qemu,
             guest_features: GuestFeatures::default(),
         };
-        assert!(matches!(inputs.kernel_hashes(), Err(MeasureError::NeedsKernel(_))));
-        assert!(matches!(inputs.launch_digest(), Err(MeasureError::Read { what: "firmware", .. })));
+        assert!(matches!(
+            inputs.kernel_hashes(),
+            Err(MeasureError::NeedsKernel(_))
+        ));
+        assert!(matches!(
+            inputs.launch_digest(),
+            Err(MeasureError::Read {
+                what: "firmware",
+                ..
+            })
+        ));
     }
 }

@@ -24,10 +24,30 @@ const METADATA_ITEM_LEN: usize = 12;
 pub(crate) const PAGE_SIZE: usize = 4096;
 
 /// GUIDs as their little-endian byte encoding (how they sit in the image).
-const OVMF_TABLE_FOOTER_GUID: [u8; 16] = guid_le(0x96b582de, 0x1fb2, 0x45f7, [0xba, 0xea, 0xa3, 0x66, 0xc5, 0x5a, 0x08, 0x2d]);
-const SEV_HASH_TABLE_RV_GUID: [u8; 16] = guid_le(0x7255371f, 0x3a3b, 0x4b04, [0x92, 0x7b, 0x1d, 0xa6, 0xef, 0xa8, 0xd4, 0x54]);
-const SEV_ES_RESET_BLOCK_GUID: [u8; 16] = guid_le(0x00f771de, 0x1a7e, 0x4fcb, [0x89, 0x0e, 0x68, 0xc7, 0x7e, 0x2f, 0xb4, 0x4e]);
-const OVMF_SEV_METADATA_GUID: [u8; 16] = guid_le(0xdc886566, 0x984a, 0x4798, [0xa7, 0x5e, 0x55, 0x85, 0xa7, 0xbf, 0x67, 0xcc]);
+const OVMF_TABLE_FOOTER_GUID: [u8; 16] = guid_le(
+    0x96b582de,
+    0x1fb2,
+    0x45f7,
+    [0xba, 0xea, 0xa3, 0x66, 0xc5, 0x5a, 0x08, 0x2d],
+);
+const SEV_HASH_TABLE_RV_GUID: [u8; 16] = guid_le(
+    0x7255371f,
+    0x3a3b,
+    0x4b04,
+    [0x92, 0x7b, 0x1d, 0xa6, 0xef, 0xa8, 0xd4, 0x54],
+);
+const SEV_ES_RESET_BLOCK_GUID: [u8; 16] = guid_le(
+    0x00f771de,
+    0x1a7e,
+    0x4fcb,
+    [0x89, 0x0e, 0x68, 0xc7, 0x7e, 0x2f, 0xb4, 0x4e],
+);
+const OVMF_SEV_METADATA_GUID: [u8; 16] = guid_le(
+    0xdc886566,
+    0x984a,
+    0x4798,
+    [0xa7, 0x5e, 0x55, 0x85, 0xa7, 0xbf, 0x67, 0xcc],
+);
 
 /// Encodes a GUID the way UEFI stores it (first three fields little-endian).
 pub(crate) const fn guid_le(d1: u32, d2: u16, d3: u16, d4: [u8; 8]) -> [u8; 16] {
@@ -35,7 +55,8 @@ pub(crate) const fn guid_le(d1: u32, d2: u16, d3: u16, d4: [u8; 8]) -> [u8; 16] 
     let b = d2.to_le_bytes();
     let c = d3.to_le_bytes();
     [
-        a[0], a[1], a[2], a[3], b[0], b[1], c[0], c[1], d4[0], d4[1], d4[2], d4[3], d4[4], d4[5], d4[6], d4[7],
+        a[0], a[1], a[2], a[3], b[0], b[1], c[0], c[1], d4[0], d4[1], d4[2], d4[3], d4[4], d4[5],
+        d4[6], d4[7],
     ]
 }
 
@@ -43,7 +64,9 @@ pub(crate) const fn guid_le(d1: u32, d2: u16, d3: u16, d4: [u8; 8]) -> [u8; 16] 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum OvmfError {
     /// The image is too small or not a whole number of 4 KiB pages.
-    #[error("firmware is {0} bytes; an OVMF image is a non-empty multiple of 4096 bytes below 4 GiB")]
+    #[error(
+        "firmware is {0} bytes; an OVMF image is a non-empty multiple of 4096 bytes below 4 GiB"
+    )]
     BadSize(usize),
     /// No OVMF footer table GUID 32 bytes before the end.
     #[error("firmware has no OVMF footer table (GUID 96b582de-...); use an OVMF built from edk2's AmdSev package")]
@@ -117,7 +140,11 @@ impl Ovmf {
         }
         let table = parse_footer_table(&data)?;
         let sections = parse_metadata(&data, &table)?;
-        Ok(Self { data, table, sections })
+        Ok(Self {
+            data,
+            table,
+            sections,
+        })
     }
 
     /// The raw image.
@@ -137,12 +164,15 @@ impl Ovmf {
 
     /// Whether the firmware has a page reserved for the kernel hashes table.
     pub fn has_kernel_hashes_section(&self) -> bool {
-        self.sections.iter().any(|s| s.section_type == SectionType::SnpKernelHashes)
+        self.sections
+            .iter()
+            .any(|s| s.section_type == SectionType::SnpKernelHashes)
     }
 
     /// Guest-physical address where QEMU places the kernel hashes table.
     pub fn sev_hashes_table_gpa(&self) -> Result<u64, OvmfError> {
-        self.entry_u32(&SEV_HASH_TABLE_RV_GUID, "SEV_HASH_TABLE_RV_GUID").map(u64::from)
+        self.entry_u32(&SEV_HASH_TABLE_RV_GUID, "SEV_HASH_TABLE_RV_GUID")
+            .map(u64::from)
     }
 
     /// The application processors' reset EIP (from the SEV-ES reset block).
@@ -166,13 +196,16 @@ fn parse_footer_table(data: &[u8]) -> Result<HashMap<[u8; 16], Vec<u8>>, OvmfErr
         .len()
         .checked_sub(FOOTER_GAP + ENTRY_HEADER_LEN)
         .ok_or(OvmfError::NoFooterTable)?;
-    let (footer_size, footer_guid) = entry_header(&data[footer_start..footer_start + ENTRY_HEADER_LEN]);
+    let (footer_size, footer_guid) =
+        entry_header(&data[footer_start..footer_start + ENTRY_HEADER_LEN]);
     if footer_guid != OVMF_TABLE_FOOTER_GUID {
         return Err(OvmfError::NoFooterTable);
     }
     let table_len = footer_size
         .checked_sub(ENTRY_HEADER_LEN)
-        .ok_or(OvmfError::MalformedTable("footer entry smaller than its header"))?;
+        .ok_or(OvmfError::MalformedTable(
+            "footer entry smaller than its header",
+        ))?;
     let table_start = footer_start
         .checked_sub(table_len)
         .ok_or(OvmfError::MalformedTable("table larger than the image"))?;
@@ -184,7 +217,9 @@ fn parse_footer_table(data: &[u8]) -> Result<HashMap<[u8; 16], Vec<u8>>, OvmfErr
             return Err(OvmfError::MalformedTable("entry smaller than its header"));
         }
         if size > rest.len() {
-            return Err(OvmfError::MalformedTable("entry larger than the rest of the table"));
+            return Err(OvmfError::MalformedTable(
+                "entry larger than the rest of the table",
+            ));
         }
         let body = &rest[rest.len() - size..rest.len() - ENTRY_HEADER_LEN];
         table.insert(guid, body.to_vec());
@@ -202,18 +237,24 @@ fn entry_header(bytes: &[u8]) -> (usize, [u8; 16]) {
 }
 
 /// Reads the `ASEV` metadata block the footer table points to.
-fn parse_metadata(data: &[u8], table: &HashMap<[u8; 16], Vec<u8>>) -> Result<Vec<MetadataSection>, OvmfError> {
+fn parse_metadata(
+    data: &[u8],
+    table: &HashMap<[u8; 16], Vec<u8>>,
+) -> Result<Vec<MetadataSection>, OvmfError> {
     let entry = table
         .get(&OVMF_SEV_METADATA_GUID)
         .ok_or(OvmfError::MissingEntry("OVMF_SEV_METADATA_GUID"))?;
     let offset_from_end = entry
         .get(..4)
         .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
-        .ok_or_else(|| OvmfError::MalformedMetadata("metadata entry shorter than 4 bytes".into()))?;
-    let start = data
-        .len()
-        .checked_sub(offset_from_end)
-        .ok_or_else(|| OvmfError::MalformedMetadata(format!("offset {offset_from_end} is beyond the image start")))?;
+        .ok_or_else(|| {
+            OvmfError::MalformedMetadata("metadata entry shorter than 4 bytes".into())
+        })?;
+    let start = data.len().checked_sub(offset_from_end).ok_or_else(|| {
+        OvmfError::MalformedMetadata(format!(
+            "offset {offset_from_end} is beyond the image start"
+        ))
+    })?;
     let header = data
         .get(start..start + METADATA_HEADER_LEN)
         .ok_or_else(|| OvmfError::MalformedMetadata("header runs past the image end".into()))?;
@@ -223,13 +264,17 @@ fn parse_metadata(data: &[u8], table: &HashMap<[u8; 16], Vec<u8>>) -> Result<Vec
     }
     let version = le32(header, 8);
     if version != 1 {
-        return Err(OvmfError::MalformedMetadata(format!("version {version}, expected 1")));
+        return Err(OvmfError::MalformedMetadata(format!(
+            "version {version}, expected 1"
+        )));
     }
     let count = le32(header, 12) as usize;
     let items_len = count
         .checked_mul(METADATA_ITEM_LEN)
         .filter(|len| METADATA_HEADER_LEN + len <= le32(header, 4) as usize)
-        .ok_or_else(|| OvmfError::MalformedMetadata(format!("{count} sections do not fit the declared size")))?;
+        .ok_or_else(|| {
+            OvmfError::MalformedMetadata(format!("{count} sections do not fit the declared size"))
+        })?;
     let items = data
         .get(start + METADATA_HEADER_LEN..start + METADATA_HEADER_LEN + items_len)
         .ok_or_else(|| OvmfError::MalformedMetadata("sections run past the image end".into()))?;
@@ -286,7 +331,10 @@ pub(crate) mod tests {
         let mut hashes = 0x80_f000u32.to_le_bytes().to_vec();
         hashes.extend_from_slice(&0x400u32.to_le_bytes());
         push(SEV_HASH_TABLE_RV_GUID, &hashes);
-        push(OVMF_SEV_METADATA_GUID, &((len - meta_start) as u32).to_le_bytes());
+        push(
+            OVMF_SEV_METADATA_GUID,
+            &((len - meta_start) as u32).to_le_bytes(),
+        );
         let table_len = table.len() + ENTRY_HEADER_LEN;
         table.extend_from_slice(&(table_len as u16).to_le_bytes());
         table.extend_from_slice(&OVMF_TABLE_FOOTER_GUID);
@@ -297,7 +345,14 @@ pub(crate) mod tests {
 
     #[test]
     fn parses_synthetic_image() {
-        let img = synthetic_ovmf(16, &[(0x80_0000, 0x9000, 1), (0x80_9000, 0x1000, 2), (0x80_f000, 0x1000, 0x10)]);
+        let img = synthetic_ovmf(
+            16,
+            &[
+                (0x80_0000, 0x9000, 1),
+                (0x80_9000, 0x1000, 2),
+                (0x80_f000, 0x1000, 0x10),
+            ],
+        );
         let ovmf = Ovmf::parse(img).unwrap();
         assert_eq!(ovmf.gpa(), FOUR_GB - 16 * 4096);
         assert_eq!(ovmf.sev_es_reset_eip().unwrap(), 0xffff_f000);
@@ -310,18 +365,33 @@ pub(crate) mod tests {
     #[test]
     fn rejects_broken_images() {
         assert_eq!(Ovmf::parse(vec![]).unwrap_err(), OvmfError::BadSize(0));
-        assert_eq!(Ovmf::parse(vec![0; 4097]).unwrap_err(), OvmfError::BadSize(4097));
-        assert_eq!(Ovmf::parse(vec![0; 8192]).unwrap_err(), OvmfError::NoFooterTable);
+        assert_eq!(
+            Ovmf::parse(vec![0; 4097]).unwrap_err(),
+            OvmfError::BadSize(4097)
+        );
+        assert_eq!(
+            Ovmf::parse(vec![0; 8192]).unwrap_err(),
+            OvmfError::NoFooterTable
+        );
         let mut img = synthetic_ovmf(4, &[(0x1000, 0x1000, 7)]);
-        assert_eq!(Ovmf::parse(img.clone()).unwrap_err(), OvmfError::UnknownSectionType(7));
+        assert_eq!(
+            Ovmf::parse(img.clone()).unwrap_err(),
+            OvmfError::UnknownSectionType(7)
+        );
         // Corrupt the ASEV signature.
         let meta = img.len() - 2 * PAGE_SIZE;
         img[meta] = b'X';
-        assert!(matches!(Ovmf::parse(img).unwrap_err(), OvmfError::MalformedMetadata(_)));
+        assert!(matches!(
+            Ovmf::parse(img).unwrap_err(),
+            OvmfError::MalformedMetadata(_)
+        ));
         // Footer claims a table longer than the image.
         let mut img = synthetic_ovmf(4, &[]);
         let at = img.len() - FOOTER_GAP - ENTRY_HEADER_LEN;
         img[at..at + 2].copy_from_slice(&0xfff0u16.to_le_bytes());
-        assert!(matches!(Ovmf::parse(img).unwrap_err(), OvmfError::MalformedTable(_)));
+        assert!(matches!(
+            Ovmf::parse(img).unwrap_err(),
+            OvmfError::MalformedTable(_)
+        ));
     }
 }

@@ -24,7 +24,10 @@ fn skip_or_fail(reason: &str) {
 }
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("image/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("image/ has a parent")
+        .to_path_buf()
 }
 
 /// The sev crate's `tests/measurement/<name>` in the local cargo registry.
@@ -36,7 +39,12 @@ fn sev_test_data(name: &str) -> Option<PathBuf> {
     let mut found: Vec<PathBuf> = std::fs::read_dir(src)
         .ok()?
         .flatten()
-        .flat_map(|index| std::fs::read_dir(index.path()).into_iter().flatten().flatten())
+        .flat_map(|index| {
+            std::fs::read_dir(index.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+        })
         .filter(|d| d.file_name().to_string_lossy().starts_with("sev-8."))
         .map(|d| d.path().join("tests").join("measurement").join(name))
         .filter(|p| p.is_file())
@@ -55,7 +63,9 @@ fn peer_cli() -> Option<PathBuf> {
 /// Writes the synthetic firmware: deterministic filler + the real AmdSev footer page.
 fn synthetic_firmware(dir: &Path) -> Option<PathBuf> {
     let suffix = std::fs::read(sev_test_data("ovmf_AmdSev_suffix.bin")?).ok()?;
-    let mut data: Vec<u8> = (0..SYNTHETIC_FIRMWARE_LEN - suffix.len()).map(|i| (i * 7 % 253) as u8).collect();
+    let mut data: Vec<u8> = (0..SYNTHETIC_FIRMWARE_LEN - suffix.len())
+        .map(|i| (i * 7 % 253) as u8)
+        .collect();
     data.extend_from_slice(&suffix);
     let path = dir.join("OVMF-synthetic.fd");
     std::fs::write(&path, data).unwrap();
@@ -66,7 +76,11 @@ fn synthetic_firmware(dir: &Path) -> Option<PathBuf> {
 fn kernel_inputs(dir: &Path) -> (Vec<PathBuf>, PathBuf) {
     let kernel = dir.join("vmlinuz");
     // sev-snp-measure and QEMU only hash the kernel file; any bytes will do here.
-    std::fs::write(&kernel, (0..300_001u32).map(|i| (i % 241) as u8).collect::<Vec<_>>()).unwrap();
+    std::fs::write(
+        &kernel,
+        (0..300_001u32).map(|i| (i % 241) as u8).collect::<Vec<_>>(),
+    )
+    .unwrap();
     let initrd = dir.join("initrd.cpio");
     std::fs::write(&initrd, b"070701 not really an initrd, only hashed").unwrap();
     let mut kernels = vec![kernel];
@@ -89,7 +103,12 @@ struct Case {
 impl Case {
     fn peer_args(&self) -> Vec<String> {
         let i = &self.inputs;
-        let mut a: Vec<String> = vec!["--mode".into(), "snp".into(), "--output-format".into(), "hex".into()];
+        let mut a: Vec<String> = vec![
+            "--mode".into(),
+            "snp".into(),
+            "--output-format".into(),
+            "hex".into(),
+        ];
         a.extend(["--vcpus".into(), i.vcpus.to_string()]);
         a.extend(self.vcpu_args.iter().cloned());
         a.extend(["--vmm-type".into(), i.vmm_type.to_string()]);
@@ -112,7 +131,11 @@ impl Case {
 /// The matrix the brief asks for: 1/2/8 vCPUs x every named vCPU type x
 /// with/without initrd x with/without cmdline, plus VMM/feature/signature variants.
 fn cases(ovmf: &Path, kernels: &[PathBuf], initrd: &Path) -> Vec<Case> {
-    let named = |vcpus: u32, name: &str, kernel: Option<&PathBuf>, initrd: Option<&Path>, cmdline: Option<&str>| Case {
+    let named = |vcpus: u32,
+                 name: &str,
+                 kernel: Option<&PathBuf>,
+                 initrd: Option<&Path>,
+                 cmdline: Option<&str>| Case {
         inputs: MeasureInputs {
             ovmf: ovmf.to_path_buf(),
             kernel: kernel.cloned(),
@@ -143,27 +166,64 @@ fn cases(ovmf: &Path, kernels: &[PathBuf], initrd: &Path) -> Vec<Case> {
         }
     }
     for kernel in &kernels[1..] {
-        out.push(named(2, "EPYC-v4", Some(kernel), Some(initrd), Some(cmdline)));
+        out.push(named(
+            2,
+            "EPYC-v4",
+            Some(kernel),
+            Some(initrd),
+            Some(cmdline),
+        ));
     }
     // No kernel at all: the hashes page is measured as a zero page.
     out.push(named(2, "EPYC-Milan", None, None, None));
     // Whitespace and an empty string are hashed verbatim.
-    out.push(named(2, "EPYC-v4", Some(&kernels[0]), None, Some("  spaced  out ")));
+    out.push(named(
+        2,
+        "EPYC-v4",
+        Some(&kernels[0]),
+        None,
+        Some("  spaced  out "),
+    ));
     out.push(named(1, "EPYC-v4", Some(&kernels[0]), None, Some("")));
     for vmm in [VmmType::Ec2, VmmType::Gce] {
         for vcpus in [1, 2] {
-            let mut c = named(vcpus, "EPYC-Milan", Some(&kernels[0]), Some(initrd), Some(cmdline));
+            let mut c = named(
+                vcpus,
+                "EPYC-Milan",
+                Some(&kernels[0]),
+                Some(initrd),
+                Some(cmdline),
+            );
             c.inputs.vmm_type = vmm;
             out.push(c);
         }
     }
-    let mut c = named(2, "EPYC-Genoa", Some(&kernels[0]), Some(initrd), Some(cmdline));
+    let mut c = named(
+        2,
+        "EPYC-Genoa",
+        Some(&kernels[0]),
+        Some(initrd),
+        Some(cmdline),
+    );
     c.inputs.guest_features = GuestFeatures(0x21);
     out.push(c);
     // Explicit family/model/stepping (a Turin-dense signature no name covers).
     let mut c = named(4, "EPYC", Some(&kernels[0]), Some(initrd), Some(cmdline));
-    c.inputs.vcpu_type = VcpuType::FamilyModelStepping { family: 26, model: 17, stepping: 0 };
-    c.vcpu_args = ["--vcpu-family", "26", "--vcpu-model", "17", "--vcpu-stepping", "0"].map(String::from).to_vec();
+    c.inputs.vcpu_type = VcpuType::FamilyModelStepping {
+        family: 26,
+        model: 17,
+        stepping: 0,
+    };
+    c.vcpu_args = [
+        "--vcpu-family",
+        "26",
+        "--vcpu-model",
+        "17",
+        "--vcpu-stepping",
+        "0",
+    ]
+    .map(String::from)
+    .to_vec();
     out.push(c);
     let mut c = named(2, "EPYC", Some(&kernels[0]), None, Some(cmdline));
     c.inputs.vcpu_type = VcpuType::Signature(0x00a1_0f11);
@@ -185,7 +245,11 @@ fn compare_with_peer(cli: &Path, cases: &[Case]) -> usize {
         let hashes = inputs.kernel_hashes()?;
         let seeded = launch_digest(&ovmf, Some(&seed), hashes.as_ref(), &inputs.vm_config())?;
         if i % 16 == 0 {
-            assert_eq!(inputs.launch_digest()?, seeded, "seeded and full digests differ");
+            assert_eq!(
+                inputs.launch_digest()?,
+                seeded,
+                "seeded and full digests differ"
+            );
         }
         Ok(seeded)
     };
@@ -208,21 +272,35 @@ fn compare_with_peer(cli: &Path, cases: &[Case]) -> usize {
                                 ));
                             }
                             let peer = String::from_utf8(out.stdout).unwrap().trim().to_string();
-                            let ours = ours(*i, &case.inputs).map_err(|e| e.to_string())?.to_string();
+                            let ours = ours(*i, &case.inputs)
+                                .map_err(|e| e.to_string())?
+                                .to_string();
                             if peer == ours {
                                 Ok(())
                             } else {
-                                Err(format!("{:?}: sev-snp-measure {peer} != kettle {ours}", case.peer_args()))
+                                Err(format!(
+                                    "{:?}: sev-snp-measure {peer} != kettle {ours}",
+                                    case.peer_args()
+                                ))
                             }
                         })
                         .collect::<Vec<_>>()
                 })
             })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
     });
     let failures: Vec<&String> = results.iter().filter_map(|r| r.as_ref().err()).collect();
-    assert!(failures.is_empty(), "{} of {} cases differ:\n{:#?}", failures.len(), results.len(), failures);
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases differ:\n{:#?}",
+        failures.len(),
+        results.len(),
+        failures
+    );
     results.len()
 }
 
@@ -233,7 +311,9 @@ fn matches_sev_snp_measure_on_amdsev_footer() {
     };
     let dir = tempfile::tempdir().unwrap();
     let Some(ovmf) = synthetic_firmware(dir.path()) else {
-        return skip_or_fail("sev 8.x test data (ovmf_AmdSev_suffix.bin) not found in the cargo registry");
+        return skip_or_fail(
+            "sev 8.x test data (ovmf_AmdSev_suffix.bin) not found in the cargo registry",
+        );
     };
     let (kernels, initrd) = kernel_inputs(dir.path());
     let cases = cases(&ovmf, &kernels, &initrd);
@@ -247,7 +327,10 @@ fn matches_sev_snp_measure_on_real_ovmf() {
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join("build").join("OVMF.fd"));
     if !ovmf.is_file() {
-        eprintln!("skipping: no real OVMF at {} (run make ovmf or set KETTLE_OVMF)", ovmf.display());
+        eprintln!(
+            "skipping: no real OVMF at {} (run make ovmf or set KETTLE_OVMF)",
+            ovmf.display()
+        );
         return;
     }
     let Some(cli) = peer_cli() else {
@@ -257,7 +340,10 @@ fn matches_sev_snp_measure_on_real_ovmf() {
     let (kernels, initrd) = kernel_inputs(dir.path());
     let cases = cases(&ovmf, &kernels, &initrd);
     let n = compare_with_peer(&cli, &cases);
-    eprintln!("real OVMF {}: {n}/{n} digests identical to sev-snp-measure", ovmf.display());
+    eprintln!(
+        "real OVMF {}: {n}/{n} digests identical to sev-snp-measure",
+        ovmf.display()
+    );
 }
 
 /// For every input the sev crate can express, its digest equals ours.
@@ -269,17 +355,26 @@ fn matches_sev_crate() {
         vmsa::{GuestFeatures as SevFeatures, VMMType},
     };
     let dir = tempfile::tempdir().unwrap();
-    let (Some(padded), Some(bare)) = (synthetic_firmware(dir.path()), sev_test_data("ovmf_AmdSev_suffix.bin")) else {
-        return skip_or_fail("sev 8.x test data (ovmf_AmdSev_suffix.bin) not found in the cargo registry");
+    let (Some(padded), Some(bare)) = (
+        synthetic_firmware(dir.path()),
+        sev_test_data("ovmf_AmdSev_suffix.bin"),
+    ) else {
+        return skip_or_fail(
+            "sev 8.x test data (ovmf_AmdSev_suffix.bin) not found in the cargo registry",
+        );
     };
     let (kernels, initrd) = kernel_inputs(dir.path());
     let mut compared = 0;
     // The bare 4 KiB footer page (as sev's own tests use it) for the whole
     // matrix, since debug builds hash slowly; the padded image for a few cases.
-    let all = cases(&bare, &kernels, &initrd).into_iter().chain(cases(&padded, &kernels, &initrd).into_iter().step_by(50));
+    let all = cases(&bare, &kernels, &initrd)
+        .into_iter()
+        .chain(cases(&padded, &kernels, &initrd).into_iter().step_by(50));
     for case in all {
         let i = &case.inputs;
-        let VcpuType::Named(name) = &i.vcpu_type else { continue };
+        let VcpuType::Named(name) = &i.vcpu_type else {
+            continue;
+        };
         let trimmed = i.cmdline.as_deref().is_none_or(|c| c.trim() == c);
         if i.vmm_type != VmmType::Qemu || i.guest_features != GuestFeatures::default() || !trimmed {
             continue; // sev cannot express these (see the module docs)
@@ -296,7 +391,12 @@ fn matches_sev_crate() {
             vmm_type: Some(VMMType::QEMU),
         })
         .unwrap();
-        assert_eq!(theirs.get_hex_ld(), i.launch_digest().unwrap().to_string(), "{:?}", case.peer_args());
+        assert_eq!(
+            theirs.get_hex_ld(),
+            i.launch_digest().unwrap().to_string(),
+            "{:?}",
+            case.peer_args()
+        );
         compared += 1;
     }
     assert!(compared >= 192, "only {compared} cases compared");

@@ -60,17 +60,52 @@ impl Page {
 }
 
 /// The VMSA page of a vCPU starting at `eip`.
-pub(crate) fn vmsa_page(eip: u32, vcpu: &VcpuType, vmm: VmmType, features: GuestFeatures) -> Vec<u8> {
+pub(crate) fn vmsa_page(
+    eip: u32,
+    vcpu: &VcpuType,
+    vmm: VmmType,
+    features: GuestFeatures,
+) -> Vec<u8> {
     // Register state differs per VMM: QEMU/KVM passes the CPU signature in RDX
     // and resets MXCSR/FCW to their architectural values; EC2 and GCE do not.
-    let (cs_flags, ss_flags, tr_flags, rdx, mxcsr, fcw, g_pat): (u16, u16, u16, u64, u32, u16, u64) = match vmm {
-        VmmType::Qemu => (0x9b, 0x93, 0x8b, u64::from(vcpu.signature()), 0x1f80, 0x37f, DEFAULT_G_PAT),
-        VmmType::Ec2 => (if eip == BSP_EIP { 0x9a } else { 0x9b }, 0x92, 0x83, 0x600, 0, 0, DEFAULT_G_PAT),
+    let (cs_flags, ss_flags, tr_flags, rdx, mxcsr, fcw, g_pat): (
+        u16,
+        u16,
+        u16,
+        u64,
+        u32,
+        u16,
+        u64,
+    ) = match vmm {
+        VmmType::Qemu => (
+            0x9b,
+            0x93,
+            0x8b,
+            u64::from(vcpu.signature()),
+            0x1f80,
+            0x37f,
+            DEFAULT_G_PAT,
+        ),
+        VmmType::Ec2 => (
+            if eip == BSP_EIP { 0x9a } else { 0x9b },
+            0x92,
+            0x83,
+            0x600,
+            0,
+            0,
+            DEFAULT_G_PAT,
+        ),
         VmmType::Gce => (0x9b, 0x93, 0x8b, 0x600, 0, 0, 0x0007_0106),
     };
     let mut p = Page(vec![0; PAGE_SIZE]);
     p.segment(offset::ES, 0, 0x93, 0xffff, 0);
-    p.segment(offset::CS, 0xf000, cs_flags, 0xffff, u64::from(eip & 0xffff_0000));
+    p.segment(
+        offset::CS,
+        0xf000,
+        cs_flags,
+        0xffff,
+        u64::from(eip & 0xffff_0000),
+    );
     p.segment(offset::SS, 0, ss_flags, 0xffff, 0);
     p.segment(offset::DS, 0, 0x93, 0xffff, 0);
     p.segment(offset::FS, 0, 0x93, 0xffff, 0);
