@@ -11,6 +11,47 @@ use super::protocol::{self, ReportRequest, Response};
 /// Where the kernel lists virtio-serial ports and their names.
 pub const VIRTIO_PORTS_DIR: &str = "/sys/class/virtio-ports";
 
+/// How long the guest waits for the host's simulated PSP to answer.
+pub const RESPONSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// A virtio-serial port whose reads give up after a timeout, so a host that
+/// never answers makes the request fail instead of hanging the guest.
+struct PortStream {
+    file: std::fs::File,
+    path: PathBuf,
+    timeout: std::time::Duration,
+}
+
+impl Read for PortStream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
+        let timeout = Timespec { tv_sec: self.timeout.as_secs() as _, tv_nsec: self.timeout.subsec_nanos() as _ };
+        loop {
+            let mut fds = [PollFd::new(&self.file, PollFlags::IN)];
+            match poll(&mut fds, Some(&timeout)) {
+                Ok(0) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("no answer from the simulated PSP on {} within {:?}", self.path.display(), self.timeout),
+                    ))
+                }
+                Ok(_) => return self.file.read(buf),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+impl Write for PortStream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.file.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
 /// Byte stream to the simulated PSP.
 trait Channel: Read + Write + Send {}
 impl<T: Read + Write + Send> Channel for T {}
@@ -51,7 +92,7 @@ impl PspClient {
             .open(&dev)
             .map_err(|source| RequestError::Io { what: format!("opening {}", dev.display()), source })?;
         log::info!("simulated PSP on virtio port {name} ({})", dev.display());
-        Ok(PspClient::new(file))
+        Ok(PspClient::new(PortStream { file, path: dev, timeout: RESPONSE_TIMEOUT }))
     }
 
     /// Wraps an already-open stream (tests, host-side sockets).
@@ -86,6 +127,22 @@ impl ReportProvider for PspClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn port_reads_time_out_when_nobody_answers() {
+        use std::os::fd::OwnedFd;
+        let (reader, writer) = std::os::unix::net::UnixStream::pair().unwrap();
+        let file = std::fs::File::from(OwnedFd::from(reader));
+        let mut port = PortStream { file, path: PathBuf::from("/dev/vport9p9"), timeout: std::time::Duration::from_millis(10) };
+        let err = port.read(&mut [0u8; 4]).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+        assert!(err.to_string().contains("/dev/vport9p9"), "{err}");
+        // Data that is there is read.
+        (&writer).write_all(b"KPSP").unwrap();
+        let mut buf = [0u8; 4];
+        assert_eq!(port.read(&mut buf).unwrap(), 4);
+        assert_eq!(&buf, b"KPSP");
+    }
 
     #[test]
     fn finds_port_by_name() {
