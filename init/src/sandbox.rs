@@ -1,0 +1,450 @@
+//! The build sandbox: a child in fresh mount, pid, ipc, uts and network
+//! namespaces, pivoted into the build root, with a private /dev holding only
+//! null, zero, full, random, urandom and tty (never sev-guest, the virtio ports
+//! or the disks), a private /proc for its own pid namespace, no network (the new
+//! namespace's loopback stays down), resource limits, no_new_privs, and an
+//! unprivileged uid/gid with supplementary groups cleared.
+//!
+//! Process layout: the caller forks A, which unshares the namespaces and forks
+//! B, pid 1 of the new pid namespace. B builds the mounts, pivots, makes itself
+//! non-dumpable (so the build cannot open /proc/1/mem) and forks C, which drops
+//! privileges and execs the build. B reaps every orphan and exits with C's
+//! status; when B exits the kernel kills whatever the build left behind. The
+//! caller enforces the wall-clock limit by killing A (B dies with it through
+//! PR_SET_PDEATHSIG). Children only make raw syscalls and write to pipes
+//! between fork and exec; failures are sent back over a close-on-exec pipe.
+
+use std::ffi::CString;
+use std::fs;
+use std::io::{BufRead, BufReader, Read};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sched::{unshare, CloneFlags};
+use nix::sys::resource::{setrlimit, Resource};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::stat::{makedev, mknod, Mode, SFlag};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{chdir, fork, pivot_root, sethostname, setgroups, setresgid, setresuid, ForkResult, Gid, Pid, Uid};
+use thiserror::Error;
+
+/// The unprivileged uid and gid builds run as.
+pub const BUILD_UID: u32 = 1000;
+/// The unprivileged gid builds run as.
+pub const BUILD_GID: u32 = 1000;
+/// Device nodes in the sandbox's private /dev: (name, major, minor).
+pub const DEV_NODES: &[(&str, u64, u64)] =
+    &[("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)];
+/// Exit code the sandbox's own processes use when setting up failed.
+const SETUP_FAILED: i32 = 125;
+
+/// A directory made visible inside the sandbox.
+#[derive(Debug, Clone)]
+pub struct Bind {
+    /// Directory outside.
+    pub source: PathBuf,
+    /// Absolute path inside the sandbox.
+    pub target: String,
+    /// Whether the build may write to it.
+    pub writable: bool,
+}
+
+/// Resource limits applied to the build processes.
+#[derive(Debug, Clone, Copy)]
+pub struct SandboxLimits {
+    /// Wall-clock limit (the whole sandbox is killed after it).
+    pub wall_seconds: u64,
+    /// RLIMIT_CPU per process.
+    pub cpu_seconds: u64,
+    /// RLIMIT_DATA per process, if any.
+    pub data_bytes: Option<u64>,
+    /// RLIMIT_FSIZE: largest file a build may write.
+    pub file_bytes: u64,
+    /// RLIMIT_NPROC for the build uid.
+    pub processes: u64,
+    /// RLIMIT_NOFILE.
+    pub open_files: u64,
+}
+
+/// What to run and how.
+#[derive(Debug, Clone)]
+pub struct SandboxSpec {
+    /// Directory that becomes `/` (mounted read-only).
+    pub root: PathBuf,
+    /// Host directories bound read-only at the same path (local host-tools mode only; empty in the guest).
+    pub host_dirs: Vec<PathBuf>,
+    /// Extra binds (source, toolchain, vendored crates, home).
+    pub binds: Vec<Bind>,
+    /// argv; argv[0] is looked up in PATH inside the sandbox when it has no '/'.
+    pub argv: Vec<String>,
+    /// The complete environment.
+    pub env: Vec<(String, String)>,
+    /// Working directory inside the sandbox.
+    pub cwd: String,
+    /// Limits.
+    pub limits: SandboxLimits,
+}
+
+/// Why the sandboxed build did not succeed.
+#[derive(Debug, Error)]
+pub enum SandboxError {
+    /// Preparing the sandbox failed before anything ran.
+    #[error("preparing the sandbox: {0}")]
+    Prepare(String),
+    /// Setting up namespaces, mounts or credentials failed in the child.
+    #[error("sandbox setup failed: {0}")]
+    Setup(String),
+    /// The build exited non-zero or was killed.
+    #[error("build command {argv:?} {status}; last output:\n{tail}")]
+    Failed {
+        /// The command.
+        argv: Vec<String>,
+        /// How it ended.
+        status: String,
+        /// Last lines of its output.
+        tail: String,
+    },
+    /// The build ran longer than the wall-clock limit.
+    #[error("build exceeded its {0} s time limit and was killed")]
+    TimedOut(u64),
+}
+
+/// Pre-computed C strings so the children do not format paths.
+struct Prepared {
+    root: CString,
+    host_dirs: Vec<(CString, CString, Option<CString>)>, // (source, target-in-root, symlink target)
+    binds: Vec<(CString, CString, bool)>,
+    dev: CString,
+    dev_nodes: Vec<(CString, u64, u64)>,
+    dev_links: Vec<(CString, CString)>,
+    proc_: CString,
+    tmp: CString,
+    exe: CString,
+    argv: Vec<CString>,
+    env: Vec<CString>,
+    cwd: CString,
+}
+
+fn cstr(s: impl AsRef<[u8]>) -> Result<CString, SandboxError> {
+    CString::new(s.as_ref().to_vec()).map_err(|_| SandboxError::Prepare("a path or argument contains NUL".into()))
+}
+
+fn inside(root: &Path, abs: &str) -> PathBuf {
+    root.join(abs.trim_start_matches('/'))
+}
+
+/// Finds argv[0] in the sandbox's PATH by looking into the root (and host dirs) before forking.
+fn resolve_exe(spec: &SandboxSpec) -> Result<String, SandboxError> {
+    let prog = spec.argv.first().ok_or_else(|| SandboxError::Prepare("empty argv".into()))?;
+    if prog.contains('/') {
+        return Ok(prog.clone());
+    }
+    let path = spec.env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_str()).unwrap_or("/usr/bin:/bin");
+    for dir in path.split(':').filter(|d| d.starts_with('/')) {
+        let cand = format!("{}/{prog}", dir.trim_end_matches('/'));
+        let mut places = vec![inside(&spec.root, &cand)];
+        for b in &spec.binds {
+            if let Some(rest) = cand.strip_prefix(&format!("{}/", b.target.trim_end_matches('/'))) {
+                places.push(b.source.join(rest));
+            }
+        }
+        if spec.host_dirs.iter().any(|h| Path::new(&cand).starts_with(h)) {
+            places.push(PathBuf::from(&cand));
+        }
+        if places.iter().any(|p| p.is_file()) {
+            return Ok(cand);
+        }
+    }
+    Err(SandboxError::Prepare(format!("{prog:?} is not found in the sandbox PATH {path}")))
+}
+
+fn prepare(spec: &SandboxSpec) -> Result<Prepared, SandboxError> {
+    let perr = |what: &str, e: std::io::Error| SandboxError::Prepare(format!("{what}: {e}"));
+    let root = &spec.root;
+    // Mount points must exist before the root is made read-only.
+    for d in ["dev", "proc", "tmp"] {
+        fs::create_dir_all(root.join(d)).map_err(|e| perr(d, e))?;
+    }
+    let mut host_dirs = Vec::new();
+    for h in &spec.host_dirs {
+        let target = inside(root, &h.to_string_lossy());
+        let meta = match fs::symlink_metadata(h) {
+            Ok(m) => m,
+            Err(_) => continue, // e.g. no /lib64 on this host
+        };
+        let link = if meta.file_type().is_symlink() {
+            Some(cstr(fs::read_link(h).map_err(|e| perr("host link", e))?.as_os_str().as_encoded_bytes())?)
+        } else {
+            fs::create_dir_all(&target).map_err(|e| perr("host dir mount point", e))?;
+            None
+        };
+        host_dirs.push((cstr(h.as_os_str().as_encoded_bytes())?, cstr(target.as_os_str().as_encoded_bytes())?, link));
+    }
+    let mut binds = Vec::new();
+    for b in &spec.binds {
+        let target = inside(root, &b.target);
+        fs::create_dir_all(&target).map_err(|e| perr(&b.target, e))?;
+        binds.push((cstr(b.source.as_os_str().as_encoded_bytes())?, cstr(target.as_os_str().as_encoded_bytes())?, b.writable));
+    }
+    let exe = resolve_exe(spec)?;
+    Ok(Prepared {
+        root: cstr(root.as_os_str().as_encoded_bytes())?,
+        host_dirs,
+        binds,
+        dev: cstr(root.join("dev").as_os_str().as_encoded_bytes())?,
+        dev_nodes: DEV_NODES
+            .iter()
+            .map(|(n, ma, mi)| Ok((cstr(root.join("dev").join(n).as_os_str().as_encoded_bytes())?, *ma, *mi)))
+            .collect::<Result<_, SandboxError>>()?,
+        dev_links: [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")]
+            .iter()
+            .map(|(n, t)| Ok((cstr(*t)?, cstr(root.join("dev").join(n).as_os_str().as_encoded_bytes())?)))
+            .collect::<Result<_, SandboxError>>()?,
+        proc_: cstr(root.join("proc").as_os_str().as_encoded_bytes())?,
+        tmp: cstr(root.join("tmp").as_os_str().as_encoded_bytes())?,
+        exe: cstr(&exe)?,
+        argv: spec.argv.iter().map(cstr).collect::<Result<_, _>>()?,
+        env: spec.env.iter().map(|(k, v)| cstr(format!("{k}={v}"))).collect::<Result<_, _>>()?,
+        cwd: cstr(&spec.cwd)?,
+    })
+}
+
+/// Writes a setup failure to the error pipe and exits the child.
+fn die(err_fd: i32, what: &str, e: nix::Error) -> ! {
+    let msg = format!("{what}: {e}\n");
+    let _ = nix::unistd::write(unsafe { std::os::fd::BorrowedFd::borrow_raw(err_fd) }, msg.as_bytes());
+    unsafe { nix::libc::_exit(SETUP_FAILED) }
+}
+
+macro_rules! try_or_die {
+    ($fd:expr, $what:expr, $e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(e) => die($fd, $what, e),
+        }
+    };
+}
+
+const NONE: Option<&str> = None;
+
+/// B: pid 1 of the sandbox. Mounts, pivots, forks C, reaps, exits with C's status.
+fn sandbox_init(p: &Prepared, limits: &SandboxLimits, log_fd: i32, err_fd: i32) -> ! {
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+    let nosuid = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    try_or_die!(err_fd, "bind the build root", mount(Some(p.root.as_c_str()), p.root.as_c_str(), NONE, MsFlags::MS_BIND | MsFlags::MS_REC, NONE));
+    for (src, target, link) in &p.host_dirs {
+        match link {
+            Some(l) => {
+                let r = nix::unistd::symlinkat(l.as_c_str(), None, target.as_c_str());
+                if let Err(e) = r {
+                    if e != nix::Error::EEXIST {
+                        die(err_fd, "host dir symlink", e)
+                    }
+                }
+            }
+            None => {
+                try_or_die!(err_fd, "bind a host dir", mount(Some(src.as_c_str()), target.as_c_str(), NONE, MsFlags::MS_BIND | MsFlags::MS_REC, NONE));
+                try_or_die!(err_fd, "remount a host dir read-only", mount(NONE, target.as_c_str(), NONE, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | nosuid, NONE));
+            }
+        }
+    }
+    // The root itself goes read-only before anything is mounted on it.
+    try_or_die!(err_fd, "remount the build root read-only", mount(NONE, p.root.as_c_str(), NONE, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | nosuid, NONE));
+    for (src, target, writable) in &p.binds {
+        try_or_die!(err_fd, "bind mount", mount(Some(src.as_c_str()), target.as_c_str(), NONE, MsFlags::MS_BIND | MsFlags::MS_REC, NONE));
+        let ro = if *writable { MsFlags::empty() } else { MsFlags::MS_RDONLY };
+        try_or_die!(err_fd, "bind remount", mount(NONE, target.as_c_str(), NONE, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | ro | nosuid, NONE));
+    }
+    try_or_die!(err_fd, "mount /dev tmpfs", mount(Some("tmpfs"), p.dev.as_c_str(), Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC, Some("mode=0755,size=1m")));
+    for (node, major, minor) in &p.dev_nodes {
+        try_or_die!(err_fd, "mknod in /dev", mknod(node.as_c_str(), SFlag::S_IFCHR, Mode::from_bits_truncate(0o666), makedev(*major, *minor)));
+        // mknod honours the umask; make the nodes usable by the build uid.
+        try_or_die!(err_fd, "chmod /dev node", nix::sys::stat::fchmodat(None, node.as_c_str(), Mode::from_bits_truncate(0o666), nix::sys::stat::FchmodatFlags::FollowSymlink));
+    }
+    for (target, link) in &p.dev_links {
+        try_or_die!(err_fd, "symlink in /dev", nix::unistd::symlinkat(target.as_c_str(), None, link.as_c_str()));
+    }
+    try_or_die!(err_fd, "remount /dev read-only", mount(NONE, p.dev.as_c_str(), NONE, MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC, Some("mode=0755,size=1m")));
+    try_or_die!(err_fd, "mount /proc", mount(Some("proc"), p.proc_.as_c_str(), Some("proc"), nosuid | MsFlags::MS_NOEXEC, NONE));
+    try_or_die!(err_fd, "mount /tmp", mount(Some("tmpfs"), p.tmp.as_c_str(), Some("tmpfs"), nosuid, Some("mode=1777")));
+    // pivot_root(".", ".") stacks the old root on top; detaching it leaves only the build root.
+    try_or_die!(err_fd, "chdir to the build root", chdir(p.root.as_c_str()));
+    try_or_die!(err_fd, "pivot_root", pivot_root(".", "."));
+    try_or_die!(err_fd, "detach the old root", umount2(".", MntFlags::MNT_DETACH));
+    try_or_die!(err_fd, "chdir /", chdir("/"));
+    // Not dumpable: the build (another uid) can neither ptrace pid 1 nor open /proc/1/mem.
+    let _ = nix::sys::prctl::set_dumpable(false);
+
+    let child = match unsafe { fork() } {
+        Ok(ForkResult::Child) => build_process(p, limits, log_fd, err_fd),
+        Ok(ForkResult::Parent { child }) => child,
+        Err(e) => die(err_fd, "fork the build", e),
+    };
+    let _ = nix::unistd::close(log_fd);
+    let _ = nix::unistd::close(err_fd);
+    loop {
+        match waitpid(None, None) {
+            Ok(WaitStatus::Exited(pid, code)) if pid == child => unsafe { nix::libc::_exit(code) },
+            Ok(WaitStatus::Signaled(pid, sig, _)) if pid == child => unsafe { nix::libc::_exit(128 + sig as i32) },
+            Ok(_) => continue, // an orphan reparented to us
+            Err(nix::Error::EINTR) => continue,
+            Err(_) => unsafe { nix::libc::_exit(SETUP_FAILED) },
+        }
+    }
+}
+
+/// C: drops to the build uid and execs the command.
+fn build_process(p: &Prepared, limits: &SandboxLimits, log_fd: i32, err_fd: i32) -> ! {
+    let rl = |r: Resource, v: u64, what: &str| try_or_die!(err_fd, what, setrlimit(r, v, v));
+    rl(Resource::RLIMIT_CPU, limits.cpu_seconds, "RLIMIT_CPU");
+    rl(Resource::RLIMIT_FSIZE, limits.file_bytes, "RLIMIT_FSIZE");
+    rl(Resource::RLIMIT_NPROC, limits.processes, "RLIMIT_NPROC");
+    rl(Resource::RLIMIT_NOFILE, limits.open_files, "RLIMIT_NOFILE");
+    rl(Resource::RLIMIT_CORE, 0, "RLIMIT_CORE");
+    if let Some(d) = limits.data_bytes {
+        rl(Resource::RLIMIT_DATA, d, "RLIMIT_DATA");
+    }
+    try_or_die!(err_fd, "setgroups([])", setgroups(&[]));
+    let gid = Gid::from_raw(BUILD_GID);
+    let uid = Uid::from_raw(BUILD_UID);
+    try_or_die!(err_fd, "setresgid", setresgid(gid, gid, gid));
+    try_or_die!(err_fd, "setresuid", setresuid(uid, uid, uid));
+    try_or_die!(err_fd, "PR_SET_NO_NEW_PRIVS", nix::sys::prctl::set_no_new_privs());
+    try_or_die!(err_fd, "chdir to the build directory", chdir(p.cwd.as_c_str()));
+    let devnull = try_or_die!(err_fd, "open /dev/null", nix::fcntl::open("/dev/null", nix::fcntl::OFlag::O_RDONLY, Mode::empty()));
+    unsafe {
+        nix::libc::dup2(devnull, 0);
+        nix::libc::dup2(log_fd, 1);
+        nix::libc::dup2(log_fd, 2);
+    }
+    for fd in 3..4096 {
+        if fd != err_fd {
+            unsafe { nix::libc::close(fd) };
+        }
+    }
+    let e = nix::unistd::execve(p.exe.as_c_str(), &p.argv, &p.env).unwrap_err();
+    die(err_fd, "exec the build command", e)
+}
+
+/// A: unshares the namespaces and runs B as pid 1 of the new pid namespace.
+fn namespace_parent(p: &Prepared, limits: &SandboxLimits, log_fd: i32, err_fd: i32) -> ! {
+    let flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWNET;
+    try_or_die!(err_fd, "unshare(mount, pid, ipc, uts, net)", unshare(flags));
+    try_or_die!(err_fd, "make mounts private", mount(NONE, "/", NONE, MsFlags::MS_REC | MsFlags::MS_PRIVATE, NONE));
+    try_or_die!(err_fd, "sethostname", sethostname("kettle-build"));
+    let child = match unsafe { fork() } {
+        Ok(ForkResult::Child) => sandbox_init(p, limits, log_fd, err_fd),
+        Ok(ForkResult::Parent { child }) => child,
+        Err(e) => die(err_fd, "fork sandbox init", e),
+    };
+    let _ = nix::unistd::close(log_fd);
+    loop {
+        match waitpid(child, None) {
+            Ok(WaitStatus::Exited(_, code)) => unsafe { nix::libc::_exit(code) },
+            Ok(WaitStatus::Signaled(_, sig, _)) => unsafe { nix::libc::_exit(128 + sig as i32) },
+            Ok(_) | Err(nix::Error::EINTR) => continue,
+            Err(_) => unsafe { nix::libc::_exit(SETUP_FAILED) },
+        }
+    }
+}
+
+fn pipe_cloexec() -> Result<(OwnedFd, OwnedFd), SandboxError> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| SandboxError::Prepare(format!("pipe: {e}")))
+}
+
+/// Runs `spec` in the sandbox; each output line goes to the log (and the last ones into errors).
+pub fn run(spec: &SandboxSpec) -> Result<(), SandboxError> {
+    let prepared = prepare(spec)?;
+    let (log_r, log_w) = pipe_cloexec()?;
+    let (err_r, err_w) = pipe_cloexec()?;
+    let tail: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
+    let pid = match unsafe { fork() } {
+        Ok(ForkResult::Child) => {
+            // dup the log pipe without CLOEXEC so C keeps it across exec; err pipe stays CLOEXEC.
+            let log_fd = unsafe { nix::libc::dup(log_w.as_raw_fd()) };
+            namespace_parent(&prepared, &spec.limits, log_fd, err_w.as_raw_fd())
+        }
+        Ok(ForkResult::Parent { child }) => child,
+        Err(e) => return Err(SandboxError::Prepare(format!("fork: {e}"))),
+    };
+    drop(log_w);
+    drop(err_w);
+    let reader_tail = Arc::clone(&tail);
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(fs::File::from(log_r)).split(b'\n') {
+            let Ok(line) = line else { break };
+            let line = String::from_utf8_lossy(&line).into_owned();
+            log::info!("  build| {line}");
+            let mut t = reader_tail.lock().unwrap();
+            t.push(line);
+            if t.len() > 40 {
+                t.remove(0);
+            }
+        }
+    });
+    let status = wait_with_deadline(pid, Duration::from_secs(spec.limits.wall_seconds));
+    let _ = reader.join();
+    let mut setup_msg = String::new();
+    let _ = fs::File::from(err_r).read_to_string(&mut setup_msg);
+    let tail = tail.lock().unwrap().join("\n");
+    match status {
+        None => Err(SandboxError::TimedOut(spec.limits.wall_seconds)),
+        Some(_) if !setup_msg.is_empty() => Err(SandboxError::Setup(setup_msg.trim().to_string())),
+        Some(WaitStatus::Exited(_, 0)) => Ok(()),
+        Some(WaitStatus::Exited(_, code)) => {
+            Err(SandboxError::Failed { argv: spec.argv.clone(), status: describe_exit(code), tail })
+        }
+        Some(other) => Err(SandboxError::Failed { argv: spec.argv.clone(), status: format!("ended as {other:?}"), tail }),
+    }
+}
+
+fn describe_exit(code: i32) -> String {
+    if code > 128 {
+        format!("was killed by signal {}", code - 128)
+    } else {
+        format!("exited with status {code}")
+    }
+}
+
+/// Waits for `pid`; kills it (and so the whole sandbox) at the deadline. None = timed out.
+fn wait_with_deadline(pid: Pid, limit: Duration) -> Option<WaitStatus> {
+    let start = Instant::now();
+    loop {
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) | Err(nix::Error::EINTR) => {}
+            Ok(s @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => return Some(s),
+            Ok(_) => {}
+            Err(_) => return Some(WaitStatus::Exited(pid, SETUP_FAILED)),
+        }
+        if start.elapsed() >= limit {
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Recursively hands `dir` to the build uid (lchown: symlinks themselves, never their targets).
+pub fn chown_tree(dir: &Path) -> std::io::Result<()> {
+    std::os::unix::fs::lchown(dir, Some(BUILD_UID), Some(BUILD_GID))?;
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let ft = entry.file_type()?;
+        if ft.is_dir() {
+            chown_tree(&entry.path())?;
+        } else {
+            std::os::unix::fs::lchown(entry.path(), Some(BUILD_UID), Some(BUILD_GID))?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether this process can build sandboxes (it must be root: mknod, mounts, setuid).
+pub fn available() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
