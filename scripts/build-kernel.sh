@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# Builds the guest kernel reproducibly: build/bzImage and build/kernel.config.
+#
+# Source: the Debian tarball pinned in kernel-config/source.pin (package
+# version and SHA-256 checked). Config: `make tinyconfig` + kernel-config/
+# kettle.config + `make olddefconfig`, then every option the fragment names
+# is asserted. Fixed KBUILD_BUILD_* values make two builds give one bzImage.
+#
+# Cached under ${KETTLE_CACHE:-/var/cache/kettle}/kernel/<input hash>/; the
+# hash covers the pin, the fragment, this script and the compiler/linker
+# versions, so a rebuild with the same inputs is a copy.
+#
+# Env: BUILD (output dir, default <repo>/build), KETTLE_CACHE,
+#      KEEP_KERNEL_SRC=1 to keep the build tree after a successful build.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+BUILD=${BUILD:-$ROOT/build}
+PIN=$ROOT/kernel-config/source.pin
+FRAGMENT=$ROOT/kernel-config/kettle.config
+SCRIPT=$ROOT/scripts/build-kernel.sh
+CACHE=${KETTLE_CACHE:-/var/cache/kettle}/kernel
+
+log() { printf 'kernel: %s\n' "$*"; }
+die() { printf 'kernel: error: %s\n' "$*" >&2; exit 1; }
+
+# pin_value KEY: the value of KEY=... in the pin file.
+pin_value() {
+    local v
+    v=$(sed -n "s/^$1=//p" "$PIN")
+    [ -n "$v" ] || die "$PIN has no '$1=' line"
+    printf '%s' "$v"
+}
+
+# check_pin: the installed package and tarball are exactly the pinned ones.
+check_pin() {
+    local installed actual
+    installed=$(dpkg-query -W -f='${Version}' "$PKG" 2>/dev/null || true)
+    if [ -z "$installed" ]; then
+        die "$PKG is not installed; run 'make setup' (or apt-get install $PKG=$VERSION)"
+    fi
+    if [ "$installed" != "$VERSION" ]; then
+        die "$PKG $installed is installed but $PIN pins $VERSION.
+  Debian's security suite keeps only the newest $PKG, so an upgrade replaces the
+  pinned version. Either install the pinned one (apt-get install $PKG=$VERSION,
+  from snapshot.debian.org if the archive dropped it), or move the pin: set
+  version=$installed and sha256=\$(sha256sum $TARBALL) in $PIN (and
+  build_timestamp= to the new changelog date), rebuild, and publish the new
+  image manifest: the kernel is measured, so the launch digest changes."
+    fi
+    [ -f "$TARBALL" ] || die "$TARBALL is missing although $PKG $installed is installed; reinstall it"
+    actual=$(sha256sum "$TARBALL" | cut -d' ' -f1)
+    if [ "$actual" != "$SHA256" ]; then
+        die "$TARBALL has SHA-256 $actual but $PIN pins $SHA256.
+  The tarball changed under the same package version; reinstall $PKG=$VERSION
+  (apt-get install --reinstall) or, if the change is intended, move the pin as
+  above (this changes the launch digest)."
+    fi
+}
+
+# input_hash: SHA-256 over everything that determines the bzImage bytes.
+input_hash() {
+    {
+        printf 'pin %s\n' "$(sha256sum <"$PIN" | cut -d' ' -f1)"
+        printf 'fragment %s\n' "$(sha256sum <"$FRAGMENT" | cut -d' ' -f1)"
+        printf 'script %s\n' "$(sha256sum <"$SCRIPT" | cut -d' ' -f1)"
+        printf 'gcc %s\n' "$(gcc --version | head -n1)"
+        printf 'ld %s\n' "$(ld --version | head -n1)"
+    } | sha256sum | cut -d' ' -f1
+}
+
+# assert_config CONFIG: every CONFIG_X=v and "# CONFIG_X is not set" line of
+# the fragment holds in CONFIG; fails naming each option Kconfig dropped.
+assert_config() {
+    local cfg=$1 line opt got bad=()
+    while IFS= read -r line; do
+        case $line in
+            CONFIG_*=*)
+                if ! grep -qxF -- "$line" "$cfg"; then
+                    got=$(grep -m1 "^${line%%=*}=" "$cfg" || echo "not set")
+                    bad+=("  ${line%%=*}: wanted ${line#*=}, got ${got#*=}")
+                fi
+                ;;
+            "# CONFIG_"*" is not set")
+                opt=${line#\# }
+                opt=${opt%% *}
+                if got=$(grep -m1 "^$opt=" "$cfg"); then
+                    bad+=("  $opt: wanted not set, got ${got#*=}")
+                fi
+                ;;
+        esac
+    done <"$FRAGMENT"
+    if [ "${#bad[@]}" -gt 0 ]; then
+        printf 'kernel: error: Kconfig dropped %d option(s) of %s (a missing dependency?):\n' \
+            "${#bad[@]}" "${FRAGMENT#"$ROOT"/}" >&2
+        printf '%s\n' "${bad[@]}" >&2
+        exit 1
+    fi
+}
+
+# install_outputs DIR: copy bzImage and kernel.config from DIR into $BUILD.
+install_outputs() {
+    mkdir -p "$BUILD"
+    cp "$1/bzImage" "$BUILD/.bzImage.tmp"
+    cp "$1/kernel.config" "$BUILD/.kernel.config.tmp"
+    mv -f "$BUILD/.bzImage.tmp" "$BUILD/bzImage"
+    mv -f "$BUILD/.kernel.config.tmp" "$BUILD/kernel.config"
+}
+
+PKG=$(pin_value package)
+VERSION=$(pin_value version)
+TARBALL=$(pin_value tarball)
+SHA256=$(pin_value sha256)
+TIMESTAMP=$(pin_value build_timestamp)
+check_pin
+
+HASH=$(input_hash)
+ENTRY=$CACHE/$HASH
+if [ -f "$ENTRY/bzImage" ] && [ -f "$ENTRY/kernel.config" ] && [ -f "$ENTRY/bzImage.sha256" ] \
+    && [ "$(sha256sum <"$ENTRY/bzImage" | cut -d' ' -f1)" = "$(cat "$ENTRY/bzImage.sha256")" ]; then
+    log "cache hit $HASH"
+    install_outputs "$ENTRY"
+    log "$BUILD/bzImage sha256 $(cat "$ENTRY/bzImage.sha256")"
+    exit 0
+fi
+log "cache miss $HASH: building $PKG $VERSION with -j$(nproc)"
+
+mkdir -p "$CACHE" 2>/dev/null || die "cannot create cache dir $CACHE; set KETTLE_CACHE to a writable dir"
+SRC=$BUILD/kernel-src
+LOGFILE=$BUILD/kernel-build.log
+rm -rf "$SRC"
+mkdir -p "$SRC"
+: >"$LOGFILE"
+trap 'echo "kernel: error: build failed; last lines of $LOGFILE:" >&2; tail -n 30 "$LOGFILE" >&2' ERR
+
+# Everything that could leak the build machine or time into the image is fixed.
+export ARCH=x86_64 LC_ALL=C TZ=UTC
+export KBUILD_BUILD_TIMESTAMP=$TIMESTAMP
+export KBUILD_BUILD_USER=kettle KBUILD_BUILD_HOST=kettle KBUILD_BUILD_VERSION=1
+export LOCALVERSION=
+SOURCE_DATE_EPOCH=$(date -u -d "$TIMESTAMP" +%s)
+export SOURCE_DATE_EPOCH
+unset KCFLAGS KCPPFLAGS KAFLAGS CROSS_COMPILE
+
+tar -xf "$TARBALL" -C "$SRC" --strip-components=1
+make -C "$SRC" tinyconfig >>"$LOGFILE" 2>&1
+(cd "$SRC" && scripts/kconfig/merge_config.sh -m .config "$FRAGMENT") >>"$LOGFILE" 2>&1
+make -C "$SRC" olddefconfig >>"$LOGFILE" 2>&1
+assert_config "$SRC/.config"
+log "config asserted; compiling (log: $LOGFILE)"
+make -C "$SRC" -j"$(nproc)" bzImage >>"$LOGFILE" 2>&1
+trap - ERR
+
+# Store atomically: a half-copied entry must never look like a hit.
+STAGE=$(mktemp -d "$CACHE/.stage.XXXXXX")
+chmod 755 "$STAGE"
+cp "$SRC/arch/x86/boot/bzImage" "$STAGE/bzImage"
+cp "$SRC/.config" "$STAGE/kernel.config"
+sha256sum <"$STAGE/bzImage" | cut -d' ' -f1 >"$STAGE/bzImage.sha256"
+rm -rf "$ENTRY"
+mv -T "$STAGE" "$ENTRY"
+install_outputs "$ENTRY"
+[ "${KEEP_KERNEL_SRC:-0}" = 1 ] || rm -rf "$SRC"
+log "$BUILD/bzImage sha256 $(cat "$ENTRY/bzImage.sha256") ($(stat -c %s "$ENTRY/bzImage") bytes)"
