@@ -9,3 +9,5 @@ pub mod download;
 pub mod kds;
 pub mod manifest;
 pub mod source;
+pub mod console;
+pub mod vm;

@@ -120,7 +120,15 @@ pub fn argv(cfg: &VmConfig) -> Vec<OsString> {
         ""
     };
 
-    a.push(["-nodefaults", "-no-user-config", "-nographic", "-no-reboot"]);
+    // -nodefaults: no monitor, no default NIC or disks; -display none rather
+    // than -nographic, which would put the monitor on stdio next to the console.
+    a.push([
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-no-reboot",
+    ]);
     a.push(["-accel", cfg.accel.name()]);
     match &cfg.tee {
         Tee::Snp {
@@ -407,7 +415,7 @@ mod tests {
         assert_eq!(
             strs(&argv(&cfg)),
             [
-                "-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
+                "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
                 "-accel", "kvm",
                 "-machine", "q35,confidential-guest-support=sev0,memory-backend=ram1",
                 "-object", "memory-backend-memfd,id=ram1,size=4096M,share=true",
@@ -438,7 +446,7 @@ mod tests {
         assert_eq!(
             strs(&argv(&cfg)),
             [
-                "-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
+                "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
                 "-accel", "tcg",
                 "-machine", "q35",
                 "-m", "4096M",
@@ -471,7 +479,7 @@ mod tests {
         assert_eq!(
             strs(&argv(&cfg)),
             [
-                "-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
+                "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
                 "-accel", "kvm",
                 "-machine", "q35",
                 "-m", "4096M",
