@@ -1,13 +1,264 @@
-//! `kettle measure`.
+//! `kettle measure`: the SNP launch digest of an image, with the same options
+//! and output as virtee's `sev-snp-measure --mode snp`, or a check of an
+//! image directory against its `manifest.json`.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+use kettle_image::manifest::{ImageManifest, ManifestCheck};
+use kettle_image::measure::{
+    self, cpu_model_names, GuestFeatures, KernelHashes, LaunchDigest, MeasureInputs, VcpuType,
+    VmmType,
+};
+
+/// Exit code when the files do not match the manifest.
+const EXIT_MISMATCH: u8 = 1;
+
+/// Measurement modes (sev-snp-measure's names; only the SNP ones are supported).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// Full SEV-SNP launch digest.
+    #[value(name = "snp")]
+    Snp,
+    /// Only the firmware pages' hash (for --snp-ovmf-hash).
+    #[value(name = "snp:ovmf-hash")]
+    SnpOvmfHash,
+}
+
+/// How to print the digest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// Lower-case hex (96 digits).
+    Hex,
+    /// Standard base64 with padding.
+    Base64,
+}
 
 /// Options of `kettle measure`.
 #[derive(clap::Args)]
-pub struct MeasureArgs {}
+pub struct MeasureArgs {
+    /// Guest mode.
+    #[arg(long, value_enum, default_value = "snp")]
+    mode: Mode,
+    /// Number of guest vCPUs.
+    #[arg(long, value_name = "N")]
+    vcpus: Option<u32>,
+    /// Guest vCPU model (EPYC, EPYC-v4, EPYC-Rome, EPYC-Milan, EPYC-Genoa, EPYC-Turin, ... see --help).
+    #[arg(long, value_name = "CPUTYPE", value_parser = parse_named_vcpu, long_help = vcpu_type_help())]
+    vcpu_type: Option<VcpuType>,
+    /// Guest vCPU signature (CPUID Fn0000_0001_EAX), e.g. 0xa00f11.
+    #[arg(long, value_name = "VALUE", value_parser = parse_u32)]
+    vcpu_sig: Option<u32>,
+    /// Guest vCPU family (with --vcpu-model and --vcpu-stepping).
+    #[arg(long, value_name = "FAMILY", requires_all = ["vcpu_model", "vcpu_stepping"])]
+    vcpu_family: Option<u32>,
+    /// Guest vCPU model number.
+    #[arg(long, value_name = "MODEL", requires = "vcpu_family")]
+    vcpu_model: Option<u32>,
+    /// Guest vCPU stepping.
+    #[arg(long, value_name = "STEPPING", requires = "vcpu_family")]
+    vcpu_stepping: Option<u32>,
+    /// VMM type: QEMU, ec2 or gce.
+    #[arg(long, value_name = "VMMTYPE", default_value = "QEMU")]
+    vmm_type: VmmType,
+    /// OVMF firmware (AmdSev build).
+    #[arg(long, value_name = "PATH", required_unless_present = "manifest")]
+    ovmf: Option<PathBuf>,
+    /// Kernel (bzImage) as given to QEMU -kernel.
+    #[arg(long, value_name = "PATH")]
+    kernel: Option<PathBuf>,
+    /// Initrd as given to QEMU -initrd (needs --kernel).
+    #[arg(long, value_name = "PATH")]
+    initrd: Option<PathBuf>,
+    /// Kernel command line as given to QEMU -append (needs --kernel).
+    #[arg(long, value_name = "CMDLINE", allow_hyphen_values = true)]
+    append: Option<String>,
+    /// Guest features (VMSA SEV_FEATURES), e.g. 0x1.
+    #[arg(long, value_name = "VALUE", default_value = "0x1")]
+    guest_features: GuestFeatures,
+    /// Output format of the digest.
+    #[arg(long, value_enum, default_value = "hex")]
+    output_format: OutputFormat,
+    /// Precalculated hash of the firmware pages (from --mode snp:ovmf-hash).
+    #[arg(long, value_name = "HASH")]
+    snp_ovmf_hash: Option<LaunchDigest>,
+    /// Check an image against its manifest.json instead: recompute the digest
+    /// and file hashes from the files it names (relative to its directory, or
+    /// --ovmf/--kernel/--initrd). Exit 0 match, 1 mismatch, 2 could not run.
+    #[arg(long, value_name = "FILE", conflicts_with_all = [
+        "vcpus", "vcpu_type", "vcpu_sig", "vcpu_family", "append", "snp_ovmf_hash", "mode",
+    ])]
+    manifest: Option<PathBuf>,
+}
+
+fn vcpu_type_help() -> String {
+    format!("Guest vCPU model: {}", cpu_model_names().join(", "))
+}
+
+fn parse_named_vcpu(s: &str) -> Result<VcpuType, String> {
+    match s.parse::<VcpuType>() {
+        Ok(v @ VcpuType::Named(_)) => Ok(v),
+        _ => Err(format!(
+            "unknown vCPU type {s:?}; use one of {}",
+            cpu_model_names().join(", ")
+        )),
+    }
+}
+
+fn parse_u32(s: &str) -> Result<u32, String> {
+    format!("sig={s}")
+        .parse::<VcpuType>()
+        .map(|v| v.signature())
+        .map_err(|e| e.to_string())
+}
 
 /// Runs `kettle measure`.
-pub fn run(_args: MeasureArgs) -> ExitCode {
-    log::error!("kettle measure is not implemented yet");
-    ExitCode::from(crate::EXIT_CANNOT_RUN)
+pub fn run(args: MeasureArgs) -> ExitCode {
+    if let Some(manifest) = args.manifest.clone() {
+        return check_manifest(&manifest, &args);
+    }
+    match digest(&args) {
+        Ok(d) => {
+            println!("{}", format_digest(&d, args.output_format));
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            log::error!("{message}");
+            ExitCode::from(crate::EXIT_CANNOT_RUN)
+        }
+    }
+}
+
+/// The vCPU type by sev-snp-measure's precedence: family/model/stepping, then signature, then name.
+fn vcpu_type(args: &MeasureArgs) -> Result<VcpuType, String> {
+    if let (Some(family), Some(model), Some(stepping)) =
+        (args.vcpu_family, args.vcpu_model, args.vcpu_stepping)
+    {
+        return Ok(VcpuType::FamilyModelStepping {
+            family,
+            model,
+            stepping,
+        });
+    }
+    if let Some(sig) = args.vcpu_sig {
+        return Ok(VcpuType::Signature(sig));
+    }
+    if let Some(v) = &args.vcpu_type {
+        return Ok(v.clone());
+    }
+    if args.vmm_type == VmmType::Qemu {
+        return Err("missing --vcpu-type, --vcpu-sig or --vcpu-family: QEMU puts the vCPU signature in the VMSA".into());
+    }
+    // EC2 and GCE do not put a signature in the VMSA.
+    Ok(VcpuType::Signature(0))
+}
+
+fn digest(args: &MeasureArgs) -> Result<LaunchDigest, String> {
+    let ovmf_path = args.ovmf.as_deref().ok_or("--ovmf is required")?;
+    let ovmf = measure::load_ovmf(ovmf_path).map_err(|e| e.to_string())?;
+    if args.mode == Mode::SnpOvmfHash {
+        return Ok(measure::ovmf_hash(&ovmf));
+    }
+    let inputs = MeasureInputs {
+        ovmf: ovmf_path.to_path_buf(),
+        kernel: args.kernel.clone(),
+        initrd: args.initrd.clone(),
+        cmdline: args.append.clone(),
+        vcpus: args
+            .vcpus
+            .ok_or("missing --vcpus N (required in --mode snp)")?,
+        vcpu_type: vcpu_type(args)?,
+        vmm_type: args.vmm_type,
+        guest_features: args.guest_features,
+    };
+    let hashes: Option<KernelHashes> = inputs.kernel_hashes().map_err(|e| e.to_string())?;
+    measure::launch_digest(
+        &ovmf,
+        args.snp_ovmf_hash.as_ref(),
+        hashes.as_ref(),
+        &inputs.vm_config(),
+    )
+    .map_err(|e| e.to_string())
+}
+
+fn format_digest(d: &LaunchDigest, format: OutputFormat) -> String {
+    match format {
+        OutputFormat::Hex => d.to_string(),
+        OutputFormat::Base64 => base64(&d.0),
+    }
+}
+
+/// RFC 4648 base64 with padding (the digest is the only thing encoded).
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// `--manifest`: recompute and compare; print one line per check.
+fn check_manifest(path: &Path, args: &MeasureArgs) -> ExitCode {
+    let result = (|| -> Result<ManifestCheck, String> {
+        let manifest = ImageManifest::load(path).map_err(|e| e.to_string())?;
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let mut files = manifest.files_in(dir).map_err(|e| e.to_string())?;
+        if let Some(p) = &args.ovmf {
+            files.ovmf = p.clone();
+        }
+        if let Some(p) = &args.kernel {
+            files.kernel = p.clone();
+        }
+        if let Some(p) = &args.initrd {
+            files.initrd = p.clone();
+        }
+        manifest.check(&files).map_err(|e| e.to_string())
+    })();
+    match result {
+        Ok(check) if check.is_match() => {
+            println!("{}", format_digest(&check.recomputed, args.output_format));
+            log::info!("launch digest and file hashes match {}", path.display());
+            ExitCode::SUCCESS
+        }
+        Ok(check) => {
+            println!("{}", format_digest(&check.recomputed, args.output_format));
+            for m in &check.mismatches {
+                log::error!("MISMATCH {m}");
+            }
+            ExitCode::from(EXIT_MISMATCH)
+        }
+        Err(message) => {
+            log::error!("{message}");
+            ExitCode::from(crate::EXIT_CANNOT_RUN)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc4648_vectors() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+        assert_eq!(base64(&[0xff; 48]).len(), 64);
+    }
 }
