@@ -11,3 +11,4 @@ pub mod manifest;
 pub mod source;
 pub mod console;
 pub mod vm;
+pub mod outdir;

@@ -1,16 +1,17 @@
-//! The image manifest as the host reads it: the expected launch digest and
+//! The image manifest as the host reads it: the published launch digest, and
 //! the files and parameters QEMU must boot with.
 
 use std::path::Path;
 
+use kettle_image::ImageManifest;
+
+/// Loads the manifest at `path`, saying what it is in errors.
+pub fn load(path: &Path) -> Result<ImageManifest, String> {
+    ImageManifest::load(path)
+        .map_err(|e| format!("{e} (is this a manifest.json written by `kettle image`?)"))
+}
+
 /// The launch digest published in the manifest at `path`.
 pub fn launch_digest_of(path: &Path) -> Result<[u8; 48], String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
-    let v: serde_json::Value =
-        serde_json::from_slice(&bytes).map_err(|e| format!("not JSON: {e}"))?;
-    let hex = v
-        .get("launch_digest")
-        .and_then(|d| d.as_str())
-        .ok_or("no launch_digest field: is this a Kettle image manifest (`kettle image`)?")?;
-    crate::verifier::parse_measurement(hex)
+    Ok(load(path)?.launch_digest.0)
 }

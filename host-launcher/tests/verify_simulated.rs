@@ -1,0 +1,242 @@
+//! `kettle verify` on simulated evidence: a report from attest's SimulatedPsp
+//! binding a provenance made with the provenance crate, laid out as `kettle
+//! build` leaves an output directory. The good case passes only with
+//! --allow-simulated; every tampering is rejected (exit 1) naming the check.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use kettle_attest::simulated::SimulatedPsp;
+use kettle_image::{GuestFeatures, ImageManifest, LaunchDigest, VcpuType, VmmType};
+use kettle_provenance::{ids, jcs, BuildDefinition, Builder, JsonObject, Provenance, ResourceDescriptor, RunDetails, Statement};
+use serde_json::json;
+
+const MEASUREMENT: [u8; 48] = [0x5a; 48];
+const REPO: &str = "https://example.com/hello.git";
+const REF: &str = "refs/heads/main";
+
+fn provenance_bytes(artifact: &[u8], repo: &str) -> Vec<u8> {
+    let mut ext = JsonObject::new();
+    ext.insert("repository".into(), json!(repo));
+    ext.insert("ref".into(), json!(REF));
+    let st = Statement::new(
+        vec![ResourceDescriptor::for_bytes("out/hello.txt", artifact)],
+        Provenance {
+            build_definition: BuildDefinition {
+                build_type: ids::BUILD_TYPE_SCRIPT.into(),
+                external_parameters: ext,
+                ..Default::default()
+            },
+            run_details: RunDetails {
+                builder: Builder { id: ids::BUILDER_ID.into(), ..Default::default() },
+                ..Default::default()
+            },
+        },
+    );
+    jcs::to_canonical_bytes(&st).unwrap()
+}
+
+fn manifest_json(digest: [u8; 48]) -> String {
+    let file = |name: &str| kettle_image::manifest::FileRef { file: name.into(), sha256: "00".repeat(32) };
+    let m = ImageManifest {
+        schema: kettle_image::manifest::MANIFEST_SCHEMA,
+        kernel: file("bzImage"),
+        initrd: file("initramfs.cpio"),
+        ovmf: file("OVMF.fd"),
+        cmdline: "console=ttyS0".into(),
+        vcpus: 1,
+        vcpu_type: "EPYC-v4".parse::<VcpuType>().unwrap(),
+        vmm_type: VmmType::Qemu,
+        guest_features: GuestFeatures::default(),
+        launch_digest: LaunchDigest(digest),
+        initramfs: Vec::new(),
+        versions: Default::default(),
+    };
+    m.to_json_pretty()
+}
+
+/// An output directory as `kettle build --tee simulated` leaves it.
+fn output_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let artifact = b"hello from a kettle build\n";
+    let prov = provenance_bytes(artifact, REPO);
+    let psp = SimulatedPsp::new(MEASUREMENT);
+    let report = psp.report(&kettle_attest::report_data_for(&prov), 0).unwrap();
+    fs::create_dir_all(d.join("artifacts/out")).unwrap();
+    fs::write(d.join("artifacts/out/hello.txt"), artifact).unwrap();
+    fs::write(d.join("provenance.json"), &prov).unwrap();
+    fs::write(d.join("evidence"), report).unwrap();
+    fs::write(d.join("chain.pem"), psp.cert_chain_pem().unwrap()).unwrap();
+    fs::write(d.join("manifest.json"), manifest_json(MEASUREMENT)).unwrap();
+    fs::write(d.join("build.log"), b"console\n").unwrap();
+    dir
+}
+
+fn kettle(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kettle")).args(args).output().expect("run kettle")
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Runs `kettle verify` and returns (exit code, stdout).
+fn verify(args: &[&str]) -> (i32, String) {
+    let mut all = vec!["verify"];
+    all.extend_from_slice(args);
+    let out = kettle(&all);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), format!("{stdout}{stderr}"))
+}
+
+fn failed_checks(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("[FAIL] "))
+        .map(|l| l.split_whitespace().next().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn good_output_dir_verifies_only_with_allow_simulated() {
+    let dir = output_dir();
+    let (code, text) = verify(&[s(dir.path()), "--allow-simulated", "--repo", REPO, "--ref", REF]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("[PASS] binding.report_data"), "{text}");
+    assert!(text.contains("[PASS] artifact:out/hello.txt"), "{text}");
+    assert!(text.contains("[PASS] artifacts.complete"), "{text}");
+    assert!(text.contains("[PASS] provenance.repository"), "{text}");
+    assert!(text.contains("SIMULATED"), "{text}");
+    assert!(!text.contains("[SKIP]"), "{text}");
+
+    let (code, text) = verify(&[s(dir.path())]);
+    assert_eq!(code, 1, "{text}");
+    assert!(failed_checks(&text).contains(&"report.simulated".to_string()), "{text}");
+}
+
+#[test]
+fn explicit_files_and_json_verdict() {
+    let dir = output_dir();
+    let d = dir.path();
+    let (code, text) = verify(&[
+        "--provenance", s(&d.join("provenance.json")), "--evidence", s(&d.join("evidence")),
+        "--chain", s(&d.join("chain.pem")), "--manifest", s(&d.join("manifest.json")),
+        "--artifact", s(&d.join("artifacts/out/hello.txt")), "--allow-simulated",
+        "--build-type", ids::BUILD_TYPE_SCRIPT, "--json",
+    ]);
+    assert_eq!(code, 0, "{text}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["verified"], true);
+    assert_eq!(v["simulated"], true);
+    assert_eq!(v["binding_checked"], true);
+}
+
+#[test]
+fn replaced_artifact_is_rejected() {
+    let dir = output_dir();
+    fs::write(dir.path().join("artifacts/out/hello.txt"), b"evil\n").unwrap();
+    let (code, text) = verify(&[s(dir.path()), "--allow-simulated"]);
+    assert_eq!(code, 1, "{text}");
+    assert_eq!(failed_checks(&text), ["artifact:out/hello.txt"], "{text}");
+}
+
+#[test]
+fn an_artifact_that_is_no_subject_is_rejected() {
+    let dir = output_dir();
+    fs::write(dir.path().join("artifacts/extra.bin"), b"smuggled").unwrap();
+    let (code, text) = verify(&[s(dir.path()), "--allow-simulated"]);
+    assert_eq!(code, 1, "{text}");
+    assert_eq!(failed_checks(&text), ["artifact:extra.bin"], "{text}");
+}
+
+#[test]
+fn one_whitespace_byte_in_the_provenance_is_rejected() {
+    let dir = output_dir();
+    let path = dir.path().join("provenance.json");
+    let mut bytes = fs::read(&path).unwrap();
+    let at = bytes.iter().position(|b| *b == b',').unwrap() + 1;
+    bytes.insert(at, b' ');
+    fs::write(&path, bytes).unwrap();
+    let (code, text) = verify(&[s(dir.path()), "--allow-simulated"]);
+    assert_eq!(code, 1, "{text}");
+    assert_eq!(failed_checks(&text), ["binding.report_data", "provenance.canonical"], "{text}");
+}
+
+#[test]
+fn a_report_from_another_build_is_rejected() {
+    let dir = output_dir();
+    let other = provenance_bytes(b"another artifact\n", REPO);
+    let report = SimulatedPsp::new(MEASUREMENT).report(&kettle_attest::report_data_for(&other), 0).unwrap();
+    fs::write(dir.path().join("evidence"), report).unwrap();
+    let (code, text) = verify(&[s(dir.path()), "--allow-simulated"]);
+    assert_eq!(code, 1, "{text}");
+    assert_eq!(failed_checks(&text), ["binding.report_data"], "{text}");
+}
+
+#[test]
+fn a_wrong_manifest_or_measurement_is_rejected() {
+    let dir = output_dir();
+    let wrong = dir.path().join("other-manifest.json");
+    fs::write(&wrong, manifest_json([0x11; 48])).unwrap();
+    let (code, text) = verify(&[s(dir.path()), "--allow-simulated", "--manifest", s(&wrong)]);
+    assert_eq!(code, 1, "{text}");
+    assert_eq!(failed_checks(&text), ["report.measurement"], "{text}");
+    assert!(text.contains("other-manifest.json"), "{text}");
+
+    let (code, text) = verify(&[s(dir.path()), "--allow-simulated", "--measurement", &"22".repeat(48)]);
+    assert_eq!(code, 1, "{text}");
+    assert_eq!(failed_checks(&text), ["report.measurement"], "{text}");
+}
+
+#[test]
+fn a_report_from_another_image_is_rejected() {
+    let dir = output_dir();
+    let prov = fs::read(dir.path().join("provenance.json")).unwrap();
+    let report = SimulatedPsp::new([0x77; 48]).report(&kettle_attest::report_data_for(&prov), 0).unwrap();
+    fs::write(dir.path().join("evidence"), report).unwrap();
+    let (code, text) = verify(&[s(dir.path()), "--allow-simulated"]);
+    assert_eq!(code, 1, "{text}");
+    assert_eq!(failed_checks(&text), ["report.measurement"], "{text}");
+}
+
+#[test]
+fn unexpected_repository_ref_builder_and_build_type_are_rejected() {
+    let dir = output_dir();
+    let (code, text) = verify(&[
+        s(dir.path()), "--allow-simulated", "--repo", "https://example.com/other.git", "--ref", "refs/tags/v9",
+        "--builder-id", "https://example.com/builder/v1", "--build-type", ids::BUILD_TYPE_CARGO,
+    ]);
+    assert_eq!(code, 1, "{text}");
+    assert_eq!(
+        failed_checks(&text),
+        ["provenance.repository", "provenance.ref", "provenance.builder_id", "provenance.build_type"],
+        "{text}"
+    );
+}
+
+#[test]
+fn report_alone_says_the_binding_was_not_checked() {
+    let dir = output_dir();
+    let d = dir.path();
+    let (code, text) = verify(&[
+        "--evidence", s(&d.join("evidence")), "--chain", s(&d.join("chain.pem")),
+        "--manifest", s(&d.join("manifest.json")), "--allow-simulated",
+    ]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("[SKIP] binding.report_data"), "{text}");
+    assert!(text.contains("NOT checked"), "{text}");
+}
+
+#[test]
+fn a_local_build_or_missing_dir_cannot_be_verified() {
+    let dir = output_dir();
+    fs::remove_file(dir.path().join("evidence")).unwrap();
+    let (code, text) = verify(&[s(dir.path()), "--allow-simulated"]);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("never hardware-attested"), "{text}");
+    let missing: PathBuf = dir.path().join("nope");
+    let (code, _) = verify(&[s(&missing)]);
+    assert_eq!(code, 2);
+}
