@@ -12,3 +12,5 @@ pub mod source;
 pub mod console;
 pub mod vm;
 pub mod outdir;
+pub mod inputs;
+pub mod psp_host;
