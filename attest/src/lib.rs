@@ -6,6 +6,8 @@
 //! * host: [`simulated::SimulatedPsp::serve`] on the virtio-serial socket;
 //! * auditor: [`CertChain`] + [`Policy`] -> [`verify`] -> [`Verdict`].
 
+#![warn(missing_docs)]
+
 pub mod binding;
 pub mod chain;
 pub mod provider;

@@ -212,19 +212,6 @@ pub fn build_vcek(tcb: &Tcb, hw_id: &[u8; 64]) -> Result<Certificate, SimulatedE
 #[cfg(test)]
 mod tests {
     use super::*;
-    use x509_cert::der::EncodePem;
-
-    /// Regenerates attest/simulated/ark.pem and ask.pem from the committed test keys.
-    /// Run once: `cargo test -p kettle-attest -- --ignored regenerate_simulated_ca`.
-    #[test]
-    #[ignore]
-    fn regenerate_simulated_ca() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("simulated");
-        let ark = build_ark().unwrap().to_pem(x509_cert::der::pem::LineEnding::LF).unwrap();
-        let ask = build_ask().unwrap().to_pem(x509_cert::der::pem::LineEnding::LF).unwrap();
-        std::fs::write(dir.join("ark.pem"), ark).unwrap();
-        std::fs::write(dir.join("ask.pem"), ask).unwrap();
-    }
 
     #[test]
     fn committed_ca_matches_committed_keys() {
