@@ -369,14 +369,29 @@ pub fn host_offers_snp() -> bool {
         .unwrap_or(false)
 }
 
-/// Ok when /dev/kvm opens read-write; otherwise why not.
+/// Ok when /dev/kvm opens read-write and the CPU has hardware virtualization
+/// (some sandboxes expose a /dev/kvm that cannot run guests); otherwise why not.
 pub fn kvm_usable() -> Result<(), String> {
     std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open("/dev/kvm")
-        .map(drop)
-        .map_err(|e| format!("/dev/kvm: {e}"))
+        .map_err(|e| format!("/dev/kvm: {e}"))?;
+    let cpuinfo =
+        std::fs::read_to_string("/proc/cpuinfo").map_err(|e| format!("/proc/cpuinfo: {e}"))?;
+    if cpu_has_virtualization(&cpuinfo) {
+        Ok(())
+    } else {
+        Err("/dev/kvm exists but the CPU flags show neither svm nor vmx".into())
+    }
+}
+
+/// Whether /proc/cpuinfo text lists the svm or vmx flag.
+pub fn cpu_has_virtualization(cpuinfo: &str) -> bool {
+    cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("flags"))
+        .any(|l| l.split_whitespace().any(|f| f == "svm" || f == "vmx"))
 }
 
 #[cfg(test)]
@@ -573,6 +588,15 @@ mod tests {
         assert!(!lists_snp_object(
             "List of user creatable objects:\n  secret\n  sev-guest\n"
         ));
+    }
+
+    #[test]
+    fn virtualization_flags() {
+        assert!(cpu_has_virtualization(
+            "processor : 0\nflags\t\t: fpu vme svm sse\n"
+        ));
+        assert!(cpu_has_virtualization("flags : fpu vmx\n"));
+        assert!(!cpu_has_virtualization("flags : fpu sse2 svm_lock\n"));
     }
 
     #[test]
