@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""A stand-in for qemu-system-x86_64 in `kettle build` tests: it plays the
+guest without booting anything. It reads the request disk, asks the host's
+simulated PSP for a report over the PSP socket (the real framed protocol),
+and writes an output disk in kettle-init's layout, then "powers off".
+
+FAKE_QEMU_MODE selects the behaviour: ok (default), fail (error.json),
+tamper (an artifact that differs from its subject), hang (never exits).
+"""
+import hashlib
+import io
+import json
+import os
+import socket
+import struct
+import sys
+import tarfile
+import time
+
+args = sys.argv[1:]
+if args == ["--version"]:
+    print("QEMU emulator version 10.0.2 (kettle test stand-in)")
+    sys.exit(0)
+
+mode = os.environ.get("FAKE_QEMU_MODE", "ok")
+
+
+def opt_values(flag):
+    return [args[i + 1] for i, a in enumerate(args[:-1]) if a == flag]
+
+
+def sub(value, key):
+    for part in value.split(","):
+        if part.startswith(key + "="):
+            return part[len(key) + 1:]
+    return None
+
+
+drives = {sub(d, "id"): sub(d, "file") for d in opt_values("-drive")}
+psp_socket = next((sub(c, "path") for c in opt_values("-chardev") if sub(c, "id") == "psp"), None)
+print("[    0.000000] Linux version 6.12 (stand-in)", flush=True)
+print("[INFO] [boot] ok in 0.01s: kettle-init as PID 1", flush=True)
+
+with tarfile.open(drives["req"], "r:") as t:
+    request = json.load(t.extractfile("request.json"))
+print(f"[INFO] [request] ok in 0.00s: {request['repository']} {request['ref']} @ {request['commit']}", flush=True)
+if "cache" in drives:
+    with tarfile.open(drives["cache"], "r:") as t:
+        names = t.getnames()
+    assert f"git/{request['commit']}" in names, names
+    assert f"source/{request['commit']}" in names, names
+    print(f"[INFO] [fetch] ok in 0.01s: cache disk: {len(names)} entries", flush=True)
+
+files = {}
+
+
+def add(name, data):
+    files[name] = data
+
+
+if mode == "hang":
+    time.sleep(3600)
+
+if mode == "fail":
+    print("[ERROR] [verify] FAILED after 0.01s: inputs: rootfs: sha256 mismatch (input: rootfs)", flush=True)
+    add("error.json", json.dumps({"ok": False, "step": "verify", "message": "rootfs: sha256 mismatch", "input": "rootfs"}).encode())
+else:
+    artifact = b"hello from a kettle build\n"
+    statement = {
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": "out/hello.txt", "digest": {"sha256": hashlib.sha256(artifact).hexdigest()}}],
+        "predicateType": "https://slsa.dev/provenance/v1",
+        "predicate": {
+            "buildDefinition": {
+                "buildType": "https://kettle.confidential.ai/script/v1",
+                "externalParameters": {"repository": request["repository"], "ref": request["ref"]},
+            },
+            "runDetails": {"builder": {"id": "https://kettle.confidential.ai/tee-builder/v1"}},
+        },
+    }
+    # ASCII-only, no floats: sorted compact JSON is RFC 8785 canonical.
+    provenance = json.dumps(statement, sort_keys=True, separators=(",", ":")).encode()
+    report_data = hashlib.sha256(provenance).digest() + bytes(32)
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(psp_socket)
+    s.sendall(b"KPSP" + struct.pack("<HHI", 1, 1, 68) + report_data + struct.pack("<I", 0))
+
+    def read_exact(n):
+        buf = b""
+        while len(buf) < n:
+            chunk = s.recv(n - len(buf))
+            assert chunk, "PSP closed the connection"
+            buf += chunk
+        return buf
+
+    magic, version, kind, length = struct.unpack("<4sHHI", read_exact(12))
+    body = read_exact(length)
+    assert kind == 2, body
+    (rlen,) = struct.unpack("<I", body[:4])
+    report = body[4:4 + rlen]
+    (clen,) = struct.unpack("<I", body[4 + rlen:8 + rlen])
+    chain = body[8 + rlen:8 + rlen + clen]
+    s.close()
+    print("[INFO] [attest] ok in 0.01s: simulated report", flush=True)
+    add("artifacts/out/hello.txt", b"evil\n" if mode == "tamper" else artifact)
+    add("provenance.json", provenance)
+    add("evidence", report)
+    add("chain.pem", chain)
+    add("status.json", json.dumps({"ok": True, "attested": True, "attestation": "simulated", "artifacts": ["out/hello.txt"]}).encode())
+    print("[INFO] build succeeded: 1 artifacts, attested", flush=True)
+
+buf = io.BytesIO()
+with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as t:
+    for name, data in files.items():
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        info.mode = 0o644
+        t.addfile(info, io.BytesIO(data))
+with open(drives["out"], "r+b") as disk:
+    disk.write(buf.getvalue())
+print("[INFO] powering off", flush=True)
