@@ -350,7 +350,7 @@ mod tests {
         assert_eq!(len % 512, 0, "a disk image is whole sectors");
         // A real disk is larger than the tar: trailing zeros must not matter.
         let mut bytes = std::fs::read(&path).unwrap();
-        bytes.resize(bytes.len() + 1 << 20, 0);
+        bytes.resize(bytes.len() + (1 << 20), 0);
         assert_eq!(read_request_disk(bytes.as_slice()).unwrap(), req);
     }
 
@@ -368,7 +368,8 @@ mod tests {
 
     #[test]
     fn each_field_is_checked() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut BuildRequest)>)> = vec![
+        type Mutation = Box<dyn Fn(&mut BuildRequest)>;
+        let cases: Vec<(&str, Mutation)> = vec![
             ("schema", Box::new(|r| r.schema = "kettle.request/v2".into())),
             ("repository", Box::new(|r| r.repository = "ftp://x".into())),
             ("repository", Box::new(|r| r.repository = "https://a b".into())),

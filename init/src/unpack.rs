@@ -148,7 +148,7 @@ fn check_no_symlink_parents(dest: &Path, rel: &Path, shown: &str) -> Result<(), 
             Ok(m) if !m.is_dir() => {
                 return Err(UnpackError::Io {
                     path: shown.to_string(),
-                    source: io::Error::new(io::ErrorKind::Other, "a parent is not a directory"),
+                    source: io::Error::other("a parent is not a directory"),
                 })
             }
             Ok(_) => {}
