@@ -649,3 +649,73 @@ fn upstream_content_is_verified_like_cached_content() {
     assert_eq!((err.step, err.input.as_deref()), (Step::Verify, Some("commit object")), "{}", err.message());
     assert_eq!(provider.calls, 0);
 }
+
+// ---- the guest's disk path (everything but boot and power-off) ---------------
+
+#[test]
+fn guest_disks_request_cache_and_output_round_trip() {
+    use crate::disk::{CACHE_SERIAL, OUTPUT_SERIAL, REQUEST_SERIAL};
+    use crate::guest::{build_from_disks, write_output_disk, DiskError};
+    use crate::pipeline::Attestor;
+
+    let manifest = script_manifest("mkdir -p out && echo from disks > out/d.txt", &["out/d.txt"], &sha256_bytes(rootfs()), None);
+    let repo = commit_tree(&[("kettle.toml", manifest.into_bytes(), false)]);
+    let tmp = tempfile::tempdir().unwrap();
+    let disks = tmp.path();
+    let archive = disks.join("archive.tar");
+    fs::write(&archive, &repo.archive).unwrap();
+    let mut cache = CacheWriter::create_disk(&disks.join("cache.img")).unwrap();
+    cache.add_commit_object(&repo.commit, &repo.commit_raw).unwrap();
+    cache.add_source_archive(&repo.commit, &archive).unwrap();
+    cache.add_blob_bytes(rootfs()).unwrap();
+    cache.finish().unwrap();
+    let new_output_disk = |name: &str| {
+        let p = disks.join(name);
+        fs::File::create(&p).unwrap().set_len(64 << 20).unwrap();
+        p
+    };
+
+    // Success: outputs, provenance, evidence and status.json on the output disk.
+    crate::request::write_request_disk(&disks.join("request.img"), &request_for(&repo.commit)).unwrap();
+    let output_img = new_output_disk("output.img");
+    let locate = |serial: &'static str| -> Result<PathBuf, DiskError> {
+        match serial {
+            REQUEST_SERIAL => Ok(disks.join("request.img")),
+            CACHE_SERIAL => Ok(disks.join("cache.img")),
+            OUTPUT_SERIAL => Ok(output_img.clone()),
+            _ => Err(DiskError::Missing(serial)),
+        }
+    };
+    let mut provider = CountingProvider::default();
+    let built = build_from_disks(&locate, &disks.join("work"), Path::new("/nonexistent.pem"), Attestor::Given(&mut provider));
+    write_output_disk(&locate, &built).unwrap();
+    let got = disks.join("got");
+    crate::output::read_output_disk(&output_img, &got).unwrap();
+    assert_eq!(fs::read_to_string(got.join("artifacts/out/d.txt")).unwrap(), "from disks\n");
+    assert_eq!(fs::read(got.join(output::PROVENANCE_FILE)).unwrap(), built.as_ref().unwrap().provenance);
+    assert_eq!(fs::read(got.join(output::EVIDENCE_FILE)).unwrap().len(), 1184);
+    assert!(read_status(&got).ok);
+    assert_eq!(provider.calls, 1);
+
+    // Failure: a request for a commit the cache disk does not hold leaves only error.json.
+    crate::request::write_request_disk(&disks.join("request.img"), &request_for(&"9".repeat(40))).unwrap();
+    let output_img = new_output_disk("output2.img");
+    let locate = |serial: &'static str| -> Result<PathBuf, DiskError> {
+        match serial {
+            REQUEST_SERIAL => Ok(disks.join("request.img")),
+            CACHE_SERIAL => Ok(disks.join("cache.img")),
+            OUTPUT_SERIAL => Ok(output_img.clone()),
+            _ => Err(DiskError::Missing(serial)),
+        }
+    };
+    let mut provider = CountingProvider::default();
+    let built = build_from_disks(&locate, &disks.join("work2"), Path::new("/nonexistent.pem"), Attestor::Given(&mut provider));
+    assert!(built.is_err());
+    write_output_disk(&locate, &built).unwrap();
+    let got = disks.join("got2");
+    crate::output::read_output_disk(&output_img, &got).unwrap();
+    assert_only_error(&got);
+    let report = read_error(&got);
+    assert_eq!((report.step, report.input.as_deref()), (Step::Fetch, Some("commit object")));
+    assert_eq!(provider.calls, 0);
+}
