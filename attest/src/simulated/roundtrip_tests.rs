@@ -180,3 +180,28 @@ fn client_reports_a_closed_channel() {
     let err = client.request_report(&[0; 64]).unwrap_err();
     assert!(matches!(err, RequestError::Protocol(_)), "{err:?}");
 }
+
+#[test]
+fn simulated_evidence_passes_the_sev_crates_own_verification() {
+    use sev::certs::snp::{ca, Certificate, Chain, Verifiable};
+    use sev::firmware::guest::AttestationReport;
+    use sev::parser::ByteParser;
+
+    let psp = SimulatedPsp::new(MEASUREMENT);
+    let report = psp.report(&report_data_for(PROVENANCE), 0).unwrap();
+    let ours = CertChain::from_pem_bundle(&psp.cert_chain_pem().unwrap()).unwrap();
+    let chain = Chain {
+        ca: ca::Chain {
+            ark: Certificate::from_der(ours.ark.as_ref().unwrap()).unwrap(),
+            ask: Certificate::from_der(ours.ask.as_ref().unwrap()).unwrap(),
+        },
+        vek: Certificate::from_der(&ours.vcek).unwrap(),
+    };
+    (&chain).verify().unwrap();
+    let parsed = AttestationReport::from_bytes(&report).unwrap();
+    (&chain, &parsed).verify().unwrap();
+    // And the sev crate rejects it once a signed byte changes.
+    let mut bad = report.clone();
+    bad[0x90] ^= 1;
+    assert!((&chain, &AttestationReport::from_bytes(&bad).unwrap()).verify().is_err());
+}
