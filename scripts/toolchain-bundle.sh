@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Assemble the bundles a Kettle recipe pins in kettle.toml:
+#   build/rootfs.tar.gz     Debian bookworm minbase + gcc + libc6-dev (debootstrap from deb.debian.org)
+#   build/toolchain.tar.gz  the host's Rust toolchain (the rustup toolchain of `rustc --version`),
+#                           x86_64-unknown-linux-gnu std only: bin/{cargo,rustc,rustdoc}, lib/
+# Both are deterministic tarballs (entries sorted, mtime fixed, owner 0, `gzip -n`), so the
+# same inputs give the same bytes. Their SHA-256s go to build/toolchain.sha256 (sha256sum
+# format) and the rootfs package list to build/rootfs.packages.
+#
+# Usage: scripts/toolchain-bundle.sh [--rootfs-only | --toolchain-only]
+# Env:   BUILD (default build/), SUITE (bookworm), MIRROR (http://deb.debian.org/debian),
+#        SOURCE_DATE_EPOCH (default 0: the mtime of every entry).
+# Needs root for debootstrap. Then: kettle build SRC --input build/rootfs.tar.gz --input build/toolchain.tar.gz
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BUILD=${BUILD:-build}
+SUITE=${SUITE:-bookworm}
+MIRROR=${MIRROR:-http://deb.debian.org/debian}
+EPOCH=${SOURCE_DATE_EPOCH:-0}
+want_rootfs=1 want_toolchain=1
+case "${1:-}" in
+  --rootfs-only) want_toolchain=0 ;;
+  --toolchain-only) want_rootfs=0 ;;
+  "") ;;
+  *) echo "usage: $0 [--rootfs-only | --toolchain-only]" >&2; exit 2 ;;
+esac
+
+mkdir -p "$BUILD"
+BUILD=$(cd "$BUILD" && pwd)
+work=$(mktemp -d "$BUILD/.bundle-XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+# A deterministic tar.gz of directory $1 (its contents at the archive root) written to $2.
+det_tar() {
+  local dir=$1 out=$2
+  LC_ALL=C tar --sort=name --mtime="@$EPOCH" --owner=0 --group=0 --numeric-owner \
+    --format=gnu --no-acls --no-xattrs --no-selinux -C "$dir" -cf - . \
+    | gzip -n -9 > "$out.tmp"
+  mv "$out.tmp" "$out"
+}
+
+record() { # name file
+  local sum
+  sum=$(sha256sum "$2" | cut -d' ' -f1)
+  touch "$BUILD/toolchain.sha256"
+  grep -v "  $1\$" "$BUILD/toolchain.sha256" > "$work/sums" || true
+  echo "$sum  $1" >> "$work/sums"
+  sort -k2 "$work/sums" > "$BUILD/toolchain.sha256"
+  echo "$1: sha256 $sum ($(du -h "$2" | cut -f1))"
+}
+
+if [ "$want_rootfs" = 1 ]; then
+  command -v debootstrap >/dev/null || { echo "debootstrap is missing: apt-get install debootstrap" >&2; exit 2; }
+  [ "$(id -u)" = 0 ] || { echo "debootstrap needs root" >&2; exit 2; }
+  root="$work/rootfs"
+  echo "rootfs: debootstrap --variant=minbase $SUITE from $MIRROR (gcc, libc6-dev)"
+  start=$(date +%s)
+  debootstrap --variant=minbase --include=gcc,libc6-dev "$SUITE" "$root" "$MIRROR" > "$work/debootstrap.log" 2>&1 \
+    || { tail -20 "$work/debootstrap.log" >&2; exit 1; }
+  chroot "$root" dpkg-query -W -f '${Package} ${Version} ${Architecture}\n' | LC_ALL=C sort > "$BUILD/rootfs.packages"
+  # Drop what varies between runs or has no place in a build root: caches, logs,
+  # device nodes (the guest refuses them), machine identity.
+  rm -rf "$root"/var/cache/apt/* "$root"/var/lib/apt/lists/* "$root"/var/log/* \
+    "$root"/var/cache/ldconfig/aux-cache "$root"/dev/* "$root"/proc/* "$root"/sys/* \
+    "$root"/run/* "$root"/tmp/* "$root"/var/tmp/* "$root"/debootstrap
+  : > "$root/etc/machine-id"
+  find "$root" -name '*.pyc' -delete
+  det_tar "$root" "$BUILD/rootfs.tar.gz"
+  record rootfs.tar.gz "$BUILD/rootfs.tar.gz"
+  echo "rootfs: $(wc -l < "$BUILD/rootfs.packages") packages, $(( $(date +%s) - start ))s"
+fi
+
+if [ "$want_toolchain" = 1 ]; then
+  sysroot=$(rustc --print sysroot)
+  host=x86_64-unknown-linux-gnu
+  echo "toolchain: $(rustc --version) from $sysroot ($host std only)"
+  tc="$work/toolchain"
+  mkdir -p "$tc/bin" "$tc/lib/rustlib"
+  for b in cargo rustc rustdoc; do cp -a "$sysroot/bin/$b" "$tc/bin/"; done
+  cp -a "$sysroot"/lib/*.so* "$tc/lib/"
+  cp -a "$sysroot/lib/rustlib/$host" "$tc/lib/rustlib/"
+  rustc --version > "$tc/VERSION"
+  cargo --version >> "$tc/VERSION"
+  det_tar "$tc" "$BUILD/toolchain.tar.gz"
+  record toolchain.tar.gz "$BUILD/toolchain.tar.gz"
+fi
+echo "pins recorded in $BUILD/toolchain.sha256"
