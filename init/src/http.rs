@@ -4,13 +4,18 @@
 
 use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use thiserror::Error;
+use ureq::config::Config;
+use ureq::http::Uri;
+use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
+use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
 use crate::dns;
 
@@ -28,9 +33,6 @@ pub enum HttpError {
         /// What is wrong.
         reason: String,
     },
-    /// TLS configuration failed.
-    #[error("TLS setup: {0}")]
-    Tls(#[from] rustls::Error),
     /// The request failed (connection, TLS handshake, HTTP status).
     #[error("GET {url}: {reason}")]
     Request {
@@ -58,18 +60,17 @@ pub enum HttpError {
     },
 }
 
-/// Loads every certificate in a PEM file into a root store.
-pub fn load_roots(pem_path: &Path) -> Result<rustls::RootCertStore, HttpError> {
+/// Loads every certificate in a PEM file (the only roots the client will trust).
+pub fn load_roots(pem_path: &Path) -> Result<Vec<Certificate<'static>>, HttpError> {
     let bad = |reason: String| HttpError::CaRoots { path: pem_path.display().to_string(), reason };
     let f = File::open(pem_path).map_err(|e| bad(e.to_string()))?;
-    let mut roots = rustls::RootCertStore::empty();
+    let mut roots = Vec::new();
     for cert in rustls_pemfile::certs(&mut BufReader::new(f)) {
         let cert = cert.map_err(|e| bad(e.to_string()))?;
-        // Skip individual unparsable roots (as system bundles sometimes hold) rather than fail.
-        let _ = roots.add(cert);
+        roots.push(Certificate::from_der(cert.as_ref()).to_owned());
     }
     if roots.is_empty() {
-        return Err(bad("no usable certificate".into()));
+        return Err(bad("no certificate in the file".into()));
     }
     Ok(roots)
 }
@@ -81,26 +82,27 @@ pub struct Https {
 
 impl Https {
     /// A client trusting only `roots`; `resolver` answers names (None: IP-literal hosts only).
-    pub fn new(roots: rustls::RootCertStore, resolver: Option<SocketAddr>) -> Result<Https, HttpError> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        let agent = ureq::AgentBuilder::new()
-            .tls_config(Arc::new(tls))
-            .timeout_connect(Duration::from_secs(20))
-            .timeout_read(Duration::from_secs(120))
-            .redirects(5)
-            .resolver(move |netloc: &str| resolve(netloc, resolver))
+    pub fn new(roots: Vec<Certificate<'static>>, resolver: Option<SocketAddr>) -> Result<Https, HttpError> {
+        let tls = TlsConfig::builder()
+            .provider(TlsProvider::Rustls)
+            .root_certs(RootCerts::Specific(Arc::new(roots)))
+            .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .build();
+        let config = ureq::Agent::config_builder()
+            .tls_config(tls)
+            .https_only(true)
+            .timeout_connect(Some(Duration::from_secs(20)))
+            .timeout_recv_body(Some(Duration::from_secs(300)))
+            .max_redirects(5)
+            .build();
+        let agent = ureq::Agent::with_parts(config, DefaultConnector::new(), OwnResolver { dns: resolver });
         Ok(Https { agent })
     }
 
     /// Streams `url` into `out`, at most `limit` bytes; returns (sha256 hex, length).
     pub fn download(&self, url: &str, out: &mut dyn Write, limit: u64) -> Result<(String, u64), HttpError> {
         let resp = self.agent.get(url).call().map_err(|e| HttpError::Request { url: url.into(), reason: e.to_string() })?;
-        let mut body = resp.into_reader().take(limit + 1);
+        let mut body = resp.into_body().into_with_config().limit(limit.saturating_add(1)).reader();
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; 64 * 1024];
         let mut total = 0u64;
@@ -129,19 +131,34 @@ impl Https {
 }
 
 /// ureq resolver: IP literals as-is, names through our DNS client (never getaddrinfo).
-fn resolve(netloc: &str, resolver: Option<SocketAddr>) -> io::Result<Vec<SocketAddr>> {
-    let (host, port) = netloc
-        .rsplit_once(':')
-        .and_then(|(h, p)| p.parse::<u16>().ok().map(|p| (h, p)))
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("bad host:port {netloc:?}")))?;
+#[derive(Debug)]
+struct OwnResolver {
+    dns: Option<SocketAddr>,
+}
+
+impl Resolver for OwnResolver {
+    fn resolve(&self, uri: &Uri, _config: &Config, _timeout: NextTimeout) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let host = uri.host().ok_or(ureq::Error::HostNotFound)?;
+        let port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("http") { 80 } else { 443 });
+        let mut out = self.empty();
+        for addr in resolve(host, port, self.dns).map_err(ureq::Error::Io)? {
+            out.push(addr);
+        }
+        if out.is_empty() {
+            return Err(ureq::Error::HostNotFound);
+        }
+        Ok(out)
+    }
+}
+
+fn resolve(host: &str, port: u16, resolver: Option<SocketAddr>) -> io::Result<Vec<SocketAddr>> {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     if let Ok(ip) = host.parse::<IpAddr>() {
-        return (ip, port).to_socket_addrs().map(|i| i.collect());
+        return Ok(vec![SocketAddr::new(ip, port)]);
     }
     let resolver = resolver.ok_or_else(|| {
         io::Error::new(io::ErrorKind::NotFound, format!("{host}: no DNS resolver configured (request upstream.dns_resolver)"))
     })?;
-    dns::resolve_a(resolver, host)
-        .map(|ips| ips.into_iter().map(|ip| SocketAddr::new(IpAddr::V4(ip), port)).collect())
-        .map_err(|e| io::Error::new(io::ErrorKind::NotFound, e.to_string()))
+    let ips = dns::resolve_a(resolver, host).map_err(|e| io::Error::new(io::ErrorKind::NotFound, e.to_string()))?;
+    Ok(ips.into_iter().take(16).map(|ip| SocketAddr::new(IpAddr::V4(ip), port)).collect())
 }
