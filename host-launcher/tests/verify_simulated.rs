@@ -9,7 +9,10 @@ use std::process::{Command, Output};
 
 use kettle_attest::simulated::SimulatedPsp;
 use kettle_image::{GuestFeatures, ImageManifest, LaunchDigest, VcpuType, VmmType};
-use kettle_provenance::{ids, jcs, BuildDefinition, Builder, JsonObject, Provenance, ResourceDescriptor, RunDetails, Statement};
+use kettle_provenance::{
+    ids, jcs, BuildDefinition, Builder, JsonObject, Provenance, ResourceDescriptor, RunDetails,
+    Statement,
+};
 use serde_json::json;
 
 const MEASUREMENT: [u8; 48] = [0x5a; 48];
@@ -29,7 +32,10 @@ fn provenance_bytes(artifact: &[u8], repo: &str) -> Vec<u8> {
                 ..Default::default()
             },
             run_details: RunDetails {
-                builder: Builder { id: ids::BUILDER_ID.into(), ..Default::default() },
+                builder: Builder {
+                    id: ids::BUILDER_ID.into(),
+                    ..Default::default()
+                },
                 ..Default::default()
             },
         },
@@ -38,7 +44,10 @@ fn provenance_bytes(artifact: &[u8], repo: &str) -> Vec<u8> {
 }
 
 fn manifest_json(digest: [u8; 48]) -> String {
-    let file = |name: &str| kettle_image::manifest::FileRef { file: name.into(), sha256: "00".repeat(32) };
+    let file = |name: &str| kettle_image::manifest::FileRef {
+        file: name.into(),
+        sha256: "00".repeat(32),
+    };
     let m = ImageManifest {
         schema: kettle_image::manifest::MANIFEST_SCHEMA,
         kernel: file("bzImage"),
@@ -63,7 +72,9 @@ fn output_dir() -> tempfile::TempDir {
     let artifact = b"hello from a kettle build\n";
     let prov = provenance_bytes(artifact, REPO);
     let psp = SimulatedPsp::new(MEASUREMENT);
-    let report = psp.report(&kettle_attest::report_data_for(&prov), 0).unwrap();
+    let report = psp
+        .report(&kettle_attest::report_data_for(&prov), 0)
+        .unwrap();
     fs::create_dir_all(d.join("artifacts/out")).unwrap();
     fs::write(d.join("artifacts/out/hello.txt"), artifact).unwrap();
     fs::write(d.join("provenance.json"), &prov).unwrap();
@@ -75,7 +86,10 @@ fn output_dir() -> tempfile::TempDir {
 }
 
 fn kettle(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kettle")).args(args).output().expect("run kettle")
+    Command::new(env!("CARGO_BIN_EXE_kettle"))
+        .args(args)
+        .output()
+        .expect("run kettle")
 }
 
 fn s(p: &Path) -> &str {
@@ -102,7 +116,14 @@ fn failed_checks(text: &str) -> Vec<String> {
 #[test]
 fn good_output_dir_verifies_only_with_allow_simulated() {
     let dir = output_dir();
-    let (code, text) = verify(&[s(dir.path()), "--allow-simulated", "--repo", REPO, "--ref", REF]);
+    let (code, text) = verify(&[
+        s(dir.path()),
+        "--allow-simulated",
+        "--repo",
+        REPO,
+        "--ref",
+        REF,
+    ]);
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("[PASS] binding.report_data"), "{text}");
     assert!(text.contains("[PASS] artifact:out/hello.txt"), "{text}");
@@ -110,10 +131,15 @@ fn good_output_dir_verifies_only_with_allow_simulated() {
     assert!(text.contains("[PASS] provenance.repository"), "{text}");
     assert!(text.contains("SIMULATED"), "{text}");
     assert!(!text.contains("[SKIP]"), "{text}");
+    // The manifest copied into the dir by the build host is not the published one: said plainly.
+    assert!(text.contains("published manifest.json"), "{text}");
 
     let (code, text) = verify(&[s(dir.path())]);
     assert_eq!(code, 1, "{text}");
-    assert!(failed_checks(&text).contains(&"report.simulated".to_string()), "{text}");
+    assert!(
+        failed_checks(&text).contains(&"report.simulated".to_string()),
+        "{text}"
+    );
 }
 
 #[test]
@@ -121,10 +147,20 @@ fn explicit_files_and_json_verdict() {
     let dir = output_dir();
     let d = dir.path();
     let (code, text) = verify(&[
-        "--provenance", s(&d.join("provenance.json")), "--evidence", s(&d.join("evidence")),
-        "--chain", s(&d.join("chain.pem")), "--manifest", s(&d.join("manifest.json")),
-        "--artifact", s(&d.join("artifacts/out/hello.txt")), "--allow-simulated",
-        "--build-type", ids::BUILD_TYPE_SCRIPT, "--json",
+        "--provenance",
+        s(&d.join("provenance.json")),
+        "--evidence",
+        s(&d.join("evidence")),
+        "--chain",
+        s(&d.join("chain.pem")),
+        "--manifest",
+        s(&d.join("manifest.json")),
+        "--artifact",
+        s(&d.join("artifacts/out/hello.txt")),
+        "--allow-simulated",
+        "--build-type",
+        ids::BUILD_TYPE_SCRIPT,
+        "--json",
     ]);
     assert_eq!(code, 0, "{text}");
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -161,14 +197,20 @@ fn one_whitespace_byte_in_the_provenance_is_rejected() {
     fs::write(&path, bytes).unwrap();
     let (code, text) = verify(&[s(dir.path()), "--allow-simulated"]);
     assert_eq!(code, 1, "{text}");
-    assert_eq!(failed_checks(&text), ["binding.report_data", "provenance.canonical"], "{text}");
+    assert_eq!(
+        failed_checks(&text),
+        ["binding.report_data", "provenance.canonical"],
+        "{text}"
+    );
 }
 
 #[test]
 fn a_report_from_another_build_is_rejected() {
     let dir = output_dir();
     let other = provenance_bytes(b"another artifact\n", REPO);
-    let report = SimulatedPsp::new(MEASUREMENT).report(&kettle_attest::report_data_for(&other), 0).unwrap();
+    let report = SimulatedPsp::new(MEASUREMENT)
+        .report(&kettle_attest::report_data_for(&other), 0)
+        .unwrap();
     fs::write(dir.path().join("evidence"), report).unwrap();
     let (code, text) = verify(&[s(dir.path()), "--allow-simulated"]);
     assert_eq!(code, 1, "{text}");
@@ -185,7 +227,12 @@ fn a_wrong_manifest_or_measurement_is_rejected() {
     assert_eq!(failed_checks(&text), ["report.measurement"], "{text}");
     assert!(text.contains("other-manifest.json"), "{text}");
 
-    let (code, text) = verify(&[s(dir.path()), "--allow-simulated", "--measurement", &"22".repeat(48)]);
+    let (code, text) = verify(&[
+        s(dir.path()),
+        "--allow-simulated",
+        "--measurement",
+        &"22".repeat(48),
+    ]);
     assert_eq!(code, 1, "{text}");
     assert_eq!(failed_checks(&text), ["report.measurement"], "{text}");
 }
@@ -194,7 +241,9 @@ fn a_wrong_manifest_or_measurement_is_rejected() {
 fn a_report_from_another_image_is_rejected() {
     let dir = output_dir();
     let prov = fs::read(dir.path().join("provenance.json")).unwrap();
-    let report = SimulatedPsp::new([0x77; 48]).report(&kettle_attest::report_data_for(&prov), 0).unwrap();
+    let report = SimulatedPsp::new([0x77; 48])
+        .report(&kettle_attest::report_data_for(&prov), 0)
+        .unwrap();
     fs::write(dir.path().join("evidence"), report).unwrap();
     let (code, text) = verify(&[s(dir.path()), "--allow-simulated"]);
     assert_eq!(code, 1, "{text}");
@@ -205,13 +254,26 @@ fn a_report_from_another_image_is_rejected() {
 fn unexpected_repository_ref_builder_and_build_type_are_rejected() {
     let dir = output_dir();
     let (code, text) = verify(&[
-        s(dir.path()), "--allow-simulated", "--repo", "https://example.com/other.git", "--ref", "refs/tags/v9",
-        "--builder-id", "https://example.com/builder/v1", "--build-type", ids::BUILD_TYPE_CARGO,
+        s(dir.path()),
+        "--allow-simulated",
+        "--repo",
+        "https://example.com/other.git",
+        "--ref",
+        "refs/tags/v9",
+        "--builder-id",
+        "https://example.com/builder/v1",
+        "--build-type",
+        ids::BUILD_TYPE_CARGO,
     ]);
     assert_eq!(code, 1, "{text}");
     assert_eq!(
         failed_checks(&text),
-        ["provenance.repository", "provenance.ref", "provenance.builder_id", "provenance.build_type"],
+        [
+            "provenance.repository",
+            "provenance.ref",
+            "provenance.builder_id",
+            "provenance.build_type"
+        ],
         "{text}"
     );
 }
@@ -221,8 +283,13 @@ fn report_alone_says_the_binding_was_not_checked() {
     let dir = output_dir();
     let d = dir.path();
     let (code, text) = verify(&[
-        "--evidence", s(&d.join("evidence")), "--chain", s(&d.join("chain.pem")),
-        "--manifest", s(&d.join("manifest.json")), "--allow-simulated",
+        "--evidence",
+        s(&d.join("evidence")),
+        "--chain",
+        s(&d.join("chain.pem")),
+        "--manifest",
+        s(&d.join("manifest.json")),
+        "--allow-simulated",
     ]);
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("[SKIP] binding.report_data"), "{text}");

@@ -161,6 +161,17 @@ enum BuildError {
     },
     #[error("{0}")]
     Request(String),
+    #[error("interrupted")]
+    Interrupted,
+}
+
+/// Stops between steps once Ctrl-C was pressed (the VM loop handles it while QEMU runs).
+fn check_interrupted() -> Result<(), BuildError> {
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        Err(BuildError::Interrupted)
+    } else {
+        Ok(())
+    }
 }
 
 fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> BuildError {
@@ -361,6 +372,7 @@ fn build_vm(args: &BuildArgs) -> Result<ExitCode, BuildError> {
     let staging = Staging::new(&args.out, args.force)?;
     let work = work_dir(&args.out)?;
     let src = resolve_source(args, work.path())?;
+    check_interrupted()?;
     let request = make_request(args, &src, tee_kind)?;
     eprintln!(
         "building {} {} @ {} ({:?} mode, tee {})",
@@ -394,6 +406,7 @@ fn build_vm(args: &BuildArgs) -> Result<ExitCode, BuildError> {
         }
         ModeArg::Upstream => None,
     };
+    check_interrupted()?;
     let out_disk = work.path().join("output.img");
     File::create(&out_disk)
         .and_then(|f| f.set_len(args.output_size << 20))
@@ -606,6 +619,7 @@ fn build_local(args: &BuildArgs) -> Result<ExitCode, BuildError> {
         let store = open_store(args)?;
         let downloader = Downloader::new(RetryPolicy::default());
         let resolved = inputs::resolve(&src, &store, &downloader, work.path())?;
+        check_interrupted()?;
         let writer = CacheWriter::create_dir(&inputs_dir)
             .map_err(io_err(inputs_dir.display().to_string()))?;
         inputs::write_cache(&resolved, &src.commit, &store, writer, &inputs_dir)?;

@@ -162,6 +162,10 @@ pub fn verify(args: &VerifyArgs) -> Result<verifier::Verdict, VerifyCmdError> {
         ),
     };
 
+    // A manifest found inside the output dir was copied there by the build host, which
+    // is not trusted: it shows consistency, not that the image is the published one.
+    let manifest_from_dir =
+        args.dir.is_some() && args.manifest.is_none() && args.measurement.is_none();
     let (measurement, measurement_source) = match (&args.measurement, &manifest_path) {
         (Some(hex), _) => (
             verifier::parse_measurement(hex).map_err(VerifyCmdError::BadMeasurement)?,
@@ -215,7 +219,15 @@ pub fn verify(args: &VerifyArgs) -> Result<verifier::Verdict, VerifyCmdError> {
         provenance,
         artifacts,
     };
-    Ok(verifier::verify(&evidence, &expect))
+    let mut verdict = verifier::verify(&evidence, &expect);
+    if manifest_from_dir {
+        verdict.notes.push(
+            "the expected measurement came from the manifest.json inside the output directory, a copy made by the \
+             (untrusted) build host: pass --manifest with the image's published manifest.json to pin the image"
+                .to_string(),
+        );
+    }
+    Ok(verdict)
 }
 
 /// The launch digest a manifest publishes.

@@ -74,6 +74,8 @@ pub struct Verdict {
     pub simulated: bool,
     /// Every check, in trust-chain order.
     pub checks: Vec<Check>,
+    /// What the reader must know about how the checks were set up (e.g. where the expected measurement came from).
+    pub notes: Vec<String>,
 }
 
 impl Verdict {
@@ -85,6 +87,7 @@ impl Verdict {
             binding_checked,
             simulated,
             checks,
+            notes: Vec::new(),
         }
     }
 
@@ -111,6 +114,9 @@ impl fmt::Display for Verdict {
             writeln!(f, "[{tag}] {:width$}  {}", c.name, c.detail)?;
         }
         writeln!(f)?;
+        for note in &self.notes {
+            writeln!(f, "NOTE: {note}")?;
+        }
         if self.simulated {
             writeln!(f, "NOTE: this report was signed by the SIMULATED PSP: nothing here is hardware-attested.")?;
         }
