@@ -251,6 +251,128 @@ fn check_manifest(path: &Path, args: &MeasureArgs) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+    use kettle_image::manifest::{FileRef, MANIFEST_SCHEMA};
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: MeasureArgs,
+    }
+
+    fn parse(args: &[&str]) -> MeasureArgs {
+        Cli::try_parse_from(std::iter::once("measure").chain(args.iter().copied()))
+            .unwrap()
+            .args
+    }
+
+    /// The real AmdSev footer page from the sev crate's test data, as a firmware file.
+    fn firmware(dir: &Path) -> Option<PathBuf> {
+        let home = std::env::var_os("CARGO_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))?;
+        let suffix = std::fs::read_dir(home.join("registry/src"))
+            .ok()?
+            .flatten()
+            .flat_map(|d| std::fs::read_dir(d.path()).into_iter().flatten().flatten())
+            .filter(|d| d.file_name().to_string_lossy().starts_with("sev-8."))
+            .map(|d| d.path().join("tests/measurement/ovmf_AmdSev_suffix.bin"))
+            .find(|p| p.is_file())?;
+        let path = dir.join("OVMF.fd");
+        std::fs::copy(suffix, &path).ok()?;
+        Some(path)
+    }
+
+    #[test]
+    fn manifest_check_exit_codes() {
+        let dir = tempfile::tempdir().unwrap();
+        let Some(ovmf) = firmware(dir.path()) else {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "sev test data missing on CI"
+            );
+            eprintln!("skipping: sev 8.x test data not in the cargo registry");
+            return;
+        };
+        std::fs::write(dir.path().join("bzImage"), b"kernel").unwrap();
+        std::fs::write(dir.path().join("initramfs.cpio"), b"initrd").unwrap();
+        let sha =
+            |name: &str| hex::encode(measure::sha256_file(&dir.path().join(name), "test").unwrap());
+        let inputs = MeasureInputs {
+            ovmf,
+            kernel: Some(dir.path().join("bzImage")),
+            initrd: Some(dir.path().join("initramfs.cpio")),
+            cmdline: Some("console=ttyS0".into()),
+            vcpus: 2,
+            vcpu_type: "EPYC-Milan".parse().unwrap(),
+            vmm_type: VmmType::Qemu,
+            guest_features: GuestFeatures::default(),
+        };
+        let manifest = ImageManifest {
+            schema: MANIFEST_SCHEMA,
+            kernel: FileRef {
+                file: "bzImage".into(),
+                sha256: sha("bzImage"),
+            },
+            initrd: FileRef {
+                file: "initramfs.cpio".into(),
+                sha256: sha("initramfs.cpio"),
+            },
+            ovmf: FileRef {
+                file: "OVMF.fd".into(),
+                sha256: sha("OVMF.fd"),
+            },
+            cmdline: "console=ttyS0".into(),
+            vcpus: 2,
+            vcpu_type: "EPYC-Milan".parse().unwrap(),
+            vmm_type: VmmType::Qemu,
+            guest_features: GuestFeatures::default(),
+            launch_digest: inputs.launch_digest().unwrap(),
+            initramfs: vec![],
+            versions: Default::default(),
+        };
+        let path = dir.path().join("manifest.json");
+        std::fs::write(&path, manifest.to_json_pretty()).unwrap();
+        let path_s = path.to_str().unwrap();
+        assert_eq!(run(parse(&["--manifest", path_s])), ExitCode::SUCCESS);
+        // The same digest through the sev-snp-measure style options.
+        let args = parse(&[
+            "--mode",
+            "snp",
+            "--vcpus",
+            "2",
+            "--vcpu-type",
+            "EPYC-Milan",
+            "--ovmf",
+            inputs.ovmf.to_str().unwrap(),
+            "--kernel",
+            dir.path().join("bzImage").to_str().unwrap(),
+            "--initrd",
+            dir.path().join("initramfs.cpio").to_str().unwrap(),
+            "--append",
+            "console=ttyS0",
+        ]);
+        assert_eq!(digest(&args).unwrap(), manifest.launch_digest);
+        // A replaced initrd (via override) is a mismatch; a missing manifest cannot run.
+        std::fs::write(dir.path().join("other.cpio"), b"other").unwrap();
+        let other = dir.path().join("other.cpio");
+        assert_eq!(
+            run(parse(&[
+                "--manifest",
+                path_s,
+                "--initrd",
+                other.to_str().unwrap()
+            ])),
+            ExitCode::from(EXIT_MISMATCH)
+        );
+        let missing = dir.path().join("nope.json");
+        assert_eq!(
+            run(parse(&["--manifest", missing.to_str().unwrap()])),
+            ExitCode::from(crate::EXIT_CANNOT_RUN)
+        );
+        // --manifest fixes the parameters; overriding them is refused by the parser.
+        assert!(Cli::try_parse_from(["measure", "--manifest", path_s, "--vcpus", "4"]).is_err());
+    }
 
     #[test]
     fn base64_matches_rfc4648_vectors() {
