@@ -11,6 +11,8 @@ use kettle_image::measure::{GuestFeatures, VcpuType, VmConfig, VmmType};
 
 /// Where kettle-init looks for the CA roots of upstream HTTPS.
 const GUEST_CA_ROOTS: &str = "etc/kettle/ca-roots.pem";
+/// Debian's system CA bundle.
+const HOST_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// Options of `kettle image`.
 #[derive(clap::Args)]
@@ -39,9 +41,14 @@ pub struct ImageArgs {
     /// Guest features (VMSA SEV_FEATURES).
     #[arg(long, value_name = "VALUE", default_value = "0x1")]
     guest_features: GuestFeatures,
-    /// PEM bundle of CA roots for upstream HTTPS, installed as /etc/kettle/ca-roots.pem.
-    #[arg(long, value_name = "PEM")]
-    ca_roots: Option<PathBuf>,
+    /// PEM bundle of CA roots for upstream HTTPS, installed as /etc/kettle/ca-roots.pem
+    /// (default: the host's bundle; it is part of the measured initrd, and the
+    /// manifest lists its SHA-256, so rebuild with the same file to reproduce).
+    #[arg(long, value_name = "PEM", default_value = HOST_CA_BUNDLE, conflicts_with = "no_ca_roots")]
+    ca_roots: PathBuf,
+    /// Build without CA roots (upstream HTTPS mode will not work in the guest).
+    #[arg(long)]
+    no_ca_roots: bool,
     /// Extra data file for the initramfs, GUEST_PATH=HOST_PATH (mode 0644); repeatable.
     #[arg(long = "add", value_name = "GUEST=HOST", value_parser = parse_pair)]
     add: Vec<(String, String)>,
@@ -71,10 +78,11 @@ pub fn run(args: ImageArgs) -> ExitCode {
             mode: 0o644,
         })
         .collect();
-    if let Some(roots) = &args.ca_roots {
+    if !args.no_ca_roots {
+        log::info!("CA roots for the guest: {}", args.ca_roots.display());
         extra_files.push(ExtraFile {
             guest_path: GUEST_CA_ROOTS.into(),
-            source: roots.clone(),
+            source: args.ca_roots.clone(),
             mode: 0o644,
         });
     }
