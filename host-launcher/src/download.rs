@@ -357,6 +357,26 @@ pub(crate) mod tests {
         assert_eq!(server.requests.lock().unwrap().len(), 3);
     }
 
+    /// Needs crates.io (run with `--ignored`): proves the system roots, not webpki's, are used.
+    #[test]
+    #[ignore = "network: reaches static.crates.io"]
+    fn downloads_a_real_crate_through_the_system_roots() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let want = crate::store::parse_sha256(
+            "7f24254aa9a54b5c858eaee2f5bccdb46aaf0e486a595ed5fd8f86ba55232a70",
+        )
+        .unwrap();
+        let got = Downloader::new(RetryPolicy::default())
+            .fetch_into(
+                &store,
+                "https://static.crates.io/crates/hex/hex-0.4.3.crate",
+                Some(&want),
+            )
+            .unwrap();
+        assert_eq!(got, want);
+    }
+
     #[test]
     fn refuses_oversized_bodies() {
         let server = stand_in(vec![(200, vec![b'x'; 100])]);
