@@ -517,6 +517,10 @@ fn build_vm(args: &BuildArgs) -> Result<ExitCode, BuildError> {
         return Ok(ExitCode::from(EXIT_FAILED));
     }
 
+    if tee_kind == kettle_init::Tee::SevSnp {
+        supply_vcek(staging.path());
+    }
+
     // Success claimed: verify exactly as an auditor would.
     let expect = Expectations {
         measurement: image.manifest.launch_digest.0,
@@ -550,6 +554,28 @@ fn build_vm(args: &BuildArgs) -> Result<ExitCode, BuildError> {
             out.display()
         );
         Ok(ExitCode::from(EXIT_FAILED))
+    }
+}
+
+/// On SNP the guest gets no certificate chain unless the host configured one:
+/// fetch the report's VCEK from AMD's KDS and write it as chain.pem (the ASK
+/// and ARK are pinned in the verifier). The VCEK is checked like any other.
+fn supply_vcek(dir: &Path) {
+    let chain = dir.join(load::CHAIN_FILE);
+    if chain.exists() {
+        return;
+    }
+    let Ok(report) = fs::read(dir.join(load::EVIDENCE_FILE)) else {
+        return;
+    };
+    match kettle::kds::KdsClient::new(kettle::kds::AMD_KDS_URL).fetch_vcek_for_report(&report) {
+        Ok(der) => {
+            let pem = kettle_attest::chain::der_to_pem(&der);
+            if let Err(e) = fs::write(&chain, pem) {
+                log::warn!("cannot write {}: {e}", chain.display());
+            }
+        }
+        Err(e) => log::warn!("no chain.pem from the guest, and the VCEK could not be fetched: {e}"),
     }
 }
 
