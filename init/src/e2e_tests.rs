@@ -719,3 +719,32 @@ fn guest_disks_request_cache_and_output_round_trip() {
     assert_eq!((report.step, report.input.as_deref()), (Step::Fetch, Some("commit object")));
     assert_eq!(provider.calls, 0);
 }
+
+#[test]
+fn local_build_attested_by_the_simulated_psp_binds_the_provenance() {
+    use kettle_attest::simulated::{PspClient, SimulatedPsp};
+    let (guest_end, host_end) = std::os::unix::net::UnixStream::pair().unwrap();
+    let measurement = [0x42u8; 48];
+    let psp = std::thread::spawn(move || SimulatedPsp::new(measurement).serve(host_end));
+    let mut client = PspClient::new(guest_end);
+
+    let manifest = script_manifest("mkdir -p out && echo attested > out/a.txt", &["out/a.txt"], &sha256_bytes(rootfs()), None);
+    let repo = commit_tree(&[("kettle.toml", manifest.into_bytes(), false)]);
+    let inputs = inputs_for(&repo, &[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let outcome = run_local(&request_for(&repo.commit), inputs.path(), Some(&mut client), &out, &LocalOptions::default()).unwrap();
+    drop(client);
+    psp.join().unwrap().unwrap();
+
+    let evidence = fs::read(out.join(output::EVIDENCE_FILE)).unwrap();
+    let report = kettle_attest::report::Report::parse(&evidence).unwrap();
+    let provenance = fs::read(out.join(output::PROVENANCE_FILE)).unwrap();
+    assert_eq!(provenance, outcome.provenance);
+    assert_eq!(report.report_data(), kettle_attest::binding::report_data_for(&provenance));
+    assert_eq!(report.measurement(), measurement);
+    assert_eq!(report.vmpl(), 0);
+    assert_eq!(outcome.evidence.unwrap().provider, ProviderKind::Simulated);
+    assert!(fs::read_to_string(out.join(output::CHAIN_FILE)).unwrap().contains("BEGIN CERTIFICATE"));
+    assert_eq!(read_status(&out).attestation, "simulated");
+}
