@@ -85,6 +85,8 @@ pub fn parse_line(line: &str) -> ConsoleEvent {
 /// Shows the guest's progress: one bar over the steps, with the current step's name.
 pub struct Progress {
     bar: ProgressBar,
+    /// Without a terminal the bar is hidden and step lines go to stderr as plain lines.
+    visible: bool,
     failed: Option<(String, String)>,
 }
 
@@ -104,7 +106,11 @@ impl Progress {
         );
         bar.enable_steady_tick(std::time::Duration::from_millis(200));
         bar.set_message(format!("{}: booting the CVM", STEPS[0]));
-        Progress { bar, failed: None }
+        Progress {
+            bar,
+            visible,
+            failed: None,
+        }
     }
 
     /// Feeds one console line.
@@ -113,13 +119,13 @@ impl Progress {
             ConsoleEvent::StepOk { step, summary } => {
                 let done = STEPS.iter().position(|s| *s == step).map_or(0, |i| i + 1);
                 self.bar.set_position(done as u64);
-                self.bar.println(format!("  [{step}] ok: {summary}"));
+                self.say(format!("  [{step}] ok: {summary}"));
                 if let Some(next) = STEPS.get(done) {
                     self.bar.set_message(next.to_string());
                 }
             }
             ConsoleEvent::StepFailed { step, message } => {
-                self.bar.println(format!("  [{step}] FAILED: {message}"));
+                self.say(format!("  [{step}] FAILED: {message}"));
                 self.failed = Some((step, message));
             }
             ConsoleEvent::BuildOutput(text) => {
@@ -127,6 +133,14 @@ impl Progress {
                 self.bar.set_message(format!("build: {short}"));
             }
             ConsoleEvent::Succeeded(_) | ConsoleEvent::Other => {}
+        }
+    }
+
+    fn say(&self, line: String) {
+        if self.visible {
+            self.bar.println(line);
+        } else {
+            eprintln!("{line}");
         }
     }
 
