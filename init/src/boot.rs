@@ -34,13 +34,55 @@ pub enum BootError {
 
 /// The kernel filesystems init mounts: (source, target, type, flags, data).
 const MOUNTS: &[(&str, &str, &str, MsFlags, Option<&str>)] = &[
-    ("proc", "/proc", "proc", MsFlags::MS_NOSUID.union(MsFlags::MS_NODEV).union(MsFlags::MS_NOEXEC), None),
-    ("sysfs", "/sys", "sysfs", MsFlags::MS_NOSUID.union(MsFlags::MS_NODEV).union(MsFlags::MS_NOEXEC), None),
-    ("devtmpfs", "/dev", "devtmpfs", MsFlags::MS_NOSUID.union(MsFlags::MS_NOEXEC), Some("mode=0755")),
-    ("tmpfs", "/tmp", "tmpfs", MsFlags::MS_NOSUID.union(MsFlags::MS_NODEV), Some("mode=1777")),
+    (
+        "proc",
+        "/proc",
+        "proc",
+        MsFlags::MS_NOSUID
+            .union(MsFlags::MS_NODEV)
+            .union(MsFlags::MS_NOEXEC),
+        None,
+    ),
+    (
+        "sysfs",
+        "/sys",
+        "sysfs",
+        MsFlags::MS_NOSUID
+            .union(MsFlags::MS_NODEV)
+            .union(MsFlags::MS_NOEXEC),
+        None,
+    ),
+    (
+        "devtmpfs",
+        "/dev",
+        "devtmpfs",
+        MsFlags::MS_NOSUID.union(MsFlags::MS_NOEXEC),
+        Some("mode=0755"),
+    ),
+    (
+        "tmpfs",
+        "/tmp",
+        "tmpfs",
+        MsFlags::MS_NOSUID.union(MsFlags::MS_NODEV),
+        Some("mode=1777"),
+    ),
     // The build's work area (cache, source, rootfs, toolchain) lives here, in guest RAM.
-    ("tmpfs", "/run", "tmpfs", MsFlags::MS_NOSUID.union(MsFlags::MS_NODEV), Some("mode=0755,size=90%")),
-    ("configfs", "/sys/kernel/config", "configfs", MsFlags::MS_NOSUID.union(MsFlags::MS_NODEV).union(MsFlags::MS_NOEXEC), None),
+    (
+        "tmpfs",
+        "/run",
+        "tmpfs",
+        MsFlags::MS_NOSUID.union(MsFlags::MS_NODEV),
+        Some("mode=0755,size=90%"),
+    ),
+    (
+        "configfs",
+        "/sys/kernel/config",
+        "configfs",
+        MsFlags::MS_NOSUID
+            .union(MsFlags::MS_NODEV)
+            .union(MsFlags::MS_NOEXEC),
+        None,
+    ),
 ];
 
 /// Mounts, console, logger, entropy. Logs one line with its duration.
@@ -50,7 +92,13 @@ pub fn boot() -> Result<(), BootError> {
         std::fs::create_dir_all(target).map_err(|e| BootError::MkDir(target, e))?;
         match mount(Some(*src), *target, Some(*fstype), *flags, *data) {
             Ok(()) | Err(nix::Error::EBUSY) => {}
-            Err(source) => return Err(BootError::Mount { fstype, target, source }),
+            Err(source) => {
+                return Err(BootError::Mount {
+                    fstype,
+                    target,
+                    source,
+                })
+            }
         }
     }
     console_on_stdio();
@@ -58,13 +106,21 @@ pub fn boot() -> Result<(), BootError> {
     // getrandom(2) without GRND_NONBLOCK blocks until the pool is initialized.
     let mut seed = [0u8; 32];
     getrandom::getrandom(&mut seed).map_err(|e| BootError::Entropy(e.to_string()))?;
-    log::info!("[boot] ok in {:.2}s: kettle-init {} as PID 1; filesystems mounted, entropy ready", start.elapsed().as_secs_f64(), env!("CARGO_PKG_VERSION"));
+    log::info!(
+        "[boot] ok in {:.2}s: kettle-init {} as PID 1; filesystems mounted, entropy ready",
+        start.elapsed().as_secs_f64(),
+        env!("CARGO_PKG_VERSION")
+    );
     Ok(())
 }
 
 /// Points fds 0-2 at /dev/console (the serial console), in case the kernel could not.
 fn console_on_stdio() {
-    if let Ok(console) = OpenOptions::new().read(true).write(true).open("/dev/console") {
+    if let Ok(console) = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/console")
+    {
         for fd in 0..3 {
             unsafe { nix::libc::dup2(console.as_raw_fd(), fd) };
         }
@@ -73,7 +129,10 @@ fn console_on_stdio() {
 
 /// Logs to stderr (the console), UTC timestamps, info and above.
 pub fn init_logger() {
-    let config = simplelog::ConfigBuilder::new().set_time_format_rfc3339().set_target_level(simplelog::LevelFilter::Off).build();
+    let config = simplelog::ConfigBuilder::new()
+        .set_time_format_rfc3339()
+        .set_target_level(simplelog::LevelFilter::Off)
+        .build();
     let _ = simplelog::WriteLogger::init(simplelog::LevelFilter::Info, config, std::io::stderr());
 }
 

@@ -55,14 +55,18 @@ impl CacheWriter {
         for d in [COMMIT_DIR, SOURCE_DIR, BLOB_DIR] {
             fs::create_dir_all(root.join(d))?;
         }
-        Ok(CacheWriter { sink: Sink::Dir(root.to_path_buf()) })
+        Ok(CacheWriter {
+            sink: Sink::Dir(root.to_path_buf()),
+        })
     }
 
     /// Writes a cache disk image (tar stream) at `path`.
     pub fn create_disk(path: &Path) -> io::Result<CacheWriter> {
         let mut b = tar::Builder::new(File::create(path)?);
         b.mode(tar::HeaderMode::Deterministic);
-        Ok(CacheWriter { sink: Sink::Disk(b) })
+        Ok(CacheWriter {
+            sink: Sink::Disk(b),
+        })
     }
 
     fn put_bytes(&mut self, name: &str, bytes: &[u8]) -> io::Result<()> {
@@ -141,7 +145,10 @@ mod tests {
         let disk = tmp.path().join("cache.img");
         let dir = tmp.path().join("dir");
         let mut shas = Vec::new();
-        for mut w in [CacheWriter::create_disk(&disk).unwrap(), CacheWriter::create_dir(&dir).unwrap()] {
+        for mut w in [
+            CacheWriter::create_disk(&disk).unwrap(),
+            CacheWriter::create_dir(&dir).unwrap(),
+        ] {
             w.add_commit_object(&commit, b"tree x\n").unwrap();
             w.add_source_archive(&commit, &src).unwrap();
             shas.push(w.add_blob_bytes(b"crate bytes").unwrap());
@@ -152,7 +159,10 @@ mod tests {
         unpack(File::open(&disk).unwrap(), &out, &UnpackLimits::CACHE_DISK).unwrap();
         for root in [&out, &dir] {
             assert_eq!(fs::read(commit_path(root, &commit)).unwrap(), b"tree x\n");
-            assert_eq!(fs::read(source_path(root, &commit)).unwrap(), b"not really a tar");
+            assert_eq!(
+                fs::read(source_path(root, &commit)).unwrap(),
+                b"not really a tar"
+            );
             assert_eq!(fs::read(blob_path(root, &shas[0])).unwrap(), b"crate bytes");
         }
     }

@@ -43,6 +43,9 @@ mod tests {
         let p = dir.path().join("f");
         std::fs::write(&p, &data).unwrap();
         assert_eq!(sha256_file(&p).unwrap(), sha256_bytes(&data));
-        assert_eq!(sha256_bytes(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            sha256_bytes(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 }

@@ -50,13 +50,23 @@ mod tests {
     fn finds_by_serial_not_by_order() {
         let tmp = tempfile::tempdir().unwrap();
         let sys = tmp.path().join("sys");
-        for (name, serial) in [("vda", "kettle-output\n"), ("vdb", "kettle-request\n"), ("sda", "kettle-cache")] {
+        for (name, serial) in [
+            ("vda", "kettle-output\n"),
+            ("vdb", "kettle-request\n"),
+            ("sda", "kettle-cache"),
+        ] {
             std::fs::create_dir_all(sys.join(name)).unwrap();
             std::fs::write(sys.join(name).join("serial"), serial).unwrap();
         }
         let dev = Path::new("/dev");
-        assert_eq!(find_in(&sys, dev, REQUEST_SERIAL), Some(PathBuf::from("/dev/vdb")));
-        assert_eq!(find_in(&sys, dev, OUTPUT_SERIAL), Some(PathBuf::from("/dev/vda")));
+        assert_eq!(
+            find_in(&sys, dev, REQUEST_SERIAL),
+            Some(PathBuf::from("/dev/vdb"))
+        );
+        assert_eq!(
+            find_in(&sys, dev, OUTPUT_SERIAL),
+            Some(PathBuf::from("/dev/vda"))
+        );
         // Only virtio disks count.
         assert_eq!(find_in(&sys, dev, CACHE_SERIAL), None);
     }

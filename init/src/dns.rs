@@ -49,7 +49,12 @@ pub fn encode_query(id: u16, name: &str) -> Result<Vec<u8>, DnsError> {
     q.extend_from_slice(&[0x01, 0x00]); // RD
     q.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]); // QD=1, AN=NS=AR=0
     for label in name.split('.') {
-        if label.is_empty() || label.len() > 63 || !label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        if label.is_empty()
+            || label.len() > 63
+            || !label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
             return Err(DnsError::BadName(name.into()));
         }
         q.push(label.len() as u8);
@@ -68,7 +73,8 @@ fn skip_name(msg: &[u8], mut pos: usize) -> Result<usize, DnsError> {
         match len {
             0 => return Ok(pos + 1),
             l if l & 0xc0 == 0xc0 => {
-                msg.get(pos + 1).ok_or(DnsError::Malformed("truncated pointer"))?;
+                msg.get(pos + 1)
+                    .ok_or(DnsError::Malformed("truncated pointer"))?;
                 return Ok(pos + 2);
             }
             l if l & 0xc0 == 0 => pos += 1 + l as usize,
@@ -78,7 +84,9 @@ fn skip_name(msg: &[u8], mut pos: usize) -> Result<usize, DnsError> {
 }
 
 fn u16_at(msg: &[u8], pos: usize) -> Result<u16, DnsError> {
-    msg.get(pos..pos + 2).map(|b| u16::from_be_bytes([b[0], b[1]])).ok_or(DnsError::Malformed("truncated"))
+    msg.get(pos..pos + 2)
+        .map(|b| u16::from_be_bytes([b[0], b[1]]))
+        .ok_or(DnsError::Malformed("truncated"))
 }
 
 /// Parses a reply to query `id`, returning every A record in the answer section.
@@ -111,7 +119,9 @@ pub fn parse_reply(msg: &[u8], id: u16, name: &str) -> Result<Vec<Ipv4Addr>, Dns
         let rtype = u16_at(msg, pos)?;
         let class = u16_at(msg, pos + 2)?;
         let rdlen = u16_at(msg, pos + 8)? as usize;
-        let rdata = msg.get(pos + 10..pos + 10 + rdlen).ok_or(DnsError::Malformed("truncated rdata"))?;
+        let rdata = msg
+            .get(pos + 10..pos + 10 + rdlen)
+            .ok_or(DnsError::Malformed("truncated rdata"))?;
         if rtype == TYPE_A && class == CLASS_IN && rdlen == 4 {
             out.push(Ipv4Addr::new(rdata[0], rdata[1], rdata[2], rdata[3]));
         }
@@ -130,10 +140,15 @@ pub fn resolve_a(resolver: SocketAddr, name: &str) -> Result<Vec<Ipv4Addr>, DnsE
     getrandom::getrandom(&mut idb).map_err(|e| io_err(io::Error::other(e.to_string())))?;
     let id = u16::from_be_bytes(idb);
     let query = encode_query(id, name)?;
-    let bind: SocketAddr = if resolver.is_ipv4() { "0.0.0.0:0".parse().unwrap() } else { "[::]:0".parse().unwrap() };
+    let bind: SocketAddr = if resolver.is_ipv4() {
+        "0.0.0.0:0".parse().unwrap()
+    } else {
+        "[::]:0".parse().unwrap()
+    };
     let sock = UdpSocket::bind(bind).map_err(io_err)?;
     sock.connect(resolver).map_err(io_err)?;
-    sock.set_read_timeout(Some(Duration::from_secs(3))).map_err(io_err)?;
+    sock.set_read_timeout(Some(Duration::from_secs(3)))
+        .map_err(io_err)?;
     let mut last = None;
     for _ in 0..3 {
         sock.send(&query).map_err(io_err)?;
@@ -147,12 +162,16 @@ pub fn resolve_a(resolver: SocketAddr, name: &str) -> Result<Vec<Ipv4Addr>, DnsE
             Err(e) => last = Some(e),
         }
     }
-    Err(io_err(last.unwrap_or_else(|| io::Error::new(io::ErrorKind::TimedOut, "no reply"))))
+    Err(io_err(last.unwrap_or_else(|| {
+        io::Error::new(io::ErrorKind::TimedOut, "no reply")
+    })))
 }
 
 /// The first `nameserver` in the kernel's DHCP answer (/proc/net/pnp) or a resolv.conf-style text.
 pub fn nameserver_from(text: &str) -> Option<Ipv4Addr> {
-    text.lines().filter_map(|l| l.trim().strip_prefix("nameserver")).find_map(|rest| rest.trim().parse().ok())
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .find_map(|rest| rest.trim().parse().ok())
 }
 
 #[cfg(test)]
@@ -187,12 +206,24 @@ mod tests {
     fn parses_answers_and_refuses_bad_replies() {
         let q = encode_query(7, "a.example").unwrap();
         let r = reply_for(&q, &[[10, 0, 0, 1], [10, 0, 0, 2]]);
-        assert_eq!(parse_reply(&r, 7, "a.example").unwrap(), vec![Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2)]);
-        assert!(matches!(parse_reply(&r, 8, "a.example"), Err(DnsError::Malformed(_))));
+        assert_eq!(
+            parse_reply(&r, 7, "a.example").unwrap(),
+            vec![Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2)]
+        );
+        assert!(matches!(
+            parse_reply(&r, 8, "a.example"),
+            Err(DnsError::Malformed(_))
+        ));
         let mut nx = r.clone();
         nx[3] = 0x83;
-        assert!(matches!(parse_reply(&nx, 7, "a.example"), Err(DnsError::Rcode(3, _))));
-        assert!(matches!(parse_reply(&reply_for(&q, &[]), 7, "a.example"), Err(DnsError::NoAddress(_))));
+        assert!(matches!(
+            parse_reply(&nx, 7, "a.example"),
+            Err(DnsError::Rcode(3, _))
+        ));
+        assert!(matches!(
+            parse_reply(&reply_for(&q, &[]), 7, "a.example"),
+            Err(DnsError::NoAddress(_))
+        ));
         assert!(parse_reply(&r[..r.len() - 2], 7, "a.example").is_err());
     }
 
@@ -203,15 +234,23 @@ mod tests {
         let t = std::thread::spawn(move || {
             let mut buf = [0u8; 512];
             let (n, peer) = server.recv_from(&mut buf).unwrap();
-            server.send_to(&reply_for(&buf[..n], &[[127, 0, 0, 9]]), peer).unwrap();
+            server
+                .send_to(&reply_for(&buf[..n], &[[127, 0, 0, 9]]), peer)
+                .unwrap();
         });
-        assert_eq!(resolve_a(addr, "mirror.test").unwrap(), vec![Ipv4Addr::new(127, 0, 0, 9)]);
+        assert_eq!(
+            resolve_a(addr, "mirror.test").unwrap(),
+            vec![Ipv4Addr::new(127, 0, 0, 9)]
+        );
         t.join().unwrap();
     }
 
     #[test]
     fn finds_nameservers() {
-        assert_eq!(nameserver_from("#PROTO: DHCP\ndomain x\nnameserver 10.0.2.3\nnameserver 1.1.1.1\n"), Some(Ipv4Addr::new(10, 0, 2, 3)));
+        assert_eq!(
+            nameserver_from("#PROTO: DHCP\ndomain x\nnameserver 10.0.2.3\nnameserver 1.1.1.1\n"),
+            Some(Ipv4Addr::new(10, 0, 2, 3))
+        );
         assert_eq!(nameserver_from("search x\n"), None);
     }
 }

@@ -70,7 +70,11 @@ pub struct StepError {
 impl StepError {
     /// Wraps `source` as a failure of `step`.
     pub fn new(step: Step, source: impl std::error::Error + Send + Sync + 'static) -> Self {
-        StepError { step, input: None, source: Box::new(source) }
+        StepError {
+            step,
+            input: None,
+            source: Box::new(source),
+        }
     }
 
     /// Names the input the failure is about.
@@ -96,7 +100,12 @@ impl StepError {
 
     /// The `error.json` document written to the output on failure.
     pub fn to_error_json(&self) -> ErrorReport {
-        ErrorReport { ok: false, step: self.step, message: self.message(), input: self.input.clone() }
+        ErrorReport {
+            ok: false,
+            step: self.step,
+            message: self.message(),
+            input: self.input.clone(),
+        }
     }
 }
 

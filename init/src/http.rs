@@ -62,7 +62,10 @@ pub enum HttpError {
 
 /// Loads every certificate in a PEM file (the only roots the client will trust).
 pub fn load_roots(pem_path: &Path) -> Result<Vec<Certificate<'static>>, HttpError> {
-    let bad = |reason: String| HttpError::CaRoots { path: pem_path.display().to_string(), reason };
+    let bad = |reason: String| HttpError::CaRoots {
+        path: pem_path.display().to_string(),
+        reason,
+    };
     let f = File::open(pem_path).map_err(|e| bad(e.to_string()))?;
     let mut roots = Vec::new();
     for cert in rustls_pemfile::certs(&mut BufReader::new(f)) {
@@ -82,7 +85,10 @@ pub struct Https {
 
 impl Https {
     /// A client trusting only `roots`; `resolver` answers names (None: IP-literal hosts only).
-    pub fn new(roots: Vec<Certificate<'static>>, resolver: Option<SocketAddr>) -> Result<Https, HttpError> {
+    pub fn new(
+        roots: Vec<Certificate<'static>>,
+        resolver: Option<SocketAddr>,
+    ) -> Result<Https, HttpError> {
         let tls = TlsConfig::builder()
             .provider(TlsProvider::Rustls)
             .root_certs(RootCerts::Specific(Arc::new(roots)))
@@ -95,30 +101,58 @@ impl Https {
             .timeout_recv_body(Some(Duration::from_secs(300)))
             .max_redirects(5)
             .build();
-        let agent = ureq::Agent::with_parts(config, DefaultConnector::new(), OwnResolver { dns: resolver });
+        let agent = ureq::Agent::with_parts(
+            config,
+            DefaultConnector::new(),
+            OwnResolver { dns: resolver },
+        );
         Ok(Https { agent })
     }
 
     /// Streams `url` into `out`, at most `limit` bytes; returns (sha256 hex, length).
-    pub fn download(&self, url: &str, out: &mut dyn Write, limit: u64) -> Result<(String, u64), HttpError> {
-        let resp = self.agent.get(url).call().map_err(|e| HttpError::Request { url: url.into(), reason: e.to_string() })?;
-        let mut body = resp.into_body().into_with_config().limit(limit.saturating_add(1)).reader();
+    pub fn download(
+        &self,
+        url: &str,
+        out: &mut dyn Write,
+        limit: u64,
+    ) -> Result<(String, u64), HttpError> {
+        let resp = self.agent.get(url).call().map_err(|e| HttpError::Request {
+            url: url.into(),
+            reason: e.to_string(),
+        })?;
+        let mut body = resp
+            .into_body()
+            .into_with_config()
+            .limit(limit.saturating_add(1))
+            .reader();
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; 64 * 1024];
         let mut total = 0u64;
         loop {
-            let n = body.read(&mut buf).map_err(|e| HttpError::Request { url: url.into(), reason: e.to_string() })?;
+            let n = body.read(&mut buf).map_err(|e| HttpError::Request {
+                url: url.into(),
+                reason: e.to_string(),
+            })?;
             if n == 0 {
                 break;
             }
             total += n as u64;
             if total > limit {
-                return Err(HttpError::TooLarge { url: url.into(), limit });
+                return Err(HttpError::TooLarge {
+                    url: url.into(),
+                    limit,
+                });
             }
             hasher.update(&buf[..n]);
-            out.write_all(&buf[..n]).map_err(|source| HttpError::Io { url: url.into(), source })?;
+            out.write_all(&buf[..n]).map_err(|source| HttpError::Io {
+                url: url.into(),
+                source,
+            })?;
         }
-        out.flush().map_err(|source| HttpError::Io { url: url.into(), source })?;
+        out.flush().map_err(|source| HttpError::Io {
+            url: url.into(),
+            source,
+        })?;
         Ok((hex::encode(hasher.finalize()), total))
     }
 
@@ -137,9 +171,20 @@ struct OwnResolver {
 }
 
 impl Resolver for OwnResolver {
-    fn resolve(&self, uri: &Uri, _config: &Config, _timeout: NextTimeout) -> Result<ResolvedSocketAddrs, ureq::Error> {
+    fn resolve(
+        &self,
+        uri: &Uri,
+        _config: &Config,
+        _timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
         let host = uri.host().ok_or(ureq::Error::HostNotFound)?;
-        let port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("http") { 80 } else { 443 });
+        let port = uri
+            .port_u16()
+            .unwrap_or(if uri.scheme_str() == Some("http") {
+                80
+            } else {
+                443
+            });
         let mut out = self.empty();
         for addr in resolve(host, port, self.dns).map_err(ureq::Error::Io)? {
             out.push(addr);
@@ -157,8 +202,16 @@ fn resolve(host: &str, port: u16, resolver: Option<SocketAddr>) -> io::Result<Ve
         return Ok(vec![SocketAddr::new(ip, port)]);
     }
     let resolver = resolver.ok_or_else(|| {
-        io::Error::new(io::ErrorKind::NotFound, format!("{host}: no DNS resolver configured (request upstream.dns_resolver)"))
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{host}: no DNS resolver configured (request upstream.dns_resolver)"),
+        )
     })?;
-    let ips = dns::resolve_a(resolver, host).map_err(|e| io::Error::new(io::ErrorKind::NotFound, e.to_string()))?;
-    Ok(ips.into_iter().take(16).map(|ip| SocketAddr::new(IpAddr::V4(ip), port)).collect())
+    let ips = dns::resolve_a(resolver, host)
+        .map_err(|e| io::Error::new(io::ErrorKind::NotFound, e.to_string()))?;
+    Ok(ips
+        .into_iter()
+        .take(16)
+        .map(|ip| SocketAddr::new(IpAddr::V4(ip), port))
+        .collect())
 }

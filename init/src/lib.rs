@@ -37,7 +37,9 @@ use kettle_attest::ReportProvider;
 pub use error::{ErrorReport, Step, StepError};
 pub use output::Status;
 pub use pipeline::{Built, Inputs, Subject, Tools};
-pub use request::{write_request_disk, BuildRequest, FetchMode, Limits, ObjectFormat, Tee, Upstream};
+pub use request::{
+    write_request_disk, BuildRequest, FetchMode, Limits, ObjectFormat, Tee, Upstream,
+};
 
 use crate::error::InStep;
 use crate::output::DirSink;
@@ -61,7 +63,12 @@ pub struct LocalOptions {
 
 impl Default for LocalOptions {
     fn default() -> Self {
-        LocalOptions { tools: Tools::Pinned, ca_roots: HOST_CA_BUNDLE.into(), dns_resolver: None, work_dir: None }
+        LocalOptions {
+            tools: Tools::Pinned,
+            ca_roots: HOST_CA_BUNDLE.into(),
+            dns_resolver: None,
+            work_dir: None,
+        }
     }
 }
 
@@ -98,7 +105,10 @@ pub fn run_local(
     options: &LocalOptions,
 ) -> Result<Outcome, StepError> {
     let mut sink = DirSink::create(out_dir)
-        .map_err(|source| EmitError::Io { what: out_dir.display().to_string(), source })
+        .map_err(|source| EmitError::Io {
+            what: out_dir.display().to_string(),
+            source,
+        })
         .in_step(Step::Emit)?;
     let result = run_local_inner(request, inputs, provider, &mut sink, options, out_dir);
     if let Err(e) = &result {
@@ -122,7 +132,10 @@ fn run_local_inner(
         Some(w) => (w.clone(), false),
         None => {
             let n = RUN_COUNTER.fetch_add(1, Ordering::Relaxed);
-            (std::env::temp_dir().join(format!("kettle-local-{}-{n}", std::process::id())), true)
+            (
+                std::env::temp_dir().join(format!("kettle-local-{}-{n}", std::process::id())),
+                true,
+            )
         }
     };
     let inputs = match request.mode {
@@ -130,14 +143,31 @@ fn run_local_inner(
         FetchMode::Upstream => {
             let resolver = options
                 .dns_resolver
-                .or_else(|| request.upstream.as_ref().and_then(|u| u.dns_resolver).map(|ip| SocketAddr::new(ip.into(), 53)))
                 .or_else(|| {
-                    std::fs::read_to_string("/etc/resolv.conf").ok().and_then(|t| dns::nameserver_from(&t)).map(|ip| SocketAddr::new(ip.into(), 53))
+                    request
+                        .upstream
+                        .as_ref()
+                        .and_then(|u| u.dns_resolver)
+                        .map(|ip| SocketAddr::new(ip.into(), 53))
+                })
+                .or_else(|| {
+                    std::fs::read_to_string("/etc/resolv.conf")
+                        .ok()
+                        .and_then(|t| dns::nameserver_from(&t))
+                        .map(|ip| SocketAddr::new(ip.into(), 53))
                 });
-            Inputs::Https { roots_pem: options.ca_roots.clone(), resolver }
+            Inputs::Https {
+                roots_pem: options.ca_roots.clone(),
+                resolver,
+            }
         }
     };
-    let pipeline = Pipeline { request, inputs, tools: options.tools.clone(), work: work.clone() };
+    let pipeline = Pipeline {
+        request,
+        inputs,
+        tools: options.tools.clone(),
+        work: work.clone(),
+    };
     let attestor = match provider {
         Some(p) => Attestor::Given(p),
         None => Attestor::None,
@@ -145,14 +175,24 @@ fn run_local_inner(
     let result = pipeline.run(attestor).and_then(|built| {
         emit(&built, sink)?;
         if built.evidence.is_none() {
-            log::warn!("no report provider: the outputs in {} are NOT hardware-attested", out_dir.display());
+            log::warn!(
+                "no report provider: the outputs in {} are NOT hardware-attested",
+                out_dir.display()
+            );
         }
         let subjects = built
             .subjects
             .iter()
-            .map(|s| Subject { path: out_dir.join(output::ARTIFACTS_DIR).join(&s.name), ..s.clone() })
+            .map(|s| Subject {
+                path: out_dir.join(output::ARTIFACTS_DIR).join(&s.name),
+                ..s.clone()
+            })
             .collect();
-        Ok(Outcome { subjects, provenance: built.provenance, evidence: built.evidence })
+        Ok(Outcome {
+            subjects,
+            provenance: built.provenance,
+            evidence: built.evidence,
+        })
     });
     if temporary && std::env::var_os("KETTLE_KEEP_WORK").is_none() {
         let _ = std::fs::remove_dir_all(&work);

@@ -10,8 +10,10 @@ use thiserror::Error;
 use crate::manifest::is_sha256_hex;
 
 /// Sources that mean "crates.io".
-const CRATES_IO_SOURCES: &[&str] =
-    &["registry+https://github.com/rust-lang/crates.io-index", "sparse+https://index.crates.io/"];
+const CRATES_IO_SOURCES: &[&str] = &[
+    "registry+https://github.com/rust-lang/crates.io-index",
+    "sparse+https://index.crates.io/",
+];
 /// Largest Cargo.lock accepted.
 pub const MAX_LOCKFILE_BYTES: u64 = 8 << 20;
 
@@ -98,7 +100,9 @@ pub fn load(source_dir: &Path) -> Result<Vec<LockedCrate>, LockfileError> {
     let path = source_dir.join("Cargo.lock");
     let meta = std::fs::symlink_metadata(&path)?;
     if !meta.is_file() {
-        return Err(LockfileError::Io(std::io::Error::other("Cargo.lock is not a regular file")));
+        return Err(LockfileError::Io(std::io::Error::other(
+            "Cargo.lock is not a regular file",
+        )));
     }
     if meta.len() > MAX_LOCKFILE_BYTES {
         return Err(LockfileError::TooLarge);
@@ -109,22 +113,51 @@ pub fn load(source_dir: &Path) -> Result<Vec<LockedCrate>, LockfileError> {
 /// Parses Cargo.lock text.
 pub fn parse(text: &str) -> Result<Vec<LockedCrate>, LockfileError> {
     let raw: RawLock = toml::from_str(text)?;
-    if raw.metadata.as_ref().is_some_and(|m| m.keys().any(|k| k.starts_with("checksum "))) {
+    if raw
+        .metadata
+        .as_ref()
+        .is_some_and(|m| m.keys().any(|k| k.starts_with("checksum ")))
+    {
         return Err(LockfileError::OldFormat);
     }
     let mut out = Vec::new();
     for p in raw.package {
-        let plain = |s: &str| !s.is_empty() && s.len() < 128 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.+".contains(&b));
-        if !plain(&p.name) || !plain(&p.version) || p.name.starts_with('.') || p.version.starts_with('.') {
-            return Err(LockfileError::BadPackage(format!("{} {}", p.name, p.version)));
+        let plain = |s: &str| {
+            !s.is_empty()
+                && s.len() < 128
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.+".contains(&b))
+        };
+        if !plain(&p.name)
+            || !plain(&p.version)
+            || p.name.starts_with('.')
+            || p.version.starts_with('.')
+        {
+            return Err(LockfileError::BadPackage(format!(
+                "{} {}",
+                p.name, p.version
+            )));
         }
         let Some(source) = p.source else { continue }; // path dependency: part of the verified tree
         if !CRATES_IO_SOURCES.contains(&source.as_str()) {
-            return Err(LockfileError::UnsupportedSource { name: p.name, version: p.version, source_id: source });
+            return Err(LockfileError::UnsupportedSource {
+                name: p.name,
+                version: p.version,
+                source_id: source,
+            });
         }
         match p.checksum {
-            Some(c) if is_sha256_hex(&c) => out.push(LockedCrate { name: p.name, version: p.version, checksum: c }),
-            _ => return Err(LockfileError::BadChecksum { name: p.name, version: p.version }),
+            Some(c) if is_sha256_hex(&c) => out.push(LockedCrate {
+                name: p.name,
+                version: p.version,
+                checksum: c,
+            }),
+            _ => {
+                return Err(LockfileError::BadChecksum {
+                    name: p.name,
+                    version: p.version,
+                })
+            }
         }
     }
     out.sort();
@@ -144,16 +177,29 @@ mod tests {
             "version = 4\n[[package]]\nname = \"app\"\nversion = \"0.1.0\"\ndependencies = [\"hex\"]\n\n[[package]]\nname = \"hex\"\nversion = \"0.4.3\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\nchecksum = \"{SUM}\"\n"
         );
         let crates = parse(&text).unwrap();
-        assert_eq!(crates, vec![LockedCrate { name: "hex".into(), version: "0.4.3".into(), checksum: SUM.into() }]);
+        assert_eq!(
+            crates,
+            vec![LockedCrate {
+                name: "hex".into(),
+                version: "0.4.3".into(),
+                checksum: SUM.into()
+            }]
+        );
         assert_eq!(crates[0].label(), "crate hex 0.4.3");
     }
 
     #[test]
     fn refuses_git_sources_missing_checksums_and_v1() {
         let git = "[[package]]\nname = \"x\"\nversion = \"1.0.0\"\nsource = \"git+https://github.com/o/x#abc\"\n";
-        assert!(matches!(parse(git), Err(LockfileError::UnsupportedSource { .. })));
+        assert!(matches!(
+            parse(git),
+            Err(LockfileError::UnsupportedSource { .. })
+        ));
         let nosum = "[[package]]\nname = \"x\"\nversion = \"1.0.0\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\n";
-        assert!(matches!(parse(nosum), Err(LockfileError::BadChecksum { .. })));
+        assert!(matches!(
+            parse(nosum),
+            Err(LockfileError::BadChecksum { .. })
+        ));
         let v1 = format!("[[package]]\nname = \"x\"\nversion = \"1.0.0\"\n[metadata]\n\"checksum x 1.0.0 (registry+https://github.com/rust-lang/crates.io-index)\" = \"{SUM}\"\n");
         assert!(matches!(parse(&v1), Err(LockfileError::OldFormat)));
         let evil = "[[package]]\nname = \"../x\"\nversion = \"1.0.0\"\n";

@@ -22,11 +22,19 @@ fn main() -> ExitCode {
     let mut options = LocalOptions::default();
     let mut it = args.iter();
     while let Some(a) = it.next() {
-        let mut value = |name: &str| it.next().cloned().ok_or_else(|| format!("{name} needs a value"));
+        let mut value = |name: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
         let r = match a.as_str() {
             "--local" => value("--local").map(|v| dir = Some(PathBuf::from(v))),
             "--out" => value("--out").map(|v| out = Some(PathBuf::from(v))),
-            "--host-tools" => value("--host-tools").map(|v| options.tools = Tools::Host { toolchain_root: v.into() }),
+            "--host-tools" => value("--host-tools").map(|v| {
+                options.tools = Tools::Host {
+                    toolchain_root: v.into(),
+                }
+            }),
             "--ca-roots" => value("--ca-roots").map(|v| options.ca_roots = v.into()),
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -44,10 +52,16 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     boot::init_logger();
-    let req = match std::fs::read(dir.join(request::REQUEST_ENTRY)).map_err(request::RequestError::from).and_then(|b| request::parse_request(&b)) {
+    let req = match std::fs::read(dir.join(request::REQUEST_ENTRY))
+        .map_err(request::RequestError::from)
+        .and_then(|b| request::parse_request(&b))
+    {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("kettle-init: {}: {e}", dir.join(request::REQUEST_ENTRY).display());
+            eprintln!(
+                "kettle-init: {}: {e}",
+                dir.join(request::REQUEST_ENTRY).display()
+            );
             return ExitCode::from(2);
         }
     };

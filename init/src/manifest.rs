@@ -109,7 +109,10 @@ pub enum ManifestError {
 }
 
 fn bad(field: &'static str, reason: impl Into<String>) -> ManifestError {
-    ManifestError::Field { field, reason: reason.into() }
+    ManifestError::Field {
+        field,
+        reason: reason.into(),
+    }
 }
 
 impl Manifest {
@@ -131,21 +134,36 @@ impl Manifest {
         let m: Manifest = toml::from_str(text)?;
         let recipe = m.recipe()?;
         if m.build.outputs.is_empty() || m.build.outputs.len() > MAX_OUTPUTS {
-            return Err(bad("build.outputs", format!("must list 1..={MAX_OUTPUTS} paths")));
+            return Err(bad(
+                "build.outputs",
+                format!("must list 1..={MAX_OUTPUTS} paths"),
+            ));
         }
         for (i, out) in m.build.outputs.iter().enumerate() {
-            check_relative(out).map_err(|why| bad("build.outputs", format!("entry {i} {out:?}: {why}")))?;
+            check_relative(out)
+                .map_err(|why| bad("build.outputs", format!("entry {i} {out:?}: {why}")))?;
             if m.build.outputs[..i].contains(out) {
                 return Err(bad("build.outputs", format!("{out:?} is listed twice")));
             }
         }
         match (recipe, &m.build.command) {
-            (Recipe::Script, None) => return Err(bad("build.command", "script/v1 needs a command (argv list)")),
+            (Recipe::Script, None) => {
+                return Err(bad(
+                    "build.command",
+                    "script/v1 needs a command (argv list)",
+                ))
+            }
             (Recipe::Script, Some(c)) if c.is_empty() || c.iter().any(|a| a.contains('\0')) => {
-                return Err(bad("build.command", "must be a non-empty argv without NUL bytes"))
+                return Err(bad(
+                    "build.command",
+                    "must be a non-empty argv without NUL bytes",
+                ))
             }
             (Recipe::CargoBuild, Some(_)) => {
-                return Err(bad("build.command", "cargo-build/v1 runs cargo itself; remove command"))
+                return Err(bad(
+                    "build.command",
+                    "cargo-build/v1 runs cargo itself; remove command",
+                ))
             }
             (Recipe::CargoBuild, None) if m.toolchain.is_none() => {
                 return Err(bad("toolchain", "cargo-build/v1 needs a pinned toolchain"))
@@ -164,14 +182,20 @@ impl Manifest {
         match self.build.build_type.as_str() {
             "cargo-build/v1" => Ok(Recipe::CargoBuild),
             "script/v1" => Ok(Recipe::Script),
-            other => Err(bad("build.type", format!("{other:?} is not a recipe this builder runs (cargo-build/v1, script/v1)"))),
+            other => Err(bad(
+                "build.type",
+                format!("{other:?} is not a recipe this builder runs (cargo-build/v1, script/v1)"),
+            )),
         }
     }
 }
 
 fn check_pin(name: &'static str, p: &Pinned) -> Result<(), ManifestError> {
     if !is_sha256_hex(&p.sha256) {
-        return Err(bad(name, format!("sha256 {:?} is not 64 lowercase hex digits", p.sha256)));
+        return Err(bad(
+            name,
+            format!("sha256 {:?} is not 64 lowercase hex digits", p.sha256),
+        ));
     }
     if !p.url.starts_with("https://") && !p.url.starts_with("http://") {
         return Err(bad(name, format!("url {:?} must be http(s)", p.url)));
@@ -181,7 +205,9 @@ fn check_pin(name: &'static str, p: &Pinned) -> Result<(), ManifestError> {
 
 /// True for 64 lowercase hex digits.
 pub fn is_sha256_hex(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// A relative path with only normal components (no `..`, no root, no `.`).
@@ -218,7 +244,10 @@ mod tests {
         let cargo = format!(
             "[build]\ntype = \"cargo-build/v1\"\noutputs = [\"target/release/x\"]\n[toolchain]\nurl = \"https://h/t.tar.gz\"\nsha256 = \"{PIN}\"\n[rootfs]\nurl = \"https://h/r.tar\"\nsha256 = \"{PIN}\"\n"
         );
-        assert_eq!(Manifest::parse(&cargo).unwrap().recipe().unwrap(), Recipe::CargoBuild);
+        assert_eq!(
+            Manifest::parse(&cargo).unwrap().recipe().unwrap(),
+            Recipe::CargoBuild
+        );
     }
 
     #[test]
@@ -229,8 +258,14 @@ mod tests {
             (script("").replace("out/a", "/etc/passwd"), "build.outputs"),
             (script("").replace("[\"out/a\"]", "[]"), "build.outputs"),
             (script("").replace(PIN, "abc"), "rootfs"),
-            (script("").replace("command = [\"sh\", \"-c\", \"true\"]", ""), "build.command"),
-            (script("").replace("type = \"script/v1\"", "type = \"cargo-build/v1\""), "build.command"),
+            (
+                script("").replace("command = [\"sh\", \"-c\", \"true\"]", ""),
+                "build.command",
+            ),
+            (
+                script("").replace("type = \"script/v1\"", "type = \"cargo-build/v1\""),
+                "build.command",
+            ),
         ];
         for (text, field) in cases {
             match Manifest::parse(&text) {

@@ -65,13 +65,19 @@ impl DirSink {
     pub fn create(root: &Path) -> io::Result<DirSink> {
         fs::create_dir_all(root)?;
         if fs::read_dir(root)?.next().is_some() {
-            return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("output directory {} is not empty", root.display())));
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("output directory {} is not empty", root.display()),
+            ));
         }
-        Ok(DirSink { root: root.to_path_buf() })
+        Ok(DirSink {
+            root: root.to_path_buf(),
+        })
     }
 
     fn target(&self, name: &str) -> io::Result<PathBuf> {
-        check_relative(name).map_err(|why| io::Error::new(io::ErrorKind::InvalidInput, format!("{name}: {why}")))?;
+        check_relative(name)
+            .map_err(|why| io::Error::new(io::ErrorKind::InvalidInput, format!("{name}: {why}")))?;
         let p = self.root.join(name);
         if let Some(parent) = p.parent() {
             fs::create_dir_all(parent)?;
@@ -102,16 +108,23 @@ pub struct TarSink<W: Write> {
 impl<W: Write> TarSink<W> {
     /// Writes a tar stream to `w`.
     pub fn new(w: W) -> Self {
-        TarSink { builder: Some(tar::Builder::new(w)) }
+        TarSink {
+            builder: Some(tar::Builder::new(w)),
+        }
     }
 
     fn builder(&mut self) -> io::Result<&mut tar::Builder<W>> {
-        self.builder.as_mut().ok_or_else(|| io::Error::other("output already finished"))
+        self.builder
+            .as_mut()
+            .ok_or_else(|| io::Error::other("output already finished"))
     }
 
     /// Finishes and returns the writer.
     pub fn into_inner(mut self) -> io::Result<W> {
-        self.builder.take().ok_or_else(|| io::Error::other("output already finished"))?.into_inner()
+        self.builder
+            .take()
+            .ok_or_else(|| io::Error::other("output already finished"))?
+            .into_inner()
     }
 }
 
@@ -142,6 +155,9 @@ impl<W: Write> OutputSink for TarSink<W> {
 
 /// Host side: extracts an output disk image (or any output tar stream) into `dest`, safely.
 pub fn read_output_disk(disk: &Path, dest: &Path) -> Result<(), UnpackError> {
-    let f = File::open(disk).map_err(|source| UnpackError::Io { path: disk.display().to_string(), source })?;
+    let f = File::open(disk).map_err(|source| UnpackError::Io {
+        path: disk.display().to_string(),
+        source,
+    })?;
     unpack(f, dest, &UnpackLimits::TREE).map(|_| ())
 }

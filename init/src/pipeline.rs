@@ -284,17 +284,31 @@ pub enum EmitError {
 }
 
 /// Runs `f` as `step`, logging one line with its duration and outcome.
-pub fn timed<T>(step: Step, what: &str, f: impl FnOnce() -> Result<(T, String), StepError>) -> Result<T, StepError> {
+pub fn timed<T>(
+    step: Step,
+    what: &str,
+    f: impl FnOnce() -> Result<(T, String), StepError>,
+) -> Result<T, StepError> {
     let start = Instant::now();
     let r = f();
     let secs = start.elapsed().as_secs_f64();
     match r {
         Ok((v, summary)) => {
-            log::info!("[{step}] ok in {secs:.2}s: {what}{}{summary}", if summary.is_empty() { "" } else { ": " });
+            log::info!(
+                "[{step}] ok in {secs:.2}s: {what}{}{summary}",
+                if summary.is_empty() { "" } else { ": " }
+            );
             Ok(v)
         }
         Err(e) => {
-            log::error!("[{step}] FAILED after {secs:.2}s: {what}: {}{}", e.message(), e.input.as_ref().map(|i| format!(" (input: {i})")).unwrap_or_default());
+            log::error!(
+                "[{step}] FAILED after {secs:.2}s: {what}: {}{}",
+                e.message(),
+                e.input
+                    .as_ref()
+                    .map(|i| format!(" (input: {i})"))
+                    .unwrap_or_default()
+            );
             Err(e)
         }
     }
@@ -344,9 +358,18 @@ impl Pipeline<'_> {
     fn source(&self) -> Result<Source<'_>, StepError> {
         match &self.inputs {
             Inputs::Dir(d) => Ok(Source::Dir(d)),
-            Inputs::Https { roots_pem, resolver } => {
-                let roots = load_roots(roots_pem).map_err(FetchError::from).in_step(Step::Fetch)?;
-                Ok(Source::Https(Https::new(roots, *resolver).map_err(FetchError::from).in_step(Step::Fetch)?))
+            Inputs::Https {
+                roots_pem,
+                resolver,
+            } => {
+                let roots = load_roots(roots_pem)
+                    .map_err(FetchError::from)
+                    .in_step(Step::Fetch)?;
+                Ok(Source::Https(
+                    Https::new(roots, *resolver)
+                        .map_err(FetchError::from)
+                        .in_step(Step::Fetch)?,
+                ))
             }
         }
     }
@@ -354,34 +377,63 @@ impl Pipeline<'_> {
     /// Runs every step up to and including attest.
     pub fn run(&self, attestor: Attestor<'_>) -> Result<Built, StepError> {
         let started = kettle_provenance::timestamp::now_rfc3339_utc();
-        fs::create_dir_all(&self.work).map_err(|e| FetchError::Io { path: self.work.display().to_string(), source: e }).in_step(Step::Fetch)?;
+        fs::create_dir_all(&self.work)
+            .map_err(|e| FetchError::Io {
+                path: self.work.display().to_string(),
+                source: e,
+            })
+            .in_step(Step::Fetch)?;
         let source = self.source()?;
         let req = self.request;
 
         let (commit_raw, archive) = timed(Step::Fetch, "source", || {
             let r = self.fetch_source(&source)?;
-            Ok((r, format!("commit object and source archive of {}", req.commit)))
+            Ok((
+                r,
+                format!("commit object and source archive of {}", req.commit),
+            ))
         })?;
         let tree = timed(Step::Verify, "source", || {
             let tree = self.verify_source(&commit_raw, &archive)?;
-            Ok((tree.clone(), format!("commit {} -> tree {tree}", req.commit)))
+            Ok((
+                tree.clone(),
+                format!("commit {} -> tree {tree}", req.commit),
+            ))
         })?;
         let plan = timed(Step::Verify, "recipe", || {
             let p = self.plan()?;
-            let s = format!("{} with {} crates, outputs {:?}", p.manifest.build.build_type, p.crates.len(), p.manifest.build.outputs);
+            let s = format!(
+                "{} with {} crates, outputs {:?}",
+                p.manifest.build.build_type,
+                p.crates.len(),
+                p.manifest.build.outputs
+            );
             Ok((p, s))
         })?;
         let fetched = timed(Step::Fetch, "dependencies", || {
             let f = self.fetch_deps(&source, &plan)?;
-            Ok((f, format!("{} crates{}", plan.crates.len(), if matches!(self.tools, Tools::Pinned) { ", toolchain, rootfs" } else { " (host tools)" })))
+            let tools = match (&self.tools, plan.manifest.toolchain.is_some()) {
+                (Tools::Host { .. }, _) => " (host tools, not fetched)",
+                (Tools::Pinned, true) => ", toolchain, rootfs",
+                (Tools::Pinned, false) => ", rootfs",
+            };
+            Ok((f, format!("{} crates{tools}", plan.crates.len())))
         })?;
         timed(Step::Verify, "dependencies", || {
             self.verify_deps(&plan, &fetched)?;
-            Ok(((), "every crate, toolchain and rootfs matches its pin".to_string()))
+            Ok((
+                (),
+                "every crate, toolchain and rootfs matches its pin".to_string(),
+            ))
         })?;
         let (root, toolchain) = timed(Step::Unpack, "build root", || {
             let r = self.unpack(&plan, &fetched)?;
-            Ok((r, format!("rootfs, toolchain and {} vendored crates", plan.crates.len())))
+            let what = match (&self.tools, r.1.is_some()) {
+                (Tools::Host { .. }, _) => "host tools (read-only binds)",
+                (Tools::Pinned, true) => "rootfs and toolchain",
+                (Tools::Pinned, false) => "rootfs",
+            };
+            Ok((r, format!("{what}, {} vendored crates", plan.crates.len())))
         })?;
         timed(Step::Build, plan.recipe.build_type_uri(), || {
             self.build(&plan, &root, toolchain.as_deref(), &commit_raw)?;
@@ -389,7 +441,11 @@ impl Pipeline<'_> {
         })?;
         let subjects = timed(Step::Hash, "outputs", || {
             let s = self.hash_outputs(&plan)?;
-            let summary = s.iter().map(|s| format!("{} sha256:{}", s.name, s.sha256)).collect::<Vec<_>>().join(", ");
+            let summary = s
+                .iter()
+                .map(|s| format!("{} sha256:{}", s.name, s.sha256))
+                .collect::<Vec<_>>()
+                .join(", ");
             Ok((s, summary))
         })?;
         let finished = kettle_provenance::timestamp::now_rfc3339_utc();
@@ -419,7 +475,11 @@ impl Pipeline<'_> {
             };
             Ok((e, s))
         })?;
-        Ok(Built { subjects, provenance, evidence })
+        Ok(Built {
+            subjects,
+            provenance,
+            evidence,
+        })
     }
 
     fn fetch_source(&self, source: &Source<'_>) -> Result<(Vec<u8>, PathBuf), StepError> {
@@ -428,18 +488,33 @@ impl Pipeline<'_> {
             Source::Dir(root) => {
                 let cpath = cache::commit_path(root, &req.commit);
                 let apath = cache::source_path(root, &req.commit);
-                let raw = read_bounded(&cpath, MAX_COMMIT_OBJECT_BYTES).in_step_for(Step::Fetch, "commit object")?;
+                let raw = read_bounded(&cpath, MAX_COMMIT_OBJECT_BYTES)
+                    .in_step_for(Step::Fetch, "commit object")?;
                 if !apath.is_file() {
-                    return Err(StepError::new(Step::Fetch, FetchError::Missing { what: "source archive".into(), path: apath.display().to_string() })
-                        .with_input("source archive"));
+                    return Err(StepError::new(
+                        Step::Fetch,
+                        FetchError::Missing {
+                            what: "source archive".into(),
+                            path: apath.display().to_string(),
+                        },
+                    )
+                    .with_input("source archive"));
                 }
                 Ok((raw, apath))
             }
             Source::Https(client) => {
-                let up = req.upstream.as_ref().ok_or(FetchError::NoUpstream).in_step(Step::Fetch)?;
-                let raw = client.get_bytes(&up.commit_object_url, MAX_COMMIT_OBJECT_BYTES).map_err(FetchError::from).in_step_for(Step::Fetch, "commit object")?;
+                let up = req
+                    .upstream
+                    .as_ref()
+                    .ok_or(FetchError::NoUpstream)
+                    .in_step(Step::Fetch)?;
+                let raw = client
+                    .get_bytes(&up.commit_object_url, MAX_COMMIT_OBJECT_BYTES)
+                    .map_err(FetchError::from)
+                    .in_step_for(Step::Fetch, "commit object")?;
                 let apath = self.work.join("downloads").join("source-archive");
-                download_to(client, &up.source_archive_url, &apath).in_step_for(Step::Fetch, "source archive")?;
+                download_to(client, &up.source_archive_url, &apath)
+                    .in_step_for(Step::Fetch, "source archive")?;
                 Ok((raw, apath))
             }
         }
@@ -448,15 +523,27 @@ impl Pipeline<'_> {
     fn verify_source(&self, commit_raw: &[u8], archive: &Path) -> Result<String, StepError> {
         let req = self.request;
         let fmt = git_format(req.object_format);
-        let tree = git::verify_commit(commit_raw, &req.commit, fmt).map_err(VerifyError::Commit).in_step_for(Step::Verify, "commit object")?;
+        let tree = git::verify_commit(commit_raw, &req.commit, fmt)
+            .map_err(VerifyError::Commit)
+            .in_step_for(Step::Verify, "commit object")?;
         let src = self.src_dir();
-        let reader = open_archive(archive).map_err(VerifyError::from).in_step_for(Step::Verify, "source archive")?;
-        unpack(reader, &src, &UnpackLimits::SOURCE).map_err(VerifyError::from).in_step_for(Step::Verify, "source archive")?;
-        let computed = git::tree_id(&src, fmt).map_err(VerifyError::TreeHash).in_step_for(Step::Verify, "source archive")?;
+        let reader = open_archive(archive)
+            .map_err(VerifyError::from)
+            .in_step_for(Step::Verify, "source archive")?;
+        unpack(reader, &src, &UnpackLimits::SOURCE)
+            .map_err(VerifyError::from)
+            .in_step_for(Step::Verify, "source archive")?;
+        let computed = git::tree_id(&src, fmt)
+            .map_err(VerifyError::TreeHash)
+            .in_step_for(Step::Verify, "source archive")?;
         if computed.as_str() != tree.as_str() {
             return Err(StepError::new(
                 Step::Verify,
-                VerifyError::TreeMismatch { commit: req.commit.clone(), expected: tree.to_string(), computed: computed.to_string() },
+                VerifyError::TreeMismatch {
+                    commit: req.commit.clone(),
+                    expected: tree.to_string(),
+                    computed: computed.to_string(),
+                },
             )
             .with_input("source archive"));
         }
@@ -465,21 +552,38 @@ impl Pipeline<'_> {
 
     fn plan(&self) -> Result<Plan, StepError> {
         let src = self.src_dir();
-        let manifest = Manifest::load(&src).map_err(VerifyError::from).in_step_for(Step::Verify, "kettle.toml")?;
-        let recipe = manifest.recipe().map_err(VerifyError::from).in_step_for(Step::Verify, "kettle.toml")?;
+        let manifest = Manifest::load(&src)
+            .map_err(VerifyError::from)
+            .in_step_for(Step::Verify, "kettle.toml")?;
+        let recipe = manifest
+            .recipe()
+            .map_err(VerifyError::from)
+            .in_step_for(Step::Verify, "kettle.toml")?;
         let crates = match recipe {
-            Recipe::CargoBuild => lockfile::load(&src).map_err(VerifyError::from).in_step_for(Step::Verify, "Cargo.lock")?,
+            Recipe::CargoBuild => lockfile::load(&src)
+                .map_err(VerifyError::from)
+                .in_step_for(Step::Verify, "Cargo.lock")?,
             Recipe::Script => Vec::new(),
         };
-        Ok(Plan { manifest, recipe, crates })
+        Ok(Plan {
+            manifest,
+            recipe,
+            crates,
+        })
     }
 
     fn fetch_deps(&self, source: &Source<'_>, plan: &Plan) -> Result<Fetched, StepError> {
         let pinned = matches!(self.tools, Tools::Pinned);
         let mut want: Vec<(String, String, Option<String>)> = Vec::new(); // (label, sha256, url)
-        let crates_url = self.request.upstream.as_ref().map(|u| u.crates_url.trim_end_matches('/').to_string());
+        let crates_url = self
+            .request
+            .upstream
+            .as_ref()
+            .map(|u| u.crates_url.trim_end_matches('/').to_string());
         for k in &plan.crates {
-            let url = crates_url.as_ref().map(|base| format!("{base}/{}/{}-{}.crate", k.name, k.name, k.version));
+            let url = crates_url
+                .as_ref()
+                .map(|base| format!("{base}/{}/{}-{}.crate", k.name, k.name, k.version));
             want.push((k.label(), k.checksum.clone(), url));
         }
         let mut tool_pins: Vec<(&str, &Pinned)> = Vec::new();
@@ -498,13 +602,21 @@ impl Pipeline<'_> {
                 Source::Dir(root) => {
                     let p = cache::blob_path(root, sha);
                     if !p.is_file() {
-                        return Err(StepError::new(Step::Fetch, FetchError::Missing { what: label.clone(), path: p.display().to_string() }).with_input(label.clone()));
+                        return Err(StepError::new(
+                            Step::Fetch,
+                            FetchError::Missing {
+                                what: label.clone(),
+                                path: p.display().to_string(),
+                            },
+                        )
+                        .with_input(label.clone()));
                     }
                     p
                 }
                 Source::Https(client) => {
                     let p = self.work.join("downloads").join(sha);
-                    download_to(client, url.as_deref().unwrap_or_default(), &p).in_step_for(Step::Fetch, label.clone())?;
+                    download_to(client, url.as_deref().unwrap_or_default(), &p)
+                        .in_step_for(Step::Fetch, label.clone())?;
                     p
                 }
             };
@@ -521,17 +633,36 @@ impl Pipeline<'_> {
                 rootfs = Some(p);
             }
         }
-        Ok(Fetched { crates, toolchain, rootfs })
+        Ok(Fetched {
+            crates,
+            toolchain,
+            rootfs,
+        })
     }
 
     fn verify_deps(&self, plan: &Plan, fetched: &Fetched) -> Result<(), StepError> {
-        let check = |label: String, path: &Path, expected: &str, pinned_by: &'static str| -> Result<(), StepError> {
+        let check = |label: String,
+                     path: &Path,
+                     expected: &str,
+                     pinned_by: &'static str|
+         -> Result<(), StepError> {
             let computed = sha256_file(path)
-                .map_err(|source| VerifyError::Io { path: path.display().to_string(), source })
+                .map_err(|source| VerifyError::Io {
+                    path: path.display().to_string(),
+                    source,
+                })
                 .in_step_for(Step::Verify, label.clone())?;
             if computed != expected {
-                return Err(StepError::new(Step::Verify, VerifyError::Digest { input: label.clone(), expected: expected.into(), computed, pinned_by })
-                    .with_input(label));
+                return Err(StepError::new(
+                    Step::Verify,
+                    VerifyError::Digest {
+                        input: label.clone(),
+                        expected: expected.into(),
+                        computed,
+                        pinned_by,
+                    },
+                )
+                .with_input(label));
             }
             Ok(())
         };
@@ -539,10 +670,20 @@ impl Pipeline<'_> {
             check(k.label(), p, &k.checksum, "Cargo.lock")?;
         }
         if let (Some(p), Some(pin)) = (&fetched.toolchain, &plan.manifest.toolchain) {
-            check("toolchain".into(), p, &pin.sha256, "kettle.toml [toolchain]")?;
+            check(
+                "toolchain".into(),
+                p,
+                &pin.sha256,
+                "kettle.toml [toolchain]",
+            )?;
         }
         if let Some(p) = &fetched.rootfs {
-            check("rootfs".into(), p, &plan.manifest.rootfs.sha256, "kettle.toml [rootfs]")?;
+            check(
+                "rootfs".into(),
+                p,
+                &plan.manifest.rootfs.sha256,
+                "kettle.toml [rootfs]",
+            )?;
         }
         if !matches!(self.tools, Tools::Pinned) {
             log::warn!("local mode with host tools: the toolchain and root filesystem are the host's and are NOT verified against kettle.toml");
@@ -551,7 +692,11 @@ impl Pipeline<'_> {
     }
 
     /// Returns (build root, toolchain root).
-    fn unpack(&self, plan: &Plan, fetched: &Fetched) -> Result<(PathBuf, Option<PathBuf>), StepError> {
+    fn unpack(
+        &self,
+        plan: &Plan,
+        fetched: &Fetched,
+    ) -> Result<(PathBuf, Option<PathBuf>), StepError> {
         let io = |what: &str| {
             let what = what.to_string();
             move |source| StepError::new(Step::Unpack, UnpackStepError::Io { what, source })
@@ -559,12 +704,31 @@ impl Pipeline<'_> {
         let vendor_dir = self.work.join("vendor");
         fs::create_dir_all(&vendor_dir).map_err(io("vendor dir"))?;
         for (k, p) in &fetched.crates {
-            let bytes = read_bounded(p, MAX_CRATE_BYTES).map_err(|e| StepError::new(Step::Unpack, UnpackStepError::Io { what: k.label(), source: std::io::Error::other(e.to_string()) }))?;
+            let bytes = read_bounded(p, MAX_CRATE_BYTES).map_err(|e| {
+                StepError::new(
+                    Step::Unpack,
+                    UnpackStepError::Io {
+                        what: k.label(),
+                        source: std::io::Error::other(e.to_string()),
+                    },
+                )
+            })?;
             // The bytes unpacked are the bytes hashed again here, so a file swapped after verify cannot slip in.
             if crate::digest::sha256_bytes(&bytes) != k.checksum {
-                return Err(StepError::new(Step::Verify, VerifyError::Digest { input: k.label(), expected: k.checksum.clone(), computed: crate::digest::sha256_bytes(&bytes), pinned_by: "Cargo.lock" }).with_input(k.label()));
+                return Err(StepError::new(
+                    Step::Verify,
+                    VerifyError::Digest {
+                        input: k.label(),
+                        expected: k.checksum.clone(),
+                        computed: crate::digest::sha256_bytes(&bytes),
+                        pinned_by: "Cargo.lock",
+                    },
+                )
+                .with_input(k.label()));
             }
-            vendor::vendor_crate(k, &bytes, &vendor_dir).map_err(UnpackStepError::from).in_step_for(Step::Unpack, k.label())?;
+            vendor::vendor_crate(k, &bytes, &vendor_dir)
+                .map_err(UnpackStepError::from)
+                .in_step_for(Step::Unpack, k.label())?;
         }
         match &self.tools {
             Tools::Host { toolchain_root } => {
@@ -575,26 +739,59 @@ impl Pipeline<'_> {
             Tools::Pinned => {
                 let root = self.work.join("rootfs");
                 let rootfs = fetched.rootfs.as_ref().expect("pinned rootfs fetched");
-                let reader = open_archive(rootfs).map_err(|source| UnpackStepError::Archive { what: "rootfs".into(), source }).in_step_for(Step::Unpack, "rootfs")?;
-                unpack(reader, &root, &UnpackLimits::TREE).map_err(|source| UnpackStepError::Archive { what: "rootfs".into(), source }).in_step_for(Step::Unpack, "rootfs")?;
+                let reader = open_archive(rootfs)
+                    .map_err(|source| UnpackStepError::Archive {
+                        what: "rootfs".into(),
+                        source,
+                    })
+                    .in_step_for(Step::Unpack, "rootfs")?;
+                unpack(reader, &root, &UnpackLimits::TREE)
+                    .map_err(|source| UnpackStepError::Archive {
+                        what: "rootfs".into(),
+                        source,
+                    })
+                    .in_step_for(Step::Unpack, "rootfs")?;
                 let toolchain = match &fetched.toolchain {
                     None => None,
                     Some(t) => {
                         let dir = self.work.join("toolchain");
-                        let reader = open_archive(t).map_err(|source| UnpackStepError::Archive { what: "toolchain".into(), source }).in_step_for(Step::Unpack, "toolchain")?;
-                        unpack(reader, &dir, &UnpackLimits::TREE).map_err(|source| UnpackStepError::Archive { what: "toolchain".into(), source }).in_step_for(Step::Unpack, "toolchain")?;
-                        Some(toolchain_root(&dir).ok_or(UnpackStepError::ToolchainLayout).in_step_for(Step::Unpack, "toolchain")?)
+                        let reader = open_archive(t)
+                            .map_err(|source| UnpackStepError::Archive {
+                                what: "toolchain".into(),
+                                source,
+                            })
+                            .in_step_for(Step::Unpack, "toolchain")?;
+                        unpack(reader, &dir, &UnpackLimits::TREE)
+                            .map_err(|source| UnpackStepError::Archive {
+                                what: "toolchain".into(),
+                                source,
+                            })
+                            .in_step_for(Step::Unpack, "toolchain")?;
+                        Some(
+                            toolchain_root(&dir)
+                                .ok_or(UnpackStepError::ToolchainLayout)
+                                .in_step_for(Step::Unpack, "toolchain")?,
+                        )
                     }
                 };
                 if plan.recipe == Recipe::CargoBuild && toolchain.is_none() {
-                    return Err(StepError::new(Step::Unpack, UnpackStepError::ToolchainLayout).with_input("toolchain"));
+                    return Err(
+                        StepError::new(Step::Unpack, UnpackStepError::ToolchainLayout)
+                            .with_input("toolchain"),
+                    );
                 }
                 Ok((root, toolchain))
             }
         }
     }
 
-    fn build(&self, plan: &Plan, root: &Path, toolchain: Option<&Path>, commit_raw: &[u8]) -> Result<(), StepError> {
+    fn build(
+        &self,
+        plan: &Plan,
+        root: &Path,
+        toolchain: Option<&Path>,
+        commit_raw: &[u8],
+    ) -> Result<(), StepError> {
         if !sandbox::available() {
             return Err(StepError::new(Step::Build, BuildError::NotRoot));
         }
@@ -606,24 +803,50 @@ impl Pipeline<'_> {
         let home = self.work.join("home");
         let cargo_home = home.join("cargo");
         fs::create_dir_all(&cargo_home).map_err(io("build home"))?;
-        fs::write(cargo_home.join("config.toml"), vendor::cargo_config(SANDBOX_VENDOR)).map_err(io("cargo config"))?;
+        fs::write(
+            cargo_home.join("config.toml"),
+            vendor::cargo_config(SANDBOX_VENDOR),
+        )
+        .map_err(io("cargo config"))?;
         sandbox::chown_tree(&src).map_err(io("hand the source tree to the build user"))?;
         sandbox::chown_tree(&home).map_err(io("hand the build home to the build user"))?;
 
         let mut binds = vec![
-            Bind { source: src.clone(), target: SANDBOX_SRC.into(), writable: true },
-            Bind { source: home.clone(), target: SANDBOX_HOME.into(), writable: true },
-            Bind { source: self.work.join("vendor"), target: SANDBOX_VENDOR.into(), writable: false },
+            Bind {
+                source: src.clone(),
+                target: SANDBOX_SRC.into(),
+                writable: true,
+            },
+            Bind {
+                source: home.clone(),
+                target: SANDBOX_HOME.into(),
+                writable: true,
+            },
+            Bind {
+                source: self.work.join("vendor"),
+                target: SANDBOX_VENDOR.into(),
+                writable: false,
+            },
         ];
         if let Some(t) = toolchain {
-            binds.push(Bind { source: t.to_path_buf(), target: SANDBOX_TOOLCHAIN.into(), writable: false });
+            binds.push(Bind {
+                source: t.to_path_buf(),
+                target: SANDBOX_TOOLCHAIN.into(),
+                writable: false,
+            });
         }
         let host_dirs = match self.tools {
-            Tools::Host { .. } => ["/usr", "/bin", "/lib", "/lib64", "/sbin", "/etc"].iter().map(PathBuf::from).collect(),
+            Tools::Host { .. } => ["/usr", "/bin", "/lib", "/lib64", "/sbin", "/etc"]
+                .iter()
+                .map(PathBuf::from)
+                .collect(),
             Tools::Pinned => Vec::new(),
         };
         let mut env = vec![
-            ("PATH".to_string(), format!("{SANDBOX_TOOLCHAIN}/bin:/usr/local/bin:/usr/bin:/bin")),
+            (
+                "PATH".to_string(),
+                format!("{SANDBOX_TOOLCHAIN}/bin:/usr/local/bin:/usr/bin:/bin"),
+            ),
             ("HOME".into(), SANDBOX_HOME.into()),
             ("CARGO_HOME".into(), format!("{SANDBOX_HOME}/cargo")),
             ("CARGO_TERM_COLOR".into(), "never".into()),
@@ -635,7 +858,10 @@ impl Pipeline<'_> {
             env.push(("SOURCE_DATE_EPOCH".into(), epoch.to_string()));
         }
         let argv = match plan.recipe {
-            Recipe::CargoBuild => ["cargo", "build", "--locked", "--offline", "--release"].iter().map(|s| s.to_string()).collect(),
+            Recipe::CargoBuild => ["cargo", "build", "--locked", "--offline", "--release"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             Recipe::Script => plan.manifest.build.command.clone().unwrap_or_default(),
         };
         let secs = self.request.limits.build_seconds();
@@ -665,9 +891,19 @@ impl Pipeline<'_> {
             .outputs
             .iter()
             .map(|name| {
-                let path = regular_file_without_symlinks(&src, name).in_step_for(Step::Hash, name.clone())?;
-                let sha256 = sha256_file(&path).map_err(|source| HashError::Io { name: name.clone(), source }).in_step_for(Step::Hash, name.clone())?;
-                Ok(Subject { name: name.clone(), sha256, path })
+                let path = regular_file_without_symlinks(&src, name)
+                    .in_step_for(Step::Hash, name.clone())?;
+                let sha256 = sha256_file(&path)
+                    .map_err(|source| HashError::Io {
+                        name: name.clone(),
+                        source,
+                    })
+                    .in_step_for(Step::Hash, name.clone())?;
+                Ok(Subject {
+                    name: name.clone(),
+                    sha256,
+                    path,
+                })
             })
             .collect()
     }
@@ -694,11 +930,21 @@ fn regular_file_without_symlinks(base: &Path, rel: &str) -> Result<PathBuf, Hash
         match fs::symlink_metadata(&cur) {
             Ok(m) if m.file_type().is_symlink() => return Err(HashError::NotRegular(rel.into())),
             Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(HashError::Missing(rel.into())),
-            Err(source) => return Err(HashError::Io { name: rel.into(), source }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(HashError::Missing(rel.into()))
+            }
+            Err(source) => {
+                return Err(HashError::Io {
+                    name: rel.into(),
+                    source,
+                })
+            }
         }
     }
-    if !fs::symlink_metadata(&cur).map(|m| m.is_file()).unwrap_or(false) {
+    if !fs::symlink_metadata(&cur)
+        .map(|m| m.is_file())
+        .unwrap_or(false)
+    {
         return Err(HashError::NotRegular(rel.into()));
     }
     Ok(cur)
@@ -717,13 +963,27 @@ fn committer_time(raw: &[u8]) -> Option<i64> {
 fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, FetchError> {
     let f = fs::File::open(path).map_err(|source| {
         if source.kind() == std::io::ErrorKind::NotFound {
-            FetchError::Missing { what: path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(), path: path.display().to_string() }
+            FetchError::Missing {
+                what: path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                path: path.display().to_string(),
+            }
         } else {
-            FetchError::Io { path: path.display().to_string(), source }
+            FetchError::Io {
+                path: path.display().to_string(),
+                source,
+            }
         }
     })?;
     let mut v = Vec::new();
-    f.take(limit + 1).read_to_end(&mut v).map_err(|source| FetchError::Io { path: path.display().to_string(), source })?;
+    f.take(limit + 1)
+        .read_to_end(&mut v)
+        .map_err(|source| FetchError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
     if v.len() as u64 > limit {
         return Err(FetchError::CommitTooLarge);
     }
@@ -731,7 +991,10 @@ fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, FetchError> {
 }
 
 fn download_to(client: &Https, url: &str, path: &Path) -> Result<(), FetchError> {
-    let io = |source| FetchError::Io { path: path.display().to_string(), source };
+    let io = |source| FetchError::Io {
+        path: path.display().to_string(),
+        source,
+    };
     if let Some(p) = path.parent() {
         fs::create_dir_all(p).map_err(io)?;
     }
@@ -740,19 +1003,35 @@ fn download_to(client: &Https, url: &str, path: &Path) -> Result<(), FetchError>
     Ok(())
 }
 
-fn attest(tee: Tee, attestor: Attestor<'_>, provenance: &[u8]) -> Result<Option<Evidence>, StepError> {
+fn attest(
+    tee: Tee,
+    attestor: Attestor<'_>,
+    provenance: &[u8],
+) -> Result<Option<Evidence>, StepError> {
     let report_data = kettle_attest::binding::report_data_for(provenance);
     match attestor {
         Attestor::None => Ok(None),
-        Attestor::Given(p) => p.request_report(&report_data).map(Some).map_err(AttestError::from).in_step(Step::Attest),
+        Attestor::Given(p) => p
+            .request_report(&report_data)
+            .map(Some)
+            .map_err(AttestError::from)
+            .in_step(Step::Attest),
         Attestor::Guest => {
             let mut provider: Box<dyn ReportProvider> = match tee {
-                Tee::SevSnp => kettle_attest::detect_hardware().ok_or(AttestError::NoHardware).in_step(Step::Attest)?,
+                Tee::SevSnp => kettle_attest::detect_hardware()
+                    .ok_or(AttestError::NoHardware)
+                    .in_step(Step::Attest)?,
                 Tee::Simulated => Box::new(
-                    kettle_attest::simulated::PspClient::open_port("kettle.psp").map_err(AttestError::from).in_step(Step::Attest)?,
+                    kettle_attest::simulated::PspClient::open_port("kettle.psp")
+                        .map_err(AttestError::from)
+                        .in_step(Step::Attest)?,
                 ),
             };
-            provider.request_report(&report_data).map(Some).map_err(AttestError::from).in_step(Step::Attest)
+            provider
+                .request_report(&report_data)
+                .map(Some)
+                .map_err(AttestError::from)
+                .in_step(Step::Attest)
         }
     }
 }
@@ -765,18 +1044,24 @@ pub fn emit(built: &Built, sink: &mut dyn OutputSink) -> Result<(), StepError> {
             move |source| StepError::new(Step::Emit, EmitError::Io { what, source })
         };
         for s in &built.subjects {
-            sink.put_file(&format!("{}/{}", output::ARTIFACTS_DIR, s.name), &s.path).map_err(io(&s.name))?;
+            sink.put_file(&format!("{}/{}", output::ARTIFACTS_DIR, s.name), &s.path)
+                .map_err(io(&s.name))?;
         }
-        sink.put_bytes(output::PROVENANCE_FILE, &built.provenance).map_err(io(output::PROVENANCE_FILE))?;
+        sink.put_bytes(output::PROVENANCE_FILE, &built.provenance)
+            .map_err(io(output::PROVENANCE_FILE))?;
         let attestation = match &built.evidence {
             Some(ev) => {
-                sink.put_bytes(output::EVIDENCE_FILE, &ev.report).map_err(io(output::EVIDENCE_FILE))?;
+                sink.put_bytes(output::EVIDENCE_FILE, &ev.report)
+                    .map_err(io(output::EVIDENCE_FILE))?;
                 if let Some(chain) = &ev.cert_chain_pem {
-                    sink.put_bytes(output::CHAIN_FILE, chain).map_err(io(output::CHAIN_FILE))?;
+                    sink.put_bytes(output::CHAIN_FILE, chain)
+                        .map_err(io(output::CHAIN_FILE))?;
                 }
                 ev.provider.to_string()
             }
-            None => "none: no report provider was given, so nothing is hardware-attested".to_string(),
+            None => {
+                "none: no report provider was given, so nothing is hardware-attested".to_string()
+            }
         };
         let status = Status {
             ok: true,
@@ -784,15 +1069,33 @@ pub fn emit(built: &Built, sink: &mut dyn OutputSink) -> Result<(), StepError> {
             attestation,
             artifacts: built.subjects.iter().map(|s| s.name.clone()).collect(),
         };
-        sink.put_bytes(output::STATUS_FILE, &serde_json::to_vec_pretty(&status).expect("json")).map_err(io(output::STATUS_FILE))?;
+        sink.put_bytes(
+            output::STATUS_FILE,
+            &serde_json::to_vec_pretty(&status).expect("json"),
+        )
+        .map_err(io(output::STATUS_FILE))?;
         sink.finish().map_err(io("output"))?;
-        Ok(((), format!("{} artifacts{}", built.subjects.len(), if built.evidence.is_some() { " with evidence" } else { ", NOT attested" })))
+        Ok((
+            (),
+            format!(
+                "{} artifacts{}",
+                built.subjects.len(),
+                if built.evidence.is_some() {
+                    " with evidence"
+                } else {
+                    ", NOT attested"
+                }
+            ),
+        ))
     })
 }
 
 /// Writes `error.json` for a failed build to `sink`.
 pub fn emit_error(err: &StepError, sink: &mut dyn OutputSink) -> std::io::Result<()> {
-    sink.put_bytes(output::ERROR_FILE, &serde_json::to_vec_pretty(&err.to_error_json()).expect("json"))?;
+    sink.put_bytes(
+        output::ERROR_FILE,
+        &serde_json::to_vec_pretty(&err.to_error_json()).expect("json"),
+    )?;
     sink.finish()
 }
 

@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 
 use kettle_provenance::merkle::{input_merkle_root_hex, INPUT_MERKLE_ROOT_KEY};
 use kettle_provenance::statement::{DIGEST_GIT_COMMIT, DIGEST_GIT_TREE, DIGEST_SHA256};
-use kettle_provenance::{ids, jcs, purl, BuildDefinition, BuildMetadata, Builder, JsonObject, Provenance, ResourceDescriptor, RunDetails, Statement};
+use kettle_provenance::{
+    ids, jcs, purl, BuildDefinition, BuildMetadata, Builder, JsonObject, Provenance,
+    ResourceDescriptor, RunDetails, Statement,
+};
 use serde_json::Value;
 use thiserror::Error;
 
@@ -56,21 +59,37 @@ pub struct ProvenanceInputs<'a> {
 }
 
 /// The resolvedDependencies list: source, crates, toolchain, rootfs.
-pub fn resolved_dependencies(p: &ProvenanceInputs<'_>) -> Result<Vec<ResourceDescriptor>, ProvenanceError> {
+pub fn resolved_dependencies(
+    p: &ProvenanceInputs<'_>,
+) -> Result<Vec<ResourceDescriptor>, ProvenanceError> {
     let req = p.request;
-    let mut deps = vec![ResourceDescriptor::from_uri(format!("git+{}@{}", req.repository, req.git_ref))
-        .with_name("source")
-        .with_digest(DIGEST_GIT_COMMIT, req.commit.clone())
-        .with_digest(DIGEST_GIT_TREE, p.tree.to_string())];
+    let mut deps =
+        vec![
+            ResourceDescriptor::from_uri(format!("git+{}@{}", req.repository, req.git_ref))
+                .with_name("source")
+                .with_digest(DIGEST_GIT_COMMIT, req.commit.clone())
+                .with_digest(DIGEST_GIT_TREE, p.tree.to_string()),
+        ];
     for k in p.crates {
-        deps.push(ResourceDescriptor::from_uri(purl::cargo(&k.name, &k.version)?).with_digest(DIGEST_SHA256, k.checksum.clone()));
+        deps.push(
+            ResourceDescriptor::from_uri(purl::cargo(&k.name, &k.version)?)
+                .with_digest(DIGEST_SHA256, k.checksum.clone()),
+        );
     }
     match p.tools {
         Tools::Pinned => {
             if let Some(t) = p.toolchain {
-                deps.push(ResourceDescriptor::from_uri(t.url.clone()).with_name("toolchain").with_digest(DIGEST_SHA256, t.sha256.clone()));
+                deps.push(
+                    ResourceDescriptor::from_uri(t.url.clone())
+                        .with_name("toolchain")
+                        .with_digest(DIGEST_SHA256, t.sha256.clone()),
+                );
             }
-            deps.push(ResourceDescriptor::from_uri(p.rootfs.url.clone()).with_name("rootfs").with_digest(DIGEST_SHA256, p.rootfs.sha256.clone()));
+            deps.push(
+                ResourceDescriptor::from_uri(p.rootfs.url.clone())
+                    .with_name("rootfs")
+                    .with_digest(DIGEST_SHA256, p.rootfs.sha256.clone()),
+            );
         }
         Tools::Host { toolchain_root } => {
             // Not pinned: say where they came from and that they were not verified.
@@ -79,7 +98,11 @@ pub fn resolved_dependencies(p: &ProvenanceInputs<'_>) -> Result<Vec<ResourceDes
                     .with_name("toolchain")
                     .with_annotation("kettle_unverifiedHostTool", true),
             );
-            deps.push(ResourceDescriptor::from_uri("file:///").with_name("rootfs").with_annotation("kettle_unverifiedHostTool", true));
+            deps.push(
+                ResourceDescriptor::from_uri("file:///")
+                    .with_name("rootfs")
+                    .with_annotation("kettle_unverifiedHostTool", true),
+            );
         }
     }
     Ok(deps)
@@ -94,9 +117,18 @@ pub fn build(p: &ProvenanceInputs<'_>) -> Result<Vec<u8>, ProvenanceError> {
     external.insert("repository".into(), Value::String(req.repository.clone()));
     external.insert("ref".into(), Value::String(req.git_ref.clone()));
     let mut internal = JsonObject::new();
-    internal.insert("tee_platform".into(), Value::String(req.tee.platform_name().into()));
-    internal.insert("kettle_version".into(), Value::String(KETTLE_VERSION.into()));
-    internal.insert(INPUT_MERKLE_ROOT_KEY.into(), Value::String(input_merkle_root_hex(&deps)?));
+    internal.insert(
+        "tee_platform".into(),
+        Value::String(req.tee.platform_name().into()),
+    );
+    internal.insert(
+        "kettle_version".into(),
+        Value::String(KETTLE_VERSION.into()),
+    );
+    internal.insert(
+        INPUT_MERKLE_ROOT_KEY.into(),
+        Value::String(input_merkle_root_hex(&deps)?),
+    );
     internal.insert("hermetic".into(), Value::Bool(!host_tools));
     if host_tools {
         internal.insert("kettle_hostTools".into(), Value::Bool(true));
@@ -104,7 +136,11 @@ pub fn build(p: &ProvenanceInputs<'_>) -> Result<Vec<u8>, ProvenanceError> {
     let subjects = p
         .subjects
         .iter()
-        .map(|s| ResourceDescriptor::default().with_name(s.name.clone()).with_digest(DIGEST_SHA256, s.sha256.clone()))
+        .map(|s| {
+            ResourceDescriptor::default()
+                .with_name(s.name.clone())
+                .with_digest(DIGEST_SHA256, s.sha256.clone())
+        })
         .collect();
     let statement = Statement::new(
         subjects,
@@ -118,7 +154,10 @@ pub fn build(p: &ProvenanceInputs<'_>) -> Result<Vec<u8>, ProvenanceError> {
             run_details: RunDetails {
                 builder: Builder {
                     id: ids::BUILDER_ID.into(),
-                    version: BTreeMap::from([("kettle-init".to_string(), KETTLE_VERSION.to_string())]),
+                    version: BTreeMap::from([(
+                        "kettle-init".to_string(),
+                        KETTLE_VERSION.to_string(),
+                    )]),
                     ..Default::default()
                 },
                 metadata: Some(BuildMetadata {

@@ -178,50 +178,97 @@ pub enum RequestError {
 }
 
 fn field(field: &'static str, reason: impl Into<String>) -> RequestError {
-    RequestError::Field { field, reason: reason.into() }
+    RequestError::Field {
+        field,
+        reason: reason.into(),
+    }
 }
 
 impl BuildRequest {
     /// Checks every field; returns the first problem found.
     pub fn validate(&self) -> Result<(), RequestError> {
         if self.schema != REQUEST_SCHEMA {
-            return Err(field("schema", format!("is {:?}; this guest understands {REQUEST_SCHEMA:?}", self.schema)));
+            return Err(field(
+                "schema",
+                format!(
+                    "is {:?}; this guest understands {REQUEST_SCHEMA:?}",
+                    self.schema
+                ),
+            ));
         }
-        check_url("repository", &self.repository, &["https://", "http://", "ssh://", "git://", "file://"])?;
+        check_url(
+            "repository",
+            &self.repository,
+            &["https://", "http://", "ssh://", "git://", "file://"],
+        )?;
         check_ref(&self.git_ref)?;
         let want = self.object_format.hex_len();
-        if self.commit.len() != want || !self.commit.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if self.commit.len() != want
+            || !self
+                .commit
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             return Err(field(
                 "commit",
-                format!("{:?} is not a {want}-digit lowercase hex {:?} object id", self.commit, self.object_format),
+                format!(
+                    "{:?} is not a {want}-digit lowercase hex {:?} object id",
+                    self.commit, self.object_format
+                ),
             ));
         }
         if self.invocation_id.is_empty()
             || self.invocation_id.len() > 128
-            || !self.invocation_id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
+            || !self
+                .invocation_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
         {
-            return Err(field("invocation_id", "must be 1-128 characters of [A-Za-z0-9._:-]"));
+            return Err(field(
+                "invocation_id",
+                "must be 1-128 characters of [A-Za-z0-9._:-]",
+            ));
         }
         if let Some(s) = self.limits.max_build_seconds {
             if s == 0 || s > MAX_BUILD_SECONDS {
-                return Err(field("limits.max_build_seconds", format!("{s} is outside 1..={MAX_BUILD_SECONDS}")));
+                return Err(field(
+                    "limits.max_build_seconds",
+                    format!("{s} is outside 1..={MAX_BUILD_SECONDS}"),
+                ));
             }
         }
         if let Some(m) = self.limits.max_memory_bytes {
             if m < MIN_MEMORY_BYTES {
-                return Err(field("limits.max_memory_bytes", format!("{m} is below the minimum {MIN_MEMORY_BYTES}")));
+                return Err(field(
+                    "limits.max_memory_bytes",
+                    format!("{m} is below the minimum {MIN_MEMORY_BYTES}"),
+                ));
             }
         }
         match (self.mode, &self.upstream) {
             (FetchMode::Upstream, None) => {
-                return Err(field("upstream", "upstream mode needs the upstream section (archive and commit URLs)"))
+                return Err(field(
+                    "upstream",
+                    "upstream mode needs the upstream section (archive and commit URLs)",
+                ))
             }
             (FetchMode::Cached, Some(_)) => {
-                return Err(field("upstream", "must be absent in cached mode (inputs come from the cache disk)"))
+                return Err(field(
+                    "upstream",
+                    "must be absent in cached mode (inputs come from the cache disk)",
+                ))
             }
             (FetchMode::Upstream, Some(up)) => {
-                check_url("upstream.source_archive_url", &up.source_archive_url, &["https://"])?;
-                check_url("upstream.commit_object_url", &up.commit_object_url, &["https://"])?;
+                check_url(
+                    "upstream.source_archive_url",
+                    &up.source_archive_url,
+                    &["https://"],
+                )?;
+                check_url(
+                    "upstream.commit_object_url",
+                    &up.commit_object_url,
+                    &["https://"],
+                )?;
                 check_url("upstream.crates_url", &up.crates_url, &["https://"])?;
             }
             (FetchMode::Cached, None) => {}
@@ -239,7 +286,10 @@ fn check_url(name: &'static str, url: &str, schemes: &[&str]) -> Result<(), Requ
     }
     match schemes.iter().find(|s| url.starts_with(*s)) {
         Some(s) if url.len() > s.len() => Ok(()),
-        _ => Err(field(name, format!("{url:?} must start with one of {schemes:?} and name a host"))),
+        _ => Err(field(
+            name,
+            format!("{url:?} must start with one of {schemes:?} and name a host"),
+        )),
     }
 }
 
@@ -249,7 +299,9 @@ fn check_ref(r: &str) -> Result<(), RequestError> {
     if r.is_empty() || r.len() > 1024 {
         return bad("must be 1-1024 bytes");
     }
-    if r.bytes().any(|b| b.is_ascii_control() || b" ~^:?*[\\".contains(&b)) {
+    if r.bytes()
+        .any(|b| b.is_ascii_control() || b" ~^:?*[\\".contains(&b))
+    {
         return bad("contains a space, control character or one of ~^:?*[\\");
     }
     if r.contains("..") || r.contains("@{") || r.contains("//") || r == "@" {
@@ -301,11 +353,17 @@ pub fn read_request_disk(disk: impl Read) -> Result<BuildRequest, RequestError> 
         return Err(RequestError::TooLarge(size));
     }
     let mut json = Vec::with_capacity(size as usize);
-    entry.by_ref().take(MAX_REQUEST_BYTES + 1).read_to_end(&mut json)?;
+    entry
+        .by_ref()
+        .take(MAX_REQUEST_BYTES + 1)
+        .read_to_end(&mut json)?;
     drop(entry);
     if let Some(next) = entries.next() {
         let next = next?;
-        return Err(RequestError::Layout(format!("unexpected extra entry {:?}", next.path()?.to_string_lossy())));
+        return Err(RequestError::Layout(format!(
+            "unexpected extra entry {:?}",
+            next.path()?.to_string_lossy()
+        )));
     }
     parse_request(&json)
 }
@@ -370,17 +428,38 @@ mod tests {
     fn each_field_is_checked() {
         type Mutation = Box<dyn Fn(&mut BuildRequest)>;
         let cases: Vec<(&str, Mutation)> = vec![
-            ("schema", Box::new(|r| r.schema = "kettle.request/v2".into())),
+            (
+                "schema",
+                Box::new(|r| r.schema = "kettle.request/v2".into()),
+            ),
             ("repository", Box::new(|r| r.repository = "ftp://x".into())),
-            ("repository", Box::new(|r| r.repository = "https://a b".into())),
+            (
+                "repository",
+                Box::new(|r| r.repository = "https://a b".into()),
+            ),
             ("ref", Box::new(|r| r.git_ref = "main..x".into())),
             ("ref", Box::new(|r| r.git_ref = "".into())),
             ("ref", Box::new(|r| r.git_ref = "refs/heads/x.lock".into())),
-            ("commit", Box::new(|r| r.commit = "ABCDEF0123456789abcdef0123456789abcdef01".into())),
-            ("commit", Box::new(|r| r.object_format = ObjectFormat::Sha256)),
-            ("invocation_id", Box::new(|r| r.invocation_id = "a/b".into())),
-            ("limits.max_build_seconds", Box::new(|r| r.limits.max_build_seconds = Some(0))),
-            ("limits.max_memory_bytes", Box::new(|r| r.limits.max_memory_bytes = Some(1024))),
+            (
+                "commit",
+                Box::new(|r| r.commit = "ABCDEF0123456789abcdef0123456789abcdef01".into()),
+            ),
+            (
+                "commit",
+                Box::new(|r| r.object_format = ObjectFormat::Sha256),
+            ),
+            (
+                "invocation_id",
+                Box::new(|r| r.invocation_id = "a/b".into()),
+            ),
+            (
+                "limits.max_build_seconds",
+                Box::new(|r| r.limits.max_build_seconds = Some(0)),
+            ),
+            (
+                "limits.max_memory_bytes",
+                Box::new(|r| r.limits.max_memory_bytes = Some(1024)),
+            ),
             ("upstream", Box::new(|r| r.mode = FetchMode::Upstream)),
             (
                 "upstream.source_archive_url",
@@ -420,10 +499,14 @@ mod tests {
         let mut b = tar::Builder::new(Vec::new());
         let mut h = tar::Header::new_ustar();
         h.set_size(big.len() as u64);
-        b.append_data(&mut h, REQUEST_ENTRY, big.as_slice()).unwrap();
+        b.append_data(&mut h, REQUEST_ENTRY, big.as_slice())
+            .unwrap();
         let err = read_request_disk(b.into_inner().unwrap().as_slice()).unwrap_err();
         assert!(matches!(err, RequestError::TooLarge(_)), "{err}");
         // Empty disk.
-        assert!(matches!(read_request_disk(&[0u8; 4096][..]).unwrap_err(), RequestError::Layout(_)));
+        assert!(matches!(
+            read_request_disk(&[0u8; 4096][..]).unwrap_err(),
+            RequestError::Layout(_)
+        ));
     }
 }

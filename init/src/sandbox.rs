@@ -28,7 +28,10 @@ use nix::sys::resource::{setrlimit, Resource};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::stat::{makedev, mknod, Mode, SFlag};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::{chdir, fork, pivot_root, sethostname, setgroups, setresgid, setresuid, ForkResult, Gid, Pid, Uid};
+use nix::unistd::{
+    chdir, fork, pivot_root, setgroups, sethostname, setresgid, setresuid, ForkResult, Gid, Pid,
+    Uid,
+};
 use thiserror::Error;
 
 /// The unprivileged uid and gid builds run as.
@@ -36,8 +39,14 @@ pub const BUILD_UID: u32 = 1000;
 /// The unprivileged gid builds run as.
 pub const BUILD_GID: u32 = 1000;
 /// Device nodes in the sandbox's private /dev: (name, major, minor).
-pub const DEV_NODES: &[(&str, u64, u64)] =
-    &[("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)];
+pub const DEV_NODES: &[(&str, u64, u64)] = &[
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+    ("tty", 5, 0),
+];
 /// Exit code the sandbox's own processes use when setting up failed.
 const SETUP_FAILED: i32 = 125;
 
@@ -129,7 +138,8 @@ struct Prepared {
 }
 
 fn cstr(s: impl AsRef<[u8]>) -> Result<CString, SandboxError> {
-    CString::new(s.as_ref().to_vec()).map_err(|_| SandboxError::Prepare("a path or argument contains NUL".into()))
+    CString::new(s.as_ref().to_vec())
+        .map_err(|_| SandboxError::Prepare("a path or argument contains NUL".into()))
 }
 
 fn inside(root: &Path, abs: &str) -> PathBuf {
@@ -138,11 +148,19 @@ fn inside(root: &Path, abs: &str) -> PathBuf {
 
 /// Finds argv[0] in the sandbox's PATH by looking into the root (and host dirs) before forking.
 fn resolve_exe(spec: &SandboxSpec) -> Result<String, SandboxError> {
-    let prog = spec.argv.first().ok_or_else(|| SandboxError::Prepare("empty argv".into()))?;
+    let prog = spec
+        .argv
+        .first()
+        .ok_or_else(|| SandboxError::Prepare("empty argv".into()))?;
     if prog.contains('/') {
         return Ok(prog.clone());
     }
-    let path = spec.env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_str()).unwrap_or("/usr/bin:/bin");
+    let path = spec
+        .env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("/usr/bin:/bin");
     for dir in path.split(':').filter(|d| d.starts_with('/')) {
         let cand = format!("{}/{prog}", dir.trim_end_matches('/'));
         let mut places = vec![inside(&spec.root, &cand)];
@@ -151,14 +169,20 @@ fn resolve_exe(spec: &SandboxSpec) -> Result<String, SandboxError> {
                 places.push(b.source.join(rest));
             }
         }
-        if spec.host_dirs.iter().any(|h| Path::new(&cand).starts_with(h)) {
+        if spec
+            .host_dirs
+            .iter()
+            .any(|h| Path::new(&cand).starts_with(h))
+        {
             places.push(PathBuf::from(&cand));
         }
         if places.iter().any(|p| p.is_file()) {
             return Ok(cand);
         }
     }
-    Err(SandboxError::Prepare(format!("{prog:?} is not found in the sandbox PATH {path}")))
+    Err(SandboxError::Prepare(format!(
+        "{prog:?} is not found in the sandbox PATH {path}"
+    )))
 }
 
 fn prepare(spec: &SandboxSpec) -> Result<Prepared, SandboxError> {
@@ -176,18 +200,31 @@ fn prepare(spec: &SandboxSpec) -> Result<Prepared, SandboxError> {
             Err(_) => continue, // e.g. no /lib64 on this host
         };
         let link = if meta.file_type().is_symlink() {
-            Some(cstr(fs::read_link(h).map_err(|e| perr("host link", e))?.as_os_str().as_encoded_bytes())?)
+            Some(cstr(
+                fs::read_link(h)
+                    .map_err(|e| perr("host link", e))?
+                    .as_os_str()
+                    .as_encoded_bytes(),
+            )?)
         } else {
             fs::create_dir_all(&target).map_err(|e| perr("host dir mount point", e))?;
             None
         };
-        host_dirs.push((cstr(h.as_os_str().as_encoded_bytes())?, cstr(target.as_os_str().as_encoded_bytes())?, link));
+        host_dirs.push((
+            cstr(h.as_os_str().as_encoded_bytes())?,
+            cstr(target.as_os_str().as_encoded_bytes())?,
+            link,
+        ));
     }
     let mut binds = Vec::new();
     for b in &spec.binds {
         let target = inside(root, &b.target);
         fs::create_dir_all(&target).map_err(|e| perr(&b.target, e))?;
-        binds.push((cstr(b.source.as_os_str().as_encoded_bytes())?, cstr(target.as_os_str().as_encoded_bytes())?, b.writable));
+        binds.push((
+            cstr(b.source.as_os_str().as_encoded_bytes())?,
+            cstr(target.as_os_str().as_encoded_bytes())?,
+            b.writable,
+        ));
     }
     let exe = resolve_exe(spec)?;
     Ok(Prepared {
@@ -197,17 +234,37 @@ fn prepare(spec: &SandboxSpec) -> Result<Prepared, SandboxError> {
         dev: cstr(root.join("dev").as_os_str().as_encoded_bytes())?,
         dev_nodes: DEV_NODES
             .iter()
-            .map(|(n, ma, mi)| Ok((cstr(root.join("dev").join(n).as_os_str().as_encoded_bytes())?, *ma, *mi)))
+            .map(|(n, ma, mi)| {
+                Ok((
+                    cstr(root.join("dev").join(n).as_os_str().as_encoded_bytes())?,
+                    *ma,
+                    *mi,
+                ))
+            })
             .collect::<Result<_, SandboxError>>()?,
-        dev_links: [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")]
-            .iter()
-            .map(|(n, t)| Ok((cstr(*t)?, cstr(root.join("dev").join(n).as_os_str().as_encoded_bytes())?)))
-            .collect::<Result<_, SandboxError>>()?,
+        dev_links: [
+            ("fd", "/proc/self/fd"),
+            ("stdin", "/proc/self/fd/0"),
+            ("stdout", "/proc/self/fd/1"),
+            ("stderr", "/proc/self/fd/2"),
+        ]
+        .iter()
+        .map(|(n, t)| {
+            Ok((
+                cstr(*t)?,
+                cstr(root.join("dev").join(n).as_os_str().as_encoded_bytes())?,
+            ))
+        })
+        .collect::<Result<_, SandboxError>>()?,
         proc_: cstr(root.join("proc").as_os_str().as_encoded_bytes())?,
         tmp: cstr(root.join("tmp").as_os_str().as_encoded_bytes())?,
         exe: cstr(&exe)?,
         argv: spec.argv.iter().map(cstr).collect::<Result<_, _>>()?,
-        env: spec.env.iter().map(|(k, v)| cstr(format!("{k}={v}"))).collect::<Result<_, _>>()?,
+        env: spec
+            .env
+            .iter()
+            .map(|(k, v)| cstr(format!("{k}={v}")))
+            .collect::<Result<_, _>>()?,
         cwd: cstr(&spec.cwd)?,
     })
 }
@@ -215,7 +272,10 @@ fn prepare(spec: &SandboxSpec) -> Result<Prepared, SandboxError> {
 /// Writes a setup failure to the error pipe and exits the child.
 fn die(err_fd: i32, what: &str, e: nix::Error) -> ! {
     let msg = format!("{what}: {e}\n");
-    let _ = nix::unistd::write(unsafe { std::os::fd::BorrowedFd::borrow_raw(err_fd) }, msg.as_bytes());
+    let _ = nix::unistd::write(
+        unsafe { std::os::fd::BorrowedFd::borrow_raw(err_fd) },
+        msg.as_bytes(),
+    );
     unsafe { nix::libc::_exit(SETUP_FAILED) }
 }
 
@@ -234,7 +294,17 @@ const NONE: Option<&str> = None;
 fn sandbox_init(p: &Prepared, limits: &SandboxLimits, log_fd: i32, err_fd: i32) -> ! {
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
     let nosuid = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
-    try_or_die!(err_fd, "bind the build root", mount(Some(p.root.as_c_str()), p.root.as_c_str(), NONE, MsFlags::MS_BIND | MsFlags::MS_REC, NONE));
+    try_or_die!(
+        err_fd,
+        "bind the build root",
+        mount(
+            Some(p.root.as_c_str()),
+            p.root.as_c_str(),
+            NONE,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            NONE
+        )
+    );
     for (src, target, link) in &p.host_dirs {
         match link {
             Some(l) => {
@@ -246,34 +316,154 @@ fn sandbox_init(p: &Prepared, limits: &SandboxLimits, log_fd: i32, err_fd: i32) 
                 }
             }
             None => {
-                try_or_die!(err_fd, "bind a host dir", mount(Some(src.as_c_str()), target.as_c_str(), NONE, MsFlags::MS_BIND | MsFlags::MS_REC, NONE));
-                try_or_die!(err_fd, "remount a host dir read-only", mount(NONE, target.as_c_str(), NONE, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | nosuid, NONE));
+                try_or_die!(
+                    err_fd,
+                    "bind a host dir",
+                    mount(
+                        Some(src.as_c_str()),
+                        target.as_c_str(),
+                        NONE,
+                        MsFlags::MS_BIND | MsFlags::MS_REC,
+                        NONE
+                    )
+                );
+                try_or_die!(
+                    err_fd,
+                    "remount a host dir read-only",
+                    mount(
+                        NONE,
+                        target.as_c_str(),
+                        NONE,
+                        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | nosuid,
+                        NONE
+                    )
+                );
             }
         }
     }
     // The root itself goes read-only before anything is mounted on it.
-    try_or_die!(err_fd, "remount the build root read-only", mount(NONE, p.root.as_c_str(), NONE, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | nosuid, NONE));
+    try_or_die!(
+        err_fd,
+        "remount the build root read-only",
+        mount(
+            NONE,
+            p.root.as_c_str(),
+            NONE,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | nosuid,
+            NONE
+        )
+    );
     for (src, target, writable) in &p.binds {
-        try_or_die!(err_fd, "bind mount", mount(Some(src.as_c_str()), target.as_c_str(), NONE, MsFlags::MS_BIND | MsFlags::MS_REC, NONE));
-        let ro = if *writable { MsFlags::empty() } else { MsFlags::MS_RDONLY };
-        try_or_die!(err_fd, "bind remount", mount(NONE, target.as_c_str(), NONE, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | ro | nosuid, NONE));
+        try_or_die!(
+            err_fd,
+            "bind mount",
+            mount(
+                Some(src.as_c_str()),
+                target.as_c_str(),
+                NONE,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                NONE
+            )
+        );
+        let ro = if *writable {
+            MsFlags::empty()
+        } else {
+            MsFlags::MS_RDONLY
+        };
+        try_or_die!(
+            err_fd,
+            "bind remount",
+            mount(
+                NONE,
+                target.as_c_str(),
+                NONE,
+                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | ro | nosuid,
+                NONE
+            )
+        );
     }
-    try_or_die!(err_fd, "mount /dev tmpfs", mount(Some("tmpfs"), p.dev.as_c_str(), Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC, Some("mode=0755,size=1m")));
+    try_or_die!(
+        err_fd,
+        "mount /dev tmpfs",
+        mount(
+            Some("tmpfs"),
+            p.dev.as_c_str(),
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+            Some("mode=0755,size=1m")
+        )
+    );
     for (node, major, minor) in &p.dev_nodes {
-        try_or_die!(err_fd, "mknod in /dev", mknod(node.as_c_str(), SFlag::S_IFCHR, Mode::from_bits_truncate(0o666), makedev(*major, *minor)));
+        try_or_die!(
+            err_fd,
+            "mknod in /dev",
+            mknod(
+                node.as_c_str(),
+                SFlag::S_IFCHR,
+                Mode::from_bits_truncate(0o666),
+                makedev(*major, *minor)
+            )
+        );
         // mknod honours the umask; make the nodes usable by the build uid.
-        try_or_die!(err_fd, "chmod /dev node", nix::sys::stat::fchmodat(None, node.as_c_str(), Mode::from_bits_truncate(0o666), nix::sys::stat::FchmodatFlags::FollowSymlink));
+        try_or_die!(
+            err_fd,
+            "chmod /dev node",
+            nix::sys::stat::fchmodat(
+                None,
+                node.as_c_str(),
+                Mode::from_bits_truncate(0o666),
+                nix::sys::stat::FchmodatFlags::FollowSymlink
+            )
+        );
     }
     for (target, link) in &p.dev_links {
-        try_or_die!(err_fd, "symlink in /dev", nix::unistd::symlinkat(target.as_c_str(), None, link.as_c_str()));
+        try_or_die!(
+            err_fd,
+            "symlink in /dev",
+            nix::unistd::symlinkat(target.as_c_str(), None, link.as_c_str())
+        );
     }
-    try_or_die!(err_fd, "remount /dev read-only", mount(NONE, p.dev.as_c_str(), NONE, MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC, Some("mode=0755,size=1m")));
-    try_or_die!(err_fd, "mount /proc", mount(Some("proc"), p.proc_.as_c_str(), Some("proc"), nosuid | MsFlags::MS_NOEXEC, NONE));
-    try_or_die!(err_fd, "mount /tmp", mount(Some("tmpfs"), p.tmp.as_c_str(), Some("tmpfs"), nosuid, Some("mode=1777")));
+    try_or_die!(
+        err_fd,
+        "remount /dev read-only",
+        mount(
+            NONE,
+            p.dev.as_c_str(),
+            NONE,
+            MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+            Some("mode=0755,size=1m")
+        )
+    );
+    try_or_die!(
+        err_fd,
+        "mount /proc",
+        mount(
+            Some("proc"),
+            p.proc_.as_c_str(),
+            Some("proc"),
+            nosuid | MsFlags::MS_NOEXEC,
+            NONE
+        )
+    );
+    try_or_die!(
+        err_fd,
+        "mount /tmp",
+        mount(
+            Some("tmpfs"),
+            p.tmp.as_c_str(),
+            Some("tmpfs"),
+            nosuid,
+            Some("mode=1777")
+        )
+    );
     // pivot_root(".", ".") stacks the old root on top; detaching it leaves only the build root.
     try_or_die!(err_fd, "chdir to the build root", chdir(p.root.as_c_str()));
     try_or_die!(err_fd, "pivot_root", pivot_root(".", "."));
-    try_or_die!(err_fd, "detach the old root", umount2(".", MntFlags::MNT_DETACH));
+    try_or_die!(
+        err_fd,
+        "detach the old root",
+        umount2(".", MntFlags::MNT_DETACH)
+    );
     try_or_die!(err_fd, "chdir /", chdir("/"));
     // Not dumpable: the build (another uid) can neither ptrace pid 1 nor open /proc/1/mem.
     let _ = nix::sys::prctl::set_dumpable(false);
@@ -288,7 +478,9 @@ fn sandbox_init(p: &Prepared, limits: &SandboxLimits, log_fd: i32, err_fd: i32) 
     loop {
         match waitpid(None, None) {
             Ok(WaitStatus::Exited(pid, code)) if pid == child => unsafe { nix::libc::_exit(code) },
-            Ok(WaitStatus::Signaled(pid, sig, _)) if pid == child => unsafe { nix::libc::_exit(128 + sig as i32) },
+            Ok(WaitStatus::Signaled(pid, sig, _)) if pid == child => unsafe {
+                nix::libc::_exit(128 + sig as i32)
+            },
             Ok(_) => continue, // an orphan reparented to us
             Err(nix::Error::EINTR) => continue,
             Err(_) => unsafe { nix::libc::_exit(SETUP_FAILED) },
@@ -312,9 +504,21 @@ fn build_process(p: &Prepared, limits: &SandboxLimits, log_fd: i32, err_fd: i32)
     let uid = Uid::from_raw(BUILD_UID);
     try_or_die!(err_fd, "setresgid", setresgid(gid, gid, gid));
     try_or_die!(err_fd, "setresuid", setresuid(uid, uid, uid));
-    try_or_die!(err_fd, "PR_SET_NO_NEW_PRIVS", nix::sys::prctl::set_no_new_privs());
-    try_or_die!(err_fd, "chdir to the build directory", chdir(p.cwd.as_c_str()));
-    let devnull = try_or_die!(err_fd, "open /dev/null", nix::fcntl::open("/dev/null", nix::fcntl::OFlag::O_RDONLY, Mode::empty()));
+    try_or_die!(
+        err_fd,
+        "PR_SET_NO_NEW_PRIVS",
+        nix::sys::prctl::set_no_new_privs()
+    );
+    try_or_die!(
+        err_fd,
+        "chdir to the build directory",
+        chdir(p.cwd.as_c_str())
+    );
+    let devnull = try_or_die!(
+        err_fd,
+        "open /dev/null",
+        nix::fcntl::open("/dev/null", nix::fcntl::OFlag::O_RDONLY, Mode::empty())
+    );
     unsafe {
         nix::libc::dup2(devnull, 0);
         nix::libc::dup2(log_fd, 1);
@@ -331,9 +535,17 @@ fn build_process(p: &Prepared, limits: &SandboxLimits, log_fd: i32, err_fd: i32)
 
 /// A: unshares the namespaces and runs B as pid 1 of the new pid namespace.
 fn namespace_parent(p: &Prepared, limits: &SandboxLimits, log_fd: i32, err_fd: i32) -> ! {
-    let flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWNET;
+    let flags = CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWNET;
     try_or_die!(err_fd, "unshare(mount, pid, ipc, uts, net)", unshare(flags));
-    try_or_die!(err_fd, "make mounts private", mount(NONE, "/", NONE, MsFlags::MS_REC | MsFlags::MS_PRIVATE, NONE));
+    try_or_die!(
+        err_fd,
+        "make mounts private",
+        mount(NONE, "/", NONE, MsFlags::MS_REC | MsFlags::MS_PRIVATE, NONE)
+    );
     try_or_die!(err_fd, "sethostname", sethostname("kettle-build"));
     let child = match unsafe { fork() } {
         Ok(ForkResult::Child) => sandbox_init(p, limits, log_fd, err_fd),
@@ -352,7 +564,8 @@ fn namespace_parent(p: &Prepared, limits: &SandboxLimits, log_fd: i32, err_fd: i
 }
 
 fn pipe_cloexec() -> Result<(OwnedFd, OwnedFd), SandboxError> {
-    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| SandboxError::Prepare(format!("pipe: {e}")))
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| SandboxError::Prepare(format!("pipe: {e}")))
 }
 
 /// Runs `spec` in the sandbox; each output line goes to the log (and the last ones into errors).
@@ -394,10 +607,16 @@ pub fn run(spec: &SandboxSpec) -> Result<(), SandboxError> {
         None => Err(SandboxError::TimedOut(spec.limits.wall_seconds)),
         Some(_) if !setup_msg.is_empty() => Err(SandboxError::Setup(setup_msg.trim().to_string())),
         Some(WaitStatus::Exited(_, 0)) => Ok(()),
-        Some(WaitStatus::Exited(_, code)) => {
-            Err(SandboxError::Failed { argv: spec.argv.clone(), status: describe_exit(code), tail })
-        }
-        Some(other) => Err(SandboxError::Failed { argv: spec.argv.clone(), status: format!("ended as {other:?}"), tail }),
+        Some(WaitStatus::Exited(_, code)) => Err(SandboxError::Failed {
+            argv: spec.argv.clone(),
+            status: describe_exit(code),
+            tail,
+        }),
+        Some(other) => Err(SandboxError::Failed {
+            argv: spec.argv.clone(),
+            status: format!("ended as {other:?}"),
+            tail,
+        }),
     }
 }
 
@@ -447,4 +666,3 @@ pub fn chown_tree(dir: &Path) -> std::io::Result<()> {
 pub fn available() -> bool {
     nix::unistd::geteuid().is_root()
 }
-

@@ -28,13 +28,29 @@ pub struct UnpackLimits {
 
 impl UnpackLimits {
     /// A source archive (a git tree).
-    pub const SOURCE: UnpackLimits = UnpackLimits { max_entries: 200_000, max_total_bytes: 2 << 30, max_path_bytes: 4096 };
+    pub const SOURCE: UnpackLimits = UnpackLimits {
+        max_entries: 200_000,
+        max_total_bytes: 2 << 30,
+        max_path_bytes: 4096,
+    };
     /// One .crate file.
-    pub const CRATE: UnpackLimits = UnpackLimits { max_entries: 50_000, max_total_bytes: 512 << 20, max_path_bytes: 4096 };
+    pub const CRATE: UnpackLimits = UnpackLimits {
+        max_entries: 50_000,
+        max_total_bytes: 512 << 20,
+        max_path_bytes: 4096,
+    };
     /// A root filesystem or toolchain bundle.
-    pub const TREE: UnpackLimits = UnpackLimits { max_entries: 1_000_000, max_total_bytes: 32 << 30, max_path_bytes: 4096 };
+    pub const TREE: UnpackLimits = UnpackLimits {
+        max_entries: 1_000_000,
+        max_total_bytes: 32 << 30,
+        max_path_bytes: 4096,
+    };
     /// The cache disk (flat content-addressed files).
-    pub const CACHE_DISK: UnpackLimits = UnpackLimits { max_entries: 100_000, max_total_bytes: 64 << 30, max_path_bytes: 256 };
+    pub const CACHE_DISK: UnpackLimits = UnpackLimits {
+        max_entries: 100_000,
+        max_total_bytes: 64 << 30,
+        max_path_bytes: 256,
+    };
 }
 
 /// Why an archive was refused or could not be unpacked.
@@ -144,7 +160,9 @@ fn check_no_symlink_parents(dest: &Path, rel: &Path, shown: &str) -> Result<(), 
     for c in &comps[..comps.len().saturating_sub(1)] {
         cur.push(c);
         match fs::symlink_metadata(&cur) {
-            Ok(m) if m.file_type().is_symlink() => return Err(UnpackError::ThroughSymlink(shown.to_string())),
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(UnpackError::ThroughSymlink(shown.to_string()))
+            }
             Ok(m) if !m.is_dir() => {
                 return Err(UnpackError::Io {
                     path: shown.to_string(),
@@ -164,7 +182,10 @@ fn symlink_target_inside(link: &Path, target: &Path) -> bool {
     if target.is_absolute() {
         return false;
     }
-    let mut depth: Vec<&std::ffi::OsStr> = link.parent().map(|p| p.iter().collect()).unwrap_or_default();
+    let mut depth: Vec<&std::ffi::OsStr> = link
+        .parent()
+        .map(|p| p.iter().collect())
+        .unwrap_or_default();
     for c in target.components() {
         match c {
             Component::Normal(n) => depth.push(n),
@@ -181,7 +202,11 @@ fn symlink_target_inside(link: &Path, target: &Path) -> bool {
 }
 
 /// Extracts the tar stream `reader` into `dest` (created if missing) under `limits`.
-pub fn unpack(reader: impl Read, dest: &Path, limits: &UnpackLimits) -> Result<UnpackStats, UnpackError> {
+pub fn unpack(
+    reader: impl Read,
+    dest: &Path,
+    limits: &UnpackLimits,
+) -> Result<UnpackStats, UnpackError> {
     fs::create_dir_all(dest).map_err(io_err(dest.display().to_string()))?;
     let mut archive = tar::Archive::new(reader);
     let mut seen: HashSet<PathBuf> = HashSet::new();
@@ -195,7 +220,10 @@ pub fn unpack(reader: impl Read, dest: &Path, limits: &UnpackLimits) -> Result<U
         }
         let kind = entry.header().entry_type();
         // PAX global headers (git archive writes the commit id in one) carry no file.
-        if matches!(kind, tar::EntryType::XGlobalHeader | tar::EntryType::XHeader) {
+        if matches!(
+            kind,
+            tar::EntryType::XGlobalHeader | tar::EntryType::XHeader
+        ) {
             continue;
         }
         let raw_path = entry.path().map_err(io_err("<entry path>"))?.into_owned();
@@ -203,7 +231,8 @@ pub fn unpack(reader: impl Read, dest: &Path, limits: &UnpackLimits) -> Result<U
         if raw_path.as_os_str().len() > limits.max_path_bytes {
             return Err(UnpackError::PathTooLong(raw_path.as_os_str().len()));
         }
-        let rel = clean_relative(&raw_path).ok_or_else(|| UnpackError::UnsafePath(shown.clone()))?;
+        let rel =
+            clean_relative(&raw_path).ok_or_else(|| UnpackError::UnsafePath(shown.clone()))?;
         if rel.as_os_str().is_empty() {
             if kind.is_dir() {
                 continue; // "./" itself
@@ -222,7 +251,8 @@ pub fn unpack(reader: impl Read, dest: &Path, limits: &UnpackLimits) -> Result<U
                 Some(_) => return Err(UnpackError::Duplicate(shown)),
                 None => fs::create_dir(&target).map_err(io_err(shown.clone()))?,
             }
-            fs::set_permissions(&target, fs::Permissions::from_mode(0o755)).map_err(io_err(shown.clone()))?;
+            fs::set_permissions(&target, fs::Permissions::from_mode(0o755))
+                .map_err(io_err(shown.clone()))?;
             seen.insert(rel);
             stats.entries += 1;
             continue;
@@ -236,7 +266,11 @@ pub fn unpack(reader: impl Read, dest: &Path, limits: &UnpackLimits) -> Result<U
                 if stats.bytes.saturating_add(size) > limits.max_total_bytes {
                     return Err(UnpackError::TooLarge(limits.max_total_bytes));
                 }
-                let exec = entry.header().mode().map(|m| m & 0o111 != 0).unwrap_or(false);
+                let exec = entry
+                    .header()
+                    .mode()
+                    .map(|m| m & 0o111 != 0)
+                    .unwrap_or(false);
                 let mut out = OpenOptions::new()
                     .write(true)
                     .create_new(true)
@@ -245,7 +279,8 @@ pub fn unpack(reader: impl Read, dest: &Path, limits: &UnpackLimits) -> Result<U
                     .open(&target)
                     .map_err(io_err(shown.clone()))?;
                 // Copy at most the declared size; the tar reader enforces the exact length.
-                let written = io::copy(&mut (&mut entry).take(size), &mut out).map_err(io_err(shown.clone()))?;
+                let written = io::copy(&mut (&mut entry).take(size), &mut out)
+                    .map_err(io_err(shown.clone()))?;
                 stats.bytes += written;
             }
             tar::EntryType::Symlink => {
@@ -255,7 +290,10 @@ pub fn unpack(reader: impl Read, dest: &Path, limits: &UnpackLimits) -> Result<U
                     .ok_or_else(|| UnpackError::UnsafePath(shown.clone()))?
                     .into_owned();
                 if !symlink_target_inside(&rel, &link) {
-                    return Err(UnpackError::SymlinkEscape { path: shown, target: link.to_string_lossy().into_owned() });
+                    return Err(UnpackError::SymlinkEscape {
+                        path: shown,
+                        target: link.to_string_lossy().into_owned(),
+                    });
                 }
                 std::os::unix::fs::symlink(&link, &target).map_err(io_err(shown.clone()))?;
             }
@@ -282,7 +320,10 @@ pub fn unpack(reader: impl Read, dest: &Path, limits: &UnpackLimits) -> Result<U
                 fs::hard_link(&src, &target).map_err(io_err(shown.clone()))?;
             }
             other => {
-                return Err(UnpackError::ForbiddenType { path: shown, kind: format!("{other:?}") });
+                return Err(UnpackError::ForbiddenType {
+                    path: shown,
+                    kind: format!("{other:?}"),
+                });
             }
         }
         stats.entries += 1;
@@ -322,10 +363,16 @@ pub(crate) mod tests {
         out
     }
 
-    fn try_unpack(entries: &[(&str, tar::EntryType, &[u8])]) -> (tempfile::TempDir, Result<UnpackStats, UnpackError>) {
+    fn try_unpack(
+        entries: &[(&str, tar::EntryType, &[u8])],
+    ) -> (tempfile::TempDir, Result<UnpackStats, UnpackError>) {
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("dest");
-        let r = unpack(hostile_tar(entries).as_slice(), &dest, &UnpackLimits::SOURCE);
+        let r = unpack(
+            hostile_tar(entries).as_slice(),
+            &dest,
+            &UnpackLimits::SOURCE,
+        );
         (dir, r)
     }
 
@@ -346,14 +393,30 @@ pub(crate) mod tests {
         let dest = dir.path().join("dest");
         assert_eq!(fs::read(dest.join("b/up")).unwrap(), b"hello");
         assert_eq!(fs::read(dest.join("a/hard")).unwrap(), b"hello");
-        assert_eq!(fs::metadata(dest.join("a/file.txt")).unwrap().permissions().mode() & 0o7777, 0o644);
+        assert_eq!(
+            fs::metadata(dest.join("a/file.txt"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o7777,
+            0o644
+        );
     }
 
     #[test]
     fn refuses_absolute_and_parent_paths() {
-        assert!(matches!(try_unpack(&[("/etc/evil", T::Regular, b"x")]).1, Err(UnpackError::UnsafePath(_))));
-        assert!(matches!(try_unpack(&[("a/../../evil", T::Regular, b"x")]).1, Err(UnpackError::UnsafePath(_))));
-        assert!(matches!(try_unpack(&[("../evil", T::Directory, b"")]).1, Err(UnpackError::UnsafePath(_))));
+        assert!(matches!(
+            try_unpack(&[("/etc/evil", T::Regular, b"x")]).1,
+            Err(UnpackError::UnsafePath(_))
+        ));
+        assert!(matches!(
+            try_unpack(&[("a/../../evil", T::Regular, b"x")]).1,
+            Err(UnpackError::UnsafePath(_))
+        ));
+        assert!(matches!(
+            try_unpack(&[("../evil", T::Directory, b"")]).1,
+            Err(UnpackError::UnsafePath(_))
+        ));
     }
 
     #[test]
@@ -364,7 +427,11 @@ pub(crate) mod tests {
         let (_d, r) = try_unpack(&[("a/l", T::Symlink, b"../../outside")]);
         assert!(matches!(r, Err(UnpackError::SymlinkEscape { .. })), "{r:?}");
         // An inside link followed by a write through it.
-        let (_d, r) = try_unpack(&[("d/", T::Directory, b""), ("l", T::Symlink, b"d"), ("l/f", T::Regular, b"x")]);
+        let (_d, r) = try_unpack(&[
+            ("d/", T::Directory, b""),
+            ("l", T::Symlink, b"d"),
+            ("l/f", T::Regular, b"x"),
+        ]);
         assert!(matches!(r, Err(UnpackError::ThroughSymlink(_))), "{r:?}");
         // The chained-link escape that a purely lexical check lets through.
         let (dir, r) = try_unpack(&[
@@ -392,7 +459,10 @@ pub(crate) mod tests {
     fn refuses_devices_fifos_and_duplicates() {
         for kind in [T::Char, T::Block, T::Fifo] {
             let (_d, r) = try_unpack(&[("dev", kind, b"")]);
-            assert!(matches!(r, Err(UnpackError::ForbiddenType { .. })), "{kind:?}: {r:?}");
+            assert!(
+                matches!(r, Err(UnpackError::ForbiddenType { .. })),
+                "{kind:?}: {r:?}"
+            );
         }
         // Sparse entries are refused (by the tar parser or by type).
         assert!(try_unpack(&[("sparse", T::GNUSparse, b"")]).1.is_err());
@@ -404,14 +474,35 @@ pub(crate) mod tests {
     fn enforces_limits() {
         let tar = hostile_tar(&[("a", T::Regular, b"12345"), ("b", T::Regular, b"12345")]);
         let dir = tempfile::tempdir().unwrap();
-        let small = UnpackLimits { max_entries: 10, max_total_bytes: 8, max_path_bytes: 100 };
-        assert!(matches!(unpack(tar.as_slice(), dir.path(), &small), Err(UnpackError::TooLarge(8))));
-        let few = UnpackLimits { max_entries: 1, max_total_bytes: 100, max_path_bytes: 100 };
+        let small = UnpackLimits {
+            max_entries: 10,
+            max_total_bytes: 8,
+            max_path_bytes: 100,
+        };
+        assert!(matches!(
+            unpack(tar.as_slice(), dir.path(), &small),
+            Err(UnpackError::TooLarge(8))
+        ));
+        let few = UnpackLimits {
+            max_entries: 1,
+            max_total_bytes: 100,
+            max_path_bytes: 100,
+        };
         let dir = tempfile::tempdir().unwrap();
-        assert!(matches!(unpack(tar.as_slice(), dir.path(), &few), Err(UnpackError::TooManyEntries(1))));
-        let short = UnpackLimits { max_entries: 10, max_total_bytes: 100, max_path_bytes: 0 };
+        assert!(matches!(
+            unpack(tar.as_slice(), dir.path(), &few),
+            Err(UnpackError::TooManyEntries(1))
+        ));
+        let short = UnpackLimits {
+            max_entries: 10,
+            max_total_bytes: 100,
+            max_path_bytes: 0,
+        };
         let dir = tempfile::tempdir().unwrap();
-        assert!(matches!(unpack(tar.as_slice(), dir.path(), &short), Err(UnpackError::PathTooLong(1))));
+        assert!(matches!(
+            unpack(tar.as_slice(), dir.path(), &short),
+            Err(UnpackError::PathTooLong(1))
+        ));
     }
 
     #[test]
@@ -421,7 +512,12 @@ pub(crate) mod tests {
         io::Write::write_all(&mut gz, &tar).unwrap();
         let gz = gz.finish().unwrap();
         let dir = tempfile::tempdir().unwrap();
-        unpack(maybe_gunzip(gz.as_slice()).unwrap(), dir.path(), &UnpackLimits::SOURCE).unwrap();
+        unpack(
+            maybe_gunzip(gz.as_slice()).unwrap(),
+            dir.path(),
+            &UnpackLimits::SOURCE,
+        )
+        .unwrap();
         assert_eq!(fs::read(dir.path().join("a")).unwrap(), b"gz");
     }
 }
