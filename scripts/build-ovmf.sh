@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the guest firmware: build/OVMF.fd, edk2's AmdSev package
+# Builds the guest firmware: build/OVMF.fd, the flash image of edk2's AmdSev package
 # (OvmfPkg/AmdSev/AmdSevX64.dsc), which carries the SNP kernel-hashes table
 # that measured direct boot needs.
 #
@@ -25,7 +25,8 @@ CACHE=$CACHE_ROOT/ovmf
 SRC_CACHE=$CACHE/source
 APT_SOURCES=/etc/apt/sources.list.d/kettle-trixie-src.sources
 BUILD_DEPS=(build-essential nasm acpica-tools uuid-dev grub-efi-amd64-bin dosfstools mtools quilt python3 dpkg-dev)
-FD=Build/AmdSev/RELEASE_GCC5/FV/AMDSEV.fd
+# AmdSevX64.fdf names its flash device [FD.OVMF] (AMDSEV in older edk2).
+FD=Build/AmdSev/RELEASE_GCC5/FV/OVMF.fd
 
 log() { printf 'ovmf: %s\n' "$*"; }
 die() { printf 'ovmf: error: %s\n' "$*" >&2; exit 1; }

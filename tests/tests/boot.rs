@@ -159,6 +159,9 @@ fn kernel_boots_a_static_init_with_configfs_virtio_and_namespaces() {
     );
 
     let console = qemu.console();
+    for line in console.lines().filter(|l| l.contains("kettle-test-init:")) {
+        eprintln!("guest: {}", line.trim_end());
+    }
     let failed: Vec<&str> = CHECKS
         .iter()
         .copied()
