@@ -1146,3 +1146,63 @@ fn local_build_attested_by_the_simulated_psp_binds_the_provenance() {
         .contains("BEGIN CERTIFICATE"));
     assert_eq!(read_status(&out).attestation, "simulated");
 }
+
+#[test]
+fn upstream_mode_fetches_and_verifies_crates() {
+    let crates = hello_cargo_crates();
+    let locked = crate::lockfile::load(&examples_dir().join("hello-cargo")).unwrap();
+    let mut repo_slot = None;
+    let server = TestServer::start(|_port| {
+        let repo = commit_tree(&hello_cargo_files());
+        let mut files = HashMap::from([
+            ("/commit".to_string(), repo.commit_raw.clone()),
+            ("/source.tar".to_string(), repo.archive.clone()),
+        ]);
+        for (k, bytes) in locked.iter().zip(crates) {
+            let mut served = bytes.clone();
+            if k.name == "itoa" {
+                // The mirror serves a tampered itoa: verification must catch it.
+                let n = served.len();
+                served[n - 100] ^= 1;
+            }
+            files.insert(
+                format!("/crates/{}/{}-{}.crate", k.name, k.name, k.version),
+                served,
+            );
+        }
+        repo_slot = Some(repo);
+        files
+    });
+    let repo = repo_slot.unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = tmp.path().join("ca.pem");
+    fs::write(&ca, &server.ca_pem).unwrap();
+    let options = LocalOptions {
+        ca_roots: ca,
+        tools: Tools::Host {
+            toolchain_root: host_toolchain(),
+        },
+        ..LocalOptions::default()
+    };
+    let mut provider = CountingProvider::default();
+    let err = run_local(
+        &upstream_request(&server, &repo),
+        Path::new("/nonexistent"),
+        Some(&mut provider),
+        &tmp.path().join("out"),
+        &options,
+    )
+    .unwrap_err();
+    assert_eq!(
+        (err.step, err.input.as_deref()),
+        (Step::Verify, Some("crate itoa 1.0.19")),
+        "{}",
+        err.message()
+    );
+    assert!(
+        err.message().contains("Cargo.lock pins"),
+        "{}",
+        err.message()
+    );
+    assert_eq!(provider.calls, 0);
+}
