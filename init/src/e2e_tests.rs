@@ -110,52 +110,13 @@ fn commit_tree(files: &[(&str, Vec<u8>, bool)]) -> Repo {
     }
 }
 
-/// A deterministic tar of host binaries and the shared libraries they load.
-fn host_rootfs_tar(bins: &[&str]) -> Vec<u8> {
-    let mut files: Vec<(String, PathBuf)> = Vec::new();
-    for bin in bins {
-        let host = PathBuf::from(format!("/usr/bin/{bin}"));
-        let host = if host.exists() {
-            host
-        } else {
-            PathBuf::from(format!("/bin/{bin}"))
-        };
-        files.push((format!("bin/{bin}"), host.clone()));
-        let ldd = String::from_utf8(run(Command::new("ldd").arg(&host))).unwrap();
-        for line in ldd.lines() {
-            let lib = match line.split("=>").nth(1) {
-                Some(rest) => rest.split_whitespace().next(),
-                None => line
-                    .split_whitespace()
-                    .next()
-                    .filter(|p| p.starts_with('/')),
-            };
-            if let Some(lib) = lib.filter(|l| l.starts_with('/')) {
-                files.push((lib.trim_start_matches('/').to_string(), PathBuf::from(lib)));
-            }
-        }
-    }
-    files.push(("bin/sh".into(), PathBuf::from("/usr/bin/dash")));
-    files.sort();
-    files.dedup_by(|a, b| a.0 == b.0);
-    let mut b = tar::Builder::new(Vec::new());
-    for (name, src) in files {
-        let data = fs::read(&src).unwrap();
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o755);
-        h.set_mtime(0);
-        b.append_data(&mut h, name, data.as_slice()).unwrap();
-    }
-    b.into_inner().unwrap()
-}
-
 fn rootfs() -> &'static Vec<u8> {
     static R: OnceLock<Vec<u8>> = OnceLock::new();
     R.get_or_init(|| {
-        host_rootfs_tar(&[
-            "bash", "dash", "cat", "mkdir", "ls", "id", "tr", "echo", "sleep",
+        crate::hostroot::host_binaries_tar(&[
+            "bash", "cat", "mkdir", "ls", "id", "tr", "echo", "sleep",
         ])
+        .unwrap()
     })
 }
 
@@ -314,6 +275,9 @@ fn script_build_end_to_end() {
     let status = read_status(&out);
     assert!(status.ok && status.attested);
     assert_eq!(status.artifacts, vec!["out/hello.txt", "out/two.txt"]);
+    // Local mode leaves the caller's inputs alone.
+    assert!(cache::source_path(inputs.path(), &repo.commit).is_file());
+    assert!(cache::blob_path(inputs.path(), &rootfs_sha).is_file());
     fs::remove_dir_all(out.parent().unwrap()).unwrap();
 }
 
@@ -1068,6 +1032,10 @@ fn guest_disks_request_cache_and_output_round_trip() {
     );
     assert!(read_status(&got).ok);
     assert_eq!(provider.calls, 1);
+    // The guest frees its RAM copy of each input once unpacked.
+    let cached = disks.join("work/cache");
+    assert!(!cache::source_path(&cached, &repo.commit).exists());
+    assert!(!cache::blob_path(&cached, &sha256_bytes(rootfs())).exists());
 
     // Failure: a request for a commit the cache disk does not hold leaves only error.json.
     crate::request::write_request_disk(&disks.join("request.img"), &request_for(&"9".repeat(40)))

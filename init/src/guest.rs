@@ -121,6 +121,7 @@ pub fn build_from_disks(
         inputs,
         tools: Tools::Pinned,
         work: work.join("work"),
+        discard_consumed_inputs: true,
     };
     let built = pipeline.run(attestor);
     boot::reap_zombies();

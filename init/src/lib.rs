@@ -17,6 +17,7 @@ pub mod disk;
 pub mod dns;
 pub mod error;
 pub mod guest;
+pub mod hostroot;
 pub mod http;
 pub mod lockfile;
 pub mod manifest;
@@ -167,6 +168,7 @@ fn run_local_inner(
         inputs,
         tools: options.tools.clone(),
         work: work.clone(),
+        discard_consumed_inputs: false,
     };
     let attestor = match provider {
         Some(p) => Attestor::Given(p),

@@ -331,6 +331,10 @@ pub struct Pipeline<'a> {
     pub tools: Tools,
     /// Scratch directory (source, vendor, rootfs, downloads).
     pub work: PathBuf,
+    /// Delete each input file once it has been unpacked (the guest: inputs are a private
+    /// copy in RAM). Downloads under `work` are always deleted; a caller's inputs dir is
+    /// left alone unless this is set.
+    pub discard_consumed_inputs: bool,
 }
 
 struct Plan {
@@ -351,6 +355,13 @@ enum Source<'a> {
 }
 
 impl Pipeline<'_> {
+    /// Frees an input file that has been unpacked, when it is ours to free.
+    fn consumed(&self, path: &Path) {
+        if self.discard_consumed_inputs || path.starts_with(self.work.join("downloads")) {
+            let _ = fs::remove_file(path);
+        }
+    }
+
     fn src_dir(&self) -> PathBuf {
         self.work.join("src")
     }
@@ -533,6 +544,7 @@ impl Pipeline<'_> {
         unpack(reader, &src, &UnpackLimits::SOURCE)
             .map_err(VerifyError::from)
             .in_step_for(Step::Verify, "source archive")?;
+        self.consumed(archive);
         let computed = git::tree_id(&src, fmt)
             .map_err(VerifyError::TreeHash)
             .in_step_for(Step::Verify, "source archive")?;
@@ -729,6 +741,7 @@ impl Pipeline<'_> {
             vendor::vendor_crate(k, &bytes, &vendor_dir)
                 .map_err(UnpackStepError::from)
                 .in_step_for(Step::Unpack, k.label())?;
+            self.consumed(p);
         }
         match &self.tools {
             Tools::Host { toolchain_root } => {
@@ -751,6 +764,7 @@ impl Pipeline<'_> {
                         source,
                     })
                     .in_step_for(Step::Unpack, "rootfs")?;
+                self.consumed(rootfs);
                 let toolchain = match &fetched.toolchain {
                     None => None,
                     Some(t) => {
@@ -767,6 +781,7 @@ impl Pipeline<'_> {
                                 source,
                             })
                             .in_step_for(Step::Unpack, "toolchain")?;
+                        self.consumed(t);
                         Some(
                             toolchain_root(&dir)
                                 .ok_or(UnpackStepError::ToolchainLayout)
