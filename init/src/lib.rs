@@ -96,8 +96,9 @@ static RUN_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// * `out_dir`: must be empty or absent; receives the output layout of
 ///   [`output`] (or only error.json on failure).
 ///
-/// The sandbox needs root (namespaces, mounts, mknod, setuid); as non-root the
-/// build step fails with a clear error rather than run unsandboxed.
+/// As root the build runs in the guest's sandbox; as another user it runs in
+/// the same sandbox inside a user namespace (see [`sandbox`] for what that
+/// weakens). It never runs unsandboxed.
 pub fn run_local(
     request: &BuildRequest,
     inputs: &Path,

@@ -13,6 +13,15 @@
 //! caller enforces the wall-clock limit by killing A (B dies with it through
 //! PR_SET_PDEATHSIG). Children only make raw syscalls and write to pipes
 //! between fork and exec; failures are sent back over a close-on-exec pipe.
+//!
+//! Run by root (the guest; local mode as root) the build gets its own uid
+//! 1000. Run by anyone else (local mode only), A also unshares a user
+//! namespace mapping only the caller's uid/gid to 1000 inside. What that
+//! weakens: the build's files belong to the caller on the host; the caller's
+//! supplementary groups cannot be dropped (setgroups is denied in the
+//! namespace; they appear as the overflow group); /dev nodes are bind mounts
+//! of the host's null/zero/... instead of fresh nodes; RLIMIT_NPROC counts all
+//! of the caller's processes; and it needs unprivileged user namespaces enabled.
 
 use std::ffi::CString;
 use std::fs;
@@ -127,7 +136,7 @@ struct Prepared {
     host_dirs: Vec<(CString, CString, Option<CString>)>, // (source, target-in-root, symlink target)
     binds: Vec<(CString, CString, bool)>,
     dev: CString,
-    dev_nodes: Vec<(CString, u64, u64)>,
+    dev_nodes: Vec<(CString, u64, u64, CString)>, // (node in root, major, minor, host node)
     dev_links: Vec<(CString, CString)>,
     proc_: CString,
     tmp: CString,
@@ -135,6 +144,8 @@ struct Prepared {
     argv: Vec<CString>,
     env: Vec<CString>,
     cwd: CString,
+    /// Set when not root: (uid_map line, gid_map line) for a user namespace.
+    rootless: Option<(String, String)>,
 }
 
 fn cstr(s: impl AsRef<[u8]>) -> Result<CString, SandboxError> {
@@ -239,6 +250,7 @@ fn prepare(spec: &SandboxSpec) -> Result<Prepared, SandboxError> {
                     cstr(root.join("dev").join(n).as_os_str().as_encoded_bytes())?,
                     *ma,
                     *mi,
+                    cstr(format!("/dev/{n}"))?,
                 ))
             })
             .collect::<Result<_, SandboxError>>()?,
@@ -266,6 +278,13 @@ fn prepare(spec: &SandboxSpec) -> Result<Prepared, SandboxError> {
             .map(|(k, v)| cstr(format!("{k}={v}")))
             .collect::<Result<_, _>>()?,
         cwd: cstr(&spec.cwd)?,
+        rootless: (!nix::unistd::geteuid().is_root()).then(|| {
+            // Map only the caller's own ids, as the build uid/gid inside.
+            (
+                format!("{BUILD_UID} {} 1\n", nix::unistd::geteuid()),
+                format!("{BUILD_GID} {} 1\n", nix::unistd::getegid()),
+            )
+        }),
     })
 }
 
@@ -393,7 +412,34 @@ fn sandbox_init(p: &Prepared, limits: &SandboxLimits, log_fd: i32, err_fd: i32) 
             Some("mode=0755,size=1m")
         )
     );
-    for (node, major, minor) in &p.dev_nodes {
+    for (node, major, minor, host) in &p.dev_nodes {
+        if p.rootless.is_some() {
+            // mknod is not allowed in a user namespace: bind the host's node onto an empty file.
+            let fd = try_or_die!(
+                err_fd,
+                "create a /dev mount point",
+                nix::fcntl::open(
+                    node.as_c_str(),
+                    nix::fcntl::OFlag::O_CREAT
+                        | nix::fcntl::OFlag::O_WRONLY
+                        | nix::fcntl::OFlag::O_CLOEXEC,
+                    Mode::from_bits_truncate(0o666)
+                )
+            );
+            let _ = nix::unistd::close(fd);
+            try_or_die!(
+                err_fd,
+                "bind a host /dev node",
+                mount(
+                    Some(host.as_c_str()),
+                    node.as_c_str(),
+                    NONE,
+                    MsFlags::MS_BIND,
+                    NONE
+                )
+            );
+            continue;
+        }
         try_or_die!(
             err_fd,
             "mknod in /dev",
@@ -499,7 +545,10 @@ fn build_process(p: &Prepared, limits: &SandboxLimits, log_fd: i32, err_fd: i32)
     if let Some(d) = limits.data_bytes {
         rl(Resource::RLIMIT_DATA, d, "RLIMIT_DATA");
     }
-    try_or_die!(err_fd, "setgroups([])", setgroups(&[]));
+    // In a user namespace setgroups is denied (and the caller's groups are not mapped).
+    if p.rootless.is_none() {
+        try_or_die!(err_fd, "setgroups([])", setgroups(&[]));
+    }
     let gid = Gid::from_raw(BUILD_GID);
     let uid = Uid::from_raw(BUILD_UID);
     try_or_die!(err_fd, "setresgid", setresgid(gid, gid, gid));
@@ -533,6 +582,22 @@ fn build_process(p: &Prepared, limits: &SandboxLimits, log_fd: i32, err_fd: i32)
     die(err_fd, "exec the build command", e)
 }
 
+/// Writes `data` to a /proc/self file (user namespace id maps), or dies.
+fn write_proc_self(err_fd: i32, path: &std::ffi::CStr, data: &[u8]) {
+    let fd = try_or_die!(
+        err_fd,
+        "open a /proc/self id map",
+        nix::fcntl::open(
+            path,
+            nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC,
+            Mode::empty()
+        )
+    );
+    let r = nix::unistd::write(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }, data);
+    let _ = nix::unistd::close(fd);
+    try_or_die!(err_fd, "write a /proc/self id map", r);
+}
+
 /// A: unshares the namespaces and runs B as pid 1 of the new pid namespace.
 fn namespace_parent(p: &Prepared, limits: &SandboxLimits, log_fd: i32, err_fd: i32) -> ! {
     let flags = CloneFlags::CLONE_NEWNS
@@ -540,7 +605,19 @@ fn namespace_parent(p: &Prepared, limits: &SandboxLimits, log_fd: i32, err_fd: i
         | CloneFlags::CLONE_NEWIPC
         | CloneFlags::CLONE_NEWUTS
         | CloneFlags::CLONE_NEWNET;
-    try_or_die!(err_fd, "unshare(mount, pid, ipc, uts, net)", unshare(flags));
+    match &p.rootless {
+        None => try_or_die!(err_fd, "unshare(mount, pid, ipc, uts, net)", unshare(flags)),
+        Some((uid_map, gid_map)) => {
+            try_or_die!(
+                err_fd,
+                "unshare(user, mount, pid, ipc, uts, net) (are unprivileged user namespaces enabled?)",
+                unshare(flags | CloneFlags::CLONE_NEWUSER)
+            );
+            write_proc_self(err_fd, c"/proc/self/setgroups", b"deny");
+            write_proc_self(err_fd, c"/proc/self/uid_map", uid_map.as_bytes());
+            write_proc_self(err_fd, c"/proc/self/gid_map", gid_map.as_bytes());
+        }
+    }
     try_or_die!(
         err_fd,
         "make mounts private",
@@ -662,7 +739,7 @@ pub fn chown_tree(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Whether this process can build sandboxes (it must be root: mknod, mounts, setuid).
-pub fn available() -> bool {
+/// Whether the sandbox runs with real root (true) or in a user namespace (false, see the module docs).
+pub fn has_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
