@@ -114,7 +114,7 @@ fn rootfs() -> &'static Vec<u8> {
     static R: OnceLock<Vec<u8>> = OnceLock::new();
     R.get_or_init(|| {
         crate::hostroot::host_binaries_tar(&[
-            "bash", "cat", "mkdir", "ls", "id", "tr", "echo", "sleep",
+            "bash", "cat", "mkdir", "ls", "id", "tr", "echo", "sleep", "ln",
         ])
         .unwrap()
     })
@@ -449,6 +449,47 @@ fn a_build_over_its_time_limit_is_killed() {
     );
     assert_eq!(provider.calls, 0);
     assert_only_error(&out);
+}
+
+#[test]
+fn outputs_that_are_symlinks_are_refused_not_followed() {
+    // Inside the sandbox these links point at the build's own rootfs; outside, hashing
+    // them would read the guest's files (or the host's, in local mode).
+    for (script, output) in [
+        ("mkdir -p out && ln -s /etc/hostname out/x", "out/x"),
+        (
+            "mkdir -p real && echo data > real/f && ln -s real out",
+            "out/f",
+        ),
+    ] {
+        let manifest = script_manifest(script, &[output], &sha256_bytes(rootfs()), None);
+        let repo = commit_tree(&[("kettle.toml", manifest.into_bytes(), false)]);
+        let inputs = inputs_for(&repo, &[]);
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("out");
+        let mut provider = CountingProvider::default();
+        let err = run_local(
+            &request_for(&repo.commit),
+            inputs.path(),
+            Some(&mut provider),
+            &out,
+            &LocalOptions::default(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            (err.step, err.input.as_deref()),
+            (Step::Hash, Some(output)),
+            "{}",
+            err.message()
+        );
+        assert!(
+            err.message().contains("not a regular file"),
+            "{}",
+            err.message()
+        );
+        assert_eq!(provider.calls, 0);
+        assert_only_error(&out);
+    }
 }
 
 /// Runs a tampered build and checks it stopped at verify, naming `input`, with no report requested.

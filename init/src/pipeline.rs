@@ -1116,3 +1116,38 @@ pub fn emit_error(err: &StepError, sink: &mut dyn OutputSink) -> std::io::Result
 pub fn is_upstream(req: &BuildRequest) -> bool {
     req.mode == FetchMode::Upstream
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn committer_time_is_read_from_the_commit_header() {
+        let raw = b"tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\nauthor A <a@x> 1600000000 +0200\ncommitter C <c@x> 1700000000 -0500\n\ncommitter 5 +0000\n";
+        assert_eq!(committer_time(raw), Some(1_700_000_000));
+        assert_eq!(committer_time(b"tree x\n\nmessage"), None);
+    }
+
+    #[test]
+    fn toolchain_root_is_the_top_or_a_single_top_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let make = |d: &Path| {
+            fs::create_dir_all(d.join("bin")).unwrap();
+            fs::write(d.join("bin/cargo"), b"").unwrap();
+            fs::write(d.join("bin/rustc"), b"").unwrap();
+        };
+        let top = tmp.path().join("top");
+        make(&top);
+        assert_eq!(toolchain_root(&top), Some(top.clone()));
+        let nested = tmp.path().join("nested");
+        make(&nested.join("rust-1.85.0"));
+        assert_eq!(toolchain_root(&nested), Some(nested.join("rust-1.85.0")));
+        fs::create_dir_all(nested.join("other")).unwrap();
+        assert_eq!(
+            toolchain_root(&nested),
+            None,
+            "two top directories are ambiguous"
+        );
+        assert_eq!(toolchain_root(tmp.path()), None);
+    }
+}
