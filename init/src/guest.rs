@@ -153,6 +153,13 @@ pub fn write_output_disk(
 
 /// PID 1's whole life.
 pub fn run_guest() -> ! {
+    // PID 1 must never just die (the kernel would panic and the host would wait for a
+    // VM that never powers off): log the panic, then power off. The host then finds no
+    // status.json on the output disk, which is a failed build.
+    std::panic::set_hook(Box::new(|info| {
+        log::error!("kettle-init panicked: {info}; powering off without results");
+        boot::power_off();
+    }));
     let result = match boot::boot() {
         Ok(()) => build_from_disks(
             &virtio_disk,
