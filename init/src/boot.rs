@@ -4,7 +4,6 @@
 
 use std::fs::OpenOptions;
 use std::os::fd::AsRawFd;
-use std::path::Path;
 use std::time::Instant;
 
 use nix::mount::{mount, MsFlags};
@@ -160,9 +159,4 @@ pub fn power_off() -> ! {
 /// True when this process is the guest's PID 1.
 pub fn is_pid1() -> bool {
     std::process::id() == 1
-}
-
-/// Whether `/dev` looks like a guest's devtmpfs (used only for diagnostics).
-pub fn has_devtmpfs() -> bool {
-    Path::new("/dev/console").exists()
 }

@@ -22,7 +22,7 @@ use crate::lockfile::{self, LockedCrate};
 use crate::manifest::{Manifest, Pinned, Recipe};
 use crate::output::{self, OutputSink, Status};
 use crate::provenance_doc::{self, ProvenanceInputs};
-use crate::request::{BuildRequest, FetchMode, ObjectFormat, Tee};
+use crate::request::{BuildRequest, ObjectFormat, Tee};
 use crate::sandbox::{self, Bind, SandboxLimits, SandboxSpec};
 use crate::unpack::{open_archive, unpack, UnpackLimits};
 use crate::vendor;
@@ -1112,10 +1112,6 @@ pub fn emit_error(err: &StepError, sink: &mut dyn OutputSink) -> std::io::Result
     sink.finish()
 }
 
-/// Whether upstream mode is in force (for callers choosing [`Inputs`]).
-pub fn is_upstream(req: &BuildRequest) -> bool {
-    req.mode == FetchMode::Upstream
-}
 
 #[cfg(test)]
 mod tests {
