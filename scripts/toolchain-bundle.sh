@@ -40,6 +40,22 @@ det_tar() {
   mv "$out.tmp" "$out"
 }
 
+# Rewrites every absolute symlink under root $1 as a relative one (computed lexically),
+# so the tree unpacks anywhere and no link points outside it (the guest refuses escaping links).
+relativize_symlinks() {
+  local root=$1 link target dir rel
+  while IFS= read -r -d '' link; do
+    target=$(readlink "$link")
+    case "$target" in
+      /*)
+        dir=$(dirname "$link")
+        rel=$(realpath -s -m --relative-to="$dir" "$root$target")
+        ln -sfn "$rel" "$link"
+        ;;
+    esac
+  done < <(find "$root" -type l -print0)
+}
+
 record() { # name file
   local sum
   sum=$(sha256sum "$2" | cut -d' ' -f1)
@@ -65,6 +81,7 @@ if [ "$want_rootfs" = 1 ]; then
     "$root"/var/cache/ldconfig/aux-cache "$root"/dev/* "$root"/proc/* "$root"/sys/* \
     "$root"/run/* "$root"/tmp/* "$root"/var/tmp/* "$root"/debootstrap
   : > "$root/etc/machine-id"
+  relativize_symlinks "$root"
   find "$root" -name '*.pyc' -delete
   det_tar "$root" "$BUILD/rootfs.tar.gz"
   record rootfs.tar.gz "$BUILD/rootfs.tar.gz"
