@@ -1112,7 +1112,6 @@ pub fn emit_error(err: &StepError, sink: &mut dyn OutputSink) -> std::io::Result
     sink.finish()
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
