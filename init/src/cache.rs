@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! git/<commit-id>      the raw commit object: its body as `git cat-file commit <id>` prints it
-//! source/<commit-id>   tar or tar.gz of the commit's tree (as `git archive <id>` writes it)
+//! source/<commit-id>   tar or tar.gz of the commit's tree (as `git archive <id>` writes it;
+//!                      one top directory around it, as forge downloads have, is accepted)
 //! sha256/<hex>         any other input, named by the SHA-256 of its bytes:
 //!                      .crate files (Cargo.lock `checksum`), toolchain and rootfs bundles
 //! ```

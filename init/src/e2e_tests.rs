@@ -492,6 +492,44 @@ fn outputs_that_are_symlinks_are_refused_not_followed() {
     }
 }
 
+#[test]
+fn a_source_archive_under_one_top_directory_is_accepted() {
+    // As forges serve archives: every path under "samples-<sha>/".
+    let manifest = script_manifest(
+        "mkdir -p out && cat data.txt > out/x",
+        &["out/x"],
+        &sha256_bytes(rootfs()),
+        None,
+    );
+    let mut repo = commit_tree(&[
+        ("kettle.toml", manifest.into_bytes(), false),
+        ("data.txt", b"prefixed\n".to_vec(), false),
+    ]);
+    repo.archive = run(Command::new("git")
+        .args([
+            "archive",
+            "--format=tar.gz",
+            "--prefix=samples-main/",
+            &repo.commit,
+        ])
+        .current_dir(repo._dir.path()));
+    let inputs = inputs_for(&repo, &[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    run_local(
+        &request_for(&repo.commit),
+        inputs.path(),
+        None,
+        &out,
+        &LocalOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        fs::read_to_string(out.join("artifacts/out/x")).unwrap(),
+        "prefixed\n"
+    );
+}
+
 /// Runs a tampered build and checks it stopped at verify, naming `input`, with no report requested.
 fn expect_verify_failure(
     req: &BuildRequest,

@@ -534,18 +534,31 @@ impl Pipeline<'_> {
         let tree = git::verify_commit(commit_raw, &req.commit, fmt)
             .map_err(VerifyError::Commit)
             .in_step_for(Step::Verify, "commit object")?;
-        let src = self.src_dir();
+        let extracted = self.work.join("src-archive");
         let reader = open_archive(archive)
             .map_err(VerifyError::from)
             .in_step_for(Step::Verify, "source archive")?;
-        unpack(reader, &src, &UnpackLimits::SOURCE)
+        unpack(reader, &extracted, &UnpackLimits::SOURCE)
             .map_err(VerifyError::from)
             .in_step_for(Step::Verify, "source archive")?;
         self.consumed(archive);
-        let computed = git::tree_id(&src, fmt)
-            .map_err(VerifyError::TreeHash)
-            .in_step_for(Step::Verify, "source archive")?;
-        if computed.as_str() != tree.as_str() {
+        let tree_of = |dir: &Path| {
+            git::tree_id(dir, fmt)
+                .map_err(VerifyError::TreeHash)
+                .in_step_for(Step::Verify, "source archive")
+        };
+        let computed = tree_of(&extracted)?;
+        // Forge archive downloads wrap the tree in one top directory ("repo-<sha>/"):
+        // accept that directory too, since matching the commit's tree is all that counts.
+        let matched = if computed.as_str() == tree.as_str() {
+            Some(extracted.clone())
+        } else {
+            match single_top_dir(&extracted) {
+                Some(inner) if tree_of(&inner)?.as_str() == tree.as_str() => Some(inner),
+                _ => None,
+            }
+        };
+        let Some(matched) = matched else {
             return Err(StepError::new(
                 Step::Verify,
                 VerifyError::TreeMismatch {
@@ -555,7 +568,13 @@ impl Pipeline<'_> {
                 },
             )
             .with_input("source archive"));
-        }
+        };
+        fs::rename(&matched, self.src_dir())
+            .map_err(|source| VerifyError::Io {
+                path: matched.display().to_string(),
+                source,
+            })
+            .in_step_for(Step::Verify, "source archive")?;
         Ok(tree.into_string())
     }
 
@@ -919,6 +938,15 @@ impl Pipeline<'_> {
                 })
             })
             .collect()
+    }
+}
+
+/// The only entry of `dir`, when it is a directory (not a symlink).
+fn single_top_dir(dir: &Path) -> Option<PathBuf> {
+    let entries: Vec<_> = fs::read_dir(dir).ok()?.filter_map(Result::ok).collect();
+    match entries.as_slice() {
+        [one] if one.file_type().ok()?.is_dir() => Some(one.path()),
+        _ => None,
     }
 }
 
