@@ -158,14 +158,29 @@ impl Store {
         self.insert_reader(what, bytes, expected)
     }
 
-    /// Inserts the file at `path`; see [`Store::insert_reader`].
+    /// Inserts the file at `path`; see [`Store::insert_reader`]. A file whose
+    /// content is already stored (and intact) is not copied again.
     pub fn insert_file(
         &self,
         path: &Path,
         expected: Option<&Sha256Digest>,
     ) -> Result<Sha256Digest, StoreError> {
+        let digest = hash_file(path).map_err(io_err(path))?;
+        if let Some(expected) = expected {
+            if expected != &digest {
+                return Err(StoreError::DigestMismatch {
+                    what: path.display().to_string(),
+                    expected: hex::encode(expected),
+                    actual: hex::encode(digest),
+                });
+            }
+        }
+        if self.get(&digest)?.is_some() {
+            return Ok(digest);
+        }
         let file = File::open(path).map_err(io_err(path))?;
-        self.insert_reader(&path.display().to_string(), file, expected)
+        // Hashed again while copying: the file may have changed in between.
+        self.insert_reader(&path.display().to_string(), file, Some(&digest))
     }
 }
 
@@ -235,6 +250,26 @@ mod tests {
         fs::write(store.path_of(&d), b"tampered").unwrap();
         assert_eq!(store.get(&d).unwrap(), None);
         assert!(!store.path_of(&d).exists());
+    }
+
+    #[test]
+    fn inserting_a_stored_file_again_keeps_the_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("store")).unwrap();
+        let file = dir.path().join("bundle.tar.gz");
+        fs::write(&file, b"bundle").unwrap();
+        let d = store.insert_file(&file, None).unwrap();
+        let before = fs::metadata(store.path_of(&d)).unwrap().modified().unwrap();
+        assert_eq!(store.insert_file(&file, Some(&d)).unwrap(), d);
+        assert_eq!(
+            fs::metadata(store.path_of(&d)).unwrap().modified().unwrap(),
+            before
+        );
+        let wrong = digest(b"other");
+        assert!(matches!(
+            store.insert_file(&file, Some(&wrong)),
+            Err(StoreError::DigestMismatch { .. })
+        ));
     }
 
     #[test]
