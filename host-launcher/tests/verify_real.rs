@@ -147,6 +147,13 @@ fn could_not_run_exits_2_and_says_what_to_do() {
     let out = kettle(&["verify", "--evidence", p(&m.report), "--chain", p(&m.chain), "--measurement", "xyz"]);
     assert_eq!(out.status.code(), Some(2));
 
+    // With --json the failure to run is JSON too.
+    let out = kettle(&["verify", "--evidence", p(&m.report), "--measurement", &m.measurement, "--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["verified"], false);
+    assert!(v["error"].as_str().unwrap().contains("--chain"), "{v}");
+
     // clap usage errors also exit 2.
     let out = kettle(&["verify"]);
     assert_eq!(out.status.code(), Some(2));
