@@ -103,32 +103,25 @@ fn fake_qemu() -> String {
 fn build(f: &Fixture, mode: &str, extra: &[&str]) -> Output {
     let s = |p: &Path| p.display().to_string();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_kettle"));
-    cmd.args([
-        "build",
-        &s(&f.repo),
-        "--tee",
-        "simulated",
-        "--accel",
-        "tcg",
-    ])
-    .args([
-        "--image",
-        &s(&f.image),
-        "--out",
-        &s(&f.out),
-        "--cache-dir",
-        &s(&f.cache),
-    ])
-    .args([
-        "--input",
-        &s(&f.rootfs),
-        "--qemu",
-        &fake_qemu(),
-        "--output-size",
-        "1",
-    ])
-    .args(extra)
-    .env("FAKE_QEMU_MODE", mode);
+    cmd.args(["build", &s(&f.repo), "--tee", "simulated", "--accel", "tcg"])
+        .args([
+            "--image",
+            &s(&f.image),
+            "--out",
+            &s(&f.out),
+            "--cache-dir",
+            &s(&f.cache),
+        ])
+        .args([
+            "--input",
+            &s(&f.rootfs),
+            "--qemu",
+            &fake_qemu(),
+            "--output-size",
+            "1",
+        ])
+        .args(extra)
+        .env("FAKE_QEMU_MODE", mode);
     if !extra.contains(&"--timeout") {
         cmd.args(["--timeout", "120"]);
     }
@@ -261,4 +254,36 @@ fn snp_on_a_host_without_snp_says_to_use_simulated() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("--tee simulated"), "{}", text(&out));
     assert!(!f.out.exists());
+}
+
+#[test]
+fn upstream_mode_gives_the_guest_a_nic_and_no_cache_disk() {
+    let f = fixture();
+    let out = build(&f, "ok", &["--mode", "upstream"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("--source-archive-url"),
+        "{}",
+        text(&out)
+    );
+    assert!(!f.out.exists());
+
+    let out = build(
+        &f,
+        "ok",
+        &[
+            "--mode",
+            "upstream",
+            "--source-archive-url",
+            "https://example.com/hello/archive.tar.gz",
+            "--commit-object-url",
+            "https://example.com/hello/commit",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let log = fs::read_to_string(f.out.join("build.log")).unwrap();
+    assert!(
+        log.contains("upstream from https://example.com/hello/archive.tar.gz"),
+        "{log}"
+    );
 }

@@ -44,6 +44,11 @@ print("[INFO] [boot] ok in 0.01s: kettle-init as PID 1", flush=True)
 with tarfile.open(drives["req"], "r:") as t:
     request = json.load(t.extractfile("request.json"))
 print(f"[INFO] [request] ok in 0.00s: {request['repository']} {request['ref']} @ {request['commit']}", flush=True)
+if request["mode"] == "upstream":
+    # Upstream mode: no cache disk, a NIC, and the untrusted download hints in the request.
+    assert "cache" not in drives, drives
+    assert "-netdev" in args, args
+    print(f"[INFO] [fetch] ok in 0.01s: upstream from {request['upstream']['source_archive_url']}", flush=True)
 if "cache" in drives:
     with tarfile.open(drives["cache"], "r:") as t:
         names = t.getnames()
