@@ -14,7 +14,8 @@ export KETTLE_VENV
 setup:
 	bash scripts/setup.sh
 
-test: setup
+# The end-to-end tests boot build/image under QEMU, so the image comes first.
+test: setup image
 	$(CARGO) test --workspace --locked
 
 demo: setup
