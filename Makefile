@@ -43,4 +43,7 @@ init:
 image: kernel ovmf init
 	$(CARGO) run --release --locked -q -p kettle -- image \
 		--init $(BUILD)/kettle-init --kernel $(BUILD)/bzImage \
-		--ovmf $(BUILD)/OVMF.fd --out $(BUILD)/image
+		--ovmf $(BUILD)/OVMF.fd --out $(BUILD)/image \
+		--meta "rustc=$$(rustc -V)" \
+		--meta "kernel-source=linux-source-6.12 $$(sed -n 's/^version=//p' kernel-config/source.pin)" \
+		--meta "ovmf-source=edk2 $$(sed -n 's/^version=//p' kernel-config/ovmf.pin)"
