@@ -77,6 +77,7 @@ set -e
 # 5. Verify as an auditor would.
 allow=()
 [ "$TEE" = simulated ] && allow=(--allow-simulated)
-say "kettle verify $OUT ${allow[*]}"
-"$KETTLE" verify "$OUT" "${allow[@]}" --repo "file://$SRC" --ref refs/heads/main
+# The published manifest (not the copy in $OUT, which the build host wrote) pins the image.
+say "kettle verify $OUT --manifest $IMAGE/manifest.json ${allow[*]}"
+"$KETTLE" verify "$OUT" --manifest "$IMAGE/manifest.json" "${allow[@]}" --repo "file://$SRC" --ref refs/heads/main
 say "done: artifacts, provenance.json, evidence, chain.pem, build.log and manifest.json are in $OUT"
