@@ -143,8 +143,14 @@ impl<W: Write> OutputSink for TarSink<W> {
         self.builder()?.append_data(&mut h, name, bytes)
     }
     fn put_file(&mut self, name: &str, path: &Path) -> io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
         let mut f = File::open(path)?;
-        let mut h = header(f.metadata()?.len());
+        let meta = f.metadata()?;
+        let mut h = header(meta.len());
+        // Artifacts are often programs: keep "executable or not", nothing else.
+        if meta.permissions().mode() & 0o111 != 0 {
+            h.set_mode(0o755);
+        }
         self.builder()?.append_data(&mut h, name, &mut f)
     }
     fn finish(&mut self) -> io::Result<()> {
@@ -160,4 +166,33 @@ pub fn read_output_disk(disk: &Path, dest: &Path) -> Result<(), UnpackError> {
         source,
     })?;
     unpack(f, dest, &UnpackLimits::TREE).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn output_disk_keeps_the_exec_bit_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let tool = dir.path().join("tool");
+        let data = dir.path().join("data");
+        fs::write(&tool, b"#!/bin/sh\n").unwrap();
+        fs::set_permissions(&tool, fs::Permissions::from_mode(0o4750)).unwrap();
+        fs::write(&data, b"x").unwrap();
+        fs::set_permissions(&data, fs::Permissions::from_mode(0o600)).unwrap();
+
+        let disk = dir.path().join("out.img");
+        let mut sink = TarSink::new(File::create(&disk).unwrap());
+        sink.put_file("artifacts/tool", &tool).unwrap();
+        sink.put_file("artifacts/data", &data).unwrap();
+        sink.finish().unwrap();
+
+        let got = dir.path().join("got");
+        read_output_disk(&disk, &got).unwrap();
+        let mode = |p: &str| fs::metadata(got.join(p)).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode("artifacts/tool"), 0o755);
+        assert_eq!(mode("artifacts/data"), 0o644);
+    }
 }

@@ -504,12 +504,27 @@ fn sandbox_init(p: &Prepared, limits: &SandboxLimits, log_fd: i32, err_fd: i32) 
     );
     // pivot_root(".", ".") stacks the old root on top; detaching it leaves only the build root.
     try_or_die!(err_fd, "chdir to the build root", chdir(p.root.as_c_str()));
-    try_or_die!(err_fd, "pivot_root", pivot_root(".", "."));
-    try_or_die!(
-        err_fd,
-        "detach the old root",
-        umount2(".", MntFlags::MNT_DETACH)
-    );
+    match pivot_root(".", ".") {
+        Ok(()) => try_or_die!(
+            err_fd,
+            "detach the old root",
+            umount2(".", MntFlags::MNT_DETACH)
+        ),
+        // In the guest the old root is the initramfs (rootfs), which can never be
+        // pivoted away (EINVAL). Move the build root over it and chroot, as
+        // switch_root does: the build runs without capabilities under
+        // no_new_privs, so it cannot chroot back out, and it holds no descriptor
+        // outside the new root.
+        Err(nix::Error::EINVAL) => {
+            try_or_die!(
+                err_fd,
+                "move the build root over /",
+                mount(Some("."), "/", NONE, MsFlags::MS_MOVE, NONE)
+            );
+            try_or_die!(err_fd, "chroot", nix::unistd::chroot("."));
+        }
+        Err(e) => die(err_fd, "pivot_root", e),
+    }
     try_or_die!(err_fd, "chdir /", chdir("/"));
     // Not dumpable: the build (another uid) can neither ptrace pid 1 nor open /proc/1/mem.
     let _ = nix::sys::prctl::set_dumpable(false);
