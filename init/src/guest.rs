@@ -123,9 +123,7 @@ pub fn build_from_disks(
         work: work.join("work"),
         discard_consumed_inputs: true,
     };
-    let built = pipeline.run(attestor);
-    boot::reap_zombies();
-    built
+    pipeline.run(attestor)
 }
 
 /// Writes the result (outputs + status.json, or error.json) as a tar stream on the output disk, and syncs it.
@@ -161,12 +159,18 @@ pub fn run_guest() -> ! {
         boot::power_off();
     }));
     let result = match boot::boot() {
-        Ok(()) => build_from_disks(
-            &virtio_disk,
-            Path::new(GUEST_WORK),
-            Path::new(GUEST_CA_ROOTS),
-            Attestor::Guest,
-        ),
+        Ok(()) => {
+            let built = build_from_disks(
+                &virtio_disk,
+                Path::new(GUEST_WORK),
+                Path::new(GUEST_CA_ROOTS),
+                Attestor::Guest,
+            );
+            // Only PID 1 reaps every child: in a library caller (the tests, the
+            // host CLI) waitpid(-1) would steal other threads' children.
+            boot::reap_zombies();
+            built
+        }
         Err(e) => {
             boot::init_logger();
             log::error!("[boot] FAILED: {e}");
