@@ -1,8 +1,11 @@
 //! The whole pipeline with a real boot: `kettle build` boots build/image under
 //! QEMU (TCG + the simulated PSP), kettle-init builds the hello-script sample,
-//! and `kettle verify` accepts the output directory only with
-//! --allow-simulated and rejects it once an artifact is replaced. Skips off
-//! CI when the image has not been built (`make image`); fails on CI.
+//! and `kettle verify` accepts the output directory against the published
+//! manifest only with --allow-simulated. It rejects, each with its own check
+//! named: a replaced artifact, a provenance.json edited by one whitespace byte,
+//! the report of another build, another image's manifest, and the simulated
+//! report without --allow-simulated. Skips off CI when the image has not been
+//! built (`make image`); fails on CI.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -84,7 +87,7 @@ fn sha256_hex(path: &Path) -> String {
 }
 
 /// examples/hello-script committed in a fresh repository with its rootfs pin filled in.
-fn sample_repo(dir: &Path, rootfs_sha: &str) -> PathBuf {
+fn sample_repo(dir: &Path, rootfs_sha: &str, greeting: Option<&str>) -> PathBuf {
     let sample = repo_root().join("examples/hello-script");
     let repo = dir.join("hello-script");
     fs::create_dir_all(&repo).unwrap();
@@ -99,6 +102,9 @@ fn sample_repo(dir: &Path, rootfs_sha: &str) -> PathBuf {
         .replace("@ROOTFS_URL@", "https://kettle.invalid/test/rootfs.tar.gz")
         .replace("@ROOTFS_SHA256@", rootfs_sha);
     fs::write(repo.join("kettle.toml"), recipe).unwrap();
+    if let Some(greeting) = greeting {
+        fs::write(repo.join("greeting.txt"), greeting).unwrap();
+    }
     let git = |args: &[&str]| {
         run(Command::new("git")
             .arg("-C")
@@ -114,20 +120,13 @@ fn sample_repo(dir: &Path, rootfs_sha: &str) -> PathBuf {
     repo
 }
 
-#[test]
-fn build_in_the_cvm_then_verify_and_reject_tampering() {
-    let Some(manifest) = require_artifact("image/manifest.json", "image", Requirement::from_env())
-    else {
-        return;
-    };
-    let image = manifest.parent().unwrap().to_path_buf();
-    let kettle = kettle_binary();
-    let tmp = tempfile::tempdir_in(build_dir()).unwrap();
-    let rootfs = host_rootfs(tmp.path());
-    let repo = sample_repo(tmp.path(), &sha256_hex(&rootfs));
-    let out = tmp.path().join("out");
-
-    let build = Command::new(&kettle)
+/// Builds the hello-script sample (optionally with another greeting) in the CVM; returns its output dir.
+fn build_in_cvm(kettle: &Path, image: &Path, dir: &Path, greeting: Option<&str>) -> PathBuf {
+    fs::create_dir_all(dir).unwrap();
+    let rootfs = host_rootfs(dir);
+    let repo = sample_repo(dir, &sha256_hex(&rootfs), greeting);
+    let out = dir.join("out");
+    let build = Command::new(kettle)
         .arg("build")
         .arg(&repo)
         .args([
@@ -141,11 +140,11 @@ fn build_in_the_cvm_then_verify_and_reject_tampering() {
             "900",
         ])
         .arg("--image")
-        .arg(&image)
+        .arg(image)
         .arg("--out")
         .arg(&out)
         .arg("--cache-dir")
-        .arg(tmp.path().join("cache"))
+        .arg(dir.join("cache"))
         .arg("--input")
         .arg(&rootfs)
         .output()
@@ -157,6 +156,30 @@ fn build_in_the_cvm_then_verify_and_reject_tampering() {
         "{}\n--- build.log ---\n{log}",
         text(&build)
     );
+    out
+}
+
+/// A fresh copy of an output directory, to tamper with.
+fn copy_of(out: &Path, name: &str) -> PathBuf {
+    let copy = out.parent().unwrap().join(name);
+    run(Command::new("cp").arg("-a").arg(out).arg(&copy));
+    copy
+}
+
+#[test]
+fn build_in_the_cvm_then_verify_and_reject_tampering() {
+    let Some(manifest) = require_artifact("image/manifest.json", "image", Requirement::from_env())
+    else {
+        return;
+    };
+    let Some(init) = require_artifact("kettle-init", "init", Requirement::from_env()) else {
+        return;
+    };
+    let image = manifest.parent().unwrap().to_path_buf();
+    let kettle = kettle_binary();
+    let tmp = tempfile::tempdir_in(build_dir()).unwrap();
+    let out = build_in_cvm(&kettle, &image, &tmp.path().join("a"), None);
+
     let hello = fs::read_to_string(out.join("artifacts/out/hello.txt")).unwrap();
     assert!(hello.starts_with("hello from a kettle build"), "{hello}");
     for f in [
@@ -169,30 +192,77 @@ fn build_in_the_cvm_then_verify_and_reject_tampering() {
         assert!(out.join(f).is_file(), "{f} missing");
     }
 
-    let verify = |extra: &[&str]| {
+    // The auditor pins the published manifest, never the copy the build host wrote.
+    let verify = |dir: &Path, manifest: &Path, extra: &[&str]| {
         Command::new(&kettle)
             .arg("verify")
-            .arg(&out)
+            .arg(dir)
+            .arg("--manifest")
+            .arg(manifest)
             .args(extra)
             .output()
             .unwrap()
     };
-    let ok = verify(&["--allow-simulated", "--ref", "refs/heads/main"]);
+    let rejected_by = |dir: &Path, manifest: &Path, extra: &[&str], check: &str| {
+        let got = verify(dir, manifest, extra);
+        assert_eq!(got.status.code(), Some(1), "{}", text(&got));
+        assert!(
+            text(&got).contains(&format!("[FAIL] {check}")),
+            "expected [FAIL] {check}:\n{}",
+            text(&got)
+        );
+    };
+    let simulated = ["--allow-simulated", "--ref", "refs/heads/main"];
+
+    let ok = verify(&out, &manifest, &simulated);
     assert_eq!(ok.status.code(), Some(0), "{}", text(&ok));
-    let strict = verify(&[]);
-    assert_eq!(strict.status.code(), Some(1), "{}", text(&strict));
-    assert!(
-        text(&strict).contains("[FAIL] report.simulated"),
-        "{}",
-        text(&strict)
+
+    // The simulated PSP is refused unless the caller allows it.
+    rejected_by(
+        &out,
+        &manifest,
+        &["--ref", "refs/heads/main"],
+        "report.simulated",
     );
 
-    fs::write(out.join("artifacts/out/hello.txt"), "tampered\n").unwrap();
-    let tampered = verify(&["--allow-simulated"]);
-    assert_eq!(tampered.status.code(), Some(1), "{}", text(&tampered));
-    assert!(
-        text(&tampered).contains("[FAIL] artifact:out/hello.txt"),
-        "{}",
-        text(&tampered)
+    // A replaced artifact.
+    let swapped = copy_of(&out, "swapped");
+    fs::write(swapped.join("artifacts/out/hello.txt"), "tampered\n").unwrap();
+    rejected_by(&swapped, &manifest, &simulated, "artifact:out/hello.txt");
+
+    // provenance.json edited by one whitespace byte: the report no longer binds it.
+    let edited = copy_of(&out, "edited");
+    let mut bytes = fs::read(edited.join("provenance.json")).unwrap();
+    bytes.push(b' ');
+    fs::write(edited.join("provenance.json"), bytes).unwrap();
+    rejected_by(&edited, &manifest, &simulated, "binding.report_data");
+
+    // The report of another build (same image, another commit) beside this provenance.
+    let other = build_in_cvm(&kettle, &image, &tmp.path().join("b"), Some("another\n"));
+    let mixed = copy_of(&out, "mixed");
+    fs::copy(other.join("evidence"), mixed.join("evidence")).unwrap();
+    fs::copy(other.join("chain.pem"), mixed.join("chain.pem")).unwrap();
+    rejected_by(&mixed, &manifest, &simulated, "binding.report_data");
+    let theirs = verify(&other, &manifest, &simulated);
+    assert_eq!(theirs.status.code(), Some(0), "{}", text(&theirs));
+
+    // Another image's manifest (same kernel, init and firmware, another command line).
+    let other_image = tmp.path().join("other-image");
+    run(Command::new(&kettle)
+        .arg("image")
+        .arg("--init")
+        .arg(&init)
+        .arg("--kernel")
+        .arg(image.join("bzImage"))
+        .arg("--ovmf")
+        .arg(image.join("OVMF.fd"))
+        .args(["--cmdline", "console=ttyS0 panic=-1"])
+        .arg("--out")
+        .arg(&other_image));
+    rejected_by(
+        &out,
+        &other_image.join("manifest.json"),
+        &simulated,
+        "report.measurement",
     );
 }
