@@ -7,9 +7,9 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BUILD ?= $(CURDIR)/build
 KETTLE_VENV ?= /opt/kettle-venv
-export KETTLE_VENV
+export KETTLE_VENV BUILD
 
-.PHONY: setup test demo image kernel ovmf init bench clean
+.PHONY: setup test demo image kernel ovmf init bench clean check-reproducible
 
 setup:
 	bash scripts/setup.sh
@@ -47,3 +47,8 @@ image: kernel ovmf init
 		--meta "rustc=$$(rustc -V)" \
 		--meta "kernel-source=linux-source-6.12 $$(sed -n 's/^version=//p' kernel-config/source.pin)" \
 		--meta "ovmf-source=edk2 $$(sed -n 's/^version=//p' kernel-config/ovmf.pin)"
+
+# Builds the image twice from clean build dirs and compares every SHA-256
+# (`scripts/check-reproducible.sh --full` also rebuilds kernel and firmware).
+check-reproducible: setup
+	bash scripts/check-reproducible.sh
