@@ -9,13 +9,14 @@ BUILD ?= $(CURDIR)/build
 KETTLE_VENV ?= /opt/kettle-venv
 export KETTLE_VENV BUILD
 
-.PHONY: setup test demo image kernel ovmf init bench clean check-reproducible
+.PHONY: setup test demo image kernel ovmf init bundles bench clean check-reproducible
 
 setup:
 	bash scripts/setup.sh
 
-# The end-to-end tests boot build/image under QEMU, so the image comes first.
-test: setup image
+# The end-to-end tests boot build/image under QEMU, so the image comes first;
+# the cargo-build test also needs the toolchain and root filesystem bundles.
+test: setup image bundles
 	$(CARGO) test --workspace --locked
 
 demo: setup
@@ -47,6 +48,13 @@ image: kernel ovmf init
 		--meta "rustc=$$(rustc -V)" \
 		--meta "kernel-source=linux-source-6.12 $$(sed -n 's/^version=//p' kernel-config/source.pin)" \
 		--meta "ovmf-source=edk2 $$(sed -n 's/^version=//p' kernel-config/ovmf.pin)"
+
+# The pinned build root filesystem (Debian minbase + gcc, by debootstrap) and
+# the Rust toolchain, as deterministic tarballs; SHA-256s in build/toolchain.sha256.
+bundles: setup
+	@if [ -f $(BUILD)/rootfs.tar.gz ] && [ -f $(BUILD)/toolchain.tar.gz ]; then \
+		echo "bundles: $(BUILD)/rootfs.tar.gz and toolchain.tar.gz exist (rm them to rebuild)"; \
+	else bash scripts/toolchain-bundle.sh; fi
 
 # Builds the image twice from clean build dirs and compares every SHA-256
 # (`scripts/check-reproducible.sh --full` also rebuilds kernel and firmware).

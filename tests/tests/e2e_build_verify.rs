@@ -9,41 +9,11 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-use kettle_tests::{build_dir, repo_root, require_artifact, Requirement};
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// Builds the kettle CLI with the cargo running this test and returns its path.
-fn kettle_binary() -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    run(Command::new(cargo)
-        .current_dir(repo_root())
-        .args(["build", "-q", "--locked", "-p", "kettle"]));
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target"));
-    let bin = target.join("debug").join("kettle");
-    assert!(bin.is_file(), "{} was not built", bin.display());
-    bin
-}
+use kettle_tests::{
+    build_dir, commit_sample, kettle_binary, require_artifact, run, sha256_hex, text, Requirement,
+};
 
 /// A deterministic tar.gz root filesystem with this host's sh, mkdir and cat (and their libraries).
 fn host_rootfs(dir: &Path) -> PathBuf {
@@ -77,54 +47,17 @@ fn host_rootfs(dir: &Path) -> PathBuf {
     tarball
 }
 
-fn sha256_hex(path: &Path) -> String {
-    let out = run(Command::new("sha256sum").arg(path));
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string()
-}
-
-/// examples/hello-script committed in a fresh repository with its rootfs pin filled in.
-fn sample_repo(dir: &Path, rootfs_sha: &str, greeting: Option<&str>) -> PathBuf {
-    let sample = repo_root().join("examples/hello-script");
-    let repo = dir.join("hello-script");
-    fs::create_dir_all(&repo).unwrap();
-    for entry in fs::read_dir(&sample).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_name() != "kettle.toml.in" && entry.file_type().unwrap().is_file() {
-            fs::copy(entry.path(), repo.join(entry.file_name())).unwrap();
-        }
-    }
-    let recipe = fs::read_to_string(sample.join("kettle.toml.in"))
-        .unwrap()
-        .replace("@ROOTFS_URL@", "https://kettle.invalid/test/rootfs.tar.gz")
-        .replace("@ROOTFS_SHA256@", rootfs_sha);
-    fs::write(repo.join("kettle.toml"), recipe).unwrap();
-    if let Some(greeting) = greeting {
-        fs::write(repo.join("greeting.txt"), greeting).unwrap();
-    }
-    let git = |args: &[&str]| {
-        run(Command::new("git")
-            .arg("-C")
-            .arg(&repo)
-            .args(["-c", "user.name=T", "-c", "user.email=t@example.com"])
-            .args(args)
-            .env("GIT_AUTHOR_DATE", "2025-01-01T00:00:00Z")
-            .env("GIT_COMMITTER_DATE", "2025-01-01T00:00:00Z"));
-    };
-    git(&["init", "-q", "-b", "main"]);
-    git(&["add", "-A"]);
-    git(&["commit", "-q", "-m", "sample"]);
-    repo
-}
-
 /// Builds the hello-script sample (optionally with another greeting) in the CVM; returns its output dir.
 fn build_in_cvm(kettle: &Path, image: &Path, dir: &Path, greeting: Option<&str>) -> PathBuf {
     fs::create_dir_all(dir).unwrap();
     let rootfs = host_rootfs(dir);
-    let repo = sample_repo(dir, &sha256_hex(&rootfs), greeting);
+    let sha = sha256_hex(&rootfs);
+    let pins = [
+        ("@ROOTFS_URL@", "https://kettle.invalid/test/rootfs.tar.gz"),
+        ("@ROOTFS_SHA256@", sha.as_str()),
+    ];
+    let overrides: Vec<(&str, &str)> = greeting.map(|g| ("greeting.txt", g)).into_iter().collect();
+    let repo = commit_sample("hello-script", dir, &pins, &overrides);
     let out = dir.join("out");
     let build = Command::new(kettle)
         .arg("build")

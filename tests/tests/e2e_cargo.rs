@@ -1,0 +1,96 @@
+//! A cargo-build/v1 build in the CVM: `kettle build` resolves examples/hello-cargo's
+//! crates from its Cargo.lock on the host, boots build/image under QEMU (TCG +
+//! the simulated PSP), and kettle-init verifies every crate, vendors them and
+//! runs `cargo build --locked --offline --release` inside the pinned toolchain
+//! and Debian root filesystem (`make bundles`). The output verifies, its
+//! provenance lists every crate as a PURL, and the binary runs. Skips off CI
+//! when the image or the bundles have not been built; fails on CI.
+
+use std::fs;
+use std::process::Command;
+
+use kettle_tests::{
+    build_dir, commit_sample, kettle_binary, require_artifact, run, sha256_hex, text, Requirement,
+};
+
+#[test]
+fn cargo_build_in_the_cvm_verifies_and_runs() {
+    let req = Requirement::from_env();
+    let Some(manifest) = require_artifact("image/manifest.json", "image", req) else {
+        return;
+    };
+    let Some(rootfs) = require_artifact("rootfs.tar.gz", "bundles", req) else {
+        return;
+    };
+    let Some(toolchain) = require_artifact("toolchain.tar.gz", "bundles", req) else {
+        return;
+    };
+    let image = manifest.parent().unwrap().to_path_buf();
+    let kettle = kettle_binary();
+    let tmp = tempfile::tempdir_in(build_dir()).unwrap();
+    let (rootfs_sha, toolchain_sha) = (sha256_hex(&rootfs), sha256_hex(&toolchain));
+    let repo = commit_sample(
+        "hello-cargo",
+        tmp.path(),
+        &[
+            (
+                "@TOOLCHAIN_URL@",
+                "https://kettle.invalid/test/toolchain.tar.gz",
+            ),
+            ("@TOOLCHAIN_SHA256@", &toolchain_sha),
+            ("@ROOTFS_URL@", "https://kettle.invalid/test/rootfs.tar.gz"),
+            ("@ROOTFS_SHA256@", &rootfs_sha),
+        ],
+        &[],
+    );
+    let out = tmp.path().join("out");
+    let build = Command::new(&kettle)
+        .arg("build")
+        .arg(&repo)
+        .args(["--tee", "simulated", "--accel", "tcg"])
+        .args(["--memory", "6144", "--timeout", "2400"])
+        .arg("--image")
+        .arg(&image)
+        .arg("--out")
+        .arg(&out)
+        .arg("--input")
+        .arg(&rootfs)
+        .arg("--input")
+        .arg(&toolchain)
+        .output()
+        .unwrap();
+    let log = fs::read_to_string(out.join("build.log")).unwrap_or_default();
+    assert_eq!(
+        build.status.code(),
+        Some(0),
+        "{}\n--- build.log ---\n{log}",
+        text(&build)
+    );
+
+    let verify = Command::new(&kettle)
+        .arg("verify")
+        .arg(&out)
+        .arg("--manifest")
+        .arg(&manifest)
+        .args(["--allow-simulated", "--ref", "refs/heads/main"])
+        .output()
+        .unwrap();
+    assert_eq!(verify.status.code(), Some(0), "{}", text(&verify));
+
+    let provenance = fs::read_to_string(out.join("provenance.json")).unwrap();
+    assert!(provenance.contains("https://kettle.confidential.ai/cargo-build/v1"));
+    for krate in ["pkg:cargo/fnv@", "pkg:cargo/hex@", "pkg:cargo/itoa@"] {
+        assert!(
+            provenance.contains(krate),
+            "{krate} missing from {provenance}"
+        );
+    }
+
+    let hello = out.join("artifacts/target/release/hello-cargo");
+    let ran = run(&mut Command::new(&hello));
+    let said = String::from_utf8_lossy(&ran.stdout);
+    assert!(
+        said.starts_with("hello from a kettle build (fnv1a64 "),
+        "{said}"
+    );
+}
