@@ -19,41 +19,19 @@ fn run(cmd: &mut Command) -> std::process::Output {
     out
 }
 
-/// A deterministic tar.gz with sh, mkdir and cat (and their libraries) from this host.
-fn host_rootfs(dir: &Path) -> Vec<u8> {
-    let root = dir.join("rootfs");
-    for b in ["sh", "mkdir", "cat"] {
-        let out = run(Command::new("sh").args(["-c", &format!("command -v {b}")]));
-        let bin = String::from_utf8(out.stdout).unwrap().trim().to_string();
-        for d in ["bin", "usr/bin"] {
-            fs::create_dir_all(root.join(d)).unwrap();
-            fs::copy(&bin, root.join(d).join(b)).unwrap();
-        }
-        let ldd = run(Command::new("ldd").arg(&bin));
-        for lib in String::from_utf8_lossy(&ldd.stdout)
-            .split_whitespace()
-            .filter(|w| w.starts_with('/'))
-        {
-            let dest = root.join(lib.trim_start_matches('/'));
-            fs::create_dir_all(dest.parent().unwrap()).unwrap();
-            fs::copy(lib, dest).unwrap();
-        }
-    }
-    let tarball = dir.join("rootfs.tar.gz");
-    run(Command::new("sh").arg("-c").arg(format!(
-        "LC_ALL=C tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C '{}' -cf - . | gzip -n > '{}'",
-        root.display(),
-        tarball.display()
-    )));
-    fs::read(tarball).unwrap()
+/// A root filesystem tar with sh, mkdir and cat (and their libraries) from this host, written to `path`.
+fn host_rootfs(path: &Path) -> Vec<u8> {
+    let tar = kettle_init::hostroot::host_binaries_tar(&["mkdir", "cat"]).unwrap();
+    fs::write(path, &tar).unwrap();
+    tar
 }
 
 #[test]
 fn local_build_writes_provenance_and_artifacts_but_no_evidence() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
-    let rootfs = host_rootfs(t);
-    let rootfs_path = t.join("rootfs.tar.gz");
+    let rootfs_path = t.join("rootfs.tar");
+    let rootfs = host_rootfs(&rootfs_path);
     let repo = t.join("hello");
     fs::create_dir_all(&repo).unwrap();
     fs::write(repo.join("greeting.txt"), "hi there\n").unwrap();

@@ -15,35 +15,14 @@ use kettle_tests::{
     build_dir, commit_sample, kettle_binary, require_artifact, run, sha256_hex, text, Requirement,
 };
 
-/// A deterministic tar.gz root filesystem with this host's sh, mkdir and cat (and their libraries).
+/// The sample's root filesystem: this host's sh, mkdir and cat with their libraries.
 fn host_rootfs(dir: &Path) -> PathBuf {
-    let root = dir.join("rootfs");
-    for b in ["sh", "mkdir", "cat"] {
-        let bin = String::from_utf8(
-            run(Command::new("sh").args(["-c", &format!("command -v {b}")])).stdout,
-        )
-        .unwrap();
-        let bin = bin.trim();
-        for d in ["bin", "usr/bin"] {
-            fs::create_dir_all(root.join(d)).unwrap();
-            fs::copy(bin, root.join(d).join(b)).unwrap();
-        }
-        let ldd = run(Command::new("ldd").arg(bin));
-        for lib in String::from_utf8_lossy(&ldd.stdout)
-            .split_whitespace()
-            .filter(|w| w.starts_with('/'))
-        {
-            let dest = root.join(lib.trim_start_matches('/'));
-            fs::create_dir_all(dest.parent().unwrap()).unwrap();
-            fs::copy(lib, dest).unwrap();
-        }
-    }
-    let tarball = dir.join("rootfs.tar.gz");
-    run(Command::new("sh").arg("-c").arg(format!(
-        "LC_ALL=C tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C '{}' -cf - . | gzip -n > '{}'",
-        root.display(),
-        tarball.display()
-    )));
+    let tarball = dir.join("rootfs.tar");
+    fs::write(
+        &tarball,
+        kettle_init::hostroot::host_binaries_tar(&["mkdir", "cat"]).unwrap(),
+    )
+    .unwrap();
     tarball
 }
 
