@@ -2,15 +2,15 @@
 //! build evidence, the input cache and the build pipeline's host-side steps.
 //! The binary (`src/main.rs`) is a thin clap layer over these modules.
 
-pub mod qemu;
-pub mod verifier;
-pub mod store;
+pub mod console;
 pub mod download;
+pub mod inputs;
 pub mod kds;
 pub mod manifest;
-pub mod source;
-pub mod console;
-pub mod vm;
 pub mod outdir;
-pub mod inputs;
 pub mod psp_host;
+pub mod qemu;
+pub mod source;
+pub mod store;
+pub mod verifier;
+pub mod vm;

@@ -13,13 +13,19 @@ fn sev_crate_dir() -> PathBuf {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
         .expect("neither CARGO_HOME nor HOME is set");
     let src = cargo_home.join("registry").join("src");
-    for entry in std::fs::read_dir(&src).unwrap_or_else(|e| panic!("cannot list {}: {e}", src.display())).flatten() {
+    for entry in std::fs::read_dir(&src)
+        .unwrap_or_else(|e| panic!("cannot list {}: {e}", src.display()))
+        .flatten()
+    {
         let candidate = entry.path().join("sev-8.0.0");
         if candidate.join("tests/certs_data").is_dir() {
             return candidate;
         }
     }
-    panic!("sev-8.0.0 with tests/certs_data not found under {}", src.display());
+    panic!(
+        "sev-8.0.0 with tests/certs_data not found under {}",
+        src.display()
+    );
 }
 
 struct Milan {
@@ -43,11 +49,19 @@ fn milan() -> Milan {
     std::fs::write(&report_path, &report).unwrap();
     std::fs::write(&chain_path, pem).unwrap();
     let measurement = hex::encode(&report[0x90..0xC0]);
-    Milan { _dir: dir, report: report_path, chain: chain_path, measurement }
+    Milan {
+        _dir: dir,
+        report: report_path,
+        chain: chain_path,
+        measurement,
+    }
 }
 
 fn kettle(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kettle")).args(args).output().expect("run kettle")
+    Command::new(env!("CARGO_BIN_EXE_kettle"))
+        .args(args)
+        .output()
+        .expect("run kettle")
 }
 
 fn p(path: &Path) -> &str {
@@ -57,13 +71,29 @@ fn p(path: &Path) -> &str {
 #[test]
 fn real_milan_report_alone_verifies_and_says_binding_not_checked() {
     let m = milan();
-    let out = kettle(&["verify", "--evidence", p(&m.report), "--chain", p(&m.chain), "--measurement", &m.measurement]);
+    let out = kettle(&[
+        "verify",
+        "--evidence",
+        p(&m.report),
+        "--chain",
+        p(&m.chain),
+        "--measurement",
+        &m.measurement,
+    ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("[PASS] report.chain"), "{stdout}");
     assert!(stdout.contains("[PASS] report.signature"), "{stdout}");
     assert!(stdout.contains("[SKIP] binding.report_data"), "{stdout}");
-    assert!(stdout.contains("binding to a provenance was NOT checked"), "{stdout}");
+    assert!(
+        stdout.contains("binding to a provenance was NOT checked"),
+        "{stdout}"
+    );
     assert!(stdout.trim_end().ends_with("VERIFIED"), "{stdout}");
 }
 
@@ -71,16 +101,37 @@ fn real_milan_report_alone_verifies_and_says_binding_not_checked() {
 fn real_milan_report_json_verdict() {
     let m = milan();
     let out = kettle(&[
-        "verify", "--evidence", p(&m.report), "--chain", p(&m.chain), "--measurement", &m.measurement,
-        "--min-tcb", "bl=3,tee=0,snp=8,ucode=115", "--json",
+        "verify",
+        "--evidence",
+        p(&m.report),
+        "--chain",
+        p(&m.chain),
+        "--measurement",
+        &m.measurement,
+        "--min-tcb",
+        "bl=3,tee=0,snp=8,ucode=115",
+        "--json",
     ]);
     assert_eq!(out.status.code(), Some(0));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["verified"], true);
     assert_eq!(v["binding_checked"], false);
     assert_eq!(v["simulated"], false);
-    let names: Vec<&str> = v["checks"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
-    for expected in ["report.chain", "report.signature", "report.measurement", "report.debug_disallowed", "report.vmpl", "report.min_tcb", "binding.report_data"] {
+    let names: Vec<&str> = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    for expected in [
+        "report.chain",
+        "report.signature",
+        "report.measurement",
+        "report.debug_disallowed",
+        "report.vmpl",
+        "report.min_tcb",
+        "binding.report_data",
+    ] {
         assert!(names.contains(&expected), "{names:?}");
     }
 }
@@ -89,19 +140,37 @@ fn real_milan_report_json_verdict() {
 fn wrong_measurement_is_rejected_naming_the_check() {
     let m = milan();
     let wrong = "00".repeat(48);
-    let out = kettle(&["verify", "--evidence", p(&m.report), "--chain", p(&m.chain), "--measurement", &wrong]);
+    let out = kettle(&[
+        "verify",
+        "--evidence",
+        p(&m.report),
+        "--chain",
+        p(&m.chain),
+        "--measurement",
+        &wrong,
+    ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("[FAIL] report.measurement"), "{stdout}");
-    assert!(stdout.contains("REJECTED: 1 check(s) failed: report.measurement"), "{stdout}");
+    assert!(
+        stdout.contains("REJECTED: 1 check(s) failed: report.measurement"),
+        "{stdout}"
+    );
 }
 
 #[test]
 fn tcb_below_the_minimum_is_rejected() {
     let m = milan();
     let out = kettle(&[
-        "verify", "--evidence", p(&m.report), "--chain", p(&m.chain), "--measurement", &m.measurement,
-        "--min-tcb", "snp=9",
+        "verify",
+        "--evidence",
+        p(&m.report),
+        "--chain",
+        p(&m.chain),
+        "--measurement",
+        &m.measurement,
+        "--min-tcb",
+        "snp=9",
     ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("[FAIL] report.min_tcb"));
@@ -113,7 +182,15 @@ fn a_flipped_report_byte_fails_the_signature() {
     let mut report = std::fs::read(&m.report).unwrap();
     report[0x50] ^= 1; // report_data
     std::fs::write(&m.report, report).unwrap();
-    let out = kettle(&["verify", "--evidence", p(&m.report), "--chain", p(&m.chain), "--measurement", &m.measurement]);
+    let out = kettle(&[
+        "verify",
+        "--evidence",
+        p(&m.report),
+        "--chain",
+        p(&m.chain),
+        "--measurement",
+        &m.measurement,
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("[FAIL] report.signature"));
 }
@@ -121,8 +198,20 @@ fn a_flipped_report_byte_fails_the_signature() {
 #[test]
 fn a_garbled_chain_fails_the_chain_check() {
     let m = milan();
-    std::fs::write(&m.chain, b"-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n").unwrap();
-    let out = kettle(&["verify", "--evidence", p(&m.report), "--chain", p(&m.chain), "--measurement", &m.measurement]);
+    std::fs::write(
+        &m.chain,
+        b"-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let out = kettle(&[
+        "verify",
+        "--evidence",
+        p(&m.report),
+        "--chain",
+        p(&m.chain),
+        "--measurement",
+        &m.measurement,
+    ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("[FAIL] report.chain"), "{stdout}");
@@ -132,23 +221,53 @@ fn a_garbled_chain_fails_the_chain_check() {
 #[test]
 fn could_not_run_exits_2_and_says_what_to_do() {
     let m = milan();
-    let out = kettle(&["verify", "--evidence", p(&m.report), "--measurement", &m.measurement]);
+    let out = kettle(&[
+        "verify",
+        "--evidence",
+        p(&m.report),
+        "--measurement",
+        &m.measurement,
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("pass --chain"));
 
-    let out = kettle(&["verify", "--evidence", "/nonexistent/evidence", "--chain", p(&m.chain), "--measurement", &m.measurement]);
+    let out = kettle(&[
+        "verify",
+        "--evidence",
+        "/nonexistent/evidence",
+        "--chain",
+        p(&m.chain),
+        "--measurement",
+        &m.measurement,
+    ]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read attestation report /nonexistent/evidence"));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("cannot read attestation report /nonexistent/evidence"));
 
     let out = kettle(&["verify", "--evidence", p(&m.report), "--chain", p(&m.chain)]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--manifest"));
 
-    let out = kettle(&["verify", "--evidence", p(&m.report), "--chain", p(&m.chain), "--measurement", "xyz"]);
+    let out = kettle(&[
+        "verify",
+        "--evidence",
+        p(&m.report),
+        "--chain",
+        p(&m.chain),
+        "--measurement",
+        "xyz",
+    ]);
     assert_eq!(out.status.code(), Some(2));
 
     // With --json the failure to run is JSON too.
-    let out = kettle(&["verify", "--evidence", p(&m.report), "--measurement", &m.measurement, "--json"]);
+    let out = kettle(&[
+        "verify",
+        "--evidence",
+        p(&m.report),
+        "--measurement",
+        &m.measurement,
+        "--json",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["verified"], false);
@@ -179,19 +298,40 @@ fn fetch_vcek_from_a_stand_in_kds() {
             }
         }
         let mut stream = stream;
-        write!(stream, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", vcek.len()).unwrap();
+        write!(
+            stream,
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            vcek.len()
+        )
+        .unwrap();
         stream.write_all(&vcek).unwrap();
         request_line
     });
     // The Milan test report is version 2 (no CPUID), so the product is given.
     let out = kettle(&[
-        "verify", "--evidence", p(&m.report), "--measurement", &m.measurement, "--fetch-vcek", "--product", "milan",
-        "--kds-url", &base,
+        "verify",
+        "--evidence",
+        p(&m.report),
+        "--measurement",
+        &m.measurement,
+        "--fetch-vcek",
+        "--product",
+        "milan",
+        "--kds-url",
+        &base,
     ]);
     let request = server.join().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(request.starts_with("GET /vcek/v1/Milan/"), "{request}");
-    assert!(request.contains("blSPL=3&teeSPL=0&snpSPL=8&ucodeSPL=115"), "{request}");
+    assert!(
+        request.contains("blSPL=3&teeSPL=0&snpSPL=8&ucodeSPL=115"),
+        "{request}"
+    );
     assert!(stdout.contains("[PASS] report.chain"), "{stdout}");
 }
