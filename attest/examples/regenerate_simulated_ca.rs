@@ -9,6 +9,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("simulated");
     std::fs::write(dir.join("ark.pem"), build_ark()?.to_pem(LineEnding::LF)?)?;
     std::fs::write(dir.join("ask.pem"), build_ask()?.to_pem(LineEnding::LF)?)?;
-    println!("wrote {}/ark.pem and ask.pem (SIMULATED test CA)", dir.display());
+    println!(
+        "wrote {}/ark.pem and ask.pem (SIMULATED test CA)",
+        dir.display()
+    );
     Ok(())
 }

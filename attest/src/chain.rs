@@ -19,17 +19,20 @@ pub mod oids {
     use x509_cert::spki::ObjectIdentifier;
 
     /// structVersion.
-    pub const STRUCT_VERSION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.1");
+    pub const STRUCT_VERSION: ObjectIdentifier =
+        ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.1");
     /// productName (IA5String, e.g. "Milan-B0").
     pub const PRODUCT_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.2");
     /// blSPL: PSP bootloader SVN.
-    pub const TCB_BOOTLOADER: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.3.1");
+    pub const TCB_BOOTLOADER: ObjectIdentifier =
+        ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.3.1");
     /// teeSPL: PSP OS SVN.
     pub const TCB_TEE: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.3.2");
     /// snpSPL: SNP firmware SVN.
     pub const TCB_SNP: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.3.3");
     /// ucodeSPL: microcode patch level.
-    pub const TCB_MICROCODE: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.3.8");
+    pub const TCB_MICROCODE: ObjectIdentifier =
+        ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.3.8");
     /// fmcSPL: FMC SVN (Turin and later).
     pub const TCB_FMC: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.3.9");
     /// hwID: the chip id (raw bytes).
@@ -68,7 +71,12 @@ impl fmt::Display for Product {
 
 impl Product {
     /// Every product with a pinned root, AMD's first.
-    pub const ALL: [Product; 4] = [Product::Milan, Product::Genoa, Product::Turin, Product::Simulated];
+    pub const ALL: [Product; 4] = [
+        Product::Milan,
+        Product::Genoa,
+        Product::Turin,
+        Product::Simulated,
+    ];
 
     /// The pinned ARK and ASK certificates (PEM) for this product.
     pub fn pinned_pem(self) -> (&'static [u8], &'static [u8]) {
@@ -77,7 +85,10 @@ impl Product {
             Product::Milan => (milan::ARK, milan::ASK),
             Product::Genoa => (genoa::ARK, genoa::ASK),
             Product::Turin => (turin::ARK, turin::ASK),
-            Product::Simulated => (crate::simulated::keys::ARK_PEM, crate::simulated::keys::ASK_PEM),
+            Product::Simulated => (
+                crate::simulated::keys::ARK_PEM,
+                crate::simulated::keys::ASK_PEM,
+            ),
         }
     }
 
@@ -138,9 +149,14 @@ pub struct CertChain {
 }
 
 fn pem_to_der(pem: &[u8]) -> Result<Vec<u8>, ChainError> {
-    let cert = Certificate::from_pem(pem)
-        .map_err(|e| ChainError::BadCertificate { what: "built-in root".into(), message: e.to_string() })?;
-    cert.to_der().map_err(|e| ChainError::BadCertificate { what: "built-in root".into(), message: e.to_string() })
+    let cert = Certificate::from_pem(pem).map_err(|e| ChainError::BadCertificate {
+        what: "built-in root".into(),
+        message: e.to_string(),
+    })?;
+    cert.to_der().map_err(|e| ChainError::BadCertificate {
+        what: "built-in root".into(),
+        message: e.to_string(),
+    })
 }
 
 use x509_cert::der::DecodePem;
@@ -179,14 +195,23 @@ impl CertChain {
                 if !path.exists() {
                     continue;
                 }
-                let bytes = std::fs::read(&path)
-                    .map_err(|source| ChainError::Read { path: path.display().to_string(), source })?;
-                return Ok(Some(der_from_file_bytes(&bytes, &path.display().to_string())?));
+                let bytes = std::fs::read(&path).map_err(|source| ChainError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+                return Ok(Some(der_from_file_bytes(
+                    &bytes,
+                    &path.display().to_string(),
+                )?));
             }
             Ok(None)
         };
         let vcek = load("vcek")?.ok_or_else(|| ChainError::NoVcek(dir.display().to_string()))?;
-        Ok(CertChain { ark: load("ark")?, ask: load("ask")?, vcek })
+        Ok(CertChain {
+            ark: load("ark")?,
+            ask: load("ask")?,
+            vcek,
+        })
     }
 
     /// A chain from certificates in any order, classified by content.
@@ -200,11 +225,15 @@ impl CertChain {
                 _ => &mut ask,
             };
             if slot.is_some() {
-                return Err(ChainError::Duplicate { source_name: source_name.into(), role });
+                return Err(ChainError::Duplicate {
+                    source_name: source_name.into(),
+                    role,
+                });
             }
-            let der = cert
-                .to_der()
-                .map_err(|e| ChainError::BadCertificate { what: role.into(), message: e.to_string() })?;
+            let der = cert.to_der().map_err(|e| ChainError::BadCertificate {
+                what: role.into(),
+                message: e.to_string(),
+            })?;
             *slot = Some(der);
         }
         let vcek = vcek.ok_or_else(|| ChainError::NoVcek(source_name.into()))?;
@@ -214,7 +243,10 @@ impl CertChain {
     /// The chain as one PEM bundle (ARK, ASK, VCEK; absent parts omitted).
     pub fn to_pem_bundle(&self) -> Vec<u8> {
         let mut out = String::new();
-        for der in [self.ark.as_ref(), self.ask.as_ref(), Some(&self.vcek)].into_iter().flatten() {
+        for der in [self.ark.as_ref(), self.ask.as_ref(), Some(&self.vcek)]
+            .into_iter()
+            .flatten()
+        {
             out.push_str(&der_to_pem(der));
         }
         out.into_bytes()
@@ -228,8 +260,10 @@ pub fn der_to_pem(der: &[u8]) -> String {
 }
 
 fn load_pem_certs(pem: &[u8], what: &str) -> Result<Vec<Certificate>, ChainError> {
-    let certs = Certificate::load_pem_chain(pem)
-        .map_err(|e| ChainError::BadCertificate { what: what.into(), message: e.to_string() })?;
+    let certs = Certificate::load_pem_chain(pem).map_err(|e| ChainError::BadCertificate {
+        what: what.into(),
+        message: e.to_string(),
+    })?;
     if certs.is_empty() {
         return Err(ChainError::NoVcek(what.into()));
     }
@@ -245,11 +279,16 @@ fn der_from_file_bytes(bytes: &[u8], what: &str) -> Result<Vec<u8>, ChainError> 
                 message: format!("expected one certificate, found {}", certs.len()),
             });
         }
-        certs[0].to_der().map_err(|e| ChainError::BadCertificate { what: what.into(), message: e.to_string() })
+        certs[0].to_der().map_err(|e| ChainError::BadCertificate {
+            what: what.into(),
+            message: e.to_string(),
+        })
     } else {
         // Validate now so a wrong file gives a loading error, not a verdict.
-        Certificate::from_der(bytes)
-            .map_err(|e| ChainError::BadCertificate { what: what.into(), message: e.to_string() })?;
+        Certificate::from_der(bytes).map_err(|e| ChainError::BadCertificate {
+            what: what.into(),
+            message: e.to_string(),
+        })?;
         Ok(bytes.to_vec())
     }
 }
@@ -280,7 +319,9 @@ pub fn vcek_extensions(cert: &Certificate) -> Result<VcekExtensions, String> {
     for ext in exts {
         let value = ext.extn_value.as_bytes();
         let spl = |name: &str| -> Result<Option<u8>, String> {
-            u8::from_der(value).map(Some).map_err(|e| format!("VCEK extension {name} is not a small INTEGER: {e}"))
+            u8::from_der(value)
+                .map(Some)
+                .map_err(|e| format!("VCEK extension {name} is not a small INTEGER: {e}"))
         };
         match ext.extn_id {
             oid if oid == oids::PRODUCT_NAME => {
@@ -303,17 +344,27 @@ pub fn vcek_extensions(cert: &Certificate) -> Result<VcekExtensions, String> {
 }
 
 /// Compares a VCEK's hwID and TCB extensions with a report's chip_id and reported_tcb.
-pub fn compare_vcek_with_report(ext: &VcekExtensions, chip_id: &[u8; 64], tcb: &Tcb) -> Result<String, String> {
+pub fn compare_vcek_with_report(
+    ext: &VcekExtensions,
+    chip_id: &[u8; 64],
+    tcb: &Tcb,
+) -> Result<String, String> {
     let mut problems = Vec::new();
     match &ext.hw_id {
         None => problems.push("VCEK has no hwID extension".to_string()),
-        Some(hw) if hw.is_empty() || hw.len() > 64 => problems.push(format!("VCEK hwID has {} bytes", hw.len())),
+        Some(hw) if hw.is_empty() || hw.len() > 64 => {
+            problems.push(format!("VCEK hwID has {} bytes", hw.len()))
+        }
         // Turin VCEKs carry an 8-byte hwID; the report pads the chip id with zeros.
-        Some(hw) if hw[..] != chip_id[..hw.len()] || chip_id[hw.len()..].iter().any(|b| *b != 0) => problems.push(format!(
-            "VCEK hwID {} does not equal the report's chip_id {}",
-            hex::encode(hw),
-            hex::encode(chip_id)
-        )),
+        Some(hw)
+            if hw[..] != chip_id[..hw.len()] || chip_id[hw.len()..].iter().any(|b| *b != 0) =>
+        {
+            problems.push(format!(
+                "VCEK hwID {} does not equal the report's chip_id {}",
+                hex::encode(hw),
+                hex::encode(chip_id)
+            ))
+        }
         Some(_) => {}
     }
     let mut compare = |name: &str, cert: Option<u8>, report: Option<u8>| match (cert, report) {
@@ -333,7 +384,10 @@ pub fn compare_vcek_with_report(ext: &VcekExtensions, chip_id: &[u8; 64], tcb: &
     if problems.is_empty() {
         Ok(format!(
             "VCEK {}hwID equals chip_id and its TCB equals reported_tcb ({tcb})",
-            ext.product_name.as_ref().map(|p| format!("for {p}: ")).unwrap_or_default()
+            ext.product_name
+                .as_ref()
+                .map(|p| format!("for {p}: "))
+                .unwrap_or_default()
         ))
     } else {
         Err(problems.join("; "))
@@ -360,16 +414,28 @@ fn parse_cert(der: &[u8], what: &str) -> Result<Certificate, String> {
 pub fn check_chain(chain: &CertChain, allow_simulated: bool) -> ChainOutcome {
     let vcek = match parse_cert(&chain.vcek, "VCEK") {
         Ok(c) => c,
-        Err(e) => return ChainOutcome { result: Err(e), product: None, vcek: None },
+        Err(e) => {
+            return ChainOutcome {
+                result: Err(e),
+                product: None,
+                vcek: None,
+            }
+        }
     };
-    let mut outcome = ChainOutcome { result: Err(String::new()), product: None, vcek: Some(vcek.clone()) };
+    let mut outcome = ChainOutcome {
+        result: Err(String::new()),
+        product: None,
+        vcek: Some(vcek.clone()),
+    };
 
     // Which pinned roots can this chain end in?
     let candidates: Vec<Product> = match &chain.ark {
         Some(ark_der) => {
-            let pinned = Product::ALL
-                .into_iter()
-                .find(|p| p.pinned_der().map(|(ark, _)| &ark == ark_der).unwrap_or(false));
+            let pinned = Product::ALL.into_iter().find(|p| {
+                p.pinned_der()
+                    .map(|(ark, _)| &ark == ark_der)
+                    .unwrap_or(false)
+            });
             match pinned {
                 Some(p) => vec![p],
                 None => {
@@ -401,7 +467,11 @@ pub fn check_chain(chain: &CertChain, allow_simulated: bool) -> ChainOutcome {
                 } else {
                     Ok(format!(
                         "ARK-{product} (pinned, self-signed) -> ASK -> VCEK signatures verify{}",
-                        if chain.ask.is_none() { " (pinned ASK)" } else { "" }
+                        if chain.ask.is_none() {
+                            " (pinned ASK)"
+                        } else {
+                            ""
+                        }
                     ))
                 };
                 return outcome;
@@ -412,7 +482,10 @@ pub fn check_chain(chain: &CertChain, allow_simulated: bool) -> ChainOutcome {
     outcome.result = Err(if errors.len() == 1 {
         errors.remove(0)
     } else {
-        format!("the VCEK does not chain to any pinned root ({})", errors.join("; "))
+        format!(
+            "the VCEK does not chain to any pinned root ({})",
+            errors.join("; ")
+        )
     });
     outcome
 }
@@ -425,7 +498,11 @@ fn issuer_matches_pinned_ask(product: Product, vcek: &Certificate) -> bool {
         .is_some_and(|ask| ask.tbs_certificate.subject == vcek.tbs_certificate.issuer)
 }
 
-fn verify_with_root(product: Product, ask_der: Option<&[u8]>, vcek: &Certificate) -> Result<(), String> {
+fn verify_with_root(
+    product: Product,
+    ask_der: Option<&[u8]>,
+    vcek: &Certificate,
+) -> Result<(), String> {
     let (ark_der, pinned_ask_der) = product.pinned_der().map_err(|e| e.to_string())?;
     let ark = parse_cert(&ark_der, "pinned ARK")?;
     let ask = parse_cert(ask_der.unwrap_or(&pinned_ask_der), "ASK")?;
@@ -442,7 +519,10 @@ fn verify_with_root(product: Product, ask_der: Option<&[u8]>, vcek: &Certificate
         ));
     }
     let sev_chain = SevChain {
-        ca: ca::Chain { ark: SevCert::from(ark), ask: SevCert::from(ask) },
+        ca: ca::Chain {
+            ark: SevCert::from(ark),
+            ask: SevCert::from(ask),
+        },
         vek: SevCert::from(vcek.clone()),
     };
     (&sev_chain).verify().map(|_| ()).map_err(|e| e.to_string())
@@ -458,14 +538,28 @@ const GUID_VCEK: &str = "63da758d-e664-4564-adc5-f4b93be8accd";
 
 fn guid_strings(b: &[u8]) -> (String, String) {
     let h = hex::encode(b);
-    let rfc = format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32]);
+    let rfc = format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    );
     // Mixed-endian (EFI_GUID in memory) form, in case a host wrote it that way.
     let mut le = b.to_vec();
     le[0..4].reverse();
     le[4..6].reverse();
     le[6..8].reverse();
     let h = hex::encode(le);
-    let mixed = format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32]);
+    let mixed = format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    );
     (rfc, mixed)
 }
 
@@ -476,9 +570,12 @@ pub fn chain_from_cert_table(table: &[u8]) -> Result<CertChain, ChainError> {
     let (mut ark, mut ask, mut vcek) = (None, None, None);
     let mut at = 0usize;
     loop {
-        let entry = table
-            .get(at..at + CERT_TABLE_ENTRY_LEN)
-            .ok_or_else(|| bad(format!("no terminating zero entry before byte {}", table.len())))?;
+        let entry = table.get(at..at + CERT_TABLE_ENTRY_LEN).ok_or_else(|| {
+            bad(format!(
+                "no terminating zero entry before byte {}",
+                table.len()
+            ))
+        })?;
         let guid = &entry[..16];
         if guid.iter().all(|b| *b == 0) {
             break;
@@ -488,12 +585,21 @@ pub fn chain_from_cert_table(table: &[u8]) -> Result<CertChain, ChainError> {
         let data = offset
             .checked_add(length)
             .and_then(|end| table.get(offset..end))
-            .ok_or_else(|| bad(format!("entry at {at} points outside the table ({offset}+{length} > {})", table.len())))?;
+            .ok_or_else(|| {
+                bad(format!(
+                    "entry at {at} points outside the table ({offset}+{length} > {})",
+                    table.len()
+                ))
+            })?;
         let (rfc, mixed) = guid_strings(guid);
-        let slot = [(GUID_ARK, &mut ark), (GUID_ASK, &mut ask), (GUID_VCEK, &mut vcek)]
-            .into_iter()
-            .find(|(g, _)| *g == rfc || *g == mixed)
-            .map(|(_, s)| s);
+        let slot = [
+            (GUID_ARK, &mut ark),
+            (GUID_ASK, &mut ask),
+            (GUID_VCEK, &mut vcek),
+        ]
+        .into_iter()
+        .find(|(g, _)| *g == rfc || *g == mixed)
+        .map(|(_, s)| s);
         if let Some(slot) = slot {
             let der = der_from_file_bytes(data, &format!("certificate table entry {rfc}"))?;
             *slot = Some(der);
@@ -565,7 +671,10 @@ mod tests {
         let vcek = Certificate::from_der(&testdata::milan_vcek_der()).unwrap();
         let ext = vcek_extensions(&vcek).unwrap();
         assert_eq!(ext.product_name.as_deref(), Some("Milan-B0"));
-        assert_eq!((ext.bootloader, ext.tee, ext.snp, ext.microcode, ext.fmc), (Some(3), Some(0), Some(8), Some(0x73), None));
+        assert_eq!(
+            (ext.bootloader, ext.tee, ext.snp, ext.microcode, ext.fmc),
+            (Some(3), Some(0), Some(8), Some(0x73), None)
+        );
         assert_eq!(ext.hw_id.as_ref().map(Vec::len), Some(64));
     }
 
@@ -579,7 +688,10 @@ mod tests {
         assert!(chain.ark.is_some() && chain.ask.is_none());
         assert!(check_chain(&chain, false).result.is_ok());
         std::fs::remove_file(dir.join("vcek.der")).unwrap();
-        assert!(matches!(CertChain::from_dir(&dir), Err(ChainError::NoVcek(_))));
+        assert!(matches!(
+            CertChain::from_dir(&dir),
+            Err(ChainError::NoVcek(_))
+        ));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -602,7 +714,14 @@ mod tests {
         table.extend_from_slice(&[0u8; CERT_TABLE_ENTRY_LEN]);
         table.extend_from_slice(&data);
         let chain = chain_from_cert_table(&table).unwrap();
-        assert_eq!(chain, CertChain { ark: Some(ark), ask: Some(ask), vcek });
+        assert_eq!(
+            chain,
+            CertChain {
+                ark: Some(ark),
+                ask: Some(ask),
+                vcek
+            }
+        );
 
         // Truncated: offsets now point past the end.
         let err = chain_from_cert_table(&table[..header_len + 10]).unwrap_err();

@@ -107,7 +107,16 @@ pub struct Tcb {
 impl Tcb {
     /// Encodes the TCB in the Milan/Genoa layout (bootloader, tee, 4 reserved, snp, microcode).
     pub fn to_legacy_bytes(&self) -> [u8; 8] {
-        [self.bootloader, self.tee, 0, 0, 0, 0, self.snp, self.microcode]
+        [
+            self.bootloader,
+            self.tee,
+            0,
+            0,
+            0,
+            0,
+            self.snp,
+            self.microcode,
+        ]
     }
 }
 
@@ -126,7 +135,13 @@ impl std::fmt::Display for Tcb {
 
 impl From<sev::firmware::host::TcbVersion> for Tcb {
     fn from(t: sev::firmware::host::TcbVersion) -> Self {
-        Tcb { fmc: t.fmc, bootloader: t.bootloader, tee: t.tee, snp: t.snp, microcode: t.microcode }
+        Tcb {
+            fmc: t.fmc,
+            bootloader: t.bootloader,
+            tee: t.tee,
+            snp: t.snp,
+            microcode: t.microcode,
+        }
     }
 }
 
@@ -142,9 +157,14 @@ impl Report {
     pub fn parse(bytes: &[u8]) -> Result<Report, ReportError> {
         check_size_and_version(bytes)?;
         let version = read_u32(bytes, offsets::VERSION);
-        let parsed = AttestationReport::from_bytes(bytes)
-            .map_err(|e| ReportError::Malformed { version, message: e.to_string() })?;
-        Ok(Report { raw: bytes.to_vec(), parsed })
+        let parsed = AttestationReport::from_bytes(bytes).map_err(|e| ReportError::Malformed {
+            version,
+            message: e.to_string(),
+        })?;
+        Ok(Report {
+            raw: bytes.to_vec(),
+            parsed,
+        })
     }
 
     /// The raw report bytes.
@@ -216,7 +236,12 @@ impl Report {
             committed_tcb: p.committed_tcb.into(),
             launch_tcb: p.launch_tcb.into(),
             cpuid: p.cpuid_fam_id.map(|f| {
-                format!("family 0x{:02x} model 0x{:02x} stepping 0x{:02x}", f, p.cpuid_mod_id.unwrap_or(0), p.cpuid_step.unwrap_or(0))
+                format!(
+                    "family 0x{:02x} model 0x{:02x} stepping 0x{:02x}",
+                    f,
+                    p.cpuid_mod_id.unwrap_or(0),
+                    p.cpuid_step.unwrap_or(0)
+                )
             }),
         }
     }
@@ -261,7 +286,9 @@ pub struct ReportSummary {
 /// Checks only the size and the version field.
 pub fn check_size_and_version(bytes: &[u8]) -> Result<u32, ReportError> {
     if bytes.len() != REPORT_LEN {
-        return Err(ReportError::WrongSize { actual: bytes.len() });
+        return Err(ReportError::WrongSize {
+            actual: bytes.len(),
+        });
     }
     let version = read_u32(bytes, offsets::VERSION);
     if !KNOWN_VERSIONS.contains(&version) {
@@ -291,10 +318,22 @@ mod tests {
         let r = Report::parse(&bytes).unwrap();
         assert_eq!(r.version(), 2);
         assert_eq!(r.vmpl(), 0);
-        assert_eq!(r.reported_tcb(), Tcb { fmc: None, bootloader: 3, tee: 0, snp: 8, microcode: 0x73 });
+        assert_eq!(
+            r.reported_tcb(),
+            Tcb {
+                fmc: None,
+                bootloader: 3,
+                tee: 0,
+                snp: 8,
+                microcode: 0x73
+            }
+        );
         assert!(!r.debug_allowed());
         assert_eq!(r.guest_policy(), 0x30000);
-        assert_eq!(r.measurement().to_vec(), bytes[offsets::MEASUREMENT..offsets::MEASUREMENT + 48].to_vec());
+        assert_eq!(
+            r.measurement().to_vec(),
+            bytes[offsets::MEASUREMENT..offsets::MEASUREMENT + 48].to_vec()
+        );
     }
 
     #[test]
@@ -303,7 +342,10 @@ mod tests {
         for len in [0, 1, 1183, 1185, 4000] {
             let mut b = bytes.clone();
             b.resize(len, 0);
-            assert_eq!(Report::parse(&b).unwrap_err(), ReportError::WrongSize { actual: len });
+            assert_eq!(
+                Report::parse(&b).unwrap_err(),
+                ReportError::WrongSize { actual: len }
+            );
         }
     }
 

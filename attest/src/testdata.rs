@@ -10,15 +10,18 @@ pub fn sev_crate_dir() -> PathBuf {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
         .expect("neither CARGO_HOME nor HOME is set");
     let src = cargo_home.join("registry").join("src");
-    let entries = std::fs::read_dir(&src)
-        .unwrap_or_else(|e| panic!("cannot list {}: {e}", src.display()));
+    let entries =
+        std::fs::read_dir(&src).unwrap_or_else(|e| panic!("cannot list {}: {e}", src.display()));
     for entry in entries.flatten() {
         let candidate = entry.path().join("sev-8.0.0");
         if candidate.join("tests/certs_data").is_dir() {
             return candidate;
         }
     }
-    panic!("sev-8.0.0 source with tests/certs_data not found under {}", src.display());
+    panic!(
+        "sev-8.0.0 source with tests/certs_data not found under {}",
+        src.display()
+    );
 }
 
 fn read(rel: &str) -> Vec<u8> {

@@ -103,7 +103,10 @@ pub struct Policy {
 impl Policy {
     /// A strict policy: this measurement, report_data binding these provenance bytes.
     pub fn for_provenance(measurement: [u8; 48], provenance_bytes: &[u8]) -> Policy {
-        Policy::new(measurement, ExpectedReportData::Provenance(provenance_bytes.to_vec()))
+        Policy::new(
+            measurement,
+            ExpectedReportData::Provenance(provenance_bytes.to_vec()),
+        )
     }
 
     /// A strict policy: this measurement, exactly this report_data.
@@ -112,7 +115,14 @@ impl Policy {
     }
 
     fn new(measurement: [u8; 48], report_data: ExpectedReportData) -> Policy {
-        Policy { measurement, report_data, allow_debug: false, vmpl: 0, min_tcb: MinTcb::default(), allow_simulated: false }
+        Policy {
+            measurement,
+            report_data,
+            allow_debug: false,
+            vmpl: 0,
+            min_tcb: MinTcb::default(),
+            allow_simulated: false,
+        }
     }
 }
 
@@ -150,7 +160,11 @@ impl Verdict {
 
     /// The names of the failed checks.
     pub fn failed_checks(&self) -> Vec<&'static str> {
-        self.checks.iter().filter(|c| !c.passed).map(|c| c.name).collect()
+        self.checks
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| c.name)
+            .collect()
     }
 
     /// The check with this name.
@@ -166,9 +180,20 @@ impl Verdict {
 
 impl fmt::Display for Verdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let status = if self.verified { "VERIFIED" } else { "REJECTED" };
-        let sim = if self.simulated { " (SIMULATED: test keys, not AMD hardware)" } else { "" };
-        let product = self.product.map(|p| format!(" [root: {p}]")).unwrap_or_default();
+        let status = if self.verified {
+            "VERIFIED"
+        } else {
+            "REJECTED"
+        };
+        let sim = if self.simulated {
+            " (SIMULATED: test keys, not AMD hardware)"
+        } else {
+            ""
+        };
+        let product = self
+            .product
+            .map(|p| format!(" [root: {p}]"))
+            .unwrap_or_default();
         writeln!(f, "SEV-SNP evidence: {status}{sim}{product}")?;
         let width = self.checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
         for c in &self.checks {
@@ -190,7 +215,11 @@ impl Checks {
             Ok(d) => (true, d),
             Err(d) => (false, d),
         };
-        self.0.push(Check { name, passed, detail });
+        self.0.push(Check {
+            name,
+            passed,
+            detail,
+        });
     }
 }
 
@@ -204,7 +233,11 @@ pub fn verify(report_bytes: &[u8], chain: &CertChain, policy: &Policy) -> Verdic
     let parsed = Report::parse(report_bytes);
     let format_result = match &parsed {
         Ok(r) => check_reserved_signature_bytes(r.bytes()).map(|()| {
-            format!("version {} report, {} bytes", r.version(), report::REPORT_LEN)
+            format!(
+                "version {} report, {} bytes",
+                r.version(),
+                report::REPORT_LEN
+            )
         }),
         Err(e) => Err(e.to_string()),
     };
@@ -222,21 +255,27 @@ pub fn verify(report_bytes: &[u8], chain: &CertChain, policy: &Policy) -> Verdic
         match (&parsed, vcek) {
             (None, _) => Err(NOT_PARSED.into()),
             (_, None) => Err("not checked: the VCEK could not be parsed".into()),
-            (Some(r), Some(v)) => chain::vcek_extensions(v)
-                .and_then(|ext| chain::compare_vcek_with_report(&ext, &r.chip_id(), &r.reported_tcb())),
+            (Some(r), Some(v)) => chain::vcek_extensions(v).and_then(|ext| {
+                chain::compare_vcek_with_report(&ext, &r.chip_id(), &r.reported_tcb())
+            }),
         },
     );
 
     // signature: over the raw bytes, so it runs even if the body did not parse.
     checks.push(names::SIGNATURE, check_signature(report_bytes, vcek));
 
-    let field = |f: &dyn Fn(&Report) -> Result<String, String>| parsed.as_ref().map_or(Err(NOT_PARSED.into()), f);
+    let field = |f: &dyn Fn(&Report) -> Result<String, String>| {
+        parsed.as_ref().map_or(Err(NOT_PARSED.into()), f)
+    };
 
     checks.push(
         names::MEASUREMENT,
         field(&|r| {
             if r.measurement() == policy.measurement {
-                Ok(format!("measurement {} equals the expected launch digest", hex::encode(r.measurement())))
+                Ok(format!(
+                    "measurement {} equals the expected launch digest",
+                    hex::encode(r.measurement())
+                ))
             } else {
                 Err(format!(
                     "measurement {} is not the expected launch digest {}",
@@ -263,7 +302,11 @@ pub fn verify(report_bytes: &[u8], chain: &CertChain, policy: &Policy) -> Verdic
             if r.vmpl() == policy.vmpl {
                 Ok(format!("report requested at VMPL {}", r.vmpl()))
             } else {
-                Err(format!("report requested at VMPL {}, required VMPL {}", r.vmpl(), policy.vmpl))
+                Err(format!(
+                    "report requested at VMPL {}, required VMPL {}",
+                    r.vmpl(),
+                    policy.vmpl
+                ))
             }
         }),
     );
@@ -285,7 +328,10 @@ pub fn verify(report_bytes: &[u8], chain: &CertChain, policy: &Policy) -> Verdic
             if low.is_empty() {
                 Ok(format!("reported TCB {t} meets the minimum"))
             } else {
-                Err(format!("reported TCB {t} is below the minimum: {}", low.join(", ")))
+                Err(format!(
+                    "reported TCB {t} is below the minimum: {}",
+                    low.join(", ")
+                ))
             }
         }),
     );
@@ -297,9 +343,14 @@ pub fn verify(report_bytes: &[u8], chain: &CertChain, policy: &Policy) -> Verdic
             if rd == expected_rd {
                 Ok(match policy.report_data {
                     ExpectedReportData::Provenance(_) => {
-                        format!("report_data = SHA-256(provenance) {} || 32 zero bytes", hex::encode(&rd[..32]))
+                        format!(
+                            "report_data = SHA-256(provenance) {} || 32 zero bytes",
+                            hex::encode(&rd[..32])
+                        )
                     }
-                    ExpectedReportData::Exact(_) => format!("report_data equals the expected {}", hex::encode(rd)),
+                    ExpectedReportData::Exact(_) => {
+                        format!("report_data equals the expected {}", hex::encode(rd))
+                    }
                 })
             } else {
                 Err(format!(
@@ -329,7 +380,13 @@ pub fn verify(report_bytes: &[u8], chain: &CertChain, policy: &Policy) -> Verdic
 
     let checks = checks.0;
     let verified = checks.iter().all(|c| c.passed);
-    Verdict { verified, simulated, product: outcome.product, checks, report: parsed.as_ref().map(Report::summary) }
+    Verdict {
+        verified,
+        simulated,
+        product: outcome.product,
+        checks,
+        report: parsed.as_ref().map(Report::summary),
+    }
 }
 
 /// The unsigned tail of the signature block is reserved and must be zero.
@@ -347,12 +404,18 @@ fn check_reserved_signature_bytes(bytes: &[u8]) -> Result<(), String> {
 /// Verifies the VCEK's ECDSA P-384/SHA-384 signature over bytes 0x0..0x2A0.
 fn check_signature(bytes: &[u8], vcek: Option<&Certificate>) -> Result<String, String> {
     if bytes.len() != report::REPORT_LEN {
-        return Err(format!("not checked: report is {} bytes, not {}", bytes.len(), report::REPORT_LEN));
+        return Err(format!(
+            "not checked: report is {} bytes, not {}",
+            bytes.len(),
+            report::REPORT_LEN
+        ));
     }
     let vcek = vcek.ok_or("not checked: the VCEK could not be parsed")?;
     let sig_algo = report::read_u32(bytes, offsets::SIG_ALGO);
     if sig_algo != report::SIG_ALGO_ECDSA_P384_SHA384 {
-        return Err(format!("sig_algo is {sig_algo}, expected 1 (ECDSA P-384 with SHA-384)"));
+        return Err(format!(
+            "sig_algo is {sig_algo}, expected 1 (ECDSA P-384 with SHA-384)"
+        ));
     }
     let signing_key = (report::read_u32(bytes, offsets::KEY_INFO) >> 2) & 0x7;
     if signing_key != 0 {
@@ -360,17 +423,24 @@ fn check_signature(bytes: &[u8], vcek: Option<&Certificate>) -> Result<String, S
     }
     let sig = signature_from_report(bytes)?;
     let key = p384::ecdsa::VerifyingKey::from_sec1_bytes(
-        vcek.tbs_certificate.subject_public_key_info.subject_public_key.raw_bytes(),
+        vcek.tbs_certificate
+            .subject_public_key_info
+            .subject_public_key
+            .raw_bytes(),
     )
     .map_err(|e| format!("the VCEK's public key is not an ECDSA P-384 key: {e}"))?;
     key.verify_digest(Sha384::new_with_prefix(&bytes[..report::SIGNED_LEN]), &sig)
-        .map_err(|_| "the VCEK's ECDSA P-384 signature over report bytes 0x0..0x2A0 does not verify".to_string())?;
+        .map_err(|_| {
+            "the VCEK's ECDSA P-384 signature over report bytes 0x0..0x2A0 does not verify"
+                .to_string()
+        })?;
     Ok("ECDSA P-384/SHA-384 signature over bytes 0x0..0x2A0 verifies with the VCEK".into())
 }
 
 /// Reads r and s (little-endian, zero-padded to 72 bytes each) into a P-384 signature.
 pub(crate) fn signature_from_report(bytes: &[u8]) -> Result<p384::ecdsa::Signature, String> {
-    let block = &bytes[report::SIGNATURE_OFFSET..report::SIGNATURE_OFFSET + 2 * report::SIG_COMPONENT_LEN];
+    let block =
+        &bytes[report::SIGNATURE_OFFSET..report::SIGNATURE_OFFSET + 2 * report::SIG_COMPONENT_LEN];
     let (r, s) = block.split_at(report::SIG_COMPONENT_LEN);
     // The padding is outside the scalar; require zeros so the encoding is unique.
     if r[48..].iter().chain(&s[48..]).any(|b| *b != 0) {
@@ -383,7 +453,8 @@ pub(crate) fn signature_from_report(bytes: &[u8]) -> Result<p384::ecdsa::Signatu
         }
         out
     };
-    p384::ecdsa::Signature::from_scalars(be(r), be(s)).map_err(|_| "signature r or s is zero or not below the P-384 group order".to_string())
+    p384::ecdsa::Signature::from_scalars(be(r), be(s))
+        .map_err(|_| "signature r or s is zero or not below the P-384 group order".to_string())
 }
 
 #[cfg(test)]
@@ -396,7 +467,11 @@ mod tests {
         let report = testdata::milan_report();
         let r = Report::parse(&report).unwrap();
         let policy = Policy::for_report_data(r.measurement(), r.report_data());
-        (report, CertChain::from_der_parts(None, None, testdata::milan_vcek_der()), policy)
+        (
+            report,
+            CertChain::from_der_parts(None, None, testdata::milan_vcek_der()),
+            policy,
+        )
     }
 
     fn failed(v: &Verdict) -> BTreeSet<&'static str> {
@@ -410,9 +485,15 @@ mod tests {
         assert!(v.is_verified(), "{v}");
         assert!(!v.simulated);
         assert_eq!(v.product, Some(Product::Milan));
-        assert_eq!(v.checks.iter().map(|c| c.name).collect::<Vec<_>>(), check_names::ALL.to_vec());
+        assert_eq!(
+            v.checks.iter().map(|c| c.name).collect::<Vec<_>>(),
+            check_names::ALL.to_vec()
+        );
         let text = v.to_string();
-        assert!(text.contains("VERIFIED") && text.contains("✓ PASS  signature"), "{text}");
+        assert!(
+            text.contains("VERIFIED") && text.contains("✓ PASS  signature"),
+            "{text}"
+        );
         let json: serde_json::Value = serde_json::from_str(&v.to_json()).unwrap();
         assert_eq!(json["verified"], true);
         assert_eq!(json["checks"].as_array().unwrap().len(), 10);
@@ -437,7 +518,9 @@ mod tests {
         if exhaustive || len <= budget {
             return range.collect();
         }
-        let mut out: Vec<usize> = (0..budget).map(|i| range.start + i * (len - 1) / (budget - 1)).collect();
+        let mut out: Vec<usize> = (0..budget)
+            .map(|i| range.start + i * (len - 1) / (budget - 1))
+            .collect();
         out.dedup();
         out
     }
@@ -458,13 +541,19 @@ mod tests {
         let (report, chain, policy) = milan();
         let mut positions = sweep(0..report::SIGNED_LEN, 64, exhaustive);
         // Each field's first byte, so every field is hit at least once.
-        positions.extend([0x04, 0x08, 0x30, 0x34, 0x38, 0x40, 0x48, 0x50, 0x90, 0xC0, 0xE0, 0x110, 0x140, 0x160, 0x180, 0x188, 0x1A0, 0x1E0, 0x1E8, 0x1EC, 0x1F0, 0x1F8]);
+        positions.extend([
+            0x04, 0x08, 0x30, 0x34, 0x38, 0x40, 0x48, 0x50, 0x90, 0xC0, 0xE0, 0x110, 0x140, 0x160,
+            0x180, 0x188, 0x1A0, 0x1E0, 0x1E8, 0x1EC, 0x1F0, 0x1F8,
+        ]);
         for pos in positions {
             let mut bad = report.clone();
             bad[pos] ^= 0x01;
             let v = verify(&bad, &chain, &policy);
             assert!(!v.is_verified());
-            assert!(failed(&v).contains(names::SIGNATURE), "flip at 0x{pos:x}: {v}");
+            assert!(
+                failed(&v).contains(names::SIGNATURE),
+                "flip at 0x{pos:x}: {v}"
+            );
         }
     }
 
@@ -482,12 +571,17 @@ mod tests {
 
     fn signature_sweep(exhaustive: bool) {
         let (report, chain, policy) = milan();
-        let sig = report::SIGNATURE_OFFSET..report::SIGNATURE_OFFSET + 2 * report::SIG_COMPONENT_LEN;
+        let sig =
+            report::SIGNATURE_OFFSET..report::SIGNATURE_OFFSET + 2 * report::SIG_COMPONENT_LEN;
         for pos in sweep(sig, 40, exhaustive) {
             let mut bad = report.clone();
             bad[pos] ^= 0x80;
             let v = verify(&bad, &chain, &policy);
-            assert_eq!(failed(&v), BTreeSet::from([names::SIGNATURE]), "flip at 0x{pos:x}: {v}");
+            assert_eq!(
+                failed(&v),
+                BTreeSet::from([names::SIGNATURE]),
+                "flip at 0x{pos:x}: {v}"
+            );
         }
     }
 
@@ -498,7 +592,11 @@ mod tests {
             let mut bad = report.clone();
             bad[pos] ^= 0x01;
             let v = verify(&bad, &chain, &policy);
-            assert_eq!(failed(&v), BTreeSet::from([names::REPORT_FORMAT]), "flip at 0x{pos:x}: {v}");
+            assert_eq!(
+                failed(&v),
+                BTreeSet::from([names::REPORT_FORMAT]),
+                "flip at 0x{pos:x}: {v}"
+            );
         }
     }
 
@@ -560,7 +658,11 @@ mod tests {
                     CertChain::from_der_parts(Some(ark.clone()), Some(m), chain.vcek.clone())
                 };
                 let v = verify(&report, &bad, &policy);
-                assert_eq!(failed(&v), BTreeSet::from([names::CHAIN]), "{which} flip at {pos}: {v}");
+                assert_eq!(
+                    failed(&v),
+                    BTreeSet::from([names::CHAIN]),
+                    "{which} flip at {pos}: {v}"
+                );
             }
         }
     }
@@ -583,24 +685,46 @@ mod tests {
         let (report, chain, policy) = milan();
         let mut p = policy.clone();
         p.measurement[0] ^= 1;
-        assert_eq!(failed(&verify(&report, &chain, &p)), BTreeSet::from([names::MEASUREMENT]));
+        assert_eq!(
+            failed(&verify(&report, &chain, &p)),
+            BTreeSet::from([names::MEASUREMENT])
+        );
         let mut p = policy.clone();
-        p.min_tcb = MinTcb { bootloader: 3, tee: 0, snp: 9, microcode: 0 };
+        p.min_tcb = MinTcb {
+            bootloader: 3,
+            tee: 0,
+            snp: 9,
+            microcode: 0,
+        };
         let v = verify(&report, &chain, &p);
         assert_eq!(failed(&v), BTreeSet::from([names::MIN_TCB]));
-        assert!(v.check(names::MIN_TCB).unwrap().detail.contains("snp 8 < 9"));
+        assert!(v
+            .check(names::MIN_TCB)
+            .unwrap()
+            .detail
+            .contains("snp 8 < 9"));
         let mut p = policy.clone();
         p.report_data = ExpectedReportData::Provenance(b"{}".to_vec());
-        assert_eq!(failed(&verify(&report, &chain, &p)), BTreeSet::from([names::REPORT_DATA]));
+        assert_eq!(
+            failed(&verify(&report, &chain, &p)),
+            BTreeSet::from([names::REPORT_DATA])
+        );
         let mut p = policy;
         p.vmpl = 1;
-        assert_eq!(failed(&verify(&report, &chain, &p)), BTreeSet::from([names::VMPL]));
+        assert_eq!(
+            failed(&verify(&report, &chain, &p)),
+            BTreeSet::from([names::VMPL])
+        );
     }
 
     #[test]
     fn garbage_and_truncated_reports_give_a_verdict() {
         let (report, chain, policy) = milan();
-        for bad in [vec![], report[..100].to_vec(), vec![0xFF; report::REPORT_LEN]] {
+        for bad in [
+            vec![],
+            report[..100].to_vec(),
+            vec![0xFF; report::REPORT_LEN],
+        ] {
             let v = verify(&bad, &chain, &policy);
             assert!(!v.is_verified());
             assert!(failed(&v).contains(names::REPORT_FORMAT));

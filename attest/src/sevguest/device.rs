@@ -8,8 +8,8 @@ use rustix::io::Errno;
 use rustix::ioctl::{ioctl, Updater};
 
 use super::uapi::{
-    SnpExtReportReq, SnpGuestRequestIoctl, SnpReportReq, SnpReportResp, RSP_REPORT, RSP_REPORT_SIZE, RSP_STATUS,
-    SEV_FW_BLOB_MAX_SIZE, SNP_GET_EXT_REPORT, SNP_GET_REPORT,
+    SnpExtReportReq, SnpGuestRequestIoctl, SnpReportReq, SnpReportResp, RSP_REPORT,
+    RSP_REPORT_SIZE, RSP_STATUS, SEV_FW_BLOB_MAX_SIZE, SNP_GET_EXT_REPORT, SNP_GET_REPORT,
 };
 use super::FirmwareError;
 use crate::provider::{Evidence, ProviderKind, ReportProvider, RequestError};
@@ -44,7 +44,9 @@ enum ExtOutcome {
 impl SevGuestDevice {
     /// The provider on /dev/sev-guest.
     pub fn new() -> SevGuestDevice {
-        SevGuestDevice { path: PathBuf::from(SEV_GUEST_DEVICE) }
+        SevGuestDevice {
+            path: PathBuf::from(SEV_GUEST_DEVICE),
+        }
     }
 
     fn open(&self) -> Result<File, RequestError> {
@@ -52,14 +54,21 @@ impl SevGuestDevice {
             .read(true)
             .write(true)
             .open(&self.path)
-            .map_err(|source| RequestError::Io { what: format!("opening {}", self.path.display()), source })
+            .map_err(|source| RequestError::Io {
+                what: format!("opening {}", self.path.display()),
+                source,
+            })
     }
 
     fn ext_report(&self, file: &File, report_data: &[u8; 64]) -> Result<ExtOutcome, RequestError> {
         let mut certs = vec![0u8; SEV_FW_BLOB_MAX_SIZE];
         for attempt in 0..2 {
             let mut req = SnpExtReportReq {
-                data: SnpReportReq { user_data: *report_data, vmpl: VMPL, rsvd: [0; 28] },
+                data: SnpReportReq {
+                    user_data: *report_data,
+                    vmpl: VMPL,
+                    rsvd: [0; 28],
+                },
                 certs_address: certs.as_mut_ptr() as u64,
                 certs_len: certs.len() as u32,
             };
@@ -73,7 +82,12 @@ impl SevGuestDevice {
             // SAFETY: the opcode is SNP_GET_EXT_REPORT, whose argument is a
             // snp_guest_request_ioctl (layout tested against the UAPI header); the
             // request, response and certificate buffers it points to outlive the call.
-            let result = unsafe { ioctl(file, Updater::<{ SNP_GET_EXT_REPORT }, SnpGuestRequestIoctl>::new(&mut io)) };
+            let result = unsafe {
+                ioctl(
+                    file,
+                    Updater::<{ SNP_GET_EXT_REPORT }, SnpGuestRequestIoctl>::new(&mut io),
+                )
+            };
             match result {
                 Ok(()) => {
                     let report = parse_response(&resp.data)?;
@@ -99,7 +113,10 @@ impl SevGuestDevice {
                     if io.exitinfo2 == 0 {
                         return Ok(ExtOutcome::NotSupported(errno));
                     }
-                    return Err(RequestError::Firmware { what: "SNP_GET_EXT_REPORT", error });
+                    return Err(RequestError::Firmware {
+                        what: "SNP_GET_EXT_REPORT",
+                        error,
+                    });
                 }
             }
         }
@@ -107,7 +124,11 @@ impl SevGuestDevice {
     }
 
     fn plain_report(&self, file: &File, report_data: &[u8; 64]) -> Result<Evidence, RequestError> {
-        let mut req = SnpReportReq { user_data: *report_data, vmpl: VMPL, rsvd: [0; 28] };
+        let mut req = SnpReportReq {
+            user_data: *report_data,
+            vmpl: VMPL,
+            rsvd: [0; 28],
+        };
         let mut resp = Box::new(SnpReportResp { data: [0; 4000] });
         let mut io = SnpGuestRequestIoctl {
             msg_version: MSG_VERSION,
@@ -116,13 +137,25 @@ impl SevGuestDevice {
             exitinfo2: 0,
         };
         // SAFETY: as above, for SNP_GET_REPORT with a snp_report_req / snp_report_resp.
-        let result = unsafe { ioctl(file, Updater::<{ SNP_GET_REPORT }, SnpGuestRequestIoctl>::new(&mut io)) };
+        let result = unsafe {
+            ioctl(
+                file,
+                Updater::<{ SNP_GET_REPORT }, SnpGuestRequestIoctl>::new(&mut io),
+            )
+        };
         if let Err(errno) = result {
             let mut error = FirmwareError::from_exitinfo2(io.exitinfo2);
             error.errno = Some(errno.raw_os_error());
-            return Err(RequestError::Firmware { what: "SNP_GET_REPORT", error });
+            return Err(RequestError::Firmware {
+                what: "SNP_GET_REPORT",
+                error,
+            });
         }
-        Ok(Evidence { report: parse_response(&resp.data)?, cert_chain_pem: None, provider: ProviderKind::SevGuest })
+        Ok(Evidence {
+            report: parse_response(&resp.data)?,
+            cert_chain_pem: None,
+            provider: ProviderKind::SevGuest,
+        })
     }
 }
 
@@ -130,11 +163,16 @@ impl SevGuestDevice {
 fn parse_response(data: &[u8; 4000]) -> Result<Vec<u8>, RequestError> {
     let status = read_u32(data, RSP_STATUS);
     if status != 0 {
-        return Err(RequestError::Firmware { what: "MSG_REPORT_RSP", error: FirmwareError::from_status(status) });
+        return Err(RequestError::Firmware {
+            what: "MSG_REPORT_RSP",
+            error: FirmwareError::from_status(status),
+        });
     }
     let size = read_u32(data, RSP_REPORT_SIZE) as usize;
     if size != REPORT_LEN {
-        return Err(RequestError::BadReport(format!("the PSP returned a {size}-byte report; expected {REPORT_LEN}")));
+        return Err(RequestError::BadReport(format!(
+            "the PSP returned a {size}-byte report; expected {REPORT_LEN}"
+        )));
     }
     Ok(data[RSP_REPORT..RSP_REPORT + size].to_vec())
 }
@@ -159,24 +197,32 @@ mod tests {
     #[test]
     fn response_parsing() {
         let mut data = [0u8; 4000];
-        data[RSP_REPORT_SIZE..RSP_REPORT_SIZE + 4].copy_from_slice(&(REPORT_LEN as u32).to_le_bytes());
+        data[RSP_REPORT_SIZE..RSP_REPORT_SIZE + 4]
+            .copy_from_slice(&(REPORT_LEN as u32).to_le_bytes());
         data[RSP_REPORT] = 3;
         let report = parse_response(&data).unwrap();
         assert_eq!((report.len(), report[0]), (REPORT_LEN, 3));
 
         data[RSP_STATUS] = 0x16;
         match parse_response(&data) {
-            Err(RequestError::Firmware { error, .. }) => assert!(error.to_string().contains("INVALID_PARAM")),
+            Err(RequestError::Firmware { error, .. }) => {
+                assert!(error.to_string().contains("INVALID_PARAM"))
+            }
             other => panic!("{other:?}"),
         }
         data[RSP_STATUS] = 0;
         data[RSP_REPORT_SIZE] = 0xFF;
-        assert!(matches!(parse_response(&data), Err(RequestError::BadReport(_))));
+        assert!(matches!(
+            parse_response(&data),
+            Err(RequestError::BadReport(_))
+        ));
     }
 
     #[test]
     fn missing_device_is_an_io_error_naming_the_path() {
-        let mut dev = SevGuestDevice { path: PathBuf::from("/nonexistent/sev-guest") };
+        let mut dev = SevGuestDevice {
+            path: PathBuf::from("/nonexistent/sev-guest"),
+        };
         let err = dev.request_report(&[0; 64]).unwrap_err();
         assert!(err.to_string().contains("/nonexistent/sev-guest"), "{err}");
     }

@@ -31,7 +31,12 @@ impl FirmwareError {
 
     /// A non-zero MSG_REPORT_RSP.status.
     pub fn from_status(status: u32) -> FirmwareError {
-        FirmwareError { fw_error: status, vmm_error: 0, required_len: None, errno: None }
+        FirmwareError {
+            fw_error: status,
+            vmm_error: 0,
+            required_len: None,
+            errno: None,
+        }
     }
 
     /// Whether the hypervisor throttled the request (worth retrying later).
@@ -49,8 +54,14 @@ impl FirmwareError {
 fn firmware_status(code: u32) -> (&'static str, &'static str) {
     match code {
         0x00 => ("SUCCESS", ""),
-        0x01 => ("INVALID_PLATFORM_STATE", "the PSP is not in a state that allows this"),
-        0x02 => ("INVALID_GUEST_STATE", "the guest is not in a state that allows this"),
+        0x01 => (
+            "INVALID_PLATFORM_STATE",
+            "the PSP is not in a state that allows this",
+        ),
+        0x02 => (
+            "INVALID_GUEST_STATE",
+            "the guest is not in a state that allows this",
+        ),
         0x03 => ("INVALID_CONFIG", "invalid platform configuration"),
         0x04 => ("INVALID_LEN", "a buffer has the wrong length"),
         0x05 => ("ALREADY_OWNED", ""),
@@ -69,15 +80,27 @@ fn firmware_status(code: u32) -> (&'static str, &'static str) {
         0x12 => ("ACTIVE", ""),
         0x13 => ("HWSEV_RET_PLATFORM", "hardware error in the platform"),
         0x14 => ("HWSEV_RET_UNSAFE", "hardware reported an unsafe condition"),
-        0x15 => ("UNSUPPORTED", "the request is not supported by this firmware"),
-        0x16 => ("INVALID_PARAM", "invalid parameters (e.g. a VMPL below the guest's own, or non-zero reserved fields)"),
-        0x17 => ("RESOURCE_LIMIT", "the PSP ran out of a resource; retry later"),
+        0x15 => (
+            "UNSUPPORTED",
+            "the request is not supported by this firmware",
+        ),
+        0x16 => (
+            "INVALID_PARAM",
+            "invalid parameters (e.g. a VMPL below the guest's own, or non-zero reserved fields)",
+        ),
+        0x17 => (
+            "RESOURCE_LIMIT",
+            "the PSP ran out of a resource; retry later",
+        ),
         0x18 => ("SECURE_DATA_INVALID", ""),
         0x19 => ("INVALID_PAGE_SIZE", ""),
         0x1A => ("INVALID_PAGE_STATE", ""),
         0x1B => ("INVALID_MDATA_ENTRY", ""),
         0x1C => ("INVALID_PAGE_OWNER", ""),
-        0x1D => ("AEAD_OFLOW", "the guest message sequence number overflowed; the VMPCK is no longer usable"),
+        0x1D => (
+            "AEAD_OFLOW",
+            "the guest message sequence number overflowed; the VMPCK is no longer usable",
+        ),
         0x1F => ("EXIT_RING_BUFFER", ""),
         0x20 => ("RMP_INIT_REQUIRED", ""),
         0x21 => ("BAD_SVN", ""),
@@ -86,7 +109,10 @@ fn firmware_status(code: u32) -> (&'static str, &'static str) {
         0x24 => ("UPDATE_FAILED", ""),
         0x25 => ("RESTORE_REQUIRED", ""),
         0x26 => ("RMP_INITIALIZATION_FAILED", ""),
-        0x27 => ("INVALID_KEY", "the requested signing key is not available (e.g. no VLEK installed)"),
+        0x27 => (
+            "INVALID_KEY",
+            "the requested signing key is not available (e.g. no VLEK installed)",
+        ),
         _ => ("UNKNOWN", "not a code this program knows"),
     }
 }
@@ -101,7 +127,10 @@ impl fmt::Display for FirmwareError {
                     write!(f, " ({n} bytes required)")?;
                 }
             }
-            SNP_GUEST_VMM_ERR_BUSY => write!(f, "hypervisor busy: the guest request was throttled; retry later")?,
+            SNP_GUEST_VMM_ERR_BUSY => write!(
+                f,
+                "hypervisor busy: the guest request was throttled; retry later"
+            )?,
             n => write!(f, "hypervisor error {n}")?,
         }
         if self.fw_error != 0 {
@@ -109,7 +138,10 @@ impl fmt::Display for FirmwareError {
                 write!(f, "; ")?;
             }
             if self.fw_error == u32::MAX {
-                write!(f, "no firmware call was made (the guest driver could not reach the PSP)")?;
+                write!(
+                    f,
+                    "no firmware call was made (the guest driver could not reach the PSP)"
+                )?;
             } else {
                 let (name, hint) = firmware_status(self.fw_error);
                 write!(f, "firmware error 0x{:x} {name}", self.fw_error)?;
@@ -119,7 +151,10 @@ impl fmt::Display for FirmwareError {
             }
         }
         if self.vmm_error == 0 && self.fw_error == 0 {
-            write!(f, "the request failed without a firmware or hypervisor error code")?;
+            write!(
+                f,
+                "the request failed without a firmware or hypervisor error code"
+            )?;
         }
         if let Some(errno) = self.errno {
             write!(f, " (ioctl: {})", std::io::Error::from_raw_os_error(errno))?;
@@ -138,7 +173,10 @@ mod tests {
         assert_eq!((e.vmm_error, e.fw_error), (2, 0x16));
         assert!(e.is_busy());
         let text = e.to_string();
-        assert!(text.contains("throttled") && text.contains("INVALID_PARAM"), "{text}");
+        assert!(
+            text.contains("throttled") && text.contains("INVALID_PARAM"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -146,15 +184,25 @@ mod tests {
         let mut e = FirmwareError::from_exitinfo2(1u64 << 32);
         e.required_len = Some(0x5000);
         assert!(e.is_invalid_length());
-        assert_eq!(e.to_string(), "hypervisor: certificate buffer too small (20480 bytes required)");
+        assert_eq!(
+            e.to_string(),
+            "hypervisor: certificate buffer too small (20480 bytes required)"
+        );
         assert_eq!(
             FirmwareError::from_exitinfo2(0xffff_ffff).to_string(),
             "no firmware call was made (the guest driver could not reach the PSP)"
         );
-        assert!(FirmwareError::from_status(0x27).to_string().contains("INVALID_KEY"));
-        assert!(FirmwareError::from_status(0x99).to_string().contains("0x99 UNKNOWN"));
+        assert!(FirmwareError::from_status(0x27)
+            .to_string()
+            .contains("INVALID_KEY"));
+        assert!(FirmwareError::from_status(0x99)
+            .to_string()
+            .contains("0x99 UNKNOWN"));
         let mut e = FirmwareError::from_exitinfo2(0);
         e.errno = Some(5);
-        assert!(e.to_string().contains("without a firmware") && e.to_string().contains("ioctl"), "{e}");
+        assert!(
+            e.to_string().contains("without a firmware") && e.to_string().contains("ioctl"),
+            "{e}"
+        );
     }
 }

@@ -54,20 +54,27 @@ fn write_attr(dir: &Path, name: &str, value: &[u8]) -> Result<(), RequestError> 
 fn read_generation(dir: &Path) -> Result<u64, RequestError> {
     let raw = read_attr(dir, "generation")?;
     let text = String::from_utf8_lossy(&raw);
-    text.trim()
-        .parse()
-        .map_err(|_| RequestError::BadReport(format!("configfs-tsm generation {text:?} is not a number")))
+    text.trim().parse().map_err(|_| {
+        RequestError::BadReport(format!("configfs-tsm generation {text:?} is not a number"))
+    })
 }
 
 impl ConfigfsTsm {
     /// The provider on /sys/kernel/config/tsm/report.
     pub fn new() -> ConfigfsTsm {
-        ConfigfsTsm { root: PathBuf::from(TSM_REPORT_DIR) }
+        ConfigfsTsm {
+            root: PathBuf::from(TSM_REPORT_DIR),
+        }
     }
 
     /// One attempt in an existing entry: Ok(None) if the generation moved under us.
-    fn attempt(dir: &Path, report_data: &[u8; 64]) -> Result<Result<Evidence, (u64, u64)>, RequestError> {
-        let provider = String::from_utf8_lossy(&read_attr(dir, "provider")?).trim().to_string();
+    fn attempt(
+        dir: &Path,
+        report_data: &[u8; 64],
+    ) -> Result<Result<Evidence, (u64, u64)>, RequestError> {
+        let provider = String::from_utf8_lossy(&read_attr(dir, "provider")?)
+            .trim()
+            .to_string();
         if provider != SEV_PROVIDER {
             return Err(RequestError::WrongTsmProvider(provider));
         }
@@ -77,7 +84,11 @@ impl ConfigfsTsm {
         let before = read_generation(dir)?;
         write_attr(dir, "inblob", report_data)?;
         let report = read_attr(dir, "outblob")?;
-        let aux = if dir.join("auxblob").exists() { read_attr(dir, "auxblob")? } else { Vec::new() };
+        let aux = if dir.join("auxblob").exists() {
+            read_attr(dir, "auxblob")?
+        } else {
+            Vec::new()
+        };
         let after = read_generation(dir)?;
         // Our inblob write is the one change allowed between the two reads.
         if after != before + 1 {
@@ -89,8 +100,16 @@ impl ConfigfsTsm {
                 report.len()
             )));
         }
-        let cert_chain_pem = if aux.is_empty() { None } else { super::cert_table_to_pem(&aux) };
-        Ok(Ok(Evidence { report, cert_chain_pem, provider: ProviderKind::SevGuest }))
+        let cert_chain_pem = if aux.is_empty() {
+            None
+        } else {
+            super::cert_table_to_pem(&aux)
+        };
+        Ok(Ok(Evidence {
+            report,
+            cert_chain_pem,
+            provider: ProviderKind::SevGuest,
+        }))
     }
 
     /// Runs the request in `dir` (an entry that already exists), retrying on conflicts.
@@ -100,18 +119,30 @@ impl ConfigfsTsm {
             match Self::attempt(dir, report_data)? {
                 Ok(evidence) => return Ok(evidence),
                 Err(conflict) => {
-                    log::warn!("configfs-tsm generation changed ({} -> {}); retrying", conflict.0, conflict.1);
+                    log::warn!(
+                        "configfs-tsm generation changed ({} -> {}); retrying",
+                        conflict.0,
+                        conflict.1
+                    );
                     last = conflict;
                 }
             }
         }
-        Err(RequestError::GenerationChanged { expected: last.0, found: last.1, attempts: ATTEMPTS })
+        Err(RequestError::GenerationChanged {
+            expected: last.0,
+            found: last.1,
+            attempts: ATTEMPTS,
+        })
     }
 }
 
 impl ReportProvider for ConfigfsTsm {
     fn request_report(&mut self, report_data: &[u8; 64]) -> Result<Evidence, RequestError> {
-        let name = format!("kettle-{}-{}", std::process::id(), ENTRY_COUNTER.fetch_add(1, Ordering::Relaxed));
+        let name = format!(
+            "kettle-{}-{}",
+            std::process::id(),
+            ENTRY_COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
         let dir = self.root.join(name);
         std::fs::create_dir(&dir).map_err(io(format!("creating {}", dir.display())))?;
         let entry = Entry(dir);
@@ -149,7 +180,11 @@ mod tests {
         let dir = fake_entry("generation", "sev_guest");
         std::fs::write(dir.join("privlevel"), "").unwrap();
         match ConfigfsTsm::request_in(&dir, &[9; 64]) {
-            Err(RequestError::GenerationChanged { expected: 8, found: 7, attempts: ATTEMPTS }) => {}
+            Err(RequestError::GenerationChanged {
+                expected: 8,
+                found: 7,
+                attempts: ATTEMPTS,
+            }) => {}
             other => panic!("{other:?}"),
         }
         assert_eq!(std::fs::read(dir.join("inblob")).unwrap(), vec![9u8; 64]);
@@ -159,7 +194,12 @@ mod tests {
 
     #[test]
     fn missing_root_is_an_io_error() {
-        let mut tsm = ConfigfsTsm { root: PathBuf::from("/nonexistent/tsm/report") };
-        assert!(matches!(tsm.request_report(&[0; 64]), Err(RequestError::Io { .. })));
+        let mut tsm = ConfigfsTsm {
+            root: PathBuf::from("/nonexistent/tsm/report"),
+        };
+        assert!(matches!(
+            tsm.request_report(&[0; 64]),
+            Err(RequestError::Io { .. })
+        ));
     }
 }

@@ -63,11 +63,14 @@ pub struct SnpExtReportReq {
 }
 
 /// `SNP_GET_REPORT`.
-pub const SNP_GET_REPORT: Opcode = opcode::read_write::<SnpGuestRequestIoctl>(SNP_GUEST_REQ_IOC_TYPE, 0x0);
+pub const SNP_GET_REPORT: Opcode =
+    opcode::read_write::<SnpGuestRequestIoctl>(SNP_GUEST_REQ_IOC_TYPE, 0x0);
 /// `SNP_GET_DERIVED_KEY` (not used; listed so the numbering is checked).
-pub const SNP_GET_DERIVED_KEY: Opcode = opcode::read_write::<SnpGuestRequestIoctl>(SNP_GUEST_REQ_IOC_TYPE, 0x1);
+pub const SNP_GET_DERIVED_KEY: Opcode =
+    opcode::read_write::<SnpGuestRequestIoctl>(SNP_GUEST_REQ_IOC_TYPE, 0x1);
 /// `SNP_GET_EXT_REPORT`.
-pub const SNP_GET_EXT_REPORT: Opcode = opcode::read_write::<SnpGuestRequestIoctl>(SNP_GUEST_REQ_IOC_TYPE, 0x2);
+pub const SNP_GET_EXT_REPORT: Opcode =
+    opcode::read_write::<SnpGuestRequestIoctl>(SNP_GUEST_REQ_IOC_TYPE, 0x2);
 
 /// MSG_REPORT_RSP (SNP firmware ABI): offset of `status` (u32).
 pub const RSP_STATUS: usize = 0x0;

@@ -5,20 +5,22 @@
 
 use rsa::pkcs8::{DecodePrivateKey, EncodePublicKey};
 use rsa::signature::{RandomizedSigner, SignatureEncoding};
+use x509_cert::attr::AttributeTypeAndValue;
+use x509_cert::certificate::{TbsCertificate, Version};
 use x509_cert::der::asn1::{Any, BitString, Ia5String, OctetString, SetOfVec, UtcTime};
+use x509_cert::der::oid::AssociatedOid;
 use x509_cert::der::{Decode, Encode, Tag};
 use x509_cert::ext::pkix::crl::dp::DistributionPoint;
 use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
-use x509_cert::ext::pkix::{BasicConstraints, CrlDistributionPoints, KeyUsage, KeyUsages, SubjectKeyIdentifier};
+use x509_cert::ext::pkix::{
+    BasicConstraints, CrlDistributionPoints, KeyUsage, KeyUsages, SubjectKeyIdentifier,
+};
 use x509_cert::ext::Extension;
 use x509_cert::name::{Name, RdnSequence, RelativeDistinguishedName};
-use x509_cert::attr::AttributeTypeAndValue;
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::spki::{AlgorithmIdentifierOwned, ObjectIdentifier, SubjectPublicKeyInfoOwned};
 use x509_cert::time::{Time, Validity};
-use x509_cert::certificate::{TbsCertificate, Version};
 use x509_cert::Certificate;
-use x509_cert::der::oid::AssociatedOid;
 
 use crate::chain::oids;
 use crate::report::Tcb;
@@ -33,9 +35,12 @@ const RSASSA_PSS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.11354
 /// trailer field 1 written out explicitly (as in AMD's ARK/ASK/VCEK).
 const PSS_SHA384_PARAMS: [u8; 59] = [
     0x30, 0x39, // SEQUENCE
-    0xa0, 0x0f, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02, 0x05, 0x00, // [0] sha384
-    0xa1, 0x1c, 0x30, 0x1a, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x08, // [1] mgf1
-    0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02, 0x05, 0x00, //     sha384
+    0xa0, 0x0f, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02, 0x05,
+    0x00, // [0] sha384
+    0xa1, 0x1c, 0x30, 0x1a, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01,
+    0x08, // [1] mgf1
+    0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02, 0x05,
+    0x00, //     sha384
     0xa2, 0x03, 0x02, 0x01, 0x30, // [2] saltLength 48
     0xa3, 0x03, 0x02, 0x01, 0x01, // [3] trailerField 1
 ];
@@ -50,7 +55,10 @@ pub const VCEK_CN: &str = "SEV-VCEK-KETTLE-SIMULATED";
 pub const PRODUCT_NAME: &str = "KETTLE-SIMULATED";
 
 fn pss_algorithm() -> Result<AlgorithmIdentifierOwned, SimulatedError> {
-    Ok(AlgorithmIdentifierOwned { oid: RSASSA_PSS, parameters: Some(Any::from_der(&PSS_SHA384_PARAMS)?) })
+    Ok(AlgorithmIdentifierOwned {
+        oid: RSASSA_PSS,
+        parameters: Some(Any::from_der(&PSS_SHA384_PARAMS)?),
+    })
 }
 
 /// A name with AMD's attribute order (OU, C, L, ST, O, CN), marked SIMULATED.
@@ -66,7 +74,11 @@ pub fn simulated_name(cn: &str) -> Result<Name, SimulatedError> {
         (C, Tag::PrintableString, "US"),
         (L, Tag::Utf8String, "Nowhere"),
         (ST, Tag::Utf8String, "NA"),
-        (O, Tag::Utf8String, "Kettle SIMULATED PSP - test keys, not AMD"),
+        (
+            O,
+            Tag::Utf8String,
+            "Kettle SIMULATED PSP - test keys, not AMD",
+        ),
         (CN, Tag::Utf8String, cn),
     ];
     let mut rdns = Vec::new();
@@ -90,8 +102,16 @@ fn validity(years: u64) -> Result<Validity, SimulatedError> {
     })
 }
 
-fn ext(oid: ObjectIdentifier, critical: bool, value_der: Vec<u8>) -> Result<Extension, SimulatedError> {
-    Ok(Extension { extn_id: oid, critical, extn_value: OctetString::new(value_der)? })
+fn ext(
+    oid: ObjectIdentifier,
+    critical: bool,
+    value_der: Vec<u8>,
+) -> Result<Extension, SimulatedError> {
+    Ok(Extension {
+        extn_id: oid,
+        critical,
+        extn_value: OctetString::new(value_der)?,
+    })
 }
 
 /// CA extensions as on AMD's ARK and ASK.
@@ -99,10 +119,15 @@ fn ca_extensions(spki_der: &[u8]) -> Result<Vec<Extension>, SimulatedError> {
     use sha2::{Digest, Sha256};
     let ku = KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign);
     let ski = SubjectKeyIdentifier(OctetString::new(Sha256::digest(spki_der)[..20].to_vec())?);
-    let bc = BasicConstraints { ca: true, path_len_constraint: None };
+    let bc = BasicConstraints {
+        ca: true,
+        path_len_constraint: None,
+    };
     let crl_uri = Ia5String::new("https://kettle.invalid/simulated/crl")?;
     let dp = CrlDistributionPoints(vec![DistributionPoint {
-        distribution_point: Some(DistributionPointName::FullName(vec![GeneralName::UniformResourceIdentifier(crl_uri)])),
+        distribution_point: Some(DistributionPointName::FullName(vec![
+            GeneralName::UniformResourceIdentifier(crl_uri),
+        ])),
         reasons: None,
         crl_issuer: None,
     }]);
@@ -119,7 +144,11 @@ fn vcek_extensions(tcb: &Tcb, hw_id: &[u8; 64]) -> Result<Vec<Extension>, Simula
     let int = |v: u8| v.to_der();
     let mut out = vec![
         ext(oids::STRUCT_VERSION, false, 0u8.to_der()?)?,
-        ext(oids::PRODUCT_NAME, false, Ia5String::new(PRODUCT_NAME)?.to_der()?)?,
+        ext(
+            oids::PRODUCT_NAME,
+            false,
+            Ia5String::new(PRODUCT_NAME)?.to_der()?,
+        )?,
         ext(oids::TCB_BOOTLOADER, false, int(tcb.bootloader)?)?,
         ext(oids::TCB_TEE, false, int(tcb.tee)?)?,
     ];
@@ -222,10 +251,20 @@ mod tests {
         (&ark, &ark).verify().unwrap();
         (&ark, &ask).verify().unwrap();
         let ark_x: Certificate = ark.into();
-        assert_eq!(ark_x.tbs_certificate.subject_public_key_info, rsa_spki(keys::ARK_KEY_PEM).unwrap());
+        assert_eq!(
+            ark_x.tbs_certificate.subject_public_key_info,
+            rsa_spki(keys::ARK_KEY_PEM).unwrap()
+        );
         let ask_x: Certificate = ask.into();
-        assert_eq!(ask_x.tbs_certificate.subject_public_key_info, rsa_spki(keys::ASK_KEY_PEM).unwrap());
-        assert!(ask_x.tbs_certificate.subject.to_string().contains("SIMULATED"));
+        assert_eq!(
+            ask_x.tbs_certificate.subject_public_key_info,
+            rsa_spki(keys::ASK_KEY_PEM).unwrap()
+        );
+        assert!(ask_x
+            .tbs_certificate
+            .subject
+            .to_string()
+            .contains("SIMULATED"));
     }
 
     #[test]

@@ -25,14 +25,21 @@ struct PortStream {
 impl Read for PortStream {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         use rustix::event::{poll, PollFd, PollFlags, Timespec};
-        let timeout = Timespec { tv_sec: self.timeout.as_secs() as _, tv_nsec: self.timeout.subsec_nanos() as _ };
+        let timeout = Timespec {
+            tv_sec: self.timeout.as_secs() as _,
+            tv_nsec: self.timeout.subsec_nanos() as _,
+        };
         loop {
             let mut fds = [PollFd::new(&self.file, PollFlags::IN)];
             match poll(&mut fds, Some(&timeout)) {
                 Ok(0) => {
                     return Err(std::io::Error::new(
                         std::io::ErrorKind::TimedOut,
-                        format!("no answer from the simulated PSP on {} within {:?}", self.path.display(), self.timeout),
+                        format!(
+                            "no answer from the simulated PSP on {} within {:?}",
+                            self.path.display(),
+                            self.timeout
+                        ),
                     ))
                 }
                 Ok(_) => return self.file.read(buf),
@@ -64,11 +71,16 @@ pub struct PspClient {
 /// Finds the device node of the virtio-serial port called `name` under `sys_dir`
 /// (normally /sys/class/virtio-ports: one `vportNpM` directory per port, each with a `name` file).
 pub fn find_port(sys_dir: &Path, name: &str) -> Result<PathBuf, RequestError> {
-    let entries = std::fs::read_dir(sys_dir)
-        .map_err(|source| RequestError::Io { what: format!("listing {}", sys_dir.display()), source })?;
+    let entries = std::fs::read_dir(sys_dir).map_err(|source| RequestError::Io {
+        what: format!("listing {}", sys_dir.display()),
+        source,
+    })?;
     let mut seen = Vec::new();
     for entry in entries {
-        let entry = entry.map_err(|source| RequestError::Io { what: format!("listing {}", sys_dir.display()), source })?;
+        let entry = entry.map_err(|source| RequestError::Io {
+            what: format!("listing {}", sys_dir.display()),
+            source,
+        })?;
         let port_name = match std::fs::read_to_string(entry.path().join("name")) {
             Ok(n) => n.trim_end_matches('\n').to_string(),
             Err(_) => continue, // a port without a name
@@ -79,7 +91,10 @@ pub fn find_port(sys_dir: &Path, name: &str) -> Result<PathBuf, RequestError> {
         seen.push(port_name);
     }
     seen.sort();
-    Err(RequestError::PortNotFound { name: name.to_string(), seen })
+    Err(RequestError::PortNotFound {
+        name: name.to_string(),
+        seen,
+    })
 }
 
 impl PspClient {
@@ -90,23 +105,38 @@ impl PspClient {
             .read(true)
             .write(true)
             .open(&dev)
-            .map_err(|source| RequestError::Io { what: format!("opening {}", dev.display()), source })?;
+            .map_err(|source| RequestError::Io {
+                what: format!("opening {}", dev.display()),
+                source,
+            })?;
         log::info!("simulated PSP on virtio port {name} ({})", dev.display());
-        Ok(PspClient::new(PortStream { file, path: dev, timeout: RESPONSE_TIMEOUT }))
+        Ok(PspClient::new(PortStream {
+            file,
+            path: dev,
+            timeout: RESPONSE_TIMEOUT,
+        }))
     }
 
     /// Wraps an already-open stream (tests, host-side sockets).
     pub fn new(stream: impl Read + Write + Send + 'static) -> PspClient {
-        PspClient { stream: Box::new(stream) }
+        PspClient {
+            stream: Box::new(stream),
+        }
     }
 }
 
 impl ReportProvider for PspClient {
     fn request_report(&mut self, report_data: &[u8; 64]) -> Result<Evidence, RequestError> {
-        let request = ReportRequest { report_data: *report_data, vmpl: 0 };
+        let request = ReportRequest {
+            report_data: *report_data,
+            vmpl: 0,
+        };
         protocol::write_request(&mut self.stream, &request)?;
         match protocol::read_response(&mut self.stream)? {
-            Response::Report { report, cert_chain_pem } => {
+            Response::Report {
+                report,
+                cert_chain_pem,
+            } => {
                 if report.len() != REPORT_LEN {
                     return Err(RequestError::BadReport(format!(
                         "simulated PSP returned {} bytes, a report is {REPORT_LEN}",
@@ -119,7 +149,10 @@ impl ReportProvider for PspClient {
                     provider: ProviderKind::Simulated,
                 })
             }
-            Response::Error { code, message } => Err(RequestError::Simulated { code: code as u32, message }),
+            Response::Error { code, message } => Err(RequestError::Simulated {
+                code: code as u32,
+                message,
+            }),
         }
     }
 }
@@ -133,7 +166,11 @@ mod tests {
         use std::os::fd::OwnedFd;
         let (reader, writer) = std::os::unix::net::UnixStream::pair().unwrap();
         let file = std::fs::File::from(OwnedFd::from(reader));
-        let mut port = PortStream { file, path: PathBuf::from("/dev/vport9p9"), timeout: std::time::Duration::from_millis(10) };
+        let mut port = PortStream {
+            file,
+            path: PathBuf::from("/dev/vport9p9"),
+            timeout: std::time::Duration::from_millis(10),
+        };
         let err = port.read(&mut [0u8; 4]).unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
         assert!(err.to_string().contains("/dev/vport9p9"), "{err}");
@@ -147,20 +184,35 @@ mod tests {
     #[test]
     fn finds_port_by_name() {
         let sys = std::env::temp_dir().join(format!("kettle-vports-{}", std::process::id()));
-        for (dir, name) in [("vport0p1", "org.qemu.guest_agent.0\n"), ("vport1p1", "kettle.psp\n")] {
+        for (dir, name) in [
+            ("vport0p1", "org.qemu.guest_agent.0\n"),
+            ("vport1p1", "kettle.psp\n"),
+        ] {
             std::fs::create_dir_all(sys.join(dir)).unwrap();
             std::fs::write(sys.join(dir).join("name"), name).unwrap();
         }
         std::fs::create_dir_all(sys.join("vport2p0")).unwrap(); // console port, no name file
-        assert_eq!(find_port(&sys, "kettle.psp").unwrap(), Path::new("/dev/vport1p1"));
+        assert_eq!(
+            find_port(&sys, "kettle.psp").unwrap(),
+            Path::new("/dev/vport1p1")
+        );
         match find_port(&sys, "kettle.other") {
             Err(RequestError::PortNotFound { name, seen }) => {
                 assert_eq!(name, "kettle.other");
-                assert_eq!(seen, vec!["kettle.psp".to_string(), "org.qemu.guest_agent.0".to_string()]);
+                assert_eq!(
+                    seen,
+                    vec![
+                        "kettle.psp".to_string(),
+                        "org.qemu.guest_agent.0".to_string()
+                    ]
+                );
             }
             other => panic!("{other:?}"),
         }
         std::fs::remove_dir_all(&sys).unwrap();
-        assert!(matches!(find_port(&sys, "kettle.psp"), Err(RequestError::Io { .. })));
+        assert!(matches!(
+            find_port(&sys, "kettle.psp"),
+            Err(RequestError::Io { .. })
+        ));
     }
 }

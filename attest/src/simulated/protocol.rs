@@ -146,7 +146,10 @@ pub enum Response {
 
 fn write_frame(w: &mut impl Write, kind: FrameKind, body: &[u8]) -> Result<(), ProtocolError> {
     if body.len() > MAX_BODY {
-        return Err(ProtocolError::TooLarge { len: body.len() as u64, max: MAX_BODY });
+        return Err(ProtocolError::TooLarge {
+            len: body.len() as u64,
+            max: MAX_BODY,
+        });
     }
     let mut frame = Vec::with_capacity(HEADER_LEN + body.len());
     frame.extend_from_slice(&MAGIC);
@@ -192,7 +195,10 @@ fn read_frame(r: &mut impl Read) -> Result<Option<(FrameKind, Vec<u8>)>, Protoco
     let kind = FrameKind::from_u16(raw_kind).ok_or(ProtocolError::UnexpectedKind(raw_kind))?;
     let len = u32::from_le_bytes(header[8..12].try_into().expect("4 bytes")) as usize;
     if len > MAX_BODY {
-        return Err(ProtocolError::TooLarge { len: len as u64, max: MAX_BODY });
+        return Err(ProtocolError::TooLarge {
+            len: len as u64,
+            max: MAX_BODY,
+        });
     }
     let mut body = vec![0u8; len];
     if len > 0 && !read_exact_or_eof(r, &mut body)? {
@@ -211,7 +217,9 @@ pub fn write_request(w: &mut impl Write, req: &ReportRequest) -> Result<(), Prot
 
 /// Reads a report request; None on a clean end of stream.
 pub fn read_request(r: &mut impl Read) -> Result<Option<ReportRequest>, ProtocolError> {
-    let Some((kind, body)) = read_frame(r)? else { return Ok(None) };
+    let Some((kind, body)) = read_frame(r)? else {
+        return Ok(None);
+    };
     if kind != FrameKind::ReportRequest {
         return Err(ProtocolError::UnexpectedKind(kind as u16));
     }
@@ -230,7 +238,10 @@ pub fn read_request(r: &mut impl Read) -> Result<Option<ReportRequest>, Protocol
 pub fn write_response(w: &mut impl Write, resp: &Response) -> Result<(), ProtocolError> {
     let mut body = Vec::new();
     let kind = match resp {
-        Response::Report { report, cert_chain_pem } => {
+        Response::Report {
+            report,
+            cert_chain_pem,
+        } => {
             body.extend_from_slice(&(report.len() as u32).to_le_bytes());
             body.extend_from_slice(report);
             body.extend_from_slice(&(cert_chain_pem.len() as u32).to_le_bytes());
@@ -257,7 +268,11 @@ pub fn write_response(w: &mut impl Write, resp: &Response) -> Result<(), Protoco
 }
 
 /// Takes a length-prefixed field from the front of `body`.
-fn take_field<'a>(body: &mut &'a [u8], kind: &'static str, what: &str) -> Result<&'a [u8], ProtocolError> {
+fn take_field<'a>(
+    body: &mut &'a [u8],
+    kind: &'static str,
+    what: &str,
+) -> Result<&'a [u8], ProtocolError> {
     let bad = |reason: String| ProtocolError::BadBody { kind, reason };
     if body.len() < 4 {
         return Err(bad(format!("{what} length missing")));
@@ -265,7 +280,10 @@ fn take_field<'a>(body: &mut &'a [u8], kind: &'static str, what: &str) -> Result
     let len = u32::from_le_bytes(body[..4].try_into().expect("4 bytes")) as usize;
     let rest = &body[4..];
     if len > rest.len() {
-        return Err(bad(format!("{what} claims {len} bytes, only {} remain", rest.len())));
+        return Err(bad(format!(
+            "{what} claims {len} bytes, only {} remain",
+            rest.len()
+        )));
     }
     let (field, tail) = rest.split_at(len);
     *body = tail;
@@ -279,24 +297,40 @@ pub fn read_response(r: &mut impl Read) -> Result<Response, ProtocolError> {
     match kind {
         FrameKind::ReportResponse => {
             let report = take_field(&mut rest, "report response", "report")?.to_vec();
-            let cert_chain_pem = take_field(&mut rest, "report response", "certificate chain")?.to_vec();
+            let cert_chain_pem =
+                take_field(&mut rest, "report response", "certificate chain")?.to_vec();
             if !rest.is_empty() {
-                return Err(ProtocolError::BadBody { kind: "report response", reason: format!("{} trailing bytes", rest.len()) });
+                return Err(ProtocolError::BadBody {
+                    kind: "report response",
+                    reason: format!("{} trailing bytes", rest.len()),
+                });
             }
-            Ok(Response::Report { report, cert_chain_pem })
+            Ok(Response::Report {
+                report,
+                cert_chain_pem,
+            })
         }
         FrameKind::Error => {
             if rest.len() < 4 {
-                return Err(ProtocolError::BadBody { kind: "error", reason: "code missing".into() });
+                return Err(ProtocolError::BadBody {
+                    kind: "error",
+                    reason: "code missing".into(),
+                });
             }
-            let code = ErrorCode::from_u32(u32::from_le_bytes(rest[..4].try_into().expect("4 bytes")));
+            let code =
+                ErrorCode::from_u32(u32::from_le_bytes(rest[..4].try_into().expect("4 bytes")));
             rest = &rest[4..];
             let msg = take_field(&mut rest, "error", "message")?;
             if msg.len() > MAX_MESSAGE || !rest.is_empty() {
-                return Err(ProtocolError::BadBody { kind: "error", reason: "message too long or trailing bytes".into() });
+                return Err(ProtocolError::BadBody {
+                    kind: "error",
+                    reason: "message too long or trailing bytes".into(),
+                });
             }
-            let message = String::from_utf8(msg.to_vec())
-                .map_err(|_| ProtocolError::BadBody { kind: "error", reason: "message is not UTF-8".into() })?;
+            let message = String::from_utf8(msg.to_vec()).map_err(|_| ProtocolError::BadBody {
+                kind: "error",
+                reason: "message is not UTF-8".into(),
+            })?;
             Ok(Response::Error { code, message })
         }
         FrameKind::ReportRequest => Err(ProtocolError::UnexpectedKind(kind as u16)),
@@ -323,14 +357,24 @@ mod tests {
     }
 
     fn request() -> ReportRequest {
-        ReportRequest { report_data: [7u8; 64], vmpl: 0 }
+        ReportRequest {
+            report_data: [7u8; 64],
+            vmpl: 0,
+        }
     }
 
     #[test]
     fn request_round_trip_and_clean_eof() {
         let mut buf = Vec::new();
         write_request(&mut buf, &request()).unwrap();
-        write_request(&mut buf, &ReportRequest { report_data: [1u8; 64], vmpl: 2 }).unwrap();
+        write_request(
+            &mut buf,
+            &ReportRequest {
+                report_data: [1u8; 64],
+                vmpl: 2,
+            },
+        )
+        .unwrap();
         assert_eq!(buf.len(), 2 * (HEADER_LEN + REQUEST_BODY_LEN));
         let mut r = Cursor::new(buf);
         assert_eq!(read_request(&mut r).unwrap(), Some(request()));
@@ -341,8 +385,14 @@ mod tests {
     #[test]
     fn response_round_trips() {
         for resp in [
-            Response::Report { report: vec![1; 1184], cert_chain_pem: b"-----BEGIN".to_vec() },
-            Response::Error { code: ErrorCode::InvalidParameter, message: "vmpl 9".into() },
+            Response::Report {
+                report: vec![1; 1184],
+                cert_chain_pem: b"-----BEGIN".to_vec(),
+            },
+            Response::Error {
+                code: ErrorCode::InvalidParameter,
+                message: "vmpl 9".into(),
+            },
         ] {
             let mut buf = Vec::new();
             write_response(&mut buf, &resp).unwrap();
@@ -354,9 +404,18 @@ mod tests {
     fn long_error_messages_are_cut_to_the_limit() {
         let mut buf = Vec::new();
         let message = "é".repeat(MAX_MESSAGE);
-        write_response(&mut buf, &Response::Error { code: ErrorCode::Internal, message }).unwrap();
+        write_response(
+            &mut buf,
+            &Response::Error {
+                code: ErrorCode::Internal,
+                message,
+            },
+        )
+        .unwrap();
         match read_response(&mut Cursor::new(buf)).unwrap() {
-            Response::Error { message, .. } => assert!(message.len() <= MAX_MESSAGE && message.starts_with('é')),
+            Response::Error { message, .. } => {
+                assert!(message.len() <= MAX_MESSAGE && message.starts_with('é'))
+            }
             other => panic!("{other:?}"),
         }
     }
@@ -368,38 +427,72 @@ mod tests {
 
         let mut bad = good.clone();
         bad[0] = b'X';
-        assert!(matches!(read_request(&mut Cursor::new(bad)), Err(ProtocolError::BadMagic(_))));
+        assert!(matches!(
+            read_request(&mut Cursor::new(bad)),
+            Err(ProtocolError::BadMagic(_))
+        ));
 
         let mut bad = good.clone();
         bad[4] = 9;
-        assert!(matches!(read_request(&mut Cursor::new(bad)), Err(ProtocolError::UnsupportedVersion(9))));
+        assert!(matches!(
+            read_request(&mut Cursor::new(bad)),
+            Err(ProtocolError::UnsupportedVersion(9))
+        ));
 
         let mut bad = good.clone();
         bad[6] = 77;
-        assert!(matches!(read_request(&mut Cursor::new(bad)), Err(ProtocolError::UnexpectedKind(77))));
+        assert!(matches!(
+            read_request(&mut Cursor::new(bad)),
+            Err(ProtocolError::UnexpectedKind(77))
+        ));
 
         // A response where a request is expected.
         let mut resp = Vec::new();
-        write_response(&mut resp, &Response::Error { code: ErrorCode::Internal, message: String::new() }).unwrap();
-        assert!(matches!(read_request(&mut Cursor::new(resp)), Err(ProtocolError::UnexpectedKind(3))));
+        write_response(
+            &mut resp,
+            &Response::Error {
+                code: ErrorCode::Internal,
+                message: String::new(),
+            },
+        )
+        .unwrap();
+        assert!(matches!(
+            read_request(&mut Cursor::new(resp)),
+            Err(ProtocolError::UnexpectedKind(3))
+        ));
 
         // Oversized declared length: rejected before allocating.
         let mut bad = good.clone();
         bad[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(matches!(read_request(&mut Cursor::new(bad)), Err(ProtocolError::TooLarge { .. })));
+        assert!(matches!(
+            read_request(&mut Cursor::new(bad)),
+            Err(ProtocolError::TooLarge { .. })
+        ));
 
         // Wrong request body size.
         let mut bad = good.clone();
         bad[8..12].copy_from_slice(&67u32.to_le_bytes());
         bad.pop();
-        assert!(matches!(read_request(&mut Cursor::new(bad)), Err(ProtocolError::BadBody { .. })));
+        assert!(matches!(
+            read_request(&mut Cursor::new(bad)),
+            Err(ProtocolError::BadBody { .. })
+        ));
 
         // Truncated in the header and in the body.
-        assert!(matches!(read_request(&mut Cursor::new(good[..5].to_vec())), Err(ProtocolError::UnexpectedEof)));
-        assert!(matches!(read_request(&mut Cursor::new(good[..20].to_vec())), Err(ProtocolError::UnexpectedEof)));
+        assert!(matches!(
+            read_request(&mut Cursor::new(good[..5].to_vec())),
+            Err(ProtocolError::UnexpectedEof)
+        ));
+        assert!(matches!(
+            read_request(&mut Cursor::new(good[..20].to_vec())),
+            Err(ProtocolError::UnexpectedEof)
+        ));
 
         // No response at all.
-        assert!(matches!(read_response(&mut Cursor::new(Vec::new())), Err(ProtocolError::NoResponse)));
+        assert!(matches!(
+            read_response(&mut Cursor::new(Vec::new())),
+            Err(ProtocolError::NoResponse)
+        ));
     }
 
     #[test]
@@ -412,15 +505,24 @@ mod tests {
         // report length larger than the body
         let mut body = 5000u32.to_le_bytes().to_vec();
         body.extend_from_slice(&[0; 10]);
-        assert!(matches!(read_response(&mut Cursor::new(frame(body, FrameKind::ReportResponse))), Err(ProtocolError::BadBody { .. })));
+        assert!(matches!(
+            read_response(&mut Cursor::new(frame(body, FrameKind::ReportResponse))),
+            Err(ProtocolError::BadBody { .. })
+        ));
         // trailing bytes
         let mut body = 1u32.to_le_bytes().to_vec();
         body.push(9);
         body.extend_from_slice(&0u32.to_le_bytes());
         body.push(1);
-        assert!(matches!(read_response(&mut Cursor::new(frame(body, FrameKind::ReportResponse))), Err(ProtocolError::BadBody { .. })));
+        assert!(matches!(
+            read_response(&mut Cursor::new(frame(body, FrameKind::ReportResponse))),
+            Err(ProtocolError::BadBody { .. })
+        ));
         // error without code
-        assert!(matches!(read_response(&mut Cursor::new(frame(vec![1], FrameKind::Error))), Err(ProtocolError::BadBody { .. })));
+        assert!(matches!(
+            read_response(&mut Cursor::new(frame(vec![1], FrameKind::Error))),
+            Err(ProtocolError::BadBody { .. })
+        ));
     }
 
     #[test]
@@ -450,7 +552,10 @@ mod tests {
                 Err(_) => rejected += 1,
             }
             match read_response(&mut Cursor::new(bytes.clone())) {
-                Ok(Response::Error { code: ErrorCode::Internal, .. }) => accepted += 1, // code not canonical
+                Ok(Response::Error {
+                    code: ErrorCode::Internal,
+                    ..
+                }) => accepted += 1, // code not canonical
                 Ok(resp) => {
                     let mut again = Vec::new();
                     write_response(&mut again, &resp).unwrap();
@@ -460,6 +565,9 @@ mod tests {
                 Err(_) => rejected += 1,
             }
         }
-        assert!(rejected > 3000, "garbage must mostly be rejected ({rejected} rejected, {accepted} accepted)");
+        assert!(
+            rejected > 3000,
+            "garbage must mostly be rejected ({rejected} rejected, {accepted} accepted)"
+        );
     }
 }

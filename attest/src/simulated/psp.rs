@@ -10,7 +10,10 @@ use sha2::{Digest, Sha384};
 use x509_cert::der::Encode;
 
 use crate::chain::der_to_pem;
-use crate::report::{offsets, Tcb, REPORT_LEN, SIGNATURE_OFFSET, SIGNED_LEN, SIG_ALGO_ECDSA_P384_SHA384, SIG_COMPONENT_LEN};
+use crate::report::{
+    offsets, Tcb, REPORT_LEN, SIGNATURE_OFFSET, SIGNED_LEN, SIG_ALGO_ECDSA_P384_SHA384,
+    SIG_COMPONENT_LEN,
+};
 
 use super::protocol::{self, ErrorCode, ProtocolError, Response, MAX_VMPL};
 use super::{certs, keys, SimulatedError, CHIP_ID};
@@ -18,7 +21,13 @@ use super::{certs, keys, SimulatedError, CHIP_ID};
 /// Default guest policy: SMT allowed, reserved bit 17 set, debug and migration off.
 pub const DEFAULT_GUEST_POLICY: u64 = 0x3_0000;
 /// Default TCB the simulated VCEK is issued for.
-pub const DEFAULT_TCB: Tcb = Tcb { fmc: None, bootloader: 9, tee: 0, snp: 23, microcode: 72 };
+pub const DEFAULT_TCB: Tcb = Tcb {
+    fmc: None,
+    bootloader: 9,
+    tee: 0,
+    snp: 23,
+    microcode: 72,
+};
 /// CPUID family / model / stepping written into version 3 and 5 reports (a Genoa part,
 /// whose TCB layout matches the simulated VCEK's).
 pub const SIMULATED_CPUID: [u8; 3] = [0x19, 0x11, 0x01];
@@ -103,22 +112,35 @@ impl SimulatedPsp {
     /// Builds and signs a report for `report_data` at `vmpl`.
     pub fn report(&self, report_data: &[u8; 64], vmpl: u32) -> Result<Vec<u8>, SimulatedError> {
         if vmpl > MAX_VMPL {
-            return Err(SimulatedError::Unsupported(format!("VMPL {vmpl} (the highest is {MAX_VMPL})")));
+            return Err(SimulatedError::Unsupported(format!(
+                "VMPL {vmpl} (the highest is {MAX_VMPL})"
+            )));
         }
         if !matches!(self.report_version, 2 | 3 | 5) {
-            return Err(SimulatedError::Unsupported(format!("report version {} (2, 3 or 5)", self.report_version)));
+            return Err(SimulatedError::Unsupported(format!(
+                "report version {} (2, 3 or 5)",
+                self.report_version
+            )));
         }
         if self.tcb.fmc.is_some() {
-            return Err(SimulatedError::Unsupported("an FMC SVN (Turin TCB layout)".into()));
+            return Err(SimulatedError::Unsupported(
+                "an FMC SVN (Turin TCB layout)".into(),
+            ));
         }
         let mut r = vec![0u8; REPORT_LEN];
-        let put = |r: &mut Vec<u8>, at: usize, bytes: &[u8]| r[at..at + bytes.len()].copy_from_slice(bytes);
+        let put = |r: &mut Vec<u8>, at: usize, bytes: &[u8]| {
+            r[at..at + bytes.len()].copy_from_slice(bytes)
+        };
         let tcb = self.tcb.to_legacy_bytes();
         put(&mut r, offsets::VERSION, &self.report_version.to_le_bytes());
         put(&mut r, offsets::GUEST_SVN, &0u32.to_le_bytes());
         put(&mut r, offsets::POLICY, &self.guest_policy.to_le_bytes());
         put(&mut r, offsets::VMPL, &vmpl.to_le_bytes());
-        put(&mut r, offsets::SIG_ALGO, &SIG_ALGO_ECDSA_P384_SHA384.to_le_bytes());
+        put(
+            &mut r,
+            offsets::SIG_ALGO,
+            &SIG_ALGO_ECDSA_P384_SHA384.to_le_bytes(),
+        );
         put(&mut r, offsets::CURRENT_TCB, &tcb);
         put(&mut r, offsets::PLATFORM_INFO, &1u64.to_le_bytes()); // SMT enabled
         put(&mut r, offsets::KEY_INFO, &0u32.to_le_bytes()); // signed by the VCEK
@@ -139,7 +161,8 @@ impl SimulatedPsp {
         // Version 5 mitigation vectors stay zero.
 
         let key = p384::ecdsa::SigningKey::from_pkcs8_pem(keys::VCEK_KEY_PEM)?;
-        let sig: p384::ecdsa::Signature = key.sign_digest(Sha384::new_with_prefix(&r[..SIGNED_LEN]));
+        let sig: p384::ecdsa::Signature =
+            key.sign_digest(Sha384::new_with_prefix(&r[..SIGNED_LEN]));
         let (sig_r, sig_s) = sig.split_bytes();
         // AMD stores r and s little-endian, each zero-padded to 72 bytes.
         for (i, b) in sig_r.iter().rev().enumerate() {
@@ -159,7 +182,10 @@ impl SimulatedPsp {
                 Ok(Some(req)) => req,
                 Ok(None) => return Ok(()),
                 Err(e) => {
-                    let reply = Response::Error { code: ErrorCode::BadRequest, message: e.to_string() };
+                    let reply = Response::Error {
+                        code: ErrorCode::BadRequest,
+                        message: e.to_string(),
+                    };
                     // Best effort: the peer may already be gone.
                     let _ = protocol::write_response(&mut stream, &reply);
                     return Err(e);
@@ -168,13 +194,23 @@ impl SimulatedPsp {
             log::info!("simulated PSP: report request at VMPL {}", request.vmpl);
             let response = match self.report(&request.report_data, request.vmpl) {
                 Ok(report) => match self.cert_chain_pem() {
-                    Ok(cert_chain_pem) => Response::Report { report, cert_chain_pem },
-                    Err(e) => Response::Error { code: ErrorCode::Internal, message: e.to_string() },
+                    Ok(cert_chain_pem) => Response::Report {
+                        report,
+                        cert_chain_pem,
+                    },
+                    Err(e) => Response::Error {
+                        code: ErrorCode::Internal,
+                        message: e.to_string(),
+                    },
                 },
-                Err(SimulatedError::Unsupported(m)) => {
-                    Response::Error { code: ErrorCode::InvalidParameter, message: format!("unsupported request: {m}") }
-                }
-                Err(e) => Response::Error { code: ErrorCode::Internal, message: e.to_string() },
+                Err(SimulatedError::Unsupported(m)) => Response::Error {
+                    code: ErrorCode::InvalidParameter,
+                    message: format!("unsupported request: {m}"),
+                },
+                Err(e) => Response::Error {
+                    code: ErrorCode::Internal,
+                    message: e.to_string(),
+                },
             };
             protocol::write_response(&mut stream, &response)?;
         }
@@ -190,7 +226,10 @@ mod tests {
     fn reports_parse_in_every_version_and_carry_the_inputs() {
         let psp = SimulatedPsp::new([0xAB; 48]);
         for version in [2u32, 3, 5] {
-            let psp = SimulatedPsp { report_version: version, ..SimulatedPsp::new([0xAB; 48]) };
+            let psp = SimulatedPsp {
+                report_version: version,
+                ..SimulatedPsp::new([0xAB; 48])
+            };
             let bytes = psp.report(&[0x11; 64], 0).unwrap();
             let r = Report::parse(&bytes).unwrap();
             assert_eq!(r.version(), version);
@@ -202,7 +241,12 @@ mod tests {
             assert_eq!(r.fields().cpuid_fam_id.is_some(), version >= 3);
         }
         assert!(psp.report(&[0; 64], 4).is_err());
-        assert!(matches!(psp.with_report_version(4).report(&[0; 64], 0), Err(SimulatedError::Unsupported(_))));
-        assert!(CHIP_ID.starts_with(b"KETTLE-SIMULATED-PSP") && CHIP_ID[20..].iter().all(|b| *b == 0));
+        assert!(matches!(
+            psp.with_report_version(4).report(&[0; 64], 0),
+            Err(SimulatedError::Unsupported(_))
+        ));
+        assert!(
+            CHIP_ID.starts_with(b"KETTLE-SIMULATED-PSP") && CHIP_ID[20..].iter().all(|b| *b == 0)
+        );
     }
 }

@@ -18,14 +18,22 @@ fn failed(v: &Verdict) -> BTreeSet<&'static str> {
 }
 
 /// Serves `psp` on one end of a socket pair and returns a client on the other.
-fn connect(psp: SimulatedPsp) -> (PspClient, std::thread::JoinHandle<Result<(), protocol::ProtocolError>>) {
+fn connect(
+    psp: SimulatedPsp,
+) -> (
+    PspClient,
+    std::thread::JoinHandle<Result<(), protocol::ProtocolError>>,
+) {
     let (guest, host) = UnixStream::pair().unwrap();
     let server = std::thread::spawn(move || psp.serve(host));
     (PspClient::new(guest), server)
 }
 
 fn allowed(policy: Policy) -> Policy {
-    Policy { allow_simulated: true, ..policy }
+    Policy {
+        allow_simulated: true,
+        ..policy
+    }
 }
 
 #[test]
@@ -40,7 +48,12 @@ fn round_trip_verifies_only_when_simulated_is_allowed() {
     assert_eq!(evidence.provider, ProviderKind::Simulated);
     assert_eq!(evidence.provider.to_string(), "simulated");
     let pem = evidence.cert_chain_pem.as_ref().unwrap();
-    assert!(String::from_utf8_lossy(pem).matches("BEGIN CERTIFICATE").count() == 3);
+    assert!(
+        String::from_utf8_lossy(pem)
+            .matches("BEGIN CERTIFICATE")
+            .count()
+            == 3
+    );
     let chain = CertChain::from_pem_bundle(pem).unwrap();
     assert!(chain.ark.is_some() && chain.ask.is_some());
 
@@ -49,11 +62,18 @@ fn round_trip_verifies_only_when_simulated_is_allowed() {
     assert!(v.is_verified(), "{v}");
     assert!(v.simulated);
     assert!(v.to_string().contains("SIMULATED"), "{v}");
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&v.to_json()).unwrap()["simulated"], true);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&v.to_json()).unwrap()["simulated"],
+        true
+    );
 
     let v = verify(&evidence.report, &chain, &strict);
     assert!(!v.is_verified());
-    assert_eq!(failed(&v), BTreeSet::from([names::CHAIN, names::SIMULATED]), "{v}");
+    assert_eq!(
+        failed(&v),
+        BTreeSet::from([names::CHAIN, names::SIMULATED]),
+        "{v}"
+    );
 
     // The second report binds other data: it fails report_data and nothing else.
     let v = verify(&again.report, &chain, &allowed(strict));
@@ -69,7 +89,11 @@ fn simulated_evidence_without_bundle_roots_is_still_recognised() {
     let chain = CertChain::from_der_parts(None, None, full.vcek);
     let policy = Policy::for_provenance(MEASUREMENT, PROVENANCE);
     let v = verify(&report, &chain, &policy);
-    assert_eq!(failed(&v), BTreeSet::from([names::CHAIN, names::SIMULATED]), "{v}");
+    assert_eq!(
+        failed(&v),
+        BTreeSet::from([names::CHAIN, names::SIMULATED]),
+        "{v}"
+    );
     assert!(verify(&report, &chain, &allowed(policy)).is_verified());
 }
 
@@ -90,15 +114,34 @@ fn policy_failures_fail_exactly_their_own_check() {
     let debug = SimulatedPsp::new(MEASUREMENT).with_guest_policy(DEFAULT_GUEST_POLICY | (1 << 19));
     let v = check(&debug, 0, &policy);
     assert_eq!(failed(&v), BTreeSet::from([names::DEBUG_DISALLOWED]), "{v}");
-    assert!(check(&debug, 0, &Policy { allow_debug: true, ..policy.clone() }).is_verified());
+    assert!(check(
+        &debug,
+        0,
+        &Policy {
+            allow_debug: true,
+            ..policy.clone()
+        }
+    )
+    .is_verified());
 
     // Requested at VMPL 1.
     let v = check(&base, 1, &policy);
     assert_eq!(failed(&v), BTreeSet::from([names::VMPL]), "{v}");
 
     // Reported TCB below the minimum (the VCEK matches the lower TCB, so only min_tcb fails).
-    let old = SimulatedPsp::new(MEASUREMENT).with_tcb(Tcb { snp: 5, ..DEFAULT_TCB });
-    let min = Policy { min_tcb: MinTcb { bootloader: 9, tee: 0, snp: 8, microcode: 72 }, ..policy.clone() };
+    let old = SimulatedPsp::new(MEASUREMENT).with_tcb(Tcb {
+        snp: 5,
+        ..DEFAULT_TCB
+    });
+    let min = Policy {
+        min_tcb: MinTcb {
+            bootloader: 9,
+            tee: 0,
+            snp: 8,
+            microcode: 72,
+        },
+        ..policy.clone()
+    };
     let v = check(&old, 0, &min);
     assert_eq!(failed(&v), BTreeSet::from([names::MIN_TCB]), "{v}");
     assert!(check(&base, 0, &min).is_verified());
@@ -112,13 +155,28 @@ fn policy_failures_fail_exactly_their_own_check() {
 fn vcek_for_another_tcb_fails_vcek_matches_report() {
     let rd = report_data_for(PROVENANCE);
     let new = SimulatedPsp::new(MEASUREMENT);
-    let old = SimulatedPsp::new(MEASUREMENT).with_tcb(Tcb { microcode: 1, ..DEFAULT_TCB });
+    let old = SimulatedPsp::new(MEASUREMENT).with_tcb(Tcb {
+        microcode: 1,
+        ..DEFAULT_TCB
+    });
     let report = old.report(&rd, 0).unwrap();
     // Same key, but the certificate is for the newer TCB: the extensions disagree.
     let chain = CertChain::from_pem_bundle(&new.cert_chain_pem().unwrap()).unwrap();
-    let v = verify(&report, &chain, &allowed(Policy::for_provenance(MEASUREMENT, PROVENANCE)));
-    assert_eq!(failed(&v), BTreeSet::from([names::VCEK_MATCHES_REPORT]), "{v}");
-    assert!(v.check(names::VCEK_MATCHES_REPORT).unwrap().detail.contains("microcode"));
+    let v = verify(
+        &report,
+        &chain,
+        &allowed(Policy::for_provenance(MEASUREMENT, PROVENANCE)),
+    );
+    assert_eq!(
+        failed(&v),
+        BTreeSet::from([names::VCEK_MATCHES_REPORT]),
+        "{v}"
+    );
+    assert!(v
+        .check(names::VCEK_MATCHES_REPORT)
+        .unwrap()
+        .detail
+        .contains("microcode"));
 }
 
 #[test]
@@ -139,7 +197,9 @@ fn every_report_version_verifies() {
 fn psp_errors_reach_the_client() {
     let (mut client, server) = connect(SimulatedPsp::new(MEASUREMENT).with_report_version(4));
     match client.request_report(&[0; 64]) {
-        Err(RequestError::Simulated { code: 2, message }) => assert!(message.contains("report version 4"), "{message}"),
+        Err(RequestError::Simulated { code: 2, message }) => {
+            assert!(message.contains("report version 4"), "{message}")
+        }
         other => panic!("{other:?}"),
     }
     drop(client);
@@ -149,8 +209,21 @@ fn psp_errors_reach_the_client() {
     let (guest, host) = UnixStream::pair().unwrap();
     let server = std::thread::spawn(move || SimulatedPsp::new(MEASUREMENT).serve(host));
     let mut g = &guest;
-    protocol::write_request(&mut g, &ReportRequest { report_data: [0; 64], vmpl: 4 }).unwrap();
-    assert!(matches!(protocol::read_response(&mut g).unwrap(), Response::Error { code: protocol::ErrorCode::InvalidParameter, .. }));
+    protocol::write_request(
+        &mut g,
+        &ReportRequest {
+            report_data: [0; 64],
+            vmpl: 4,
+        },
+    )
+    .unwrap();
+    assert!(matches!(
+        protocol::read_response(&mut g).unwrap(),
+        Response::Error {
+            code: protocol::ErrorCode::InvalidParameter,
+            ..
+        }
+    ));
     drop(guest);
     server.join().unwrap().unwrap();
 }
@@ -169,7 +242,10 @@ fn garbage_gets_an_error_frame_and_ends_the_session() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(matches!(server.join().unwrap(), Err(protocol::ProtocolError::BadMagic(_))));
+    assert!(matches!(
+        server.join().unwrap(),
+        Err(protocol::ProtocolError::BadMagic(_))
+    ));
 }
 
 #[test]
@@ -203,5 +279,7 @@ fn simulated_evidence_passes_the_sev_crates_own_verification() {
     // And the sev crate rejects it once a signed byte changes.
     let mut bad = report.clone();
     bad[0x90] ^= 1;
-    assert!((&chain, &AttestationReport::from_bytes(&bad).unwrap()).verify().is_err());
+    assert!((&chain, &AttestationReport::from_bytes(&bad).unwrap())
+        .verify()
+        .is_err());
 }
