@@ -1079,14 +1079,18 @@ fn guest_disks_request_cache_and_output_round_trip() {
     crate::request::write_request_disk(&disks.join("request.img"), &request_for(&repo.commit))
         .unwrap();
     let output_img = new_output_disk("output.img");
-    let locate = |serial: &'static str| -> Result<PathBuf, DiskError> {
-        match serial {
-            REQUEST_SERIAL => Ok(disks.join("request.img")),
-            CACHE_SERIAL => Ok(disks.join("cache.img")),
-            OUTPUT_SERIAL => Ok(output_img.clone()),
-            _ => Err(DiskError::Missing(serial)),
+    // The guest's disk lookup by serial: request and cache disks in `disks`, the given output image.
+    let locator = |output_img: PathBuf| {
+        move |serial: &'static str| -> Result<PathBuf, DiskError> {
+            match serial {
+                REQUEST_SERIAL => Ok(disks.join("request.img")),
+                CACHE_SERIAL => Ok(disks.join("cache.img")),
+                OUTPUT_SERIAL => Ok(output_img.clone()),
+                _ => Err(DiskError::Missing(serial)),
+            }
         }
     };
+    let locate = locator(output_img.clone());
     let mut provider = CountingProvider::default();
     let built = build_from_disks(
         &locate,
@@ -1120,14 +1124,7 @@ fn guest_disks_request_cache_and_output_round_trip() {
     crate::request::write_request_disk(&disks.join("request.img"), &request_for(&"9".repeat(40)))
         .unwrap();
     let output_img = new_output_disk("output2.img");
-    let locate = |serial: &'static str| -> Result<PathBuf, DiskError> {
-        match serial {
-            REQUEST_SERIAL => Ok(disks.join("request.img")),
-            CACHE_SERIAL => Ok(disks.join("cache.img")),
-            OUTPUT_SERIAL => Ok(output_img.clone()),
-            _ => Err(DiskError::Missing(serial)),
-        }
-    };
+    let locate = locator(output_img.clone());
     let mut provider = CountingProvider::default();
     let built = build_from_disks(
         &locate,
