@@ -593,7 +593,17 @@ fn build_process(p: &Prepared, limits: &SandboxLimits, log_fd: i32, err_fd: i32)
             unsafe { nix::libc::close(fd) };
         }
     }
-    let e = nix::unistd::execve(p.exe.as_c_str(), &p.argv, &p.env).unwrap_err();
+    // A binary the parent process just unpacked can still be open for writing in a
+    // fork made by another of its threads for an instant (ETXTBSY, seen in the
+    // multi-threaded test runner): retry for up to 1 s before failing the build.
+    let mut e = nix::unistd::execve(p.exe.as_c_str(), &p.argv, &p.env).unwrap_err();
+    for _ in 0..50 {
+        if e != nix::Error::ETXTBSY {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        e = nix::unistd::execve(p.exe.as_c_str(), &p.argv, &p.env).unwrap_err();
+    }
     die(err_fd, "exec the build command", e)
 }
 
