@@ -29,40 +29,19 @@ cargo build --locked --release -q -p kettle || missing "the kettle CLI does not 
 KETTLE=${CARGO_TARGET_DIR:-$ROOT/target}/release/kettle
 [ -x "$KETTLE" ] || missing "$KETTLE"
 
-# 3. The sample project, committed with its pins filled in.
+# 3. The sample project, committed with its pins filled in. kettle-sample is the
+#    tests' own code for this (kettle_testkit: the host-binaries rootfs and
+#    commit_sample), so the demo builds exactly what the tests build.
 [ -f "$SAMPLE/kettle.toml.in" ] || missing "$SAMPLE/kettle.toml.in (the sample project)"
-ROOTFS="$BUILD/demo-rootfs.tar.gz"
+ROOTFS="$BUILD/demo-rootfs.tar"
 say "making the sample's root filesystem (sh, mkdir, cat from this host) -> $ROOTFS"
-stage=$(mktemp -d)
-trap 'rm -rf "$stage"' EXIT
-for b in sh mkdir cat; do
-  bin=$(command -v "$b")
-  for dir in bin usr/bin; do
-    mkdir -p "$stage/rootfs/$dir"
-    cp -L "$bin" "$stage/rootfs/$dir/$b"
-  done
-  for lib in $(ldd "$bin" | grep -o '/[^ ]*'); do
-    mkdir -p "$stage/rootfs$(dirname "$lib")"
-    cp -L "$lib" "$stage/rootfs$lib"
-  done
-done
 mkdir -p "$BUILD"
-LC_ALL=C tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner --format=gnu \
-  -C "$stage/rootfs" -cf - . | gzip -n -9 > "$ROOTFS"
-ROOTFS_SHA=$(sha256sum "$ROOTFS" | cut -d' ' -f1)
-
-SRC="$BUILD/demo-src"
-rm -rf "$SRC"
-mkdir -p "$SRC"
-cp -r "$SAMPLE"/. "$SRC"/
-rm "$SRC/kettle.toml.in"
-sed -e "s|@ROOTFS_URL@|https://kettle.invalid/demo/rootfs.tar.gz|" -e "s|@ROOTFS_SHA256@|$ROOTFS_SHA|" \
-  "$SAMPLE/kettle.toml.in" > "$SRC/kettle.toml"
-export GIT_AUTHOR_DATE=2025-01-01T00:00:00Z GIT_COMMITTER_DATE=2025-01-01T00:00:00Z
-git -C "$SRC" init -q -b main
-git -C "$SRC" -c user.name=kettle-demo -c user.email=demo@kettle.invalid add -A
-git -C "$SRC" -c user.name=kettle-demo -c user.email=demo@kettle.invalid commit -q -m "hello-script sample"
-say "sample committed: $(git -C "$SRC" rev-parse HEAD) in $SRC"
+sample=$(cargo run -q --locked --release -p kettle-testkit --bin kettle-sample -- \
+  "$(basename "$SAMPLE")" --rootfs-out "$ROOTFS" --repo-dir "$BUILD/demo-src" \
+  --rootfs-url https://kettle.invalid/demo/rootfs.tar) \
+  || missing "the sample could not be committed (kettle-sample failed; see its output above)"
+{ read -r SRC; read -r ROOTFS_SHA; } <<<"$sample"
+say "sample committed: $(git -C "$SRC" rev-parse HEAD) in $SRC (rootfs sha256 $ROOTFS_SHA)"
 
 # 4. Build it in the CVM. The rootfs is handed to the input cache with --input
 #    (its pinned URL is a placeholder); the guest verifies it against the pin.
@@ -78,6 +57,7 @@ set -e
 allow=()
 [ "$TEE" = simulated ] && allow=(--allow-simulated)
 # The published manifest (not the copy in $OUT, which the build host wrote) pins the image.
-say "kettle verify $OUT --manifest $IMAGE/manifest.json ${allow[*]}"
-"$KETTLE" verify "$OUT" --manifest "$IMAGE/manifest.json" "${allow[@]}" --repo "file://$SRC" --ref refs/heads/main
+# The source is pinned by the auditor's own clone: the ref's tip there must be the built commit.
+say "kettle verify $OUT --manifest $IMAGE/manifest.json ${allow[*]} --repo file://$SRC --ref refs/heads/main --source $SRC"
+"$KETTLE" verify "$OUT" --manifest "$IMAGE/manifest.json" "${allow[@]}" --repo "file://$SRC" --ref refs/heads/main --source "$SRC"
 say "done: artifacts, provenance.json, evidence, chain.pem, build.log and manifest.json are in $OUT"

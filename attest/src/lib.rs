@@ -4,7 +4,9 @@
 //! * guest: [`detect_hardware`] or [`simulated::PspClient::open_port`], then
 //!   [`ReportProvider::request_report`] with [`report_data_for`] the provenance;
 //! * host: [`simulated::SimulatedPsp::serve`] on the virtio-serial socket;
-//! * auditor: [`CertChain`] + [`Policy`] -> [`verify`] -> [`Verdict`].
+//! * auditor: [`Report::parse`], [`chain::check_chain`] and
+//!   [`signature::verify_report_signature`] are the primitives the verifier
+//!   (the `kettle-verify` crate) builds its checks from.
 
 #![warn(missing_docs)]
 
@@ -13,14 +15,14 @@ pub mod chain;
 pub mod provider;
 pub mod report;
 pub mod sevguest;
+pub mod signature;
 pub mod simulated;
-pub mod verify;
 
-#[cfg(test)]
-pub(crate) mod testdata;
+/// The real AMD evidence in the `sev` crate's test data, for tests (feature `testdata`).
+#[cfg(any(test, feature = "testdata"))]
+pub mod testdata;
 
 pub use binding::report_data_for;
 pub use chain::{CertChain, ChainError, Product};
-pub use provider::{detect_hardware, Evidence, ProviderKind, ReportProvider, RequestError};
+pub use provider::{detect_hardware, Evidence, ReportProvider, RequestError, Tee};
 pub use report::{Report, ReportError, Tcb};
-pub use verify::{check_names, verify, Check, ExpectedReportData, MinTcb, Policy, Verdict};

@@ -9,25 +9,52 @@ pub struct Evidence {
     pub report: Vec<u8>,
     /// The ARK/ASK/VCEK chain as PEM, when the provider could supply it.
     pub cert_chain_pem: Option<Vec<u8>>,
-    /// Which provider produced the report.
-    pub provider: ProviderKind,
+    /// Which TEE produced the report.
+    pub provider: Tee,
 }
 
-/// Which kind of PSP signed a report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProviderKind {
+/// Which trusted execution environment signs a build's report: the one name
+/// for this concept in the request, the guest's provider choice, the CLI's
+/// `--tee` and the provenance's `tee_platform`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Tee {
     /// The real AMD Secure Processor, via configfs-tsm or /dev/sev-guest.
-    SevGuest,
-    /// The Kettle software PSP (test keys; never trusted by default).
+    SevSnp,
+    /// The Kettle software PSP over a virtio-serial port (test keys; never trusted by default).
     Simulated,
 }
 
-impl fmt::Display for ProviderKind {
+impl Tee {
+    /// The name recorded as internalParameters.tee_platform and in status.json.
+    pub fn platform_name(self) -> &'static str {
+        match self {
+            Tee::SevSnp => "sev-snp",
+            Tee::Simulated => "simulated",
+        }
+    }
+}
+
+impl fmt::Display for Tee {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ProviderKind::SevGuest => "sev-snp",
-            ProviderKind::Simulated => "simulated",
-        })
+        f.write_str(self.platform_name())
+    }
+}
+
+/// Why text does not name a TEE.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a TEE: use snp (AMD SEV-SNP hardware) or simulated (Kettle's software PSP, test keys)")]
+pub struct UnknownTee(pub String);
+
+impl std::str::FromStr for Tee {
+    type Err = UnknownTee;
+    /// `snp` or `sev-snp`, `simulated`.
+    fn from_str(s: &str) -> Result<Tee, UnknownTee> {
+        match s {
+            "snp" | "sev-snp" => Ok(Tee::SevSnp),
+            "simulated" => Ok(Tee::Simulated),
+            other => Err(UnknownTee(other.to_string())),
+        }
     }
 }
 

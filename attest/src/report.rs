@@ -212,6 +212,26 @@ impl Report {
         self.parsed.reported_tcb.into()
     }
 
+    /// The TCB the firmware runs now.
+    pub fn current_tcb(&self) -> Tcb {
+        self.parsed.current_tcb.into()
+    }
+
+    /// The TCB the firmware has committed to (it refuses to roll back below it).
+    pub fn committed_tcb(&self) -> Tcb {
+        self.parsed.committed_tcb.into()
+    }
+
+    /// The TCB when the guest was launched.
+    pub fn launch_tcb(&self) -> Tcb {
+        self.parsed.launch_tcb.into()
+    }
+
+    /// The key that signed the report (key_info bits 2..4: 0 VCEK, 1 VLEK, 7 none).
+    pub fn signing_key(&self) -> u32 {
+        crate::signature::signing_key_field(&self.raw)
+    }
+
     /// The chip identifier (all zero when MaskChipId is set).
     pub fn chip_id(&self) -> [u8; 64] {
         self.parsed.chip_id

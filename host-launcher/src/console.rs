@@ -1,100 +1,32 @@
 //! The guest's serial console on the host: every line goes to build.log, and
-//! the init steps' lines (`[fetch] ok in 1.20s: ...`, `[build] FAILED ...`)
-//! drive a progress display. The console is untrusted output: it only informs
-//! the user; success is decided by the output disk and verification.
+//! the init steps' lines (their format is `kettle_wire::console`'s) drive a
+//! progress display. The console is untrusted output: it only informs the
+//! user (escaped, bounded); success is decided by the output disk and
+//! verification.
 
 use std::io::{self, BufRead, Write};
 
 use indicatif::{ProgressBar, ProgressStyle};
+use kettle_verify::render::escape;
+use kettle_wire::console::{parse_line, ConsoleEvent};
+use kettle_wire::Step;
 
-/// The guest pipeline's steps, in order (kettle-init's step names).
-pub const STEPS: [&str; 10] = [
-    "boot",
-    "request",
-    "fetch",
-    "verify",
-    "unpack",
-    "build",
-    "hash",
-    "provenance",
-    "attest",
-    "emit",
-];
-
-/// What one console line says about the pipeline.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConsoleEvent {
-    /// A step finished successfully.
-    StepOk {
-        /// The step's name.
-        step: String,
-        /// What it reported.
-        summary: String,
-    },
-    /// A step failed.
-    StepFailed {
-        /// The step's name.
-        step: String,
-        /// What it reported.
-        message: String,
-    },
-    /// A line of the build's own output.
-    BuildOutput(String),
-    /// The guest said the whole build succeeded.
-    Succeeded(String),
-    /// Any other line.
-    Other,
-}
-
-/// Reads one console line.
-pub fn parse_line(line: &str) -> ConsoleEvent {
-    if let Some(rest) = line.split_once("  build| ").map(|(_, r)| r) {
-        return ConsoleEvent::BuildOutput(rest.to_string());
-    }
-    if let Some((_, rest)) = line.split_once("build succeeded: ") {
-        return ConsoleEvent::Succeeded(rest.trim().to_string());
-    }
-    for step in STEPS {
-        let tag = format!("[{step}] ");
-        if let Some((_, rest)) = line.split_once(&tag) {
-            if rest.starts_with("ok") {
-                let summary = rest
-                    .split_once(": ")
-                    .map(|(_, s)| s.trim().to_string())
-                    .unwrap_or_default();
-                return ConsoleEvent::StepOk {
-                    step: step.to_string(),
-                    summary,
-                };
-            }
-            if rest.starts_with("FAILED") {
-                let message = rest
-                    .split_once(": ")
-                    .map(|(_, s)| s.trim().to_string())
-                    .unwrap_or_default();
-                return ConsoleEvent::StepFailed {
-                    step: step.to_string(),
-                    message,
-                };
-            }
-        }
-    }
-    ConsoleEvent::Other
-}
+/// Longest console line kept whole; the guest is untrusted and one endless line must not exhaust memory.
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
 
 /// Shows the guest's progress: one bar over the steps, with the current step's name.
 pub struct Progress {
     bar: ProgressBar,
     /// Without a terminal the bar is hidden and step lines go to stderr as plain lines.
     visible: bool,
-    failed: Option<(String, String)>,
+    failed: Option<(Step, String)>,
 }
 
 impl Progress {
-    /// A progress bar over [`STEPS`]; hidden when `visible` is false (e.g. not a terminal).
+    /// A progress bar over the guest's steps; hidden when `visible` is false (e.g. not a terminal).
     pub fn new(visible: bool) -> Progress {
         let bar = if visible {
-            ProgressBar::new(STEPS.len() as u64)
+            ProgressBar::new(Step::ALL.len() as u64)
         } else {
             ProgressBar::hidden()
         };
@@ -105,7 +37,7 @@ impl Progress {
             .expect("valid template"),
         );
         bar.enable_steady_tick(std::time::Duration::from_millis(200));
-        bar.set_message(format!("{}: booting the CVM", STEPS[0]));
+        bar.set_message(format!("{}: booting the CVM", Step::Boot));
         Progress {
             bar,
             visible,
@@ -117,19 +49,19 @@ impl Progress {
     pub fn line(&mut self, line: &str) {
         match parse_line(line) {
             ConsoleEvent::StepOk { step, summary } => {
-                let done = STEPS.iter().position(|s| *s == step).map_or(0, |i| i + 1);
+                let done = step.index() + 1;
                 self.bar.set_position(done as u64);
-                self.say(format!("  [{step}] ok: {summary}"));
-                if let Some(next) = STEPS.get(done) {
+                self.say(format!("  [{step}] ok: {}", escape(&summary)));
+                if let Some(next) = Step::ALL.get(done) {
                     self.bar.set_message(next.to_string());
                 }
             }
             ConsoleEvent::StepFailed { step, message } => {
-                self.say(format!("  [{step}] FAILED: {message}"));
+                self.say(format!("  [{step}] FAILED: {}", escape(&message)));
                 self.failed = Some((step, message));
             }
             ConsoleEvent::BuildOutput(text) => {
-                let short: String = text.chars().take(60).collect();
+                let short: String = escape(&text).chars().take(60).collect();
                 self.bar.set_message(format!("build: {short}"));
             }
             ConsoleEvent::Succeeded(_) | ConsoleEvent::Other => {}
@@ -145,7 +77,7 @@ impl Progress {
     }
 
     /// The step the guest reported as failed, if any.
-    pub fn failure(&self) -> Option<&(String, String)> {
+    pub fn failure(&self) -> Option<&(Step, String)> {
         self.failed.as_ref()
     }
 
@@ -165,10 +97,9 @@ pub fn pump(
     let mut buf = Vec::new();
     loop {
         buf.clear();
-        if reader.read_until(b'\n', &mut buf)? == 0 {
+        if read_line_bounded(&mut reader, &mut buf, &mut log)? == 0 {
             break;
         }
-        log.write_all(&buf)?;
         let text = String::from_utf8_lossy(&buf);
         let line = text.trim_end_matches(['\n', '\r']);
         log::debug!("guest: {line}");
@@ -177,39 +108,37 @@ pub fn pump(
     log.flush()
 }
 
+/// Reads one line into `buf` (at most [`MAX_LINE_BYTES`] of it; the rest of an over-long
+/// line is written to `log` but not kept), returning the bytes consumed.
+fn read_line_bounded(
+    reader: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+    log: &mut impl Write,
+) -> io::Result<usize> {
+    let mut consumed = 0;
+    loop {
+        let chunk = reader.fill_buf()?;
+        if chunk.is_empty() {
+            return Ok(consumed);
+        }
+        let (take, done) = match chunk.iter().position(|b| *b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (chunk.len(), false),
+        };
+        log.write_all(&chunk[..take])?;
+        let room = MAX_LINE_BYTES.saturating_sub(buf.len());
+        buf.extend_from_slice(&chunk[..take.min(room)]);
+        reader.consume(take);
+        consumed += take;
+        if done {
+            return Ok(consumed);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_init_step_lines() {
-        assert_eq!(
-            parse_line("10:01:02 [INFO] [fetch] ok in 1.20s: cache disk: 12 entries, 3 bytes from /dev/vdb"),
-            ConsoleEvent::StepOk { step: "fetch".into(), summary: "cache disk: 12 entries, 3 bytes from /dev/vdb".into() }
-        );
-        assert_eq!(
-            parse_line(
-                "[ERROR] [verify] FAILED after 0.10s: inputs: crate hex 0.4.3: sha256 mismatch"
-            ),
-            ConsoleEvent::StepFailed {
-                step: "verify".into(),
-                message: "inputs: crate hex 0.4.3: sha256 mismatch".into()
-            }
-        );
-        assert_eq!(
-            parse_line("[INFO]   build| Compiling hello v0.1.0"),
-            ConsoleEvent::BuildOutput("Compiling hello v0.1.0".into())
-        );
-        assert_eq!(
-            parse_line("[INFO] build succeeded: 1 artifacts, attested"),
-            ConsoleEvent::Succeeded("1 artifacts, attested".into())
-        );
-        assert_eq!(
-            parse_line("[    0.000000] Linux version 6.12"),
-            ConsoleEvent::Other
-        );
-        assert_eq!(parse_line("[fetchx] ok"), ConsoleEvent::Other);
-    }
 
     #[test]
     fn pump_keeps_every_byte_and_tracks_failure() {
@@ -218,10 +147,23 @@ mod tests {
         let mut p = Progress::new(false);
         pump(&console[..], &mut log, &mut p).unwrap();
         assert_eq!(log, console);
-        assert_eq!(
-            p.failure(),
-            Some(&("fetch".to_string(), "no disk".to_string()))
-        );
+        assert_eq!(p.failure(), Some(&(Step::Fetch, "no disk".to_string())));
         assert_eq!(p.bar.position(), 1);
+    }
+
+    #[test]
+    fn an_endless_line_is_logged_whole_but_kept_bounded() {
+        let mut console = vec![b'x'; 5 * MAX_LINE_BYTES];
+        console.extend_from_slice(b"\n[ERROR] [build] FAILED after 1.00s: recipe: boom\n");
+        let mut log = Vec::new();
+        let mut p = Progress::new(false);
+        pump(&console[..], &mut log, &mut p).unwrap();
+        assert_eq!(log, console);
+        assert_eq!(p.failure().map(|f| f.0), Some(Step::Build));
+        let mut buf = Vec::new();
+        let mut sink = Vec::new();
+        let n = read_line_bounded(&mut &console[..], &mut buf, &mut sink).unwrap();
+        assert_eq!(n, 5 * MAX_LINE_BYTES + 1);
+        assert_eq!(buf.len(), MAX_LINE_BYTES);
     }
 }

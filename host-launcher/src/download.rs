@@ -1,13 +1,21 @@
 //! HTTPS downloads for the host: the system's CA roots (/etc/ssl/certs, where
 //! a site's TLS proxy CA lives), retries with exponential backoff on transient
-//! failures, and a progress bar per download.
+//! failures, and a progress bar per download. The same HTTP stack as the
+//! guest's (ureq 3 over rustls with the ring provider), with the host's roots.
 
-use std::io::Read;
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
 
 use crate::store::{Sha256Digest, Store, StoreError};
+
+/// The system's CA bundle on Debian (it includes any local TLS proxy's CA).
+pub const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// Why a download failed for good.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +51,27 @@ pub enum DownloadError {
     /// Storing the body failed, or it did not hash to its pin.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The system CA bundle could not be loaded.
+    #[error("CA roots {path}: {reason} (install Debian's ca-certificates package)")]
+    CaRoots {
+        /// The bundle.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Every certificate in the PEM bundle at `path`, or why there is none.
+fn load_roots(path: &Path) -> Result<Vec<Certificate<'static>>, String> {
+    let f = File::open(path).map_err(|e| e.to_string())?;
+    let roots = rustls_pemfile::certs(&mut BufReader::new(f))
+        .map(|c| c.map(|c| Certificate::from_der(c.as_ref()).to_owned()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    if roots.is_empty() {
+        return Err("no certificate in the file".into());
+    }
+    Ok(roots)
 }
 
 /// How hard to try.
@@ -65,23 +94,32 @@ impl Default for RetryPolicy {
 
 /// Downloads files with retries and progress bars.
 pub struct Downloader {
-    agent: ureq::Agent,
+    agent: OnceLock<Result<ureq::Agent, (String, String)>>,
     retry: RetryPolicy,
     bars: MultiProgress,
 }
 
 impl Downloader {
     /// A downloader using the system roots and `retry`; progress goes to stderr when it is a terminal.
+    /// The roots are loaded at the first download (a missing bundle fails that download).
     pub fn new(retry: RetryPolicy) -> Downloader {
-        let agent = ureq::AgentBuilder::new()
-            .timeout_connect(Duration::from_secs(30))
-            .timeout_read(Duration::from_secs(60))
-            .user_agent(concat!("kettle/", env!("CARGO_PKG_VERSION")))
-            .build();
         Downloader {
-            agent,
+            agent: OnceLock::new(),
             retry,
             bars: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+        }
+    }
+
+    fn agent(&self) -> Result<&ureq::Agent, DownloadError> {
+        match self
+            .agent
+            .get_or_init(|| build_agent(Path::new(SYSTEM_CA_BUNDLE)))
+        {
+            Ok(a) => Ok(a),
+            Err((path, reason)) => Err(DownloadError::CaRoots {
+                path: path.clone(),
+                reason: reason.clone(),
+            }),
         }
     }
 
@@ -95,7 +133,7 @@ impl Downloader {
         self.with_retries(url, |response, bar| {
             let mut body = Vec::new();
             let n = bar
-                .wrap_read(response.into_reader().take(limit + 1))
+                .wrap_read(body_reader(response).take(limit + 1))
                 .read_to_end(&mut body)
                 .map_err(|e| Attempt::Transient(e.to_string()))?;
             if n as u64 > limit {
@@ -123,7 +161,7 @@ impl Downloader {
         }
         self.with_retries(url, |response, bar| {
             store
-                .insert_reader(url, bar.wrap_read(response.into_reader()), expected)
+                .insert_reader(url, bar.wrap_read(body_reader(response)), expected)
                 .map_err(|e| match e {
                     StoreError::Io { ref source, .. } if is_network_error(source) => {
                         Attempt::Transient(e.to_string())
@@ -137,7 +175,7 @@ impl Downloader {
     fn with_retries<T>(
         &self,
         url: &str,
-        mut body: impl FnMut(ureq::Response, &ProgressBar) -> Result<T, Attempt>,
+        mut body: impl FnMut(Response, &ProgressBar) -> Result<T, Attempt>,
     ) -> Result<T, DownloadError> {
         let attempts = self.retry.attempts.max(1);
         let mut backoff = self.retry.first_backoff;
@@ -150,15 +188,15 @@ impl Downloader {
                 std::thread::sleep(backoff);
                 backoff = backoff.saturating_mul(2);
             }
-            let outcome = match self.agent.get(url).call() {
-                Ok(response) => {
+            let outcome = match self.agent()?.get(url).call() {
+                Ok(response) if response.status().is_success() => {
                     let bar = self.bar_for(url, &response);
                     let r = body(response, &bar);
                     bar.finish_and_clear();
                     r
                 }
-                Err(ureq::Error::Status(status, _)) => Err(classify_status(url, status)),
-                Err(ureq::Error::Transport(t)) => Err(Attempt::Transient(t.to_string())),
+                Ok(response) => Err(classify_status(url, response.status().as_u16())),
+                Err(e) => Err(Attempt::Transient(e.to_string())),
             };
             match outcome {
                 Ok(v) => return Ok(v),
@@ -173,9 +211,11 @@ impl Downloader {
         })
     }
 
-    fn bar_for(&self, url: &str, response: &ureq::Response) -> ProgressBar {
+    fn bar_for(&self, url: &str, response: &Response) -> ProgressBar {
         let len = response
-            .header("content-length")
+            .headers()
+            .get("content-length")
+            .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         let name = url.rsplit('/').next().unwrap_or(url).to_string();
         let bar = match len {
@@ -193,6 +233,37 @@ impl Downloader {
         };
         self.bars.add(bar.with_message(name))
     }
+}
+
+type Response = ureq::http::Response<ureq::Body>;
+
+/// The whole body as a stream (the caller bounds it; ureq's own default limit is for in-memory reads).
+fn body_reader(response: Response) -> impl Read {
+    response
+        .into_body()
+        .into_with_config()
+        .limit(u64::MAX)
+        .reader()
+}
+
+/// An agent trusting the PEM roots at `roots_pem`, or (path, reason) why it cannot be had.
+fn build_agent(roots_pem: &Path) -> Result<ureq::Agent, (String, String)> {
+    let roots =
+        load_roots(roots_pem).map_err(|reason| (roots_pem.display().to_string(), reason))?;
+    let tls = TlsConfig::builder()
+        .provider(TlsProvider::Rustls)
+        .root_certs(RootCerts::Specific(Arc::new(roots)))
+        .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .build();
+    let config = ureq::Agent::config_builder()
+        .tls_config(tls)
+        .timeout_connect(Some(Duration::from_secs(30)))
+        .timeout_recv_response(Some(Duration::from_secs(60)))
+        .user_agent(concat!("kettle/", env!("CARGO_PKG_VERSION")))
+        .http_status_as_error(false)
+        .max_redirects(5)
+        .build();
+    Ok(config.into())
 }
 
 /// The outcome of one failed attempt.
@@ -238,7 +309,7 @@ fn is_network_error(e: &std::io::Error) -> bool {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use sha2::{Digest, Sha256};
+
     use std::io::{BufRead, BufReader, Write};
     use std::net::TcpListener;
     use std::sync::{Arc, Mutex};
@@ -299,7 +370,7 @@ pub(crate) mod tests {
         ]);
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let want: Sha256Digest = Sha256::digest(b"crate bytes").into();
+        let want: Sha256Digest = Sha256Digest::of_bytes(b"crate bytes");
         let got = Downloader::new(fast()).fetch_into(
             &store,
             &format!("{}/c/x-1.crate", server.base),
@@ -315,7 +386,7 @@ pub(crate) mod tests {
         let server = stand_in(vec![(200, b"evil".to_vec()), (200, b"evil".to_vec())]);
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let want: Sha256Digest = Sha256::digest(b"good").into();
+        let want: Sha256Digest = Sha256Digest::of_bytes(b"good");
         let err = Downloader::new(fast())
             .fetch_into(&store, &format!("{}/x", server.base), Some(&want))
             .unwrap_err();
@@ -363,7 +434,7 @@ pub(crate) mod tests {
     fn downloads_a_real_crate_through_the_system_roots() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let want = crate::store::parse_sha256(
+        let want = Sha256Digest::from_hex(
             "7f24254aa9a54b5c858eaee2f5bccdb46aaf0e486a595ed5fd8f86ba55232a70",
         )
         .unwrap();

@@ -1,7 +1,9 @@
 //! Cached mode on the host: resolve every input the guest will need (the
 //! source archive and raw commit object, every crate in Cargo.lock, the
 //! toolchain and rootfs bundles pinned in kettle.toml) into the content-
-//! addressed store, then write the cache disk in kettle-init's layout.
+//! addressed store, then write the cache disk in the wire crate's layout.
+//! Which inputs those are is decided by [`kettle_wire::inputs::required_inputs`],
+//! the same function the guest uses.
 //!
 //! The host checks every pin it can (crate checksums, bundle SHA-256s) so a
 //! bad input fails here rather than after a VM boot; the guest checks them
@@ -9,14 +11,16 @@
 
 use std::path::{Path, PathBuf};
 
-use kettle_init::cache::CacheWriter;
-use kettle_init::lockfile::{self, LockedCrate};
-use kettle_init::manifest::{Manifest, Pinned, Recipe, MANIFEST_FILE};
-use kettle_init::request::DEFAULT_CRATES_URL;
+use kettle_wire::cache::CacheWriter;
+use kettle_wire::inputs::{required_inputs, BuildTools};
+use kettle_wire::lockfile;
+use kettle_wire::recipe::{BuildType, Recipe, RECIPE_FILE};
+use kettle_wire::request::DEFAULT_CRATES_URL;
+use kettle_wire::InputPin;
 
 use crate::download::{DownloadError, Downloader};
 use crate::source::{ResolvedSource, SourceError};
-use crate::store::{parse_sha256, Sha256Digest, Store, StoreError};
+use crate::store::{Sha256Digest, Store, StoreError};
 
 /// Why the inputs could not be resolved.
 #[derive(Debug, thiserror::Error)]
@@ -25,13 +29,13 @@ pub enum InputError {
     #[error(transparent)]
     Source(#[from] SourceError),
     /// The commit has no kettle.toml.
-    #[error("commit {commit} has no {MANIFEST_FILE} at its root: add the build recipe (see examples/) and commit it")]
+    #[error("commit {commit} has no {RECIPE_FILE} at its root: add the build recipe (see examples/) and commit it")]
     NoRecipe {
         /// The commit.
         commit: String,
     },
     /// kettle.toml is invalid.
-    #[error("{MANIFEST_FILE} of commit {commit}: {message}")]
+    #[error("{RECIPE_FILE} of commit {commit}: {message}")]
     BadRecipe {
         /// The commit.
         commit: String,
@@ -69,15 +73,6 @@ pub enum InputError {
     },
 }
 
-/// One pinned blob the guest will look up by SHA-256.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Blob {
-    /// What it is, e.g. `crate hex 0.4.3`, `toolchain`.
-    pub label: String,
-    /// Its SHA-256 (the pin).
-    pub sha256: Sha256Digest,
-}
-
 /// Everything cached mode hands the guest.
 #[derive(Debug, Clone)]
 pub struct ResolvedInputs {
@@ -85,28 +80,10 @@ pub struct ResolvedInputs {
     pub commit_object: Vec<u8>,
     /// The source archive's digest in the store.
     pub archive: Sha256Digest,
-    /// Crates, toolchain and rootfs.
-    pub blobs: Vec<Blob>,
+    /// Crates, toolchain and rootfs, as the guest will ask for them.
+    pub blobs: Vec<InputPin>,
     /// The recipe read from kettle.toml.
-    pub recipe: Recipe,
-}
-
-/// The crates.io download URL of a locked crate.
-pub fn crate_url(base: &str, krate: &LockedCrate) -> String {
-    format!(
-        "{}/{}/{}-{}.crate",
-        base.trim_end_matches('/'),
-        krate.name,
-        krate.name,
-        krate.version
-    )
-}
-
-fn pin_digest(what: &str, hex: &str, commit: &str) -> Result<Sha256Digest, InputError> {
-    parse_sha256(hex).ok_or_else(|| InputError::BadRecipe {
-        commit: commit.into(),
-        message: format!("{what} sha256 {hex:?} is not 64 hex digits"),
-    })
+    pub build_type: BuildType,
 }
 
 /// Resolves every input of `source` into `store`, downloading what is missing.
@@ -129,44 +106,15 @@ pub fn resolve(
     );
 
     let text = source
-        .read_file(MANIFEST_FILE)?
+        .read_file(RECIPE_FILE)?
         .ok_or_else(|| InputError::NoRecipe {
             commit: commit.into(),
         })?;
-    let text = String::from_utf8(text).map_err(|_| InputError::BadRecipe {
-        commit: commit.into(),
-        message: "not UTF-8".into(),
-    })?;
-    let manifest = Manifest::parse(&text).map_err(|e| InputError::BadRecipe {
+    let recipe = Recipe::parse_bytes(&text).map_err(|e| InputError::BadRecipe {
         commit: commit.into(),
         message: e.to_string(),
     })?;
-    let recipe = manifest.recipe().map_err(|e| InputError::BadRecipe {
-        commit: commit.into(),
-        message: e.to_string(),
-    })?;
-
-    let mut blobs = Vec::new();
-    let mut pinned: Vec<(&str, &Pinned)> = vec![("rootfs", &manifest.rootfs)];
-    if let Some(t) = &manifest.toolchain {
-        pinned.push(("toolchain", t));
-    }
-    for (what, pin) in pinned {
-        let digest = pin_digest(what, &pin.sha256, commit)?;
-        fetch(
-            store,
-            downloader,
-            &format!("{what} bundle"),
-            &pin.url,
-            &digest,
-        )?;
-        blobs.push(Blob {
-            label: what.to_string(),
-            sha256: digest,
-        });
-    }
-
-    if recipe == Recipe::CargoBuild {
+    let crates = if recipe.build_type.uses_lockfile() {
         let lock = source.read_file("Cargo.lock")?.ok_or_else(|| InputError::BadLockfile {
             commit: commit.into(),
             message: "missing: cargo-build/v1 needs a committed Cargo.lock (run `cargo generate-lockfile` and commit it)".into(),
@@ -180,26 +128,19 @@ pub fn resolve(
             message: e.to_string(),
         })?;
         log::info!("{} crates from Cargo.lock", crates.len());
-        for krate in &crates {
-            let digest = pin_digest(&krate.label(), &krate.checksum, commit)?;
-            fetch(
-                store,
-                downloader,
-                &krate.label(),
-                &crate_url(DEFAULT_CRATES_URL, krate),
-                &digest,
-            )?;
-            blobs.push(Blob {
-                label: krate.label(),
-                sha256: digest,
-            });
-        }
+        crates
+    } else {
+        Vec::new()
+    };
+    let blobs = required_inputs(&recipe, &crates, DEFAULT_CRATES_URL, BuildTools::Pinned);
+    for pin in &blobs {
+        fetch(store, downloader, &pin.label(), &pin.url, &pin.sha256)?;
     }
     Ok(ResolvedInputs {
         commit_object,
         archive,
         blobs,
-        recipe,
+        build_type: recipe.build_type,
     })
 }
 
@@ -212,7 +153,7 @@ fn fetch(
     digest: &Sha256Digest,
 ) -> Result<(), InputError> {
     if store.get(digest)?.is_some() {
-        log::debug!("{what}: cached ({})", hex::encode(digest));
+        log::debug!("{what}: cached ({digest})");
         return Ok(());
     }
     downloader.fetch_into(store, url, Some(digest)).map_err(|source| InputError::Fetch {
@@ -240,7 +181,7 @@ pub fn write_cache(
     let archive = store.get(&inputs.archive)?.ok_or_else(|| {
         InputError::Store(StoreError::DigestMismatch {
             what: "source archive".into(),
-            expected: hex::encode(inputs.archive),
+            expected: inputs.archive.to_hex(),
             actual: "(missing from the store)".into(),
         })
     })?;
@@ -252,8 +193,8 @@ pub fn write_cache(
         }
         let p = store.get(&blob.sha256)?.ok_or_else(|| {
             InputError::Store(StoreError::DigestMismatch {
-                what: blob.label.clone(),
-                expected: hex::encode(blob.sha256),
+                what: blob.label(),
+                expected: blob.sha256.to_hex(),
                 actual: "(missing from the store)".into(),
             })
         })?;
@@ -267,7 +208,7 @@ mod tests {
     use super::*;
     use crate::download::RetryPolicy;
     use crate::source::{resolve_checkout, tests::repo_with};
-    use sha2::{Digest, Sha256};
+    use kettle_wire::inputs::InputKind;
 
     fn recipe(rootfs_sha: &str) -> String {
         format!(
@@ -278,7 +219,7 @@ mod tests {
     #[test]
     fn resolves_a_script_recipe_from_the_store_and_writes_the_cache_layout() {
         let rootfs = b"pretend rootfs tarball";
-        let sha = hex::encode(Sha256::digest(rootfs));
+        let sha = Sha256Digest::of_bytes(rootfs).to_hex();
         let repo = repo_with(&[
             ("kettle.toml", recipe(&sha).as_bytes()),
             ("greeting.txt", b"hi\n"),
@@ -294,14 +235,10 @@ mod tests {
             first_backoff: std::time::Duration::ZERO,
         });
         let inputs = resolve(&src, &store, &dl, work.path()).unwrap();
-        assert_eq!(inputs.recipe, Recipe::Script);
-        assert_eq!(
-            inputs.blobs,
-            [Blob {
-                label: "rootfs".into(),
-                sha256: Sha256::digest(rootfs).into()
-            }]
-        );
+        assert_eq!(inputs.build_type, BuildType::Script);
+        assert_eq!(inputs.blobs.len(), 1);
+        assert_eq!(inputs.blobs[0].kind, InputKind::Rootfs);
+        assert_eq!(inputs.blobs[0].sha256, Sha256Digest::of_bytes(rootfs));
 
         let out = tempfile::tempdir().unwrap();
         let dir = out.path().join("inputs");
@@ -366,18 +303,5 @@ mod tests {
         let src = resolve_checkout(repo.path(), None, false).unwrap();
         let err = resolve(&src, &store, &dl, work.path()).unwrap_err();
         assert!(matches!(err, InputError::BadRecipe { .. }), "{err}");
-    }
-
-    #[test]
-    fn crate_urls_follow_crates_io() {
-        let k = LockedCrate {
-            name: "hex".into(),
-            version: "0.4.3".into(),
-            checksum: "00".repeat(32),
-        };
-        assert_eq!(
-            crate_url(DEFAULT_CRATES_URL, &k),
-            "https://static.crates.io/crates/hex/hex-0.4.3.crate"
-        );
     }
 }

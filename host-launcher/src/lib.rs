@@ -1,16 +1,15 @@
-//! The library behind the `kettle` CLI: QEMU's command line, the verifier of
-//! build evidence, the input cache and the build pipeline's host-side steps.
-//! The binary (`src/main.rs`) is a thin clap layer over these modules.
+//! The library behind the `kettle` CLI: QEMU's command line, the input cache
+//! and the build pipeline's host-side steps. The formats it shares with the
+//! guest are `kettle-wire`'s; the verifier is `kettle-verify`. The binary
+//! (`src/main.rs`) is a thin clap layer over these modules.
 
 pub mod console;
 pub mod download;
 pub mod inputs;
 pub mod kds;
-pub mod manifest;
 pub mod outdir;
 pub mod psp_host;
 pub mod qemu;
 pub mod source;
 pub mod store;
-pub mod verifier;
 pub mod vm;

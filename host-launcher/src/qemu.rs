@@ -8,6 +8,8 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use kettle_wire::{devices, Tee};
+
 /// Oldest QEMU whose `sev-snp-guest` object can launch an SNP guest with kernel hashes.
 pub const MIN_SNP_VERSION: QemuVersion = QemuVersion {
     major: 9,
@@ -21,9 +23,10 @@ pub const DEFAULT_QEMU: &str = "qemu-system-x86_64";
 /// Where to install a recent enough QEMU from, said in every "QEMU too old/missing" error.
 const INSTALL_HINT: &str = "install QEMU >= 9.1: on Debian bookworm `apt-get install -t bookworm-backports qemu-system-x86` (Debian trixie's qemu-system-x86 is recent enough)";
 
-/// How the guest is isolated and where its attestation report comes from.
+/// How QEMU isolates the guest and where its report comes from, with the
+/// host-side settings each needs (which TEE it is: [`Isolation::tee`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Tee {
+pub enum Isolation {
     /// A real SEV-SNP guest: AmdSev OVMF, kernel hashes, the PSP signs the report.
     Snp {
         /// The C-bit position of this host (51 on Milan, Genoa and Turin).
@@ -36,6 +39,16 @@ pub enum Tee {
         /// The unix socket the host's simulated PSP listens on.
         psp_socket: PathBuf,
     },
+}
+
+impl Isolation {
+    /// Which TEE signs the guest's report.
+    pub fn tee(&self) -> Tee {
+        match self {
+            Isolation::Snp { .. } => Tee::SevSnp,
+            Isolation::Simulated { .. } => Tee::Simulated,
+        }
+    }
 }
 
 /// QEMU's accelerator.
@@ -72,7 +85,7 @@ pub struct Disks {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VmConfig {
     /// SNP or simulated.
-    pub tee: Tee,
+    pub isolation: Isolation,
     /// KVM or TCG.
     pub accel: Accel,
     /// The vCPU model (`-cpu`); for SNP this must be the manifest's vCPU type.
@@ -98,11 +111,11 @@ pub struct VmConfig {
 /// The vCPU model to run: the manifest's type under SNP (it is part of the
 /// launch digest), the host's under simulated KVM, `max` under TCG (TCG
 /// lacks features of the EPYC models and would warn about each).
-pub fn cpu_model(tee: &Tee, accel: Accel, manifest_vcpu_type: &str) -> String {
-    match (tee, accel) {
-        (Tee::Snp { .. }, _) => manifest_vcpu_type.to_string(),
-        (Tee::Simulated { .. }, Accel::Kvm) => "host".to_string(),
-        (Tee::Simulated { .. }, Accel::Tcg) => "max".to_string(),
+pub fn cpu_model(isolation: &Isolation, accel: Accel, manifest_vcpu_type: &str) -> String {
+    match (isolation, accel) {
+        (Isolation::Snp { .. }, _) => manifest_vcpu_type.to_string(),
+        (Isolation::Simulated { .. }, Accel::Kvm) => "host".to_string(),
+        (Isolation::Simulated { .. }, Accel::Tcg) => "max".to_string(),
     }
 }
 
@@ -111,7 +124,7 @@ pub fn cpu_model(tee: &Tee, accel: Accel, manifest_vcpu_type: &str) -> String {
 /// The guest console (ttyS0) goes to QEMU's stdout, so the caller reads it from a pipe.
 pub fn argv(cfg: &VmConfig) -> Vec<OsString> {
     let mut a = Args::default();
-    let snp = matches!(cfg.tee, Tee::Snp { .. });
+    let snp = matches!(cfg.isolation, Isolation::Snp { .. });
     // Under SNP every virtio device must use the IOMMU platform path (bounce
     // buffers in shared memory) and be modern-only.
     let virtio_opts = if snp {
@@ -130,8 +143,8 @@ pub fn argv(cfg: &VmConfig) -> Vec<OsString> {
         "-no-reboot",
     ]);
     a.push(["-accel", cfg.accel.name()]);
-    match &cfg.tee {
-        Tee::Snp {
+    match &cfg.isolation {
+        Isolation::Snp {
             cbitpos,
             reduced_phys_bits,
         } => {
@@ -154,7 +167,7 @@ pub fn argv(cfg: &VmConfig) -> Vec<OsString> {
             );
             a.push_p("-bios", &cfg.ovmf);
         }
-        Tee::Simulated { .. } => {
+        Isolation::Simulated { .. } => {
             a.push(["-machine", "q35"]);
         }
     }
@@ -179,18 +192,26 @@ pub fn argv(cfg: &VmConfig) -> Vec<OsString> {
             format!("virtio-blk-pci,drive={id},serial={serial}{virtio_opts}"),
         );
     };
-    disk("req", &cfg.disks.request, true, "kettle-request");
+    disk(
+        "req",
+        &cfg.disks.request,
+        true,
+        devices::REQUEST_DISK_SERIAL,
+    );
     if let Some(cache) = &cfg.disks.cache {
-        disk("cache", cache, true, "kettle-cache");
+        disk("cache", cache, true, devices::CACHE_DISK_SERIAL);
     }
-    disk("out", &cfg.disks.output, false, "kettle-output");
+    disk("out", &cfg.disks.output, false, devices::OUTPUT_DISK_SERIAL);
 
-    if let Tee::Simulated { psp_socket } = &cfg.tee {
+    if let Isolation::Simulated { psp_socket } = &cfg.isolation {
         a.push(["-device", "virtio-serial-pci"]);
         let mut chardev = OsString::from("socket,id=psp,path=");
         chardev.push(escape_commas(psp_socket));
         a.push_o("-chardev", chardev);
-        a.push(["-device", "virtserialport,chardev=psp,name=kettle.psp"]);
+        a.push_s(
+            "-device",
+            format!("virtserialport,chardev=psp,name={}", devices::PSP_PORT),
+        );
     }
     if cfg.network {
         a.push(["-netdev", "user,id=net0"]);
@@ -402,10 +423,10 @@ mod tests {
         v.iter().map(|s| s.to_str().unwrap()).collect()
     }
 
-    fn base(tee: Tee, accel: Accel) -> VmConfig {
-        let cpu = cpu_model(&tee, accel, "EPYC-v4");
+    fn base(isolation: Isolation, accel: Accel) -> VmConfig {
+        let cpu = cpu_model(&isolation, accel, "EPYC-v4");
         VmConfig {
-            tee,
+            isolation,
             accel,
             cpu,
             vcpus: 2,
@@ -426,7 +447,7 @@ mod tests {
     #[test]
     #[rustfmt::skip]
     fn snp_on_kvm() {
-        let cfg = base(Tee::Snp { cbitpos: 51, reduced_phys_bits: 1 }, Accel::Kvm);
+        let cfg = base(Isolation::Snp { cbitpos: 51, reduced_phys_bits: 1 }, Accel::Kvm);
         assert_eq!(
             strs(&argv(&cfg)),
             [
@@ -457,7 +478,7 @@ mod tests {
     #[test]
     #[rustfmt::skip]
     fn simulated_on_tcg_uses_default_firmware_and_psp_port() {
-        let cfg = base(Tee::Simulated { psp_socket: "/w/psp.sock".into() }, Accel::Tcg);
+        let cfg = base(Isolation::Simulated { psp_socket: "/w/psp.sock".into() }, Accel::Tcg);
         assert_eq!(
             strs(&argv(&cfg)),
             [
@@ -488,7 +509,7 @@ mod tests {
     #[test]
     #[rustfmt::skip]
     fn simulated_on_kvm_upstream_mode_has_network_and_no_cache_disk() {
-        let mut cfg = base(Tee::Simulated { psp_socket: "/w/psp.sock".into() }, Accel::Kvm);
+        let mut cfg = base(Isolation::Simulated { psp_socket: "/w/psp.sock".into() }, Accel::Kvm);
         cfg.disks.cache = None;
         cfg.network = true;
         assert_eq!(
@@ -520,7 +541,7 @@ mod tests {
     #[test]
     fn snp_network_device_is_iommu_platform() {
         let mut cfg = base(
-            Tee::Snp {
+            Isolation::Snp {
                 cbitpos: 51,
                 reduced_phys_bits: 1,
             },
@@ -539,7 +560,7 @@ mod tests {
     #[test]
     fn commas_in_paths_are_doubled() {
         let mut cfg = base(
-            Tee::Simulated {
+            Isolation::Simulated {
                 psp_socket: "/w,x/psp.sock".into(),
             },
             Accel::Tcg,

@@ -8,6 +8,8 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use kettle_wire::ObjectFormat;
+
 /// Why the source could not be resolved.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
@@ -56,8 +58,8 @@ pub struct ResolvedSource {
     pub git_ref: String,
     /// The commit id (lowercase hex).
     pub commit: String,
-    /// `sha1` or `sha256`.
-    pub object_format: String,
+    /// The repository's object format.
+    pub object_format: ObjectFormat,
     /// The git directory to read objects from.
     pub git_dir: PathBuf,
 }
@@ -222,6 +224,32 @@ pub fn resolve_url(url: &str, git_ref: &str, work: &Path) -> Result<ResolvedSour
 }
 
 /// `refs/heads/x` or `refs/tags/x` for a short name; full names pass through.
+/// What an auditor's own clone at `dir` says the built commit must be: the tip of
+/// `git_ref`, or (with `reachable`) any commit reachable from it.
+pub fn pin_from_clone(
+    dir: &Path,
+    git_ref: &str,
+    reachable: bool,
+) -> Result<kettle_verify::SourcePin, SourceError> {
+    let spec = format!("{git_ref}^{{commit}}");
+    let tip = git_line(
+        Some(dir),
+        ["rev-parse", "--verify", "--quiet", spec.as_str()],
+    )?;
+    if !reachable {
+        return Ok(kettle_verify::SourcePin::Commit(tip));
+    }
+    let list = git(Some(dir), ["rev-list", tip.as_str()])?;
+    let commits = String::from_utf8_lossy(&list)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    Ok(kettle_verify::SourcePin::ReachableFrom {
+        tip: format!("{git_ref} ({tip})"),
+        commits,
+    })
+}
+
 fn full_ref_name(dir: &Path, r: &str) -> Result<String, SourceError> {
     if r.starts_with("refs/") {
         return Ok(r.to_string());
@@ -237,9 +265,15 @@ fn full_ref_name(dir: &Path, r: &str) -> Result<String, SourceError> {
     }
 }
 
-fn object_format(dir: &Path) -> Result<String, SourceError> {
-    let f = git_line(Some(dir), ["rev-parse", "--show-object-format"])?;
-    Ok(if f.is_empty() { "sha1".to_string() } else { f })
+fn object_format(dir: &Path) -> Result<ObjectFormat, SourceError> {
+    match git_line(Some(dir), ["rev-parse", "--show-object-format"])?.as_str() {
+        "" | "sha1" => Ok(ObjectFormat::Sha1),
+        "sha256" => Ok(ObjectFormat::Sha256),
+        other => Err(SourceError::Git {
+            args: "rev-parse --show-object-format".into(),
+            stderr: format!("object format {other:?} is neither sha1 nor sha256"),
+        }),
+    }
 }
 
 impl ResolvedSource {
@@ -345,7 +379,7 @@ pub(crate) mod tests {
         let repo = repo_with(&[("kettle.toml", b"x"), ("src/main.rs", b"fn main() {}\n")]);
         let s = resolve_checkout(repo.path(), None, false).unwrap();
         assert_eq!(s.git_ref, "refs/heads/main");
-        assert_eq!(s.object_format, "sha1");
+        assert_eq!(s.object_format, ObjectFormat::Sha1);
         assert_eq!(s.commit.len(), 40);
         assert!(s.repository.starts_with("file:///"), "{}", s.repository);
         let raw = s.commit_object().unwrap();

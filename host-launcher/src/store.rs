@@ -8,10 +8,8 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
-/// A SHA-256 digest.
-pub type Sha256Digest = [u8; 32];
+use kettle_provenance::digest::HashingReader;
+pub use kettle_provenance::Sha256Digest;
 
 /// Why the store could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -78,7 +76,7 @@ impl Store {
 
     /// Where the blob with this digest lives (whether or not it is there).
     pub fn path_of(&self, digest: &Sha256Digest) -> PathBuf {
-        self.root.join("sha256").join(hex::encode(digest))
+        self.root.join("sha256").join(digest.to_hex())
     }
 
     /// The path of a present, intact blob; a blob whose content no longer
@@ -90,14 +88,14 @@ impl Store {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_err(&path)(e)),
         };
-        let actual = hash_reader(file).map_err(io_err(&path))?;
+        let (actual, _) = Sha256Digest::of_reader(file).map_err(io_err(&path))?;
         if &actual == digest {
             Ok(Some(path))
         } else {
             log::warn!(
                 "cache entry {} is corrupt (its content hashes to {}); removing it",
                 path.display(),
-                hex::encode(actual)
+                actual
             );
             fs::remove_file(&path).map_err(io_err(&path))?;
             Ok(None)
@@ -109,7 +107,7 @@ impl Store {
     pub fn insert_reader(
         &self,
         what: &str,
-        mut reader: impl Read,
+        reader: impl Read,
         expected: Option<&Sha256Digest>,
     ) -> Result<Sha256Digest, StoreError> {
         let dir = self.root.join("sha256");
@@ -117,25 +115,17 @@ impl Store {
             .prefix(".incoming-")
             .tempfile_in(&dir)
             .map_err(io_err(&dir))?;
-        let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; 1 << 16];
-        loop {
-            let n = match reader.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(io_err(Path::new(what))(e)),
-            };
-            hasher.update(&buf[..n]);
-            tmp.write_all(&buf[..n]).map_err(io_err(tmp.path()))?;
-        }
-        let actual: Sha256Digest = hasher.finalize().into();
+        let mut hashing = HashingReader::new(reader);
+        // A read error names the source, a write error the temp file.
+        let tmp_path = tmp.path().to_path_buf();
+        copy_naming_errors(&mut hashing, tmp.as_file_mut(), Path::new(what), &tmp_path)?;
+        let (actual, _) = hashing.finish();
         if let Some(expected) = expected {
             if expected != &actual {
                 return Err(StoreError::DigestMismatch {
                     what: what.to_string(),
-                    expected: hex::encode(expected),
-                    actual: hex::encode(actual),
+                    expected: expected.to_hex(),
+                    actual: actual.to_hex(),
                 });
             }
         }
@@ -165,13 +155,13 @@ impl Store {
         path: &Path,
         expected: Option<&Sha256Digest>,
     ) -> Result<Sha256Digest, StoreError> {
-        let digest = hash_file(path).map_err(io_err(path))?;
+        let digest = Sha256Digest::of_file(path).map_err(io_err(path))?;
         if let Some(expected) = expected {
             if expected != &digest {
                 return Err(StoreError::DigestMismatch {
                     what: path.display().to_string(),
-                    expected: hex::encode(expected),
-                    actual: hex::encode(digest),
+                    expected: expected.to_hex(),
+                    actual: digest.to_hex(),
                 });
             }
         }
@@ -184,23 +174,23 @@ impl Store {
     }
 }
 
-/// SHA-256 of everything `reader` yields.
-pub fn hash_reader(mut reader: impl Read) -> io::Result<Sha256Digest> {
-    let mut hasher = Sha256::new();
-    io::copy(&mut reader, &mut hasher)?;
-    Ok(hasher.finalize().into())
-}
-
-/// SHA-256 of the file at `path`.
-pub fn hash_file(path: &Path) -> io::Result<Sha256Digest> {
-    hash_reader(File::open(path)?)
-}
-
-/// Parses 64 hex digits into a digest.
-pub fn parse_sha256(text: &str) -> Option<Sha256Digest> {
-    let mut out = [0u8; 32];
-    hex::decode_to_slice(text.trim(), &mut out).ok()?;
-    Some(out)
+/// Copies `from` into `to`, naming `source` on read errors and `dest` on write errors.
+fn copy_naming_errors(
+    from: &mut impl Read,
+    to: &mut impl Write,
+    source: &Path,
+    dest: &Path,
+) -> Result<(), StoreError> {
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io_err(source)(e)),
+        };
+        to.write_all(&buf[..n]).map_err(io_err(dest))?;
+    }
 }
 
 #[cfg(test)]
@@ -208,7 +198,7 @@ mod tests {
     use super::*;
 
     fn digest(bytes: &[u8]) -> Sha256Digest {
-        Sha256::digest(bytes).into()
+        Sha256Digest::of_bytes(bytes)
     }
 
     #[test]
@@ -219,7 +209,7 @@ mod tests {
         assert_eq!(d, digest(b"hello"));
         let path = store.get(&d).unwrap().expect("present");
         assert_eq!(fs::read(&path).unwrap(), b"hello");
-        assert!(path.ends_with(format!("sha256/{}", hex::encode(d))));
+        assert!(path.ends_with(format!("sha256/{d}")));
         // Reinserting the same content is idempotent.
         assert_eq!(store.insert_bytes("x", b"hello", Some(&d)).unwrap(), d);
         assert_eq!(store.get(&digest(b"absent")).unwrap(), None);
@@ -270,13 +260,5 @@ mod tests {
             store.insert_file(&file, Some(&wrong)),
             Err(StoreError::DigestMismatch { .. })
         ));
-    }
-
-    #[test]
-    fn parses_hex_digests() {
-        let d = digest(b"a");
-        assert_eq!(parse_sha256(&hex::encode(d)), Some(d));
-        assert_eq!(parse_sha256("zz"), None);
-        assert_eq!(parse_sha256(&hex::encode(&d[..31])), None);
     }
 }

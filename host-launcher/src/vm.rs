@@ -32,7 +32,7 @@ pub struct VmRun {
     /// How it ended.
     pub end: VmEnd,
     /// The step the guest console reported as failed, if any (step, message).
-    pub console_failure: Option<(String, String)>,
+    pub console_failure: Option<(kettle_wire::Step, String)>,
     /// What QEMU wrote on stderr (its own errors).
     pub qemu_stderr: String,
 }
@@ -188,7 +188,7 @@ mod tests {
         );
         assert_eq!(
             r.console_failure,
-            Some(("fetch".into(), "no cache disk".into()))
+            Some((kettle_wire::Step::Fetch, "no cache disk".into()))
         );
         assert_eq!(r.qemu_stderr.trim(), "oops");
         assert!(

@@ -21,7 +21,7 @@ fn run(cmd: &mut Command) -> std::process::Output {
 
 /// A root filesystem tar with sh, mkdir and cat (and their libraries) from this host, written to `path`.
 fn host_rootfs(path: &Path) -> Vec<u8> {
-    let tar = kettle_init::hostroot::host_binaries_tar(&["mkdir", "cat"]).unwrap();
+    let tar = kettle_testkit::hostroot::host_binaries_tar(&["mkdir", "cat"]).unwrap();
     fs::write(path, &tar).unwrap();
     tar
 }
@@ -76,6 +76,8 @@ fn local_build_writes_provenance_and_artifacts_but_no_evidence() {
             "--local",
             "--out",
             out_dir.to_str().unwrap(),
+            "--init",
+            kettle_testkit::kettle_init_binary().to_str().unwrap(),
         ])
         .args([
             "--cache-dir",

@@ -174,12 +174,60 @@ fn a_successful_build_is_collected_and_verified() {
         .join(hex::encode(Sha256::digest(ROOTFS)));
     assert!(rootfs_entry.is_file());
 
-    // The same directory verifies with `kettle verify` (the auditor's command).
-    let v = Command::new(env!("CARGO_BIN_EXE_kettle"))
-        .args(["verify", f.out.to_str().unwrap(), "--allow-simulated"])
-        .output()
-        .unwrap();
+    // The same directory verifies with `kettle verify` (the auditor's command), but only
+    // against a measurement the auditor names and a source the auditor pins.
+    let verify = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_kettle"))
+            .args(["verify", f.out.to_str().unwrap(), "--allow-simulated"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let v = verify(&[]);
+    assert_eq!(
+        v.status.code(),
+        Some(2),
+        "the out/ manifest.json copy is never used: {}",
+        text(&v)
+    );
+    assert!(text(&v).contains("PUBLISHED manifest"), "{}", text(&v));
+    let manifest = f.image.join("manifest.json");
+    let v = verify(&["--manifest", manifest.to_str().unwrap()]);
+    assert_eq!(v.status.code(), Some(1), "{}", text(&v));
+    assert!(
+        text(&v).contains("[FAIL] provenance.source"),
+        "{}",
+        text(&v)
+    );
+    let head = String::from_utf8(
+        Command::new("git")
+            .arg("-C")
+            .arg(&f.repo)
+            .args(["rev-parse", "HEAD"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let v = verify(&[
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--commit",
+        head.trim(),
+    ]);
     assert_eq!(v.status.code(), Some(0), "{}", text(&v));
+    assert!(
+        text(&v).contains(&format!("built commit: {}", head.trim())),
+        "{}",
+        text(&v)
+    );
+    assert!(
+        text(&v)
+            .trim_end()
+            .ends_with("VERIFIED (SIMULATED: signed with test keys; nothing is hardware-attested)"),
+        "{}",
+        text(&v)
+    );
 
     // A second build into the same --out needs --force.
     let again = build(&f, "ok", &[]);

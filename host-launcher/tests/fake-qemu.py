@@ -79,8 +79,13 @@ else:
             "buildDefinition": {
                 "buildType": "https://kettle.confidential.ai/script/v1",
                 "externalParameters": {"repository": request["repository"], "ref": request["ref"]},
+                "resolvedDependencies": [{
+                    "name": "source",
+                    "uri": f"git+{request['repository']}@{request['ref']}",
+                    "digest": {"gitCommit": request["commit"]},
+                }],
             },
-            "runDetails": {"builder": {"id": "https://kettle.confidential.ai/tee-builder/v1"}},
+            "runDetails": {"builder": {"id": "https://kettle.confidential.ai/simulated-builder/v1"}},
         },
     }
     # ASCII-only, no floats: sorted compact JSON is RFC 8785 canonical.

@@ -18,6 +18,7 @@ use serde_json::json;
 const MEASUREMENT: [u8; 48] = [0x5a; 48];
 const REPO: &str = "https://example.com/hello.git";
 const REF: &str = "refs/heads/main";
+const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
 
 fn provenance_bytes(artifact: &[u8], repo: &str) -> Vec<u8> {
     let mut ext = JsonObject::new();
@@ -29,6 +30,11 @@ fn provenance_bytes(artifact: &[u8], repo: &str) -> Vec<u8> {
             build_definition: BuildDefinition {
                 build_type: ids::BUILD_TYPE_SCRIPT.into(),
                 external_parameters: ext,
+                resolved_dependencies: vec![ResourceDescriptor::from_uri(format!(
+                    "git+{repo}@{REF}"
+                ))
+                .with_name(ids::SOURCE_DEPENDENCY)
+                .with_digest(kettle_provenance::statement::DIGEST_GIT_COMMIT, COMMIT)],
                 ..Default::default()
             },
             run_details: RunDetails {
@@ -96,10 +102,36 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// Runs `kettle verify` and returns (exit code, stdout).
+/// The image manifest as its platform team published it (outside any output directory).
+fn published_manifest() -> &'static Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let d = tempfile::tempdir().unwrap();
+        fs::write(d.path().join("manifest.json"), manifest_json(MEASUREMENT)).unwrap();
+        d
+    });
+    Box::leak(dir.path().join("manifest.json").into_boxed_path())
+}
+
+/// Runs `kettle verify` and returns (exit code, stdout). Unless the arguments say
+/// otherwise, the auditor names the published manifest and pins the built commit.
 fn verify(args: &[&str]) -> (i32, String) {
     let mut all = vec!["verify"];
     all.extend_from_slice(args);
+    if !args
+        .iter()
+        .any(|a| *a == "--manifest" || *a == "--measurement")
+    {
+        all.extend(["--manifest", s(published_manifest())]);
+    }
+    let report_only = args.contains(&"--evidence") && !args.contains(&"--provenance");
+    if !report_only
+        && !args
+            .iter()
+            .any(|a| *a == "--commit" || *a == "--any-source")
+    {
+        all.extend(["--commit", COMMIT]);
+    }
     let out = kettle(&all);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -131,8 +163,39 @@ fn good_output_dir_verifies_only_with_allow_simulated() {
     assert!(text.contains("[PASS] provenance.repository"), "{text}");
     assert!(text.contains("SIMULATED"), "{text}");
     assert!(!text.contains("[SKIP]"), "{text}");
-    // The manifest copied into the dir by the build host is not the published one: said plainly.
-    assert!(text.contains("published manifest.json"), "{text}");
+    assert!(text.contains(&format!("built commit: {COMMIT}")), "{text}");
+
+    // The manifest copied into the dir by the build host is never the expected measurement.
+    let out = kettle(&[
+        "verify",
+        s(dir.path()),
+        "--allow-simulated",
+        "--commit",
+        COMMIT,
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("PUBLISHED manifest"));
+    // Nothing pinned about the source: not VERIFIED.
+    let out = kettle(&[
+        "verify",
+        s(dir.path()),
+        "--allow-simulated",
+        "--manifest",
+        s(published_manifest()),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert_eq!(failed_checks(&text), ["provenance.source"], "{text}");
+    assert!(text.contains("not pinned"), "{text}");
+    let (code, text) = verify(&[
+        s(dir.path()),
+        "--allow-simulated",
+        "--commit",
+        &"ab".repeat(20),
+    ]);
+    assert_eq!(failed_checks(&text), ["provenance.source"], "{code} {text}");
+    let (code, text) = verify(&[s(dir.path()), "--allow-simulated", "--any-source"]);
+    assert_eq!(code, 0, "{text}");
 
     let (code, text) = verify(&[s(dir.path())]);
     assert_eq!(code, 1, "{text}");

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::cpio::{CpioError, Initramfs};
 use crate::manifest::{FileRef, ImageManifest, InitramfsEntry, MANIFEST_SCHEMA};
-use crate::measure::{launch_digest, KernelHashes, MeasureError, Ovmf, VmConfig};
+use crate::measure::{launch_digest, KernelHashes, MeasureError, Ovmf, VcpuConfig};
 
 /// Kernel command line baked into images unless overridden. It is measured, so
 /// it holds nothing build-specific: `console=ttyS0` sends init's step log to
@@ -119,7 +119,7 @@ pub struct ImageSpec {
     /// Kernel command line (measured).
     pub cmdline: String,
     /// vCPU parameters (measured).
-    pub vm: VmConfig,
+    pub vm: VcpuConfig,
     /// Data files for the initramfs.
     pub extra_files: Vec<ExtraFile>,
     /// Tool and source versions to record in the manifest.
@@ -400,7 +400,7 @@ mod tests {
             kernel: dir.join("vmlinuz"),
             ovmf: synthetic_ovmf_file(dir),
             cmdline: DEFAULT_CMDLINE.into(),
-            vm: VmConfig {
+            vm: VcpuConfig {
                 vcpus: 2,
                 vcpu_type: "EPYC-v4".parse().unwrap(),
                 vmm_type: VmmType::Qemu,

@@ -1,5 +1,7 @@
 //! A deterministic writer for the "newc" cpio format (magic `070701`), the
-//! format the Linux kernel unpacks an initramfs from.
+//! format the Linux kernel unpacks an initramfs from, and a reader that finds
+//! one regular file in such an archive (the host takes `/init` from the
+//! published initramfs to run local mode with the measured binary).
 //!
 //! Determinism: entries are sorted by path (bytewise), every parent directory
 //! is emitted before its children, mtime is 0, uid/gid are 0, inode numbers
@@ -54,6 +56,45 @@ pub enum CpioError {
     /// A file is larger than newc's 32-bit size field.
     #[error("initramfs file {0:?} is larger than 4 GiB, which newc cannot record")]
     TooLarge(String),
+    /// The archive being read is not well-formed newc.
+    #[error("not a newc initramfs: {0}")]
+    Malformed(String),
+}
+
+/// The contents of the regular file `path` (e.g. "init") in a newc archive; None if absent.
+pub fn read_file(archive: &[u8], path: &str) -> Result<Option<Vec<u8>>, CpioError> {
+    let want = normalize(path)?;
+    let bad = |what: &str| CpioError::Malformed(what.to_string());
+    let mut at = 0usize;
+    loop {
+        let header = archive
+            .get(at..at + HEADER_LEN)
+            .ok_or_else(|| bad("truncated header"))?;
+        if &header[..6] != MAGIC {
+            return Err(bad("bad magic"));
+        }
+        let field = |i: usize| -> Result<usize, CpioError> {
+            let hex = std::str::from_utf8(&header[6 + 8 * i..14 + 8 * i])
+                .map_err(|_| bad("header field is not ASCII"))?;
+            usize::from_str_radix(hex, 16).map_err(|_| bad("header field is not hex"))
+        };
+        let (mode, filesize, namesize) = (field(1)?, field(6)?, field(11)?);
+        let name_at = at + HEADER_LEN;
+        let name = archive
+            .get(name_at..name_at + namesize.saturating_sub(1))
+            .ok_or_else(|| bad("truncated name"))?;
+        let data_at = (name_at + namesize).next_multiple_of(4);
+        let data = archive
+            .get(data_at..data_at + filesize)
+            .ok_or_else(|| bad("truncated data"))?;
+        if name == TRAILER.as_bytes() {
+            return Ok(None);
+        }
+        if name == want.as_bytes() && mode as u32 & 0o170000 == S_IFREG {
+            return Ok(Some(data.to_vec()));
+        }
+        at = (data_at + filesize).next_multiple_of(4);
+    }
 }
 
 /// What an archive entry is.
@@ -294,6 +335,36 @@ fn write_entry(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_back_one_file() {
+        let mut fs = Initramfs::new();
+        fs.file("init", 0o755, b"#!init".to_vec()).unwrap();
+        fs.file("etc/kettle/ca-roots.pem", 0o644, b"pem".to_vec())
+            .unwrap();
+        let bytes = fs.to_bytes();
+        assert_eq!(
+            read_file(&bytes, "/init").unwrap().as_deref(),
+            Some(&b"#!init"[..])
+        );
+        assert_eq!(
+            read_file(&bytes, "etc/kettle/ca-roots.pem")
+                .unwrap()
+                .as_deref(),
+            Some(&b"pem"[..])
+        );
+        assert_eq!(
+            read_file(&bytes, "etc").unwrap(),
+            None,
+            "a directory is not a file"
+        );
+        assert_eq!(read_file(&bytes, "nope").unwrap(), None);
+        assert!(matches!(
+            read_file(&bytes[..50], "init"),
+            Err(CpioError::Malformed(_))
+        ));
+        assert!(matches!(read_file(b"garbage garbage garbage garbage garbage garbage garbage garbage garbage garbage garbage garbage garbage garbage", "init"), Err(CpioError::Malformed(_))));
+    }
     use std::process::{Command, Stdio};
 
     /// A parsed newc header, for checking layouts field by field.

@@ -14,4 +14,4 @@ pub mod measure;
 pub use bundle::{write_image, ExtraFile, ImageSpec, DEFAULT_CMDLINE};
 pub use cpio::Initramfs;
 pub use manifest::{ImageFiles, ImageManifest, ManifestCheck, Mismatch};
-pub use measure::{GuestFeatures, LaunchDigest, MeasureInputs, VcpuType, VmConfig, VmmType};
+pub use measure::{GuestFeatures, LaunchDigest, MeasureInputs, VcpuConfig, VcpuType, VmmType};

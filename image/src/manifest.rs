@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::measure::{
     launch_digest, load_ovmf, sha256_file, GuestFeatures, KernelHashes, LaunchDigest, MeasureError,
-    MeasureInputs, VcpuType, VmConfig, VmmType,
+    MeasureInputs, VcpuConfig, VcpuType, VmmType,
 };
 
 /// The manifest format version this code reads and writes.
@@ -267,8 +267,8 @@ impl ImageManifest {
     }
 
     /// The vCPU part of the launch parameters.
-    pub fn vm_config(&self) -> VmConfig {
-        VmConfig {
+    pub fn vcpu_config(&self) -> VcpuConfig {
+        VcpuConfig {
             vcpus: self.vcpus,
             vcpu_type: self.vcpu_type.clone(),
             vmm_type: self.vmm_type,
@@ -321,7 +321,7 @@ impl ImageManifest {
             Some(hashes["initrd"]),
             Some(&self.cmdline),
         );
-        let recomputed = launch_digest(&ovmf, None, Some(&kernel_hashes), &self.vm_config())?;
+        let recomputed = launch_digest(&ovmf, None, Some(&kernel_hashes), &self.vcpu_config())?;
         if recomputed != self.launch_digest {
             mismatches.push(Mismatch::LaunchDigest {
                 expected: self.launch_digest,

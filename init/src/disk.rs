@@ -1,15 +1,9 @@
-//! Finding the host's virtio disks by serial (`-drive ...,serial=kettle-request`):
-//! `/sys/block/vd*/serial` names each one, and devtmpfs provides `/dev/vd*`.
+//! Finding the host's virtio disks by serial (`-drive ...,serial=<serial>`, the
+//! serials being [`kettle_wire::devices`]'): `/sys/block/vd*/serial` names each
+//! one, and devtmpfs provides `/dev/vd*`.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-/// Serial of the request disk.
-pub const REQUEST_SERIAL: &str = "kettle-request";
-/// Serial of the cache disk (cached mode).
-pub const CACHE_SERIAL: &str = "kettle-cache";
-/// Serial of the output disk.
-pub const OUTPUT_SERIAL: &str = "kettle-output";
 
 /// The /dev node of the virtio disk whose serial is `serial`, looking under `sys_block`.
 pub fn find_in(sys_block: &Path, dev: &Path, serial: &str) -> Option<PathBuf> {
@@ -45,29 +39,30 @@ pub fn wait_for_disk(serial: &str, timeout: Duration) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kettle_wire::devices::{CACHE_DISK_SERIAL, OUTPUT_DISK_SERIAL, REQUEST_DISK_SERIAL};
 
     #[test]
     fn finds_by_serial_not_by_order() {
         let tmp = tempfile::tempdir().unwrap();
         let sys = tmp.path().join("sys");
         for (name, serial) in [
-            ("vda", "kettle-output\n"),
-            ("vdb", "kettle-request\n"),
-            ("sda", "kettle-cache"),
+            ("vda", format!("{OUTPUT_DISK_SERIAL}\n")),
+            ("vdb", format!("{REQUEST_DISK_SERIAL}\n")),
+            ("sda", CACHE_DISK_SERIAL.to_string()),
         ] {
             std::fs::create_dir_all(sys.join(name)).unwrap();
             std::fs::write(sys.join(name).join("serial"), serial).unwrap();
         }
         let dev = Path::new("/dev");
         assert_eq!(
-            find_in(&sys, dev, REQUEST_SERIAL),
+            find_in(&sys, dev, REQUEST_DISK_SERIAL),
             Some(PathBuf::from("/dev/vdb"))
         );
         assert_eq!(
-            find_in(&sys, dev, OUTPUT_SERIAL),
+            find_in(&sys, dev, OUTPUT_DISK_SERIAL),
             Some(PathBuf::from("/dev/vda"))
         );
         // Only virtio disks count.
-        assert_eq!(find_in(&sys, dev, CACHE_SERIAL), None);
+        assert_eq!(find_in(&sys, dev, CACHE_DISK_SERIAL), None);
     }
 }

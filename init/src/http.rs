@@ -9,6 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use kettle_provenance::Sha256Digest;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 use ureq::config::Config;
@@ -109,13 +110,13 @@ impl Https {
         Ok(Https { agent })
     }
 
-    /// Streams `url` into `out`, at most `limit` bytes; returns (sha256 hex, length).
+    /// Streams `url` into `out`, at most `limit` bytes; returns the body's SHA-256 and length.
     pub fn download(
         &self,
         url: &str,
         out: &mut dyn Write,
         limit: u64,
-    ) -> Result<(String, u64), HttpError> {
+    ) -> Result<(Sha256Digest, u64), HttpError> {
         let resp = self.agent.get(url).call().map_err(|e| HttpError::Request {
             url: url.into(),
             reason: e.to_string(),
@@ -153,7 +154,7 @@ impl Https {
             url: url.into(),
             source,
         })?;
-        Ok((hex::encode(hasher.finalize()), total))
+        Ok((Sha256Digest(hasher.finalize().into()), total))
     }
 
     /// Downloads `url` into memory (at most `limit` bytes).

@@ -22,26 +22,28 @@
 //! namespace; they appear as the overflow group); /dev nodes are bind mounts
 //! of the host's null/zero/... instead of fresh nodes; RLIMIT_NPROC counts all
 //! of the caller's processes; and it needs unprivileged user namespaces enabled.
+//!
+//! This module also defines what a recipe's build sees in there ([`spec_for`],
+//! [`prepare_dirs`]): the binds, the complete environment, SOURCE_DATE_EPOCH,
+//! the command and the limits. The child processes live in `sandbox/process.rs`.
 
-use std::ffi::CString;
+mod process;
+
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use nix::sched::{unshare, CloneFlags};
-use nix::sys::resource::{setrlimit, Resource};
+use kettle_wire::console;
+use kettle_wire::{BuildType, Limits, Recipe};
 use nix::sys::signal::{kill, Signal};
-use nix::sys::stat::{makedev, mknod, Mode, SFlag};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::{
-    chdir, fork, pivot_root, setgroups, sethostname, setresgid, setresuid, ForkResult, Gid, Pid,
-    Uid,
-};
+use nix::unistd::Pid;
 use thiserror::Error;
+
+use process::SETUP_FAILED;
 
 /// The unprivileged uid and gid builds run as.
 pub const BUILD_UID: u32 = 1000;
@@ -56,8 +58,6 @@ pub const DEV_NODES: &[(&str, u64, u64)] = &[
     ("urandom", 1, 9),
     ("tty", 5, 0),
 ];
-/// Exit code the sandbox's own processes use when setting up failed.
-const SETUP_FAILED: i32 = 125;
 
 /// A directory made visible inside the sandbox.
 #[derive(Debug, Clone)]
@@ -128,541 +128,15 @@ pub enum SandboxError {
     /// The build ran longer than the wall-clock limit.
     #[error("build exceeded its {0} s time limit and was killed")]
     TimedOut(u64),
-}
-
-/// Pre-computed C strings so the children do not format paths.
-struct Prepared {
-    root: CString,
-    host_dirs: Vec<(CString, CString, Option<CString>)>, // (source, target-in-root, symlink target)
-    binds: Vec<(CString, CString, bool)>,
-    dev: CString,
-    dev_nodes: Vec<(CString, u64, u64, CString)>, // (node in root, major, minor, host node)
-    dev_links: Vec<(CString, CString)>,
-    proc_: CString,
-    tmp: CString,
-    exe: CString,
-    argv: Vec<CString>,
-    env: Vec<CString>,
-    cwd: CString,
-    /// Set when not root: (uid_map line, gid_map line) for a user namespace.
-    rootless: Option<(String, String)>,
-}
-
-fn cstr(s: impl AsRef<[u8]>) -> Result<CString, SandboxError> {
-    CString::new(s.as_ref().to_vec())
-        .map_err(|_| SandboxError::Prepare("a path or argument contains NUL".into()))
-}
-
-fn inside(root: &Path, abs: &str) -> PathBuf {
-    root.join(abs.trim_start_matches('/'))
-}
-
-/// Finds argv[0] in the sandbox's PATH by looking into the root (and host dirs) before forking.
-fn resolve_exe(spec: &SandboxSpec) -> Result<String, SandboxError> {
-    let prog = spec
-        .argv
-        .first()
-        .ok_or_else(|| SandboxError::Prepare("empty argv".into()))?;
-    if prog.contains('/') {
-        return Ok(prog.clone());
-    }
-    let path = spec
-        .env
-        .iter()
-        .find(|(k, _)| k == "PATH")
-        .map(|(_, v)| v.as_str())
-        .unwrap_or("/usr/bin:/bin");
-    for dir in path.split(':').filter(|d| d.starts_with('/')) {
-        let cand = format!("{}/{prog}", dir.trim_end_matches('/'));
-        let mut places = vec![inside(&spec.root, &cand)];
-        for b in &spec.binds {
-            if let Some(rest) = cand.strip_prefix(&format!("{}/", b.target.trim_end_matches('/'))) {
-                places.push(b.source.join(rest));
-            }
-        }
-        if spec
-            .host_dirs
-            .iter()
-            .any(|h| Path::new(&cand).starts_with(h))
-        {
-            places.push(PathBuf::from(&cand));
-        }
-        if places.iter().any(|p| p.is_file()) {
-            return Ok(cand);
-        }
-    }
-    Err(SandboxError::Prepare(format!(
-        "{prog:?} is not found in the sandbox PATH {path}"
-    )))
-}
-
-fn prepare(spec: &SandboxSpec) -> Result<Prepared, SandboxError> {
-    let perr = |what: &str, e: std::io::Error| SandboxError::Prepare(format!("{what}: {e}"));
-    let root = &spec.root;
-    // Mount points must exist before the root is made read-only.
-    for d in ["dev", "proc", "tmp"] {
-        fs::create_dir_all(root.join(d)).map_err(|e| perr(d, e))?;
-    }
-    let mut host_dirs = Vec::new();
-    for h in &spec.host_dirs {
-        let target = inside(root, &h.to_string_lossy());
-        let meta = match fs::symlink_metadata(h) {
-            Ok(m) => m,
-            Err(_) => continue, // e.g. no /lib64 on this host
-        };
-        let link = if meta.file_type().is_symlink() {
-            Some(cstr(
-                fs::read_link(h)
-                    .map_err(|e| perr("host link", e))?
-                    .as_os_str()
-                    .as_encoded_bytes(),
-            )?)
-        } else {
-            fs::create_dir_all(&target).map_err(|e| perr("host dir mount point", e))?;
-            None
-        };
-        host_dirs.push((
-            cstr(h.as_os_str().as_encoded_bytes())?,
-            cstr(target.as_os_str().as_encoded_bytes())?,
-            link,
-        ));
-    }
-    let mut binds = Vec::new();
-    for b in &spec.binds {
-        let target = inside(root, &b.target);
-        fs::create_dir_all(&target).map_err(|e| perr(&b.target, e))?;
-        binds.push((
-            cstr(b.source.as_os_str().as_encoded_bytes())?,
-            cstr(target.as_os_str().as_encoded_bytes())?,
-            b.writable,
-        ));
-    }
-    let exe = resolve_exe(spec)?;
-    Ok(Prepared {
-        root: cstr(root.as_os_str().as_encoded_bytes())?,
-        host_dirs,
-        binds,
-        dev: cstr(root.join("dev").as_os_str().as_encoded_bytes())?,
-        dev_nodes: DEV_NODES
-            .iter()
-            .map(|(n, ma, mi)| {
-                Ok((
-                    cstr(root.join("dev").join(n).as_os_str().as_encoded_bytes())?,
-                    *ma,
-                    *mi,
-                    cstr(format!("/dev/{n}"))?,
-                ))
-            })
-            .collect::<Result<_, SandboxError>>()?,
-        dev_links: [
-            ("fd", "/proc/self/fd"),
-            ("stdin", "/proc/self/fd/0"),
-            ("stdout", "/proc/self/fd/1"),
-            ("stderr", "/proc/self/fd/2"),
-        ]
-        .iter()
-        .map(|(n, t)| {
-            Ok((
-                cstr(*t)?,
-                cstr(root.join("dev").join(n).as_os_str().as_encoded_bytes())?,
-            ))
-        })
-        .collect::<Result<_, SandboxError>>()?,
-        proc_: cstr(root.join("proc").as_os_str().as_encoded_bytes())?,
-        tmp: cstr(root.join("tmp").as_os_str().as_encoded_bytes())?,
-        exe: cstr(&exe)?,
-        argv: spec.argv.iter().map(cstr).collect::<Result<_, _>>()?,
-        env: spec
-            .env
-            .iter()
-            .map(|(k, v)| cstr(format!("{k}={v}")))
-            .collect::<Result<_, _>>()?,
-        cwd: cstr(&spec.cwd)?,
-        rootless: (!nix::unistd::geteuid().is_root()).then(|| {
-            // Map only the caller's own ids, as the build uid/gid inside.
-            (
-                format!("{BUILD_UID} {} 1\n", nix::unistd::geteuid()),
-                format!("{BUILD_GID} {} 1\n", nix::unistd::getegid()),
-            )
-        }),
-    })
-}
-
-/// Writes a setup failure to the error pipe and exits the child.
-fn die(err_fd: i32, what: &str, e: nix::Error) -> ! {
-    let msg = format!("{what}: {e}\n");
-    let _ = nix::unistd::write(
-        unsafe { std::os::fd::BorrowedFd::borrow_raw(err_fd) },
-        msg.as_bytes(),
-    );
-    unsafe { nix::libc::_exit(SETUP_FAILED) }
-}
-
-macro_rules! try_or_die {
-    ($fd:expr, $what:expr, $e:expr) => {
-        match $e {
-            Ok(v) => v,
-            Err(e) => die($fd, $what, e),
-        }
-    };
-}
-
-const NONE: Option<&str> = None;
-
-/// B: pid 1 of the sandbox. Mounts, pivots, forks C, reaps, exits with C's status.
-fn sandbox_init(p: &Prepared, limits: &SandboxLimits, log_fd: i32, err_fd: i32) -> ! {
-    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
-    let nosuid = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
-    try_or_die!(
-        err_fd,
-        "bind the build root",
-        mount(
-            Some(p.root.as_c_str()),
-            p.root.as_c_str(),
-            NONE,
-            MsFlags::MS_BIND | MsFlags::MS_REC,
-            NONE
-        )
-    );
-    for (src, target, link) in &p.host_dirs {
-        match link {
-            Some(l) => {
-                let r = nix::unistd::symlinkat(l.as_c_str(), None, target.as_c_str());
-                if let Err(e) = r {
-                    if e != nix::Error::EEXIST {
-                        die(err_fd, "host dir symlink", e)
-                    }
-                }
-            }
-            None => {
-                try_or_die!(
-                    err_fd,
-                    "bind a host dir",
-                    mount(
-                        Some(src.as_c_str()),
-                        target.as_c_str(),
-                        NONE,
-                        MsFlags::MS_BIND | MsFlags::MS_REC,
-                        NONE
-                    )
-                );
-                try_or_die!(
-                    err_fd,
-                    "remount a host dir read-only",
-                    mount(
-                        NONE,
-                        target.as_c_str(),
-                        NONE,
-                        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | nosuid,
-                        NONE
-                    )
-                );
-            }
-        }
-    }
-    // The root itself goes read-only before anything is mounted on it.
-    try_or_die!(
-        err_fd,
-        "remount the build root read-only",
-        mount(
-            NONE,
-            p.root.as_c_str(),
-            NONE,
-            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | nosuid,
-            NONE
-        )
-    );
-    for (src, target, writable) in &p.binds {
-        try_or_die!(
-            err_fd,
-            "bind mount",
-            mount(
-                Some(src.as_c_str()),
-                target.as_c_str(),
-                NONE,
-                MsFlags::MS_BIND | MsFlags::MS_REC,
-                NONE
-            )
-        );
-        let ro = if *writable {
-            MsFlags::empty()
-        } else {
-            MsFlags::MS_RDONLY
-        };
-        try_or_die!(
-            err_fd,
-            "bind remount",
-            mount(
-                NONE,
-                target.as_c_str(),
-                NONE,
-                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | ro | nosuid,
-                NONE
-            )
-        );
-    }
-    try_or_die!(
-        err_fd,
-        "mount /dev tmpfs",
-        mount(
-            Some("tmpfs"),
-            p.dev.as_c_str(),
-            Some("tmpfs"),
-            MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-            Some("mode=0755,size=1m")
-        )
-    );
-    for (node, major, minor, host) in &p.dev_nodes {
-        if p.rootless.is_some() {
-            // mknod is not allowed in a user namespace: bind the host's node onto an empty file.
-            let fd = try_or_die!(
-                err_fd,
-                "create a /dev mount point",
-                nix::fcntl::open(
-                    node.as_c_str(),
-                    nix::fcntl::OFlag::O_CREAT
-                        | nix::fcntl::OFlag::O_WRONLY
-                        | nix::fcntl::OFlag::O_CLOEXEC,
-                    Mode::from_bits_truncate(0o666)
-                )
-            );
-            let _ = nix::unistd::close(fd);
-            try_or_die!(
-                err_fd,
-                "bind a host /dev node",
-                mount(
-                    Some(host.as_c_str()),
-                    node.as_c_str(),
-                    NONE,
-                    MsFlags::MS_BIND,
-                    NONE
-                )
-            );
-            continue;
-        }
-        try_or_die!(
-            err_fd,
-            "mknod in /dev",
-            mknod(
-                node.as_c_str(),
-                SFlag::S_IFCHR,
-                Mode::from_bits_truncate(0o666),
-                makedev(*major, *minor)
-            )
-        );
-        // mknod honours the umask; make the nodes usable by the build uid.
-        try_or_die!(
-            err_fd,
-            "chmod /dev node",
-            nix::sys::stat::fchmodat(
-                None,
-                node.as_c_str(),
-                Mode::from_bits_truncate(0o666),
-                nix::sys::stat::FchmodatFlags::FollowSymlink
-            )
-        );
-    }
-    for (target, link) in &p.dev_links {
-        try_or_die!(
-            err_fd,
-            "symlink in /dev",
-            nix::unistd::symlinkat(target.as_c_str(), None, link.as_c_str())
-        );
-    }
-    try_or_die!(
-        err_fd,
-        "remount /dev read-only",
-        mount(
-            NONE,
-            p.dev.as_c_str(),
-            NONE,
-            MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-            Some("mode=0755,size=1m")
-        )
-    );
-    try_or_die!(
-        err_fd,
-        "mount /proc",
-        mount(
-            Some("proc"),
-            p.proc_.as_c_str(),
-            Some("proc"),
-            nosuid | MsFlags::MS_NOEXEC,
-            NONE
-        )
-    );
-    try_or_die!(
-        err_fd,
-        "mount /tmp",
-        mount(
-            Some("tmpfs"),
-            p.tmp.as_c_str(),
-            Some("tmpfs"),
-            nosuid,
-            Some("mode=1777")
-        )
-    );
-    // pivot_root(".", ".") stacks the old root on top; detaching it leaves only the build root.
-    try_or_die!(err_fd, "chdir to the build root", chdir(p.root.as_c_str()));
-    match pivot_root(".", ".") {
-        Ok(()) => try_or_die!(
-            err_fd,
-            "detach the old root",
-            umount2(".", MntFlags::MNT_DETACH)
-        ),
-        // In the guest the old root is the initramfs (rootfs), which can never be
-        // pivoted away (EINVAL). Move the build root over it and chroot, as
-        // switch_root does: the build runs without capabilities under
-        // no_new_privs, so it cannot chroot back out, and it holds no descriptor
-        // outside the new root.
-        Err(nix::Error::EINVAL) => {
-            try_or_die!(
-                err_fd,
-                "move the build root over /",
-                mount(Some("."), "/", NONE, MsFlags::MS_MOVE, NONE)
-            );
-            try_or_die!(err_fd, "chroot", nix::unistd::chroot("."));
-        }
-        Err(e) => die(err_fd, "pivot_root", e),
-    }
-    try_or_die!(err_fd, "chdir /", chdir("/"));
-    // Not dumpable: the build (another uid) can neither ptrace pid 1 nor open /proc/1/mem.
-    let _ = nix::sys::prctl::set_dumpable(false);
-
-    let child = match unsafe { fork() } {
-        Ok(ForkResult::Child) => build_process(p, limits, log_fd, err_fd),
-        Ok(ForkResult::Parent { child }) => child,
-        Err(e) => die(err_fd, "fork the build", e),
-    };
-    let _ = nix::unistd::close(log_fd);
-    let _ = nix::unistd::close(err_fd);
-    loop {
-        match waitpid(None, None) {
-            Ok(WaitStatus::Exited(pid, code)) if pid == child => unsafe { nix::libc::_exit(code) },
-            Ok(WaitStatus::Signaled(pid, sig, _)) if pid == child => unsafe {
-                nix::libc::_exit(128 + sig as i32)
-            },
-            Ok(_) => continue, // an orphan reparented to us
-            Err(nix::Error::EINTR) => continue,
-            Err(_) => unsafe { nix::libc::_exit(SETUP_FAILED) },
-        }
-    }
-}
-
-/// C: drops to the build uid and execs the command.
-fn build_process(p: &Prepared, limits: &SandboxLimits, log_fd: i32, err_fd: i32) -> ! {
-    let rl = |r: Resource, v: u64, what: &str| try_or_die!(err_fd, what, setrlimit(r, v, v));
-    rl(Resource::RLIMIT_CPU, limits.cpu_seconds, "RLIMIT_CPU");
-    rl(Resource::RLIMIT_FSIZE, limits.file_bytes, "RLIMIT_FSIZE");
-    rl(Resource::RLIMIT_NPROC, limits.processes, "RLIMIT_NPROC");
-    rl(Resource::RLIMIT_NOFILE, limits.open_files, "RLIMIT_NOFILE");
-    rl(Resource::RLIMIT_CORE, 0, "RLIMIT_CORE");
-    if let Some(d) = limits.data_bytes {
-        rl(Resource::RLIMIT_DATA, d, "RLIMIT_DATA");
-    }
-    // In a user namespace setgroups is denied (and the caller's groups are not mapped).
-    if p.rootless.is_none() {
-        try_or_die!(err_fd, "setgroups([])", setgroups(&[]));
-    }
-    let gid = Gid::from_raw(BUILD_GID);
-    let uid = Uid::from_raw(BUILD_UID);
-    try_or_die!(err_fd, "setresgid", setresgid(gid, gid, gid));
-    try_or_die!(err_fd, "setresuid", setresuid(uid, uid, uid));
-    try_or_die!(
-        err_fd,
-        "PR_SET_NO_NEW_PRIVS",
-        nix::sys::prctl::set_no_new_privs()
-    );
-    try_or_die!(
-        err_fd,
-        "chdir to the build directory",
-        chdir(p.cwd.as_c_str())
-    );
-    let devnull = try_or_die!(
-        err_fd,
-        "open /dev/null",
-        nix::fcntl::open("/dev/null", nix::fcntl::OFlag::O_RDONLY, Mode::empty())
-    );
-    unsafe {
-        nix::libc::dup2(devnull, 0);
-        nix::libc::dup2(log_fd, 1);
-        nix::libc::dup2(log_fd, 2);
-    }
-    for fd in 3..4096 {
-        if fd != err_fd {
-            unsafe { nix::libc::close(fd) };
-        }
-    }
-    // A binary the parent process just unpacked can still be open for writing in a
-    // fork made by another of its threads for an instant (ETXTBSY, seen in the
-    // multi-threaded test runner): retry for up to 1 s before failing the build.
-    let mut e = nix::unistd::execve(p.exe.as_c_str(), &p.argv, &p.env).unwrap_err();
-    for _ in 0..50 {
-        if e != nix::Error::ETXTBSY {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        e = nix::unistd::execve(p.exe.as_c_str(), &p.argv, &p.env).unwrap_err();
-    }
-    die(err_fd, "exec the build command", e)
-}
-
-/// Writes `data` to a /proc/self file (user namespace id maps), or dies.
-fn write_proc_self(err_fd: i32, path: &std::ffi::CStr, data: &[u8]) {
-    let fd = try_or_die!(
-        err_fd,
-        "open a /proc/self id map",
-        nix::fcntl::open(
-            path,
-            nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC,
-            Mode::empty()
-        )
-    );
-    let r = nix::unistd::write(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }, data);
-    let _ = nix::unistd::close(fd);
-    try_or_die!(err_fd, "write a /proc/self id map", r);
-}
-
-/// A: unshares the namespaces and runs B as pid 1 of the new pid namespace.
-fn namespace_parent(p: &Prepared, limits: &SandboxLimits, log_fd: i32, err_fd: i32) -> ! {
-    let flags = CloneFlags::CLONE_NEWNS
-        | CloneFlags::CLONE_NEWPID
-        | CloneFlags::CLONE_NEWIPC
-        | CloneFlags::CLONE_NEWUTS
-        | CloneFlags::CLONE_NEWNET;
-    match &p.rootless {
-        None => try_or_die!(err_fd, "unshare(mount, pid, ipc, uts, net)", unshare(flags)),
-        Some((uid_map, gid_map)) => {
-            try_or_die!(
-                err_fd,
-                "unshare(user, mount, pid, ipc, uts, net) (are unprivileged user namespaces enabled?)",
-                unshare(flags | CloneFlags::CLONE_NEWUSER)
-            );
-            write_proc_self(err_fd, c"/proc/self/setgroups", b"deny");
-            write_proc_self(err_fd, c"/proc/self/uid_map", uid_map.as_bytes());
-            write_proc_self(err_fd, c"/proc/self/gid_map", gid_map.as_bytes());
-        }
-    }
-    try_or_die!(
-        err_fd,
-        "make mounts private",
-        mount(NONE, "/", NONE, MsFlags::MS_REC | MsFlags::MS_PRIVATE, NONE)
-    );
-    try_or_die!(err_fd, "sethostname", sethostname("kettle-build"));
-    let child = match unsafe { fork() } {
-        Ok(ForkResult::Child) => sandbox_init(p, limits, log_fd, err_fd),
-        Ok(ForkResult::Parent { child }) => child,
-        Err(e) => die(err_fd, "fork sandbox init", e),
-    };
-    let _ = nix::unistd::close(log_fd);
-    loop {
-        match waitpid(child, None) {
-            Ok(WaitStatus::Exited(_, code)) => unsafe { nix::libc::_exit(code) },
-            Ok(WaitStatus::Signaled(_, sig, _)) => unsafe { nix::libc::_exit(128 + sig as i32) },
-            Ok(_) | Err(nix::Error::EINTR) => continue,
-            Err(_) => unsafe { nix::libc::_exit(SETUP_FAILED) },
-        }
-    }
+    /// Preparing the build's writable directories failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 fn pipe_cloexec() -> Result<(OwnedFd, OwnedFd), SandboxError> {
@@ -672,19 +146,11 @@ fn pipe_cloexec() -> Result<(OwnedFd, OwnedFd), SandboxError> {
 
 /// Runs `spec` in the sandbox; each output line goes to the log (and the last ones into errors).
 pub fn run(spec: &SandboxSpec) -> Result<(), SandboxError> {
-    let prepared = prepare(spec)?;
+    let prepared = process::prepare(spec)?;
     let (log_r, log_w) = pipe_cloexec()?;
     let (err_r, err_w) = pipe_cloexec()?;
     let tail: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
-    let pid = match unsafe { fork() } {
-        Ok(ForkResult::Child) => {
-            // dup the log pipe without CLOEXEC so C keeps it across exec; err pipe stays CLOEXEC.
-            let log_fd = unsafe { nix::libc::dup(log_w.as_raw_fd()) };
-            namespace_parent(&prepared, &spec.limits, log_fd, err_w.as_raw_fd())
-        }
-        Ok(ForkResult::Parent { child }) => child,
-        Err(e) => return Err(SandboxError::Prepare(format!("fork: {e}"))),
-    };
+    let pid = process::spawn(&prepared, &spec.limits, &log_w, &err_w)?;
     drop(log_w);
     drop(err_w);
     let reader_tail = Arc::clone(&tail);
@@ -692,7 +158,7 @@ pub fn run(spec: &SandboxSpec) -> Result<(), SandboxError> {
         for line in BufReader::new(fs::File::from(log_r)).split(b'\n') {
             let Ok(line) = line else { break };
             let line = String::from_utf8_lossy(&line).into_owned();
-            log::info!("  build| {line}");
+            log::info!("{}", console::build_output(&line));
             let mut t = reader_tail.lock().unwrap();
             t.push(line);
             if t.len() > 40 {
@@ -750,7 +216,7 @@ fn wait_with_deadline(pid: Pid, limit: Duration) -> Option<WaitStatus> {
 }
 
 /// Recursively hands `dir` to the build uid (lchown: symlinks themselves, never their targets).
-pub fn chown_tree(dir: &Path) -> std::io::Result<()> {
+fn chown_tree(dir: &Path) -> std::io::Result<()> {
     std::os::unix::fs::lchown(dir, Some(BUILD_UID), Some(BUILD_GID))?;
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
@@ -767,4 +233,211 @@ pub fn chown_tree(dir: &Path) -> std::io::Result<()> {
 /// Whether the sandbox runs with real root (true) or in a user namespace (false, see the module docs).
 pub fn has_root() -> bool {
     nix::unistd::geteuid().is_root()
+}
+
+// ---- What a recipe's build sees ------------------------------------------------
+
+/// Sandbox path of the source tree (the build's working directory).
+pub const SANDBOX_SRC: &str = "/src";
+/// Sandbox path of the vendored crates.
+pub const SANDBOX_VENDOR: &str = "/vendor";
+/// Sandbox path of the toolchain root (bin/cargo, bin/rustc, lib/...).
+pub const SANDBOX_TOOLCHAIN: &str = "/opt/kettle/toolchain";
+/// Sandbox path of the build's writable home (CARGO_HOME lives under it).
+pub const SANDBOX_HOME: &str = "/kettle-home";
+/// Host directories bound read-only at their own path when a local build uses the host's tools.
+pub const HOST_TOOL_DIRS: &[&str] = &["/usr", "/bin", "/lib", "/lib64", "/sbin", "/etc"];
+/// RLIMIT_FSIZE of a build: the largest file it may write.
+const BUILD_FILE_BYTES: u64 = 16 << 30;
+/// RLIMIT_NPROC of a build (the uid's processes) and RLIMIT_NOFILE of each process.
+const BUILD_PROCESSES: u64 = 4096;
+/// RLIMIT_NOFILE of each build process.
+const BUILD_OPEN_FILES: u64 = 4096;
+
+/// Where a build's directories are outside the sandbox.
+#[derive(Debug, Clone)]
+pub struct BuildDirs {
+    /// The build root: becomes `/`, read-only.
+    pub root: PathBuf,
+    /// The verified source tree: [`SANDBOX_SRC`], writable, the working directory.
+    pub src: PathBuf,
+    /// The build's home: [`SANDBOX_HOME`], writable; CARGO_HOME is its `cargo/`.
+    pub home: PathBuf,
+    /// The vendored crates: [`SANDBOX_VENDOR`], read-only.
+    pub vendor: PathBuf,
+    /// The toolchain root, if any: [`SANDBOX_TOOLCHAIN`], read-only.
+    pub toolchain: Option<PathBuf>,
+    /// Whether [`HOST_TOOL_DIRS`] are bound in (local mode with host tools only).
+    pub host_tools: bool,
+}
+
+/// Readies the writable directories: CARGO_HOME holding the config that points cargo
+/// at the vendored crates, and (as root) the writable trees owned by the build uid.
+pub fn prepare_dirs(dirs: &BuildDirs) -> Result<(), SandboxError> {
+    let io = |what| move |source| SandboxError::Io { what, source };
+    let cargo_home = dirs.home.join("cargo");
+    fs::create_dir_all(&cargo_home).map_err(io("build home"))?;
+    fs::write(cargo_home.join("config.toml"), cargo_config(SANDBOX_VENDOR))
+        .map_err(io("cargo config"))?;
+    // Rootless, the caller's own files already appear as the build uid inside the user namespace.
+    if has_root() {
+        chown_tree(&dirs.src).map_err(io("hand the source tree to the build user"))?;
+        chown_tree(&dirs.home).map_err(io("hand the build home to the build user"))?;
+    }
+    Ok(())
+}
+
+/// The sandbox a recipe's build runs in: its binds, its complete environment
+/// (SOURCE_DATE_EPOCH = the commit's committer time), its command and the request's limits.
+pub fn spec_for(
+    recipe: &Recipe,
+    dirs: &BuildDirs,
+    commit_raw: &[u8],
+    limits: &Limits,
+) -> SandboxSpec {
+    let bind = |source: &Path, target: &str, writable| Bind {
+        source: source.to_path_buf(),
+        target: target.into(),
+        writable,
+    };
+    let mut binds = vec![
+        bind(&dirs.src, SANDBOX_SRC, true),
+        bind(&dirs.home, SANDBOX_HOME, true),
+        bind(&dirs.vendor, SANDBOX_VENDOR, false),
+    ];
+    if let Some(t) = &dirs.toolchain {
+        binds.push(bind(t, SANDBOX_TOOLCHAIN, false));
+    }
+    let host_dirs = if dirs.host_tools {
+        HOST_TOOL_DIRS.iter().map(PathBuf::from).collect()
+    } else {
+        Vec::new()
+    };
+    let mut env: Vec<(String, String)> = [
+        (
+            "PATH",
+            format!("{SANDBOX_TOOLCHAIN}/bin:/usr/local/bin:/usr/bin:/bin"),
+        ),
+        ("HOME", SANDBOX_HOME.into()),
+        ("CARGO_HOME", format!("{SANDBOX_HOME}/cargo")),
+        ("CARGO_TERM_COLOR", "never".into()),
+        ("TMPDIR", "/tmp".into()),
+        ("LANG", "C.UTF-8".into()),
+        ("TZ", "UTC".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    if let Some(epoch) = committer_time(commit_raw) {
+        env.push(("SOURCE_DATE_EPOCH".into(), epoch.to_string()));
+    }
+    let argv = match recipe.build_type {
+        BuildType::CargoBuild => ["cargo", "build", "--locked", "--offline", "--release"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        BuildType::Script => recipe.command.clone().unwrap_or_default(),
+    };
+    let secs = limits.build_seconds();
+    SandboxSpec {
+        root: dirs.root.clone(),
+        host_dirs,
+        binds,
+        argv,
+        env,
+        cwd: SANDBOX_SRC.into(),
+        limits: SandboxLimits {
+            wall_seconds: secs,
+            cpu_seconds: secs,
+            data_bytes: limits.max_memory_bytes,
+            file_bytes: BUILD_FILE_BYTES,
+            processes: BUILD_PROCESSES,
+            open_files: BUILD_OPEN_FILES,
+        },
+    }
+}
+
+/// The cargo config that replaces crates.io with the vendor directory at `vendor_path` (sandbox path).
+pub fn cargo_config(vendor_path: &str) -> String {
+    format!(
+        "[source.crates-io]\nreplace-with = \"vendored-sources\"\n\n[source.vendored-sources]\ndirectory = \"{vendor_path}\"\n\n[net]\noffline = true\n"
+    )
+}
+
+/// The committer timestamp of a raw commit object (for SOURCE_DATE_EPOCH).
+fn committer_time(raw: &[u8]) -> Option<i64> {
+    let text = std::str::from_utf8(raw).ok()?;
+    let header = text.split("\n\n").next()?;
+    let line = header.lines().find(|l| l.starts_with("committer "))?;
+    let mut parts = line.rsplitn(3, ' ');
+    let _tz = parts.next()?;
+    parts.next()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn committer_time_is_read_from_the_commit_header() {
+        let raw = b"tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\nauthor A <a@x> 1600000000 +0200\ncommitter C <c@x> 1700000000 -0500\n\ncommitter 5 +0000\n";
+        assert_eq!(committer_time(raw), Some(1_700_000_000));
+        assert_eq!(committer_time(b"tree x\n\nmessage"), None);
+    }
+
+    #[test]
+    fn a_script_build_sees_its_binds_environment_and_limits() {
+        let recipe = Recipe::parse(&format!(
+            "[build]\ntype = \"script/v1\"\noutputs = [\"o\"]\ncommand = [\"sh\", \"-c\", \"true\"]\n[rootfs]\nurl = \"https://h/r.tar\"\nsha256 = \"{}\"\n",
+            "0".repeat(64)
+        ))
+        .unwrap();
+        let dirs = BuildDirs {
+            root: "/w/rootfs".into(),
+            src: "/w/src".into(),
+            home: "/w/home".into(),
+            vendor: "/w/vendor".into(),
+            toolchain: None,
+            host_tools: false,
+        };
+        let limits = Limits {
+            max_build_seconds: Some(60),
+            max_memory_bytes: Some(1 << 30),
+        };
+        let spec = spec_for(
+            &recipe,
+            &dirs,
+            b"tree x\ncommitter C <c@x> 42 +0000\n\nm",
+            &limits,
+        );
+        assert_eq!(spec.argv, ["sh", "-c", "true"]);
+        assert_eq!(spec.cwd, SANDBOX_SRC);
+        let targets: Vec<_> = spec
+            .binds
+            .iter()
+            .map(|b| (b.target.as_str(), b.writable))
+            .collect();
+        assert_eq!(
+            targets,
+            [
+                (SANDBOX_SRC, true),
+                (SANDBOX_HOME, true),
+                (SANDBOX_VENDOR, false)
+            ]
+        );
+        assert!(spec.host_dirs.is_empty(), "the guest never binds host dirs");
+        let env = |k: &str| {
+            spec.env
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(env("SOURCE_DATE_EPOCH"), Some("42"));
+        assert_eq!(env("CARGO_HOME"), Some("/kettle-home/cargo"));
+        assert_eq!(
+            (spec.limits.wall_seconds, spec.limits.cpu_seconds),
+            (60, 60)
+        );
+        assert_eq!(spec.limits.data_bytes, Some(1 << 30));
+    }
 }

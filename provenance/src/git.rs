@@ -18,7 +18,8 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 /// A repository's object format: which hash names its objects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ObjectFormat {
     /// The classic format: 20-byte SHA-1 ids (40 hex digits).
     Sha1,

@@ -6,8 +6,15 @@ macro_rules! kettle_uris {
     ($base:literal) => {
         /// Base URI under which every Kettle builder id and build type lives.
         pub const BASE: &str = $base;
-        /// `builder.id` of the Kettle TEE builder (the measured guest image).
-        pub const BUILDER_ID: &str = concat!($base, "/tee-builder/v1");
+        /// `builder.id` of a build in the measured image under AMD SEV-SNP: the
+        /// only builder a verifier accepts by default.
+        pub const BUILDER_ID_SEV_SNP: &str = concat!($base, "/tee-builder/v1");
+        /// `builder.id` of a build in the image under the simulated PSP (test keys: no hardware isolation).
+        pub const BUILDER_ID_SIMULATED: &str = concat!($base, "/simulated-builder/v1");
+        /// `builder.id` of `kettle build --local` (no VM, no TEE, no evidence).
+        pub const BUILDER_ID_LOCAL: &str = concat!($base, "/local-builder/v1");
+        /// Transitional name of [`BUILDER_ID_SEV_SNP`] while callers move to the per-mode ids.
+        pub const BUILDER_ID: &str = BUILDER_ID_SEV_SNP;
         /// `buildType` of the cargo recipe (`cargo build --locked --offline`).
         pub const BUILD_TYPE_CARGO: &str = concat!($base, "/cargo-build/v1");
         /// `buildType` of the generic script recipe.
@@ -21,6 +28,8 @@ kettle_uris!("https://kettle.confidential.ai");
 pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
 /// `predicateType` of SLSA build provenance v1 (covers SLSA 1.0 through 1.2).
 pub const PREDICATE_TYPE_SLSA: &str = "https://slsa.dev/provenance/v1";
+/// `name` of the resolvedDependencies entry that is the built source commit.
+pub const SOURCE_DEPENDENCY: &str = "source";
 
 #[cfg(test)]
 mod tests {
@@ -28,11 +37,20 @@ mod tests {
 
     #[test]
     fn uris_hang_off_one_base() {
-        for uri in [BUILDER_ID, BUILD_TYPE_CARGO, BUILD_TYPE_SCRIPT] {
+        for uri in [
+            BUILDER_ID_SEV_SNP,
+            BUILDER_ID_SIMULATED,
+            BUILDER_ID_LOCAL,
+            BUILD_TYPE_CARGO,
+            BUILD_TYPE_SCRIPT,
+        ] {
             assert!(uri.starts_with(BASE), "{uri} is not under {BASE}");
             assert!(uri.ends_with("/v1"), "{uri} is not versioned");
         }
-        assert_eq!(BUILDER_ID, "https://kettle.confidential.ai/tee-builder/v1");
+        assert_eq!(
+            BUILDER_ID_SEV_SNP,
+            "https://kettle.confidential.ai/tee-builder/v1"
+        );
         assert_eq!(
             BUILD_TYPE_CARGO,
             "https://kettle.confidential.ai/cargo-build/v1"

@@ -48,6 +48,7 @@
 //! merkle::check_input_merkle_root(&parsed.predicate).unwrap();
 //! ```
 
+pub mod digest;
 pub mod git;
 pub mod ids;
 pub mod jcs;
@@ -57,6 +58,7 @@ pub mod statement;
 pub mod timestamp;
 pub mod validate;
 
+pub use digest::Sha256Digest;
 pub use statement::{
     BuildDefinition, BuildMetadata, Builder, JsonObject, Provenance, ResourceDescriptor,
     RunDetails, Statement,

@@ -6,7 +6,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use kettle_tests::{
+use kettle_testkit::{
     compile_static_rust, pack_newc_with_system_cpio, require_artifact, Qemu, QemuConfig,
     Requirement, TestError,
 };

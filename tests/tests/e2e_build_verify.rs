@@ -11,7 +11,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use kettle_tests::{
+use kettle_testkit::{
     build_dir, commit_sample, kettle_binary, require_artifact, run, sha256_hex, text, Requirement,
 };
 
@@ -20,7 +20,7 @@ fn host_rootfs(dir: &Path) -> PathBuf {
     let tarball = dir.join("rootfs.tar");
     fs::write(
         &tarball,
-        kettle_init::hostroot::host_binaries_tar(&["mkdir", "cat"]).unwrap(),
+        kettle_testkit::hostroot::host_binaries_tar(&["mkdir", "cat"]).unwrap(),
     )
     .unwrap();
     tarball
@@ -124,7 +124,17 @@ fn build_in_the_cvm_then_verify_and_reject_tampering() {
             text(&got)
         );
     };
-    let simulated = ["--allow-simulated", "--ref", "refs/heads/main"];
+    // The auditor pins the source too: the sample repository is their own clone.
+    let clone_a = tmp.path().join("a/hello-script");
+    let pinned_to = |clone: &Path| -> Vec<String> {
+        ["--allow-simulated", "--ref", "refs/heads/main", "--source"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain([clone.to_str().unwrap().to_string()])
+            .collect()
+    };
+    let simulated_owned = pinned_to(&clone_a);
+    let simulated: Vec<&str> = simulated_owned.iter().map(String::as_str).collect();
 
     let ok = verify(&out, &manifest, &simulated);
     assert_eq!(ok.status.code(), Some(0), "{}", text(&ok));
@@ -155,8 +165,12 @@ fn build_in_the_cvm_then_verify_and_reject_tampering() {
     fs::copy(other.join("evidence"), mixed.join("evidence")).unwrap();
     fs::copy(other.join("chain.pem"), mixed.join("chain.pem")).unwrap();
     rejected_by(&mixed, &manifest, &simulated, "binding.report_data");
-    let theirs = verify(&other, &manifest, &simulated);
+    let clone_b_args = pinned_to(&tmp.path().join("b/hello-script"));
+    let clone_b: Vec<&str> = clone_b_args.iter().map(String::as_str).collect();
+    let theirs = verify(&other, &manifest, &clone_b);
     assert_eq!(theirs.status.code(), Some(0), "{}", text(&theirs));
+    // Build b verified against a's source: another commit was built than the one pinned.
+    rejected_by(&other, &manifest, &simulated, "provenance.source");
 
     // Another image's manifest (same kernel, init and firmware, another command line).
     let other_image = tmp.path().join("other-image");

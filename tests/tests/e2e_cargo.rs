@@ -9,7 +9,7 @@
 use std::fs;
 use std::process::Command;
 
-use kettle_tests::{
+use kettle_testkit::{
     build_dir, commit_sample, kettle_binary, require_artifact, run, sha256_hex, text, Requirement,
 };
 
@@ -72,7 +72,8 @@ fn cargo_build_in_the_cvm_verifies_and_runs() {
         .arg(&out)
         .arg("--manifest")
         .arg(&manifest)
-        .args(["--allow-simulated", "--ref", "refs/heads/main"])
+        .args(["--allow-simulated", "--ref", "refs/heads/main", "--source"])
+        .arg(&repo)
         .output()
         .unwrap();
     assert_eq!(verify.status.code(), Some(0), "{}", text(&verify));

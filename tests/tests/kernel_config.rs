@@ -2,7 +2,7 @@
 //! kernel-config/kettle.config asks for: an independent re-check of the
 //! assertion scripts/build-kernel.sh makes, also covering a cached kernel.
 
-use kettle_tests::{repo_root, require_artifact, Requirement};
+use kettle_testkit::{repo_root, require_artifact, Requirement};
 
 /// What the fragment demands of one option.
 #[derive(Debug, PartialEq, Eq)]

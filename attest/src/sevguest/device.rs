@@ -12,7 +12,7 @@ use super::uapi::{
     RSP_REPORT_SIZE, RSP_STATUS, SEV_FW_BLOB_MAX_SIZE, SNP_GET_EXT_REPORT, SNP_GET_REPORT,
 };
 use super::FirmwareError;
-use crate::provider::{Evidence, ProviderKind, ReportProvider, RequestError};
+use crate::provider::{Evidence, ReportProvider, RequestError, Tee};
 use crate::report::{read_u32, REPORT_LEN};
 
 /// The SEV guest device node.
@@ -94,7 +94,7 @@ impl SevGuestDevice {
                     return Ok(ExtOutcome::Done(Evidence {
                         report,
                         cert_chain_pem: super::cert_table_to_pem(&certs),
-                        provider: ProviderKind::SevGuest,
+                        provider: Tee::SevSnp,
                     }));
                 }
                 Err(errno) => {
@@ -154,7 +154,7 @@ impl SevGuestDevice {
         Ok(Evidence {
             report: parse_response(&resp.data)?,
             cert_chain_pem: None,
-            provider: ProviderKind::SevGuest,
+            provider: Tee::SevSnp,
         })
     }
 }

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use crate::provider::{Evidence, ProviderKind, ReportProvider, RequestError};
+use crate::provider::{Evidence, ReportProvider, RequestError, Tee};
 use crate::report::REPORT_LEN;
 
 /// Where configfs-tsm report entries are created.
@@ -108,7 +108,7 @@ impl ConfigfsTsm {
         Ok(Ok(Evidence {
             report,
             cert_chain_pem,
-            provider: ProviderKind::SevGuest,
+            provider: Tee::SevSnp,
         }))
     }
 

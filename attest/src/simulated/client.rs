@@ -3,7 +3,7 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use crate::provider::{Evidence, ProviderKind, ReportProvider, RequestError};
+use crate::provider::{Evidence, ReportProvider, RequestError, Tee};
 use crate::report::REPORT_LEN;
 
 use super::protocol::{self, ReportRequest, Response};
@@ -146,7 +146,7 @@ impl ReportProvider for PspClient {
                 Ok(Evidence {
                     report,
                     cert_chain_pem: (!cert_chain_pem.is_empty()).then_some(cert_chain_pem),
-                    provider: ProviderKind::Simulated,
+                    provider: Tee::Simulated,
                 })
             }
             Response::Error { code, message } => Err(RequestError::Simulated {

@@ -18,19 +18,21 @@ use kettle::download::{Downloader, RetryPolicy};
 use kettle::inputs::{self, InputError};
 use kettle::outdir::{OutDirError, Staging};
 use kettle::psp_host::PspServer;
-use kettle::qemu::{self, Accel, Disks, Tee, VmConfig};
+use kettle::qemu::{self, Accel, Disks, Isolation, VmConfig};
 use kettle::source::{self, ResolvedSource, SourceError};
 use kettle::store::{Store, StoreError};
-use kettle::verifier::{self, load, Evidence, Expectations, ProvenanceExpectations};
 use kettle::vm::{self, VmEnd};
 use kettle_attest::simulated::SimulatedPsp;
-use kettle_attest::CertChain;
 use kettle_image::ImageManifest;
-use kettle_init::cache::CacheWriter;
-use kettle_init::request::{
-    write_request_disk, BuildRequest, FetchMode, Limits, ObjectFormat, Upstream,
-    DEFAULT_CRATES_URL, REQUEST_SCHEMA,
+use kettle_verify::{Expectations, ProvenanceExpectations, SourcePin};
+use kettle_wire::cache::CacheWriter;
+use kettle_wire::devices::SECTOR_BYTES;
+use kettle_wire::output::{self, CHAIN_FILE, ERROR_FILE, EVIDENCE_FILE, STATUS_FILE};
+use kettle_wire::request::{
+    write_request_disk, BuildRequest, FetchMode, Limits, Upstream, DEFAULT_CRATES_URL,
+    REQUEST_SCHEMA,
 };
+use kettle_wire::Tee;
 
 /// Exit code of a build that ran and failed (guest error, or outputs that do not verify).
 const EXIT_FAILED: u8 = 1;
@@ -44,15 +46,6 @@ pub enum ModeArg {
     Cached,
     /// The guest fetches over HTTPS with the CA roots baked into the image.
     Upstream,
-}
-
-/// Which TEE signs the report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum TeeArg {
-    /// A real SEV-SNP guest (needs an SNP host and QEMU >= 9.1).
-    Snp,
-    /// The host's software PSP: test keys, nothing hardware-attested (CI, laptops).
-    Simulated,
 }
 
 /// QEMU accelerator choice.
@@ -93,9 +86,11 @@ pub struct BuildArgs {
     /// Where the guest gets its inputs.
     #[arg(long, value_enum, default_value = "cached")]
     pub mode: ModeArg,
-    /// Which TEE signs the evidence.
-    #[arg(long, value_enum, default_value = "snp")]
-    pub tee: TeeArg,
+    /// Which TEE signs the evidence: snp (AMD SEV-SNP hardware, needs an SNP host and
+    /// QEMU >= 9.1) or simulated (the host's software PSP: test keys, nothing
+    /// hardware-attested; CI, laptops).
+    #[arg(long, default_value = "snp", value_name = "snp|simulated")]
+    pub tee: Tee,
     /// QEMU accelerator.
     #[arg(long, value_enum, default_value = "auto")]
     pub accel: AccelArg,
@@ -132,6 +127,10 @@ pub struct BuildArgs {
     /// The QEMU binary.
     #[arg(long, value_name = "PATH", default_value = qemu::DEFAULT_QEMU)]
     pub qemu: String,
+    /// With --local: the kettle-init binary to run (default: /init of the image's
+    /// initramfs, checked against its manifest, so local mode runs the measured code).
+    #[arg(long, value_name = "PATH", requires = "local")]
+    pub init: Option<PathBuf>,
 }
 
 /// Why `kettle build` could not run or failed.
@@ -209,12 +208,12 @@ struct Image {
 }
 
 fn load_image(dir: &Path) -> Result<Image, BuildError> {
-    let manifest_path = dir.join("manifest.json");
+    let manifest_path = dir.join(output::MANIFEST_FILE);
     let err = |message: String| BuildError::Image {
         dir: dir.into(),
         message,
     };
-    let manifest = kettle::manifest::load(&manifest_path).map_err(err)?;
+    let manifest = ImageManifest::load(&manifest_path).map_err(|e| err(e.to_string()))?;
     let files = manifest.files_in(dir).map_err(|e| err(e.to_string()))?;
     for p in [&files.kernel, &files.initrd, &files.ovmf] {
         if !p.is_file() {
@@ -252,17 +251,9 @@ fn open_store(args: &BuildArgs) -> Result<Store, BuildError> {
     let store = Store::open(root)?;
     for input in &args.inputs {
         let d = store.insert_file(input, None)?;
-        log::info!("input {} = sha256 {}", input.display(), hex::encode(d));
+        log::info!("input {} = sha256 {d}", input.display());
     }
     Ok(store)
-}
-
-fn object_format(source: &ResolvedSource) -> ObjectFormat {
-    if source.object_format == "sha256" {
-        ObjectFormat::Sha256
-    } else {
-        ObjectFormat::Sha1
-    }
 }
 
 /// 128 random bits, hex: unique per invocation.
@@ -277,7 +268,7 @@ fn invocation_id() -> Result<String, BuildError> {
 fn make_request(
     args: &BuildArgs,
     src: &ResolvedSource,
-    tee: kettle_init::Tee,
+    tee: Tee,
 ) -> Result<BuildRequest, BuildError> {
     let upstream = match args.mode {
         ModeArg::Cached => None,
@@ -297,7 +288,7 @@ fn make_request(
         repository: src.repository.clone(),
         git_ref: src.git_ref.clone(),
         commit: src.commit.clone(),
-        object_format: object_format(src),
+        object_format: src.object_format,
         mode: match args.mode {
             ModeArg::Cached => FetchMode::Cached,
             ModeArg::Upstream => FetchMode::Upstream,
@@ -330,7 +321,7 @@ fn build_vm(args: &BuildArgs) -> Result<ExitCode, BuildError> {
     // Check QEMU, KVM and the image before anything is downloaded.
     let image = load_image(&args.image)?;
     let (tee_kind, accel) = match args.tee {
-        TeeArg::Snp => {
+        Tee::SevSnp => {
             let v = qemu::check_snp(&args.qemu)?;
             log::info!("QEMU {v} with SEV-SNP, KVM");
             if matches!(args.accel, AccelArg::Tcg) {
@@ -338,9 +329,9 @@ fn build_vm(args: &BuildArgs) -> Result<ExitCode, BuildError> {
                     "SEV-SNP guests need KVM: drop --accel tcg, or use --tee simulated".into(),
                 ));
             }
-            (kettle_init::Tee::SevSnp, Accel::Kvm)
+            (Tee::SevSnp, Accel::Kvm)
         }
-        TeeArg::Simulated => {
+        Tee::Simulated => {
             let v = qemu::version(&args.qemu)?;
             let accel = match args.accel {
                 AccelArg::Kvm => {
@@ -358,11 +349,11 @@ fn build_vm(args: &BuildArgs) -> Result<ExitCode, BuildError> {
             };
             log::warn!("--tee simulated: the report is signed with TEST keys; nothing is hardware-attested");
             log::info!("QEMU {v}, {}", accel.name());
-            (kettle_init::Tee::Simulated, accel)
+            (Tee::Simulated, accel)
         }
     };
     let vcpus = args.vcpus.unwrap_or(image.manifest.vcpus);
-    if tee_kind == kettle_init::Tee::SevSnp && vcpus != image.manifest.vcpus {
+    if tee_kind == Tee::SevSnp && vcpus != image.manifest.vcpus {
         return Err(BuildError::Args(format!(
             "--vcpus {vcpus}: the image's launch digest is for {} vCPUs (the vCPU count is measured)",
             image.manifest.vcpus
@@ -417,24 +408,24 @@ fn build_vm(args: &BuildArgs) -> Result<ExitCode, BuildError> {
         .prefix("kettle-psp-")
         .tempdir()
         .map_err(io_err("temp dir"))?;
-    let (tee, psp) = match tee_kind {
-        kettle_init::Tee::SevSnp => (
-            Tee::Snp {
+    let (isolation, psp) = match tee_kind {
+        Tee::SevSnp => (
+            Isolation::Snp {
                 cbitpos: 51,
                 reduced_phys_bits: 1,
             },
             None,
         ),
-        kettle_init::Tee::Simulated => {
+        Tee::Simulated => {
             let sock = sock_dir.path().join("psp.sock");
             let server = PspServer::start(&sock, SimulatedPsp::new(image.manifest.launch_digest.0))
                 .map_err(io_err(format!("simulated PSP socket {}", sock.display())))?;
-            (Tee::Simulated { psp_socket: sock }, Some(server))
+            (Isolation::Simulated { psp_socket: sock }, Some(server))
         }
     };
     let cfg = VmConfig {
-        cpu: qemu::cpu_model(&tee, accel, &image.manifest.vcpu_type.to_string()),
-        tee,
+        cpu: qemu::cpu_model(&isolation, accel, &image.manifest.vcpu_type.to_string()),
+        isolation,
         accel,
         vcpus,
         memory_mib: args.memory,
@@ -449,7 +440,7 @@ fn build_vm(args: &BuildArgs) -> Result<ExitCode, BuildError> {
         },
         network: args.mode == ModeArg::Upstream,
     };
-    let log_path = staging.path().join("build.log");
+    let log_path = staging.path().join(output::BUILD_LOG_FILE);
     let progress = Progress::new(std::io::stderr().is_terminal());
     let run = vm::run(
         &args.qemu,
@@ -485,18 +476,14 @@ fn build_vm(args: &BuildArgs) -> Result<ExitCode, BuildError> {
     }
 
     // Collect what the guest wrote (an all-zero disk is an empty archive).
-    if let Err(e) = kettle_init::output::read_output_disk(&out_disk, staging.path()) {
+    if let Err(e) = output::read_output_disk(&out_disk, staging.path()) {
         eprintln!("kettle build: the output disk could not be read: {e}");
     }
-    fs::copy(
-        &image.manifest_path,
-        staging.path().join(load::MANIFEST_FILE),
-    )
-    .map_err(io_err("copying manifest.json"))?;
+    copy_manifest(&image.manifest_path, staging.path())?;
     drop(work); // disks are no longer needed
 
-    let status_path = staging.path().join("status.json");
-    let error_path = staging.path().join("error.json");
+    let status_path = staging.path().join(STATUS_FILE);
+    let error_path = staging.path().join(ERROR_FILE);
     if !status_path.is_file() {
         if let Ok(text) = fs::read_to_string(&error_path) {
             eprintln!(
@@ -517,24 +504,28 @@ fn build_vm(args: &BuildArgs) -> Result<ExitCode, BuildError> {
         return Ok(ExitCode::from(EXIT_FAILED));
     }
 
-    if tee_kind == kettle_init::Tee::SevSnp {
+    if tee_kind == Tee::SevSnp {
         supply_vcek(staging.path());
     }
 
     // Success claimed: verify exactly as an auditor would.
-    let expect = Expectations {
-        measurement: image.manifest.launch_digest.0,
-        measurement_source: format!("manifest {}", image.manifest_path.display()),
-        min_tcb: Default::default(),
-        allow_simulated: tee_kind == kettle_init::Tee::Simulated,
+    // The host built this commit itself, so it pins it; an auditor pins it from their own clone.
+    let mut expect = Expectations {
         provenance: ProvenanceExpectations {
             repository: Some(src.repository.clone()),
             git_ref: Some(src.git_ref.clone()),
-            require_all_subjects: true,
+            source: SourcePin::Commit(src.commit.clone()),
             ..Default::default()
         },
+        ..Expectations::new(
+            image.manifest.launch_digest.0,
+            format!("manifest {}", image.manifest_path.display()),
+        )
     };
-    let verdict = match verify_output(staging.path(), &expect) {
+    if tee_kind == Tee::Simulated {
+        expect = expect.accepting_simulated();
+    }
+    let verdict = match kettle_verify::verify_output_dir(staging.path(), &expect) {
         Ok(v) => v,
         Err(why) => {
             eprintln!("kettle build: the outputs cannot be verified: {why}");
@@ -561,11 +552,15 @@ fn build_vm(args: &BuildArgs) -> Result<ExitCode, BuildError> {
 /// fetch the report's VCEK from AMD's KDS and write it as chain.pem (the ASK
 /// and ARK are pinned in the verifier). The VCEK is checked like any other.
 fn supply_vcek(dir: &Path) {
-    let chain = dir.join(load::CHAIN_FILE);
-    if chain.exists() {
+    let chain = dir.join(CHAIN_FILE);
+    if fs::symlink_metadata(&chain).is_ok() {
         return;
     }
-    let Ok(report) = fs::read(dir.join(load::EVIDENCE_FILE)) else {
+    let Ok(report) = kettle_verify::bundle::read_regular(
+        "attestation report",
+        &dir.join(EVIDENCE_FILE),
+        kettle_verify::bundle::MAX_EVIDENCE_BYTES,
+    ) else {
         return;
     };
     match kettle::kds::KdsClient::new(kettle::kds::AMD_KDS_URL).fetch_vcek_for_report(&report) {
@@ -579,30 +574,23 @@ fn supply_vcek(dir: &Path) {
     }
 }
 
-/// Reads an output directory and runs the verifier over it.
-fn verify_output(dir: &Path, expect: &Expectations) -> Result<verifier::Verdict, String> {
-    let layout = verifier::load_dir(dir).map_err(|e| e.to_string())?;
-    let report = load::read("attestation report", &layout.evidence).map_err(|e| e.to_string())?;
-    let provenance = load::read("provenance", &layout.provenance).map_err(|e| e.to_string())?;
-    let artifacts = match &layout.artifacts {
-        Some(a) => verifier::load_artifacts(a).map_err(|e| e.to_string())?,
-        None => Vec::new(),
-    };
-    let chain_path = layout.chain.ok_or(
-        "the guest supplied no chain.pem (the host did not provide the VCEK); run `kettle verify DIR --fetch-vcek`",
-    )?;
-    let pem = load::read("certificate chain", &chain_path).map_err(|e| e.to_string())?;
-    let chain =
-        CertChain::from_pem_bundle(&pem).map_err(|e| format!("{}: {e}", chain_path.display()));
-    Ok(verifier::verify(
-        &Evidence {
-            report,
-            chain,
-            provenance: Some(provenance),
-            artifacts,
-        },
-        expect,
-    ))
+/// Copies the image manifest into the staging dir; refuses to write through
+/// anything the output disk put there (a symlink named manifest.json).
+fn copy_manifest(manifest: &Path, staging: &Path) -> Result<(), BuildError> {
+    let dest = staging.join(output::MANIFEST_FILE);
+    if fs::symlink_metadata(&dest).is_ok() {
+        fs::remove_file(&dest).map_err(io_err(dest.display().to_string()))?;
+    }
+    let bytes = fs::read(manifest).map_err(io_err(manifest.display().to_string()))?;
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&dest)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, &bytes))
+        .map_err(io_err(format!(
+            "copying manifest.json to {}",
+            dest.display()
+        )))
 }
 
 /// virtio-blk exposes whole 512-byte sectors: pad an image to a multiple.
@@ -610,7 +598,7 @@ fn pad_to_sector(path: &Path) -> Result<(), BuildError> {
     let len = fs::metadata(path)
         .map_err(io_err(path.display().to_string()))?
         .len();
-    let padded = len.div_ceil(512).max(1) * 512;
+    let padded = len.div_ceil(SECTOR_BYTES).max(1) * SECTOR_BYTES;
     if padded != len {
         fs::OpenOptions::new()
             .write(true)
@@ -633,13 +621,16 @@ fn print_log_tail(path: &Path) {
 }
 
 /// `kettle build --local`: the guest's pipeline as a host process, no VM, no TEE.
+/// The pipeline is kettle-init's own (`kettle-init --local`), so local mode runs
+/// the guest's code, not a host copy of it.
 fn build_local(args: &BuildArgs) -> Result<ExitCode, BuildError> {
     eprintln!("kettle build --local: no VM and no TEE: the result is NOT hardware-attested (no evidence is produced)");
     let staging = Staging::new(&args.out, args.force)?;
     let work = work_dir(&args.out)?;
+    let init = local_init(args, work.path())?;
     let src = resolve_source(args, work.path())?;
     // The request says "simulated" only because it must name a provider; local mode requests no report.
-    let request = make_request(args, &src, kettle_init::Tee::Simulated)?;
+    let request = make_request(args, &src, Tee::Simulated)?;
     let inputs_dir = work.path().join("inputs");
     if args.mode == ModeArg::Cached {
         let store = open_store(args)?;
@@ -650,12 +641,41 @@ fn build_local(args: &BuildArgs) -> Result<ExitCode, BuildError> {
             .map_err(io_err(inputs_dir.display().to_string()))?;
         inputs::write_cache(&resolved, &src.commit, &store, writer, &inputs_dir)?;
     }
+    fs::create_dir_all(&inputs_dir).map_err(io_err(inputs_dir.display().to_string()))?;
+    let request_path = inputs_dir.join(kettle_wire::request::REQUEST_ENTRY);
+    fs::write(
+        &request_path,
+        serde_json::to_vec_pretty(&request).expect("a request serializes"),
+    )
+    .map_err(io_err(request_path.display().to_string()))?;
+
     let out_dir = staging.path().join("result");
-    let options = kettle_init::LocalOptions {
-        work_dir: Some(work.path().join("work")),
-        ..Default::default()
+    let status = std::process::Command::new(&init)
+        .arg("--local")
+        .arg(&inputs_dir)
+        .arg("--out")
+        .arg(&out_dir)
+        .arg("--work")
+        .arg(work.path().join("work"))
+        .status()
+        .map_err(io_err(format!("running {}", init.display())))?;
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        eprintln!(
+            "kettle build: interrupted; nothing written to {}",
+            args.out.display()
+        );
+        return Ok(ExitCode::from(EXIT_INTERRUPTED));
+    }
+    let built = match status.code() {
+        Some(0) => true,
+        Some(1) => false,
+        _ => {
+            return Err(BuildError::Args(format!(
+                "{} --local could not run ({status}); see its message above",
+                init.display()
+            )))
+        }
     };
-    let result = kettle_init::run_local(&request, &inputs_dir, None, &out_dir, &options);
     // Move the result up so the output dir has the same layout as a VM build's.
     for entry in fs::read_dir(&out_dir).map_err(io_err(out_dir.display().to_string()))? {
         let entry = entry.map_err(io_err(out_dir.display().to_string()))?;
@@ -664,23 +684,59 @@ fn build_local(args: &BuildArgs) -> Result<ExitCode, BuildError> {
     }
     fs::remove_dir(&out_dir).map_err(io_err(out_dir.display().to_string()))?;
     let out = staging.publish()?;
-    match result {
-        Ok(outcome) => {
-            eprintln!(
-                "built {} artifact(s) into {}; provenance.json written; NOT hardware-attested (local mode has no evidence)",
-                outcome.subjects.len(),
-                out.display()
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(e) => {
+    if built {
+        let artifacts = fs::read(out.join(STATUS_FILE))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<kettle_wire::BuildStatus>(&b).ok())
+            .map_or(0, |s| s.artifacts.len());
+        eprintln!(
+            "built {artifacts} artifact(s) into {}; provenance.json written; NOT hardware-attested (local mode has no evidence)",
+            out.display()
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        if let Some(e) = fs::read(out.join(ERROR_FILE))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<kettle_wire::ErrorReport>(&b).ok())
+        {
             eprintln!(
                 "kettle build --local: step {} failed: {}",
-                e.step,
-                e.message()
+                e.step, e.message
             );
-            eprintln!("error.json is in {}", out.display());
-            Ok(ExitCode::from(EXIT_FAILED))
         }
+        eprintln!("error.json is in {}", out.display());
+        Ok(ExitCode::from(EXIT_FAILED))
     }
+}
+
+/// The kettle-init binary local mode runs: `--init`, else `/init` of the image's
+/// initramfs (after checking the initramfs against the image manifest).
+fn local_init(args: &BuildArgs, work: &Path) -> Result<PathBuf, BuildError> {
+    if let Some(p) = &args.init {
+        return Ok(p.clone());
+    }
+    let image = load_image(&args.image)?;
+    let err = |message: String| BuildError::Image {
+        dir: args.image.clone(),
+        message,
+    };
+    let initrd =
+        fs::read(&image.files.initrd).map_err(io_err(image.files.initrd.display().to_string()))?;
+    let digest = kettle_provenance::Sha256Digest::of_bytes(&initrd).to_hex();
+    if digest != image.manifest.initrd.sha256 {
+        return Err(err(format!(
+            "{} has sha256 {digest}, but the manifest says {}",
+            image.files.initrd.display(),
+            image.manifest.initrd.sha256
+        )));
+    }
+    let init = kettle_image::cpio::read_file(&initrd, "init")
+        .map_err(|e| err(e.to_string()))?
+        .ok_or_else(|| err("the initramfs has no /init".into()))?;
+    let path = work.join("kettle-init");
+    fs::write(&path, init).map_err(io_err(path.display().to_string()))?;
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755))
+        .map_err(io_err(path.display().to_string()))?;
+    Ok(path)
 }

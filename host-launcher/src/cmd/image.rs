@@ -7,12 +7,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use kettle_image::bundle::{self, ExtraFile, ImageSpec, DEFAULT_CMDLINE};
-use kettle_image::measure::{GuestFeatures, VcpuType, VmConfig, VmmType};
+use kettle_image::measure::{GuestFeatures, VcpuConfig, VcpuType, VmmType};
 
-/// Where kettle-init looks for the CA roots of upstream HTTPS.
-const GUEST_CA_ROOTS: &str = "etc/kettle/ca-roots.pem";
+use kettle_wire::devices::GUEST_CA_ROOTS;
+
 /// Debian's system CA bundle.
-const HOST_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+const HOST_CA_BUNDLE: &str = kettle::download::SYSTEM_CA_BUNDLE;
 
 /// Options of `kettle image`.
 #[derive(clap::Args)]
@@ -81,7 +81,8 @@ pub fn run(args: ImageArgs) -> ExitCode {
     if !args.no_ca_roots {
         log::info!("CA roots for the guest: {}", args.ca_roots.display());
         extra_files.push(ExtraFile {
-            guest_path: GUEST_CA_ROOTS.into(),
+            // initramfs entries are relative to its root
+            guest_path: GUEST_CA_ROOTS.trim_start_matches('/').into(),
             source: args.ca_roots.clone(),
             mode: 0o644,
         });
@@ -93,7 +94,7 @@ pub fn run(args: ImageArgs) -> ExitCode {
         kernel: args.kernel,
         ovmf: args.ovmf,
         cmdline: args.cmdline,
-        vm: VmConfig {
+        vm: VcpuConfig {
             vcpus: args.vcpus,
             vcpu_type: args.vcpu_type,
             vmm_type: args.vmm_type,

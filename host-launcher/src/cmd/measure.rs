@@ -176,7 +176,7 @@ fn digest(args: &MeasureArgs) -> Result<LaunchDigest, String> {
         &ovmf,
         args.snp_ovmf_hash.as_ref(),
         hashes.as_ref(),
-        &inputs.vm_config(),
+        &inputs.vcpu_config(),
     )
     .map_err(|e| e.to_string())
 }

@@ -6,9 +6,13 @@ use std::process::ExitCode;
 
 use clap::Args;
 use kettle::kds::{self, KdsClient};
-use kettle::verifier::{self, load, Evidence, Expectations, LoadError, ProvenanceExpectations};
 use kettle_attest::CertChain;
+use kettle_image::ImageManifest;
 use kettle_provenance::ids;
+use kettle_verify::{
+    Bundle, BundleFiles, Expectations, LoadError, MinTcb, ProvenanceExpectations, SourcePin,
+    TcbFloor, Verdict,
+};
 
 /// Exit code of a verification that ran and rejected the evidence.
 pub const EXIT_REJECTED: u8 = 1;
@@ -16,16 +20,21 @@ pub const EXIT_REJECTED: u8 = 1;
 /// Options of `kettle verify`.
 #[derive(Args, Debug)]
 #[command(
-    after_long_help = "Checks, in order: the report's certificate chain (ARK -> ASK -> VCEK, pinned AMD roots) and \
-signature; measurement = the image's launch digest, debug forbidden, VMPL 0, minimum TCB; report_data = \
-SHA-256(provenance.json bytes as read) || 32 zero bytes; provenance.json is canonical (RFC 8785) and a valid \
-in-toto Statement v1 with SLSA provenance v1; every artifact is a subject; repository, ref, builder.id and \
-buildType are the expected ones.\n\nExit status: 0 verified, 1 rejected (every failed check is named), \
-2 could not run.\n\nExamples:\n  kettle verify out/\n  kettle verify --provenance out/provenance.json \
---evidence out/evidence --chain out/chain.pem --manifest image/manifest.json --artifact out/artifacts/hello"
+    after_long_help = "Checks, in order (DESIGN.md's trust chain): 1. the report's certificate chain \
+(ARK -> ASK -> VCEK, pinned AMD roots), its signer and signature; 2. measurement = the launch digest YOU name \
+(--manifest of the published image, or --measurement), debug, migration agent and CXL forbidden by the guest \
+policy, VMPL 0, reported TCB at least the floor (built in per processor generation, or --min-tcb), no TCB \
+rollback, no simulated evidence unless --allow-simulated; 3. report_data = SHA-256(provenance.json bytes as \
+read) || 32 zero bytes; 4. provenance.json is canonical (RFC 8785), an in-toto Statement v1 with SLSA \
+provenance v1; 5. every artifact is a subject; 6. repository and ref as given, the built commit is the one you \
+pinned (--commit, --source, or --any-source), builder.id and buildType accepted.\n\nExit status: 0 verified, \
+1 rejected (every failed check is named), 2 could not run.\n\nExamples:\n  kettle verify out/ --manifest \
+image/manifest.json --repo https://github.com/o/r --ref refs/heads/main --commit 1f2e...\n  kettle verify \
+--provenance out/provenance.json --evidence out/evidence --chain out/chain.pem --measurement HEX \
+--source ~/src/r --ref refs/tags/v1.2.0 --artifact out/artifacts/hello"
 )]
 pub struct VerifyArgs {
-    /// An output directory of `kettle build` (provenance.json, evidence, chain.pem, artifacts/, manifest.json).
+    /// An output directory of `kettle build` (provenance.json, evidence, chain.pem, artifacts/).
     #[arg(value_name = "DIR", conflicts_with_all = ["provenance", "evidence"])]
     pub dir: Option<PathBuf>,
     /// provenance.json of the build (omit to verify the report alone).
@@ -52,18 +61,40 @@ pub struct VerifyArgs {
     /// Expected externalParameters.ref.
     #[arg(long = "ref", value_name = "REF")]
     pub git_ref: Option<String>,
-    /// Expected runDetails.builder.id.
-    #[arg(long, value_name = "ID", default_value = ids::BUILDER_ID)]
-    pub builder_id: String,
+    /// The commit that must have been built (full hex id).
+    #[arg(long, value_name = "SHA", conflicts_with_all = ["source", "any_source"])]
+    pub commit: Option<String>,
+    /// Your own clone of the repository: the built commit must be the tip of --ref there.
+    #[arg(
+        long,
+        value_name = "DIR",
+        requires = "git_ref",
+        conflicts_with = "any_source"
+    )]
+    pub source: Option<PathBuf>,
+    /// With --source: accept any commit reachable from the ref's tip, not only the tip.
+    #[arg(long, requires = "source")]
+    pub reachable: bool,
+    /// Accept a build of any commit (the verdict still names the built commit).
+    #[arg(long)]
+    pub any_source: bool,
+    /// Accepted runDetails.builder.id (repeatable; default: Kettle's SEV-SNP builder).
+    #[arg(long = "builder-id", value_name = "ID", default_value = ids::BUILDER_ID_SEV_SNP)]
+    pub builder_ids: Vec<String>,
     /// Expected buildDefinition.buildType (default: any Kettle recipe).
     #[arg(long, value_name = "URI")]
     pub build_type: Option<String>,
     /// Minimum reported TCB, e.g. bl=3,tee=0,snp=8,ucode=115.
-    #[arg(long, value_name = "SPEC", value_parser = verifier::parse_min_tcb)]
-    pub min_tcb: Option<kettle_attest::MinTcb>,
-    /// Accept evidence signed by the simulated PSP (test keys: proves nothing about hardware).
+    #[arg(long, value_name = "SPEC", value_parser = kettle_verify::parse_min_tcb)]
+    pub min_tcb: Option<MinTcb>,
+    /// Accept evidence signed by the simulated PSP, and its builder id (test keys: proves
+    /// nothing about hardware; the verdict says SIMULATED).
     #[arg(long)]
     pub allow_simulated: bool,
+    /// Report only (no provenance): the exact report_data expected, 128 hex digits
+    /// (e.g. your nonce). Without it a report alone must have a zero second half.
+    #[arg(long, value_name = "HEX", conflicts_with_all = ["dir", "provenance"])]
+    pub report_data: Option<String>,
     /// Fetch the VCEK from AMD's key distribution service when no chain is given.
     #[arg(long)]
     pub fetch_vcek: bool,
@@ -84,9 +115,20 @@ pub enum VerifyCmdError {
     /// An input could not be read.
     #[error(transparent)]
     Load(#[from] LoadError),
-    /// Neither --manifest nor --measurement, and no manifest.json in the directory.
-    #[error("no expected measurement: pass --manifest <image>/manifest.json (the published image manifest) or --measurement HEX")]
+    /// Neither --manifest nor --measurement.
+    #[error("no expected measurement: pass --manifest with the image's PUBLISHED manifest.json, or --measurement HEX (the manifest.json a build leaves in its output directory is a copy the untrusted build host wrote, so it is never used)")]
     NoMeasurement,
+    /// A hex argument is malformed.
+    #[error("{flag}: {message}")]
+    BadArgument {
+        /// The flag.
+        flag: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// The auditor's clone could not be read.
+    #[error("--source: {0}")]
+    Source(#[from] kettle::source::SourceError),
     /// --measurement is malformed.
     #[error("--measurement: {0}")]
     BadMeasurement(String),
@@ -134,41 +176,27 @@ pub fn run(args: VerifyArgs) -> ExitCode {
 }
 
 /// Reads the inputs and runs the verifier.
-pub fn verify(args: &VerifyArgs) -> Result<verifier::Verdict, VerifyCmdError> {
-    let (provenance_path, evidence_path, chain_path, manifest_path, artifacts) = match &args.dir {
-        Some(dir) => {
-            let layout = verifier::load_dir(dir)?;
-            let mut artifacts = match &layout.artifacts {
-                Some(a) => verifier::load_artifacts(a)?,
-                None => Vec::new(),
-            };
-            artifacts.extend(load::load_files(&args.artifacts)?);
-            (
-                Some(layout.provenance),
-                layout.evidence,
-                args.chain.clone().or(layout.chain),
-                args.manifest.clone().or(layout.manifest),
-                artifacts,
-            )
-        }
-        None => (
-            args.provenance.clone(),
-            args.evidence
+pub fn verify(args: &VerifyArgs) -> Result<Verdict, VerifyCmdError> {
+    let mut files = match &args.dir {
+        Some(dir) => BundleFiles::output_dir(dir)?,
+        None => BundleFiles {
+            evidence: args
+                .evidence
                 .clone()
                 .expect("clap requires --evidence without DIR"),
-            args.chain.clone(),
-            args.manifest.clone(),
-            load::load_files(&args.artifacts)?,
-        ),
+            provenance: args.provenance.clone(),
+            ..Default::default()
+        },
     };
+    files.artifact_files = args.artifacts.clone();
+    if args.chain.is_some() {
+        files.chain = args.chain.clone();
+    }
 
-    // A manifest found inside the output dir was copied there by the build host, which
-    // is not trusted: it shows consistency, not that the image is the published one.
-    let manifest_from_dir =
-        args.dir.is_some() && args.manifest.is_none() && args.measurement.is_none();
-    let (measurement, measurement_source) = match (&args.measurement, &manifest_path) {
+    // Only what the auditor names: never the manifest.json copy a build host left in the directory.
+    let (measurement, measurement_source) = match (&args.measurement, &args.manifest) {
         (Some(hex), _) => (
-            verifier::parse_measurement(hex).map_err(VerifyCmdError::BadMeasurement)?,
+            kettle_verify::parse_measurement(hex).map_err(VerifyCmdError::BadMeasurement)?,
             "--measurement".to_string(),
         ),
         (None, Some(path)) => (
@@ -177,63 +205,89 @@ pub fn verify(args: &VerifyArgs) -> Result<verifier::Verdict, VerifyCmdError> {
         ),
         (None, None) => return Err(VerifyCmdError::NoMeasurement),
     };
-
-    let report = load::read("attestation report", &evidence_path)?;
-    let provenance = provenance_path
-        .as_deref()
-        .map(|p| load::read("provenance", p))
-        .transpose()?;
-    let chain = match chain_path {
-        Some(path) => {
-            let pem = load::read("certificate chain", &path)?;
-            CertChain::from_pem_bundle(&pem).map_err(|e| format!("{}: {e}", path.display()))
+    let source = match (&args.commit, &args.source) {
+        (Some(c), _) => {
+            let ok = matches!(c.len(), 40 | 64) && c.bytes().all(|b| b.is_ascii_hexdigit());
+            if !ok {
+                return Err(VerifyCmdError::BadArgument {
+                    flag: "--commit",
+                    message: format!("{c:?} is not a full commit id (40 or 64 hex digits)"),
+                });
+            }
+            SourcePin::Commit(c.to_ascii_lowercase())
         }
+        (None, Some(dir)) => kettle::source::pin_from_clone(
+            dir,
+            args.git_ref
+                .as_deref()
+                .expect("clap: --source requires --ref"),
+            args.reachable,
+        )?,
+        (None, None) if args.any_source => SourcePin::Any,
+        (None, None) => SourcePin::Unpinned,
+    };
+    let report_data = args
+        .report_data
+        .as_deref()
+        .map(|hex| {
+            let mut out = [0u8; 64];
+            hex::decode_to_slice(hex.trim(), &mut out)
+                .map(|()| out)
+                .map_err(|e| VerifyCmdError::BadArgument {
+                    flag: "--report-data",
+                    message: format!("{hex:?} is not 128 hex digits: {e}"),
+                })
+        })
+        .transpose()?;
+
+    let fetched_vcek = match &files.chain {
+        Some(_) => None,
         None if args.fetch_vcek => {
-            let vcek = KdsClient::new(&args.kds_url)
-                .with_product(args.product)
-                .fetch_vcek_for_report(&report)?;
-            Ok(CertChain::from_der_parts(None, None, vcek))
+            let report = kettle_verify::bundle::read_regular(
+                "attestation report",
+                &files.evidence,
+                kettle_verify::bundle::MAX_EVIDENCE_BYTES,
+            )?;
+            Some(
+                KdsClient::new(&args.kds_url)
+                    .with_product(args.product)
+                    .fetch_vcek_for_report(&report)?,
+            )
         }
         None => return Err(VerifyCmdError::NoChain),
     };
+    let mut bundle = Bundle::load(&files)?;
+    if let Some(vcek) = fetched_vcek {
+        bundle.chain = Ok(CertChain::from_der_parts(None, None, vcek));
+    }
 
-    let expect = Expectations {
-        measurement,
-        measurement_source,
-        min_tcb: args.min_tcb.unwrap_or_default(),
-        allow_simulated: args.allow_simulated,
+    let mut expect = Expectations {
+        min_tcb: args.min_tcb.map_or(TcbFloor::Builtin, TcbFloor::Fixed),
+        report_data,
         provenance: ProvenanceExpectations {
             repository: args.repo.clone(),
             git_ref: args.git_ref.clone(),
-            builder_id: args.builder_id.clone(),
+            source,
+            builder_ids: args.builder_ids.clone(),
             build_types: match &args.build_type {
                 Some(t) => vec![t.clone()],
                 None => ProvenanceExpectations::default().build_types,
             },
-            require_all_subjects: args.dir.is_some(),
         },
+        ..Expectations::new(measurement, measurement_source)
     };
-    let evidence = Evidence {
-        report,
-        chain,
-        provenance,
-        artifacts,
-    };
-    let mut verdict = verifier::verify(&evidence, &expect);
-    if manifest_from_dir {
-        verdict.notes.push(
-            "the expected measurement came from the manifest.json inside the output directory, a copy made by the \
-             (untrusted) build host: pass --manifest with the image's published manifest.json to pin the image"
-                .to_string(),
-        );
+    if args.allow_simulated {
+        expect = expect.accepting_simulated();
     }
-    Ok(verdict)
+    Ok(kettle_verify::verify(&bundle, &expect))
 }
 
 /// The launch digest a manifest publishes.
 fn manifest_measurement(path: &Path) -> Result<[u8; 48], VerifyCmdError> {
-    kettle::manifest::launch_digest_of(path).map_err(|message| VerifyCmdError::Manifest {
-        path: path.into(),
-        message,
-    })
+    ImageManifest::load(path)
+        .map(|m| m.launch_digest.0)
+        .map_err(|e| VerifyCmdError::Manifest {
+            path: path.into(),
+            message: e.to_string(),
+        })
 }

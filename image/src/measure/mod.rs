@@ -257,7 +257,7 @@ impl KernelHashes {
 
 /// The vCPU side of the measurement.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VmConfig {
+pub struct VcpuConfig {
     /// Number of vCPUs (one VMSA page each).
     pub vcpus: u32,
     /// vCPU model (its signature goes into RDX).
@@ -281,7 +281,7 @@ pub fn launch_digest(
     ovmf: &Ovmf,
     ovmf_seed: Option<&LaunchDigest>,
     hashes: Option<&KernelHashes>,
-    vm: &VmConfig,
+    vm: &VcpuConfig,
 ) -> Result<LaunchDigest, MeasureError> {
     if vm.vcpus == 0 {
         return Err(MeasureError::NoVcpus);
@@ -393,12 +393,12 @@ impl MeasureInputs {
     pub fn launch_digest(&self) -> Result<LaunchDigest, MeasureError> {
         let ovmf = load_ovmf(&self.ovmf)?;
         let hashes = self.kernel_hashes()?;
-        launch_digest(&ovmf, None, hashes.as_ref(), &self.vm_config())
+        launch_digest(&ovmf, None, hashes.as_ref(), &self.vcpu_config())
     }
 
     /// The vCPU part of the inputs.
-    pub fn vm_config(&self) -> VmConfig {
-        VmConfig {
+    pub fn vcpu_config(&self) -> VcpuConfig {
+        VcpuConfig {
             vcpus: self.vcpus,
             vcpu_type: self.vcpu_type.clone(),
             vmm_type: self.vmm_type,
@@ -484,8 +484,8 @@ mod tests {
     use super::ovmf::tests::synthetic_ovmf;
     use super::*;
 
-    fn vm(vcpus: u32, vcpu: &str) -> VmConfig {
-        VmConfig {
+    fn vm(vcpus: u32, vcpu: &str) -> VcpuConfig {
+        VcpuConfig {
             vcpus,
             vcpu_type: vcpu.parse().unwrap(),
             vmm_type: VmmType::Qemu,
@@ -553,7 +553,7 @@ mod tests {
                 &ovmf,
                 None,
                 Some(&h),
-                &VmConfig {
+                &VcpuConfig {
                     vmm_type: VmmType::Ec2,
                     ..vm(2, "EPYC-v4")
                 },
@@ -563,7 +563,7 @@ mod tests {
                 &ovmf,
                 None,
                 Some(&h),
-                &VmConfig {
+                &VcpuConfig {
                     vmm_type: VmmType::Gce,
                     ..vm(2, "EPYC-v4")
                 },
@@ -573,7 +573,7 @@ mod tests {
                 &ovmf,
                 None,
                 Some(&h),
-                &VmConfig {
+                &VcpuConfig {
                     guest_features: GuestFeatures(0x21),
                     ..vm(2, "EPYC-v4")
                 },

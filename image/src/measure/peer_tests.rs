@@ -243,7 +243,7 @@ fn compare_with_peer(cli: &Path, cases: &[Case]) -> usize {
     let ours = |i: usize, inputs: &MeasureInputs| -> Result<LaunchDigest, MeasureError> {
         assert_eq!(inputs.ovmf, cases[0].inputs.ovmf);
         let hashes = inputs.kernel_hashes()?;
-        let seeded = launch_digest(&ovmf, Some(&seed), hashes.as_ref(), &inputs.vm_config())?;
+        let seeded = launch_digest(&ovmf, Some(&seed), hashes.as_ref(), &inputs.vcpu_config())?;
         if i % 16 == 0 {
             assert_eq!(
                 inputs.launch_digest()?,

@@ -1,84 +1,98 @@
-//! Shared setup of the integration tests: a committed probe project and a
-//! `kettle-init --local` directory (request.json + cache layout) for it.
+//! The glue only kettle-init's own tests need, because it calls kettle-init
+//! (the kettle-testkit crate cannot depend on it); every other helper is
+//! kettle_testkit's. Each test binary uses part of it.
+#![allow(dead_code)]
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::sync::OnceLock;
 
-use kettle_init::cache::CacheWriter;
-use kettle_init::digest::sha256_bytes;
-use kettle_init::request::{BuildRequest, FetchMode, Limits, ObjectFormat, Tee, REQUEST_SCHEMA};
+use kettle_init::http::{load_roots, Https};
+use kettle_init::{run_local, LocalOptions, Outcome, Step, Tools};
+use kettle_provenance::Sha256Digest;
+use kettle_testkit::fixtures::{assert_only_error, hello_cargo_lock, host_toolchain};
+use kettle_testkit::{CountingProvider, Scenario};
+use kettle_wire::inputs::crate_url;
+use kettle_wire::request::DEFAULT_CRATES_URL;
+use kettle_wire::{BuildRequest, ErrorReport};
 
-fn git(dir: &Path, args: &[&str]) -> Vec<u8> {
-    let out = Command::new("git")
-        .args([
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@kettle.invalid",
-            "-c",
-            "commit.gpgsign=false",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+/// The .crate files of hello-cargo's Cargo.lock (in its order), downloaded once from
+/// crates.io with kettle-init's own HTTPS client, the host's CA bundle and its own DNS client.
+pub fn hello_cargo_crates() -> &'static [Vec<u8>] {
+    static C: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+    C.get_or_init(|| {
+        let locked = hello_cargo_lock();
+        assert_eq!(locked.len(), 3);
+        let resolver =
+            kettle_init::dns::nameserver_from(&fs::read_to_string("/etc/resolv.conf").unwrap())
+                .map(|ip| (ip, 53).into());
+        let roots = load_roots(Path::new(kettle_init::HOST_CA_BUNDLE)).unwrap();
+        let client = Https::new(roots, resolver).unwrap();
+        locked
+            .iter()
+            .map(|k| {
+                let url = crate_url(DEFAULT_CRATES_URL, k);
+                let bytes = client
+                    .get_bytes(&url, 16 << 20)
+                    .unwrap_or_else(|e| panic!("{e}"));
+                assert_eq!(Sha256Digest::of_bytes(&bytes), k.checksum, "{url}");
+                bytes
+            })
+            .collect()
+    })
 }
 
-/// Shell function the probe scripts use: prints "<path> OPEN" or "<path> denied: <why>".
-pub const PROBE_FN: &str = r#"probe() { if err=$( { exec 3<"$1"; } 2>&1 ); then echo "$1 OPEN"; else echo "$1 denied: ${err##*: }"; fi; }"#;
-
-/// Under `base`: a git repo whose script/v1 recipe runs `bash -c script` with output
-/// out/probe.txt, and a local-mode dir (returned) holding request.json and the inputs.
-pub fn probe_project(base: &Path, script: &str) -> PathBuf {
-    let repo = base.join("repo");
-    let dir = base.join("dir");
-    fs::create_dir_all(&repo).unwrap();
-    let rootfs =
-        kettle_init::hostroot::host_binaries_tar(&["bash", "mkdir", "id", "ls", "tr"]).unwrap();
-    let manifest = format!(
-        "[build]\ntype = \"script/v1\"\noutputs = [\"out/probe.txt\"]\ncommand = {}\n[rootfs]\nurl = \"https://example.invalid/rootfs.tar\"\nsha256 = \"{}\"\n",
-        serde_json::to_string(&["bash", "-c", script]).unwrap(),
-        sha256_bytes(&rootfs)
+/// Runs `request` locally and checks that it failed at `step`, naming `input`, with
+/// every one of `message_has` in its message, no report requested, and only
+/// error.json (saying the same) left in the output. Returns error.json.
+pub fn expect_failure(
+    request: &BuildRequest,
+    inputs: &Path,
+    options: &LocalOptions,
+    step: Step,
+    input: Option<&str>,
+    message_has: &[&str],
+) -> ErrorReport {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let mut provider = CountingProvider::default();
+    let err = run_local(request, inputs, Some(&mut provider), &out, options).unwrap_err();
+    let message = err.message();
+    assert_eq!((err.step, err.input.as_deref()), (step, input), "{message}");
+    for part in message_has {
+        assert!(message.contains(part), "{part:?} not in: {message}");
+    }
+    assert_eq!(
+        provider.calls, 0,
+        "a report was requested for a failed build"
     );
-    fs::write(repo.join("kettle.toml"), manifest).unwrap();
-    git(&repo, &["init", "-q"]);
-    git(&repo, &["add", "-A"]);
-    git(&repo, &["commit", "-q", "-m", "probe"]);
-    let commit = String::from_utf8(git(&repo, &["rev-parse", "HEAD"]))
-        .unwrap()
-        .trim()
-        .to_string();
-    let mut w = CacheWriter::create_dir(&dir).unwrap();
-    w.add_commit_object(&commit, &git(&repo, &["cat-file", "commit", "HEAD"]))
-        .unwrap();
-    let archive = base.join("src.tar");
-    fs::write(&archive, git(&repo, &["archive", "--format=tar", "HEAD"])).unwrap();
-    w.add_source_archive(&commit, &archive).unwrap();
-    w.add_blob_bytes(&rootfs).unwrap();
-    w.finish().unwrap();
-    let request = BuildRequest {
-        schema: REQUEST_SCHEMA.into(),
-        repository: "https://example.invalid/repo".into(),
-        git_ref: "main".into(),
-        commit,
-        object_format: ObjectFormat::Sha1,
-        mode: FetchMode::Cached,
-        tee: Tee::Simulated,
-        invocation_id: "probe-1".into(),
-        limits: Limits::default(),
-        upstream: None,
-    };
-    fs::write(
-        dir.join("request.json"),
-        serde_json::to_vec(&request).unwrap(),
+    let report = assert_only_error(&out);
+    assert!(!report.ok);
+    assert_eq!((report.step, report.input.as_deref()), (step, input));
+    assert_eq!(report.message, message);
+    report
+}
+
+/// Builds `sc` locally without a report provider (default options); returns the outcome and the output dir.
+pub fn build_unattested(sc: &Scenario) -> (Outcome, PathBuf) {
+    let out = sc.out();
+    let outcome = run_local(
+        &sc.request,
+        &sc.inputs(),
+        None,
+        &out,
+        &LocalOptions::default(),
     )
-    .unwrap();
-    dir
+    .unwrap_or_else(|e| panic!("{}", e.message()));
+    (outcome, out)
+}
+
+/// Local options building with this host's toolchain and root directories (not verified).
+pub fn host_tools() -> LocalOptions {
+    LocalOptions {
+        tools: Tools::Host {
+            toolchain_root: host_toolchain(),
+        },
+        ..LocalOptions::default()
+    }
 }

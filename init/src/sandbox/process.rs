@@ -1,0 +1,581 @@
+//! The sandbox's own processes (see [`super`] for the layout): A unshares the
+//! namespaces, B (pid 1 inside) mounts and pivots into the build root, C drops
+//! privileges and execs the build. Everything here runs between fork and exec:
+//! paths and arguments are turned into C strings beforehand ([`prepare`]), and a
+//! failure is written to the error pipe and ends the process ([`die`]).
+
+use std::ffi::CString;
+use std::fs;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sched::{unshare, CloneFlags};
+use nix::sys::resource::{setrlimit, Resource};
+use nix::sys::signal::Signal;
+use nix::sys::stat::{makedev, mknod, Mode, SFlag};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{
+    chdir, fork, pivot_root, setgroups, sethostname, setresgid, setresuid, ForkResult, Gid, Pid,
+    Uid,
+};
+
+use super::{SandboxError, SandboxLimits, SandboxSpec, BUILD_GID, BUILD_UID, DEV_NODES};
+
+/// Exit code the sandbox's own processes use when setting up failed.
+pub(super) const SETUP_FAILED: i32 = 125;
+
+/// Pre-computed C strings so the children do not format paths.
+pub(super) struct Prepared {
+    root: CString,
+    host_dirs: Vec<(CString, CString, Option<CString>)>, // (source, target-in-root, symlink target)
+    binds: Vec<(CString, CString, bool)>,
+    dev: CString,
+    dev_nodes: Vec<(CString, u64, u64, CString)>, // (node in root, major, minor, host node)
+    dev_links: Vec<(CString, CString)>,
+    proc_: CString,
+    tmp: CString,
+    exe: CString,
+    argv: Vec<CString>,
+    env: Vec<CString>,
+    cwd: CString,
+    /// Set when not root: (uid_map line, gid_map line) for a user namespace.
+    rootless: Option<(String, String)>,
+}
+
+fn cstr(s: impl AsRef<[u8]>) -> Result<CString, SandboxError> {
+    CString::new(s.as_ref().to_vec())
+        .map_err(|_| SandboxError::Prepare("a path or argument contains NUL".into()))
+}
+
+fn inside(root: &Path, abs: &str) -> PathBuf {
+    root.join(abs.trim_start_matches('/'))
+}
+
+/// Finds argv[0] in the sandbox's PATH by looking into the root (and host dirs) before forking.
+fn resolve_exe(spec: &SandboxSpec) -> Result<String, SandboxError> {
+    let prog = spec
+        .argv
+        .first()
+        .ok_or_else(|| SandboxError::Prepare("empty argv".into()))?;
+    if prog.contains('/') {
+        return Ok(prog.clone());
+    }
+    let path = spec
+        .env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("/usr/bin:/bin");
+    for dir in path.split(':').filter(|d| d.starts_with('/')) {
+        let cand = format!("{}/{prog}", dir.trim_end_matches('/'));
+        let mut places = vec![inside(&spec.root, &cand)];
+        for b in &spec.binds {
+            if let Some(rest) = cand.strip_prefix(&format!("{}/", b.target.trim_end_matches('/'))) {
+                places.push(b.source.join(rest));
+            }
+        }
+        if spec
+            .host_dirs
+            .iter()
+            .any(|h| Path::new(&cand).starts_with(h))
+        {
+            places.push(PathBuf::from(&cand));
+        }
+        if places.iter().any(|p| p.is_file()) {
+            return Ok(cand);
+        }
+    }
+    Err(SandboxError::Prepare(format!(
+        "{prog:?} is not found in the sandbox PATH {path}"
+    )))
+}
+
+/// Everything the children need, computed before forking (mount points created, argv[0] found).
+pub(super) fn prepare(spec: &SandboxSpec) -> Result<Prepared, SandboxError> {
+    let perr = |what: &str, e: std::io::Error| SandboxError::Prepare(format!("{what}: {e}"));
+    let root = &spec.root;
+    // Mount points must exist before the root is made read-only.
+    for d in ["dev", "proc", "tmp"] {
+        fs::create_dir_all(root.join(d)).map_err(|e| perr(d, e))?;
+    }
+    let mut host_dirs = Vec::new();
+    for h in &spec.host_dirs {
+        let target = inside(root, &h.to_string_lossy());
+        let meta = match fs::symlink_metadata(h) {
+            Ok(m) => m,
+            Err(_) => continue, // e.g. no /lib64 on this host
+        };
+        let link = if meta.file_type().is_symlink() {
+            Some(cstr(
+                fs::read_link(h)
+                    .map_err(|e| perr("host link", e))?
+                    .as_os_str()
+                    .as_encoded_bytes(),
+            )?)
+        } else {
+            fs::create_dir_all(&target).map_err(|e| perr("host dir mount point", e))?;
+            None
+        };
+        host_dirs.push((
+            cstr(h.as_os_str().as_encoded_bytes())?,
+            cstr(target.as_os_str().as_encoded_bytes())?,
+            link,
+        ));
+    }
+    let mut binds = Vec::new();
+    for b in &spec.binds {
+        let target = inside(root, &b.target);
+        fs::create_dir_all(&target).map_err(|e| perr(&b.target, e))?;
+        binds.push((
+            cstr(b.source.as_os_str().as_encoded_bytes())?,
+            cstr(target.as_os_str().as_encoded_bytes())?,
+            b.writable,
+        ));
+    }
+    let exe = resolve_exe(spec)?;
+    Ok(Prepared {
+        root: cstr(root.as_os_str().as_encoded_bytes())?,
+        host_dirs,
+        binds,
+        dev: cstr(root.join("dev").as_os_str().as_encoded_bytes())?,
+        dev_nodes: DEV_NODES
+            .iter()
+            .map(|(n, ma, mi)| {
+                Ok((
+                    cstr(root.join("dev").join(n).as_os_str().as_encoded_bytes())?,
+                    *ma,
+                    *mi,
+                    cstr(format!("/dev/{n}"))?,
+                ))
+            })
+            .collect::<Result<_, SandboxError>>()?,
+        dev_links: [
+            ("fd", "/proc/self/fd"),
+            ("stdin", "/proc/self/fd/0"),
+            ("stdout", "/proc/self/fd/1"),
+            ("stderr", "/proc/self/fd/2"),
+        ]
+        .iter()
+        .map(|(n, t)| {
+            Ok((
+                cstr(*t)?,
+                cstr(root.join("dev").join(n).as_os_str().as_encoded_bytes())?,
+            ))
+        })
+        .collect::<Result<_, SandboxError>>()?,
+        proc_: cstr(root.join("proc").as_os_str().as_encoded_bytes())?,
+        tmp: cstr(root.join("tmp").as_os_str().as_encoded_bytes())?,
+        exe: cstr(&exe)?,
+        argv: spec.argv.iter().map(cstr).collect::<Result<_, _>>()?,
+        env: spec
+            .env
+            .iter()
+            .map(|(k, v)| cstr(format!("{k}={v}")))
+            .collect::<Result<_, _>>()?,
+        cwd: cstr(&spec.cwd)?,
+        rootless: (!nix::unistd::geteuid().is_root()).then(|| {
+            // Map only the caller's own ids, as the build uid/gid inside.
+            (
+                format!("{BUILD_UID} {} 1\n", nix::unistd::geteuid()),
+                format!("{BUILD_GID} {} 1\n", nix::unistd::getegid()),
+            )
+        }),
+    })
+}
+
+/// Writes a setup failure to the error pipe and exits the child.
+fn die(err_fd: i32, what: &str, e: nix::Error) -> ! {
+    let msg = format!("{what}: {e}\n");
+    let _ = nix::unistd::write(
+        unsafe { std::os::fd::BorrowedFd::borrow_raw(err_fd) },
+        msg.as_bytes(),
+    );
+    unsafe { nix::libc::_exit(SETUP_FAILED) }
+}
+
+macro_rules! try_or_die {
+    ($fd:expr, $what:expr, $e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(e) => die($fd, $what, e),
+        }
+    };
+}
+
+const NONE: Option<&str> = None;
+
+/// B: pid 1 of the sandbox. Mounts, pivots, forks C, reaps, exits with C's status.
+fn sandbox_init(p: &Prepared, limits: &SandboxLimits, log_fd: i32, err_fd: i32) -> ! {
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+    let nosuid = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    try_or_die!(
+        err_fd,
+        "bind the build root",
+        mount(
+            Some(p.root.as_c_str()),
+            p.root.as_c_str(),
+            NONE,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            NONE
+        )
+    );
+    for (src, target, link) in &p.host_dirs {
+        match link {
+            Some(l) => {
+                let r = nix::unistd::symlinkat(l.as_c_str(), None, target.as_c_str());
+                if let Err(e) = r {
+                    if e != nix::Error::EEXIST {
+                        die(err_fd, "host dir symlink", e)
+                    }
+                }
+            }
+            None => {
+                try_or_die!(
+                    err_fd,
+                    "bind a host dir",
+                    mount(
+                        Some(src.as_c_str()),
+                        target.as_c_str(),
+                        NONE,
+                        MsFlags::MS_BIND | MsFlags::MS_REC,
+                        NONE
+                    )
+                );
+                try_or_die!(
+                    err_fd,
+                    "remount a host dir read-only",
+                    mount(
+                        NONE,
+                        target.as_c_str(),
+                        NONE,
+                        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | nosuid,
+                        NONE
+                    )
+                );
+            }
+        }
+    }
+    // The root itself goes read-only before anything is mounted on it.
+    try_or_die!(
+        err_fd,
+        "remount the build root read-only",
+        mount(
+            NONE,
+            p.root.as_c_str(),
+            NONE,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | nosuid,
+            NONE
+        )
+    );
+    for (src, target, writable) in &p.binds {
+        try_or_die!(
+            err_fd,
+            "bind mount",
+            mount(
+                Some(src.as_c_str()),
+                target.as_c_str(),
+                NONE,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                NONE
+            )
+        );
+        let ro = if *writable {
+            MsFlags::empty()
+        } else {
+            MsFlags::MS_RDONLY
+        };
+        try_or_die!(
+            err_fd,
+            "bind remount",
+            mount(
+                NONE,
+                target.as_c_str(),
+                NONE,
+                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | ro | nosuid,
+                NONE
+            )
+        );
+    }
+    try_or_die!(
+        err_fd,
+        "mount /dev tmpfs",
+        mount(
+            Some("tmpfs"),
+            p.dev.as_c_str(),
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+            Some("mode=0755,size=1m")
+        )
+    );
+    for (node, major, minor, host) in &p.dev_nodes {
+        if p.rootless.is_some() {
+            // mknod is not allowed in a user namespace: bind the host's node onto an empty file.
+            let fd = try_or_die!(
+                err_fd,
+                "create a /dev mount point",
+                nix::fcntl::open(
+                    node.as_c_str(),
+                    nix::fcntl::OFlag::O_CREAT
+                        | nix::fcntl::OFlag::O_WRONLY
+                        | nix::fcntl::OFlag::O_CLOEXEC,
+                    Mode::from_bits_truncate(0o666)
+                )
+            );
+            let _ = nix::unistd::close(fd);
+            try_or_die!(
+                err_fd,
+                "bind a host /dev node",
+                mount(
+                    Some(host.as_c_str()),
+                    node.as_c_str(),
+                    NONE,
+                    MsFlags::MS_BIND,
+                    NONE
+                )
+            );
+            continue;
+        }
+        try_or_die!(
+            err_fd,
+            "mknod in /dev",
+            mknod(
+                node.as_c_str(),
+                SFlag::S_IFCHR,
+                Mode::from_bits_truncate(0o666),
+                makedev(*major, *minor)
+            )
+        );
+        // mknod honours the umask; make the nodes usable by the build uid.
+        try_or_die!(
+            err_fd,
+            "chmod /dev node",
+            nix::sys::stat::fchmodat(
+                None,
+                node.as_c_str(),
+                Mode::from_bits_truncate(0o666),
+                nix::sys::stat::FchmodatFlags::FollowSymlink
+            )
+        );
+    }
+    for (target, link) in &p.dev_links {
+        try_or_die!(
+            err_fd,
+            "symlink in /dev",
+            nix::unistd::symlinkat(target.as_c_str(), None, link.as_c_str())
+        );
+    }
+    try_or_die!(
+        err_fd,
+        "remount /dev read-only",
+        mount(
+            NONE,
+            p.dev.as_c_str(),
+            NONE,
+            MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+            Some("mode=0755,size=1m")
+        )
+    );
+    try_or_die!(
+        err_fd,
+        "mount /proc",
+        mount(
+            Some("proc"),
+            p.proc_.as_c_str(),
+            Some("proc"),
+            nosuid | MsFlags::MS_NOEXEC,
+            NONE
+        )
+    );
+    try_or_die!(
+        err_fd,
+        "mount /tmp",
+        mount(
+            Some("tmpfs"),
+            p.tmp.as_c_str(),
+            Some("tmpfs"),
+            nosuid,
+            Some("mode=1777")
+        )
+    );
+    // pivot_root(".", ".") stacks the old root on top; detaching it leaves only the build root.
+    try_or_die!(err_fd, "chdir to the build root", chdir(p.root.as_c_str()));
+    match pivot_root(".", ".") {
+        Ok(()) => try_or_die!(
+            err_fd,
+            "detach the old root",
+            umount2(".", MntFlags::MNT_DETACH)
+        ),
+        // In the guest the old root is the initramfs (rootfs), which can never be
+        // pivoted away (EINVAL). Move the build root over it and chroot, as
+        // switch_root does: the build runs without capabilities under
+        // no_new_privs, so it cannot chroot back out, and it holds no descriptor
+        // outside the new root.
+        Err(nix::Error::EINVAL) => {
+            try_or_die!(
+                err_fd,
+                "move the build root over /",
+                mount(Some("."), "/", NONE, MsFlags::MS_MOVE, NONE)
+            );
+            try_or_die!(err_fd, "chroot", nix::unistd::chroot("."));
+        }
+        Err(e) => die(err_fd, "pivot_root", e),
+    }
+    try_or_die!(err_fd, "chdir /", chdir("/"));
+    // Not dumpable: the build (another uid) can neither ptrace pid 1 nor open /proc/1/mem.
+    let _ = nix::sys::prctl::set_dumpable(false);
+
+    let child = match unsafe { fork() } {
+        Ok(ForkResult::Child) => build_process(p, limits, log_fd, err_fd),
+        Ok(ForkResult::Parent { child }) => child,
+        Err(e) => die(err_fd, "fork the build", e),
+    };
+    let _ = nix::unistd::close(log_fd);
+    let _ = nix::unistd::close(err_fd);
+    loop {
+        match waitpid(None, None) {
+            Ok(WaitStatus::Exited(pid, code)) if pid == child => unsafe { nix::libc::_exit(code) },
+            Ok(WaitStatus::Signaled(pid, sig, _)) if pid == child => unsafe {
+                nix::libc::_exit(128 + sig as i32)
+            },
+            Ok(_) => continue, // an orphan reparented to us
+            Err(nix::Error::EINTR) => continue,
+            Err(_) => unsafe { nix::libc::_exit(SETUP_FAILED) },
+        }
+    }
+}
+
+/// C: drops to the build uid and execs the command.
+fn build_process(p: &Prepared, limits: &SandboxLimits, log_fd: i32, err_fd: i32) -> ! {
+    let rl = |r: Resource, v: u64, what: &str| try_or_die!(err_fd, what, setrlimit(r, v, v));
+    rl(Resource::RLIMIT_CPU, limits.cpu_seconds, "RLIMIT_CPU");
+    rl(Resource::RLIMIT_FSIZE, limits.file_bytes, "RLIMIT_FSIZE");
+    rl(Resource::RLIMIT_NPROC, limits.processes, "RLIMIT_NPROC");
+    rl(Resource::RLIMIT_NOFILE, limits.open_files, "RLIMIT_NOFILE");
+    rl(Resource::RLIMIT_CORE, 0, "RLIMIT_CORE");
+    if let Some(d) = limits.data_bytes {
+        rl(Resource::RLIMIT_DATA, d, "RLIMIT_DATA");
+    }
+    // In a user namespace setgroups is denied (and the caller's groups are not mapped).
+    if p.rootless.is_none() {
+        try_or_die!(err_fd, "setgroups([])", setgroups(&[]));
+    }
+    let gid = Gid::from_raw(BUILD_GID);
+    let uid = Uid::from_raw(BUILD_UID);
+    try_or_die!(err_fd, "setresgid", setresgid(gid, gid, gid));
+    try_or_die!(err_fd, "setresuid", setresuid(uid, uid, uid));
+    try_or_die!(
+        err_fd,
+        "PR_SET_NO_NEW_PRIVS",
+        nix::sys::prctl::set_no_new_privs()
+    );
+    try_or_die!(
+        err_fd,
+        "chdir to the build directory",
+        chdir(p.cwd.as_c_str())
+    );
+    let devnull = try_or_die!(
+        err_fd,
+        "open /dev/null",
+        nix::fcntl::open("/dev/null", nix::fcntl::OFlag::O_RDONLY, Mode::empty())
+    );
+    unsafe {
+        nix::libc::dup2(devnull, 0);
+        nix::libc::dup2(log_fd, 1);
+        nix::libc::dup2(log_fd, 2);
+    }
+    for fd in 3..4096 {
+        if fd != err_fd {
+            unsafe { nix::libc::close(fd) };
+        }
+    }
+    // A binary the parent process just unpacked can still be open for writing in a
+    // fork made by another of its threads for an instant (ETXTBSY, seen in the
+    // multi-threaded test runner): retry for up to 1 s before failing the build.
+    let mut e = nix::unistd::execve(p.exe.as_c_str(), &p.argv, &p.env).unwrap_err();
+    for _ in 0..50 {
+        if e != nix::Error::ETXTBSY {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        e = nix::unistd::execve(p.exe.as_c_str(), &p.argv, &p.env).unwrap_err();
+    }
+    die(err_fd, "exec the build command", e)
+}
+
+/// Writes `data` to a /proc/self file (user namespace id maps), or dies.
+fn write_proc_self(err_fd: i32, path: &std::ffi::CStr, data: &[u8]) {
+    let fd = try_or_die!(
+        err_fd,
+        "open a /proc/self id map",
+        nix::fcntl::open(
+            path,
+            nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC,
+            Mode::empty()
+        )
+    );
+    let r = nix::unistd::write(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }, data);
+    let _ = nix::unistd::close(fd);
+    try_or_die!(err_fd, "write a /proc/self id map", r);
+}
+
+/// A: unshares the namespaces and runs B as pid 1 of the new pid namespace.
+fn namespace_parent(p: &Prepared, limits: &SandboxLimits, log_fd: i32, err_fd: i32) -> ! {
+    let flags = CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWNET;
+    match &p.rootless {
+        None => try_or_die!(err_fd, "unshare(mount, pid, ipc, uts, net)", unshare(flags)),
+        Some((uid_map, gid_map)) => {
+            try_or_die!(
+                err_fd,
+                "unshare(user, mount, pid, ipc, uts, net) (are unprivileged user namespaces enabled?)",
+                unshare(flags | CloneFlags::CLONE_NEWUSER)
+            );
+            write_proc_self(err_fd, c"/proc/self/setgroups", b"deny");
+            write_proc_self(err_fd, c"/proc/self/uid_map", uid_map.as_bytes());
+            write_proc_self(err_fd, c"/proc/self/gid_map", gid_map.as_bytes());
+        }
+    }
+    try_or_die!(
+        err_fd,
+        "make mounts private",
+        mount(NONE, "/", NONE, MsFlags::MS_REC | MsFlags::MS_PRIVATE, NONE)
+    );
+    try_or_die!(err_fd, "sethostname", sethostname("kettle-build"));
+    let child = match unsafe { fork() } {
+        Ok(ForkResult::Child) => sandbox_init(p, limits, log_fd, err_fd),
+        Ok(ForkResult::Parent { child }) => child,
+        Err(e) => die(err_fd, "fork sandbox init", e),
+    };
+    let _ = nix::unistd::close(log_fd);
+    loop {
+        match waitpid(child, None) {
+            Ok(WaitStatus::Exited(_, code)) => unsafe { nix::libc::_exit(code) },
+            Ok(WaitStatus::Signaled(_, sig, _)) => unsafe { nix::libc::_exit(128 + sig as i32) },
+            Ok(_) | Err(nix::Error::EINTR) => continue,
+            Err(_) => unsafe { nix::libc::_exit(SETUP_FAILED) },
+        }
+    }
+}
+
+/// Forks A (which runs the whole sandbox); returns its pid. `log_w` becomes the build's
+/// stdout and stderr; `err_w` carries setup failures back (it is close-on-exec).
+pub(super) fn spawn(
+    prepared: &Prepared,
+    limits: &SandboxLimits,
+    log_w: &impl AsRawFd,
+    err_w: &impl AsRawFd,
+) -> Result<Pid, SandboxError> {
+    match unsafe { fork() } {
+        Ok(ForkResult::Child) => {
+            // dup the log pipe without CLOEXEC so C keeps it across exec; err pipe stays CLOEXEC.
+            let log_fd = unsafe { nix::libc::dup(log_w.as_raw_fd()) };
+            namespace_parent(prepared, limits, log_fd, err_w.as_raw_fd())
+        }
+        Ok(ForkResult::Parent { child }) => Ok(child),
+        Err(e) => Err(SandboxError::Prepare(format!("fork: {e}"))),
+    }
+}

@@ -1,0 +1,170 @@
+//! The boot step (guest only): mount the kernel filesystems, put the console
+//! on stdio and the logger, wait for the entropy pool, and the PID 1 duties
+//! (reaping orphans, powering off).
+
+use std::fs::OpenOptions;
+use std::os::fd::AsRawFd;
+
+use nix::mount::{mount, MsFlags};
+use thiserror::Error;
+
+use super::timed;
+use crate::error::{InStep, Step, StepError};
+
+/// Why the guest could not boot into the pipeline.
+#[derive(Debug, Error)]
+pub enum BootError {
+    /// A mount failed.
+    #[error("mounting {fstype} at {target}: {source}")]
+    Mount {
+        /// Filesystem type.
+        fstype: &'static str,
+        /// Mount point.
+        target: &'static str,
+        /// Cause.
+        #[source]
+        source: nix::Error,
+    },
+    /// Creating a mount point failed.
+    #[error("creating {0}: {1}")]
+    MkDir(&'static str, #[source] std::io::Error),
+    /// The kernel's random pool could not be read.
+    #[error("waiting for entropy: {0}")]
+    Entropy(String),
+}
+
+/// The kernel filesystems init mounts: (source, target, type, flags, data).
+const MOUNTS: &[(&str, &str, &str, MsFlags, Option<&str>)] = &[
+    (
+        "proc",
+        "/proc",
+        "proc",
+        MsFlags::MS_NOSUID
+            .union(MsFlags::MS_NODEV)
+            .union(MsFlags::MS_NOEXEC),
+        None,
+    ),
+    (
+        "sysfs",
+        "/sys",
+        "sysfs",
+        MsFlags::MS_NOSUID
+            .union(MsFlags::MS_NODEV)
+            .union(MsFlags::MS_NOEXEC),
+        None,
+    ),
+    (
+        "devtmpfs",
+        "/dev",
+        "devtmpfs",
+        MsFlags::MS_NOSUID.union(MsFlags::MS_NOEXEC),
+        Some("mode=0755"),
+    ),
+    (
+        "tmpfs",
+        "/tmp",
+        "tmpfs",
+        MsFlags::MS_NOSUID.union(MsFlags::MS_NODEV),
+        Some("mode=1777"),
+    ),
+    // The build's work area (cache, source, rootfs, toolchain) lives here, in guest RAM.
+    (
+        "tmpfs",
+        "/run",
+        "tmpfs",
+        MsFlags::MS_NOSUID.union(MsFlags::MS_NODEV),
+        Some("mode=0755,size=90%"),
+    ),
+    (
+        "configfs",
+        "/sys/kernel/config",
+        "configfs",
+        MsFlags::MS_NOSUID
+            .union(MsFlags::MS_NODEV)
+            .union(MsFlags::MS_NOEXEC),
+        None,
+    ),
+];
+
+/// Mounts, console, logger, entropy; logs the step's console line (also when it fails).
+pub fn boot() -> Result<(), StepError> {
+    let what = format!("kettle-init {} as PID 1", env!("CARGO_PKG_VERSION"));
+    timed(Step::Boot, &what, || {
+        let mounted = mount_all();
+        // The logger comes up even when a mount failed, so the failure reaches the console.
+        console_on_stdio();
+        init_logger();
+        mounted.in_step(Step::Boot)?;
+        // getrandom(2) without GRND_NONBLOCK blocks until the pool is initialized.
+        let mut seed = [0u8; 32];
+        getrandom::getrandom(&mut seed)
+            .map_err(|e| BootError::Entropy(e.to_string()))
+            .in_step(Step::Boot)?;
+        Ok(((), "filesystems mounted, entropy ready".to_string()))
+    })
+}
+
+fn mount_all() -> Result<(), BootError> {
+    for (src, target, fstype, flags, data) in MOUNTS {
+        std::fs::create_dir_all(target).map_err(|e| BootError::MkDir(target, e))?;
+        match mount(Some(*src), *target, Some(*fstype), *flags, *data) {
+            Ok(()) | Err(nix::Error::EBUSY) => {}
+            Err(source) => {
+                return Err(BootError::Mount {
+                    fstype,
+                    target,
+                    source,
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Points fds 0-2 at /dev/console (the serial console), in case the kernel could not.
+fn console_on_stdio() {
+    if let Ok(console) = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/console")
+    {
+        for fd in 0..3 {
+            unsafe { nix::libc::dup2(console.as_raw_fd(), fd) };
+        }
+    }
+}
+
+/// Logs to stderr (the console), UTC timestamps, info and above.
+pub fn init_logger() {
+    let config = simplelog::ConfigBuilder::new()
+        .set_time_format_rfc3339()
+        .set_target_level(simplelog::LevelFilter::Off)
+        .build();
+    let _ = simplelog::WriteLogger::init(simplelog::LevelFilter::Info, config, std::io::stderr());
+}
+
+/// Reaps every exited child (orphans reparented to PID 1) without blocking.
+pub fn reap_zombies() {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    while let Ok(status) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+        if status == WaitStatus::StillAlive {
+            break;
+        }
+    }
+}
+
+/// Flushes filesystems and powers the VM off. Only PID 1 may call it.
+pub fn power_off() -> ! {
+    nix::unistd::sync();
+    log::logger().flush();
+    let _ = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_POWER_OFF);
+    // reboot(2) only returns on error; PID 1 must not exit (that panics the kernel).
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(3600));
+    }
+}
+
+/// True when this process is the guest's PID 1.
+pub fn is_pid1() -> bool {
+    std::process::id() == 1
+}

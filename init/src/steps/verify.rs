@@ -1,0 +1,212 @@
+//! The verify step: every input against its pin. The commit object must hash
+//! to the requested id and the source archive's tree to the commit's tree;
+//! the recipe (kettle.toml) and Cargo.lock are then read from that verified
+//! tree, and every other input must hash to the pin they give it.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use kettle_provenance::git;
+use kettle_provenance::Sha256Digest;
+use kettle_wire::lockfile::{self, LockedCrate, LockfileError};
+use kettle_wire::recipe::{RecipeError, RECIPE_FILE};
+use kettle_wire::unpack::{open_archive, unpack, UnpackError, UnpackLimits};
+use kettle_wire::{BuildRequest, PinSource, Recipe};
+use thiserror::Error;
+
+use super::fetch::{FetchedInput, FetchedSource};
+use super::{Tools, WorkDir};
+use crate::error::{InStep, Step, StepError};
+
+/// Errors of the verify step.
+#[derive(Debug, Error)]
+pub enum VerifyError {
+    /// The commit object does not hash to the requested id or is malformed.
+    #[error(transparent)]
+    Commit(git::GitError),
+    /// The source archive could not be unpacked safely.
+    #[error("the source archive was refused: {0}")]
+    Unpack(#[from] UnpackError),
+    /// The extracted tree could not be hashed.
+    #[error("hashing the source tree: {0}")]
+    TreeHash(git::GitError),
+    /// The source tree is not the commit's tree.
+    #[error("the source archive's tree hashes to {computed}, but commit {commit} names tree {expected}: the archive does not hold that commit")]
+    TreeMismatch {
+        /// The commit.
+        commit: String,
+        /// The commit's tree.
+        expected: String,
+        /// The archive's tree.
+        computed: String,
+    },
+    /// kettle.toml is missing or invalid.
+    #[error(transparent)]
+    Recipe(#[from] RecipeError),
+    /// Cargo.lock is missing or invalid.
+    #[error(transparent)]
+    Lockfile(#[from] LockfileError),
+    /// An input's SHA-256 differs from its pin.
+    #[error("{input}: sha256 is {computed} but {} pins {expected}", pinned_by.describe())]
+    Digest {
+        /// Which input.
+        input: String,
+        /// The pin.
+        expected: Sha256Digest,
+        /// What the bytes hash to.
+        computed: Sha256Digest,
+        /// Where the pin is written (Cargo.lock, kettle.toml).
+        pinned_by: PinSource,
+    },
+    /// Reading an input failed.
+    #[error("reading {path}: {source}")]
+    Io {
+        /// Path.
+        path: String,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What the verified source asks for: its recipe and, for cargo-build/v1, its locked crates.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// kettle.toml.
+    pub recipe: Recipe,
+    /// Cargo.lock's registry crates (empty for recipes that do not read it).
+    pub crates: Vec<LockedCrate>,
+}
+
+/// Checks the commit object against the requested id and the archive against the
+/// commit's tree, then moves the verified tree to [`WorkDir::src`]; returns the tree id.
+pub fn source(
+    req: &BuildRequest,
+    fetched: &FetchedSource,
+    work: &WorkDir,
+) -> Result<(String, String), StepError> {
+    let fmt = req.object_format;
+    let tree = git::verify_commit(&fetched.commit_raw, &req.commit, fmt)
+        .map_err(VerifyError::Commit)
+        .in_step_for(Step::Verify, "commit object")?;
+    let extracted = work.src_archive();
+    let reader = open_archive(&fetched.archive)
+        .map_err(VerifyError::from)
+        .in_step_for(Step::Verify, "source archive")?;
+    unpack(reader, &extracted, &UnpackLimits::SOURCE)
+        .map_err(VerifyError::from)
+        .in_step_for(Step::Verify, "source archive")?;
+    work.consumed(&fetched.archive);
+    let tree_of = |dir: &Path| {
+        git::tree_id(dir, fmt)
+            .map_err(VerifyError::TreeHash)
+            .in_step_for(Step::Verify, "source archive")
+    };
+    let computed = tree_of(&extracted)?;
+    // Forge archive downloads wrap the tree in one top directory ("repo-<sha>/"):
+    // accept that directory too, since matching the commit's tree is all that counts.
+    let matched = if computed.as_str() == tree.as_str() {
+        Some(extracted.clone())
+    } else {
+        match single_top_dir(&extracted) {
+            Some(inner) if tree_of(&inner)?.as_str() == tree.as_str() => Some(inner),
+            _ => None,
+        }
+    };
+    let Some(matched) = matched else {
+        return Err(StepError::new(
+            Step::Verify,
+            VerifyError::TreeMismatch {
+                commit: req.commit.clone(),
+                expected: tree.to_string(),
+                computed: computed.to_string(),
+            },
+        )
+        .with_input("source archive"));
+    };
+    fs::rename(&matched, work.src())
+        .map_err(|source| VerifyError::Io {
+            path: matched.display().to_string(),
+            source,
+        })
+        .in_step_for(Step::Verify, "source archive")?;
+    let summary = format!("commit {} -> tree {tree}", req.commit);
+    Ok((tree.into_string(), summary))
+}
+
+/// Reads the recipe (and Cargo.lock, when the recipe uses it) from the verified tree.
+pub fn recipe(work: &WorkDir) -> Result<(Plan, String), StepError> {
+    let src = work.src();
+    let recipe = Recipe::load(&src)
+        .map_err(VerifyError::from)
+        .in_step_for(Step::Verify, RECIPE_FILE)?;
+    let crates = if recipe.build_type.uses_lockfile() {
+        lockfile::load(&src)
+            .map_err(VerifyError::from)
+            .in_step_for(Step::Verify, "Cargo.lock")?
+    } else {
+        Vec::new()
+    };
+    let summary = format!(
+        "{} with {} crates, outputs {:?}",
+        recipe.build_type.name(),
+        crates.len(),
+        recipe.outputs
+    );
+    Ok((Plan { recipe, crates }, summary))
+}
+
+/// Hashes every fetched input and compares it with its pin.
+pub fn inputs(fetched: &[FetchedInput], tools: &Tools) -> Result<((), String), StepError> {
+    for input in fetched {
+        check_digest(
+            &input.pin.label(),
+            &input.path,
+            &input.pin.sha256,
+            input.pin.source(),
+        )?;
+    }
+    if let Tools::Host { .. } = tools {
+        log::warn!("local mode with host tools: the toolchain and root filesystem are the host's and are NOT verified against kettle.toml");
+    }
+    Ok((
+        (),
+        "every crate, toolchain and rootfs matches its pin".to_string(),
+    ))
+}
+
+fn check_digest(
+    label: &str,
+    path: &Path,
+    expected: &Sha256Digest,
+    pinned_by: PinSource,
+) -> Result<(), StepError> {
+    let computed = Sha256Digest::of_file(path)
+        .map_err(|source| VerifyError::Io {
+            path: path.display().to_string(),
+            source,
+        })
+        .in_step_for(Step::Verify, label)?;
+    if computed != *expected {
+        return Err(StepError::new(
+            Step::Verify,
+            VerifyError::Digest {
+                input: label.to_string(),
+                expected: *expected,
+                computed,
+                pinned_by,
+            },
+        )
+        .with_input(label));
+    }
+    Ok(())
+}
+
+/// The only entry of `dir`, when it is a directory (not a symlink).
+fn single_top_dir(dir: &Path) -> Option<PathBuf> {
+    let entries: Vec<_> = fs::read_dir(dir).ok()?.filter_map(Result::ok).collect();
+    match entries.as_slice() {
+        [one] if one.file_type().ok()?.is_dir() => Some(one.path()),
+        _ => None,
+    }
+}

@@ -1,0 +1,258 @@
+//! The build sandbox as the build sees it: each probe script records why each
+//! thing it tries is denied, so a probe that fails for an unrelated reason
+//! cannot pass. The build never sees the attestation device, the PSP port, the
+//! disks, pid 1's memory or the network, even when the world around
+//! kettle-init has them (a fake /dev in a mount namespace), and stays
+//! sandboxed when kettle-init runs unprivileged (in a user namespace, see the
+//! sandbox module docs for what that weakens). These tests need root to set
+//! the scene.
+
+use std::fs;
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use kettle_testkit::fixtures::PROBE_FN;
+use kettle_testkit::Scenario;
+use nix::mount::{mount, MsFlags};
+use nix::sched::{unshare, CloneFlags};
+use nix::sys::stat::{makedev, mknod, Mode, SFlag};
+
+use common::build_unattested;
+
+mod common;
+
+/// Where the probe scripts write what they found.
+const PROBE_OUTPUT: &str = "out/probe.txt";
+/// The probe line listing the sandbox's private /dev: only these nodes and links.
+const PRIVATE_DEV: &str = "dev=fd full null random stderr stdin stdout tty urandom zero \n";
+
+/// A `kettle-init --local` directory at `base/dir` for a script/v1 probe writing [`PROBE_OUTPUT`].
+fn probe_dir(base: &Path, script: &str) -> PathBuf {
+    let sc = Scenario::script(script, &[PROBE_OUTPUT]).commit();
+    sc.write_local_dir(&base.join("dir"))
+}
+
+/// Probe script lines: a TCP connection to 127.0.0.1:`port`, a write to the rootfs,
+/// the build's ids and its /dev listing.
+fn net_rootfs_and_id_probes(port: u16, id_args: &str) -> String {
+    format!(
+        r#"if err=$( {{ exec 3<>/dev/tcp/127.0.0.1/{port}; }} 2>&1 ); then echo "net OPEN"; else echo "net denied: ${{err##*: }}"; fi
+if err=$( {{ echo x > /bin/owned; }} 2>&1 ); then echo "rootfs OPEN"; else echo "rootfs denied: ${{err##*: }}"; fi
+echo "{id_args}"
+echo "dev=$(ls /dev | tr '\n' ' ')""#
+    )
+}
+
+/// Asserts each `(what, why)` was probed and denied for exactly that reason.
+fn assert_denied(probe: &str, denials: &[(&str, &str)]) {
+    for (what, why) in denials {
+        assert!(
+            probe.contains(&format!("{what} denied: {why}\n")),
+            "{what} was not denied with {why:?}:\n{probe}"
+        );
+    }
+}
+
+#[test]
+fn the_sandbox_denies_devices_proc_mem_and_network() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Each probe records why it failed, so a probe that fails for an unrelated reason cannot pass.
+    let script = format!(
+        r#"set -u; mkdir -p out
+{PROBE_FN}
+{{
+probe /dev/sev-guest
+probe /dev/vda
+probe /dev/virtio-ports/kettle.psp
+probe /dev/vport0p1
+probe /proc/1/mem
+probe /proc/1/environ
+probe /sys/kernel/config/tsm/report
+{}
+echo "pid=$$"
+}} > {PROBE_OUTPUT}"#,
+        net_rootfs_and_id_probes(port, "uid=$(id -u) gid=$(id -g) groups=$(id -G)")
+    );
+    let sc = Scenario::script(&script, &[PROBE_OUTPUT]).commit();
+    let (_, out) = build_unattested(&sc);
+    let probe = fs::read_to_string(out.join("artifacts").join(PROBE_OUTPUT)).unwrap();
+    assert_denied(
+        &probe,
+        &[
+            // Not in the private /dev at all (the host's /dev/vda, the disks and ports, never exist there).
+            ("/dev/sev-guest", "No such file or directory"),
+            ("/dev/vda", "No such file or directory"),
+            ("/dev/virtio-ports/kettle.psp", "No such file or directory"),
+            ("/dev/vport0p1", "No such file or directory"),
+            // pid 1 of the sandbox is root and non-dumpable.
+            ("/proc/1/mem", "Permission denied"),
+            ("/proc/1/environ", "Permission denied"),
+            // No /sys (and so no configfs-tsm) is mounted.
+            ("/sys/kernel/config/tsm/report", "No such file or directory"),
+            // Own network namespace, loopback down.
+            ("net", "Network is unreachable"),
+            ("rootfs", "Read-only file system"),
+        ],
+    );
+    assert!(probe.contains("uid=1000 gid=1000 groups=1000\n"), "{probe}");
+    assert!(probe.contains(PRIVATE_DEV), "{probe}");
+    // The build is not pid 1 of its namespace: the non-dumpable sandbox init is.
+    assert!(!probe.contains("pid=1\n"), "{probe}");
+    // Nothing reached the host's listener.
+    assert!(
+        listener.accept().is_err(),
+        "the sandbox connected to the host network"
+    );
+}
+
+#[test]
+fn fake_attestation_devices_outside_are_absent_inside() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test builds a fake /dev in a mount namespace"
+    );
+    let base = tempfile::tempdir().unwrap();
+    let script = format!(
+        "mkdir -p out\n{}\n{{ probe /dev/sev-guest; probe /dev/virtio-ports/kettle.psp; probe /dev/kettle-psp-port; }} > {PROBE_OUTPUT}",
+        PROBE_FN
+    );
+    let dir = probe_dir(base.path(), &script);
+    // The fake /dev kettle-init will see: working null/zero/urandom plus the "attestation" nodes.
+    let fake_dev = base.path().join("fake-dev");
+    fs::create_dir_all(fake_dev.join("virtio-ports")).unwrap();
+    for (name, minor) in [
+        ("null", 3),
+        ("zero", 5),
+        ("urandom", 9),
+        ("sev-guest", 3),
+        ("kettle-psp-port", 3),
+    ] {
+        mknod(
+            &fake_dev.join(name),
+            SFlag::S_IFCHR,
+            Mode::from_bits_truncate(0o666),
+            makedev(1, minor),
+        )
+        .unwrap();
+    }
+    std::os::unix::fs::symlink(
+        "../kettle-psp-port",
+        fake_dev.join("virtio-ports/kettle.psp"),
+    )
+    .unwrap();
+    assert!(fs::metadata(fake_dev.join("virtio-ports/kettle.psp")).is_ok());
+
+    let in_fake_dev_namespace = |cmd: &mut Command| {
+        let dev = fake_dev.clone();
+        unsafe {
+            cmd.pre_exec(move || {
+                unshare(CloneFlags::CLONE_NEWNS)?;
+                mount(
+                    None::<&str>,
+                    "/",
+                    None::<&str>,
+                    MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+                    None::<&str>,
+                )?;
+                mount(
+                    Some(&dev),
+                    "/dev",
+                    None::<&str>,
+                    MsFlags::MS_BIND,
+                    None::<&str>,
+                )?;
+                Ok(())
+            });
+        }
+    };
+    // Control: in that namespace the fake nodes are there for anyone who looks.
+    let mut control = Command::new("sh");
+    control.args([
+        "-c",
+        "test -c /dev/sev-guest && test -c /dev/virtio-ports/kettle.psp",
+    ]);
+    in_fake_dev_namespace(&mut control);
+    assert!(
+        control.status().unwrap().success(),
+        "the fake devices are not visible outside the sandbox"
+    );
+
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kettle-init"));
+    cmd.arg("--local").arg(&dir);
+    in_fake_dev_namespace(&mut cmd);
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "kettle-init --local failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let probe = fs::read_to_string(dir.join("out/artifacts").join(PROBE_OUTPUT)).unwrap();
+    let absent = "No such file or directory";
+    assert_denied(
+        &probe,
+        &[
+            ("/dev/sev-guest", absent),
+            ("/dev/virtio-ports/kettle.psp", absent),
+            ("/dev/kettle-psp-port", absent),
+        ],
+    );
+}
+
+const NOBODY: u32 = 65534;
+
+#[test]
+fn unprivileged_local_mode_still_sandboxes_the_build() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test sets up as root and drops to nobody"
+    );
+    let base = tempfile::tempdir().unwrap();
+    let script = format!(
+        r#"mkdir -p out
+{}
+{{
+probe /proc/1/mem
+probe /dev/vda
+{}
+}} > {PROBE_OUTPUT}"#,
+        PROBE_FN,
+        net_rootfs_and_id_probes(9, "uid=$(id -u) gid=$(id -g)")
+    );
+    let dir = probe_dir(base.path(), &script);
+    let status = Command::new("chown")
+        .args(["-R", &format!("{NOBODY}:{NOBODY}")])
+        .arg(base.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    let out = Command::new(env!("CARGO_BIN_EXE_kettle-init"))
+        .arg("--local")
+        .arg(&dir)
+        .env("TMPDIR", base.path())
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "kettle-init --local as nobody failed:\n{log}"
+    );
+    let probe = fs::read_to_string(dir.join("out/artifacts").join(PROBE_OUTPUT)).unwrap();
+    assert_denied(
+        &probe,
+        &[
+            ("/proc/1/mem", "Permission denied"),
+            ("/dev/vda", "No such file or directory"),
+            ("net", "Network is unreachable"),
+            ("rootfs", "Read-only file system"),
+        ],
+    );
+    assert!(probe.contains("uid=1000 gid=1000\n"), "{probe}");
+    assert!(probe.contains(PRIVATE_DEV), "{probe}");
+}

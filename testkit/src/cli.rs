@@ -1,0 +1,80 @@
+//! Driving the CLIs from a test: build them, run commands, commit a sample project.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::fixtures::write_sample;
+use crate::git::GitRepo;
+use crate::repo_root;
+
+/// Runs `cmd`, panicking with its stderr unless it succeeds.
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// stdout followed by stderr, as text.
+pub fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Builds the kettle CLI with the cargo running this test and returns its path.
+pub fn kettle_binary() -> PathBuf {
+    workspace_binary("kettle", "kettle")
+}
+
+/// Builds kettle-init (the guest's PID 1, run here as `kettle-init --local`) and returns its path.
+pub fn kettle_init_binary() -> PathBuf {
+    workspace_binary("kettle-init", "kettle-init")
+}
+
+/// Builds binary `bin` of workspace package `package` (debug profile) and returns its path.
+fn workspace_binary(package: &str, bin: &str) -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    run(Command::new(cargo)
+        .current_dir(repo_root())
+        .args(["build", "-q", "--locked", "-p", package, "--bin", bin]));
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"));
+    let path = target.join("debug").join(bin);
+    assert!(path.is_file(), "{} was not built", path.display());
+    path
+}
+
+/// The SHA-256 of a file, as lowercase hex.
+pub fn sha256_hex(path: &Path) -> String {
+    let out = run(Command::new("sha256sum").arg(path));
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// `examples/<sample>` committed in a fresh repository `dir/<sample>` (returned): kettle.toml
+/// made from kettle.toml.in with each `(@PIN@, value)` substituted, then `overrides`
+/// (relative path, contents) written over the sample's files.
+pub fn commit_sample(
+    sample: &str,
+    dir: &Path,
+    pins: &[(&str, &str)],
+    overrides: &[(&str, &str)],
+) -> PathBuf {
+    let repo = GitRepo::init(&dir.join(sample));
+    write_sample(&repo, sample, pins);
+    for (path, contents) in overrides {
+        repo.write(path, contents);
+    }
+    repo.commit_all(sample);
+    repo.path().to_path_buf()
+}

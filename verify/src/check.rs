@@ -1,0 +1,624 @@
+//! The verifier's check list: every check's stable name and its place in the
+//! trust-chain order ([`CheckId`]), what each one found ([`Outcome`]), and
+//! the verdict over all of them ([`Verdict`]).
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// Every check the verifier runs, in trust-chain order (DESIGN.md steps 1-6).
+/// The names are stable: scripts match on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CheckId {
+    // Step 1: the report is signed by a key that chains to a pinned AMD root.
+    /// Size, version and structure of the report.
+    ReportFormat,
+    /// ARK (pinned) -> ASK -> VCEK.
+    Chain,
+    /// The key that signed the report is one the verifier accepts (the VCEK).
+    Signer,
+    /// The VCEK's hwID and TCB extensions equal the report's chip_id and reported_tcb.
+    VcekMatchesReport,
+    /// The VCEK's ECDSA P-384 signature over the report.
+    Signature,
+    // Step 2: what the report says about the guest.
+    /// The launch measurement equals the expected launch digest.
+    Measurement,
+    /// The guest policy forbids debugging.
+    DebugDisallowed,
+    /// No other guest-policy bit weakens isolation beyond what the verifier accepts.
+    GuestPolicy,
+    /// The report was requested at VMPL 0.
+    Vmpl,
+    /// reported_tcb meets the minimum.
+    MinTcb,
+    /// reported, committed and launch TCB are not above the current one (no rollback).
+    TcbConsistency,
+    /// The evidence is not from the simulated PSP (or that is allowed).
+    Simulated,
+    // Step 3: report_data binds the exact provenance.json bytes.
+    /// report_data = SHA-256(provenance.json) || 32 zero bytes.
+    ReportData,
+    // Step 4: provenance.json is a canonical in-toto Statement with SLSA provenance.
+    /// The bytes are RFC 8785 canonical JSON.
+    Canonical,
+    /// The bytes parse as an in-toto Statement with a SLSA predicate.
+    Parse,
+    /// `_type` is in-toto Statement v1.
+    StatementType,
+    /// `predicateType` is SLSA provenance v1.
+    PredicateType,
+    /// The in-toto and SLSA rules hold.
+    Valid,
+    // Step 5: every artifact is a subject.
+    /// Whether any artifact was given at all.
+    Artifacts,
+    /// One artifact's SHA-256 equals its subject's (one check per artifact).
+    Artifact,
+    /// Every subject has an artifact (an output directory is complete).
+    ArtifactsComplete,
+    // Step 6: the build's parameters and builder are the expected ones.
+    /// externalParameters.repository.
+    Repository,
+    /// externalParameters.ref.
+    Ref,
+    /// The built commit (resolvedDependencies `source`) is the one the verifier pinned.
+    Source,
+    /// runDetails.builder.id.
+    BuilderId,
+    /// buildDefinition.buildType.
+    BuildType,
+}
+
+impl CheckId {
+    /// Every check, in order.
+    pub const ALL: [CheckId; 26] = [
+        CheckId::ReportFormat,
+        CheckId::Chain,
+        CheckId::Signer,
+        CheckId::VcekMatchesReport,
+        CheckId::Signature,
+        CheckId::Measurement,
+        CheckId::DebugDisallowed,
+        CheckId::GuestPolicy,
+        CheckId::Vmpl,
+        CheckId::MinTcb,
+        CheckId::TcbConsistency,
+        CheckId::Simulated,
+        CheckId::ReportData,
+        CheckId::Canonical,
+        CheckId::Parse,
+        CheckId::StatementType,
+        CheckId::PredicateType,
+        CheckId::Valid,
+        CheckId::Artifacts,
+        CheckId::Artifact,
+        CheckId::ArtifactsComplete,
+        CheckId::Repository,
+        CheckId::Ref,
+        CheckId::Source,
+        CheckId::BuilderId,
+        CheckId::BuildType,
+    ];
+
+    /// The stable dotted name (an artifact check is shown as `artifact:<path>`).
+    pub fn name(self) -> &'static str {
+        match self {
+            CheckId::ReportFormat => "report.report_format",
+            CheckId::Chain => "report.chain",
+            CheckId::Signer => "report.signer",
+            CheckId::VcekMatchesReport => "report.vcek_matches_report",
+            CheckId::Signature => "report.signature",
+            CheckId::Measurement => "report.measurement",
+            CheckId::DebugDisallowed => "report.debug_disallowed",
+            CheckId::GuestPolicy => "report.guest_policy",
+            CheckId::Vmpl => "report.vmpl",
+            CheckId::MinTcb => "report.min_tcb",
+            CheckId::TcbConsistency => "report.tcb_consistency",
+            CheckId::Simulated => "report.simulated",
+            CheckId::ReportData => "binding.report_data",
+            CheckId::Canonical => "provenance.canonical",
+            CheckId::Parse => "provenance.parse",
+            CheckId::StatementType => "provenance.statement_type",
+            CheckId::PredicateType => "provenance.predicate_type",
+            CheckId::Valid => "provenance.valid",
+            CheckId::Artifacts => "artifacts",
+            CheckId::Artifact => "artifact",
+            CheckId::ArtifactsComplete => "artifacts.complete",
+            CheckId::Repository => "provenance.repository",
+            CheckId::Ref => "provenance.ref",
+            CheckId::Source => "provenance.source",
+            CheckId::BuilderId => "provenance.builder_id",
+            CheckId::BuildType => "provenance.build_type",
+        }
+    }
+
+    /// The DESIGN.md trust-chain step (1-6) the check belongs to.
+    pub fn trust_chain_step(self) -> u8 {
+        use CheckId::*;
+        match self {
+            ReportFormat | Chain | Signer | VcekMatchesReport | Signature => 1,
+            Measurement | DebugDisallowed | GuestPolicy | Vmpl | MinTcb | TcbConsistency
+            | Simulated => 2,
+            ReportData => 3,
+            Canonical | Parse | StatementType | PredicateType | Valid => 4,
+            Artifacts | Artifact | ArtifactsComplete => 5,
+            Repository | Ref | Source | BuilderId | BuildType => 6,
+        }
+    }
+}
+
+impl fmt::Display for CheckId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Serialize for CheckId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+/// Why a check failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Failure {
+    /// A value is not the expected one.
+    Mismatch {
+        /// What was compared (a field name).
+        field: String,
+        /// The value found in the evidence.
+        found: String,
+        /// The value the verifier expected.
+        expected: String,
+        /// What the difference means, when that is worth saying.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        meaning: Option<String>,
+    },
+    /// The evidence is not in the form it must have.
+    Malformed {
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A signature or certificate does not verify.
+    Untrusted {
+        /// What did not verify.
+        message: String,
+    },
+    /// The evidence shows something the verifier does not accept.
+    Refused {
+        /// What was refused and why.
+        message: String,
+    },
+}
+
+impl Failure {
+    /// A mismatch of `field`: found vs expected.
+    pub fn mismatch(
+        field: impl Into<String>,
+        found: impl Into<String>,
+        expected: impl Into<String>,
+    ) -> Failure {
+        Failure::Mismatch {
+            field: field.into(),
+            found: found.into(),
+            expected: expected.into(),
+            meaning: None,
+        }
+    }
+
+    /// Adds what a mismatch means.
+    pub fn meaning(self, text: impl Into<String>) -> Failure {
+        match self {
+            Failure::Mismatch {
+                field,
+                found,
+                expected,
+                ..
+            } => Failure::Mismatch {
+                field,
+                found,
+                expected,
+                meaning: Some(text.into()),
+            },
+            other => other,
+        }
+    }
+
+    /// Malformed evidence.
+    pub fn malformed(message: impl Into<String>) -> Failure {
+        Failure::Malformed {
+            message: message.into(),
+        }
+    }
+
+    /// A signature or certificate that does not verify.
+    pub fn untrusted(message: impl Into<String>) -> Failure {
+        Failure::Untrusted {
+            message: message.into(),
+        }
+    }
+
+    /// Something the verifier does not accept.
+    pub fn refused(message: impl Into<String>) -> Failure {
+        Failure::Refused {
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Mismatch {
+                field,
+                found,
+                expected,
+                meaning,
+            } => {
+                write!(f, "{field} {found}, expected {expected}")?;
+                if let Some(m) = meaning {
+                    write!(f, ": {m}")?;
+                }
+                Ok(())
+            }
+            Failure::Malformed { message }
+            | Failure::Untrusted { message }
+            | Failure::Refused { message } => f.write_str(message),
+        }
+    }
+}
+
+/// Why a check did not run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Skipped {
+    /// It needs the outcome of another check, which failed.
+    DependsOn {
+        /// The check it depends on.
+        check: CheckId,
+        /// What that means here.
+        message: String,
+    },
+    /// Nothing was expected of this value (the flag that would set an expectation).
+    NotRequested {
+        /// What would have been compared, and how to ask for it.
+        message: String,
+    },
+    /// The input it checks was not given.
+    NoInput {
+        /// What is missing and how to give it.
+        message: String,
+    },
+}
+
+impl fmt::Display for Skipped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Skipped::DependsOn { message, .. }
+            | Skipped::NotRequested { message }
+            | Skipped::NoInput { message } => f.write_str(message),
+        }
+    }
+}
+
+/// What one check found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// It held; the text says what was compared.
+    Pass(String),
+    /// It did not hold.
+    Fail(Failure),
+    /// It did not run.
+    Skip(Skipped),
+}
+
+/// Pass, fail or skip, without the detail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// The check ran and held.
+    Pass,
+    /// The check ran and did not hold.
+    Fail,
+    /// The check did not run.
+    Skip,
+}
+
+/// One check's result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// Which check.
+    pub id: CheckId,
+    /// For per-artifact checks: the artifact's path or label.
+    pub subject: Option<String>,
+    /// What it found.
+    pub outcome: Outcome,
+}
+
+impl Check {
+    /// The name shown for this check: the id's, or `artifact:<path>` for an artifact.
+    pub fn name(&self) -> String {
+        match &self.subject {
+            Some(s) => format!("{}:{s}", self.id.name()),
+            None => self.id.name().to_string(),
+        }
+    }
+
+    /// Pass, fail or skip.
+    pub fn status(&self) -> Status {
+        match self.outcome {
+            Outcome::Pass(_) => Status::Pass,
+            Outcome::Fail(_) => Status::Fail,
+            Outcome::Skip(_) => Status::Skip,
+        }
+    }
+
+    /// What was compared (pass), what differed (fail), why it did not run (skip).
+    pub fn detail(&self) -> String {
+        match &self.outcome {
+            Outcome::Pass(d) => d.clone(),
+            Outcome::Fail(f) => f.to_string(),
+            Outcome::Skip(s) => s.to_string(),
+        }
+    }
+}
+
+impl Serialize for Check {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("name", &self.name())?;
+        m.serialize_entry("step", &self.id.trust_chain_step())?;
+        m.serialize_entry("status", &self.status())?;
+        m.serialize_entry("detail", &self.detail())?;
+        match &self.outcome {
+            Outcome::Pass(_) => {}
+            Outcome::Fail(f) => m.serialize_entry("failure", f)?,
+            Outcome::Skip(k) => m.serialize_entry("skipped", k)?,
+        }
+        m.end()
+    }
+}
+
+/// The checks as they are run, kept in trust-chain order.
+#[derive(Debug, Default)]
+pub struct CheckList(Vec<Check>);
+
+impl CheckList {
+    /// Records a check's outcome.
+    pub fn push(&mut self, id: CheckId, outcome: Outcome) {
+        self.0.push(Check {
+            id,
+            subject: None,
+            outcome,
+        });
+    }
+
+    /// Records a per-artifact check's outcome.
+    pub fn push_for(&mut self, id: CheckId, subject: impl Into<String>, outcome: Outcome) {
+        self.0.push(Check {
+            id,
+            subject: Some(subject.into()),
+            outcome,
+        });
+    }
+
+    /// Records `ok` as pass or `failure` as fail.
+    pub fn push_result(&mut self, id: CheckId, result: Result<String, Failure>) {
+        self.push(
+            id,
+            match result {
+                Ok(d) => Outcome::Pass(d),
+                Err(f) => Outcome::Fail(f),
+            },
+        );
+    }
+
+    /// Skips `ids` because `dependency` failed.
+    pub fn skip_dependents(&mut self, ids: &[CheckId], dependency: CheckId, message: &str) {
+        for id in ids {
+            self.push(
+                *id,
+                Outcome::Skip(Skipped::DependsOn {
+                    check: dependency,
+                    message: message.to_string(),
+                }),
+            );
+        }
+    }
+
+    /// Whether `id` was recorded as passed.
+    pub fn passed(&self, id: CheckId) -> bool {
+        self.0
+            .iter()
+            .any(|c| c.id == id && c.status() == Status::Pass)
+    }
+
+    /// The checks, sorted into trust-chain order (stable within one id).
+    pub fn into_sorted(mut self) -> Vec<Check> {
+        self.0.sort_by_key(|c| c.id);
+        self.0
+    }
+}
+
+/// Every check run over one bundle of evidence, and what they amount to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// True when no check failed and every skip is explained by a failed or unrequested check.
+    pub verified: bool,
+    /// True when the report was bound to a provenance (report_data checked against it).
+    pub binding_checked: bool,
+    /// True when the report was signed by the simulated PSP (never hardware-attested).
+    pub simulated: bool,
+    /// The commit the provenance says was built (resolvedDependencies `source`), when it says one.
+    pub built_commit: Option<String>,
+    /// Every check, in trust-chain order.
+    pub checks: Vec<Check>,
+    /// What the reader must know about how the checks were set up.
+    pub notes: Vec<String>,
+}
+
+impl Verdict {
+    /// The verdict over `checks`.
+    pub fn new(checks: CheckList, binding_checked: bool, simulated: bool) -> Verdict {
+        let checks = checks.into_sorted();
+        let failed = |id: CheckId| {
+            checks
+                .iter()
+                .any(|c| c.id == id && c.status() == Status::Fail)
+        };
+        // Fail closed: a check skipped "because X failed" while X did not fail is a
+        // verifier bug, and must never let evidence through.
+        let consistent = checks.iter().all(|c| match &c.outcome {
+            Outcome::Skip(Skipped::DependsOn { check, .. }) => failed(*check),
+            _ => true,
+        });
+        let verified = consistent && !checks.iter().any(|c| c.status() == Status::Fail);
+        Verdict {
+            verified,
+            binding_checked,
+            simulated,
+            built_commit: None,
+            checks,
+            notes: Vec::new(),
+        }
+    }
+
+    /// The verdict in one line; it never claims more than was shown:
+    /// `VERIFIED`, `VERIFIED (SIMULATED ...)`, `VERIFIED (report only ...)` or `REJECTED: ...`.
+    pub fn headline(&self) -> String {
+        if !self.verified {
+            let names: Vec<String> = self
+                .failures()
+                .map(|c| crate::render::escape(&c.name()))
+                .collect();
+            return format!(
+                "REJECTED: {} check(s) failed: {}",
+                names.len(),
+                names.join(", ")
+            );
+        }
+        match (self.simulated, self.binding_checked) {
+            (false, true) => "VERIFIED".into(),
+            (true, true) => {
+                "VERIFIED (SIMULATED: signed with test keys; nothing is hardware-attested)".into()
+            }
+            (false, false) => "VERIFIED (report only: not bound to any build)".into(),
+            (true, false) => {
+                "VERIFIED (SIMULATED, report only: test keys, not bound to any build)".into()
+            }
+        }
+    }
+
+    /// The checks that failed.
+    pub fn failures(&self) -> impl Iterator<Item = &Check> {
+        self.checks.iter().filter(|c| c.status() == Status::Fail)
+    }
+
+    /// The first check with this id.
+    pub fn check(&self, id: CheckId) -> Option<&Check> {
+        self.checks.iter().find(|c| c.id == id)
+    }
+
+    /// The check shown under `name` (e.g. `artifact:out/hello.txt`).
+    pub fn check_named(&self, name: &str) -> Option<&Check> {
+        self.checks.iter().find(|c| c.name() == name)
+    }
+}
+
+impl Serialize for Verdict {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("verified", &self.verified)?;
+        m.serialize_entry("verdict", &self.headline())?;
+        m.serialize_entry("binding_checked", &self.binding_checked)?;
+        m.serialize_entry("simulated", &self.simulated)?;
+        m.serialize_entry("built_commit", &self.built_commit)?;
+        m.serialize_entry("checks", &self.checks)?;
+        m.serialize_entry("notes", &self.notes)?;
+        m.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_in_trust_chain_order_with_unique_names() {
+        let steps: Vec<u8> = CheckId::ALL.iter().map(|c| c.trust_chain_step()).collect();
+        assert!(steps.windows(2).all(|w| w[0] <= w[1]), "{steps:?}");
+        let mut sorted = CheckId::ALL;
+        sorted.sort();
+        assert_eq!(sorted, CheckId::ALL, "ALL is the enum's own order");
+        let mut names: Vec<&str> = CheckId::ALL.iter().map(|c| c.name()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), CheckId::ALL.len());
+    }
+
+    #[test]
+    fn any_failure_rejects_and_skips_do_not() {
+        let mut list = CheckList::default();
+        list.push(CheckId::Signature, Outcome::Pass("ok".into()));
+        list.push(
+            CheckId::Repository,
+            Outcome::Skip(Skipped::NotRequested {
+                message: "no --repo".into(),
+            }),
+        );
+        let v = Verdict::new(list, true, false);
+        assert!(v.verified);
+        let mut list = CheckList::default();
+        list.push(
+            CheckId::Ref,
+            Outcome::Fail(Failure::mismatch("ref", "\"a\"", "\"b\"")),
+        );
+        list.push(CheckId::ReportFormat, Outcome::Pass("ok".into()));
+        let v = Verdict::new(list, true, false);
+        assert!(!v.verified);
+        assert_eq!(
+            v.checks[0].id,
+            CheckId::ReportFormat,
+            "sorted into trust-chain order"
+        );
+        assert_eq!(
+            v.failures().map(|c| c.name()).collect::<Vec<_>>(),
+            ["provenance.ref"]
+        );
+    }
+
+    #[test]
+    fn a_skip_blaming_a_check_that_did_not_fail_rejects() {
+        let mut list = CheckList::default();
+        list.push(CheckId::Parse, Outcome::Pass("parsed".into()));
+        list.skip_dependents(
+            &[CheckId::Valid],
+            CheckId::Parse,
+            "provenance.json does not parse",
+        );
+        assert!(!Verdict::new(list, true, false).verified);
+    }
+
+    #[test]
+    fn json_names_status_step_and_typed_reason() {
+        let mut list = CheckList::default();
+        list.push_for(
+            CheckId::Artifact,
+            "out/a",
+            Outcome::Fail(Failure::mismatch("sha256", "aa", "bb").meaning("replaced")),
+        );
+        let v = Verdict::new(list, true, false);
+        let json = serde_json::to_value(&v).unwrap();
+        let c = &json["checks"][0];
+        assert_eq!(c["name"], "artifact:out/a");
+        assert_eq!(c["status"], "fail");
+        assert_eq!(c["step"], 5);
+        assert_eq!(c["failure"]["kind"], "mismatch");
+        assert_eq!(c["failure"]["expected"], "bb");
+        assert_eq!(c["detail"], "sha256 aa, expected bb: replaced");
+    }
+}

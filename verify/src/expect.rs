@@ -1,0 +1,260 @@
+//! What the verifier requires of the evidence: the measurement it names, the
+//! guest-policy rules and TCB floor, the source it pins and what the
+//! provenance must say. Every default is the strict one.
+
+use std::collections::BTreeSet;
+
+use kettle_attest::chain::Product;
+use kettle_provenance::ids;
+use serde::{Deserialize, Serialize};
+
+/// The minimum TCB a report's reported_tcb must meet (component-wise).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MinTcb {
+    /// Minimum FMC SVN (compared on Turin and later, whose TCB has the field).
+    #[serde(default)]
+    pub fmc: u8,
+    /// Minimum PSP bootloader SVN.
+    pub bootloader: u8,
+    /// Minimum PSP OS SVN.
+    pub tee: u8,
+    /// Minimum SNP firmware SVN.
+    pub snp: u8,
+    /// Minimum microcode patch level.
+    pub microcode: u8,
+}
+
+/// Kettle's built-in TCB floor for a processor generation: the TCB of the
+/// oldest genuine AMD report Kettle's tests verify for it (Milan: the `sev`
+/// crate's report; Genoa: Azure's; Turin: Project Oak's), and the simulated
+/// PSP's own TCB. It refuses 0.0.0.0 and pre-release firmware; it is NOT a
+/// vulnerability floor: a platform team publishes its own from AMD's
+/// security bulletins (`--min-tcb`, or the policy's `min_tcb`).
+pub fn builtin_tcb_floor(product: Product) -> MinTcb {
+    let (fmc, bootloader, tee, snp, microcode) = match product {
+        Product::Milan => (0, 3, 0, 8, 115),
+        Product::Genoa => (0, 10, 0, 23, 84),
+        Product::Turin => (0, 1, 0, 2, 71),
+        Product::Simulated => (0, 9, 0, 23, 72),
+    };
+    MinTcb {
+        fmc,
+        bootloader,
+        tee,
+        snp,
+        microcode,
+    }
+}
+
+/// Which TCB floor applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TcbFloor {
+    /// [`builtin_tcb_floor`] of the report's processor generation.
+    #[default]
+    Builtin,
+    /// This floor, whatever the generation.
+    Fixed(MinTcb),
+}
+
+/// What the guest policy may allow. Defaults: nothing that weakens isolation
+/// beyond what every SNP host needs (SMT stays allowed: hosts run with it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GuestPolicyRules {
+    /// Accept a policy that allows debugging (bit 19): the host can read and change guest memory.
+    pub allow_debug: bool,
+    /// Accept a policy that allows a migration agent (bit 18): guest memory can leave the platform.
+    pub allow_migration_agent: bool,
+    /// Accept a policy that allows SMT (bit 16): sibling threads share a core with the host's.
+    pub allow_smt: bool,
+    /// Require the guest to be bound to one socket (bit 20).
+    pub require_single_socket: bool,
+    /// Accept a policy that allows CXL-attached memory (bit 21).
+    pub allow_cxl: bool,
+    /// The lowest firmware ABI (major, minor) the policy may require.
+    pub min_abi: (u8, u8),
+}
+
+impl Default for GuestPolicyRules {
+    fn default() -> Self {
+        GuestPolicyRules {
+            allow_debug: false,
+            allow_migration_agent: false,
+            allow_smt: true,
+            require_single_socket: false,
+            allow_cxl: false,
+            min_abi: (0, 0),
+        }
+    }
+}
+
+/// Which source commit the verifier accepts.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum SourcePin {
+    /// Nothing was pinned: the source check fails (a build of an unknown commit is not verified).
+    #[default]
+    Unpinned,
+    /// The auditor said any commit is fine (`--any-source`); the built commit is still printed.
+    Any,
+    /// Exactly this commit (`--commit`, or the tip of the ref in the auditor's clone).
+    Commit(String),
+    /// Any commit reachable from a ref's tip in the auditor's clone.
+    ReachableFrom {
+        /// The tip.
+        tip: String,
+        /// Every commit reachable from it.
+        commits: BTreeSet<String>,
+    },
+}
+
+/// What the provenance must say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProvenanceExpectations {
+    /// `externalParameters.repository` must equal this, when given.
+    pub repository: Option<String>,
+    /// `externalParameters.ref` must equal this, when given.
+    pub git_ref: Option<String>,
+    /// The commit that must have been built.
+    pub source: SourcePin,
+    /// `runDetails.builder.id` must be one of these.
+    pub builder_ids: Vec<String>,
+    /// `buildDefinition.buildType` must be one of these.
+    pub build_types: Vec<String>,
+}
+
+impl Default for ProvenanceExpectations {
+    /// Kettle's SEV-SNP builder and either of its recipes; no source pinned.
+    fn default() -> Self {
+        ProvenanceExpectations {
+            repository: None,
+            git_ref: None,
+            source: SourcePin::Unpinned,
+            builder_ids: vec![ids::BUILDER_ID_SEV_SNP.to_string()],
+            build_types: vec![
+                ids::BUILD_TYPE_CARGO.to_string(),
+                ids::BUILD_TYPE_SCRIPT.to_string(),
+            ],
+        }
+    }
+}
+
+/// Everything the verifier requires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expectations {
+    /// The launch digest the report's measurement must equal.
+    pub measurement: [u8; 48],
+    /// Where the measurement came from (said in the output).
+    pub measurement_source: String,
+    /// What the guest policy may allow.
+    pub guest_policy: GuestPolicyRules,
+    /// The VMPL the report must have been requested at (0).
+    pub vmpl: u32,
+    /// Minimum reported TCB.
+    pub min_tcb: TcbFloor,
+    /// Accept the simulated PSP's test keys.
+    pub allow_simulated: bool,
+    /// Report only: the exact report_data expected (e.g. a verifier's nonce); None = the
+    /// binding to provenance.json, or for a report alone a zero second half.
+    pub report_data: Option<[u8; 64]>,
+    /// What the provenance must say.
+    pub provenance: ProvenanceExpectations,
+}
+
+impl Expectations {
+    /// Strict defaults around a measurement the verifier names: no debug, VMPL 0, no simulated evidence.
+    pub fn new(measurement: [u8; 48], measurement_source: impl Into<String>) -> Expectations {
+        Expectations {
+            measurement,
+            measurement_source: measurement_source.into(),
+            guest_policy: GuestPolicyRules::default(),
+            vmpl: 0,
+            min_tcb: TcbFloor::Builtin,
+            allow_simulated: false,
+            report_data: None,
+            provenance: ProvenanceExpectations::default(),
+        }
+    }
+
+    /// Also accepts the simulated PSP's evidence and the simulated builder's id (test keys:
+    /// the verdict says SIMULATED).
+    pub fn accepting_simulated(mut self) -> Expectations {
+        self.allow_simulated = true;
+        let id = ids::BUILDER_ID_SIMULATED.to_string();
+        if !self.provenance.builder_ids.contains(&id) {
+            self.provenance.builder_ids.push(id);
+        }
+        self
+    }
+}
+
+/// Parses `bl=N,tee=N,snp=N,ucode=N` (any subset; unnamed parts are 0).
+pub fn parse_min_tcb(text: &str) -> Result<MinTcb, String> {
+    let mut tcb = MinTcb::default();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (key, value) = part
+            .split_once('=')
+            .ok_or_else(|| format!("{part:?} is not KEY=N (keys: fmc, bl, tee, snp, ucode)"))?;
+        let value: u8 = value
+            .trim()
+            .parse()
+            .map_err(|_| format!("{part:?}: {value:?} is not a number 0..=255"))?;
+        match key.trim() {
+            "fmc" => tcb.fmc = value,
+            "bl" | "bootloader" => tcb.bootloader = value,
+            "tee" => tcb.tee = value,
+            "snp" => tcb.snp = value,
+            "ucode" | "microcode" => tcb.microcode = value,
+            other => {
+                return Err(format!(
+                    "unknown TCB component {other:?} (keys: fmc, bl, tee, snp, ucode)"
+                ))
+            }
+        }
+    }
+    Ok(tcb)
+}
+
+/// Parses a 48-byte launch digest from 96 hex digits.
+pub fn parse_measurement(text: &str) -> Result<[u8; 48], String> {
+    let mut out = [0u8; 48];
+    hex::decode_to_slice(text.trim(), &mut out)
+        .map_err(|e| format!("{text:?} is not a launch digest (96 hex digits): {e}"))?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_min_tcb() {
+        let t = parse_min_tcb("bl=3,tee=0,snp=8,ucode=115").unwrap();
+        assert_eq!(
+            t,
+            MinTcb {
+                fmc: 0,
+                bootloader: 3,
+                tee: 0,
+                snp: 8,
+                microcode: 115
+            }
+        );
+        assert_eq!(
+            parse_min_tcb("snp=2").unwrap(),
+            MinTcb {
+                snp: 2,
+                ..Default::default()
+            }
+        );
+        assert!(parse_min_tcb("fw=1").unwrap_err().contains("unknown"));
+        assert!(parse_min_tcb("snp=300").unwrap_err().contains("0..=255"));
+        assert!(parse_min_tcb("snp").unwrap_err().contains("KEY=N"));
+    }
+
+    #[test]
+    fn parses_measurements() {
+        assert_eq!(parse_measurement(&"ab".repeat(48)).unwrap(), [0xab; 48]);
+        assert!(parse_measurement("abcd").is_err());
+    }
+}

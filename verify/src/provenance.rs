@@ -1,0 +1,607 @@
+//! Trust-chain steps 4 to 6: provenance.json is a canonical, valid in-toto
+//! Statement with SLSA provenance; every artifact is a subject; the build's
+//! parameters and builder are the expected ones.
+
+use std::collections::BTreeMap;
+
+use kettle_provenance::statement::{DIGEST_GIT_COMMIT, DIGEST_SHA256};
+use kettle_provenance::{ids, jcs, Statement};
+
+use crate::bundle::Artifact;
+use crate::check::{CheckId, CheckList, Failure, Outcome, Skipped};
+use crate::expect::{ProvenanceExpectations, SourcePin};
+
+/// The checks that need a parsed Statement.
+const NEEDS_STATEMENT: [CheckId; 10] = [
+    CheckId::StatementType,
+    CheckId::PredicateType,
+    CheckId::Valid,
+    CheckId::Artifacts,
+    CheckId::ArtifactsComplete,
+    CheckId::Repository,
+    CheckId::Ref,
+    CheckId::Source,
+    CheckId::BuilderId,
+    CheckId::BuildType,
+];
+
+/// Step 4: canonical JSON, a Statement of the right types that follows the in-toto and SLSA rules.
+/// Returns the Statement when it parsed.
+pub(crate) fn verify_statement(bytes: &[u8], checks: &mut CheckList) -> Option<Statement> {
+    checks.push_result(
+        CheckId::Canonical,
+        if jcs::is_canonical(bytes) {
+            Ok("provenance.json is RFC 8785 (JCS) canonical JSON".to_string())
+        } else {
+            Err(Failure::malformed("provenance.json is not byte-for-byte RFC 8785 (JCS) canonical JSON (whitespace, key order, escapes or number form differ)"))
+        },
+    );
+    let statement = match Statement::from_json(bytes) {
+        Ok(st) => st,
+        Err(e) => {
+            checks.push(
+                CheckId::Parse,
+                Outcome::Fail(Failure::malformed(format!(
+                    "provenance.json is not an in-toto SLSA Statement: {e}"
+                ))),
+            );
+            checks.skip_dependents(
+                &NEEDS_STATEMENT,
+                CheckId::Parse,
+                "provenance.json does not parse",
+            );
+            return None;
+        }
+    };
+    checks.push(
+        CheckId::Parse,
+        Outcome::Pass("provenance.json parses as an in-toto Statement with SLSA provenance".into()),
+    );
+    checks.push_result(
+        CheckId::StatementType,
+        equal("_type", &statement.type_, ids::STATEMENT_TYPE),
+    );
+    checks.push_result(
+        CheckId::PredicateType,
+        equal(
+            "predicateType",
+            &statement.predicate_type,
+            ids::PREDICATE_TYPE_SLSA,
+        ),
+    );
+    checks.push_result(
+        CheckId::Valid,
+        statement
+            .validate()
+            .map(|()| "in-toto Statement v1 and SLSA provenance v1 rules hold".to_string())
+            .map_err(|e| Failure::malformed(e.to_string())),
+    );
+    Some(statement)
+}
+
+/// Step 5: one check per artifact (its digest must be its subject's), and completeness
+/// when the artifacts are a whole output directory.
+pub(crate) fn verify_subjects(
+    statement: &Statement,
+    artifacts: &[Artifact],
+    complete_output: bool,
+    checks: &mut CheckList,
+) {
+    let mut by_digest: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    let mut by_name: BTreeMap<&str, &str> = BTreeMap::new();
+    for s in &statement.subject {
+        if let Some(d) = s.digest.get(DIGEST_SHA256) {
+            by_digest
+                .entry(d.as_str())
+                .or_default()
+                .push(s.name.as_deref().unwrap_or("(unnamed)"));
+            if let Some(n) = &s.name {
+                by_name.insert(n.as_str(), d.as_str());
+            }
+        }
+    }
+    if artifacts.is_empty() {
+        checks.push(
+            CheckId::Artifacts,
+            Outcome::Skip(Skipped::NoInput {
+                message: "no artifact given (use --artifact FILE, or verify an output directory)"
+                    .into(),
+            }),
+        );
+    }
+    for a in artifacts {
+        checks.push_for(
+            CheckId::Artifact,
+            &a.label,
+            Outcome::from(artifact_result(a, &by_name, &by_digest)),
+        );
+    }
+    if complete_output {
+        let given: Vec<&str> = artifacts
+            .iter()
+            .filter_map(|a| a.subject_name.as_deref())
+            .collect();
+        let missing: Vec<String> = statement
+            .subject
+            .iter()
+            .filter_map(|s| s.name.as_deref())
+            .filter(|n| !given.contains(n))
+            .map(|n| format!("{n:?}"))
+            .collect();
+        checks.push_result(
+            CheckId::ArtifactsComplete,
+            if missing.is_empty() {
+                Ok(format!(
+                    "all {} subject(s) present in artifacts/",
+                    statement.subject.len()
+                ))
+            } else {
+                Err(Failure::refused(format!(
+                    "subject(s) with no file in artifacts/: {}",
+                    missing.join(", ")
+                )))
+            },
+        );
+    }
+}
+
+fn artifact_result(
+    a: &Artifact,
+    by_name: &BTreeMap<&str, &str>,
+    by_digest: &BTreeMap<&str, Vec<&str>>,
+) -> Result<String, Failure> {
+    let digest = a
+        .sha256
+        .as_ref()
+        .map_err(|why| Failure::refused(why.clone()))?;
+    let hex_digest = digest.to_hex();
+    match a.subject_name.as_deref() {
+        // An output dir's file must match the subject of the same name, not merely any subject.
+        Some(n) => match by_name.get(n) {
+            Some(d) if *d == hex_digest => Ok(format!("sha256 {hex_digest} = subject {n:?}")),
+            Some(d) => Err(
+                Failure::mismatch("sha256", &hex_digest, *d).meaning(format!(
+                    "subject {n:?} has another digest: the artifact was replaced or altered"
+                )),
+            ),
+            None => Err(Failure::refused(format!(
+                "sha256 {hex_digest}: no subject of the provenance is named {n:?}"
+            ))),
+        },
+        None => match by_digest.get(hex_digest.as_str()) {
+            Some(names) => Ok(format!(
+                "sha256 {hex_digest} = subject {}",
+                names.join(", ")
+            )),
+            None => Err(Failure::refused(format!(
+                "sha256 {hex_digest} matches no subject of the provenance"
+            ))),
+        },
+    }
+}
+
+impl From<Result<String, Failure>> for Outcome {
+    fn from(r: Result<String, Failure>) -> Outcome {
+        match r {
+            Ok(d) => Outcome::Pass(d),
+            Err(f) => Outcome::Fail(f),
+        }
+    }
+}
+
+/// The commit the provenance says was built: the gitCommit of the one
+/// resolvedDependencies entry named `source`.
+pub(crate) fn built_commit(statement: &Statement) -> Result<String, Failure> {
+    let sources: Vec<&str> = statement
+        .predicate
+        .build_definition
+        .resolved_dependencies
+        .iter()
+        .filter(|d| d.name.as_deref() == Some(ids::SOURCE_DEPENDENCY))
+        .filter_map(|d| d.digest.get(DIGEST_GIT_COMMIT).map(String::as_str))
+        .collect();
+    match sources.as_slice() {
+        [one] => Ok(one.to_string()),
+        [] => Err(Failure::malformed(
+            "resolvedDependencies has no `source` entry with a gitCommit digest: the built commit is unknown",
+        )),
+        many => Err(Failure::malformed(format!(
+            "resolvedDependencies names {} `source` commits ({}): the built commit is ambiguous",
+            many.len(),
+            many.join(", ")
+        ))),
+    }
+}
+
+fn check_source(commit: &Result<String, Failure>, pin: &SourcePin) -> Outcome {
+    let commit = match commit {
+        Ok(c) => c,
+        Err(f) => return Outcome::Fail(f.clone()),
+    };
+    match pin {
+        SourcePin::Unpinned => Outcome::Fail(Failure::refused(format!(
+            "the source was not pinned: commit {commit} was built, but nothing says it is the one you expect (pass --commit SHA, --source DIR with your own clone, or --any-source)"
+        ))),
+        SourcePin::Any => Outcome::Pass(format!(
+            "commit {commit} was built; not compared with anything (--any-source)"
+        )),
+        SourcePin::Commit(want) if want == commit => {
+            Outcome::Pass(format!("commit {commit} is the pinned commit"))
+        }
+        SourcePin::Commit(want) => Outcome::Fail(
+            Failure::mismatch("source commit", commit, want)
+                .meaning("another commit was built than the one pinned"),
+        ),
+        SourcePin::ReachableFrom { tip, commits } if commits.contains(commit) => Outcome::Pass(
+            format!("commit {commit} is reachable from {tip} in the given clone"),
+        ),
+        SourcePin::ReachableFrom { tip, .. } => Outcome::Fail(Failure::refused(format!(
+            "commit {commit} is not reachable from {tip} in the given clone"
+        ))),
+    }
+}
+
+/// Step 6: repository, ref, the built commit, builder.id and buildType. Returns the built commit.
+pub(crate) fn verify_build_parameters(
+    statement: &Statement,
+    expect: &ProvenanceExpectations,
+    checks: &mut CheckList,
+) -> Option<String> {
+    let ext = &statement.predicate.build_definition.external_parameters;
+    checks.push(
+        CheckId::Repository,
+        parameter(
+            "repository",
+            ext.get("repository"),
+            expect.repository.as_deref(),
+            "--repo",
+        ),
+    );
+    checks.push(
+        CheckId::Ref,
+        parameter("ref", ext.get("ref"), expect.git_ref.as_deref(), "--ref"),
+    );
+    let commit = built_commit(statement);
+    checks.push(CheckId::Source, check_source(&commit, &expect.source));
+    let builder = &statement.predicate.run_details.builder.id;
+    checks.push_result(
+        CheckId::BuilderId,
+        if expect.builder_ids.iter().any(|b| b == builder) {
+            Ok(format!("runDetails.builder.id {builder:?} is accepted"))
+        } else {
+            Err(Failure::mismatch(
+                "runDetails.builder.id",
+                format!("{builder:?}"),
+                format!("one of {:?}", expect.builder_ids),
+            )
+            .meaning(builder_meaning(builder)))
+        },
+    );
+    let build_type = &statement.predicate.build_definition.build_type;
+    checks.push_result(
+        CheckId::BuildType,
+        if expect.build_types.iter().any(|t| t == build_type) {
+            Ok(format!(
+                "buildDefinition.buildType {build_type:?} is expected"
+            ))
+        } else {
+            Err(Failure::mismatch(
+                "buildDefinition.buildType",
+                format!("{build_type:?}"),
+                if expect.build_types.len() == 1 {
+                    format!("{:?}", expect.build_types[0])
+                } else {
+                    format!("one of {:?}", expect.build_types)
+                },
+            ))
+        },
+    );
+    commit.ok()
+}
+
+/// What an unaccepted builder id means.
+fn builder_meaning(builder: &str) -> String {
+    match builder {
+        ids::BUILDER_ID_SIMULATED => {
+            "a build under the SIMULATED PSP (test keys); accept it with --allow-simulated".into()
+        }
+        ids::BUILDER_ID_LOCAL => {
+            "a `kettle build --local` build: no VM, no TEE, never attested".into()
+        }
+        _ => "not a builder this verifier trusts".into(),
+    }
+}
+
+fn equal(field: &str, found: &str, expected: &str) -> Result<String, Failure> {
+    if found == expected {
+        Ok(format!("{field} {found:?} is expected"))
+    } else {
+        Err(Failure::mismatch(
+            field,
+            format!("{found:?}"),
+            format!("{expected:?}"),
+        ))
+    }
+}
+
+/// Compares one externalParameters entry, skipping (saying why) when nothing was expected.
+fn parameter(
+    key: &str,
+    found: Option<&serde_json::Value>,
+    expected: Option<&str>,
+    flag: &str,
+) -> Outcome {
+    let found_text = match found {
+        Some(serde_json::Value::String(s)) => Some(s.as_str()),
+        _ => None,
+    };
+    match (expected, found_text) {
+        (None, Some(f)) => Outcome::Skip(Skipped::NotRequested {
+            message: format!(
+                "externalParameters.{key} is {f:?}; not compared because {flag} was not given"
+            ),
+        }),
+        (None, None) => Outcome::Skip(Skipped::NotRequested {
+            message: format!("not compared because {flag} was not given"),
+        }),
+        (Some(e), Some(f)) => equal(&format!("externalParameters.{key}"), f, e).into(),
+        (Some(e), None) => Outcome::Fail(Failure::mismatch(
+            format!("externalParameters.{key}"),
+            found.map_or("missing".to_string(), |v| format!("not a string ({v})")),
+            format!("{e:?}"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::{Check, Status};
+    use kettle_provenance::{
+        BuildDefinition, Builder, JsonObject, Provenance, ResourceDescriptor, RunDetails,
+    };
+    use serde_json::json;
+
+    const COMMIT: &str = "abababababababababababababababababababab";
+
+    /// The default expectations with the statement's commit pinned.
+    fn pinned() -> ProvenanceExpectations {
+        ProvenanceExpectations {
+            source: SourcePin::Commit(COMMIT.into()),
+            ..Default::default()
+        }
+    }
+
+    fn statement(artifact: &[u8]) -> Vec<u8> {
+        let mut ext = JsonObject::new();
+        ext.insert("repository".into(), json!("https://example.com/r.git"));
+        ext.insert("ref".into(), json!("refs/heads/main"));
+        let st = Statement::new(
+            vec![ResourceDescriptor::for_bytes("bin/hello", artifact)],
+            Provenance {
+                build_definition: BuildDefinition {
+                    build_type: ids::BUILD_TYPE_CARGO.into(),
+                    external_parameters: ext,
+                    resolved_dependencies: vec![ResourceDescriptor::from_uri(
+                        "git+https://example.com/r.git@refs/heads/main",
+                    )
+                    .with_name(ids::SOURCE_DEPENDENCY)
+                    .with_digest(DIGEST_GIT_COMMIT, COMMIT)],
+                    ..Default::default()
+                },
+                run_details: RunDetails {
+                    builder: Builder {
+                        id: ids::BUILDER_ID_SEV_SNP.into(),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
+            },
+        );
+        jcs::to_canonical_bytes(&st).unwrap()
+    }
+
+    /// Steps 3 to 6 over one provenance, as `verify` runs them.
+    fn check_provenance(
+        bytes: &[u8],
+        report_data: Option<&[u8; 64]>,
+        expect: &ProvenanceExpectations,
+        artifacts: &[Artifact],
+        complete_output: bool,
+    ) -> Vec<Check> {
+        let mut list = CheckList::default();
+        crate::binding::verify_binding(report_data.copied(), Some(bytes), None, &mut list);
+        if let Some(st) = verify_statement(bytes, &mut list) {
+            verify_subjects(&st, artifacts, complete_output, &mut list);
+            verify_build_parameters(&st, expect, &mut list);
+        }
+        list.into_sorted()
+    }
+
+    fn status(checks: &[Check], name: &str) -> Status {
+        checks
+            .iter()
+            .find(|c| c.name() == name)
+            .unwrap_or_else(|| panic!("no check {name}: {checks:?}"))
+            .status()
+    }
+
+    fn failed(checks: &[Check]) -> Vec<String> {
+        checks
+            .iter()
+            .filter(|c| c.status() == Status::Fail)
+            .map(|c| c.name())
+            .collect()
+    }
+
+    #[test]
+    fn good_provenance_passes_every_check() {
+        let bytes = statement(b"hello");
+        let rd = kettle_attest::report_data_for(&bytes);
+        let exp = ProvenanceExpectations {
+            repository: Some("https://example.com/r.git".into()),
+            git_ref: Some("refs/heads/main".into()),
+            ..pinned()
+        };
+        let art = Artifact::from_bytes("bin/hello", Some("bin/hello".into()), b"hello");
+        let checks = check_provenance(&bytes, Some(&rd), &exp, &[art], true);
+        assert!(failed(&checks).is_empty(), "{checks:#?}");
+        assert!(
+            checks.iter().all(|c| c.status() == Status::Pass),
+            "{checks:#?}"
+        );
+    }
+
+    #[test]
+    fn one_whitespace_byte_breaks_binding_and_canonical_form() {
+        let bytes = statement(b"hello");
+        let rd = kettle_attest::report_data_for(&bytes);
+        let mut edited = bytes.clone();
+        edited.push(b'\n');
+        let checks = check_provenance(&edited, Some(&rd), &pinned(), &[], false);
+        assert_eq!(
+            failed(&checks),
+            ["binding.report_data", "provenance.canonical"]
+        );
+        assert_eq!(status(&checks, "artifacts"), Status::Skip);
+    }
+
+    #[test]
+    fn nonzero_second_half_of_report_data_fails() {
+        let bytes = statement(b"hello");
+        let mut rd = kettle_attest::report_data_for(&bytes);
+        rd[63] = 1;
+        let checks = check_provenance(&bytes, Some(&rd), &pinned(), &[], false);
+        let c = checks.iter().find(|c| c.id == CheckId::ReportData).unwrap();
+        assert_eq!(c.status(), Status::Fail);
+        assert!(c.detail().contains("32 zero bytes"), "{}", c.detail());
+    }
+
+    #[test]
+    fn replaced_artifact_fails_by_name_and_by_digest() {
+        let bytes = statement(b"hello");
+        let rd = kettle_attest::report_data_for(&bytes);
+        let exp = pinned();
+        let named = Artifact::from_bytes("bin/hello", Some("bin/hello".into()), b"evil");
+        let loose = Artifact::from_bytes("./hello", None, b"evil");
+        let checks = check_provenance(&bytes, Some(&rd), &exp, &[named, loose], false);
+        assert_eq!(failed(&checks), ["artifact:bin/hello", "artifact:./hello"]);
+        assert!(checks
+            .iter()
+            .any(|c| c.detail().contains("replaced or altered")));
+    }
+
+    #[test]
+    fn extra_and_missing_artifacts_in_a_directory_fail() {
+        let bytes = statement(b"hello");
+        let exp = pinned();
+        let extra = Artifact::from_bytes("bin/other", Some("bin/other".into()), b"other");
+        let checks = check_provenance(&bytes, None, &exp, &[extra], true);
+        assert_eq!(
+            failed(&checks),
+            ["artifact:bin/other", "artifacts.complete"]
+        );
+        assert_eq!(status(&checks, "binding.report_data"), Status::Skip);
+    }
+
+    #[test]
+    fn wrong_parameters_builder_and_build_type_are_named() {
+        let bytes = statement(b"hello");
+        let exp = ProvenanceExpectations {
+            repository: Some("https://example.com/other.git".into()),
+            git_ref: Some("refs/tags/v2".into()),
+            builder_ids: vec!["https://example.com/builder".into()],
+            build_types: vec![ids::BUILD_TYPE_SCRIPT.into()],
+            source: SourcePin::Commit(COMMIT.into()),
+        };
+        let checks = check_provenance(&bytes, None, &exp, &[], false);
+        assert_eq!(
+            failed(&checks),
+            [
+                "provenance.repository",
+                "provenance.ref",
+                "provenance.builder_id",
+                "provenance.build_type"
+            ]
+        );
+    }
+
+    #[test]
+    fn unparsable_provenance_skips_dependent_checks_saying_why() {
+        let checks = check_provenance(b"{\"_type\":", None, &pinned(), &[], false);
+        assert_eq!(
+            failed(&checks),
+            ["provenance.canonical", "provenance.parse"]
+        );
+        let skipped: Vec<_> = checks
+            .iter()
+            .filter(|c| c.status() == Status::Skip)
+            .collect();
+        assert!(skipped.len() >= 8);
+        assert!(skipped
+            .iter()
+            .skip(1)
+            .all(|c| c.detail() == "provenance.json does not parse"));
+    }
+
+    #[test]
+    fn the_built_commit_must_be_the_pinned_one() {
+        let bytes = statement(b"hello");
+        let source = |pin: SourcePin| {
+            let checks = check_provenance(
+                &bytes,
+                None,
+                &ProvenanceExpectations {
+                    source: pin,
+                    ..pinned()
+                },
+                &[],
+                false,
+            );
+            let c = checks
+                .into_iter()
+                .find(|c| c.id == CheckId::Source)
+                .unwrap();
+            (c.status(), c.detail())
+        };
+        let (st, detail) = source(SourcePin::Unpinned);
+        assert_eq!(st, Status::Fail);
+        assert!(
+            detail.contains("not pinned") && detail.contains(COMMIT),
+            "{detail}"
+        );
+        assert_eq!(source(SourcePin::Any).0, Status::Pass);
+        assert_eq!(source(SourcePin::Commit(COMMIT.into())).0, Status::Pass);
+        assert_eq!(source(SourcePin::Commit("cd".repeat(20))).0, Status::Fail);
+        let reach = |set: &[&str]| SourcePin::ReachableFrom {
+            tip: "refs/heads/main".into(),
+            commits: set.iter().map(|c| c.to_string()).collect(),
+        };
+        assert_eq!(source(reach(&[COMMIT, "x"])).0, Status::Pass);
+        assert_eq!(source(reach(&["x"])).0, Status::Fail);
+    }
+
+    #[test]
+    fn a_statement_without_exactly_one_source_commit_fails_the_source_check() {
+        let mut st = Statement::from_json(&statement(b"x")).unwrap();
+        let deps = &mut st.predicate.build_definition.resolved_dependencies;
+        deps.push(
+            deps[0]
+                .clone()
+                .with_digest(DIGEST_GIT_COMMIT, "cd".repeat(20)),
+        );
+        let two = jcs::to_canonical_bytes(&st).unwrap();
+        let checks = check_provenance(&two, None, &pinned(), &[], false);
+        assert!(
+            failed(&checks).contains(&"provenance.source".to_string()),
+            "{checks:?}"
+        );
+        st.predicate.build_definition.resolved_dependencies.clear();
+        let none = jcs::to_canonical_bytes(&st).unwrap();
+        let checks = check_provenance(&none, None, &pinned(), &[], false);
+        assert!(
+            failed(&checks).contains(&"provenance.source".to_string()),
+            "{checks:?}"
+        );
+    }
+}

@@ -1,0 +1,385 @@
+//! Trust-chain steps 1 and 2: the report is signed by a VCEK that chains to a
+//! pinned AMD root, and what it says about the guest (measurement, guest
+//! policy, VMPL, TCB) is what the verifier requires.
+
+use kettle_attest::chain::{self, Product};
+use kettle_attest::report::{self, offsets, Report};
+use kettle_attest::signature;
+
+use kettle_attest::report::Tcb;
+use kettle_attest::signature::{SIGNING_KEY_NONE, SIGNING_KEY_VCEK, SIGNING_KEY_VLEK};
+
+use crate::bundle::Bundle;
+use crate::check::{CheckId, CheckList, Failure, Outcome};
+use crate::expect::{builtin_tcb_floor, Expectations, MinTcb, TcbFloor};
+
+/// What step 1 established, for the steps after it.
+pub(crate) struct Signed {
+    /// The report, when it parsed.
+    pub report: Option<Report>,
+    /// The root the chain ends in, when identified.
+    pub product: Option<Product>,
+    /// Whether the evidence comes from the simulated PSP.
+    pub simulated: bool,
+}
+
+const NOT_PARSED: &str = "not checked: the report could not be parsed";
+
+/// Step 1: report format, ARK -> ASK -> VCEK, VCEK vs report, signature.
+pub(crate) fn verify_signer(
+    bundle: &Bundle,
+    expect: &Expectations,
+    checks: &mut CheckList,
+) -> Signed {
+    let bytes = &bundle.report;
+    let parsed = Report::parse(bytes);
+    checks.push_result(
+        CheckId::ReportFormat,
+        match &parsed {
+            Ok(r) => signature::check_reserved_signature_bytes(r.bytes())
+                .map(|()| {
+                    format!(
+                        "version {} report, {} bytes",
+                        r.version(),
+                        report::REPORT_LEN
+                    )
+                })
+                .map_err(Failure::malformed),
+            Err(e) => Err(Failure::malformed(e.to_string())),
+        },
+    );
+    let report = parsed.ok();
+
+    let outcome = match &bundle.chain {
+        Ok(c) => {
+            let o = chain::check_chain(c, expect.allow_simulated);
+            checks.push_result(CheckId::Chain, o.result.clone().map_err(Failure::untrusted));
+            Some(o)
+        }
+        Err(why) => {
+            checks.push(
+                CheckId::Chain,
+                Outcome::Fail(Failure::untrusted(format!(
+                    "the certificate chain could not be read: {why}"
+                ))),
+            );
+            None
+        }
+    };
+    let vcek = outcome.as_ref().and_then(|o| o.vcek.as_ref());
+    let product = outcome.as_ref().and_then(|o| o.product);
+
+    let signer_ok = match &report {
+        None => {
+            checks.skip_dependents(&[CheckId::Signer], CheckId::ReportFormat, NOT_PARSED);
+            true
+        }
+        Some(r) => {
+            let result = check_signer(r.signing_key());
+            let ok = result.is_ok();
+            checks.push_result(CheckId::Signer, result);
+            ok
+        }
+    };
+
+    match (&report, vcek) {
+        (None, _) => checks.skip_dependents(
+            &[CheckId::VcekMatchesReport],
+            CheckId::ReportFormat,
+            NOT_PARSED,
+        ),
+        (_, None) => checks.skip_dependents(
+            &[CheckId::VcekMatchesReport],
+            CheckId::Chain,
+            "not checked: the VCEK could not be parsed",
+        ),
+        (Some(r), Some(v)) => checks.push_result(
+            CheckId::VcekMatchesReport,
+            chain::vcek_extensions(v)
+                .and_then(|ext| {
+                    chain::compare_vcek_with_report(&ext, &r.chip_id(), &r.reported_tcb())
+                })
+                .map_err(Failure::untrusted),
+        ),
+    }
+
+    // Over the raw bytes, so it runs even when the body did not parse.
+    match vcek {
+        _ if bytes.len() != report::REPORT_LEN => checks.skip_dependents(
+            &[CheckId::Signature],
+            CheckId::ReportFormat,
+            &format!(
+                "not checked: the report is {} bytes, not {}",
+                bytes.len(),
+                report::REPORT_LEN
+            ),
+        ),
+        None => checks.skip_dependents(
+            &[CheckId::Signature],
+            CheckId::Chain,
+            "not checked: the VCEK could not be parsed",
+        ),
+        Some(_) if !signer_ok => checks.skip_dependents(
+            &[CheckId::Signature],
+            CheckId::Signer,
+            "not checked: the report is not signed by a key this verifier accepts",
+        ),
+        Some(v) => checks.push_result(
+            CheckId::Signature,
+            signature::verify_report_signature(bytes, v)
+                .map(|()| {
+                    "ECDSA P-384/SHA-384 signature over bytes 0x0..0x2A0 verifies with the VCEK"
+                        .to_string()
+                })
+                .map_err(Failure::untrusted),
+        ),
+    }
+
+    let chip_says_simulated = bytes.len() == report::REPORT_LEN
+        && bytes[offsets::CHIP_ID..offsets::CHIP_ID + 64] == kettle_attest::simulated::CHIP_ID;
+    Signed {
+        report,
+        product,
+        simulated: product == Some(Product::Simulated) || chip_says_simulated,
+    }
+}
+
+/// Step 2: measurement, guest policy, VMPL, TCB, and whether simulated evidence is acceptable.
+pub(crate) fn verify_claims(signed: &Signed, expect: &Expectations, checks: &mut CheckList) {
+    const CLAIMS: [CheckId; 7] = [
+        CheckId::Measurement,
+        CheckId::DebugDisallowed,
+        CheckId::GuestPolicy,
+        CheckId::Vmpl,
+        CheckId::MinTcb,
+        CheckId::TcbConsistency,
+        CheckId::Simulated,
+    ];
+    let Some(r) = &signed.report else {
+        checks.skip_dependents(&CLAIMS[..6], CheckId::ReportFormat, NOT_PARSED);
+        checks.push_result(CheckId::Simulated, check_simulated(signed, expect));
+        return;
+    };
+    checks.push_result(CheckId::Measurement, check_measurement(r, expect));
+    checks.push_result(CheckId::DebugDisallowed, check_debug(r, expect));
+    checks.push_result(
+        CheckId::GuestPolicy,
+        check_guest_policy(r.guest_policy(), expect),
+    );
+    checks.push_result(CheckId::Vmpl, check_vmpl(r, expect));
+    let floor = match (expect.min_tcb, signed.product) {
+        (TcbFloor::Fixed(m), _) => Some((m, "the verifier's".to_string())),
+        (TcbFloor::Builtin, Some(p)) => {
+            Some((builtin_tcb_floor(p), format!("Kettle's built-in {p}")))
+        }
+        (TcbFloor::Builtin, None) => None,
+    };
+    match floor {
+        Some((m, whose)) => checks.push_result(CheckId::MinTcb, check_min_tcb(r.reported_tcb(), &m, &whose)),
+        None => checks.skip_dependents(
+            &[CheckId::MinTcb],
+            CheckId::Chain,
+            "not checked: the processor generation (whose TCB floor applies) is unknown without a verified chain",
+        ),
+    }
+    checks.push_result(CheckId::TcbConsistency, check_tcb_consistency(r));
+    checks.push_result(CheckId::Simulated, check_simulated(signed, expect));
+}
+
+fn check_signer(key: u32) -> Result<String, Failure> {
+    match key {
+        SIGNING_KEY_VCEK => Ok("signed by the chip's VCEK (key_info signing key 0)".into()),
+        SIGNING_KEY_VLEK => Err(Failure::refused(
+            "signed by a VLEK (a key the cloud provider loaded, key_info signing key 1): this verifier accepts only VCEK-signed reports",
+        )),
+        SIGNING_KEY_NONE => Err(Failure::refused("the report is unsigned (key_info signing key 7)")),
+        other => Err(Failure::malformed(format!(
+            "key_info names signing key {other}, which the SNP ABI does not define"
+        ))),
+    }
+}
+
+/// Guest policy bits (SNP ABI, GUEST_POLICY).
+mod policy_bits {
+    pub const SMT: u64 = 1 << 16;
+    pub const RESERVED_ONE: u64 = 1 << 17;
+    pub const MIGRATE_MA: u64 = 1 << 18;
+    pub const SINGLE_SOCKET: u64 = 1 << 20;
+    pub const CXL_ALLOW: u64 = 1 << 21;
+    /// Bits 26..63 are reserved and must be zero.
+    pub const RESERVED_ZERO: u64 = !((1 << 26) - 1);
+}
+
+fn check_guest_policy(policy: u64, expect: &Expectations) -> Result<String, Failure> {
+    use policy_bits::*;
+    let rules = &expect.guest_policy;
+    let mut wrong = Vec::new();
+    if policy & RESERVED_ONE == 0 {
+        wrong.push("reserved bit 17 is clear (the SNP ABI requires it set)".to_string());
+    }
+    if policy & RESERVED_ZERO != 0 {
+        wrong.push(format!(
+            "reserved bits 26..63 are set (0x{:x})",
+            policy & RESERVED_ZERO
+        ));
+    }
+    if policy & MIGRATE_MA != 0 && !rules.allow_migration_agent {
+        wrong.push(
+            "a migration agent is allowed (bit 18): guest memory can be exported off the platform"
+                .into(),
+        );
+    }
+    if policy & SMT != 0 && !rules.allow_smt {
+        wrong.push("SMT is allowed (bit 16) but the verifier requires it off".into());
+    }
+    if policy & SINGLE_SOCKET == 0 && rules.require_single_socket {
+        wrong.push("the guest is not bound to a single socket (bit 20)".into());
+    }
+    if policy & CXL_ALLOW != 0 && !rules.allow_cxl {
+        wrong.push("CXL-attached memory is allowed (bit 21)".into());
+    }
+    let abi = (((policy >> 8) & 0xff) as u8, (policy & 0xff) as u8);
+    if abi < rules.min_abi {
+        wrong.push(format!(
+            "the minimum firmware ABI is {}.{}, below the required {}.{}",
+            abi.0, abi.1, rules.min_abi.0, rules.min_abi.1
+        ));
+    }
+    if wrong.is_empty() {
+        Ok(format!(
+            "guest policy 0x{policy:x}: no migration agent, no CXL, ABI >= {}.{}, SMT {}",
+            abi.0,
+            abi.1,
+            if policy & SMT != 0 { "allowed" } else { "off" }
+        ))
+    } else {
+        Err(Failure::refused(format!(
+            "guest policy 0x{policy:x}: {}",
+            wrong.join("; ")
+        )))
+    }
+}
+
+fn check_measurement(r: &Report, expect: &Expectations) -> Result<String, Failure> {
+    let found = hex::encode(r.measurement());
+    if r.measurement() == expect.measurement {
+        Ok(format!(
+            "measurement {found} equals the expected launch digest (from {})",
+            expect.measurement_source
+        ))
+    } else {
+        Err(Failure::mismatch("measurement", found, hex::encode(expect.measurement)).meaning(format!(
+            "not the expected launch digest (from {}): another image, firmware, command line or vCPU setup was booted",
+            expect.measurement_source
+        )))
+    }
+}
+
+fn check_debug(r: &Report, expect: &Expectations) -> Result<String, Failure> {
+    let policy = r.guest_policy();
+    match (r.debug_allowed(), expect.guest_policy.allow_debug) {
+        (false, _) => Ok(format!("guest policy 0x{policy:x} forbids debugging")),
+        (true, true) => Ok(format!("guest policy 0x{policy:x} allows debugging (accepted by this policy)")),
+        (true, false) => Err(Failure::refused(format!(
+            "guest policy 0x{policy:x} allows debugging (bit 19): the host can read and change guest memory"
+        ))),
+    }
+}
+
+fn check_vmpl(r: &Report, expect: &Expectations) -> Result<String, Failure> {
+    if r.vmpl() == expect.vmpl {
+        Ok(format!("report requested at VMPL {}", r.vmpl()))
+    } else {
+        Err(
+            Failure::mismatch("vmpl", r.vmpl().to_string(), expect.vmpl.to_string())
+                .meaning("the report was not requested by the guest's most privileged level"),
+        )
+    }
+}
+
+/// Component-wise `a <= b` over the components both TCBs have, with the failing ones named.
+fn tcb_below(a: &Tcb, b: &MinTcb) -> Vec<String> {
+    let mut low = Vec::new();
+    if let Some(fmc) = a.fmc {
+        if fmc < b.fmc {
+            low.push(format!("fmc {fmc} < {}", b.fmc));
+        }
+    }
+    for (n, have, min) in [
+        ("bootloader", a.bootloader, b.bootloader),
+        ("tee", a.tee, b.tee),
+        ("snp", a.snp, b.snp),
+        ("microcode", a.microcode, b.microcode),
+    ] {
+        if have < min {
+            low.push(format!("{n} {have} < {min}"));
+        }
+    }
+    low
+}
+
+fn as_floor(t: &Tcb) -> MinTcb {
+    MinTcb {
+        fmc: t.fmc.unwrap_or(0),
+        bootloader: t.bootloader,
+        tee: t.tee,
+        snp: t.snp,
+        microcode: t.microcode,
+    }
+}
+
+fn check_min_tcb(t: Tcb, floor: &MinTcb, whose: &str) -> Result<String, Failure> {
+    let low = tcb_below(&t, floor);
+    if low.is_empty() {
+        Ok(format!("reported TCB {t} meets {whose} floor"))
+    } else {
+        Err(Failure::refused(format!(
+            "reported TCB {t} is below {whose} floor: {}",
+            low.join(", ")
+        )))
+    }
+}
+
+/// The firmware runs at `current`; it never runs below what it committed to, signs with a
+/// VCEK no newer than what runs, and was not rolled back since the guest launched.
+fn check_tcb_consistency(r: &Report) -> Result<String, Failure> {
+    let current = r.current_tcb();
+    let mut wrong = Vec::new();
+    for (what, tcb) in [
+        ("reported", r.reported_tcb()),
+        ("committed", r.committed_tcb()),
+        ("launch", r.launch_tcb()),
+    ] {
+        let above = tcb_below(&current, &as_floor(&tcb));
+        if !above.is_empty() {
+            wrong.push(format!(
+                "{what} TCB {tcb} is above the current {current} ({})",
+                above.join(", ")
+            ));
+        }
+    }
+    if wrong.is_empty() {
+        Ok(format!(
+            "reported {} <= current {current}, committed {} <= current, launch {} <= current",
+            r.reported_tcb(),
+            r.committed_tcb(),
+            r.launch_tcb()
+        ))
+    } else {
+        Err(Failure::refused(format!(
+            "{}: the firmware was rolled back, or the report is inconsistent",
+            wrong.join("; ")
+        )))
+    }
+}
+
+fn check_simulated(signed: &Signed, expect: &Expectations) -> Result<String, Failure> {
+    match (signed.simulated, expect.allow_simulated) {
+        (false, _) => Ok(match signed.product {
+            Some(p) => format!("signed under AMD's {p} root, not the simulated PSP"),
+            None => "no sign of the simulated PSP (chip id, root)".into(),
+        }),
+        (true, true) => Ok("SIMULATED evidence from Kettle's software PSP (test keys), accepted because simulated evidence is allowed".into()),
+        (true, false) => Err(Failure::refused("evidence comes from Kettle's SIMULATED PSP (public test keys, no hardware isolation); rejected unless simulated evidence is explicitly allowed (--allow-simulated)")),
+    }
+}
