@@ -341,37 +341,15 @@ pub(crate) mod tests {
     use super::*;
     use std::fs;
 
-    /// A fresh repository with one commit on `main` holding `files`.
-    pub(crate) fn repo_with(files: &[(&str, &[u8])]) -> tempfile::TempDir {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        let run = |args: &[&str]| {
-            let out = Command::new("git")
-                .arg("-C")
-                .arg(d)
-                .args(args)
-                .env("GIT_AUTHOR_DATE", "2024-01-01T00:00:00Z")
-                .env("GIT_COMMITTER_DATE", "2024-01-01T00:00:00Z")
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "git {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
-        run(&["init", "-q", "-b", "main"]);
-        run(&["config", "user.email", "t@example.com"]);
-        run(&["config", "user.name", "T"]);
+    /// A fresh repository with one commit on `main` holding `files`, tagged `v1`.
+    pub(crate) fn repo_with(files: &[(&str, &[u8])]) -> kettle_testkit::GitRepo {
+        let repo = kettle_testkit::GitRepo::new();
         for (name, content) in files {
-            let p = d.join(name);
-            fs::create_dir_all(p.parent().unwrap()).unwrap();
-            fs::write(p, content).unwrap();
+            repo.write(name, content);
         }
-        run(&["add", "-A"]);
-        run(&["commit", "-q", "-m", "init"]);
-        run(&["tag", "v1"]);
-        dir
+        repo.commit_all("init");
+        repo.git(&["tag", "v1"]);
+        repo
     }
 
     #[test]

@@ -4,10 +4,10 @@
 //! and says plainly that nothing is hardware-attested.
 
 use std::fs;
-use std::path::Path;
 use std::process::Command;
 
-use sha2::{Digest, Sha256};
+use kettle_testkit::fixtures::{rootfs, rootfs_pin, script_recipe, PLACEHOLDER_BASE_URL};
+use kettle_testkit::GitRepo;
 
 fn run(cmd: &mut Command) -> std::process::Output {
     let out = cmd.output().unwrap();
@@ -19,55 +19,24 @@ fn run(cmd: &mut Command) -> std::process::Output {
     out
 }
 
-/// A root filesystem tar with sh, mkdir and cat (and their libraries) from this host, written to `path`.
-fn host_rootfs(path: &Path) -> Vec<u8> {
-    let tar = kettle_testkit::hostroot::host_binaries_tar(&["mkdir", "cat"]).unwrap();
-    fs::write(path, &tar).unwrap();
-    tar
-}
-
 #[test]
 fn local_build_writes_provenance_and_artifacts_but_no_evidence() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
+    // The test rootfs (this host's sh, mkdir, cat...), handed over with --input.
     let rootfs_path = t.join("rootfs.tar");
-    let rootfs = host_rootfs(&rootfs_path);
+    fs::write(&rootfs_path, rootfs()).unwrap();
     let repo = t.join("hello");
-    fs::create_dir_all(&repo).unwrap();
-    fs::write(repo.join("greeting.txt"), "hi there\n").unwrap();
-    fs::write(
-        repo.join("kettle.toml"),
-        format!(
-            "[build]\ntype = \"script/v1\"\noutputs = [\"out/hello.txt\"]\n\
-             command = [\"sh\", \"-c\", \"mkdir -p out && cat greeting.txt > out/hello.txt\"]\n\n\
-             [rootfs]\nurl = \"https://example.invalid/rootfs.tar.gz\"\nsha256 = \"{}\"\n",
-            hex::encode(Sha256::digest(&rootfs))
-        ),
-    )
-    .unwrap();
-    for args in [
-        &["init", "-q", "-b", "main"][..],
-        &[
-            "-c",
-            "user.name=T",
-            "-c",
-            "user.email=t@example.com",
-            "add",
-            "-A",
-        ],
-        &[
-            "-c",
-            "user.name=T",
-            "-c",
-            "user.email=t@example.com",
-            "commit",
-            "-q",
-            "-m",
-            "x",
-        ],
-    ] {
-        run(Command::new("git").arg("-C").arg(&repo).args(args));
-    }
+    let recipe = script_recipe(
+        "mkdir -p out && cat greeting.txt > out/hello.txt",
+        &["out/hello.txt"],
+        &rootfs_pin(&format!("{PLACEHOLDER_BASE_URL}/rootfs.tar")),
+        None,
+    );
+    GitRepo::init(&repo)
+        .write("greeting.txt", "hi there\n")
+        .write("kettle.toml", recipe)
+        .commit_all("x");
     let out_dir = t.join("out");
     let out = Command::new(env!("CARGO_BIN_EXE_kettle"))
         .args([

@@ -8,34 +8,21 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use kettle_image::{GuestFeatures, ImageManifest, LaunchDigest, VcpuType, VmmType};
-use sha2::{Digest, Sha256};
+use kettle_provenance::Sha256Digest;
+use kettle_testkit::evidence::image_dir;
+use kettle_testkit::GitRepo;
 
 const ROOTFS: &[u8] = b"stand-in rootfs bundle";
 
 struct Fixture {
     _root: tempfile::TempDir,
     repo: PathBuf,
+    /// The commit the project's HEAD is.
+    commit: String,
     image: PathBuf,
     cache: PathBuf,
     rootfs: PathBuf,
     out: PathBuf,
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_AUTHOR_DATE", "2024-01-01T00:00:00Z")
-        .env("GIT_COMMITTER_DATE", "2024-01-01T00:00:00Z")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn fixture() -> Fixture {
@@ -43,48 +30,22 @@ fn fixture() -> Fixture {
     let r = root.path();
     // The project: a script recipe pinning the rootfs bundle.
     let repo = r.join("hello");
-    fs::create_dir_all(&repo).unwrap();
-    git(&repo, &["init", "-q", "-b", "main"]);
-    git(&repo, &["config", "user.email", "t@example.com"]);
-    git(&repo, &["config", "user.name", "T"]);
     let recipe = format!(
         "[build]\ntype = \"script/v1\"\noutputs = [\"out/hello.txt\"]\ncommand = [\"sh\", \"-c\", \"true\"]\n\n\
          [rootfs]\nurl = \"https://example.invalid/rootfs.tar.gz\"\nsha256 = \"{}\"\n",
-        hex::encode(Sha256::digest(ROOTFS))
+        Sha256Digest::of_bytes(ROOTFS)
     );
-    fs::write(repo.join("kettle.toml"), recipe).unwrap();
-    git(&repo, &["add", "-A"]);
-    git(&repo, &["commit", "-q", "-m", "hello"]);
+    let commit = GitRepo::init(&repo)
+        .write("kettle.toml", recipe)
+        .commit_all("hello");
     let rootfs = r.join("rootfs.tar.gz");
     fs::write(&rootfs, ROOTFS).unwrap();
-
     // An image directory: the stand-in never reads the files, the launcher checks they exist.
     let image = r.join("image");
-    fs::create_dir_all(&image).unwrap();
-    for f in ["bzImage", "initramfs.cpio", "OVMF.fd"] {
-        fs::write(image.join(f), f).unwrap();
-    }
-    let file = |name: &str| kettle_image::manifest::FileRef {
-        file: name.into(),
-        sha256: hex::encode(Sha256::digest(name.as_bytes())),
-    };
-    let manifest = ImageManifest {
-        schema: kettle_image::manifest::MANIFEST_SCHEMA,
-        kernel: file("bzImage"),
-        initrd: file("initramfs.cpio"),
-        ovmf: file("OVMF.fd"),
-        cmdline: "console=ttyS0".into(),
-        vcpus: 1,
-        vcpu_type: "EPYC-v4".parse::<VcpuType>().unwrap(),
-        vmm_type: VmmType::Qemu,
-        guest_features: GuestFeatures::default(),
-        launch_digest: LaunchDigest([0x42; 48]),
-        initramfs: Vec::new(),
-        versions: Default::default(),
-    };
-    fs::write(image.join("manifest.json"), manifest.to_json_pretty()).unwrap();
+    image_dir(&image, [0x42; 48]);
     Fixture {
         repo,
+        commit,
         image,
         cache: r.join("cache"),
         rootfs,
@@ -171,7 +132,7 @@ fn a_successful_build_is_collected_and_verified() {
     let rootfs_entry = f
         .cache
         .join("sha256")
-        .join(hex::encode(Sha256::digest(ROOTFS)));
+        .join(Sha256Digest::of_bytes(ROOTFS).to_hex());
     assert!(rootfs_entry.is_file());
 
     // The same directory verifies with `kettle verify` (the auditor's command), but only
@@ -199,16 +160,7 @@ fn a_successful_build_is_collected_and_verified() {
         "{}",
         text(&v)
     );
-    let head = String::from_utf8(
-        Command::new("git")
-            .arg("-C")
-            .arg(&f.repo)
-            .args(["rev-parse", "HEAD"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
+    let head = &f.commit;
     let v = verify(&[
         "--manifest",
         manifest.to_str().unwrap(),

@@ -1,12 +1,12 @@
 //! `kettle verify` on real AMD evidence: the Milan report, VCEK and AMD CA
 //! bundle from the `sev` crate's test data, read from the local cargo registry
-//! (never copied into this repository). Report alone: no provenance exists
-//! for it, so the binding must be reported as not checked.
+//! (never copied into this repository). The report is not a Kettle build's, so
+//! it is verified alone, naming its report_data with `--report-data`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::process::{Command, Output};
 
 use kettle_attest::testdata;
-use std::process::{Command, Output};
 
 struct Milan {
     _dir: tempfile::TempDir,
@@ -20,116 +20,124 @@ struct Milan {
 /// Writes the real Milan report and a PEM chain (AMD's ASK+ARK bundle + the VCEK) to a temp dir.
 fn milan() -> Milan {
     let report = testdata::milan_report();
-    let vcek = testdata::milan_vcek_der();
     let mut pem = testdata::milan_ca_bundle();
-    pem.extend_from_slice(kettle_attest::chain::der_to_pem(&vcek).as_bytes());
+    pem.extend_from_slice(kettle_attest::chain::der_to_pem(&testdata::milan_vcek_der()).as_bytes());
     let dir = tempfile::tempdir().unwrap();
     let report_path = dir.path().join("evidence");
     let chain_path = dir.path().join("chain.pem");
     std::fs::write(&report_path, &report).unwrap();
     std::fs::write(&chain_path, pem).unwrap();
-    let measurement = hex::encode(&report[0x90..0xC0]);
-    let report_data = hex::encode(&report[0x50..0x90]);
     Milan {
         _dir: dir,
         report: report_path,
         chain: chain_path,
-        measurement,
-        report_data,
+        measurement: hex::encode(&report[0x90..0xC0]),
+        report_data: hex::encode(&report[0x50..0x90]),
     }
 }
 
-fn kettle(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kettle"))
-        .args(args)
-        .output()
-        .expect("run kettle")
+/// What one `kettle verify` run said.
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
 }
 
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
+impl Milan {
+    /// `kettle verify` of the Milan report with its evidence, chain, measurement and
+    /// report_data; `drop` leaves flags out, `set` gives flags other values, `extra` adds more.
+    fn verify(&self, drop: &[&str], set: &[(&str, &str)], extra: &[&str]) -> Run {
+        let defaults = [
+            ("--evidence", self.report.to_str().unwrap()),
+            ("--chain", self.chain.to_str().unwrap()),
+            ("--measurement", self.measurement.as_str()),
+            ("--report-data", self.report_data.as_str()),
+        ];
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kettle"));
+        cmd.arg("verify");
+        for (flag, value) in defaults {
+            if drop.contains(&flag) {
+                continue;
+            }
+            let value = set
+                .iter()
+                .find(|(f, _)| *f == flag)
+                .map_or(value, |(_, v)| *v);
+            cmd.args([flag, value]);
+        }
+        run(cmd.args(extra))
+    }
+}
+
+fn run(cmd: &mut Command) -> Run {
+    let out: Output = cmd.output().expect("run kettle");
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Asserts exit 1 with `check` the one failed check.
+fn rejected_by(r: &Run, check: &str) {
+    assert_eq!(r.code, Some(1), "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains(&format!("[FAIL] {check}")),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]
 fn real_milan_report_alone_verifies_and_says_binding_not_checked() {
-    let m = milan();
-    let out = kettle(&[
-        "verify",
-        "--evidence",
-        p(&m.report),
-        "--chain",
-        p(&m.chain),
-        "--measurement",
-        &m.measurement,
-        "--report-data",
-        &m.report_data,
-    ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains("[PASS] report.chain"), "{stdout}");
-    assert!(stdout.contains("[PASS] report.signature"), "{stdout}");
-    assert!(stdout.contains("[PASS] binding.report_data"), "{stdout}");
+    let r = milan().verify(&[], &[], &[]);
+    assert_eq!(r.code, Some(0), "{}\n{}", r.stdout, r.stderr);
+    for pass in ["report.chain", "report.signature", "binding.report_data"] {
+        assert!(r.stdout.contains(&format!("[PASS] {pass}")), "{}", r.stdout);
+    }
     assert!(
-        stdout.contains("binding to a provenance was NOT checked"),
-        "{stdout}"
+        r.stdout.contains("binding to a provenance was NOT checked"),
+        "{}",
+        r.stdout
     );
     assert!(
-        stdout
+        r.stdout
             .trim_end()
             .ends_with("VERIFIED (report only: not bound to any build)"),
-        "{stdout}"
+        "{}",
+        r.stdout
     );
 }
 
 #[test]
 fn real_milan_report_alone_without_its_report_data_is_not_a_kettle_report() {
-    let m = milan();
-    let out = kettle(&[
-        "verify",
-        "--evidence",
-        p(&m.report),
-        "--chain",
-        p(&m.chain),
-        "--measurement",
-        &m.measurement,
-    ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let r = milan().verify(&["--report-data"], &[], &[]);
+    assert_eq!(r.code, Some(1), "{}", r.stdout);
     assert!(
-        stdout
+        r.stdout
             .trim_end()
             .ends_with("REJECTED: 1 check(s) failed: binding.report_data"),
-        "{stdout}"
+        "{}",
+        r.stdout
     );
 }
 
 #[test]
 fn real_milan_report_json_verdict() {
-    let m = milan();
-    let out = kettle(&[
-        "verify",
-        "--evidence",
-        p(&m.report),
-        "--chain",
-        p(&m.chain),
-        "--measurement",
-        &m.measurement,
-        "--report-data",
-        &m.report_data,
-        "--min-tcb",
-        "bl=3,tee=0,snp=8,ucode=115",
-        "--json",
-    ]);
-    assert_eq!(out.status.code(), Some(0));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = milan().verify(
+        &[],
+        &[],
+        &["--min-tcb", "bl=3,tee=0,snp=8,ucode=115", "--json"],
+    );
+    assert_eq!(r.code, Some(0));
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(v["verified"], true);
     assert_eq!(v["binding_checked"], false);
     assert_eq!(v["simulated"], false);
+    assert_eq!(
+        v["verdict"],
+        "VERIFIED (report only: not bound to any build)"
+    );
     let names: Vec<&str> = v["checks"]
         .as_array()
         .unwrap()
@@ -151,46 +159,23 @@ fn real_milan_report_json_verdict() {
 
 #[test]
 fn wrong_measurement_is_rejected_naming_the_check() {
-    let m = milan();
     let wrong = "00".repeat(48);
-    let out = kettle(&[
-        "verify",
-        "--evidence",
-        p(&m.report),
-        "--chain",
-        p(&m.chain),
-        "--measurement",
-        &wrong,
-        "--report-data",
-        &m.report_data,
-    ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}");
-    assert!(stdout.contains("[FAIL] report.measurement"), "{stdout}");
+    let r = milan().verify(&[], &[("--measurement", &wrong)], &[]);
+    rejected_by(&r, "report.measurement");
     assert!(
-        stdout.contains("REJECTED: 1 check(s) failed: report.measurement"),
-        "{stdout}"
+        r.stdout
+            .contains("REJECTED: 1 check(s) failed: report.measurement"),
+        "{}",
+        r.stdout
     );
 }
 
 #[test]
 fn tcb_below_the_minimum_is_rejected() {
-    let m = milan();
-    let out = kettle(&[
-        "verify",
-        "--evidence",
-        p(&m.report),
-        "--chain",
-        p(&m.chain),
-        "--measurement",
-        &m.measurement,
-        "--report-data",
-        &m.report_data,
-        "--min-tcb",
-        "snp=9",
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("[FAIL] report.min_tcb"));
+    rejected_by(
+        &milan().verify(&[], &[], &["--min-tcb", "snp=9"]),
+        "report.min_tcb",
+    );
 }
 
 #[test]
@@ -199,19 +184,7 @@ fn a_flipped_report_byte_fails_the_signature() {
     let mut report = std::fs::read(&m.report).unwrap();
     report[0x50] ^= 1; // report_data
     std::fs::write(&m.report, report).unwrap();
-    let out = kettle(&[
-        "verify",
-        "--evidence",
-        p(&m.report),
-        "--chain",
-        p(&m.chain),
-        "--measurement",
-        &m.measurement,
-        "--report-data",
-        &m.report_data,
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("[FAIL] report.signature"));
+    rejected_by(&m.verify(&[], &[], &[]), "report.signature");
 }
 
 #[test]
@@ -222,87 +195,45 @@ fn a_garbled_chain_fails_the_chain_check() {
         b"-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n",
     )
     .unwrap();
-    let out = kettle(&[
-        "verify",
-        "--evidence",
-        p(&m.report),
-        "--chain",
-        p(&m.chain),
-        "--measurement",
-        &m.measurement,
-        "--report-data",
-        &m.report_data,
-    ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}");
-    assert!(stdout.contains("[FAIL] report.chain"), "{stdout}");
-    assert!(stdout.contains("could not be read"), "{stdout}");
+    let r = m.verify(&[], &[], &[]);
+    rejected_by(&r, "report.chain");
+    assert!(r.stdout.contains("could not be read"), "{}", r.stdout);
 }
 
 #[test]
 fn could_not_run_exits_2_and_says_what_to_do() {
     let m = milan();
-    let out = kettle(&[
-        "verify",
-        "--evidence",
-        p(&m.report),
-        "--measurement",
-        &m.measurement,
-        "--report-data",
-        &m.report_data,
-    ]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("pass --chain"));
+    let r = m.verify(&["--chain"], &[], &[]);
+    assert_eq!(r.code, Some(2));
+    assert!(r.stderr.contains("pass --chain"));
 
-    let out = kettle(&[
-        "verify",
-        "--evidence",
-        "/nonexistent/evidence",
-        "--chain",
-        p(&m.chain),
-        "--measurement",
-        &m.measurement,
-        "--report-data",
-        &m.report_data,
-    ]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr)
+    let r = m.verify(&[], &[("--evidence", "/nonexistent/evidence")], &[]);
+    assert_eq!(r.code, Some(2));
+    assert!(r
+        .stderr
         .contains("cannot read attestation report /nonexistent/evidence"));
 
-    let out = kettle(&["verify", "--evidence", p(&m.report), "--chain", p(&m.chain)]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--manifest"));
+    let r = m.verify(&["--measurement", "--report-data"], &[], &[]);
+    assert_eq!(r.code, Some(2));
+    assert!(r.stderr.contains("--manifest"));
 
-    let out = kettle(&[
-        "verify",
-        "--evidence",
-        p(&m.report),
-        "--chain",
-        p(&m.chain),
-        "--measurement",
-        "xyz",
-    ]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        m.verify(&[], &[("--measurement", "xyz")], &[]).code,
+        Some(2)
+    );
 
     // With --json the failure to run is JSON too.
-    let out = kettle(&[
-        "verify",
-        "--evidence",
-        p(&m.report),
-        "--measurement",
-        &m.measurement,
-        "--report-data",
-        &m.report_data,
-        "--json",
-    ]);
-    assert_eq!(out.status.code(), Some(2));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = m.verify(&["--chain"], &[], &["--json"]);
+    assert_eq!(r.code, Some(2));
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(v["verified"], false);
     assert!(v["error"].as_str().unwrap().contains("--chain"), "{v}");
 
     // clap usage errors also exit 2.
-    let out = kettle(&["verify"]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        run(Command::new(env!("CARGO_BIN_EXE_kettle")).arg("verify")).code,
+        Some(2)
+    );
 }
 
 #[test]
@@ -334,32 +265,17 @@ fn fetch_vcek_from_a_stand_in_kds() {
         request_line
     });
     // The Milan test report is version 2 (no CPUID), so the product is given.
-    let out = kettle(&[
-        "verify",
-        "--evidence",
-        p(&m.report),
-        "--measurement",
-        &m.measurement,
-        "--report-data",
-        &m.report_data,
-        "--fetch-vcek",
-        "--product",
-        "milan",
-        "--kds-url",
-        &base,
-    ]);
-    let request = server.join().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let r = m.verify(
+        &["--chain"],
+        &[],
+        &["--fetch-vcek", "--product", "milan", "--kds-url", &base],
     );
+    let request = server.join().unwrap();
+    assert_eq!(r.code, Some(0), "{}\n{}", r.stdout, r.stderr);
     assert!(request.starts_with("GET /vcek/v1/Milan/"), "{request}");
     assert!(
         request.contains("blSPL=3&teeSPL=0&snpSPL=8&ucodeSPL=115"),
         "{request}"
     );
-    assert!(stdout.contains("[PASS] report.chain"), "{stdout}");
+    assert!(r.stdout.contains("[PASS] report.chain"), "{}", r.stdout);
 }

@@ -8,86 +8,34 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use kettle_attest::simulated::SimulatedPsp;
-use kettle_image::{GuestFeatures, ImageManifest, LaunchDigest, VcpuType, VmmType};
-use kettle_provenance::{
-    ids, jcs, BuildDefinition, Builder, JsonObject, Provenance, ResourceDescriptor, RunDetails,
-    Statement,
-};
-use serde_json::json;
+use kettle_provenance::ids;
+use kettle_testkit::evidence::{image_dir, simulated_output_dir, StatementSpec};
 
 const MEASUREMENT: [u8; 48] = [0x5a; 48];
+
+fn spec() -> StatementSpec<'static> {
+    StatementSpec::default()
+}
 const REPO: &str = "https://example.com/hello.git";
 const REF: &str = "refs/heads/main";
 const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
 
-fn provenance_bytes(artifact: &[u8], repo: &str) -> Vec<u8> {
-    let mut ext = JsonObject::new();
-    ext.insert("repository".into(), json!(repo));
-    ext.insert("ref".into(), json!(REF));
-    let st = Statement::new(
-        vec![ResourceDescriptor::for_bytes("out/hello.txt", artifact)],
-        Provenance {
-            build_definition: BuildDefinition {
-                build_type: ids::BUILD_TYPE_SCRIPT.into(),
-                external_parameters: ext,
-                resolved_dependencies: vec![ResourceDescriptor::from_uri(format!(
-                    "git+{repo}@{REF}"
-                ))
-                .with_name(ids::SOURCE_DEPENDENCY)
-                .with_digest(kettle_provenance::statement::DIGEST_GIT_COMMIT, COMMIT)],
-                ..Default::default()
-            },
-            run_details: RunDetails {
-                builder: Builder {
-                    id: ids::BUILDER_ID.into(),
-                    ..Default::default()
-                },
-                ..Default::default()
-            },
-        },
-    );
-    jcs::to_canonical_bytes(&st).unwrap()
-}
-
-fn manifest_json(digest: [u8; 48]) -> String {
-    let file = |name: &str| kettle_image::manifest::FileRef {
-        file: name.into(),
-        sha256: "00".repeat(32),
-    };
-    let m = ImageManifest {
-        schema: kettle_image::manifest::MANIFEST_SCHEMA,
-        kernel: file("bzImage"),
-        initrd: file("initramfs.cpio"),
-        ovmf: file("OVMF.fd"),
-        cmdline: "console=ttyS0".into(),
-        vcpus: 1,
-        vcpu_type: "EPYC-v4".parse::<VcpuType>().unwrap(),
-        vmm_type: VmmType::Qemu,
-        guest_features: GuestFeatures::default(),
-        launch_digest: LaunchDigest(digest),
-        initramfs: Vec::new(),
-        versions: Default::default(),
-    };
-    m.to_json_pretty()
+/// provenance.json of a build of `artifact` from `repo`.
+fn provenance_bytes(artifact: &'static [u8], repo: &'static str) -> Vec<u8> {
+    StatementSpec {
+        subjects: vec![("out/hello.txt", artifact)],
+        repository: repo,
+        ..spec()
+    }
+    .bytes()
 }
 
 /// An output directory as `kettle build --tee simulated` leaves it.
 fn output_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let artifact = b"hello from a kettle build\n";
-    let prov = provenance_bytes(artifact, REPO);
-    let psp = SimulatedPsp::new(MEASUREMENT);
-    let report = psp
-        .report(&kettle_attest::report_data_for(&prov), 0)
-        .unwrap();
-    fs::create_dir_all(d.join("artifacts/out")).unwrap();
-    fs::write(d.join("artifacts/out/hello.txt"), artifact).unwrap();
-    fs::write(d.join("provenance.json"), &prov).unwrap();
-    fs::write(d.join("evidence"), report).unwrap();
-    fs::write(d.join("chain.pem"), psp.cert_chain_pem().unwrap()).unwrap();
-    fs::write(d.join("manifest.json"), manifest_json(MEASUREMENT)).unwrap();
-    fs::write(d.join("build.log"), b"console\n").unwrap();
+    simulated_output_dir(dir.path(), &spec(), MEASUREMENT);
+    // The build host's copy of the manifest: present, and never used.
+    fs::copy(published_manifest(), dir.path().join("manifest.json")).unwrap();
     dir
 }
 
@@ -104,13 +52,18 @@ fn s(p: &Path) -> &str {
 
 /// The image manifest as its platform team published it (outside any output directory).
 fn published_manifest() -> &'static Path {
-    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
-    let dir = DIR.get_or_init(|| {
+    static MANIFEST: std::sync::OnceLock<(tempfile::TempDir, PathBuf)> = std::sync::OnceLock::new();
+    let (_, path) = MANIFEST.get_or_init(|| {
         let d = tempfile::tempdir().unwrap();
-        fs::write(d.path().join("manifest.json"), manifest_json(MEASUREMENT)).unwrap();
-        d
+        let m = image_dir(d.path(), MEASUREMENT);
+        (d, m)
     });
-    Box::leak(dir.path().join("manifest.json").into_boxed_path())
+    path
+}
+
+/// Another image's manifest.
+fn other_manifest(dir: &Path, digest: [u8; 48]) -> PathBuf {
+    image_dir(&dir.join("other-image"), digest)
 }
 
 /// Runs `kettle verify` and returns (exit code, stdout). Unless the arguments say
@@ -283,12 +236,11 @@ fn a_report_from_another_build_is_rejected() {
 #[test]
 fn a_wrong_manifest_or_measurement_is_rejected() {
     let dir = output_dir();
-    let wrong = dir.path().join("other-manifest.json");
-    fs::write(&wrong, manifest_json([0x11; 48])).unwrap();
+    let wrong = other_manifest(dir.path(), [0x11; 48]);
     let (code, text) = verify(&[s(dir.path()), "--allow-simulated", "--manifest", s(&wrong)]);
     assert_eq!(code, 1, "{text}");
     assert_eq!(failed_checks(&text), ["report.measurement"], "{text}");
-    assert!(text.contains("other-manifest.json"), "{text}");
+    assert!(text.contains("other-image/manifest.json"), "{text}");
 
     let (code, text) = verify(&[
         s(dir.path()),

@@ -1,5 +1,6 @@
 //! Driving the CLIs from a test: build them, run commands, commit a sample project.
 
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -49,6 +50,39 @@ fn workspace_binary(package: &str, bin: &str) -> PathBuf {
     let path = target.join("debug").join(bin);
     assert!(path.is_file(), "{} was not built", path.display());
     path
+}
+
+/// `kettle build REPO --tee simulated --accel tcg` into `out` with the image at `image`, each
+/// `inputs` file handed to the input cache, `extra` flags last; asserts it exits 0 and
+/// shows the console log if not.
+pub fn build_simulated(
+    kettle: &Path,
+    repo: &Path,
+    image: &Path,
+    out: &Path,
+    inputs: &[&Path],
+    extra: &[&str],
+) -> Output {
+    let mut cmd = Command::new(kettle);
+    cmd.arg("build")
+        .arg(repo)
+        .args(["--tee", "simulated", "--accel", "tcg"])
+        .arg("--image")
+        .arg(image)
+        .arg("--out")
+        .arg(out);
+    for input in inputs {
+        cmd.arg("--input").arg(input);
+    }
+    let build = cmd.args(extra).output().expect("run kettle build");
+    let log = fs::read_to_string(out.join("build.log")).unwrap_or_default();
+    assert_eq!(
+        build.status.code(),
+        Some(0),
+        "{}\n--- build.log ---\n{log}",
+        text(&build)
+    );
+    build
 }
 
 /// The SHA-256 of a file, as lowercase hex.

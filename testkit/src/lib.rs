@@ -9,6 +9,7 @@
 pub mod artifacts;
 pub mod cli;
 pub mod error;
+pub mod evidence;
 pub mod fixtures;
 pub mod git;
 pub mod hostroot;
@@ -18,7 +19,9 @@ pub mod qemu;
 pub mod scenario;
 
 pub use artifacts::{build_dir, repo_root, require_artifact, Requirement};
-pub use cli::{commit_sample, kettle_binary, kettle_init_binary, run, sha256_hex, text};
+pub use cli::{
+    build_simulated, commit_sample, kettle_binary, kettle_init_binary, run, sha256_hex, text,
+};
 pub use error::TestError;
 pub use fixtures::CountingProvider;
 pub use git::GitRepo;

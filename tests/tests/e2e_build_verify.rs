@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use kettle_testkit::{
-    build_dir, commit_sample, kettle_binary, require_artifact, run, sha256_hex, text, Requirement,
+    build_dir, build_simulated, commit_sample, kettle_binary, require_artifact, run, sha256_hex,
+    text, Requirement,
 };
 
 /// The sample's root filesystem: this host's sh, mkdir and cat with their libraries.
@@ -38,35 +39,21 @@ fn build_in_cvm(kettle: &Path, image: &Path, dir: &Path, greeting: Option<&str>)
     let overrides: Vec<(&str, &str)> = greeting.map(|g| ("greeting.txt", g)).into_iter().collect();
     let repo = commit_sample("hello-script", dir, &pins, &overrides);
     let out = dir.join("out");
-    let build = Command::new(kettle)
-        .arg("build")
-        .arg(&repo)
-        .args([
-            "--tee",
-            "simulated",
-            "--accel",
-            "tcg",
+    let cache = dir.join("cache");
+    build_simulated(
+        kettle,
+        &repo,
+        image,
+        &out,
+        &[&rootfs],
+        &[
             "--memory",
             "1024",
             "--timeout",
             "900",
-        ])
-        .arg("--image")
-        .arg(image)
-        .arg("--out")
-        .arg(&out)
-        .arg("--cache-dir")
-        .arg(dir.join("cache"))
-        .arg("--input")
-        .arg(&rootfs)
-        .output()
-        .unwrap();
-    let log = fs::read_to_string(out.join("build.log")).unwrap_or_default();
-    assert_eq!(
-        build.status.code(),
-        Some(0),
-        "{}\n--- build.log ---\n{log}",
-        text(&build)
+            "--cache-dir",
+            cache.to_str().unwrap(),
+        ],
     );
     out
 }

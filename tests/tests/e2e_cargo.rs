@@ -10,7 +10,8 @@ use std::fs;
 use std::process::Command;
 
 use kettle_testkit::{
-    build_dir, commit_sample, kettle_binary, require_artifact, run, sha256_hex, text, Requirement,
+    build_dir, build_simulated, commit_sample, kettle_binary, require_artifact, run, sha256_hex,
+    text, Requirement,
 };
 
 #[test]
@@ -44,27 +45,13 @@ fn cargo_build_in_the_cvm_verifies_and_runs() {
         &[],
     );
     let out = tmp.path().join("out");
-    let build = Command::new(&kettle)
-        .arg("build")
-        .arg(&repo)
-        .args(["--tee", "simulated", "--accel", "tcg"])
-        .args(["--memory", "6144", "--timeout", "2400"])
-        .arg("--image")
-        .arg(&image)
-        .arg("--out")
-        .arg(&out)
-        .arg("--input")
-        .arg(&rootfs)
-        .arg("--input")
-        .arg(&toolchain)
-        .output()
-        .unwrap();
-    let log = fs::read_to_string(out.join("build.log")).unwrap_or_default();
-    assert_eq!(
-        build.status.code(),
-        Some(0),
-        "{}\n--- build.log ---\n{log}",
-        text(&build)
+    build_simulated(
+        &kettle,
+        &repo,
+        &image,
+        &out,
+        &[&rootfs, &toolchain],
+        &["--memory", "6144", "--timeout", "2400"],
     );
 
     let verify = Command::new(&kettle)

@@ -133,6 +133,13 @@ impl CheckId {
         }
     }
 
+    /// Every check of trust-chain step `step`, in order.
+    pub fn of_step(step: u8) -> impl Iterator<Item = CheckId> {
+        CheckId::ALL
+            .into_iter()
+            .filter(move |c| c.trust_chain_step() == step)
+    }
+
     /// The DESIGN.md trust-chain step (1-6) the check belongs to.
     pub fn trust_chain_step(self) -> u8 {
         use CheckId::*;

@@ -11,20 +11,6 @@ use crate::bundle::Artifact;
 use crate::check::{CheckId, CheckList, Failure, Outcome, Skipped};
 use crate::expect::{ProvenanceExpectations, SourcePin};
 
-/// The checks that need a parsed Statement.
-const NEEDS_STATEMENT: [CheckId; 10] = [
-    CheckId::StatementType,
-    CheckId::PredicateType,
-    CheckId::Valid,
-    CheckId::Artifacts,
-    CheckId::ArtifactsComplete,
-    CheckId::Repository,
-    CheckId::Ref,
-    CheckId::Source,
-    CheckId::BuilderId,
-    CheckId::BuildType,
-];
-
 /// Step 4: canonical JSON, a Statement of the right types that follows the in-toto and SLSA rules.
 /// Returns the Statement when it parsed.
 pub(crate) fn verify_statement(bytes: &[u8], checks: &mut CheckList) -> Option<Statement> {
@@ -45,8 +31,13 @@ pub(crate) fn verify_statement(bytes: &[u8], checks: &mut CheckList) -> Option<S
                     "provenance.json is not an in-toto SLSA Statement: {e}"
                 ))),
             );
+            // Every check after the parse needs the Statement (per-artifact checks are not made).
+            let needs_statement: Vec<CheckId> = CheckId::ALL
+                .into_iter()
+                .filter(|c| *c > CheckId::Parse && *c != CheckId::Artifact)
+                .collect();
             checks.skip_dependents(
-                &NEEDS_STATEMENT,
+                &needs_statement,
                 CheckId::Parse,
                 "provenance.json does not parse",
             );

@@ -1,0 +1,124 @@
+//! `kettle build --local`: the guest's own pipeline as a host process.
+
+use super::*;
+
+/// `kettle build --local`: the guest's pipeline as a host process, no VM, no TEE.
+/// The pipeline is kettle-init's own (`kettle-init --local`), so local mode runs
+/// the guest's code, not a host copy of it.
+pub(super) fn build_local(args: &BuildArgs) -> Result<ExitCode, BuildError> {
+    eprintln!("kettle build --local: no VM and no TEE: the result is NOT hardware-attested (no evidence is produced)");
+    let staging = Staging::new(&args.out, args.force)?;
+    let work = work_dir(&args.out)?;
+    let init = local_init(args, work.path())?;
+    let src = resolve_source(args, work.path())?;
+    // The request says "simulated" only because it must name a provider; local mode requests no report.
+    let request = make_request(args, &src, Tee::Simulated)?;
+    let inputs_dir = work.path().join("inputs");
+    if args.mode == ModeArg::Cached {
+        let store = open_store(args)?;
+        let downloader = Downloader::new(RetryPolicy::default());
+        let resolved = inputs::resolve(&src, &store, &downloader, work.path())?;
+        check_interrupted()?;
+        let writer = CacheWriter::create_dir(&inputs_dir)
+            .map_err(io_err(inputs_dir.display().to_string()))?;
+        inputs::write_cache(&resolved, &src.commit, &store, writer, &inputs_dir)?;
+    }
+    fs::create_dir_all(&inputs_dir).map_err(io_err(inputs_dir.display().to_string()))?;
+    let request_path = inputs_dir.join(kettle_wire::request::REQUEST_ENTRY);
+    fs::write(
+        &request_path,
+        serde_json::to_vec_pretty(&request).expect("a request serializes"),
+    )
+    .map_err(io_err(request_path.display().to_string()))?;
+
+    let out_dir = staging.path().join("result");
+    let status = std::process::Command::new(&init)
+        .arg("--local")
+        .arg(&inputs_dir)
+        .arg("--out")
+        .arg(&out_dir)
+        .arg("--work")
+        .arg(work.path().join("work"))
+        .status()
+        .map_err(io_err(format!("running {}", init.display())))?;
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        eprintln!(
+            "kettle build: interrupted; nothing written to {}",
+            args.out.display()
+        );
+        return Ok(ExitCode::from(EXIT_INTERRUPTED));
+    }
+    let built = match status.code() {
+        Some(0) => true,
+        Some(1) => false,
+        _ => {
+            return Err(BuildError::Args(format!(
+                "{} --local could not run ({status}); see its message above",
+                init.display()
+            )))
+        }
+    };
+    // Move the result up so the output dir has the same layout as a VM build's.
+    for entry in fs::read_dir(&out_dir).map_err(io_err(out_dir.display().to_string()))? {
+        let entry = entry.map_err(io_err(out_dir.display().to_string()))?;
+        fs::rename(entry.path(), staging.path().join(entry.file_name()))
+            .map_err(io_err("moving the local result"))?;
+    }
+    fs::remove_dir(&out_dir).map_err(io_err(out_dir.display().to_string()))?;
+    let out = staging.publish()?;
+    if built {
+        let artifacts = fs::read(out.join(STATUS_FILE))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<kettle_wire::BuildStatus>(&b).ok())
+            .map_or(0, |s| s.artifacts.len());
+        eprintln!(
+            "built {artifacts} artifact(s) into {}; provenance.json written; NOT hardware-attested (local mode has no evidence)",
+            out.display()
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        if let Some(e) = fs::read(out.join(ERROR_FILE))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<kettle_wire::ErrorReport>(&b).ok())
+        {
+            eprintln!(
+                "kettle build --local: step {} failed: {}",
+                e.step, e.message
+            );
+        }
+        eprintln!("error.json is in {}", out.display());
+        Ok(ExitCode::from(EXIT_FAILED))
+    }
+}
+
+/// The kettle-init binary local mode runs: `--init`, else `/init` of the image's
+/// initramfs (after checking the initramfs against the image manifest).
+fn local_init(args: &BuildArgs, work: &Path) -> Result<PathBuf, BuildError> {
+    if let Some(p) = &args.init {
+        return Ok(p.clone());
+    }
+    let image = load_image(&args.image)?;
+    let err = |message: String| BuildError::Image {
+        dir: args.image.clone(),
+        message,
+    };
+    let initrd =
+        fs::read(&image.files.initrd).map_err(io_err(image.files.initrd.display().to_string()))?;
+    let digest = kettle_provenance::Sha256Digest::of_bytes(&initrd).to_hex();
+    if digest != image.manifest.initrd.sha256 {
+        return Err(err(format!(
+            "{} has sha256 {digest}, but the manifest says {}",
+            image.files.initrd.display(),
+            image.manifest.initrd.sha256
+        )));
+    }
+    let init = kettle_image::cpio::read_file(&initrd, "init")
+        .map_err(|e| err(e.to_string()))?
+        .ok_or_else(|| err("the initramfs has no /init".into()))?;
+    let path = work.join("kettle-init");
+    fs::write(&path, init).map_err(io_err(path.display().to_string()))?;
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755))
+        .map_err(io_err(path.display().to_string()))?;
+    Ok(path)
+}
