@@ -53,11 +53,20 @@ rc=$?
 set -e
 [ "$rc" -eq 0 ] || { say "kettle build failed (exit $rc); console log: $OUT/build.log"; exit "$rc"; }
 
-# 5. Verify as an auditor would.
+# 5. The platform team publishes its verification policy next to the image: the
+#    published manifest's launch digest (never the copy in $OUT, which the build host
+#    wrote), the repository and refs builds may come from, and (demo only) simulated
+#    evidence. The policy is what an auditor enforces.
+POLICY="$BUILD/demo-policy.json"
 allow=()
 [ "$TEE" = simulated ] && allow=(--allow-simulated)
-# The published manifest (not the copy in $OUT, which the build host wrote) pins the image.
-# The source is pinned by the auditor's own clone: the ref's tip there must be the built commit.
-say "kettle verify $OUT --manifest $IMAGE/manifest.json ${allow[*]} --repo file://$SRC --ref refs/heads/main --source $SRC"
-"$KETTLE" verify "$OUT" --manifest "$IMAGE/manifest.json" "${allow[@]}" --repo "file://$SRC" --ref refs/heads/main --source "$SRC"
-say "done: artifacts, provenance.json, evidence, chain.pem, build.log and manifest.json are in $OUT"
+rm -f "$POLICY"
+say "kettle policy init --manifest $IMAGE/manifest.json --name kettle-demo ${allow[*]} --repo file://$SRC --ref refs/heads/main --out $POLICY"
+"$KETTLE" policy init --manifest "$IMAGE/manifest.json" --name kettle-demo "${allow[@]}" \
+  --repo "file://$SRC" --ref refs/heads/main --out "$POLICY"
+
+# 6. Verify as an auditor would: the policy, and the source pinned by the auditor's own
+#    clone (the ref's tip there must be the built commit).
+say "kettle verify $OUT --policy $POLICY --ref refs/heads/main --source $SRC"
+"$KETTLE" verify "$OUT" --policy "$POLICY" --ref refs/heads/main --source "$SRC"
+say "done: artifacts, provenance.json, evidence, chain.pem, build.log and manifest.json are in $OUT; the policy is $POLICY"

@@ -148,7 +148,8 @@ pub struct CertChain {
     pub vcek: Vec<u8>,
 }
 
-fn pem_to_der(pem: &[u8]) -> Result<Vec<u8>, ChainError> {
+/// The DER of the first certificate in `pem`.
+pub fn pem_to_der(pem: &[u8]) -> Result<Vec<u8>, ChainError> {
     let cert = Certificate::from_pem(pem).map_err(|e| ChainError::BadCertificate {
         what: "built-in root".into(),
         message: e.to_string(),
@@ -343,14 +344,81 @@ pub fn vcek_extensions(cert: &Certificate) -> Result<VcekExtensions, String> {
     Ok(out)
 }
 
-/// Compares a VCEK's hwID and TCB extensions with a report's chip_id and reported_tcb.
+/// Which kind of endorsement key signed a report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndorsementKey {
+    /// The chip's VCEK: its certificate names the chip (hwID).
+    Vcek,
+    /// A VLEK a cloud provider loaded: no hwID (reports from it mask the chip id).
+    Vlek,
+}
+
+impl EndorsementKey {
+    /// The subject CN AMD's KDS gives this kind of certificate.
+    pub fn subject_cn(self) -> &'static str {
+        match self {
+            EndorsementKey::Vcek => "SEV-VCEK",
+            EndorsementKey::Vlek => "SEV-VLEK",
+        }
+    }
+}
+
+/// The issuer's common name of a certificate, if it has one.
+fn subject_cn_of_issuer(cert: &Certificate) -> Option<String> {
+    cn_of(&cert.tbs_certificate.issuer)
+}
+
+/// The subject common name of a certificate, if it has one.
+pub fn subject_cn(cert: &Certificate) -> Option<String> {
+    cn_of(&cert.tbs_certificate.subject)
+}
+
+fn cn_of(name: &x509_cert::name::Name) -> Option<String> {
+    name.0.iter().flat_map(|rdn| rdn.0.iter()).find_map(|atv| {
+        (atv.oid == ObjectIdentifier::new_unwrap("2.5.4.3"))
+            .then(|| {
+                atv.value
+                    .decode_as::<x509_cert::der::asn1::Utf8StringRef<'_>>()
+                    .map(|s| s.as_str().to_string())
+                    .or_else(|_| {
+                        atv.value
+                            .decode_as::<x509_cert::der::asn1::PrintableStringRef<'_>>()
+                            .map(|s| s.as_str().to_string())
+                    })
+                    .ok()
+            })
+            .flatten()
+    })
+}
+
+/// Compares an endorsement key certificate (VCEK or VLEK) with a report: its kind,
+/// its hwID with the report's chip_id (VCEK only) and its TCB with reported_tcb.
 pub fn compare_vcek_with_report(
+    cert: &Certificate,
     ext: &VcekExtensions,
+    key: EndorsementKey,
     chip_id: &[u8; 64],
     tcb: &Tcb,
 ) -> Result<String, String> {
     let mut problems = Vec::new();
+    let cn = subject_cn(cert);
+    // AMD's certificates say exactly "SEV-VCEK"/"SEV-VLEK"; Kettle's simulated one adds a suffix.
+    let kind_matches = cn.as_deref().is_some_and(|cn| {
+        cn == key.subject_cn()
+            || cn
+                .strip_prefix(key.subject_cn())
+                .is_some_and(|rest| rest.starts_with('-'))
+    });
+    if !kind_matches {
+        problems.push(format!(
+            "the report is signed by a {key:?} but the certificate is {:?}, not {:?}",
+            cn.unwrap_or_default(),
+            key.subject_cn()
+        ));
+    }
     match &ext.hw_id {
+        // A VLEK is not bound to one chip.
+        _ if key == EndorsementKey::Vlek => {}
         None => problems.push("VCEK has no hwID extension".to_string()),
         Some(hw) if hw.is_empty() || hw.len() > 64 => {
             problems.push(format!("VCEK hwID has {} bytes", hw.len()))
@@ -382,13 +450,17 @@ pub fn compare_vcek_with_report(
     compare("microcode", ext.microcode, Some(tcb.microcode));
     compare("FMC SVN", ext.fmc, tcb.fmc);
     if problems.is_empty() {
-        Ok(format!(
-            "VCEK {}hwID equals chip_id and its TCB equals reported_tcb ({tcb})",
-            ext.product_name
-                .as_ref()
-                .map(|p| format!("for {p}: "))
-                .unwrap_or_default()
-        ))
+        let product = ext
+            .product_name
+            .as_ref()
+            .map(|p| format!("for {p}: "))
+            .unwrap_or_default();
+        Ok(match key {
+            EndorsementKey::Vcek => {
+                format!("VCEK {product}hwID equals chip_id and its TCB equals reported_tcb ({tcb})")
+            }
+            EndorsementKey::Vlek => format!("VLEK {product}TCB equals reported_tcb ({tcb})"),
+        })
     } else {
         Err(problems.join("; "))
     }
@@ -504,6 +576,11 @@ fn verify_with_root(
     vcek: &Certificate,
 ) -> Result<(), String> {
     let (ark_der, pinned_ask_der) = product.pinned_der().map_err(|e| e.to_string())?;
+    if ask_der.is_none() && subject_cn_of_issuer(vcek).is_some_and(|cn| cn.starts_with("SEV-VLEK")) {
+        return Err(format!(
+            "the key is a VLEK, which chains ARK -> ASVK -> VLEK: include the ASVK in the chain (AMD's KDS serves it at /vlek/v1/{product}/cert_chain)"
+        ));
+    }
     let ark = parse_cert(&ark_der, "pinned ARK")?;
     let ask = parse_cert(ask_der.unwrap_or(&pinned_ask_der), "ASK")?;
     if ask.tbs_certificate.issuer != ark.tbs_certificate.subject {
@@ -537,30 +614,16 @@ const GUID_ASK: &str = "4ab7b379-bbac-4fe4-a02f-05aef327c782";
 const GUID_VCEK: &str = "63da758d-e664-4564-adc5-f4b93be8accd";
 
 fn guid_strings(b: &[u8]) -> (String, String) {
-    let h = hex::encode(b);
-    let rfc = format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    );
+    let dashed = |bytes: &[u8]| {
+        let h = hex::encode(bytes);
+        format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    };
     // Mixed-endian (EFI_GUID in memory) form, in case a host wrote it that way.
     let mut le = b.to_vec();
     le[0..4].reverse();
     le[4..6].reverse();
     le[6..8].reverse();
-    let h = hex::encode(le);
-    let mixed = format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    );
-    (rfc, mixed)
+    (dashed(b), dashed(&le))
 }
 
 /// Parses the host's certificate table (GUID, offset, length entries ending in a

@@ -14,6 +14,7 @@ pub mod binding;
 pub mod chain;
 pub mod provider;
 pub mod report;
+pub mod revocation;
 pub mod sevguest;
 pub mod signature;
 pub mod simulated;

@@ -37,7 +37,7 @@ pub const SIGNING_KEY_VLEK: u32 = 1;
 /// key_info's signing key: none (the report is unsigned).
 pub const SIGNING_KEY_NONE: u32 = 7;
 
-/// Verifies `vcek`'s ECDSA P-384/SHA-384 signature over a whole (1184-byte) report.
+/// Verifies the endorsement key's (VCEK or VLEK) ECDSA P-384/SHA-384 signature over a whole (1184-byte) report.
 pub fn verify_report_signature(bytes: &[u8], vcek: &Certificate) -> Result<(), String> {
     if bytes.len() != report::REPORT_LEN {
         return Err(format!(
@@ -53,8 +53,10 @@ pub fn verify_report_signature(bytes: &[u8], vcek: &Certificate) -> Result<(), S
         ));
     }
     let signing_key = signing_key_field(bytes);
-    if signing_key != 0 {
-        return Err(format!("report is signed with key {signing_key} (0 = VCEK, 1 = VLEK, 7 = none); only VCEK-signed reports are supported"));
+    if signing_key != SIGNING_KEY_VCEK && signing_key != SIGNING_KEY_VLEK {
+        return Err(format!(
+            "report names signing key {signing_key} (0 = VCEK, 1 = VLEK, 7 = none): no key signed it"
+        ));
     }
     let sig = signature_from_report(bytes)?;
     let key = p384::ecdsa::VerifyingKey::from_sec1_bytes(

@@ -1,5 +1,6 @@
-//! Test-only access to the real AMD evidence shipped in the `sev` crate's test data.
-//! It is read from the crate source in the cargo registry, never copied into this repo.
+//! Test-only access to real AMD evidence: the `sev` crate's (read from its source in the
+//! cargo registry, never copied into this repo) and other projects' public test data
+//! in `attest/testdata/` (see its README for sources and licences).
 
 use std::path::PathBuf;
 
@@ -53,4 +54,59 @@ pub fn milan_ca_bundle() -> Vec<u8> {
 /// AMD's Turin ASK+ARK bundle as served by the KDS (PEM).
 pub fn turin_ca_bundle() -> Vec<u8> {
     read("tests/certs_data/cert_chain_turin")
+}
+
+/// A real report and the endorsement key certificate (DER) that signed it.
+#[derive(Debug, Clone)]
+pub struct RealEvidence {
+    /// What it is, for messages.
+    pub name: &'static str,
+    /// The 1184-byte report.
+    pub report: &'static [u8],
+    /// The VCEK or VLEK, DER.
+    pub key_der: &'static [u8],
+    /// The intermediate when it is not the pinned ASK (a VLEK's ASVK), PEM.
+    pub intermediate_pem: Option<&'static [u8]>,
+}
+
+/// Genoa, report version 5 (Project Oak's test data).
+pub const GENOA_V5: RealEvidence = RealEvidence {
+    name: "genoa-v5",
+    report: include_bytes!("../testdata/genoa-v5.report"),
+    key_der: include_bytes!("../testdata/genoa-v5.vcek.der"),
+    intermediate_pem: None,
+};
+
+/// Turin, report version 5 (Project Oak's test data).
+pub const TURIN_V5: RealEvidence = RealEvidence {
+    name: "turin-v5",
+    report: include_bytes!("../testdata/turin-v5.report"),
+    key_der: include_bytes!("../testdata/turin-v5.vcek.der"),
+    intermediate_pem: None,
+};
+
+/// Milan, signed by an AWS VLEK through AMD's ASVK (trustee's test data).
+pub const MILAN_VLEK: RealEvidence = RealEvidence {
+    name: "milan-vlek",
+    report: include_bytes!("../testdata/milan-vlek.report"),
+    key_der: include_bytes!("../testdata/milan-vlek.der"),
+    intermediate_pem: Some(include_bytes!("../testdata/milan-asvk.pem")),
+};
+
+/// Milan, a guest policy that allows debugging (go-sev-guest's test data).
+pub const MILAN_DEBUG: RealEvidence = RealEvidence {
+    name: "milan-debug",
+    report: include_bytes!("../testdata/milan-debug.report"),
+    key_der: include_bytes!("../testdata/milan-debug.vcek.der"),
+    intermediate_pem: None,
+};
+
+impl RealEvidence {
+    /// The chain as a verifier gets it: the intermediate (if any) and the key.
+    pub fn chain(&self) -> crate::CertChain {
+        let ask = self.intermediate_pem.map(|pem| {
+            crate::chain::pem_to_der(pem).expect("the test intermediate is PEM")
+        });
+        crate::CertChain::from_der_parts(None, ask, self.key_der.to_vec())
+    }
 }

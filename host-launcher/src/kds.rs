@@ -88,6 +88,9 @@ pub fn vcek_path(product: KdsProduct, chip_id: &[u8; 64], tcb: &Tcb) -> String {
     format!("/vcek/v1/{}/{hwid}?{query}", product.kds_name())
 }
 
+/// Largest CRL accepted from the KDS.
+const MAX_CRL_BYTES: u64 = 4 << 20;
+
 /// A client of a KDS (AMD's or a stand-in).
 pub struct KdsClient {
     base: String,
@@ -117,19 +120,62 @@ impl KdsClient {
         self
     }
 
-    /// The DER VCEK that should have signed `report_bytes`.
-    pub fn fetch_vcek_for_report(&self, report_bytes: &[u8]) -> Result<Vec<u8>, KdsError> {
-        let report = Report::parse(report_bytes).map_err(|e| KdsError::Report(e.to_string()))?;
-        let product = match self.product {
-            Some(p) => p,
+    /// The processor generation of a report: `--product`, else its CPUID (version 3 and later).
+    pub fn product_of(&self, report: &Report) -> Result<KdsProduct, KdsError> {
+        match self.product {
+            Some(p) => Ok(p),
             None => {
                 let f = report.fields();
                 match (f.cpuid_fam_id, f.cpuid_mod_id) {
-                    (Some(family), Some(model)) => KdsProduct::from_cpuid(family, model)?,
-                    _ => return Err(KdsError::UnknownProduct(report.version())),
+                    (Some(family), Some(model)) => KdsProduct::from_cpuid(family, model),
+                    _ => Err(KdsError::UnknownProduct(report.version())),
                 }
             }
+        }
+    }
+
+    /// AMD's CRL (DER) for the generation of `report_bytes` (the VLEK one for a VLEK-signed
+    /// report), from `cache_dir` while it is current (before its nextUpdate), else the KDS.
+    pub fn fetch_crl_for_report(
+        &self,
+        report_bytes: &[u8],
+        cache_dir: &std::path::Path,
+    ) -> Result<Vec<u8>, KdsError> {
+        let report = Report::parse(report_bytes).map_err(|e| KdsError::Report(e.to_string()))?;
+        let product = self.product_of(&report)?;
+        let kind = if report.signing_key() == kettle_attest::signature::SIGNING_KEY_VLEK {
+            "vlek"
+        } else {
+            "vcek"
         };
+        let cached = cache_dir.join(format!("{kind}-{}.crl", product.kds_name()));
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if let Ok(der) = std::fs::read(&cached) {
+            let current = kettle_attest::revocation::Crl::from_der(&der)
+                .ok()
+                .and_then(|c| c.window().1)
+                .is_some_and(|next| next > now);
+            if current {
+                log::info!("using the cached CRL {}", cached.display());
+                return Ok(der);
+            }
+        }
+        let url = format!("{}/{kind}/v1/{}/crl", self.base, product.kds_name());
+        log::info!("fetching the CRL from {url}");
+        let der = self.downloader.get_bytes(&url, MAX_CRL_BYTES)?;
+        // The cache only saves a download: the verifier checks the CRL's signature every time.
+        if std::fs::create_dir_all(cache_dir).is_ok() {
+            let _ = std::fs::write(&cached, &der);
+        }
+        Ok(der)
+    }
+
+    /// The DER VCEK that should have signed `report_bytes`.
+    pub fn fetch_vcek_for_report(&self, report_bytes: &[u8]) -> Result<Vec<u8>, KdsError> {
+        let report = Report::parse(report_bytes).map_err(|e| KdsError::Report(e.to_string()))?;
+        let product = self.product_of(&report)?;
         let chip_id = report.chip_id();
         if chip_id.iter().all(|b| *b == 0) {
             return Err(KdsError::MaskedChipId);

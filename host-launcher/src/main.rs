@@ -32,6 +32,9 @@ enum Command {
     Verify(cmd::verify::VerifyArgs),
     /// Build the initramfs and the image manifest.
     Image(cmd::image::ImageArgs),
+    /// Write a verification policy for an image.
+    #[command(subcommand)]
+    Policy(cmd::policy::PolicyCommand),
 }
 
 /// Prints `text` and a newline on stdout; a closed pipe (`| head`) is not an error.
@@ -59,5 +62,6 @@ fn main() -> ExitCode {
         Command::Measure(args) => cmd::measure::run(args),
         Command::Verify(args) => cmd::verify::run(args),
         Command::Image(args) => cmd::image::run(args),
+        Command::Policy(cmd) => cmd::policy::run(cmd),
     }
 }

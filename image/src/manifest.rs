@@ -283,10 +283,7 @@ impl ImageManifest {
             kernel: Some(files.kernel.clone()),
             initrd: Some(files.initrd.clone()),
             cmdline: Some(self.cmdline.clone()),
-            vcpus: self.vcpus,
-            vcpu_type: self.vcpu_type.clone(),
-            vmm_type: self.vmm_type,
-            guest_features: self.guest_features,
+            vcpu: self.vcpu_config(),
         }
     }
 

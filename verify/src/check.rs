@@ -21,6 +21,10 @@ pub enum CheckId {
     VcekMatchesReport,
     /// The VCEK's ECDSA P-384 signature over the report.
     Signature,
+    /// Neither the ASK (ASVK) nor the VCEK (VLEK) is on the ARK's revocation list.
+    Revocation,
+    /// Every certificate of the chain is within its validity window at the verifier's time.
+    CertValidity,
     // Step 2: what the report says about the guest.
     /// The launch measurement equals the expected launch digest.
     Measurement,
@@ -72,12 +76,14 @@ pub enum CheckId {
 
 impl CheckId {
     /// Every check, in order.
-    pub const ALL: [CheckId; 26] = [
+    pub const ALL: [CheckId; 28] = [
         CheckId::ReportFormat,
         CheckId::Chain,
         CheckId::Signer,
         CheckId::VcekMatchesReport,
         CheckId::Signature,
+        CheckId::Revocation,
+        CheckId::CertValidity,
         CheckId::Measurement,
         CheckId::DebugDisallowed,
         CheckId::GuestPolicy,
@@ -109,6 +115,8 @@ impl CheckId {
             CheckId::Signer => "report.signer",
             CheckId::VcekMatchesReport => "report.vcek_matches_report",
             CheckId::Signature => "report.signature",
+            CheckId::Revocation => "report.revocation",
+            CheckId::CertValidity => "report.cert_validity",
             CheckId::Measurement => "report.measurement",
             CheckId::DebugDisallowed => "report.debug_disallowed",
             CheckId::GuestPolicy => "report.guest_policy",
@@ -144,7 +152,8 @@ impl CheckId {
     pub fn trust_chain_step(self) -> u8 {
         use CheckId::*;
         match self {
-            ReportFormat | Chain | Signer | VcekMatchesReport | Signature => 1,
+            ReportFormat | Chain | Signer | VcekMatchesReport | Signature | Revocation
+            | CertValidity => 1,
             Measurement | DebugDisallowed | GuestPolicy | Vmpl | MinTcb | TcbConsistency
             | Simulated => 2,
             ReportData => 3,
@@ -342,6 +351,8 @@ pub struct Check {
     pub subject: Option<String>,
     /// What it found.
     pub outcome: Outcome,
+    /// The policy field it enforces, when a policy was applied.
+    pub policy_field: Option<&'static str>,
 }
 
 impl Check {
@@ -385,6 +396,9 @@ impl Serialize for Check {
             Outcome::Fail(f) => m.serialize_entry("failure", f)?,
             Outcome::Skip(k) => m.serialize_entry("skipped", k)?,
         }
+        if let Some(field) = self.policy_field {
+            m.serialize_entry("policy_field", field)?;
+        }
         m.end()
     }
 }
@@ -400,6 +414,7 @@ impl CheckList {
             id,
             subject: None,
             outcome,
+            policy_field: None,
         });
     }
 
@@ -409,6 +424,7 @@ impl CheckList {
             id,
             subject: Some(subject.into()),
             outcome,
+            policy_field: None,
         });
     }
 
@@ -461,6 +477,8 @@ pub struct Verdict {
     pub simulated: bool,
     /// The commit the provenance says was built (resolvedDependencies `source`), when it says one.
     pub built_commit: Option<String>,
+    /// The verification policy applied, when there was one.
+    pub policy: Option<AppliedPolicy>,
     /// Every check, in trust-chain order.
     pub checks: Vec<Check>,
     /// What the reader must know about how the checks were set up.
@@ -488,26 +506,49 @@ impl Verdict {
             binding_checked,
             simulated,
             built_commit: None,
+            policy: None,
             checks,
             notes: Vec::new(),
         }
     }
 
+    /// Records that `policy` was applied: every check names the policy field it enforces,
+    /// and the notes say which fields the caller's flags replaced.
+    pub fn under_policy(mut self, policy: AppliedPolicy) -> Verdict {
+        for c in &mut self.checks {
+            c.policy_field = crate::policy::field_of(c.id);
+        }
+        for (field, flag) in &policy.overrides {
+            self.notes
+                .push(format!("policy field {field} was replaced by {flag}"));
+        }
+        self.policy = Some(policy);
+        self
+    }
+
     /// The verdict in one line; it never claims more than was shown:
     /// `VERIFIED`, `VERIFIED (SIMULATED ...)`, `VERIFIED (report only ...)` or `REJECTED: ...`.
     pub fn headline(&self) -> String {
+        let under = match &self.policy {
+            Some(p) => format!(
+                " under policy {:?} (sha256 {})",
+                crate::render::escape(&p.name),
+                p.sha256
+            ),
+            None => String::new(),
+        };
         if !self.verified {
             let names: Vec<String> = self
                 .failures()
                 .map(|c| crate::render::escape(&c.name()))
                 .collect();
             return format!(
-                "REJECTED: {} check(s) failed: {}",
+                "REJECTED{under}: {} check(s) failed: {}",
                 names.len(),
                 names.join(", ")
             );
         }
-        match (self.simulated, self.binding_checked) {
+        let line: String = match (self.simulated, self.binding_checked) {
             (false, true) => "VERIFIED".into(),
             (true, true) => {
                 "VERIFIED (SIMULATED: signed with test keys; nothing is hardware-attested)".into()
@@ -516,7 +557,8 @@ impl Verdict {
             (true, false) => {
                 "VERIFIED (SIMULATED, report only: test keys, not bound to any build)".into()
             }
-        }
+        };
+        format!("{line}{under}")
     }
 
     /// The checks that failed.
@@ -535,6 +577,17 @@ impl Verdict {
     }
 }
 
+/// A policy as applied to one verification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AppliedPolicy {
+    /// Its name.
+    pub name: String,
+    /// SHA-256 of the policy file's bytes.
+    pub sha256: kettle_provenance::Sha256Digest,
+    /// Fields the caller's flags replaced: field -> flag.
+    pub overrides: std::collections::BTreeMap<&'static str, String>,
+}
+
 impl Serialize for Verdict {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
@@ -544,6 +597,7 @@ impl Serialize for Verdict {
         m.serialize_entry("binding_checked", &self.binding_checked)?;
         m.serialize_entry("simulated", &self.simulated)?;
         m.serialize_entry("built_commit", &self.built_commit)?;
+        m.serialize_entry("policy", &self.policy)?;
         m.serialize_entry("checks", &self.checks)?;
         m.serialize_entry("notes", &self.notes)?;
         m.end()

@@ -48,13 +48,29 @@ pub fn builtin_tcb_floor(product: Product) -> MinTcb {
 }
 
 /// Which TCB floor applies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum TcbFloor {
     /// [`builtin_tcb_floor`] of the report's processor generation.
     #[default]
     Builtin,
     /// This floor, whatever the generation.
     Fixed(MinTcb),
+    /// A policy's floor per generation; the built-in one where it sets none.
+    PerProduct(crate::policy::TcbFloors),
+}
+
+impl TcbFloor {
+    /// The floor for `product` and whose it is (for messages).
+    pub fn for_product(&self, product: Product) -> (MinTcb, String) {
+        match self {
+            TcbFloor::Fixed(m) => (*m, "the verifier's".into()),
+            TcbFloor::PerProduct(floors) => match floors.for_product(product) {
+                Some(m) => (m, format!("the policy's {product}")),
+                None => (builtin_tcb_floor(product), format!("Kettle's built-in {product}")),
+            },
+            TcbFloor::Builtin => (builtin_tcb_floor(product), format!("Kettle's built-in {product}")),
+        }
+    }
 }
 
 /// What the guest policy may allow. Defaults: nothing that weakens isolation
@@ -115,6 +131,8 @@ pub struct ProvenanceExpectations {
     pub repository: Option<String>,
     /// `externalParameters.ref` must equal this, when given.
     pub git_ref: Option<String>,
+    /// Or match one of these patterns (`*` wildcards), when given (a policy's `source.refs`).
+    pub refs: Vec<String>,
     /// The commit that must have been built.
     pub source: SourcePin,
     /// `runDetails.builder.id` must be one of these.
@@ -129,6 +147,7 @@ impl Default for ProvenanceExpectations {
         ProvenanceExpectations {
             repository: None,
             git_ref: None,
+            refs: Vec::new(),
             source: SourcePin::Unpinned,
             builder_ids: vec![ids::BUILDER_ID_SEV_SNP.to_string()],
             build_types: vec![
@@ -142,10 +161,12 @@ impl Default for ProvenanceExpectations {
 /// Everything the verifier requires.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expectations {
-    /// The launch digest the report's measurement must equal.
-    pub measurement: [u8; 48],
-    /// Where the measurement came from (said in the output).
-    pub measurement_source: String,
+    /// The launch digests the report's measurement may equal, each with where it came from.
+    pub measurements: Vec<([u8; 48], String)>,
+    /// Accept reports signed by the chip's VCEK.
+    pub accept_vcek: bool,
+    /// Accept reports signed by a cloud provider's VLEK.
+    pub accept_vlek: bool,
     /// What the guest policy may allow.
     pub guest_policy: GuestPolicyRules,
     /// The VMPL the report must have been requested at (0).
@@ -154,6 +175,11 @@ pub struct Expectations {
     pub min_tcb: TcbFloor,
     /// Accept the simulated PSP's test keys.
     pub allow_simulated: bool,
+    /// The time the verifier trusts (Unix seconds) for certificate and CRL validity; None:
+    /// offline verification has no trusted clock, and the validity check says so.
+    pub at: Option<u64>,
+    /// AMD CRLs (DER) to check the chain against; none: revocation is not checked, and the check says so.
+    pub crls: Vec<Vec<u8>>,
     /// Report only: the exact report_data expected (e.g. a verifier's nonce); None = the
     /// binding to provenance.json, or for a report alone a zero second half.
     pub report_data: Option<[u8; 64]>,
@@ -165,12 +191,15 @@ impl Expectations {
     /// Strict defaults around a measurement the verifier names: no debug, VMPL 0, no simulated evidence.
     pub fn new(measurement: [u8; 48], measurement_source: impl Into<String>) -> Expectations {
         Expectations {
-            measurement,
-            measurement_source: measurement_source.into(),
+            measurements: vec![(measurement, measurement_source.into())],
+            accept_vcek: true,
+            accept_vlek: false,
             guest_policy: GuestPolicyRules::default(),
             vmpl: 0,
             min_tcb: TcbFloor::Builtin,
             allow_simulated: false,
+            at: None,
+            crls: Vec::new(),
             report_data: None,
             provenance: ProvenanceExpectations::default(),
         }

@@ -27,6 +27,7 @@ mod binding;
 pub mod bundle;
 pub mod check;
 pub mod expect;
+pub mod policy;
 mod provenance;
 pub mod render;
 mod report;
@@ -34,7 +35,8 @@ mod report;
 use std::path::Path;
 
 pub use bundle::{Artifact, Bundle, BundleFiles, LoadError};
-pub use check::{Check, CheckId, Failure, Outcome, Skipped, Status, Verdict};
+pub use policy::{LoadedPolicy, Policy, PolicyError};
+pub use check::{AppliedPolicy, Check, CheckId, Failure, Outcome, Skipped, Status, Verdict};
 pub use expect::{
     builtin_tcb_floor, parse_measurement, parse_min_tcb, Expectations, GuestPolicyRules, MinTcb,
     ProvenanceExpectations, SourcePin, TcbFloor,

@@ -248,10 +248,7 @@ pub(crate) fn verify_build_parameters(
             "--repo",
         ),
     );
-    checks.push(
-        CheckId::Ref,
-        parameter("ref", ext.get("ref"), expect.git_ref.as_deref(), "--ref"),
-    );
+    checks.push(CheckId::Ref, check_ref(ext.get("ref"), expect));
     let commit = built_commit(statement);
     checks.push(CheckId::Source, check_source(&commit, &expect.source));
     let builder = &statement.predicate.run_details.builder.id;
@@ -288,6 +285,23 @@ pub(crate) fn verify_build_parameters(
         },
     );
     commit.ok()
+}
+
+/// externalParameters.ref against `--ref` (exact) or the policy's `source.refs` patterns.
+fn check_ref(found: Option<&serde_json::Value>, expect: &ProvenanceExpectations) -> Outcome {
+    if expect.git_ref.is_some() || expect.refs.is_empty() {
+        return parameter("ref", found, expect.git_ref.as_deref(), "--ref");
+    }
+    match found {
+        Some(serde_json::Value::String(r)) if expect.refs.iter().any(|p| crate::policy::ref_matches(p, r)) => {
+            Outcome::Pass(format!("externalParameters.ref {r:?} matches the accepted refs {:?}", expect.refs))
+        }
+        other => Outcome::Fail(Failure::mismatch(
+            "externalParameters.ref",
+            other.map_or("missing".to_string(), |v| v.to_string()),
+            format!("one of {:?}", expect.refs),
+        )),
+    }
 }
 
 /// What an unaccepted builder id means.
@@ -502,6 +516,7 @@ mod tests {
             repository: Some("https://example.com/other.git".into()),
             git_ref: Some("refs/tags/v2".into()),
             builder_ids: vec!["https://example.com/builder".into()],
+            refs: Vec::new(),
             build_types: vec![ids::BUILD_TYPE_SCRIPT.into()],
             source: SourcePin::Commit(COMMIT.into()),
         };

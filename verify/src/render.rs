@@ -30,7 +30,13 @@ impl fmt::Display for Verdict {
         let rows: Vec<(Status, String, String)> = self
             .checks
             .iter()
-            .map(|c| (c.status(), escape(&c.name()), escape(&c.detail())))
+            .map(|c| {
+                let mut detail = escape(&c.detail());
+                if let (Status::Fail, Some(field)) = (c.status(), c.policy_field) {
+                    detail.push_str(&format!(" [policy field: {field}]"));
+                }
+                (c.status(), escape(&c.name()), detail)
+            })
             .collect();
         let width = rows.iter().map(|r| r.1.chars().count()).max().unwrap_or(0);
         for (status, name, detail) in &rows {

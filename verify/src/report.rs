@@ -4,14 +4,15 @@
 
 use kettle_attest::chain::{self, Product};
 use kettle_attest::report::{self, offsets, Report};
-use kettle_attest::signature;
+use kettle_attest::{revocation, signature};
+use x509_cert::Certificate;
 
 use kettle_attest::report::Tcb;
 use kettle_attest::signature::{SIGNING_KEY_NONE, SIGNING_KEY_VCEK, SIGNING_KEY_VLEK};
 
 use crate::bundle::Bundle;
-use crate::check::{CheckId, CheckList, Failure, Outcome};
-use crate::expect::{builtin_tcb_floor, Expectations, MinTcb, TcbFloor};
+use crate::check::{CheckId, CheckList, Failure, Outcome, Skipped};
+use crate::expect::{Expectations, MinTcb, TcbFloor};
 
 /// What step 1 established, for the steps after it.
 pub(crate) struct Signed {
@@ -52,7 +53,9 @@ pub(crate) fn verify_signer(
 
     let outcome = match &bundle.chain {
         Ok(c) => {
-            let o = chain::check_chain(c, expect.allow_simulated);
+            // The simulated root is a pinned root like the others; whether simulated evidence is
+            // acceptable is report.simulated's one decision.
+            let o = chain::check_chain(c, true);
             checks.push_result(CheckId::Chain, o.result.clone().map_err(Failure::untrusted));
             Some(o)
         }
@@ -75,7 +78,7 @@ pub(crate) fn verify_signer(
             true
         }
         Some(r) => {
-            let result = check_signer(r.signing_key());
+            let result = check_signer(r.signing_key(), expect);
             let ok = result.is_ok();
             checks.push_result(CheckId::Signer, result);
             ok
@@ -97,7 +100,12 @@ pub(crate) fn verify_signer(
             CheckId::VcekMatchesReport,
             chain::vcek_extensions(v)
                 .and_then(|ext| {
-                    chain::compare_vcek_with_report(&ext, &r.chip_id(), &r.reported_tcb())
+                    let key = if r.signing_key() == SIGNING_KEY_VLEK {
+                        chain::EndorsementKey::Vlek
+                    } else {
+                        chain::EndorsementKey::Vcek
+                    };
+                    chain::compare_vcek_with_report(v, &ext, key, &r.chip_id(), &r.reported_tcb())
                 })
                 .map_err(Failure::untrusted),
         ),
@@ -135,12 +143,128 @@ pub(crate) fn verify_signer(
         ),
     }
 
+    verify_revocation_and_validity(bundle, outcome.as_ref(), expect, checks);
+
     let chip_says_simulated = bytes.len() == report::REPORT_LEN
         && bytes[offsets::CHIP_ID..offsets::CHIP_ID + 64] == kettle_attest::simulated::CHIP_ID;
     Signed {
         report,
         product,
         simulated: product == Some(Product::Simulated) || chip_says_simulated,
+    }
+}
+
+/// The ARK and the intermediate (ASK or ASVK) the chain verified with: the evidence's, or the pinned ones.
+fn chain_certs(bundle: &Bundle, product: Product) -> Option<(Certificate, Certificate)> {
+    use x509_cert::der::Decode;
+    let (pinned_ark, pinned_ask) = product.pinned_der().ok()?;
+    let chain = bundle.chain.as_ref().ok()?;
+    let ark = Certificate::from_der(chain.ark.as_deref().unwrap_or(&pinned_ark)).ok()?;
+    let ask = Certificate::from_der(chain.ask.as_deref().unwrap_or(&pinned_ask)).ok()?;
+    Some((ark, ask))
+}
+
+/// Step 1, continued: the verifier's CRLs and clock (both optional, both said when absent).
+fn verify_revocation_and_validity(
+    bundle: &Bundle,
+    outcome: Option<&chain::ChainOutcome>,
+    expect: &Expectations,
+    checks: &mut CheckList,
+) {
+    let verified = outcome.filter(|o| o.result.is_ok());
+    let certs = verified.and_then(|o| {
+        let (ark, ask) = chain_certs(bundle, o.product?)?;
+        Some((o.product?, ark, ask, o.vcek.clone()?))
+    });
+    let Some((product, ark, ask, vcek)) = certs else {
+        checks.skip_dependents(
+            &[CheckId::Revocation, CheckId::CertValidity],
+            CheckId::Chain,
+            "not checked: the chain did not verify",
+        );
+        return;
+    };
+    checks.push(CheckId::Revocation, check_revocation(product, &ark, &ask, &vcek, expect));
+    checks.push(
+        CheckId::CertValidity,
+        match expect.at {
+            None => Outcome::Skip(Skipped::NotRequested {
+                message: "offline verification has no trusted clock: the certificates' validity windows were not checked (pass --at TIME)".into(),
+            }),
+            Some(at) => {
+                let problems: Vec<String> = [("ARK", &ark), ("ASK", &ask), ("VCEK", &vcek)]
+                    .into_iter()
+                    .filter_map(|(what, c)| revocation::invalid_at(what, c, at))
+                    .collect();
+                if problems.is_empty() {
+                    Outcome::Pass(format!(
+                        "ARK, ASK and VCEK are valid at {}",
+                        revocation::kettle_time(at)
+                    ))
+                } else {
+                    Outcome::Fail(Failure::refused(problems.join("; ")))
+                }
+            }
+        },
+    );
+}
+
+fn check_revocation(
+    product: Product,
+    ark: &Certificate,
+    ask: &Certificate,
+    vcek: &Certificate,
+    expect: &Expectations,
+) -> Outcome {
+    if expect.crls.is_empty() {
+        return Outcome::Skip(Skipped::NotRequested {
+            message: "no CRL given: revocation was not checked (pass --crl FILE, or --fetch-crl)".into(),
+        });
+    }
+    let mut why_not = Vec::new();
+    let crl = expect.crls.iter().find_map(|der| {
+        match revocation::Crl::from_der(der).and_then(|c| c.verify_signed_by(ark).map(|()| c)) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                why_not.push(e);
+                None
+            }
+        }
+    });
+    let Some(crl) = crl else {
+        return Outcome::Fail(Failure::untrusted(format!(
+            "no given CRL is ARK-{product}'s: {}",
+            why_not.join("; ")
+        )));
+    };
+    let (this_update, next_update) = crl.window();
+    if let (Some(at), Some(next)) = (expect.at, next_update) {
+        if at > next {
+            return Outcome::Fail(Failure::refused(format!(
+                "ARK-{product}'s CRL expired at {} (its nextUpdate); fetch a current one",
+                revocation::kettle_time(next)
+            )));
+        }
+    }
+    let revoked: Vec<String> = [("ASK", ask), ("VCEK", vcek)]
+        .into_iter()
+        .filter_map(|(what, c)| {
+            crl.revoked(&c.tbs_certificate.serial_number).map(|when| {
+                format!(
+                    "the {what} (serial {}) was revoked at {}",
+                    c.tbs_certificate.serial_number,
+                    revocation::kettle_time(when)
+                )
+            })
+        })
+        .collect();
+    if revoked.is_empty() {
+        Outcome::Pass(format!(
+            "neither the ASK nor the VCEK is on ARK-{product}'s CRL of {}",
+            revocation::kettle_time(this_update)
+        ))
+    } else {
+        Outcome::Fail(Failure::refused(revoked.join("; ")))
     }
 }
 
@@ -162,12 +286,10 @@ pub(crate) fn verify_claims(signed: &Signed, expect: &Expectations, checks: &mut
         check_guest_policy(r.guest_policy(), expect),
     );
     checks.push_result(CheckId::Vmpl, check_vmpl(r, expect));
-    let floor = match (expect.min_tcb, signed.product) {
-        (TcbFloor::Fixed(m), _) => Some((m, "the verifier's".to_string())),
-        (TcbFloor::Builtin, Some(p)) => {
-            Some((builtin_tcb_floor(p), format!("Kettle's built-in {p}")))
-        }
-        (TcbFloor::Builtin, None) => None,
+    let floor = match (&expect.min_tcb, signed.product) {
+        (TcbFloor::Fixed(m), _) => Some((*m, "the verifier's".to_string())),
+        (floor, Some(p)) => Some(floor.for_product(p)),
+        (_, None) => None,
     };
     match floor {
         Some((m, whose)) => checks.push_result(CheckId::MinTcb, check_min_tcb(r.reported_tcb(), &m, &whose)),
@@ -181,11 +303,19 @@ pub(crate) fn verify_claims(signed: &Signed, expect: &Expectations, checks: &mut
     checks.push_result(CheckId::Simulated, check_simulated(signed, expect));
 }
 
-fn check_signer(key: u32) -> Result<String, Failure> {
+fn check_signer(key: u32, expect: &Expectations) -> Result<String, Failure> {
     match key {
-        SIGNING_KEY_VCEK => Ok("signed by the chip's VCEK (key_info signing key 0)".into()),
+        SIGNING_KEY_VCEK if expect.accept_vcek => {
+            Ok("signed by the chip's VCEK (key_info signing key 0)".into())
+        }
+        SIGNING_KEY_VCEK => Err(Failure::refused(
+            "signed by the chip's VCEK, which this policy does not accept (signers)",
+        )),
+        SIGNING_KEY_VLEK if expect.accept_vlek => Ok(
+            "signed by a VLEK (a key the cloud provider loaded into the PSP, key_info signing key 1), which this policy accepts".into(),
+        ),
         SIGNING_KEY_VLEK => Err(Failure::refused(
-            "signed by a VLEK (a key the cloud provider loaded, key_info signing key 1): this verifier accepts only VCEK-signed reports",
+            "signed by a VLEK (a key the cloud provider loaded, key_info signing key 1): not accepted unless the policy's signers include \"vlek\" (--allow-vlek)",
         )),
         SIGNING_KEY_NONE => Err(Failure::refused("the report is unsigned (key_info signing key 7)")),
         other => Err(Failure::malformed(format!(
@@ -257,17 +387,26 @@ fn check_guest_policy(policy: u64, expect: &Expectations) -> Result<String, Fail
 
 fn check_measurement(r: &Report, expect: &Expectations) -> Result<String, Failure> {
     let found = hex::encode(r.measurement());
-    if r.measurement() == expect.measurement {
-        Ok(format!(
-            "measurement {found} equals the expected launch digest (from {})",
-            expect.measurement_source
-        ))
-    } else {
-        Err(Failure::mismatch("measurement", found, hex::encode(expect.measurement)).meaning(format!(
-            "not the expected launch digest (from {}): another image, firmware, command line or vCPU setup was booted",
-            expect.measurement_source
-        )))
+    if let Some((_, source)) = expect.measurements.iter().find(|(m, _)| *m == r.measurement()) {
+        return Ok(format!(
+            "measurement {found} equals the expected launch digest (from {source})"
+        ));
     }
+    let expected: Vec<String> = expect.measurements.iter().map(|(m, _)| hex::encode(m)).collect();
+    let sources: Vec<&str> = expect.measurements.iter().map(|(_, s)| s.as_str()).collect();
+    Err(Failure::mismatch(
+        "measurement",
+        found,
+        if expected.len() == 1 {
+            expected[0].clone()
+        } else {
+            format!("one of {}", expected.join(", "))
+        },
+    )
+    .meaning(format!(
+        "not the expected launch digest (from {}): another image, firmware, command line or vCPU setup was booted",
+        sources.join("; ")
+    )))
 }
 
 fn check_debug(r: &Report, expect: &Expectations) -> Result<String, Failure> {

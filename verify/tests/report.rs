@@ -67,7 +67,7 @@ fn real_milan_report_verifies() {
         .filter(|c| c.trust_chain_step() <= 3)
         .collect();
     assert_eq!(names, report_checks, "every check of steps 1-3, in order");
-    assert_eq!(names.len(), 13);
+    assert_eq!(names.len(), 15);
     assert!(
         v.check(CheckId::Chain)
             .unwrap()
@@ -92,7 +92,7 @@ fn real_milan_report_verifies() {
     assert!(text.contains("[PASS] report.signature"), "{text}");
     let json = serde_json::to_value(&v).unwrap();
     assert_eq!(json["verified"], true);
-    assert_eq!(json["checks"].as_array().unwrap().len(), 13);
+    assert_eq!(json["checks"].as_array().unwrap().len(), 15);
 }
 
 #[test]
@@ -284,7 +284,7 @@ fn wrong_vcek_fails_signature_and_match() {
 fn expectation_mismatches_on_real_report_fail_only_their_check() {
     let (report, chain, expect) = milan();
     let mut e = expect.clone();
-    e.measurement[0] ^= 1;
+    e.measurements[0].0[0] ^= 1;
     assert_eq!(
         failed(&verify_report(&report, &chain, None, &e)),
         BTreeSet::from([CheckId::Measurement])
@@ -401,7 +401,7 @@ fn simulated_round_trip_verifies_only_when_simulated_is_allowed() {
     );
     assert_eq!(
         failed(&v),
-        BTreeSet::from([CheckId::Chain, CheckId::Simulated]),
+        BTreeSet::from([CheckId::Simulated]),
         "{v}"
     );
 
@@ -424,7 +424,7 @@ fn simulated_evidence_without_bundle_roots_is_still_recognised() {
     let v = verify_report(&report, &chain, Some(PROVENANCE), &simulated_expect(false));
     assert_eq!(
         failed(&v),
-        BTreeSet::from([CheckId::Chain, CheckId::Simulated]),
+        BTreeSet::from([CheckId::Simulated]),
         "{v}"
     );
     let v = verify_report(&report, &chain, Some(PROVENANCE), &simulated_expect(true));
@@ -656,4 +656,143 @@ fn the_builtin_floor_refuses_a_tcb_below_it_by_default() {
             "{v}"
         );
     }
+}
+
+// --- real evidence from other processor generations and signers ----------
+
+use kettle_attest::testdata::{RealEvidence, GENOA_V5, MILAN_DEBUG, MILAN_VLEK, TURIN_V5};
+
+/// Strict report-only expectations for a real report (its own measurement and report_data).
+fn own(e: &RealEvidence) -> Expectations {
+    let r = Report::parse(e.report).unwrap();
+    Expectations {
+        report_data: Some(r.report_data()),
+        ..Expectations::new(r.measurement(), e.name)
+    }
+}
+
+fn verify_real(e: &RealEvidence, expect: &Expectations) -> Verdict {
+    verify_report(e.report, &e.chain(), None, expect)
+}
+
+#[test]
+fn real_genoa_and_turin_version_5_reports_verify_under_their_roots() {
+    for (e, root) in [(GENOA_V5, "ARK-Genoa"), (TURIN_V5, "ARK-Turin")] {
+        let v = verify_real(&e, &own(&e));
+        assert!(v.verified, "{}: {v}", e.name);
+        assert!(v.check(CheckId::Chain).unwrap().detail().contains(root), "{v}");
+        assert_eq!(Report::parse(e.report).unwrap().version(), 5);
+    }
+    // Turin's TCB has an FMC SVN and its VCEK an 8-byte hwID.
+    let v = verify_real(&TURIN_V5, &own(&TURIN_V5));
+    assert!(v.check(CheckId::VcekMatchesReport).unwrap().detail().contains("fmc=0"), "{v}");
+}
+
+#[test]
+fn real_vlek_evidence_verifies_only_where_vlek_is_accepted() {
+    let base = Expectations {
+        vmpl: 1, // AWS requests it from VMPL 1 (its SVSM runs at 0)
+        ..own(&MILAN_VLEK)
+    };
+    let v = verify_real(&MILAN_VLEK, &base);
+    assert_eq!(failed(&v), BTreeSet::from([CheckId::Signer]), "{v}");
+    assert_eq!(v.check(CheckId::Signature).unwrap().status(), Status::Skip, "{v}");
+    let vlek = Expectations {
+        accept_vlek: true,
+        ..base
+    };
+    let v = verify_real(&MILAN_VLEK, &vlek);
+    assert!(v.verified, "{v}");
+    assert!(v.check(CheckId::Chain).unwrap().detail().contains("ARK-Milan"), "{v}");
+    assert!(v.check(CheckId::VcekMatchesReport).unwrap().detail().starts_with("VLEK"), "{v}");
+    // Without its ASVK the VLEK does not chain, and the error says what to add.
+    let alone = kettle_attest::CertChain::from_der_parts(None, None, MILAN_VLEK.key_der.to_vec());
+    let v = verify_report(MILAN_VLEK.report, &alone, None, &vlek);
+    assert!(failed(&v).contains(&CheckId::Chain), "{v}");
+    assert!(v.check(CheckId::Chain).unwrap().detail().contains("ASVK"), "{v}");
+}
+
+#[test]
+fn a_real_report_that_allows_debugging_fails_only_the_debug_check() {
+    let e = MILAN_DEBUG;
+    let low_floor = Expectations {
+        // This 2022 report's TCB (bl 2, snp 5, ucode 68) is below Kettle's built-in Milan floor.
+        min_tcb: TcbFloor::Fixed(MinTcb::default()),
+        ..own(&e)
+    };
+    let v = verify_real(&e, &low_floor);
+    assert_eq!(failed(&v), BTreeSet::from([CheckId::DebugDisallowed]), "{v}");
+    let v = verify_real(&e, &own(&e));
+    assert_eq!(failed(&v), BTreeSet::from([CheckId::DebugDisallowed, CheckId::MinTcb]), "{v}");
+}
+
+// --- revocation and validity --------------------------------------------
+
+fn serials(psp: &SimulatedPsp) -> (x509_cert::serial_number::SerialNumber, x509_cert::serial_number::SerialNumber) {
+    use x509_cert::der::Decode;
+    let chain = chain_of(psp);
+    let cert = |der: &[u8]| x509_cert::Certificate::from_der(der).unwrap().tbs_certificate.serial_number;
+    (cert(chain.ask.as_ref().unwrap()), cert(&chain.vcek))
+}
+
+const JAN_2026: u64 = 1_767_225_600;
+const DEC_2026: u64 = 1_796_083_200;
+
+#[test]
+fn a_crl_listing_the_vcek_or_the_ask_rejects_it() {
+    use kettle_attest::simulated::certs::test_crl;
+    let psp = SimulatedPsp::new(MEASUREMENT);
+    let report = psp.report(&report_data_for(PROVENANCE), 0).unwrap();
+    let (ask, vcek) = serials(&psp);
+    let run = |crls: Vec<Vec<u8>>, at: Option<u64>| {
+        let e = Expectations {
+            crls,
+            at,
+            ..simulated_expect(true)
+        };
+        verify_report(&report, &chain_of(&psp), Some(PROVENANCE), &e)
+    };
+    let v = run(Vec::new(), None);
+    assert_eq!(v.check(CheckId::Revocation).unwrap().status(), Status::Skip, "{v}");
+    assert!(v.check(CheckId::Revocation).unwrap().detail().contains("--crl"));
+
+    let clean = test_crl(&[], JAN_2026, DEC_2026).unwrap();
+    let v = run(vec![clean.clone()], None);
+    assert_eq!(v.check(CheckId::Revocation).unwrap().status(), Status::Pass, "{v}");
+
+    for (which, serial) in [("VCEK", vcek), ("ASK", ask)] {
+        let v = run(vec![test_crl(&[serial], JAN_2026, DEC_2026).unwrap()], None);
+        assert_eq!(failed(&v), BTreeSet::from([CheckId::Revocation]), "{which}: {v}");
+        assert!(v.check(CheckId::Revocation).unwrap().detail().contains(&format!("the {which}")), "{v}");
+    }
+
+    // A CRL whose signature does not verify is not the ARK's.
+    let mut forged = clean.clone();
+    let n = forged.len();
+    forged[n - 5] ^= 1;
+    let v = run(vec![forged], None);
+    assert_eq!(failed(&v), BTreeSet::from([CheckId::Revocation]), "{v}");
+    // A CRL past its nextUpdate at the verifier's time is stale.
+    let v = run(vec![clean], Some(DEC_2026 + 1));
+    assert!(failed(&v).contains(&CheckId::Revocation), "{v}");
+    assert!(v.check(CheckId::Revocation).unwrap().detail().contains("expired"), "{v}");
+}
+
+#[test]
+fn validity_windows_are_checked_against_the_verifiers_time_only() {
+    let vlek = |at| Expectations {
+        vmpl: 1,
+        accept_vlek: true,
+        at,
+        ..own(&MILAN_VLEK)
+    };
+    let v = verify_real(&MILAN_VLEK, &vlek(None));
+    let c = v.check(CheckId::CertValidity).unwrap();
+    assert_eq!(c.status(), Status::Skip);
+    assert!(c.detail().contains("no trusted clock"), "{v}");
+    // The VLEK was valid from 2024-12-10 to 2025-12-10.
+    assert!(verify_real(&MILAN_VLEK, &vlek(Some(1_750_000_000))).verified);
+    let v = verify_real(&MILAN_VLEK, &vlek(Some(DEC_2026)));
+    assert_eq!(failed(&v), BTreeSet::from([CheckId::CertValidity]), "{v}");
+    assert!(v.check(CheckId::CertValidity).unwrap().detail().contains("VCEK expired"), "{v}");
 }

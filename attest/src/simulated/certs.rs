@@ -276,3 +276,43 @@ mod tests {
         assert_eq!(real.tbs_certificate.signature, pss_algorithm().unwrap());
     }
 }
+
+/// A CRL of the simulated ARK revoking `serials` (for tests of revocation checking),
+/// valid from `this_update` to `next_update` (Unix seconds), DER.
+pub fn test_crl(serials: &[SerialNumber], this_update: u64, next_update: u64) -> Result<Vec<u8>, SimulatedError> {
+    use x509_cert::crl::{CertificateList, RevokedCert, TbsCertList};
+    use x509_cert::time::Time;
+    let time = |t: u64| -> Result<Time, SimulatedError> {
+        Ok(Time::UtcTime(x509_cert::der::asn1::UtcTime::from_unix_duration(
+            std::time::Duration::from_secs(t),
+        )?))
+    };
+    let revoked = serials
+        .iter()
+        .map(|s| {
+            Ok(RevokedCert {
+                serial_number: s.clone(),
+                revocation_date: time(this_update)?,
+                crl_entry_extensions: None,
+            })
+        })
+        .collect::<Result<Vec<_>, SimulatedError>>()?;
+    let tbs = TbsCertList {
+        version: Version::V2,
+        signature: pss_algorithm()?,
+        issuer: simulated_name(ARK_CN)?,
+        this_update: time(this_update)?,
+        next_update: Some(time(next_update)?),
+        revoked_certificates: (!revoked.is_empty()).then_some(revoked),
+        crl_extensions: None,
+    };
+    let key = rsa::RsaPrivateKey::from_pkcs8_pem(keys::ARK_KEY_PEM)?;
+    let signer = rsa::pss::BlindedSigningKey::<sha2::Sha384>::new(key);
+    let sig = signer.try_sign_with_rng(&mut rsa::rand_core::OsRng, &tbs.to_der()?)?;
+    Ok(CertificateList {
+        tbs_cert_list: tbs,
+        signature_algorithm: pss_algorithm()?,
+        signature: BitString::from_bytes(&sig.to_vec())?,
+    }
+    .to_der()?)
+}

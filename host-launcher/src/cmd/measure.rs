@@ -7,8 +7,8 @@ use std::process::ExitCode;
 
 use kettle_image::manifest::{ImageManifest, ManifestCheck};
 use kettle_image::measure::{
-    self, cpu_model_names, GuestFeatures, KernelHashes, LaunchDigest, MeasureInputs, VcpuType,
-    VmmType,
+    self, cpu_model_names, GuestFeatures, KernelHashes, LaunchDigest, MeasureInputs, VcpuConfig,
+    VcpuType, VmmType,
 };
 
 /// Exit code when the files do not match the manifest.
@@ -164,19 +164,21 @@ fn digest(args: &MeasureArgs) -> Result<LaunchDigest, String> {
         kernel: args.kernel.clone(),
         initrd: args.initrd.clone(),
         cmdline: args.append.clone(),
-        vcpus: args
-            .vcpus
-            .ok_or("missing --vcpus N (required in --mode snp)")?,
-        vcpu_type: vcpu_type(args)?,
-        vmm_type: args.vmm_type,
-        guest_features: args.guest_features,
+        vcpu: VcpuConfig {
+            vcpus: args
+                .vcpus
+                .ok_or("missing --vcpus N (required in --mode snp)")?,
+            vcpu_type: vcpu_type(args)?,
+            vmm_type: args.vmm_type,
+            guest_features: args.guest_features,
+        },
     };
     let hashes: Option<KernelHashes> = inputs.kernel_hashes().map_err(|e| e.to_string())?;
     measure::launch_digest(
         &ovmf,
         args.snp_ovmf_hash.as_ref(),
         hashes.as_ref(),
-        &inputs.vcpu_config(),
+        &inputs.vcpu,
     )
     .map_err(|e| e.to_string())
 }
@@ -303,10 +305,12 @@ mod tests {
             kernel: Some(dir.path().join("bzImage")),
             initrd: Some(dir.path().join("initramfs.cpio")),
             cmdline: Some("console=ttyS0".into()),
-            vcpus: 2,
-            vcpu_type: "EPYC-Milan".parse().unwrap(),
-            vmm_type: VmmType::Qemu,
-            guest_features: GuestFeatures::default(),
+            vcpu: VcpuConfig {
+                vcpus: 2,
+                vcpu_type: "EPYC-Milan".parse().unwrap(),
+                vmm_type: VmmType::Qemu,
+                guest_features: GuestFeatures::default(),
+            },
         };
         let manifest = ImageManifest {
             schema: MANIFEST_SCHEMA,

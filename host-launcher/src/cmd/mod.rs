@@ -3,4 +3,5 @@
 pub mod build;
 pub mod image;
 pub mod measure;
+pub mod policy;
 pub mod verify;

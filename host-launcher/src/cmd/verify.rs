@@ -8,10 +8,9 @@ use clap::Args;
 use kettle::kds::{self, KdsClient};
 use kettle_attest::CertChain;
 use kettle_image::ImageManifest;
-use kettle_provenance::ids;
 use kettle_verify::{
-    Bundle, BundleFiles, Expectations, LoadError, MinTcb, ProvenanceExpectations, SourcePin,
-    TcbFloor, Verdict,
+    AppliedPolicy, Bundle, BundleFiles, Expectations, LoadError, MinTcb, Policy, PolicyError,
+    SourcePin, TcbFloor, Verdict,
 };
 
 /// Exit code of a verification that ran and rejected the evidence.
@@ -28,7 +27,9 @@ rollback, no simulated evidence unless --allow-simulated; 3. report_data = SHA-2
 read) || 32 zero bytes; 4. provenance.json is canonical (RFC 8785), an in-toto Statement v1 with SLSA \
 provenance v1; 5. every artifact is a subject; 6. repository and ref as given, the built commit is the one you \
 pinned (--commit, --source, or --any-source), builder.id and buildType accepted.\n\nExit status: 0 verified, \
-1 rejected (every failed check is named), 2 could not run.\n\nExamples:\n  kettle verify out/ --manifest \
+1 rejected (every failed check is named, with the policy field it enforces), 2 could not run.\n\nThe documented way \
+to verify is against the platform team's published policy (kettle policy init):\n  kettle verify out/ --policy \
+policy.json --ref refs/tags/v1.2.0 --source ~/src/my-clone\nWithout a policy:\n  kettle verify out/ --manifest \
 image/manifest.json --repo https://github.com/o/r --ref refs/heads/main --commit 1f2e...\n  kettle verify \
 --provenance out/provenance.json --evidence out/evidence --chain out/chain.pem --measurement HEX \
 --source ~/src/r --ref refs/tags/v1.2.0 --artifact out/artifacts/hello"
@@ -78,9 +79,16 @@ pub struct VerifyArgs {
     /// Accept a build of any commit (the verdict still names the built commit).
     #[arg(long)]
     pub any_source: bool,
-    /// Accepted runDetails.builder.id (repeatable; default: Kettle's SEV-SNP builder).
-    #[arg(long = "builder-id", value_name = "ID", default_value = ids::BUILDER_ID_SEV_SNP)]
+    /// The verification policy to enforce (the platform team's `kettle policy init` output,
+    /// reviewed); the flags below replace single fields of it, and the verdict says which.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// Accepted runDetails.builder.id (repeatable; default: the policy's, else Kettle's SEV-SNP builder).
+    #[arg(long = "builder-id", value_name = "ID")]
     pub builder_ids: Vec<String>,
+    /// Accept reports signed by a cloud provider's VLEK (AWS EC2), chained ARK -> ASVK -> VLEK.
+    #[arg(long)]
+    pub allow_vlek: bool,
     /// Expected buildDefinition.buildType (default: any Kettle recipe).
     #[arg(long, value_name = "URI")]
     pub build_type: Option<String>,
@@ -95,6 +103,18 @@ pub struct VerifyArgs {
     /// (e.g. your nonce). Without it a report alone must have a zero second half.
     #[arg(long, value_name = "HEX", conflicts_with_all = ["dir", "provenance"])]
     pub report_data: Option<String>,
+    /// AMD's CRL for the report's processor generation (DER, repeatable); revoked ASK/ASVK
+    /// or VCEK/VLEK serials are rejected. Without one, revocation is not checked (said so).
+    #[arg(long = "crl", value_name = "FILE")]
+    pub crls: Vec<PathBuf>,
+    /// Fetch the CRL from AMD's KDS (cached under the cache dir until its nextUpdate).
+    #[arg(long)]
+    pub fetch_crl: bool,
+    /// The time to check certificate and CRL validity at (RFC 3339 UTC, e.g.
+    /// 2026-12-01T00:00:00Z). Offline verification has no trusted clock: without it,
+    /// validity windows are not checked, and the verdict says so.
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
     /// Fetch the VCEK from AMD's key distribution service when no chain is given.
     #[arg(long)]
     pub fetch_vcek: bool,
@@ -115,8 +135,8 @@ pub enum VerifyCmdError {
     /// An input could not be read.
     #[error(transparent)]
     Load(#[from] LoadError),
-    /// Neither --manifest nor --measurement.
-    #[error("no expected measurement: pass --manifest with the image's PUBLISHED manifest.json, or --measurement HEX (the manifest.json a build leaves in its output directory is a copy the untrusted build host wrote, so it is never used)")]
+    /// Neither --policy, --manifest nor --measurement.
+    #[error("no expected measurement: pass --policy (the platform team's verification policy), --manifest with the image's PUBLISHED manifest.json, or --measurement HEX (the manifest.json a build leaves in its output directory is a copy the untrusted build host wrote, so it is never used)")]
     NoMeasurement,
     /// A hex argument is malformed.
     #[error("{flag}: {message}")]
@@ -126,6 +146,9 @@ pub enum VerifyCmdError {
         /// What is wrong.
         message: String,
     },
+    /// The policy could not be used.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
     /// The auditor's clone could not be read.
     #[error("--source: {0}")]
     Source(#[from] kettle::source::SourceError),
@@ -193,52 +216,7 @@ pub fn verify(args: &VerifyArgs) -> Result<Verdict, VerifyCmdError> {
         files.chain = args.chain.clone();
     }
 
-    // Only what the auditor names: never the manifest.json copy a build host left in the directory.
-    let (measurement, measurement_source) = match (&args.measurement, &args.manifest) {
-        (Some(hex), _) => (
-            kettle_verify::parse_measurement(hex).map_err(VerifyCmdError::BadMeasurement)?,
-            "--measurement".to_string(),
-        ),
-        (None, Some(path)) => (
-            manifest_measurement(path)?,
-            format!("manifest {}", path.display()),
-        ),
-        (None, None) => return Err(VerifyCmdError::NoMeasurement),
-    };
-    let source = match (&args.commit, &args.source) {
-        (Some(c), _) => {
-            let ok = matches!(c.len(), 40 | 64) && c.bytes().all(|b| b.is_ascii_hexdigit());
-            if !ok {
-                return Err(VerifyCmdError::BadArgument {
-                    flag: "--commit",
-                    message: format!("{c:?} is not a full commit id (40 or 64 hex digits)"),
-                });
-            }
-            SourcePin::Commit(c.to_ascii_lowercase())
-        }
-        (None, Some(dir)) => kettle::source::pin_from_clone(
-            dir,
-            args.git_ref
-                .as_deref()
-                .expect("clap: --source requires --ref"),
-            args.reachable,
-        )?,
-        (None, None) if args.any_source => SourcePin::Any,
-        (None, None) => SourcePin::Unpinned,
-    };
-    let report_data = args
-        .report_data
-        .as_deref()
-        .map(|hex| {
-            let mut out = [0u8; 64];
-            hex::decode_to_slice(hex.trim(), &mut out)
-                .map(|()| out)
-                .map_err(|e| VerifyCmdError::BadArgument {
-                    flag: "--report-data",
-                    message: format!("{hex:?} is not 128 hex digits: {e}"),
-                })
-        })
-        .transpose()?;
+    let (expect, applied) = expectations(args)?;
 
     let fetched_vcek = match &files.chain {
         Some(_) => None,
@@ -261,25 +239,160 @@ pub fn verify(args: &VerifyArgs) -> Result<Verdict, VerifyCmdError> {
         bundle.chain = Ok(CertChain::from_der_parts(None, None, vcek));
     }
 
-    let mut expect = Expectations {
-        min_tcb: args.min_tcb.map_or(TcbFloor::Builtin, TcbFloor::Fixed),
-        report_data,
-        provenance: ProvenanceExpectations {
-            repository: args.repo.clone(),
-            git_ref: args.git_ref.clone(),
-            source,
-            builder_ids: args.builder_ids.clone(),
-            build_types: match &args.build_type {
-                Some(t) => vec![t.clone()],
-                None => ProvenanceExpectations::default().build_types,
-            },
-        },
-        ..Expectations::new(measurement, measurement_source)
-    };
-    if args.allow_simulated {
-        expect = expect.accepting_simulated();
+    let mut expect = expect;
+    for path in &args.crls {
+        expect.crls.push(kettle_verify::bundle::read_regular("CRL", path, 4 << 20)?);
     }
-    Ok(kettle_verify::verify(&bundle, &expect))
+    if args.fetch_crl {
+        let cache = kettle::store::Store::default_root()
+            .map_err(|e| VerifyCmdError::BadArgument {
+                flag: "--fetch-crl",
+                message: e.to_string(),
+            })?
+            .join("crl");
+        expect.crls.push(
+            KdsClient::new(&args.kds_url)
+                .with_product(args.product)
+                .fetch_crl_for_report(&bundle.report, &cache)?,
+        );
+    }
+    let verdict = kettle_verify::verify(&bundle, &expect);
+    Ok(match applied {
+        Some(p) => verdict.under_policy(p),
+        None => verdict,
+    })
+}
+
+/// What the verifier requires: the policy's fields (or the strict defaults), each flag
+/// replacing one field (recorded, so the verdict can say which).
+fn expectations(args: &VerifyArgs) -> Result<(Expectations, Option<AppliedPolicy>), VerifyCmdError> {
+    // Only what the auditor names: never the manifest.json copy a build host left in the directory.
+    let measurement = match (&args.measurement, &args.manifest) {
+        (Some(hex), _) => Some((
+            kettle_verify::parse_measurement(hex).map_err(VerifyCmdError::BadMeasurement)?,
+            "--measurement".to_string(),
+            "--measurement",
+        )),
+        (None, Some(path)) => Some((
+            manifest_measurement(path)?,
+            format!("manifest {}", path.display()),
+            "--manifest",
+        )),
+        (None, None) => None,
+    };
+    let mut overrides = std::collections::BTreeMap::new();
+    let (mut expect, loaded) = match (&args.policy, measurement) {
+        (Some(path), m) => {
+            let loaded = Policy::load(path)?;
+            let mut e = loaded.policy.expectations();
+            if let Some((digest, source, flag)) = m {
+                e.measurements = vec![(digest, source)];
+                overrides.insert("measurements", flag.to_string());
+            }
+            (e, Some(loaded))
+        }
+        (None, Some((digest, source, _))) => (Expectations::new(digest, source), None),
+        (None, None) => return Err(VerifyCmdError::NoMeasurement),
+    };
+    let mut set = |field: &'static str, flag: &str| {
+        if loaded.is_some() {
+            overrides.insert(field, flag.to_string());
+        }
+    };
+    if let Some(t) = args.min_tcb {
+        expect.min_tcb = TcbFloor::Fixed(t);
+        set("min_tcb", "--min-tcb");
+    }
+    if args.allow_simulated && !expect.allow_simulated {
+        expect = expect.accepting_simulated();
+        set("allow_simulated", "--allow-simulated");
+    }
+    if args.allow_vlek && !expect.accept_vlek {
+        expect.accept_vlek = true;
+        set("signers", "--allow-vlek");
+    }
+    if let Some(r) = &args.repo {
+        expect.provenance.repository = Some(r.clone());
+        set("source.repository", "--repo");
+    }
+    if let Some(r) = &args.git_ref {
+        expect.provenance.git_ref = Some(r.clone());
+        set("source.refs", "--ref");
+    }
+    if !args.builder_ids.is_empty() {
+        expect.provenance.builder_ids = args.builder_ids.clone();
+        if args.allow_simulated {
+            expect = expect.accepting_simulated();
+        }
+        set("builder_ids", "--builder-id");
+    }
+    if let Some(t) = &args.build_type {
+        expect.provenance.build_types = vec![t.clone()];
+        set("build_types", "--build-type");
+    }
+    match source_pin(args)? {
+        SourcePin::Unpinned => {}
+        pin => {
+            if expect.provenance.source == SourcePin::Any && pin != SourcePin::Any {
+                set("source.any_commit", "--commit/--source");
+            }
+            expect.provenance.source = pin;
+        }
+    }
+    expect.at = args
+        .at
+        .as_deref()
+        .map(|t| {
+            kettle_provenance::timestamp::parse_rfc3339_utc(t)
+                .map(|ts| ts.unix_seconds.max(0) as u64)
+                .map_err(|e| VerifyCmdError::BadArgument {
+                    flag: "--at",
+                    message: format!("{t:?}: {e}"),
+                })
+        })
+        .transpose()?;
+    expect.report_data = args
+        .report_data
+        .as_deref()
+        .map(|hex| {
+            let mut out = [0u8; 64];
+            hex::decode_to_slice(hex.trim(), &mut out)
+                .map(|()| out)
+                .map_err(|e| VerifyCmdError::BadArgument {
+                    flag: "--report-data",
+                    message: format!("{hex:?} is not 128 hex digits: {e}"),
+                })
+        })
+        .transpose()?;
+    let applied = loaded.map(|l| AppliedPolicy {
+        name: l.policy.name,
+        sha256: l.sha256,
+        overrides,
+    });
+    Ok((expect, applied))
+}
+
+/// The commit the auditor pins: `--commit`, the ref's tip in `--source`, `--any-source`, or none.
+fn source_pin(args: &VerifyArgs) -> Result<SourcePin, VerifyCmdError> {
+    Ok(match (&args.commit, &args.source) {
+        (Some(c), _) => {
+            let ok = matches!(c.len(), 40 | 64) && c.bytes().all(|b| b.is_ascii_hexdigit());
+            if !ok {
+                return Err(VerifyCmdError::BadArgument {
+                    flag: "--commit",
+                    message: format!("{c:?} is not a full commit id (40 or 64 hex digits)"),
+                });
+            }
+            SourcePin::Commit(c.to_ascii_lowercase())
+        }
+        (None, Some(dir)) => kettle::source::pin_from_clone(
+            dir,
+            args.git_ref.as_deref().expect("clap: --source requires --ref"),
+            args.reachable,
+        )?,
+        (None, None) if args.any_source => SourcePin::Any,
+        (None, None) => SourcePin::Unpinned,
+    })
 }
 
 /// The launch digest a manifest publishes.

@@ -378,14 +378,8 @@ pub struct MeasureInputs {
     pub initrd: Option<PathBuf>,
     /// The `-append` command line.
     pub cmdline: Option<String>,
-    /// Number of vCPUs.
-    pub vcpus: u32,
-    /// vCPU model.
-    pub vcpu_type: VcpuType,
-    /// VMM flavour.
-    pub vmm_type: VmmType,
-    /// VMSA SEV_FEATURES.
-    pub guest_features: GuestFeatures,
+    /// vCPUs, their model, the VMM and the VMSA features.
+    pub vcpu: VcpuConfig,
 }
 
 impl MeasureInputs {
@@ -393,17 +387,7 @@ impl MeasureInputs {
     pub fn launch_digest(&self) -> Result<LaunchDigest, MeasureError> {
         let ovmf = load_ovmf(&self.ovmf)?;
         let hashes = self.kernel_hashes()?;
-        launch_digest(&ovmf, None, hashes.as_ref(), &self.vcpu_config())
-    }
-
-    /// The vCPU part of the inputs.
-    pub fn vcpu_config(&self) -> VcpuConfig {
-        VcpuConfig {
-            vcpus: self.vcpus,
-            vcpu_type: self.vcpu_type.clone(),
-            vmm_type: self.vmm_type,
-            guest_features: self.guest_features,
-        }
+        launch_digest(&ovmf, None, hashes.as_ref(), &self.vcpu)
     }
 
     /// Hashes the kernel, initrd and command line (None without a kernel).
@@ -613,10 +597,7 @@ mod tests {
             kernel: None,
             initrd: None,
             cmdline: Some("x".into()),
-            vcpus: 1,
-            vcpu_type: "EPYC".parse().unwrap(),
-            vmm_type: VmmType::Qemu,
-            guest_features: GuestFeatures::default(),
+            vcpu: vm(1, "EPYC"),
         };
         assert!(matches!(
             inputs.kernel_hashes(),

@@ -109,10 +109,10 @@ impl Case {
             "--output-format".into(),
             "hex".into(),
         ];
-        a.extend(["--vcpus".into(), i.vcpus.to_string()]);
+        a.extend(["--vcpus".into(), i.vcpu.vcpus.to_string()]);
         a.extend(self.vcpu_args.iter().cloned());
-        a.extend(["--vmm-type".into(), i.vmm_type.to_string()]);
-        a.extend(["--guest-features".into(), i.guest_features.to_string()]);
+        a.extend(["--vmm-type".into(), i.vcpu.vmm_type.to_string()]);
+        a.extend(["--guest-features".into(), i.vcpu.guest_features.to_string()]);
         a.extend(["--ovmf".into(), i.ovmf.display().to_string()]);
         if let Some(k) = &i.kernel {
             a.extend(["--kernel".into(), k.display().to_string()]);
@@ -141,10 +141,12 @@ fn cases(ovmf: &Path, kernels: &[PathBuf], initrd: &Path) -> Vec<Case> {
             kernel: kernel.cloned(),
             initrd: initrd.map(Path::to_path_buf),
             cmdline: cmdline.map(str::to_string),
-            vcpus,
-            vcpu_type: name.parse().unwrap(),
-            vmm_type: VmmType::Qemu,
-            guest_features: GuestFeatures::default(),
+            vcpu: VcpuConfig {
+                vcpus,
+                vcpu_type: name.parse().unwrap(),
+                vmm_type: VmmType::Qemu,
+                guest_features: GuestFeatures::default(),
+            },
         },
         vcpu_args: vec!["--vcpu-type".into(), name.into()],
     };
@@ -194,7 +196,7 @@ fn cases(ovmf: &Path, kernels: &[PathBuf], initrd: &Path) -> Vec<Case> {
                 Some(initrd),
                 Some(cmdline),
             );
-            c.inputs.vmm_type = vmm;
+            c.inputs.vcpu.vmm_type = vmm;
             out.push(c);
         }
     }
@@ -205,11 +207,11 @@ fn cases(ovmf: &Path, kernels: &[PathBuf], initrd: &Path) -> Vec<Case> {
         Some(initrd),
         Some(cmdline),
     );
-    c.inputs.guest_features = GuestFeatures(0x21);
+    c.inputs.vcpu.guest_features = GuestFeatures(0x21);
     out.push(c);
     // Explicit family/model/stepping (a Turin-dense signature no name covers).
     let mut c = named(4, "EPYC", Some(&kernels[0]), Some(initrd), Some(cmdline));
-    c.inputs.vcpu_type = VcpuType::FamilyModelStepping {
+    c.inputs.vcpu.vcpu_type = VcpuType::FamilyModelStepping {
         family: 26,
         model: 17,
         stepping: 0,
@@ -226,7 +228,7 @@ fn cases(ovmf: &Path, kernels: &[PathBuf], initrd: &Path) -> Vec<Case> {
     .to_vec();
     out.push(c);
     let mut c = named(2, "EPYC", Some(&kernels[0]), None, Some(cmdline));
-    c.inputs.vcpu_type = VcpuType::Signature(0x00a1_0f11);
+    c.inputs.vcpu.vcpu_type = VcpuType::Signature(0x00a1_0f11);
     c.vcpu_args = vec!["--vcpu-sig".into(), "0xa10f11".into()];
     out.push(c);
     out
@@ -243,7 +245,7 @@ fn compare_with_peer(cli: &Path, cases: &[Case]) -> usize {
     let ours = |i: usize, inputs: &MeasureInputs| -> Result<LaunchDigest, MeasureError> {
         assert_eq!(inputs.ovmf, cases[0].inputs.ovmf);
         let hashes = inputs.kernel_hashes()?;
-        let seeded = launch_digest(&ovmf, Some(&seed), hashes.as_ref(), &inputs.vcpu_config())?;
+        let seeded = launch_digest(&ovmf, Some(&seed), hashes.as_ref(), &inputs.vcpu)?;
         if i % 16 == 0 {
             assert_eq!(
                 inputs.launch_digest()?,
@@ -372,15 +374,18 @@ fn matches_sev_crate() {
         .chain(cases(&padded, &kernels, &initrd).into_iter().step_by(50));
     for case in all {
         let i = &case.inputs;
-        let VcpuType::Named(name) = &i.vcpu_type else {
+        let VcpuType::Named(name) = &i.vcpu.vcpu_type else {
             continue;
         };
         let trimmed = i.cmdline.as_deref().is_none_or(|c| c.trim() == c);
-        if i.vmm_type != VmmType::Qemu || i.guest_features != GuestFeatures::default() || !trimmed {
+        if i.vcpu.vmm_type != VmmType::Qemu
+            || i.vcpu.guest_features != GuestFeatures::default()
+            || !trimmed
+        {
             continue; // sev cannot express these (see the module docs)
         }
         let theirs = snp_calc_launch_digest(SnpMeasurementArgs {
-            vcpus: i.vcpus,
+            vcpus: i.vcpu.vcpus,
             vcpu_type: CpuType::try_from(*name).unwrap(),
             ovmf_file: i.ovmf.clone(),
             guest_features: SevFeatures::default(),

@@ -1,0 +1,463 @@
+//! The verification policy a platform team publishes next to its image, and
+//! an auditor enforces: `kettle verify DIR --policy FILE`. A versioned JSON
+//! document (schema `kettle.policy/v1`); unknown fields are refused, absent
+//! fields take the verifier's strict defaults. Field by field:
+//!
+//! | field | meaning | default |
+//! | --- | --- | --- |
+//! | `schema` | `"kettle.policy/v1"` | required |
+//! | `name` | shown in the verdict line | required |
+//! | `measurements` | accepted launch digests, each `{launch_digest, vcpus?, vcpu_type?, image_manifest_sha256?}` | required, non-empty |
+//! | `guest_policy` | what the SNP guest policy may allow (`allow_debug`, `allow_migration_agent`, `allow_smt`, `require_single_socket`, `allow_cxl`, `min_abi` "major.minor") | nothing that weakens isolation; SMT allowed |
+//! | `vmpl` | the VMPL the report must come from | 0 |
+//! | `min_tcb` | TCB floor per generation: `{milan?, genoa?, turin?}`, each `{fmc?, bootloader, tee, snp, microcode}` | Kettle's built-in floor |
+//! | `signers` | accepted report signers: `"vcek"`, `"vlek"` | `["vcek"]` |
+//! | `builder_ids` | accepted `runDetails.builder.id`s | Kettle's SEV-SNP builder |
+//! | `build_types` | accepted `buildType`s | both Kettle recipes |
+//! | `source.repository` | `externalParameters.repository` | not compared |
+//! | `source.refs` | accepted refs, exact or with `*` wildcards (`refs/tags/v*`) | not compared |
+//! | `source.any_commit` | accept any built commit (else the auditor pins it: `--commit`/`--source`) | false |
+//! | `allow_simulated` | accept the simulated PSP's test-key evidence | false |
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use kettle_attest::chain::Product;
+use kettle_image::ImageManifest;
+use kettle_provenance::{ids, Sha256Digest};
+use serde::{Deserialize, Serialize};
+
+use crate::expect::{
+    parse_measurement, Expectations, GuestPolicyRules, MinTcb, ProvenanceExpectations, SourcePin,
+    TcbFloor,
+};
+
+/// The only schema this verifier reads.
+pub const POLICY_SCHEMA: &str = "kettle.policy/v1";
+/// Largest policy file read.
+pub const MAX_POLICY_BYTES: u64 = 1 << 20;
+
+/// A verification policy as published.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// Must be [`POLICY_SCHEMA`].
+    pub schema: String,
+    /// The policy's name, shown in the verdict.
+    pub name: String,
+    /// Accepted launch digests.
+    pub measurements: Vec<AcceptedMeasurement>,
+    /// What the guest policy may allow.
+    #[serde(default = "default_guest_policy")]
+    pub guest_policy: GuestPolicyField,
+    /// The VMPL the report must come from.
+    #[serde(default)]
+    pub vmpl: u32,
+    /// TCB floors per processor generation.
+    #[serde(default, skip_serializing_if = "TcbFloors::is_empty")]
+    pub min_tcb: TcbFloors,
+    /// Accepted signers.
+    #[serde(default = "default_signers")]
+    pub signers: Vec<Signer>,
+    /// Accepted builder ids.
+    #[serde(default = "default_builder_ids")]
+    pub builder_ids: Vec<String>,
+    /// Accepted build types.
+    #[serde(default = "default_build_types")]
+    pub build_types: Vec<String>,
+    /// What the source must be.
+    #[serde(default)]
+    pub source: SourcePolicy,
+    /// Accept simulated evidence.
+    #[serde(default)]
+    pub allow_simulated: bool,
+}
+
+/// One accepted launch digest and where it comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptedMeasurement {
+    /// 96 hex digits.
+    pub launch_digest: String,
+    /// The vCPU count it is for (informative).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vcpus: Option<u32>,
+    /// The vCPU type it is for (informative).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vcpu_type: Option<String>,
+    /// SHA-256 of the image manifest it comes from (informative).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_manifest_sha256: Option<String>,
+}
+
+/// `guest_policy`, with `min_abi` written "major.minor".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GuestPolicyField {
+    /// See [`GuestPolicyRules::allow_debug`].
+    pub allow_debug: bool,
+    /// See [`GuestPolicyRules::allow_migration_agent`].
+    pub allow_migration_agent: bool,
+    /// See [`GuestPolicyRules::allow_smt`].
+    pub allow_smt: bool,
+    /// See [`GuestPolicyRules::require_single_socket`].
+    pub require_single_socket: bool,
+    /// See [`GuestPolicyRules::allow_cxl`].
+    pub allow_cxl: bool,
+    /// The lowest firmware ABI the guest policy may require, "major.minor".
+    pub min_abi: String,
+}
+
+impl Default for GuestPolicyField {
+    fn default() -> Self {
+        let r = GuestPolicyRules::default();
+        GuestPolicyField {
+            allow_debug: r.allow_debug,
+            allow_migration_agent: r.allow_migration_agent,
+            allow_smt: r.allow_smt,
+            require_single_socket: r.require_single_socket,
+            allow_cxl: r.allow_cxl,
+            min_abi: format!("{}.{}", r.min_abi.0, r.min_abi.1),
+        }
+    }
+}
+
+fn default_guest_policy() -> GuestPolicyField {
+    GuestPolicyField::default()
+}
+
+/// TCB floors per generation (absent: Kettle's built-in floor for it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TcbFloors {
+    /// AMD EPYC 7003.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub milan: Option<MinTcb>,
+    /// AMD EPYC 9004.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub genoa: Option<MinTcb>,
+    /// AMD EPYC 9005.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub turin: Option<MinTcb>,
+}
+
+impl TcbFloors {
+    fn is_empty(&self) -> bool {
+        self.milan.is_none() && self.genoa.is_none() && self.turin.is_none()
+    }
+
+    /// The floor for `product`, if the policy sets one.
+    pub fn for_product(&self, product: Product) -> Option<MinTcb> {
+        match product {
+            Product::Milan => self.milan,
+            Product::Genoa => self.genoa,
+            Product::Turin => self.turin,
+            Product::Simulated => None,
+        }
+    }
+}
+
+/// A report signer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Signer {
+    /// The chip's Versioned Chip Endorsement Key.
+    Vcek,
+    /// A Versioned Loaded Endorsement Key (a cloud provider's, e.g. AWS EC2).
+    Vlek,
+}
+
+fn default_signers() -> Vec<Signer> {
+    vec![Signer::Vcek]
+}
+
+fn default_builder_ids() -> Vec<String> {
+    ProvenanceExpectations::default().builder_ids
+}
+
+fn default_build_types() -> Vec<String> {
+    ProvenanceExpectations::default().build_types
+}
+
+/// `source`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourcePolicy {
+    /// `externalParameters.repository` must equal this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    /// `externalParameters.ref` must match one of these (exact, or `*` wildcards).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refs: Vec<String>,
+    /// Accept any built commit (otherwise the auditor pins the commit).
+    #[serde(default)]
+    pub any_commit: bool,
+}
+
+/// Why a policy file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// The file could not be read.
+    #[error("cannot read policy {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: crate::bundle::LoadError,
+    },
+    /// Not JSON of the policy's shape.
+    #[error("policy {path} is not a valid Kettle verification policy: {source}")]
+    Json {
+        /// The file.
+        path: String,
+        /// The parser's message (unknown fields included).
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A field has a bad value.
+    #[error("policy field {field}: {reason}")]
+    Field {
+        /// The field.
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+fn bad(field: &'static str, reason: impl Into<String>) -> PolicyError {
+    PolicyError::Field {
+        field,
+        reason: reason.into(),
+    }
+}
+
+/// A policy as loaded: its exact bytes' digest, and the expectations it sets.
+#[derive(Debug, Clone)]
+pub struct LoadedPolicy {
+    /// The policy.
+    pub policy: Policy,
+    /// SHA-256 of the file's bytes (what `--json` and the verdict name).
+    pub sha256: Sha256Digest,
+}
+
+impl Policy {
+    /// Reads and checks a policy file.
+    pub fn load(path: &Path) -> Result<LoadedPolicy, PolicyError> {
+        let bytes = crate::bundle::read_regular("policy", path, MAX_POLICY_BYTES).map_err(|source| {
+            PolicyError::Read {
+                path: path.display().to_string(),
+                source,
+            }
+        })?;
+        let policy: Policy = serde_json::from_slice(&bytes).map_err(|source| PolicyError::Json {
+            path: path.display().to_string(),
+            source,
+        })?;
+        policy.check()?;
+        Ok(LoadedPolicy {
+            policy,
+            sha256: Sha256Digest::of_bytes(&bytes),
+        })
+    }
+
+    /// Checks every field's value.
+    pub fn check(&self) -> Result<(), PolicyError> {
+        if self.schema != POLICY_SCHEMA {
+            return Err(bad("schema", format!("is {:?}; this verifier reads {POLICY_SCHEMA:?}", self.schema)));
+        }
+        if self.name.is_empty() || self.name.len() > 128 || self.name.chars().any(char::is_control) {
+            return Err(bad("name", "must be 1-128 printable characters"));
+        }
+        if self.measurements.is_empty() {
+            return Err(bad("measurements", "must list at least one accepted launch digest"));
+        }
+        for m in &self.measurements {
+            parse_measurement(&m.launch_digest).map_err(|e| bad("measurements", e))?;
+        }
+        parse_abi(&self.guest_policy.min_abi)?;
+        if self.signers.is_empty() {
+            return Err(bad("signers", "must accept at least one signer (\"vcek\", \"vlek\")"));
+        }
+        if self.builder_ids.is_empty() || self.build_types.is_empty() {
+            return Err(bad("builder_ids", "builder_ids and build_types must not be empty"));
+        }
+        Ok(())
+    }
+
+    /// A starting policy for the image whose manifest is `manifest` (file bytes `bytes`).
+    pub fn for_image(name: &str, manifest: &ImageManifest, bytes: &[u8]) -> Policy {
+        Policy {
+            schema: POLICY_SCHEMA.into(),
+            name: name.into(),
+            measurements: vec![AcceptedMeasurement {
+                launch_digest: manifest.launch_digest.to_string(),
+                vcpus: Some(manifest.vcpus),
+                vcpu_type: Some(manifest.vcpu_type.to_string()),
+                image_manifest_sha256: Some(Sha256Digest::of_bytes(bytes).to_hex()),
+            }],
+            guest_policy: GuestPolicyField::default(),
+            vmpl: 0,
+            min_tcb: TcbFloors::default(),
+            signers: default_signers(),
+            builder_ids: vec![ids::BUILDER_ID_SEV_SNP.into()],
+            build_types: default_build_types(),
+            source: SourcePolicy::default(),
+            allow_simulated: false,
+        }
+    }
+
+    /// The expectations this policy sets (the source commit pin stays the caller's).
+    pub fn expectations(&self) -> Expectations {
+        let accepted: Vec<([u8; 48], String)> = self
+            .measurements
+            .iter()
+            .map(|m| {
+                let digest = parse_measurement(&m.launch_digest).expect("checked when loaded");
+                let mut label = format!("policy {:?}", self.name);
+                if let (Some(n), Some(t)) = (m.vcpus, &m.vcpu_type) {
+                    label.push_str(&format!(", {n} x {t}"));
+                }
+                (digest, label)
+            })
+            .collect();
+        let g = &self.guest_policy;
+        let mut e = Expectations {
+            guest_policy: GuestPolicyRules {
+                allow_debug: g.allow_debug,
+                allow_migration_agent: g.allow_migration_agent,
+                allow_smt: g.allow_smt,
+                require_single_socket: g.require_single_socket,
+                allow_cxl: g.allow_cxl,
+                min_abi: parse_abi(&g.min_abi).expect("checked when loaded"),
+            },
+            vmpl: self.vmpl,
+            min_tcb: TcbFloor::PerProduct(self.min_tcb.clone()),
+            accept_vlek: self.signers.contains(&Signer::Vlek),
+            accept_vcek: self.signers.contains(&Signer::Vcek),
+            provenance: ProvenanceExpectations {
+                repository: self.source.repository.clone(),
+                git_ref: None,
+                refs: self.source.refs.clone(),
+                source: if self.source.any_commit {
+                    SourcePin::Any
+                } else {
+                    SourcePin::Unpinned
+                },
+                builder_ids: self.builder_ids.clone(),
+                build_types: self.build_types.clone(),
+            },
+            ..Expectations::new(accepted[0].0, accepted[0].1.clone())
+        };
+        e.measurements = accepted;
+        if self.allow_simulated {
+            e = e.accepting_simulated();
+        }
+        e
+    }
+}
+
+/// "major.minor" to (major, minor).
+fn parse_abi(text: &str) -> Result<(u8, u8), PolicyError> {
+    let err = || bad("guest_policy.min_abi", format!("{text:?} is not \"major.minor\" (0-255 each)"));
+    let (a, b) = text.split_once('.').ok_or_else(err)?;
+    Ok((a.parse().map_err(|_| err())?, b.parse().map_err(|_| err())?))
+}
+
+/// The policy field a failed check is about, for the verdict (None: no policy field sets it).
+pub fn field_of(id: crate::CheckId) -> Option<&'static str> {
+    use crate::CheckId::*;
+    Some(match id {
+        Signer => "signers",
+        Measurement => "measurements",
+        DebugDisallowed => "guest_policy.allow_debug",
+        GuestPolicy => "guest_policy",
+        Vmpl => "vmpl",
+        MinTcb => "min_tcb",
+        Simulated => "allow_simulated",
+        Repository => "source.repository",
+        Ref => "source.refs",
+        Source => "source.any_commit",
+        BuilderId => "builder_ids",
+        BuildType => "build_types",
+        _ => return None,
+    })
+}
+
+/// `pattern` matches `text`, `*` standing for any run of characters.
+pub fn ref_matches(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == text;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !text.starts_with(first) || !text[first.len()..].ends_with(last) || text.len() < first.len() + last.len() {
+        return false;
+    }
+    let mut rest = &text[first.len()..text.len() - last.len()];
+    for middle in &parts[1..parts.len() - 1] {
+        match rest.find(middle) {
+            Some(i) => rest = &rest[i + middle.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// Which of the policy's fields the caller's flags replaced (for the verdict's notes).
+pub type Overrides = BTreeMap<&'static str, String>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn minimal() -> String {
+        format!(
+            r#"{{"schema":"kettle.policy/v1","name":"demo","measurements":[{{"launch_digest":"{}"}}]}}"#,
+            "ab".repeat(48)
+        )
+    }
+
+    #[test]
+    fn a_minimal_policy_takes_the_strict_defaults() {
+        let p: Policy = serde_json::from_str(&minimal()).unwrap();
+        p.check().unwrap();
+        let e = p.expectations();
+        assert_eq!(e.measurements.len(), 1);
+        assert!(!e.allow_simulated && !e.accept_vlek && e.accept_vcek);
+        assert_eq!(e.guest_policy, GuestPolicyRules::default());
+        assert_eq!(e.provenance.builder_ids, [ids::BUILDER_ID_SEV_SNP]);
+        assert_eq!(e.provenance.source, SourcePin::Unpinned);
+    }
+
+    #[test]
+    fn bad_policies_name_the_field() {
+        let cases = [
+            (minimal().replace("v1", "v9"), "schema"),
+            (minimal().replace("\"demo\"", "\"\""), "name"),
+            (minimal().replace(&"ab".repeat(48), "abcd"), "measurements"),
+            (minimal().replace("}]}", "}],\"guest_policy\":{\"min_abi\":\"x\"}}"), "guest_policy.min_abi"),
+            (minimal().replace("}]}", "}],\"signers\":[]}"), "signers"),
+        ];
+        for (text, field) in cases {
+            let p: Policy = serde_json::from_str(&text).unwrap();
+            match p.check() {
+                Err(PolicyError::Field { field: f, .. }) => assert_eq!(f, field, "{text}"),
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        let unknown = minimal().replace("}]}", "}],\"allow_everything\":true}");
+        assert!(serde_json::from_str::<Policy>(&unknown).is_err());
+    }
+
+    #[test]
+    fn ref_patterns() {
+        assert!(ref_matches("refs/heads/main", "refs/heads/main"));
+        assert!(!ref_matches("refs/heads/main", "refs/heads/main2"));
+        assert!(ref_matches("refs/tags/v*", "refs/tags/v1.2.0"));
+        assert!(!ref_matches("refs/tags/v*", "refs/heads/v1"));
+        assert!(ref_matches("refs/*/release-*", "refs/heads/release-7"));
+        assert!(!ref_matches("refs/*/release-*", "refs/heads/main"));
+        assert!(ref_matches("*", "anything"));
+    }
+}

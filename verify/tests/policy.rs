@@ -1,0 +1,211 @@
+//! The verification policy, field by field: each field violated alone fails
+//! exactly its check (and the check names the field), on simulated evidence
+//! (a whole output directory) and on real AMD evidence (reports alone).
+
+use std::collections::BTreeSet;
+
+use kettle_attest::report::Report;
+use kettle_attest::simulated::{SimulatedPsp, DEFAULT_GUEST_POLICY};
+use kettle_attest::testdata::{self, RealEvidence, MILAN_DEBUG, MILAN_VLEK};
+use kettle_provenance::{ids, Sha256Digest};
+use kettle_testkit::evidence::{simulated_output_dir, StatementSpec};
+use kettle_verify::policy::{AcceptedMeasurement, Policy, Signer, POLICY_SCHEMA};
+use kettle_verify::{
+    verify, AppliedPolicy, Bundle, BundleFiles, CheckId, MinTcb, SourcePin, Verdict,
+};
+
+const MEASUREMENT: [u8; 48] = [0x5a; 48];
+
+fn policy(digest: [u8; 48]) -> Policy {
+    let p: Policy = serde_json::from_value(serde_json::json!({
+        "schema": POLICY_SCHEMA,
+        "name": "matrix",
+        "measurements": [{"launch_digest": hex::encode(digest)}],
+    }))
+    .unwrap();
+    p.check().unwrap();
+    p
+}
+
+/// A simulated-evidence policy that the default output directory satisfies.
+fn simulated_policy() -> Policy {
+    let spec = StatementSpec::default();
+    let mut p = policy(MEASUREMENT);
+    p.allow_simulated = true;
+    p.builder_ids.push(ids::BUILDER_ID_SIMULATED.into());
+    p.source.repository = Some(spec.repository.into());
+    p.source.refs = vec!["refs/heads/*".into()];
+    p
+}
+
+fn applied(p: &Policy) -> AppliedPolicy {
+    AppliedPolicy {
+        name: p.name.clone(),
+        sha256: Sha256Digest::of_bytes(&serde_json::to_vec(p).unwrap()),
+        overrides: Default::default(),
+    }
+}
+
+/// Verifies `bundle` under `p`, the auditor pinning `commit` (None: nothing pinned).
+fn under(p: &Policy, bundle: &Bundle, commit: Option<&str>) -> Verdict {
+    let mut e = p.expectations();
+    if let Some(c) = commit {
+        e.provenance.source = SourcePin::Commit(c.into());
+    }
+    verify(bundle, &e).under_policy(applied(p))
+}
+
+fn failed(v: &Verdict) -> BTreeSet<CheckId> {
+    v.failures().map(|c| c.id).collect()
+}
+
+/// Asserts `v` failed exactly `ids`, each naming its policy field.
+fn fails_exactly(v: &Verdict, ids: &[CheckId], what: &str) {
+    assert_eq!(failed(v), ids.iter().copied().collect(), "{what}: {v}");
+    for c in v.failures() {
+        assert_eq!(c.policy_field, kettle_verify::policy::field_of(c.id), "{what}");
+        assert!(c.policy_field.is_some(), "{what}: {} names no policy field", c.name());
+    }
+    assert!(v.headline().contains("under policy \"matrix\""), "{}", v.headline());
+}
+
+fn simulated_bundle(psp_policy: u64) -> Bundle {
+    let dir = tempfile::tempdir().unwrap();
+    simulated_output_dir(dir.path(), &StatementSpec::default(), MEASUREMENT);
+    if psp_policy != DEFAULT_GUEST_POLICY {
+        let prov = std::fs::read(dir.path().join("provenance.json")).unwrap();
+        let psp = SimulatedPsp::new(MEASUREMENT).with_guest_policy(psp_policy);
+        let report = psp.report(&kettle_attest::report_data_for(&prov), 0).unwrap();
+        std::fs::write(dir.path().join("evidence"), report).unwrap();
+    }
+    Bundle::load(&BundleFiles::output_dir(dir.path()).unwrap()).unwrap()
+}
+
+#[test]
+fn every_policy_field_violated_alone_fails_its_check_on_simulated_evidence() {
+    let commit = StatementSpec::default().commit.unwrap();
+    let good = simulated_bundle(DEFAULT_GUEST_POLICY);
+    let v = under(&simulated_policy(), &good, Some(commit));
+    assert!(v.verified, "{v}");
+    assert!(v.headline().starts_with("VERIFIED (SIMULATED"), "{}", v.headline());
+
+    let cases: Vec<(&str, Box<dyn Fn(&mut Policy)>, Vec<CheckId>)> = vec![
+        ("measurements", Box::new(|p| p.measurements = vec![AcceptedMeasurement {
+            launch_digest: hex::encode([0x11; 48]),
+            vcpus: None,
+            vcpu_type: None,
+            image_manifest_sha256: None,
+        }]), vec![CheckId::Measurement]),
+        ("guest_policy.allow_smt", Box::new(|p| p.guest_policy.allow_smt = false), vec![CheckId::GuestPolicy]),
+        ("guest_policy.require_single_socket", Box::new(|p| p.guest_policy.require_single_socket = true), vec![CheckId::GuestPolicy]),
+        ("guest_policy.min_abi", Box::new(|p| p.guest_policy.min_abi = "1.55".into()), vec![CheckId::GuestPolicy]),
+        ("vmpl", Box::new(|p| p.vmpl = 1), vec![CheckId::Vmpl]),
+        ("signers", Box::new(|p| p.signers = vec![Signer::Vlek]), vec![CheckId::Signer]),
+        ("allow_simulated", Box::new(|p| p.allow_simulated = false), vec![CheckId::Simulated]),
+        ("builder_ids", Box::new(|p| p.builder_ids = vec!["https://example.com/other/v1".into()]), vec![CheckId::BuilderId]),
+        ("build_types", Box::new(|p| p.build_types = vec![ids::BUILD_TYPE_CARGO.into()]), vec![CheckId::BuildType]),
+        ("source.repository", Box::new(|p| p.source.repository = Some("https://example.com/other.git".into())), vec![CheckId::Repository]),
+        ("source.refs", Box::new(|p| p.source.refs = vec!["refs/tags/v*".into()]), vec![CheckId::Ref]),
+    ];
+    for (field, mutate, expected) in cases {
+        let mut p = simulated_policy();
+        mutate(&mut p);
+        p.check().unwrap();
+        let v = under(&p, &good, Some(commit));
+        fails_exactly(&v, &expected, field);
+    }
+    // guest_policy.allow_debug: evidence from a debuggable guest fails it alone.
+    let debug = simulated_bundle(DEFAULT_GUEST_POLICY | 1 << 19);
+    fails_exactly(&under(&simulated_policy(), &debug, Some(commit)), &[CheckId::DebugDisallowed], "allow_debug");
+    let mut lax = simulated_policy();
+    lax.guest_policy.allow_debug = true;
+    assert!(under(&lax, &debug, Some(commit)).verified);
+    // guest_policy.allow_migration_agent likewise.
+    let ma = simulated_bundle(DEFAULT_GUEST_POLICY | 1 << 18);
+    fails_exactly(&under(&simulated_policy(), &ma, Some(commit)), &[CheckId::GuestPolicy], "allow_migration_agent");
+    // source.any_commit: without it, and without the auditor's pin, the source is not pinned.
+    fails_exactly(&under(&simulated_policy(), &good, None), &[CheckId::Source], "source.any_commit");
+    let mut any = simulated_policy();
+    any.source.any_commit = true;
+    assert!(under(&any, &good, None).verified);
+}
+
+/// Report-only expectations for a real report: the policy plus its report_data.
+fn real_under(p: &Policy, e: &RealEvidence) -> Verdict {
+    let mut x = p.expectations();
+    x.report_data = Some(Report::parse(e.report).unwrap().report_data());
+    let bundle = Bundle {
+        report: e.report.to_vec(),
+        chain: Ok(e.chain()),
+        provenance: None,
+        artifacts: Vec::new(),
+        complete_output: false,
+    };
+    verify(&bundle, &x).under_policy(applied(p))
+}
+
+fn milan() -> RealEvidence {
+    RealEvidence {
+        name: "milan",
+        report: Box::leak(testdata::milan_report().into_boxed_slice()),
+        key_der: Box::leak(testdata::milan_vcek_der().into_boxed_slice()),
+        intermediate_pem: None,
+    }
+}
+
+#[test]
+fn every_report_policy_field_violated_alone_fails_its_check_on_real_evidence() {
+    let m = milan();
+    let own = |e: &RealEvidence| policy(Report::parse(e.report).unwrap().measurement());
+    assert!(real_under(&own(&m), &m).verified);
+
+    let mut p = own(&m);
+    p.measurements[0].launch_digest = hex::encode([0x22; 48]);
+    fails_exactly(&real_under(&p, &m), &[CheckId::Measurement], "measurements");
+    let mut p = own(&m);
+    p.guest_policy.allow_smt = false;
+    fails_exactly(&real_under(&p, &m), &[CheckId::GuestPolicy], "guest_policy");
+    let mut p = own(&m);
+    p.vmpl = 2;
+    fails_exactly(&real_under(&p, &m), &[CheckId::Vmpl], "vmpl");
+    let mut p = own(&m);
+    p.signers = vec![Signer::Vlek];
+    fails_exactly(&real_under(&p, &m), &[CheckId::Signer], "signers");
+    // A policy demanding a higher TCB than the report's rejects by name.
+    let mut p = own(&m);
+    p.min_tcb.milan = Some(MinTcb {
+        bootloader: 3,
+        snp: 9,
+        microcode: 115,
+        ..MinTcb::default()
+    });
+    let v = real_under(&p, &m);
+    fails_exactly(&v, &[CheckId::MinTcb], "min_tcb");
+    assert!(v.check(CheckId::MinTcb).unwrap().detail().contains("the policy's Milan floor"), "{v}");
+    // A lower policy floor than Kettle's built-in one is the policy's to set.
+    let mut p = own(&MILAN_DEBUG);
+    p.guest_policy.allow_debug = true;
+    p.min_tcb.milan = Some(MinTcb::default());
+    assert!(real_under(&p, &MILAN_DEBUG).verified);
+    p.guest_policy.allow_debug = false;
+    fails_exactly(&real_under(&p, &MILAN_DEBUG), &[CheckId::DebugDisallowed], "guest_policy.allow_debug");
+
+    // The VLEK-signed AWS report: signers decides.
+    let mut p = own(&MILAN_VLEK);
+    p.vmpl = 1;
+    fails_exactly(&real_under(&p, &MILAN_VLEK), &[CheckId::Signer], "signers (vlek)");
+    p.signers.push(Signer::Vlek);
+    assert!(real_under(&p, &MILAN_VLEK).verified);
+}
+
+#[test]
+fn flags_that_replace_policy_fields_are_named_in_the_verdict() {
+    let p = simulated_policy();
+    let mut a = applied(&p);
+    a.overrides.insert("vmpl", "--vmpl".into());
+    let v = verify(&simulated_bundle(DEFAULT_GUEST_POLICY), &p.expectations()).under_policy(a);
+    assert!(v.notes.iter().any(|n| n == "policy field vmpl was replaced by --vmpl"), "{v}");
+    let json = serde_json::to_value(&v).unwrap();
+    assert_eq!(json["policy"]["name"], "matrix");
+    assert_eq!(json["policy"]["sha256"].as_str().unwrap().len(), 64);
+}
