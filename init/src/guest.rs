@@ -18,7 +18,7 @@ use crate::http::GUEST_CA_ROOTS;
 use crate::pipeline::{build_from_disks, Built};
 use crate::steps::attest::Attestor;
 use crate::steps::boot;
-use crate::steps::emit::{emit, emit_error, EmitError};
+use crate::steps::emit::{attestation_of, emit, emit_error, EmitError};
 
 /// Where the guest keeps its work area (tmpfs).
 pub const GUEST_WORK: &str = "/run/kettle";
@@ -100,12 +100,8 @@ pub fn run_guest() -> ! {
     });
     match &result {
         Ok(b) => {
-            let attested = if b.evidence.is_some() {
-                "attested"
-            } else {
-                "NOT attested"
-            };
-            let summary = format!("{} artifacts, {attested}", b.subjects.len());
+            let attestation = attestation_of(b.evidence.as_ref());
+            let summary = format!("{} artifacts, {}", b.subjects.len(), attestation.console);
             log::info!("{}", console::succeeded(&summary));
         }
         Err(e) => log::error!(

@@ -117,7 +117,33 @@ impl Https {
         out: &mut dyn Write,
         limit: u64,
     ) -> Result<(Sha256Digest, u64), HttpError> {
-        let resp = self.agent.get(url).call().map_err(|e| HttpError::Request {
+        self.download_with_headers(url, &[], out, limit)
+    }
+
+    /// Downloads `url` into memory (at most `limit` bytes), sending `headers` with the request.
+    pub fn get_bytes_with_headers(
+        &self,
+        url: &str,
+        limit: u64,
+        headers: &[(&str, &str)],
+    ) -> Result<Vec<u8>, HttpError> {
+        let mut v = Vec::new();
+        self.download_with_headers(url, headers, &mut v, limit)?;
+        Ok(v)
+    }
+
+    fn download_with_headers(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        out: &mut dyn Write,
+        limit: u64,
+    ) -> Result<(Sha256Digest, u64), HttpError> {
+        let mut req = self.agent.get(url);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let resp = req.call().map_err(|e| HttpError::Request {
             url: url.into(),
             reason: e.to_string(),
         })?;

@@ -13,6 +13,7 @@
 //! The formats the host reads and writes (request, cache and output disks,
 //! kettle.toml, error.json, console lines) are `kettle_wire`'s.
 
+pub mod clock;
 pub mod disk;
 pub mod dns;
 pub mod error;
@@ -20,9 +21,11 @@ pub mod guest;
 pub mod http;
 pub mod local;
 pub mod pipeline;
+pub mod refs;
 pub mod sandbox;
 pub mod steps;
 
+pub use clock::Clock;
 pub use error::{InStep, StepError};
 pub use kettle_wire::{ErrorReport, Step};
 pub use local::{run_local, LocalOptions, Outcome, HOST_CA_BUNDLE};

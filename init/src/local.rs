@@ -11,6 +11,7 @@ use kettle_attest::{Evidence, ReportProvider};
 use kettle_wire::output::{DirSink, ARTIFACTS_DIR};
 use kettle_wire::{BuildRequest, FetchMode};
 
+use crate::clock::Clock;
 use crate::error::StepError;
 use crate::pipeline::{build_local, Pipeline};
 use crate::steps::attest::Attestor;
@@ -37,6 +38,8 @@ pub struct LocalOptions {
     pub dns_resolver: Option<SocketAddr>,
     /// Scratch directory; default a fresh directory under the system temp dir, removed afterwards.
     pub work_dir: Option<PathBuf>,
+    /// Where the provenance's timestamps come from (default the system clock; tests fix it).
+    pub clock: Clock,
 }
 
 impl Default for LocalOptions {
@@ -46,6 +49,7 @@ impl Default for LocalOptions {
             ca_roots: HOST_CA_BUNDLE.into(),
             dns_resolver: None,
             work_dir: None,
+            clock: Clock::System,
         }
     }
 }
@@ -108,6 +112,7 @@ pub fn run_local(
         tools: options.tools.clone(),
         work: work.clone(),
         discard_consumed_inputs: false,
+        clock: options.clock,
     };
     let attestor = match provider {
         Some(p) => Attestor::Given(p),

@@ -10,17 +10,17 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use kettle_attest::Evidence;
-use kettle_provenance::timestamp::now_rfc3339_utc;
 use kettle_wire::devices::{CACHE_DISK_SERIAL, REQUEST_DISK_SERIAL};
 use kettle_wire::inputs::required_inputs;
 use kettle_wire::{BuildRequest, FetchMode};
 
+use crate::clock::Clock;
 use crate::error::{InStep, Step, StepError};
 use crate::guest::{open_disk, DiskLocator};
 use crate::steps::attest::Attestor;
 use crate::steps::fetch::{FetchError, Fetcher, Inputs};
 use crate::steps::hash::Subject;
-use crate::steps::provenance::ProvenanceInputs;
+use crate::steps::provenance::{BuilderMode, ProvenanceInputs, RefResolvedBy};
 use crate::steps::{self, timed, Tools, WorkDir};
 
 /// Where the guest learns its DHCP nameserver: with `ip=dhcp` the kernel records it here.
@@ -51,13 +51,16 @@ pub struct Pipeline<'a> {
     /// copy in RAM). Downloads under `work` are always deleted; a caller's inputs dir is
     /// left alone unless this is set.
     pub discard_consumed_inputs: bool,
+    /// Where startedOn/finishedOn come from (the system clock, which the host sets; tests fix it).
+    pub clock: Clock,
 }
 
 impl Pipeline<'_> {
     /// Runs every step from fetch up to and including attest.
     pub fn run(&self, attestor: Attestor<'_>) -> Result<Built, StepError> {
-        let started = now_rfc3339_utc();
+        let started = self.clock.now();
         let req = self.request;
+        let mode = BuilderMode::of(&attestor, req.tee);
         let work = WorkDir::new(self.work.clone(), self.discard_consumed_inputs);
         fs::create_dir_all(work.root())
             .map_err(|source| FetchError::Io {
@@ -66,6 +69,20 @@ impl Pipeline<'_> {
             })
             .in_step(Step::Fetch)?;
         let fetcher = Fetcher::open(&self.inputs)?;
+        // Upstream mode asks the repository itself what the ref names; in cached mode the
+        // host resolved it, and only the commit is witnessed.
+        let ref_resolved_by = match &fetcher {
+            Fetcher::Https(client) => {
+                let resolved = timed(Step::Fetch, "ref", || {
+                    steps::fetch::resolve_ref(client, req)
+                })?;
+                timed(Step::Verify, "ref", || {
+                    steps::verify::resolved_ref(req, &resolved)
+                })?;
+                RefResolvedBy::Guest
+            }
+            Fetcher::Dir(_) => RefResolvedBy::Host,
+        };
 
         let source = timed(Step::Fetch, "source", || {
             steps::fetch::source(&fetcher, req, &work)
@@ -102,7 +119,7 @@ impl Pipeline<'_> {
         let subjects = timed(Step::Hash, "outputs", || {
             steps::hash::outputs(&plan.recipe.outputs, &work)
         })?;
-        let finished = now_rfc3339_utc();
+        let finished = self.clock.now();
         let provenance = timed(Step::Provenance, "provenance.json", || {
             steps::provenance::document(&ProvenanceInputs {
                 request: req,
@@ -113,12 +130,14 @@ impl Pipeline<'_> {
                 rootfs: &plan.recipe.rootfs,
                 tools: &self.tools,
                 subjects: &subjects,
-                started_on: &started,
-                finished_on: &finished,
+                mode,
+                ref_resolved_by,
+                started_on: started,
+                finished_on: finished,
             })
         })?;
         let evidence = timed(Step::Attest, "report", || {
-            steps::attest::report(req.tee, attestor, &provenance)
+            steps::attest::report(mode, attestor, &provenance)
         })?;
         Ok(Built {
             subjects,
@@ -165,6 +184,7 @@ pub fn build_from_disks(
         tools: Tools::Pinned,
         work: work.join("work"),
         discard_consumed_inputs: true,
+        clock: Clock::System,
     };
     pipeline.run(attestor)
 }

@@ -1,14 +1,22 @@
 //! The build sandbox: a child in fresh mount, pid, ipc, uts and network
 //! namespaces, pivoted into the build root, with a private /dev holding only
-//! null, zero, full, random, urandom and tty (never sev-guest, the virtio ports
+//! null, zero, full, random and urandom (never tty, sev-guest, the virtio ports
 //! or the disks), a private /proc for its own pid namespace, no network (the new
-//! namespace's loopback stays down), resource limits, no_new_privs, and an
-//! unprivileged uid/gid with supplementary groups cleared.
+//! namespace's loopback stays down), resource limits, no_new_privs, a seccomp
+//! deny list (`sandbox/seccomp.rs`: no new user namespaces, keyrings, bpf,
+//! ptrace, mounts, module loading, ...), an unprivileged uid/gid with
+//! supplementary groups cleared, and a session of its own with no controlling
+//! terminal (stdin is /dev/null, stdout and stderr a pipe to kettle-init).
+//!
+//! The build's output is relayed line by line to the log with every buffer
+//! bounded ([`relay_lines`]): a line longer than [`MAX_LINE_BYTES`] is cut
+//! (with a marker), and only the last [`TAIL_BYTES`] are kept for the error
+//! message of a failed build, so no output can exhaust kettle-init's memory.
 //!
 //! Process layout: the caller forks A, which unshares the namespaces and forks
 //! B, pid 1 of the new pid namespace. B builds the mounts, pivots, makes itself
 //! non-dumpable (so the build cannot open /proc/1/mem) and forks C, which drops
-//! privileges and execs the build. B reaps every orphan and exits with C's
+//! privileges, installs the seccomp filters and execs the build. B reaps every orphan and exits with C's
 //! status; when B exits the kernel kills whatever the build left behind. The
 //! caller enforces the wall-clock limit by killing A (B dies with it through
 //! PR_SET_PDEATHSIG). Children only make raw syscalls and write to pipes
@@ -28,9 +36,13 @@
 //! the command and the limits. The child processes live in `sandbox/process.rs`.
 
 mod process;
+mod seccomp;
 
+pub use seccomp::{DENIED as SECCOMP_DENIED, DENIED_WITH_NEWUSER as SECCOMP_DENIED_WITH_NEWUSER};
+
+use std::collections::VecDeque;
 use std::fs;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{self, Read};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -49,15 +61,21 @@ use process::SETUP_FAILED;
 pub const BUILD_UID: u32 = 1000;
 /// The unprivileged gid builds run as.
 pub const BUILD_GID: u32 = 1000;
-/// Device nodes in the sandbox's private /dev: (name, major, minor).
+/// Device nodes in the sandbox's private /dev: (name, major, minor). No tty: the build
+/// has no controlling terminal, and /dev/tty would name kettle-init's, if any.
 pub const DEV_NODES: &[(&str, u64, u64)] = &[
     ("null", 1, 3),
     ("zero", 1, 5),
     ("full", 1, 7),
     ("random", 1, 8),
     ("urandom", 1, 9),
-    ("tty", 5, 0),
 ];
+/// Longest line of build output relayed whole; the rest of a longer line is dropped.
+pub const MAX_LINE_BYTES: usize = 8 * 1024;
+/// How much of the build's last output is kept for a failed build's error message.
+pub const TAIL_BYTES: usize = 16 * 1024;
+/// Most bytes of a setup failure message read back from the sandbox.
+const MAX_SETUP_MESSAGE_BYTES: u64 = 64 * 1024;
 
 /// A directory made visible inside the sandbox.
 #[derive(Debug, Clone)]
@@ -96,7 +114,7 @@ pub struct SandboxSpec {
     pub host_dirs: Vec<PathBuf>,
     /// Extra binds (source, toolchain, vendored crates, home).
     pub binds: Vec<Bind>,
-    /// argv; argv[0] is looked up in PATH inside the sandbox when it has no '/'.
+    /// argv; `argv[0]` is looked up in PATH inside the sandbox when it has no '/'.
     pub argv: Vec<String>,
     /// The complete environment.
     pub env: Vec<(String, String)>,
@@ -149,28 +167,25 @@ pub fn run(spec: &SandboxSpec) -> Result<(), SandboxError> {
     let prepared = process::prepare(spec)?;
     let (log_r, log_w) = pipe_cloexec()?;
     let (err_r, err_w) = pipe_cloexec()?;
-    let tail: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
+    let tail = Arc::new(Mutex::new(Tail::new(TAIL_BYTES)));
     let pid = process::spawn(&prepared, &spec.limits, &log_w, &err_w)?;
     drop(log_w);
     drop(err_w);
     let reader_tail = Arc::clone(&tail);
     let reader = std::thread::spawn(move || {
-        for line in BufReader::new(fs::File::from(log_r)).split(b'\n') {
-            let Ok(line) = line else { break };
-            let line = String::from_utf8_lossy(&line).into_owned();
-            log::info!("{}", console::build_output(&line));
-            let mut t = reader_tail.lock().unwrap();
-            t.push(line);
-            if t.len() > 40 {
-                t.remove(0);
-            }
-        }
+        let _ = relay_lines(fs::File::from(log_r), MAX_LINE_BYTES, |line| {
+            log::info!("{}", console::build_output(line));
+            reader_tail.lock().unwrap().push(line);
+        });
     });
     let status = wait_with_deadline(pid, Duration::from_secs(spec.limits.wall_seconds));
     let _ = reader.join();
-    let mut setup_msg = String::new();
-    let _ = fs::File::from(err_r).read_to_string(&mut setup_msg);
-    let tail = tail.lock().unwrap().join("\n");
+    let mut setup_msg = Vec::new();
+    let _ = fs::File::from(err_r)
+        .take(MAX_SETUP_MESSAGE_BYTES)
+        .read_to_end(&mut setup_msg);
+    let setup_msg = String::from_utf8_lossy(&setup_msg).into_owned();
+    let tail = tail.lock().unwrap().joined();
     match status {
         None => Err(SandboxError::TimedOut(spec.limits.wall_seconds)),
         Some(_) if !setup_msg.is_empty() => Err(SandboxError::Setup(setup_msg.trim().to_string())),
@@ -185,6 +200,91 @@ pub fn run(spec: &SandboxSpec) -> Result<(), SandboxError> {
             status: format!("ended as {other:?}"),
             tail,
         }),
+    }
+}
+
+/// The marker that ends a relayed line whose rest was dropped.
+pub fn truncation_marker(dropped: u64) -> String {
+    format!(" [kettle-init: {dropped} more bytes of this line dropped]")
+}
+
+/// Reads `reader` to its end and calls `on_line` with each line (without its newline, bytes
+/// that are not UTF-8 replaced). A line longer than `max_line` bytes is cut there and ends
+/// with [`truncation_marker`]; the rest of it is read and dropped. Memory stays bounded by
+/// `max_line` plus one read buffer, however the output is shaped.
+pub fn relay_lines(
+    mut reader: impl Read,
+    max_line: usize,
+    mut on_line: impl FnMut(&str),
+) -> io::Result<()> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut line: Vec<u8> = Vec::with_capacity(max_line.min(4096));
+    let mut dropped = 0u64;
+    let mut emit = |line: &mut Vec<u8>, dropped: &mut u64| {
+        let mut text = String::from_utf8_lossy(line).into_owned();
+        if *dropped > 0 {
+            text.push_str(&truncation_marker(*dropped));
+        }
+        on_line(&text);
+        line.clear();
+        *dropped = 0;
+    };
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let mut chunk = &buf[..n];
+        while !chunk.is_empty() {
+            let (part, newline) = match chunk.iter().position(|&b| b == b'\n') {
+                Some(i) => (&chunk[..i], true),
+                None => (chunk, false),
+            };
+            let room = max_line - line.len();
+            let keep = part.len().min(room);
+            line.extend_from_slice(&part[..keep]);
+            dropped += (part.len() - keep) as u64;
+            chunk = &chunk[part.len() + usize::from(newline)..];
+            if newline {
+                emit(&mut line, &mut dropped);
+            }
+        }
+    }
+    if !line.is_empty() || dropped > 0 {
+        emit(&mut line, &mut dropped);
+    }
+    Ok(())
+}
+
+/// The last lines of the build's output, at most `limit` bytes of them (at least the last line).
+struct Tail {
+    lines: VecDeque<String>,
+    bytes: usize,
+    limit: usize,
+}
+
+impl Tail {
+    fn new(limit: usize) -> Tail {
+        Tail {
+            lines: VecDeque::new(),
+            bytes: 0,
+            limit,
+        }
+    }
+
+    fn push(&mut self, line: &str) {
+        self.bytes += line.len() + 1;
+        self.lines.push_back(line.to_string());
+        while self.bytes > self.limit && self.lines.len() > 1 {
+            let old = self.lines.pop_front().expect("more than one line");
+            self.bytes -= old.len() + 1;
+        }
+    }
+
+    fn joined(&self) -> String {
+        Vec::from(self.lines.clone()).join("\n")
     }
 }
 
@@ -215,17 +315,53 @@ fn wait_with_deadline(pid: Pid, limit: Duration) -> Option<WaitStatus> {
     }
 }
 
-/// Recursively hands `dir` to the build uid (lchown: symlinks themselves, never their targets).
+/// Recursively hands `dir` to the build uid. Walks by directory fd (`openat` with
+/// O_NOFOLLOW of one name at a time, `fchownat` with AT_SYMLINK_NOFOLLOW): as root, a
+/// symlink in the unpacked tree can neither redirect the walk nor have its target chowned.
 fn chown_tree(dir: &Path) -> std::io::Result<()> {
-    std::os::unix::fs::lchown(dir, Some(BUILD_UID), Some(BUILD_GID))?;
-    for entry in fs::read_dir(dir)? {
+    let fd = rustix::fs::open(
+        dir,
+        rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )?;
+    chown_dir_fd(fd)
+}
+
+fn chown_dir_fd(fd: OwnedFd) -> std::io::Result<()> {
+    use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, Uid};
+    let (uid, gid) = (
+        Some(Uid::from_raw(BUILD_UID)),
+        Some(Gid::from_raw(BUILD_GID)),
+    );
+    rustix::fs::fchown(&fd, uid, gid)?;
+    let mut subdirs = Vec::new();
+    for entry in rustix::fs::Dir::read_from(&fd)? {
         let entry = entry?;
-        let ft = entry.file_type()?;
-        if ft.is_dir() {
-            chown_tree(&entry.path())?;
-        } else {
-            std::os::unix::fs::lchown(entry.path(), Some(BUILD_UID), Some(BUILD_GID))?;
+        let name = entry.file_name();
+        if name == c"." || name == c".." {
+            continue;
         }
+        let kind = match entry.file_type() {
+            // Some filesystems leave d_type unset: ask, without following a link.
+            FileType::Unknown => FileType::from_raw_mode(
+                rustix::fs::statat(&fd, name, AtFlags::SYMLINK_NOFOLLOW)?.st_mode,
+            ),
+            known => known,
+        };
+        if kind == FileType::Directory {
+            subdirs.push(name.to_owned());
+        } else {
+            rustix::fs::chownat(&fd, name, uid, gid, AtFlags::SYMLINK_NOFOLLOW)?;
+        }
+    }
+    for name in subdirs {
+        let sub = rustix::fs::openat(
+            &fd,
+            name.as_c_str(),
+            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+            Mode::empty(),
+        )?;
+        chown_dir_fd(sub)?;
     }
     Ok(())
 }
@@ -377,6 +513,57 @@ fn committer_time(raw: &[u8]) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_endless_line_is_relayed_cut_and_memory_stays_bounded() {
+        // 64 MiB without a newline, then two short lines.
+        let endless = io::repeat(b'x').take(64 << 20);
+        let rest: &[u8] = b"\nsecond\nthird";
+        let mut lines = Vec::new();
+        relay_lines(endless.chain(rest), MAX_LINE_BYTES, |l| {
+            lines.push(l.to_string())
+        })
+        .unwrap();
+        assert_eq!(
+            lines.len(),
+            3,
+            "{:?}",
+            lines.iter().map(String::len).collect::<Vec<_>>()
+        );
+        let marker = truncation_marker((64 << 20) - MAX_LINE_BYTES as u64);
+        assert_eq!(lines[0].len(), MAX_LINE_BYTES + marker.len());
+        assert!(
+            lines[0].ends_with(&marker),
+            "{}",
+            &lines[0][MAX_LINE_BYTES..]
+        );
+        assert_eq!(lines[1..], ["second", "third"]);
+        // Exactly at the limit nothing is cut; an empty line stays a line.
+        let mut lines = Vec::new();
+        let exact = format!("{}\n\nend\n", "y".repeat(MAX_LINE_BYTES));
+        relay_lines(exact.as_bytes(), MAX_LINE_BYTES, |l| {
+            lines.push(l.to_string())
+        })
+        .unwrap();
+        assert_eq!(
+            lines,
+            ["y".repeat(MAX_LINE_BYTES), String::new(), "end".into()]
+        );
+    }
+
+    #[test]
+    fn the_tail_keeps_the_last_lines_within_its_limit() {
+        let mut t = Tail::new(20);
+        for l in ["aaaaaaaaaa", "bbbbbbbbbb", "cccccccccc"] {
+            t.push(l);
+        }
+        assert_eq!(t.joined(), "cccccccccc");
+        t.push("d");
+        assert_eq!(t.joined(), "cccccccccc\nd");
+        let mut one = Tail::new(4);
+        one.push("a line longer than the limit");
+        assert_eq!(one.joined(), "a line longer than the limit");
+    }
 
     #[test]
     fn committer_time_is_read_from_the_commit_header() {

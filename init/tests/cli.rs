@@ -48,6 +48,18 @@ fn builds_into_out_with_its_own_work_dir() {
         work.join("src/kettle.toml").is_file(),
         "the scratch is in --work"
     );
+    // `kettle build --local` runs exactly this: the local builder, under no TEE.
+    let st: kettle_provenance::Statement<kettle_provenance::Provenance> =
+        kettle_provenance::Statement::from_json(&fs::read(out.join("provenance.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        st.predicate.run_details.builder.id,
+        kettle_provenance::ids::BUILDER_ID_LOCAL
+    );
+    assert_eq!(
+        st.predicate.build_definition.internal_parameters["tee_platform"],
+        "none"
+    );
 }
 
 #[test]

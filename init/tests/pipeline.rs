@@ -7,7 +7,7 @@ mod common;
 
 use std::fs;
 
-use kettle_init::{run_local, LocalOptions, Step};
+use kettle_init::{run_local, Clock, LocalOptions, Step};
 use kettle_provenance::{Provenance, Sha256Digest, Statement};
 use kettle_testkit::fixtures::{read_status, rootfs, FAKE_REPORT_BYTE, FAKE_REPORT_LEN};
 use kettle_testkit::{CountingProvider, Scenario};
@@ -61,7 +61,13 @@ fn script_build_end_to_end() {
     assert_eq!(def.external_parameters["repository"], req.repository);
     assert_eq!(def.external_parameters["ref"], req.git_ref);
     assert_eq!(def.internal_parameters["hermetic"], true);
+    // The provider's evidence is simulated (CountingProvider says so): the provenance says so too.
     assert_eq!(def.internal_parameters["tee_platform"], "simulated");
+    assert_eq!(def.internal_parameters["kettle_refResolvedBy"], "host");
+    assert_eq!(
+        def.internal_parameters["kettle_clock"],
+        "host-provided, unverified"
+    );
     let src = &def.resolved_dependencies[0];
     assert_eq!(
         src.uri.as_deref(),
@@ -88,7 +94,7 @@ fn script_build_end_to_end() {
     assert_eq!(meta.invocation_id.as_deref(), Some("test-invocation-1"));
     assert_eq!(
         st.predicate.run_details.builder.id,
-        kettle_provenance::ids::BUILDER_ID
+        kettle_provenance::ids::BUILDER_ID_SIMULATED
     );
     // One report, bound to exactly these bytes.
     assert_eq!(provider.calls, 1);
@@ -102,7 +108,11 @@ fn script_build_end_to_end() {
     );
     assert!(out.join(CHAIN_FILE).is_file());
     let status = read_status(&out);
-    assert!(status.ok && status.attested);
+    // Simulated evidence is never "attested".
+    assert!(
+        status.ok && !status.attested && status.simulated,
+        "{status:?}"
+    );
     assert_eq!(status.artifacts, vec!["out/hello.txt", "out/two.txt"]);
     // Local mode leaves the caller's inputs alone.
     assert!(cache::source_path(&inputs, &sc.commit).is_file());
@@ -115,13 +125,165 @@ fn without_a_provider_the_output_says_not_attested() {
     let (outcome, out) = build_unattested(&sc);
     assert!(outcome.evidence.is_none());
     let status = read_status(&out);
-    assert!(status.ok && !status.attested);
+    assert!(status.ok && !status.attested && !status.simulated);
     assert!(
         status.attestation.contains("nothing is hardware-attested"),
         "{}",
         status.attestation
     );
     assert!(!out.join(EVIDENCE_FILE).exists());
+    // Local mode without a provider is its own builder, under no TEE (whatever the request's
+    // tee says); hermetic still means "pinned tools", which this build used.
+    let st = statement(&outcome.provenance);
+    assert_eq!(
+        st.predicate.run_details.builder.id,
+        kettle_provenance::ids::BUILDER_ID_LOCAL
+    );
+    let internal = &st.predicate.build_definition.internal_parameters;
+    assert_eq!(internal["tee_platform"], "none");
+    assert_eq!(internal["hermetic"], true);
+}
+
+/// The parsed Statement of provenance.json bytes.
+fn statement(bytes: &[u8]) -> Statement<Provenance> {
+    Statement::from_json(bytes).unwrap()
+}
+
+/// A report provider claiming its evidence comes from `tee` (a stand-in: the bytes are fake).
+struct ClaimingProvider {
+    tee: kettle_attest::Tee,
+    calls: usize,
+}
+
+impl kettle_attest::ReportProvider for ClaimingProvider {
+    fn request_report(
+        &mut self,
+        _report_data: &[u8; 64],
+    ) -> Result<kettle_attest::Evidence, kettle_attest::RequestError> {
+        self.calls += 1;
+        Ok(kettle_attest::Evidence {
+            report: vec![FAKE_REPORT_BYTE; FAKE_REPORT_LEN],
+            cert_chain_pem: None,
+            provider: self.tee,
+        })
+    }
+}
+
+#[test]
+fn each_security_mode_has_its_own_builder_id_and_tee_platform() {
+    use kettle_attest::Tee;
+    use kettle_provenance::ids;
+    let sc = Scenario::script("mkdir -p out && echo x > out/x", &["out/x"]).commit();
+    for (tee, builder, platform, attested, simulated) in [
+        (Tee::SevSnp, ids::BUILDER_ID_SEV_SNP, "sev-snp", true, false),
+        (
+            Tee::Simulated,
+            ids::BUILDER_ID_SIMULATED,
+            "simulated",
+            false,
+            true,
+        ),
+    ] {
+        let req = kettle_wire::BuildRequest {
+            tee,
+            ..sc.request.clone()
+        };
+        let out = sc.out();
+        let mut provider = ClaimingProvider { tee, calls: 0 };
+        let outcome = run_local(
+            &req,
+            &sc.inputs(),
+            Some(&mut provider),
+            &out,
+            &LocalOptions::default(),
+        )
+        .unwrap_or_else(|e| panic!("{}", e.message()));
+        assert_eq!(provider.calls, 1);
+        let st = statement(&outcome.provenance);
+        assert_eq!(st.predicate.run_details.builder.id, builder, "{tee:?}");
+        assert_eq!(
+            st.predicate.build_definition.internal_parameters["tee_platform"],
+            platform
+        );
+        let status = read_status(&out);
+        assert_eq!(
+            (status.attested, status.simulated),
+            (attested, simulated),
+            "{status:?}"
+        );
+    }
+}
+
+#[test]
+fn evidence_of_another_tee_than_the_provenance_names_is_refused() {
+    use kettle_attest::Tee;
+    // The provenance would say sev-snp, but the provider's evidence is simulated.
+    let sc = Scenario::script("mkdir -p out && echo x > out/x", &["out/x"]).commit();
+    let req = kettle_wire::BuildRequest {
+        tee: Tee::SevSnp,
+        ..sc.request.clone()
+    };
+    let out = sc.out();
+    let mut provider = ClaimingProvider {
+        tee: Tee::Simulated,
+        calls: 0,
+    };
+    let err = run_local(
+        &req,
+        &sc.inputs(),
+        Some(&mut provider),
+        &out,
+        &LocalOptions::default(),
+    )
+    .unwrap_err();
+    assert_eq!(err.step, Step::Attest, "{}", err.message());
+    assert!(
+        err.message().contains("simulated evidence"),
+        "{}",
+        err.message()
+    );
+    kettle_testkit::fixtures::assert_only_error(&out);
+}
+
+#[test]
+fn a_clock_before_kettle_init_was_built_fails_without_a_report() {
+    // The host sets the guest's clock; one earlier than kettle-init's own build date is
+    // certainly wrong, and the provenance would carry it as startedOn/finishedOn.
+    let sc = Scenario::script("mkdir -p out && echo x > out/x", &["out/x"]).commit();
+    let options = LocalOptions {
+        clock: Clock::Fixed(kettle_init::clock::BUILD_EPOCH - 86_400),
+        ..LocalOptions::default()
+    };
+    expect_failure(
+        &sc.request,
+        &sc.inputs(),
+        &options,
+        Step::Provenance,
+        None,
+        &["before this kettle-init was built", "fix the host's clock"],
+    );
+    // At the build date itself it is accepted, and the timestamps are the clock's.
+    let at = kettle_init::clock::BUILD_EPOCH;
+    let out = sc.out();
+    let outcome = run_local(
+        &sc.request,
+        &sc.inputs(),
+        None,
+        &out,
+        &LocalOptions {
+            clock: Clock::Fixed(at),
+            ..LocalOptions::default()
+        },
+    )
+    .unwrap();
+    let meta = statement(&outcome.provenance)
+        .predicate
+        .run_details
+        .metadata
+        .unwrap();
+    let when = kettle_provenance::timestamp::format_rfc3339_utc(at);
+    assert_eq!(meta.started_on.as_deref(), Some(when.as_str()));
+    assert_eq!(meta.finished_on.as_deref(), Some(when.as_str()));
 }
 
 #[test]
@@ -232,5 +394,47 @@ fn local_build_attested_by_the_simulated_psp_binds_the_provenance() {
     assert!(fs::read_to_string(out.join(CHAIN_FILE))
         .unwrap()
         .contains("BEGIN CERTIFICATE"));
-    assert_eq!(read_status(&out).attestation, "simulated");
+    let status = read_status(&out);
+    assert!(status.simulated && !status.attested, "{status:?}");
+    assert!(
+        status.attestation.starts_with("SIMULATED"),
+        "{}",
+        status.attestation
+    );
+}
+
+/// A build script printing `mib` MiB without a newline (bash builtins only), then `then`.
+fn flood(mib: u32, then: &str) -> String {
+    format!("s=$(printf '%*s' 1048576 ''); for ((i = 0; i < {mib}; i++)); do printf '%s' \"$s\"; done; {then}")
+}
+
+#[test]
+fn one_endless_output_line_is_cut_and_the_build_still_ends_cleanly() {
+    // 64 MiB in one line: kettle-init must neither buffer it whole (OOM, no error.json)
+    // nor put it in the error message.
+    let sc = Scenario::script(&flood(64, "echo; echo after; exit 7"), &["out/x"]).commit();
+    let report = expect_failure(
+        &sc.request,
+        &sc.inputs(),
+        &LocalOptions::default(),
+        Step::Build,
+        None,
+        &[
+            "exited with status 7",
+            "more bytes of this line dropped",
+            "after",
+        ],
+    );
+    assert!(
+        report.message.len() < kettle_init::sandbox::TAIL_BYTES + 1024,
+        "error.json message is {} bytes",
+        report.message.len()
+    );
+    // The same flood from a build that succeeds: it completes.
+    let sc = Scenario::script(&flood(64, "mkdir -p out && echo ok > out/x"), &["out/x"]).commit();
+    let (_, out) = build_unattested(&sc);
+    assert_eq!(
+        fs::read_to_string(out.join("artifacts/out/x")).unwrap(),
+        "ok\n"
+    );
 }

@@ -26,7 +26,7 @@ mod common;
 /// Where the probe scripts write what they found.
 const PROBE_OUTPUT: &str = "out/probe.txt";
 /// The probe line listing the sandbox's private /dev: only these nodes and links.
-const PRIVATE_DEV: &str = "dev=fd full null random stderr stdin stdout tty urandom zero \n";
+const PRIVATE_DEV: &str = "dev=fd full null random stderr stdin stdout urandom zero \n";
 
 /// A `kettle-init --local` directory at `base/dir` for a script/v1 probe writing [`PROBE_OUTPUT`].
 fn probe_dir(base: &Path, script: &str) -> PathBuf {
@@ -43,6 +43,152 @@ if err=$( {{ echo x > /bin/owned; }} 2>&1 ); then echo "rootfs OPEN"; else echo 
 echo "{id_args}"
 echo "dev=$(ls /dev | tr '\n' ' ')""#
     )
+}
+
+/// Probe script lines: the build's session and terminal (from /proc/$$/stat: session id
+/// and tty_nr), whether /dev/tty exists and opens, and what its fds are.
+const SESSION_PROBES: &str = r#"read -r stat < /proc/$$/stat; set -- ${stat##*) }
+echo "session: pid=$$ sid=$4 tty_nr=$5"
+if [ -e /dev/tty ]; then echo "devtty present"; else echo "devtty absent"; fi
+probe /dev/tty
+echo "fds: $(ls -l /proc/$$/fd/ | tr '\n' ' ')""#;
+
+/// Asserts the session probes found a session of the build's own, no terminal and no /dev/tty.
+fn assert_own_session_without_terminal(probe: &str) {
+    let line = probe
+        .lines()
+        .find(|l| l.starts_with("session: "))
+        .unwrap_or_else(|| panic!("no session probe in:\n{probe}"));
+    let field = |k: &str| {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(k))
+            .unwrap_or_else(|| panic!("{k} missing in {line}"))
+            .to_string()
+    };
+    assert_eq!(field("sid="), field("pid="), "not its own session: {line}");
+    assert_eq!(
+        field("tty_nr="),
+        "0",
+        "it has a controlling terminal: {line}"
+    );
+    assert!(probe.contains("devtty absent\n"), "{probe}");
+    assert_denied(probe, &[("/dev/tty", "No such file or directory")]);
+    let fds = probe.lines().find(|l| l.starts_with("fds: ")).unwrap();
+    assert!(!fds.contains("/dev/pts") && !fds.contains("ptmx"), "{fds}");
+}
+
+/// Opens a pseudo-terminal: (master, slave path).
+fn open_pty() -> (fs::File, PathBuf) {
+    use std::os::fd::FromRawFd;
+    unsafe {
+        let m = nix::libc::posix_openpt(nix::libc::O_RDWR | nix::libc::O_NOCTTY);
+        assert!(m >= 0, "posix_openpt: {}", std::io::Error::last_os_error());
+        assert_eq!(nix::libc::grantpt(m), 0);
+        assert_eq!(nix::libc::unlockpt(m), 0);
+        let mut name = [0 as nix::libc::c_char; 128];
+        assert_eq!(nix::libc::ptsname_r(m, name.as_mut_ptr(), name.len()), 0);
+        let slave = std::ffi::CStr::from_ptr(name.as_ptr())
+            .to_str()
+            .unwrap()
+            .to_string();
+        (fs::File::from_raw_fd(m), PathBuf::from(slave))
+    }
+}
+
+/// Runs `cmd` with the pty slave `slave` as its controlling terminal and stdin/stdout/stderr.
+fn on_terminal(cmd: &mut Command, slave: &Path) {
+    let slave = std::ffi::CString::new(slave.as_os_str().as_encoded_bytes()).unwrap();
+    unsafe {
+        cmd.pre_exec(move || {
+            if nix::libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // Opening a tty without O_NOCTTY as a session leader makes it the controlling one.
+            let fd = nix::libc::open(slave.as_ptr(), nix::libc::O_RDWR);
+            if fd < 0 || nix::libc::ioctl(fd, nix::libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            for target in 0..3 {
+                nix::libc::dup2(fd, target);
+            }
+            Ok(())
+        });
+    }
+}
+
+#[test]
+fn the_build_has_its_own_session_and_never_the_terminal_kettle_init_runs_on() {
+    // kettle-init --local started from a terminal (a pty here): the build must not be able
+    // to read it or push input into it (TIOCSTI needs a descriptor: /dev/tty, or an
+    // inherited fd), and must lead a session of its own.
+    let base = tempfile::tempdir().unwrap();
+    let script = format!("mkdir -p out\n{PROBE_FN}\n{{\n{SESSION_PROBES}\n}} > {PROBE_OUTPUT}");
+    let dir = probe_dir(base.path(), &script);
+    let (master, slave) = open_pty();
+    // Drain the terminal so kettle-init's log never blocks on it.
+    let drain = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut &master, &mut seen);
+        seen
+    });
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kettle-init"));
+    cmd.arg("--local").arg(&dir);
+    on_terminal(&mut cmd, &slave);
+    let status = cmd.status().unwrap();
+    let log = String::from_utf8_lossy(&drain.join().unwrap()).into_owned();
+    assert!(status.success(), "kettle-init --local failed:\n{log}");
+    let probe = fs::read_to_string(dir.join("out/artifacts").join(PROBE_OUTPUT)).unwrap();
+    assert_own_session_without_terminal(&probe);
+}
+
+#[test]
+fn the_build_cannot_make_a_user_namespace() {
+    // seccomp: unshare(CLONE_NEWUSER) is EPERM, in root (guest) mode and rootless mode alike.
+    let script = r#"mkdir -p out
+{ if err=$(unshare -U sh -c 'echo made' 2>&1); then echo "userns OPEN: $err"; else echo "userns denied: ${err##*: }"; fi
+  if err=$(unshare -U -r sh -c 'echo made' 2>&1); then echo "userns-root OPEN: $err"; else echo "userns-root denied: ${err##*: }"; fi
+} > out/probe.txt"#;
+    let sc = Scenario::script(script, &[PROBE_OUTPUT])
+        .rootfs_binaries(&["unshare"])
+        .commit();
+    let (_, out) = build_unattested(&sc);
+    let probe = fs::read_to_string(out.join("artifacts").join(PROBE_OUTPUT)).unwrap();
+    let denied = [
+        ("userns", "Operation not permitted"),
+        ("userns-root", "Operation not permitted"),
+    ];
+    assert_denied(&probe, &denied);
+
+    // Rootless: kettle-init as nobody builds in a user namespace of its own; the build
+    // still cannot make another.
+    let base = tempfile::tempdir().unwrap();
+    let dir = sc.write_local_dir(&base.path().join("dir"));
+    let probe = run_as_nobody(base.path(), &dir);
+    assert_denied(&probe, &denied);
+}
+
+/// Runs `kettle-init --local dir` as nobody (chowning `base` to it); returns the probe output.
+fn run_as_nobody(base: &Path, dir: &Path) -> String {
+    let status = Command::new("chown")
+        .args(["-R", &format!("{NOBODY}:{NOBODY}")])
+        .arg(base)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = Command::new(env!("CARGO_BIN_EXE_kettle-init"))
+        .arg("--local")
+        .arg(dir)
+        .env("TMPDIR", base)
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "kettle-init --local as nobody failed:\n{log}"
+    );
+    fs::read_to_string(dir.join("out/artifacts").join(PROBE_OUTPUT)).unwrap()
 }
 
 /// Asserts each `(what, why)` was probed and denied for exactly that reason.
@@ -74,6 +220,7 @@ probe /proc/1/environ
 probe /sys/kernel/config/tsm/report
 {}
 echo "pid=$$"
+{SESSION_PROBES}
 }} > {PROBE_OUTPUT}"#,
         net_rootfs_and_id_probes(port, "uid=$(id -u) gid=$(id -g) groups=$(id -G)")
     );
@@ -100,6 +247,7 @@ echo "pid=$$"
     );
     assert!(probe.contains("uid=1000 gid=1000 groups=1000\n"), "{probe}");
     assert!(probe.contains(PRIVATE_DEV), "{probe}");
+    assert_own_session_without_terminal(&probe);
     // The build is not pid 1 of its namespace: the non-dumpable sandbox init is.
     assert!(!probe.contains("pid=1\n"), "{probe}");
     // Nothing reached the host's listener.
@@ -218,32 +366,14 @@ fn unprivileged_local_mode_still_sandboxes_the_build() {
 probe /proc/1/mem
 probe /dev/vda
 {}
+{SESSION_PROBES}
 }} > {PROBE_OUTPUT}"#,
         PROBE_FN,
         net_rootfs_and_id_probes(9, "uid=$(id -u) gid=$(id -g)")
     );
     let dir = probe_dir(base.path(), &script);
-    let status = Command::new("chown")
-        .args(["-R", &format!("{NOBODY}:{NOBODY}")])
-        .arg(base.path())
-        .status()
-        .unwrap();
-    assert!(status.success());
-
-    let out = Command::new(env!("CARGO_BIN_EXE_kettle-init"))
-        .arg("--local")
-        .arg(&dir)
-        .env("TMPDIR", base.path())
-        .uid(NOBODY)
-        .gid(NOBODY)
-        .output()
-        .unwrap();
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "kettle-init --local as nobody failed:\n{log}"
-    );
-    let probe = fs::read_to_string(dir.join("out/artifacts").join(PROBE_OUTPUT)).unwrap();
+    let probe = run_as_nobody(base.path(), &dir);
+    assert_own_session_without_terminal(&probe);
     assert_denied(
         &probe,
         &[

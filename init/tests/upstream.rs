@@ -8,8 +8,9 @@ use std::fs;
 use std::path::Path;
 
 use kettle_init::{run_local, LocalOptions, Step, HOST_CA_BUNDLE};
+use kettle_provenance::{Provenance, Statement};
 use kettle_testkit::fixtures::hello_cargo_lock;
-use kettle_testkit::scenario::ROOTFS_PATH;
+use kettle_testkit::scenario::{REPO_PATH, ROOTFS_PATH};
 use kettle_testkit::{CountingProvider, HttpsServer, Scenario};
 use kettle_wire::inputs::crate_url;
 
@@ -66,12 +67,13 @@ fn upstream_mode_fetches_over_https_with_the_given_roots_only() {
         ca_roots: HOST_CA_BUNDLE.into(),
         ..LocalOptions::default()
     };
+    // The first thing fetched is the ref advertisement.
     let report = expect_failure(
         &req,
         Path::new(NO_INPUTS),
         &options,
         Step::Fetch,
-        Some("commit object"),
+        Some("ref"),
         &[],
     );
     assert!(
@@ -85,9 +87,11 @@ fn upstream_mode_fetches_over_https_with_the_given_roots_only() {
 fn upstream_content_is_verified_like_cached_content() {
     let server = HttpsServer::start();
     let sc = served_script(&server);
-    // The request names a commit the server's commit object does not hash to.
+    // The request names a commit the server's commit object does not hash to (and the
+    // repository advertises that commit for the ref, so the ref check passes).
     let mut req = sc.upstream_request(&server);
     req.commit = "1".repeat(40);
+    sc.serve_refs(&server, &[(&req.commit, &req.git_ref)]);
     expect_failure(
         &req,
         Path::new(NO_INPUTS),
@@ -126,4 +130,130 @@ fn upstream_mode_fetches_and_verifies_crates() {
         Some("crate itoa 1.0.19"),
         &["Cargo.lock pins"],
     );
+}
+
+/// internalParameters of the provenance in `out`.
+fn internal_parameters(out: &Path) -> serde_json::Map<String, serde_json::Value> {
+    let bytes = fs::read(out.join("provenance.json")).unwrap();
+    let st: Statement<Provenance> = Statement::from_json(&bytes).unwrap();
+    st.predicate.build_definition.internal_parameters
+}
+
+#[test]
+fn upstream_mode_resolves_the_ref_itself_and_requires_the_requested_commit() {
+    let server = HttpsServer::start();
+    let sc = served_script(&server);
+    let options = trusting(&server, &sc);
+    let req = sc.upstream_request(&server);
+    assert_eq!(req.repository, format!("{}{REPO_PATH}", server.base_url()));
+    let other = "9".repeat(40);
+    let tag_object = "7".repeat(40);
+
+    // The repository advertises the requested commit for the ref: built, and the
+    // provenance says the guest resolved the ref.
+    sc.serve_refs(
+        &server,
+        &[
+            (&sc.commit, "HEAD"),
+            (&sc.commit, "refs/heads/main"),
+            (&other, "refs/heads/dev"),
+        ],
+    );
+    let out = sc.out();
+    let mut provider = CountingProvider::default();
+    run_local(
+        &req,
+        Path::new(NO_INPUTS),
+        Some(&mut provider),
+        &out,
+        &options,
+    )
+    .unwrap_or_else(|e| panic!("{}", e.message()));
+    assert_eq!(internal_parameters(&out)["kettle_refResolvedBy"], "guest");
+
+    // An annotated tag resolves to its peeled commit, not to the tag object.
+    sc.serve_refs(
+        &server,
+        &[
+            (&tag_object, "refs/tags/v1"),
+            (&sc.commit, "refs/tags/v1^{}"),
+        ],
+    );
+    for git_ref in ["refs/tags/v1", "v1"] {
+        let tagged = kettle_wire::BuildRequest {
+            git_ref: git_ref.into(),
+            ..req.clone()
+        };
+        run_local(&tagged, Path::new(NO_INPUTS), None, &sc.out(), &options)
+            .unwrap_or_else(|e| panic!("{git_ref}: {}", e.message()));
+    }
+
+    // The ref names another commit: the verify step names both, nothing is built or attested.
+    sc.serve_refs(&server, &[(&other, "refs/heads/main")]);
+    expect_failure(
+        &req,
+        Path::new(NO_INPUTS),
+        &options,
+        Step::Verify,
+        Some("ref"),
+        &[&other, &sc.commit, "refs/heads/main"],
+    );
+
+    // The repository does not have the ref at all.
+    sc.serve_refs(&server, &[(&sc.commit, "refs/heads/elsewhere")]);
+    expect_failure(
+        &req,
+        Path::new(NO_INPUTS),
+        &options,
+        Step::Fetch,
+        Some("ref"),
+        &["does not advertise ref \"refs/heads/main\""],
+    );
+
+    // What is served is not a smart-HTTP advertisement (a dumb server's info/refs).
+    server.serve(
+        kettle_testkit::scenario::INFO_REFS_PATH,
+        format!("{}\trefs/heads/main\n", sc.commit),
+    );
+    expect_failure(
+        &req,
+        Path::new(NO_INPUTS),
+        &options,
+        Step::Fetch,
+        Some("ref"),
+        &["not a git smart-HTTP ref advertisement"],
+    );
+}
+
+#[test]
+fn upstream_mode_needs_an_https_repository() {
+    let server = HttpsServer::start();
+    let sc = served_script(&server);
+    for repository in [
+        "http://127.0.0.1/repo.git",
+        "git://example.org/repo.git",
+        "ssh://git@example.org/repo.git",
+    ] {
+        let req = kettle_wire::BuildRequest {
+            repository: repository.into(),
+            ..sc.upstream_request(&server)
+        };
+        expect_failure(
+            &req,
+            Path::new(NO_INPUTS),
+            &trusting(&server, &sc),
+            Step::Request,
+            Some("request.json"),
+            &["is not an https:// URL", repository],
+        );
+    }
+}
+
+#[test]
+fn cached_mode_says_the_host_resolved_the_ref() {
+    let sc = Scenario::script("mkdir -p out && echo x > out/x", &["out/x"]).commit();
+    let (_, out) = common::build_unattested(&sc);
+    let internal = internal_parameters(&out);
+    assert_eq!(internal["kettle_refResolvedBy"], "host");
+    assert_eq!(internal["kettle_clock"], "host-provided, unverified");
 }

@@ -115,3 +115,102 @@ fn tampered_crate_stops_at_verify() {
         &["Cargo.lock pins"],
     );
 }
+
+/// `archive` (a tar) with `extra` entries appended: (path, contents; None = a directory).
+fn with_extra_entries(archive: &[u8], extra: &[(&str, Option<&[u8]>)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut b = tar::Builder::new(&mut out);
+    let mut a = tar::Archive::new(archive);
+    for e in a.entries().unwrap() {
+        let mut e = e.unwrap();
+        let mut data = Vec::new();
+        e.read_to_end(&mut data).unwrap();
+        let h = e.header().clone();
+        b.append(&h, data.as_slice()).unwrap();
+    }
+    for (path, contents) in extra {
+        let mut h = tar::Header::new_gnu();
+        match contents {
+            Some(data) => {
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_mode(0o644);
+                h.set_size(data.len() as u64);
+                b.append_data(&mut h, path, *data).unwrap();
+            }
+            None => {
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_mode(0o755);
+                h.set_size(0);
+                b.append_data(&mut h, path, std::io::empty()).unwrap();
+            }
+        }
+    }
+    b.finish().unwrap();
+    drop(b);
+    out
+}
+
+/// Every path under `dir` whose file name is `name`.
+fn find_named(dir: &Path, name: &str) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let Ok(entries) = fs::read_dir(dir) else {
+        return found;
+    };
+    for e in entries.flatten() {
+        if e.file_name() == name {
+            found.push(e.path());
+        }
+        if e.file_type().unwrap().is_dir() {
+            found.extend(find_named(&e.path(), name));
+        }
+    }
+    found
+}
+
+#[test]
+fn a_source_archive_with_a_git_dir_or_empty_dirs_stops_at_verify_and_never_builds() {
+    // The tree hash skips a top-level .git and empty directories, so an archive holding
+    // the right tree plus a .git/config hashes right; but git in the build would obey
+    // that config (core.fsmonitor runs a host-chosen command) while the provenance names
+    // the victim's commit. The build would leave a marker if it ever ran.
+    const MARKER: &str = "kettle-build-ran";
+    let sc = Scenario::script(
+        &format!("touch {MARKER}; mkdir -p out && echo x > out/x"),
+        &["out/x"],
+    )
+    .file("data.txt", "original\n")
+    .commit();
+    let fsmonitor: &[u8] = b"[core]\n\tfsmonitor = \"touch /src/pwned; false\"\n";
+    for (extra, named) in [
+        (vec![(".git/config", Some(fsmonitor))], ".git/"),
+        (vec![(".git", Some(&b"gitdir: /elsewhere\n"[..]))], ".git"),
+        (vec![("empty/", None)], "empty/ (empty directory)"),
+        (vec![("a/b/", None), ("a/c/", None)], "a/ (empty directory)"),
+    ] {
+        let inputs = sc.inputs();
+        fs::write(
+            cache::source_path(&inputs, &sc.commit),
+            with_extra_entries(&sc.archive, &extra),
+        )
+        .unwrap();
+        let work = tempfile::tempdir().unwrap();
+        let options = LocalOptions {
+            work_dir: Some(work.path().join("work")),
+            ..LocalOptions::default()
+        };
+        let report = expect_failure(
+            &sc.request,
+            &inputs,
+            &options,
+            Step::Verify,
+            Some("source archive"),
+            &["the commit's tree does not have", named],
+        );
+        assert!(report.message.contains("git archive"), "{}", report.message);
+        assert!(
+            find_named(work.path(), MARKER).is_empty(),
+            "the build ran on a refused source"
+        );
+        assert!(!work.path().join("work/src").exists(), "/src was populated");
+    }
+}

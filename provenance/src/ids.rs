@@ -13,8 +13,6 @@ macro_rules! kettle_uris {
         pub const BUILDER_ID_SIMULATED: &str = concat!($base, "/simulated-builder/v1");
         /// `builder.id` of `kettle build --local` (no VM, no TEE, no evidence).
         pub const BUILDER_ID_LOCAL: &str = concat!($base, "/local-builder/v1");
-        /// Transitional name of [`BUILDER_ID_SEV_SNP`] while callers move to the per-mode ids.
-        pub const BUILDER_ID: &str = BUILDER_ID_SEV_SNP;
         /// `buildType` of the cargo recipe (`cargo build --locked --offline`).
         pub const BUILD_TYPE_CARGO: &str = concat!($base, "/cargo-build/v1");
         /// `buildType` of the generic script recipe.

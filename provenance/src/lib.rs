@@ -27,7 +27,7 @@
 //!             resolved_dependencies: deps,
 //!         },
 //!         run_details: RunDetails {
-//!             builder: Builder { id: ids::BUILDER_ID.into(), ..Default::default() },
+//!             builder: Builder { id: ids::BUILDER_ID_SEV_SNP.into(), ..Default::default() },
 //!             metadata: Some(BuildMetadata {
 //!                 started_on: Some(started),
 //!                 finished_on: Some(timestamp::now_rfc3339_utc()),

@@ -129,7 +129,7 @@ pub struct RunDetails {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Builder {
-    /// URI of the builder, e.g. [`ids::BUILDER_ID`].
+    /// URI of the builder, e.g. [`ids::BUILDER_ID_SEV_SNP`].
     pub id: String,
     /// Component name -> version of the builder.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -304,7 +304,7 @@ mod tests {
                 },
                 run_details: RunDetails {
                     builder: Builder {
-                        id: ids::BUILDER_ID.into(),
+                        id: ids::BUILDER_ID_SEV_SNP.into(),
                         ..Default::default()
                     },
                     ..Default::default()
@@ -436,7 +436,7 @@ mod tests {
                 },
                 run_details: RunDetails {
                     builder: Builder {
-                        id: ids::BUILDER_ID.into(),
+                        id: ids::BUILDER_ID_SEV_SNP.into(),
                         version: [("kettle".to_string(), "0.1.0".to_string())].into(),
                         builder_dependencies: vec![],
                     },

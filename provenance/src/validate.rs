@@ -82,7 +82,7 @@ pub enum ValidationError {
         finished: String,
     },
     /// A field that must be a URI is empty or not URI-shaped.
-    #[error("{field} = {value:?} is not a URI (expected scheme:rest, e.g. {example})", example = ids::BUILDER_ID)]
+    #[error("{field} = {value:?} is not a URI (expected scheme:rest, e.g. {example})", example = ids::BUILDER_ID_SEV_SNP)]
     NotAUri {
         /// Which field, e.g. `buildDefinition.buildType`.
         field: String,
@@ -299,7 +299,7 @@ mod tests {
                 },
                 run_details: RunDetails {
                     builder: Builder {
-                        id: ids::BUILDER_ID.into(),
+                        id: ids::BUILDER_ID_SEV_SNP.into(),
                         builder_dependencies: vec![
                             ResourceDescriptor::default().with_content(b"x".to_vec())
                         ],

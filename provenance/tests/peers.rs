@@ -124,7 +124,7 @@ fn sample_statement() -> Statement {
             },
             run_details: RunDetails {
                 builder: Builder {
-                    id: ids::BUILDER_ID.into(),
+                    id: ids::BUILDER_ID_SEV_SNP.into(),
                     version: [("kettle-init".to_string(), "0.1.0".to_string())]
                         .into_iter()
                         .collect(),

@@ -102,6 +102,32 @@ impl HttpsServer {
     }
 }
 
+/// What a git smart-HTTP server sends for `GET <repo>/info/refs?service=git-upload-pack`
+/// (protocol v0): the service line, a flush, one pkt-line per `(object id, ref name)` (the
+/// first with capabilities after a NUL; `name^{}` for an annotated tag's peeled commit), a flush.
+pub fn git_ref_advertisement(refs: &[(&str, &str)]) -> Vec<u8> {
+    fn pkt(out: &mut Vec<u8>, payload: &[u8]) {
+        out.extend_from_slice(format!("{:04x}", payload.len() + 4).as_bytes());
+        out.extend_from_slice(payload);
+    }
+    let mut out = Vec::new();
+    pkt(&mut out, b"# service=git-upload-pack\n");
+    out.extend_from_slice(b"0000");
+    for (i, (oid, name)) in refs.iter().enumerate() {
+        let caps: &[u8] = if i == 0 {
+            b"\0multi_ack thin-pack side-band side-band-64k ofs-delta shallow no-progress include-tag agent=git/2.39.5"
+        } else {
+            b""
+        };
+        pkt(
+            &mut out,
+            &[oid.as_bytes(), b" ", name.as_bytes(), caps, b"\n"].concat(),
+        );
+    }
+    out.extend_from_slice(b"0000");
+    out
+}
+
 /// Answers one connection: a GET for a served path gets 200 and its body, anything else 404.
 fn answer(tcp: TcpStream, config: &Arc<rustls::ServerConfig>, files: &Files) {
     tcp.set_nonblocking(false).unwrap();

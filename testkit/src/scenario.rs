@@ -19,10 +19,11 @@ use kettle_wire::request::REQUEST_ENTRY;
 use kettle_wire::{BuildRequest, FetchMode, Pin, Upstream};
 
 use crate::fixtures::{
-    rootfs, rootfs_pin, script_recipe, test_request, write_sample, PLACEHOLDER_BASE_URL,
+    rootfs, script_recipe, test_request, write_sample, PLACEHOLDER_BASE_URL, ROOTFS_BINARIES,
 };
 use crate::git::GitRepo;
-use crate::https::HttpsServer;
+use crate::hostroot::host_binaries_tar;
+use crate::https::{git_ref_advertisement, HttpsServer};
 
 /// Where a [`Scenario`] serves the commit object.
 pub const COMMIT_PATH: &str = "/commit";
@@ -30,6 +31,10 @@ pub const COMMIT_PATH: &str = "/commit";
 pub const SOURCE_PATH: &str = "/source.tar";
 /// Where a [`Scenario`] serves the test rootfs.
 pub const ROOTFS_PATH: &str = "/rootfs.tar";
+/// The repository path of [`Scenario::upstream_request`] on the test server.
+pub const REPO_PATH: &str = "/repo.git";
+/// The ref discovery path of [`REPO_PATH`] (what git's smart-HTTP clients GET first).
+pub const INFO_REFS_PATH: &str = "/repo.git/info/refs?service=git-upload-pack";
 
 /// A committed project and everything a run of it needs.
 pub struct Scenario {
@@ -41,7 +46,7 @@ pub struct Scenario {
     pub commit_raw: Vec<u8>,
     /// The source archive the inputs hold (a tar of the commit; tests may replace it).
     pub archive: Vec<u8>,
-    /// The SHA-256-addressed inputs: the test rootfs, then the toolchain and extra inputs.
+    /// The SHA-256-addressed inputs: the rootfs (first), then the toolchain and extra inputs.
     pub blobs: Vec<Vec<u8>>,
     /// The request for `commit` ([`test_request`]).
     pub request: BuildRequest,
@@ -54,6 +59,7 @@ pub struct ScenarioBuilder {
     repo: GitRepo,
     script: Option<(String, Vec<String>)>,
     rootfs_url: String,
+    rootfs: Option<Vec<u8>>,
     toolchain: Option<Vec<u8>>,
     blobs: Vec<Vec<u8>>,
 }
@@ -129,18 +135,27 @@ impl Scenario {
         self.dir.path()
     }
 
-    /// Serves the commit object, the archive and the test rootfs on `server`.
+    /// Serves the commit object, the archive, the test rootfs, and the ref advertisement
+    /// of [`REPO_PATH`] (the request's ref naming the commit) on `server`.
     pub fn serve(&self, server: &HttpsServer) {
         server.serve(COMMIT_PATH, self.commit_raw.clone());
         server.serve(SOURCE_PATH, self.archive.clone());
-        server.serve(ROOTFS_PATH, rootfs().to_vec());
+        // blobs[0] is the rootfs the recipe pins (the shared one, or the builder's own).
+        server.serve(ROOTFS_PATH, self.blobs[0].clone());
+        self.serve_refs(server, &[(&self.commit, &self.request.git_ref)]);
     }
 
-    /// The request in upstream mode against `server` (crates under `/crates`).
+    /// Serves `refs` ((object id, ref name) pairs) as [`REPO_PATH`]'s ref advertisement.
+    pub fn serve_refs(&self, server: &HttpsServer, refs: &[(&str, &str)]) {
+        server.serve(INFO_REFS_PATH, git_ref_advertisement(refs));
+    }
+
+    /// The request in upstream mode against `server` (repository [`REPO_PATH`], crates under `/crates`).
     pub fn upstream_request(&self, server: &HttpsServer) -> BuildRequest {
         let base = server.base_url();
         BuildRequest {
             mode: FetchMode::Upstream,
+            repository: format!("{base}{REPO_PATH}"),
             upstream: Some(Upstream {
                 source_archive_url: format!("{base}{SOURCE_PATH}"),
                 commit_object_url: format!("{base}{COMMIT_PATH}"),
@@ -177,6 +192,7 @@ impl ScenarioBuilder {
             repo,
             script: None,
             rootfs_url: format!("{PLACEHOLDER_BASE_URL}/rootfs.tar"),
+            rootfs: None,
             toolchain: None,
             blobs: Vec::new(),
         }
@@ -218,21 +234,31 @@ impl ScenarioBuilder {
         self
     }
 
+    /// Builds on a rootfs of the test binaries ([`crate::fixtures::ROOTFS_BINARIES`]) plus
+    /// `extra` host binaries (e.g. `unshare`), instead of the shared test rootfs.
+    pub fn rootfs_binaries(mut self, extra: &[&str]) -> Self {
+        let mut all: Vec<&str> = ROOTFS_BINARIES.to_vec();
+        all.extend_from_slice(extra);
+        self.rootfs =
+            Some(host_binaries_tar(&all).expect("the host has the extra rootfs binaries"));
+        self
+    }
+
     /// Writes the script recipe (if any), commits, and makes the request.
     pub fn commit(self) -> Scenario {
-        let mut blobs = vec![rootfs().to_vec()];
+        let rootfs_bytes = self.rootfs.unwrap_or_else(|| rootfs().to_vec());
+        let mut blobs = vec![rootfs_bytes.clone()];
         if let Some((command, outputs)) = &self.script {
             let toolchain = self.toolchain.as_ref().map(|t| Pin {
                 url: format!("{PLACEHOLDER_BASE_URL}/toolchain.tar"),
                 sha256: Sha256Digest::of_bytes(t),
             });
             let outputs: Vec<&str> = outputs.iter().map(String::as_str).collect();
-            let recipe = script_recipe(
-                command,
-                &outputs,
-                &rootfs_pin(&self.rootfs_url),
-                toolchain.as_ref(),
-            );
+            let rootfs_pin = Pin {
+                url: self.rootfs_url.clone(),
+                sha256: Sha256Digest::of_bytes(&rootfs_bytes),
+            };
+            let recipe = script_recipe(command, &outputs, &rootfs_pin, toolchain.as_ref());
             self.repo.write("kettle.toml", recipe);
         }
         blobs.extend(self.toolchain);

@@ -39,14 +39,19 @@ pub const BUILD_LOG_FILE: &str = "build.log";
 /// Written on failure (see [`crate::steps::ErrorReport`]).
 pub use crate::steps::ERROR_FILE;
 
-/// Contents of status.json.
+/// Contents of status.json. It never overstates: only AMD SEV-SNP hardware
+/// evidence makes a build `attested`; the simulated PSP's is `simulated`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BuildStatus {
     /// Always true.
     pub ok: bool,
-    /// Whether `evidence` holds an attestation report.
+    /// Whether `evidence` holds an AMD SEV-SNP hardware report (never true for simulated evidence).
     pub attested: bool,
-    /// Which provider produced it (`sev-snp`, `simulated`) or why there is none.
+    /// Whether `evidence` came from Kettle's simulated PSP (test keys: nothing is hardware-attested).
+    /// Absent in status.json written before this field existed.
+    #[serde(default)]
+    pub simulated: bool,
+    /// In words: which provider produced the evidence (`sev-snp: ...`, `SIMULATED: ...`) or why there is none.
     pub attestation: String,
     /// The subject names, in provenance order.
     pub artifacts: Vec<String>,

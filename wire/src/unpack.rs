@@ -1,18 +1,30 @@
 //! Safe tar/tar.gz extraction for everything the guest unpacks (source
 //! archive, crates, root filesystem, toolchain, cache disk).
 //!
+//! Every path is resolved by the kernel beneath the destination, never by
+//! string checks: the destination is opened once as a directory fd
+//! ([`Beneath`]) and each entry is created relative to it with `openat2`
+//! (`RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS`, plus `RESOLVE_NO_SYMLINKS`
+//! for the directories an entry is created in), `mkdirat`, `symlinkat` and
+//! `linkat`. A path that would pass through a symlink or climb out of the
+//! destination is refused by the kernel, whatever chain of links set it up.
+//!
 //! Refused: absolute paths, `..`, writing through any symlink, symlinks whose
-//! target is absolute or leaves the destination, hard links to anything but a
-//! regular file already extracted, device nodes, fifos, sparse files, duplicate
-//! entries, and archives over the entry/byte/path limits. Modes are reduced to
-//! 0644/0755 (no setuid/setgid/sticky); owners are not restored.
+//! target is absolute or (lexically, or as the kernel resolves them once the
+//! archive is complete) leaves the destination, hard links to anything but a
+//! regular file already extracted, device nodes, fifos, sparse files,
+//! duplicate entries, and archives over the entry/byte/path limits. Modes are
+//! reduced to 0644/0755 (no setuid/setgid/sticky); owners are not restored.
+//! Needs Linux 5.6 or later (openat2).
 
 use std::collections::HashSet;
-use std::fs::{self, File, OpenOptions};
+use std::ffi::OsStr;
+use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Read};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
 use thiserror::Error;
 
 /// Size and count limits for one archive.
@@ -153,31 +165,9 @@ fn clean_relative(raw: &Path) -> Option<PathBuf> {
     Some(out)
 }
 
-/// Refuses when any existing ancestor of `rel` under `dest` is a symlink.
-fn check_no_symlink_parents(dest: &Path, rel: &Path, shown: &str) -> Result<(), UnpackError> {
-    let mut cur = dest.to_path_buf();
-    let comps: Vec<_> = rel.components().collect();
-    for c in &comps[..comps.len().saturating_sub(1)] {
-        cur.push(c);
-        match fs::symlink_metadata(&cur) {
-            Ok(m) if m.file_type().is_symlink() => {
-                return Err(UnpackError::ThroughSymlink(shown.to_string()))
-            }
-            Ok(m) if !m.is_dir() => {
-                return Err(UnpackError::Io {
-                    path: shown.to_string(),
-                    source: io::Error::other("a parent is not a directory"),
-                })
-            }
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => break,
-            Err(e) => return Err(io_err(shown)(e)),
-        }
-    }
-    Ok(())
-}
-
-/// True when `target`, taken relative to the directory holding `link`, stays inside the root.
+/// True when `target`, taken relative to the directory holding `link`, stays inside the
+/// root as text. Only a first filter: links can chain, so [`unpack`] also asks the kernel
+/// to resolve every link once the archive is complete.
 fn symlink_target_inside(link: &Path, target: &Path) -> bool {
     if target.is_absolute() {
         return false;
@@ -201,17 +191,232 @@ fn symlink_target_inside(link: &Path, target: &Path) -> bool {
     true
 }
 
+/// Resolution for everything [`Beneath`] opens: never above the root, never through
+/// /proc magic links, and never through any symlink at all (the last component
+/// included: without O_NOFOLLOW a final symlink is ELOOP too).
+const STRICT: ResolveFlags = ResolveFlags::BENEATH
+    .union(ResolveFlags::NO_MAGICLINKS)
+    .union(ResolveFlags::NO_SYMLINKS);
+
+/// Why the kernel refused to resolve a path beneath a [`Beneath`] root.
+#[derive(Debug, Error)]
+pub enum BeneathError {
+    /// A component of the path is a symlink (`ELOOP` under `RESOLVE_NO_SYMLINKS`).
+    #[error("{0} passes through a symlink")]
+    Symlink(String),
+    /// The path would leave the root (`EXDEV` under `RESOLVE_BENEATH`), or is not a plain relative path.
+    #[error("{0} leaves the directory it must stay in")]
+    Escapes(String),
+    /// The kernel has no openat2 (Linux 5.6 or later is needed) or a seccomp policy hides it.
+    #[error("openat2 is not available (Linux 5.6 or later is required to resolve {0} safely)")]
+    NoOpenat2(String),
+    /// Any other failure (missing file, not a directory, permissions, disk full).
+    #[error("{path}: {source}")]
+    Io {
+        /// The path, relative to the root.
+        path: String,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl BeneathError {
+    fn from_errno(path: &Path, e: rustix::io::Errno) -> BeneathError {
+        let shown = path.display().to_string();
+        match e {
+            rustix::io::Errno::LOOP => BeneathError::Symlink(shown),
+            rustix::io::Errno::XDEV => BeneathError::Escapes(shown),
+            rustix::io::Errno::NOSYS => BeneathError::NoOpenat2(shown),
+            e => BeneathError::Io {
+                path: shown,
+                source: e.into(),
+            },
+        }
+    }
+
+    /// The same failure as an [`io::Error`] (for callers that only report it).
+    pub fn into_io(self) -> io::Error {
+        match self {
+            BeneathError::Io { source, .. } => source,
+            other => io::Error::new(io::ErrorKind::PermissionDenied, other.to_string()),
+        }
+    }
+}
+
+/// A directory whose contents are created and opened only through the kernel's
+/// `RESOLVE_BENEATH` resolution: no path given to it can reach outside the directory,
+/// whatever symlinks (or chains of them) the tree holds. Paths are relative to it.
+#[derive(Debug)]
+pub struct Beneath {
+    root: OwnedFd,
+}
+
+impl Beneath {
+    /// Opens the existing directory `dir` (itself trusted: the caller chose it).
+    pub fn open(dir: &Path) -> io::Result<Beneath> {
+        let root = rustix::fs::open(
+            dir,
+            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        Ok(Beneath { root })
+    }
+
+    /// Creates `dir` (and its parents) if missing, then opens it.
+    pub fn create(dir: &Path) -> io::Result<Beneath> {
+        fs::create_dir_all(dir)?;
+        Beneath::open(dir)
+    }
+
+    fn relative(rel: &Path) -> Result<PathBuf, BeneathError> {
+        clean_relative(rel).ok_or_else(|| BeneathError::Escapes(rel.display().to_string()))
+    }
+
+    /// Opens the directory at `rel` (empty: the root), every component a real directory.
+    pub fn open_dir(&self, rel: &Path) -> Result<OwnedFd, BeneathError> {
+        let rel = Beneath::relative(rel)?;
+        let path: &Path = if rel.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            &rel
+        };
+        rustix::fs::openat2(
+            &self.root,
+            path,
+            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+            STRICT,
+        )
+        .map_err(|e| BeneathError::from_errno(path, e))
+    }
+
+    /// `mkdir -p rel` beneath the root (each component a real directory, never a link); opens it.
+    pub fn create_dirs(&self, rel: &Path) -> Result<OwnedFd, BeneathError> {
+        match self.open_dir(rel) {
+            Err(BeneathError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {}
+            other => return other,
+        }
+        let rel = Beneath::relative(rel)?;
+        let mut cur = self.open_dir(Path::new(""))?;
+        let mut walked = PathBuf::new();
+        for c in rel.iter() {
+            walked.push(c);
+            match rustix::fs::mkdirat(&cur, c, Mode::from_raw_mode(0o755)) {
+                Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                Err(e) => return Err(BeneathError::from_errno(&walked, e)),
+            }
+            cur = open_child_dir(&cur, c).map_err(|e| BeneathError::from_errno(&walked, e))?;
+        }
+        Ok(cur)
+    }
+
+    /// Creates the new regular file `rel` with `mode` (its directories created as real
+    /// directories); fails if anything, a symlink included, already exists there.
+    pub fn create_file(&self, rel: &Path, mode: u32) -> Result<File, BeneathError> {
+        let (dir, name) = self.parent_of(rel)?;
+        create_new_file(&dir, name, mode).map_err(|e| BeneathError::from_errno(rel, e))
+    }
+
+    /// Opens the existing `rel` for reading, no component of it a symlink (the last included).
+    pub fn open_file(&self, rel: &Path) -> Result<File, BeneathError> {
+        let rel = Beneath::relative(rel)?;
+        let fd = rustix::fs::openat2(
+            &self.root,
+            &rel,
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+            STRICT,
+        )
+        .map_err(|e| BeneathError::from_errno(&rel, e))?;
+        Ok(File::from(fd))
+    }
+
+    /// Removes `rel` if it exists (a symlink is removed itself, never followed; not a directory).
+    pub fn remove_file(&self, rel: &Path) -> Result<(), BeneathError> {
+        let (dir, name) = self.parent_of(rel)?;
+        match rustix::fs::unlinkat(&dir, name, AtFlags::empty()) {
+            Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
+            Err(e) => Err(BeneathError::from_errno(rel, e)),
+        }
+    }
+
+    /// The directory holding `rel` (created as real directories) and `rel`'s last component.
+    fn parent_of<'a>(&self, rel: &'a Path) -> Result<(OwnedFd, &'a OsStr), BeneathError> {
+        let name = match rel.components().next_back() {
+            Some(Component::Normal(n)) => n,
+            _ => return Err(BeneathError::Escapes(rel.display().to_string())),
+        };
+        let dir = self.create_dirs(rel.parent().unwrap_or(Path::new("")))?;
+        Ok((dir, name))
+    }
+}
+
+/// Opens the real directory `name` in `dir` (not a symlink, never above `dir`).
+fn open_child_dir(dir: &impl AsFd, name: &OsStr) -> rustix::io::Result<OwnedFd> {
+    rustix::fs::openat2(
+        dir,
+        name,
+        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+        STRICT,
+    )
+}
+
+/// Creates the new regular file `name` in `dir` with exactly `mode` (not subject to the umask).
+fn create_new_file(dir: &impl AsFd, name: &OsStr, mode: u32) -> rustix::io::Result<File> {
+    let fd = rustix::fs::openat2(
+        dir,
+        name,
+        OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC,
+        Mode::from_raw_mode(mode),
+        STRICT,
+    )?;
+    rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode))?;
+    Ok(File::from(fd))
+}
+
+/// The last directory entries were created in, kept open: tar streams list a
+/// directory's entries together, so most entries need no path walk at all. Safe to
+/// reuse because a directory, once made, is never replaced (that is a duplicate).
+struct ParentCache {
+    rel: PathBuf,
+    fd: OwnedFd,
+}
+
+/// Maps a refused resolution to the unpacker's error for entry `shown`.
+fn refused(shown: &str) -> impl FnOnce(BeneathError) -> UnpackError + '_ {
+    move |e| match e {
+        BeneathError::Symlink(_) => UnpackError::ThroughSymlink(shown.to_string()),
+        BeneathError::Escapes(_) => UnpackError::UnsafePath(shown.to_string()),
+        BeneathError::Io { source, .. } => UnpackError::Io {
+            path: shown.to_string(),
+            source,
+        },
+        no @ BeneathError::NoOpenat2(_) => UnpackError::Io {
+            path: shown.to_string(),
+            source: io::Error::other(no.to_string()),
+        },
+    }
+}
+
+fn errno_refused(shown: &str, e: rustix::io::Errno) -> UnpackError {
+    refused(shown)(BeneathError::from_errno(Path::new(shown), e))
+}
+
 /// Extracts the tar stream `reader` into `dest` (created if missing) under `limits`.
 pub fn unpack(
     reader: impl Read,
     dest: &Path,
     limits: &UnpackLimits,
 ) -> Result<UnpackStats, UnpackError> {
-    fs::create_dir_all(dest).map_err(io_err(dest.display().to_string()))?;
+    let root = Beneath::create(dest).map_err(io_err(dest.display().to_string()))?;
     let mut archive = tar::Archive::new(reader);
     let mut seen: HashSet<PathBuf> = HashSet::new();
+    let mut links: Vec<(PathBuf, PathBuf)> = Vec::new();
     let mut stats = UnpackStats::default();
     let mut count = 0u64;
+    let mut cache: Option<ParentCache> = None;
     for entry in archive.entries().map_err(io_err("<archive>"))? {
         let mut entry = entry.map_err(io_err("<archive>"))?;
         count += 1;
@@ -233,33 +438,50 @@ pub fn unpack(
         }
         let rel =
             clean_relative(&raw_path).ok_or_else(|| UnpackError::UnsafePath(shown.clone()))?;
-        if rel.as_os_str().is_empty() {
+        let Some(name) = rel.file_name().map(OsStr::to_os_string) else {
             if kind.is_dir() {
                 continue; // "./" itself
             }
             return Err(UnpackError::UnsafePath(shown));
-        }
-        check_no_symlink_parents(dest, &rel, &shown)?;
-        let target = dest.join(&rel);
-        if let Some(parent) = target.parent() {
-            fs::create_dir_all(parent).map_err(io_err(shown.clone()))?;
-        }
-        let existing = fs::symlink_metadata(&target).ok();
+        };
+        let parent_rel = rel.parent().unwrap_or(Path::new("")).to_path_buf();
+        let parent = match cache.take() {
+            Some(c) if c.rel == parent_rel => c,
+            _ => ParentCache {
+                fd: root.create_dirs(&parent_rel).map_err(refused(&shown))?,
+                rel: parent_rel,
+            },
+        };
+        let dir = &parent.fd;
         if kind.is_dir() {
-            match existing {
-                Some(m) if m.is_dir() => {}
-                Some(_) => return Err(UnpackError::Duplicate(shown)),
-                None => fs::create_dir(&target).map_err(io_err(shown.clone()))?,
+            match rustix::fs::mkdirat(dir, &name, Mode::from_raw_mode(0o755)) {
+                Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                Err(e) => return Err(errno_refused(&shown, e)),
             }
-            fs::set_permissions(&target, fs::Permissions::from_mode(0o755))
-                .map_err(io_err(shown.clone()))?;
+            // An existing symlink or file there is a duplicate, not a directory to reuse.
+            let fd = open_child_dir(dir, &name).map_err(|e| match e {
+                rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR => {
+                    UnpackError::Duplicate(shown.clone())
+                }
+                e => errno_refused(&shown, e),
+            })?;
+            rustix::fs::fchmod(&fd, Mode::from_raw_mode(0o755))
+                .map_err(|e| errno_refused(&shown, e))?;
             seen.insert(rel);
             stats.entries += 1;
+            cache = Some(parent);
             continue;
         }
-        if existing.is_some() || !seen.insert(rel.clone()) {
+        if !seen.insert(rel.clone()) {
             return Err(UnpackError::Duplicate(shown));
         }
+        let exists = |e: rustix::io::Errno| {
+            if e == rustix::io::Errno::EXIST {
+                UnpackError::Duplicate(shown.clone())
+            } else {
+                errno_refused(&shown, e)
+            }
+        };
         match kind {
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 let size = entry.header().size().map_err(io_err(shown.clone()))?;
@@ -271,13 +493,8 @@ pub fn unpack(
                     .mode()
                     .map(|m| m & 0o111 != 0)
                     .unwrap_or(false);
-                let mut out = OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(if exec { 0o755 } else { 0o644 })
-                    .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-                    .open(&target)
-                    .map_err(io_err(shown.clone()))?;
+                let mut out = create_new_file(dir, &name, if exec { 0o755 } else { 0o644 })
+                    .map_err(exists)?;
                 // Copy at most the declared size; the tar reader enforces the exact length.
                 let written = io::copy(&mut (&mut entry).take(size), &mut out)
                     .map_err(io_err(shown.clone()))?;
@@ -295,7 +512,8 @@ pub fn unpack(
                         target: link.to_string_lossy().into_owned(),
                     });
                 }
-                std::os::unix::fs::symlink(&link, &target).map_err(io_err(shown.clone()))?;
+                rustix::fs::symlinkat(&link, dir, &name).map_err(exists)?;
+                links.push((rel, link));
             }
             tar::EntryType::Link => {
                 let link = entry
@@ -308,16 +526,22 @@ pub fn unpack(
                     target: link.to_string_lossy().into_owned(),
                 };
                 let link_rel = clean_relative(&link).ok_or_else(bad)?;
+                let Some(link_name) = link_rel.file_name() else {
+                    return Err(bad());
+                };
                 if !seen.contains(&link_rel) {
                     return Err(bad());
                 }
-                check_no_symlink_parents(dest, &link_rel, &shown)?;
-                let src = dest.join(&link_rel);
-                match fs::symlink_metadata(&src) {
-                    Ok(m) if m.is_file() => {}
+                let src_dir = root
+                    .open_dir(link_rel.parent().unwrap_or(Path::new("")))
+                    .map_err(refused(&shown))?;
+                match rustix::fs::statat(&src_dir, link_name, AtFlags::SYMLINK_NOFOLLOW) {
+                    Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile => {}
                     _ => return Err(bad()),
                 }
-                fs::hard_link(&src, &target).map_err(io_err(shown.clone()))?;
+                // Without AT_SYMLINK_FOLLOW linkat links the entry itself, never a link's target.
+                rustix::fs::linkat(&src_dir, link_name, dir, &name, AtFlags::empty())
+                    .map_err(exists)?;
             }
             other => {
                 return Err(UnpackError::ForbiddenType {
@@ -326,14 +550,46 @@ pub fn unpack(
                 });
             }
         }
+        cache = Some(parent);
         stats.entries += 1;
     }
+    check_links_stay_beneath(&root, &links)?;
     Ok(stats)
+}
+
+/// Asks the kernel to resolve every symlink extracted, now that the whole tree exists:
+/// one that leads out of the destination (through any chain of links) refuses the archive.
+/// A link that resolves to nothing (dangling, or a loop) is left alone: it reaches nothing.
+fn check_links_stay_beneath(
+    root: &Beneath,
+    links: &[(PathBuf, PathBuf)],
+) -> Result<(), UnpackError> {
+    for (rel, target) in links {
+        let r = rustix::fs::openat2(
+            &root.root,
+            rel,
+            OFlags::PATH | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
+        );
+        match r {
+            Ok(_) | Err(rustix::io::Errno::NOENT | rustix::io::Errno::LOOP) => {}
+            Err(rustix::io::Errno::XDEV) => {
+                return Err(UnpackError::SymlinkEscape {
+                    path: rel.to_string_lossy().into_owned(),
+                    target: target.to_string_lossy().into_owned(),
+                })
+            }
+            Err(e) => return Err(errno_refused(&rel.to_string_lossy(), e)),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     /// Builds a tar from (path, type, data-or-link) triples, bypassing the tar crate's path checks.
     pub(crate) fn hostile_tar(entries: &[(&str, tar::EntryType, &[u8])]) -> Vec<u8> {
@@ -441,6 +697,121 @@ pub(crate) mod tests {
         ]);
         assert!(r.is_err(), "{r:?}");
         assert!(!dir.path().join("evil").exists());
+    }
+
+    /// Unpacks `entries` into `<tmp>/outer/dest`; returns the temp dir and the result.
+    /// `<tmp>/outer` stands for "everything outside the destination".
+    fn try_unpack_nested(
+        entries: &[(&str, tar::EntryType, &[u8])],
+    ) -> (tempfile::TempDir, Result<UnpackStats, UnpackError>) {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("outer/dest");
+        let r = unpack(
+            hostile_tar(entries).as_slice(),
+            &dest,
+            &UnpackLimits::SOURCE,
+        );
+        (dir, r)
+    }
+
+    #[test]
+    fn a_link_to_the_parent_then_a_write_through_it_is_refused() {
+        let (dir, r) = try_unpack_nested(&[("a", T::Symlink, b".."), ("a/b", T::Regular, b"x")]);
+        assert!(r.is_err(), "{r:?}");
+        assert!(!dir.path().join("outer/b").exists(), "written outside");
+        // The same one level down, where the link itself stays inside: the write is refused by the kernel.
+        let (dir, r) = try_unpack_nested(&[
+            ("d/a", T::Symlink, b".."),
+            ("d/a/b", T::Symlink, b"../x"),
+            ("d/a/c", T::Regular, b"x"),
+        ]);
+        assert!(matches!(r, Err(UnpackError::ThroughSymlink(_))), "{r:?}");
+        assert!(!dir.path().join("outer/x").exists());
+        assert!(!dir.path().join("outer/dest/c").exists());
+    }
+
+    #[test]
+    fn a_two_hop_link_chain_out_of_the_destination_is_refused() {
+        for entries in [
+            &[
+                ("x", T::Symlink, &b"y"[..]),
+                ("y", T::Symlink, b"../../etc"),
+                ("x/kettle-owned", T::Regular, b"x"),
+            ][..],
+            &[
+                ("d/x", T::Symlink, &b"y"[..]),
+                ("d/y", T::Symlink, b"../../etc"),
+                ("d/x/kettle-owned", T::Regular, b"x"),
+            ][..],
+        ] {
+            let (dir, r) = try_unpack_nested(entries);
+            assert!(r.is_err(), "{r:?}");
+            assert!(!dir.path().join("etc").exists());
+            assert!(!dir.path().join("outer/etc").exists());
+        }
+        assert!(!Path::new("/etc/kettle-owned").exists());
+    }
+
+    #[test]
+    fn a_link_chain_that_only_the_kernel_sees_leaving_is_refused() {
+        // As text, p/q/x -> y/.. stays in p/q; resolved, y is the root and y/.. is outside.
+        // No entry is written through it, yet leaving it in the tree would hand any later
+        // reader (or writer) of p/q/x the directory above the destination.
+        let (dir, r) = try_unpack_nested(&[
+            ("p/q/y", T::Symlink, b"../.."),
+            ("p/q/x", T::Symlink, b"y/.."),
+        ]);
+        assert!(
+            matches!(&r, Err(UnpackError::SymlinkEscape { path, .. }) if path == "p/q/x"),
+            "{r:?}"
+        );
+        drop(dir);
+        // Links that resolve inside, dangle or loop are fine.
+        let (_d, r) = try_unpack_nested(&[
+            ("p/q/y", T::Symlink, b"../.."),
+            ("p/q/dangling", T::Symlink, b"nowhere"),
+            ("p/q/loop", T::Symlink, b"loop"),
+        ]);
+        r.unwrap();
+    }
+
+    #[test]
+    fn beneath_never_writes_through_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        fs::create_dir_all(root.join("real")).unwrap();
+        std::os::unix::fs::symlink("..", root.join("up")).unwrap();
+        std::os::unix::fs::symlink("../outside.json", root.join("real/link.json")).unwrap();
+        let b = Beneath::open(&root).unwrap();
+        assert!(matches!(
+            b.create_file(Path::new("up/outside.json"), 0o644),
+            Err(BeneathError::Symlink(_))
+        ));
+        assert!(b.create_file(Path::new("real/link.json"), 0o644).is_err());
+        assert!(matches!(
+            b.create_file(Path::new("../outside.json"), 0o644),
+            Err(BeneathError::Escapes(_))
+        ));
+        assert!(!dir.path().join("outside.json").exists());
+        // Removing a link removes the link, not its target; then the name can be created.
+        b.remove_file(Path::new("real/link.json")).unwrap();
+        let mut f = b.create_file(Path::new("real/link.json"), 0o600).unwrap();
+        io::Write::write_all(&mut f, b"{}").unwrap();
+        assert_eq!(fs::read(root.join("real/link.json")).unwrap(), b"{}");
+        assert_eq!(
+            fs::metadata(root.join("real/link.json"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600
+        );
+        assert!(b.create_dirs(Path::new("new/deeper")).is_ok());
+        assert!(root.join("new/deeper").is_dir());
+        assert!(matches!(
+            b.create_dirs(Path::new("up/x")),
+            Err(BeneathError::Symlink(_))
+        ));
     }
 
     #[test]

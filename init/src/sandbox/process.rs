@@ -20,6 +20,7 @@ use nix::unistd::{
     Uid,
 };
 
+use super::seccomp;
 use super::{SandboxError, SandboxLimits, SandboxSpec, BUILD_GID, BUILD_UID, DEV_NODES};
 
 /// Exit code the sandbox's own processes use when setting up failed.
@@ -41,6 +42,8 @@ pub(super) struct Prepared {
     cwd: CString,
     /// Set when not root: (uid_map line, gid_map line) for a user namespace.
     rootless: Option<(String, String)>,
+    /// The build's seccomp filters, compiled here so the child only installs them.
+    seccomp: Vec<seccompiler::BpfProgram>,
 }
 
 fn cstr(s: impl AsRef<[u8]>) -> Result<CString, SandboxError> {
@@ -134,6 +137,7 @@ pub(super) fn prepare(spec: &SandboxSpec) -> Result<Prepared, SandboxError> {
         ));
     }
     let exe = resolve_exe(spec)?;
+    let seccomp = seccomp::build_filters()?;
     Ok(Prepared {
         root: cstr(root.as_os_str().as_encoded_bytes())?,
         host_dirs,
@@ -181,6 +185,7 @@ pub(super) fn prepare(spec: &SandboxSpec) -> Result<Prepared, SandboxError> {
                 format!("{BUILD_GID} {} 1\n", nix::unistd::getegid()),
             )
         }),
+        seccomp,
     })
 }
 
@@ -445,8 +450,11 @@ fn sandbox_init(p: &Prepared, limits: &SandboxLimits, log_fd: i32, err_fd: i32) 
     }
 }
 
-/// C: drops to the build uid and execs the command.
+/// C: its own session, drops to the build uid, seccomp, and execs the command.
 fn build_process(p: &Prepared, limits: &SandboxLimits, log_fd: i32, err_fd: i32) -> ! {
+    // A session of its own, with no controlling terminal: the build can neither read
+    // nor inject (TIOCSTI) input on a terminal kettle-init was started from.
+    try_or_die!(err_fd, "setsid", nix::unistd::setsid());
     let rl = |r: Resource, v: u64, what: &str| try_or_die!(err_fd, what, setrlimit(r, v, v));
     rl(Resource::RLIMIT_CPU, limits.cpu_seconds, "RLIMIT_CPU");
     rl(Resource::RLIMIT_FSIZE, limits.file_bytes, "RLIMIT_FSIZE");
@@ -489,6 +497,12 @@ fn build_process(p: &Prepared, limits: &SandboxLimits, log_fd: i32, err_fd: i32)
             unsafe { nix::libc::close(fd) };
         }
     }
+    // Last before exec, after no_new_privs: from here on the deny list holds.
+    try_or_die!(
+        err_fd,
+        "install the seccomp filters",
+        seccomp::install(&p.seccomp)
+    );
     // A binary the parent process just unpacked can still be open for writing in a
     // fork made by another of its threads for an instant (ETXTBSY, seen in the
     // multi-threaded test runner): retry for up to 1 s before failing the build.
@@ -519,8 +533,45 @@ fn write_proc_self(err_fd: i32, path: &std::ffi::CStr, data: &[u8]) {
     try_or_die!(err_fd, "write a /proc/self id map", r);
 }
 
+/// `fd` moved above 0-2 (where stdio is about to be replaced), or -1 if that failed.
+fn above_stdio(fd: i32, cloexec: bool) -> i32 {
+    if fd > 2 {
+        return fd;
+    }
+    let cmd = if cloexec {
+        nix::libc::F_DUPFD_CLOEXEC
+    } else {
+        nix::libc::F_DUPFD
+    };
+    let moved = unsafe { nix::libc::fcntl(fd, cmd, 3) };
+    if moved >= 0 {
+        unsafe { nix::libc::close(fd) };
+    }
+    moved
+}
+
 /// A: unshares the namespaces and runs B as pid 1 of the new pid namespace.
 fn namespace_parent(p: &Prepared, limits: &SandboxLimits, log_fd: i32, err_fd: i32) -> ! {
+    // The pipes may have landed on 0-2 if kettle-init was started with them closed.
+    let err_fd = above_stdio(err_fd, true);
+    let log_fd = above_stdio(log_fd, false);
+    if err_fd < 0 || log_fd < 0 {
+        unsafe { nix::libc::_exit(SETUP_FAILED) }
+    }
+    // Leave kettle-init's session and its terminal (local mode may run on one): nothing
+    // in the sandbox keeps the caller's stdin, stdout or stderr.
+    try_or_die!(err_fd, "setsid", nix::unistd::setsid());
+    let devnull = try_or_die!(
+        err_fd,
+        "open /dev/null",
+        nix::fcntl::open("/dev/null", nix::fcntl::OFlag::O_RDWR, Mode::empty())
+    );
+    for fd in 0..3 {
+        unsafe { nix::libc::dup2(devnull, fd) };
+    }
+    if devnull > 2 {
+        let _ = nix::unistd::close(devnull);
+    }
     let flags = CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWPID
         | CloneFlags::CLONE_NEWIPC

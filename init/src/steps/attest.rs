@@ -6,6 +6,7 @@ use kettle_attest::{Evidence, ReportProvider, Tee};
 use kettle_wire::devices::PSP_PORT;
 use thiserror::Error;
 
+use super::provenance::BuilderMode;
 use crate::error::{InStep, Step, StepError};
 
 /// Errors of the attest step.
@@ -17,6 +18,14 @@ pub enum AttestError {
     /// The provider failed.
     #[error(transparent)]
     Request(#[from] kettle_attest::RequestError),
+    /// The evidence is not of the TEE the provenance names (builder.id, tee_platform).
+    #[error("the report provider produced {got} evidence, but the provenance names tee {wanted} (the request's tee): refusing to bind a provenance that misstates how it was attested")]
+    WrongTee {
+        /// The TEE the provenance names.
+        wanted: Tee,
+        /// The TEE the evidence came from.
+        got: Tee,
+    },
 }
 
 /// Which provider is asked for the report.
@@ -29,18 +38,18 @@ pub enum Attestor<'a> {
     Guest,
 }
 
-/// Requests the report binding `provenance` from `attestor` (the request's `tee` picks the guest's provider).
+/// Requests the report binding `provenance` from `attestor`. `mode` is what the provenance
+/// says (its tee picks the guest's provider); evidence of any other tee is refused.
 pub fn report(
-    tee: Tee,
+    mode: BuilderMode,
     attestor: Attestor<'_>,
     provenance: &[u8],
 ) -> Result<(Option<Evidence>, String), StepError> {
     let report_data = kettle_attest::binding::report_data_for(provenance);
     let mut guest_provider: Box<dyn ReportProvider>;
-    let provider: &mut dyn ReportProvider = match attestor {
-        Attestor::None => return Ok((None, "no provider: NOT attested".to_string())),
-        Attestor::Given(p) => p,
-        Attestor::Guest => {
+    let (tee, provider): (Tee, &mut dyn ReportProvider) = match (mode.tee(), attestor) {
+        (Some(tee), Attestor::Given(p)) => (tee, p),
+        (Some(tee), Attestor::Guest) => {
             guest_provider = match tee {
                 Tee::SevSnp => kettle_attest::detect_hardware()
                     .ok_or(AttestError::NoHardware)
@@ -51,13 +60,24 @@ pub fn report(
                         .in_step(Step::Attest)?,
                 ),
             };
-            guest_provider.as_mut()
+            (tee, guest_provider.as_mut())
         }
+        // Local mode (no provider): nothing is asked, nothing is attested.
+        _ => return Ok((None, "no provider: NOT attested".to_string())),
     };
     let evidence = provider
         .request_report(&report_data)
         .map_err(AttestError::from)
         .in_step(Step::Attest)?;
+    if evidence.provider != tee {
+        return Err(StepError::new(
+            Step::Attest,
+            AttestError::WrongTee {
+                wanted: tee,
+                got: evidence.provider,
+            },
+        ));
+    }
     let summary = format!(
         "{} report of {} bytes",
         evidence.provider,

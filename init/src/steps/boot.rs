@@ -9,6 +9,7 @@ use nix::mount::{mount, MsFlags};
 use thiserror::Error;
 
 use super::timed;
+use crate::clock::{Clock, ClockError};
 use crate::error::{InStep, Step, StepError};
 
 /// Why the guest could not boot into the pipeline.
@@ -31,6 +32,9 @@ pub enum BootError {
     /// The kernel's random pool could not be read.
     #[error("waiting for entropy: {0}")]
     Entropy(String),
+    /// The clock the host gave the guest is before this binary's build date.
+    #[error(transparent)]
+    Clock(#[from] ClockError),
 }
 
 /// The kernel filesystems init mounts: (source, target, type, flags, data).
@@ -86,7 +90,7 @@ const MOUNTS: &[(&str, &str, &str, MsFlags, Option<&str>)] = &[
     ),
 ];
 
-/// Mounts, console, logger, entropy; logs the step's console line (also when it fails).
+/// Mounts, console, logger, entropy, the clock; logs the step's console line (also when it fails).
 pub fn boot() -> Result<(), StepError> {
     let what = format!("kettle-init {} as PID 1", env!("CARGO_PKG_VERSION"));
     timed(Step::Boot, &what, || {
@@ -100,8 +104,24 @@ pub fn boot() -> Result<(), StepError> {
         getrandom::getrandom(&mut seed)
             .map_err(|e| BootError::Entropy(e.to_string()))
             .in_step(Step::Boot)?;
-        Ok(((), "filesystems mounted, entropy ready".to_string()))
+        let now = check_clock(Clock::System)?;
+        Ok((
+            (),
+            format!(
+                "filesystems mounted, entropy ready, clock {} (host-provided, unverified)",
+                kettle_provenance::timestamp::format_rfc3339_utc(now)
+            ),
+        ))
     })
+}
+
+/// The host sets the guest's clock: refuse one before this binary's build date, before
+/// anything is fetched (the provenance step checks its timestamps again).
+pub fn check_clock(clock: Clock) -> Result<i64, StepError> {
+    clock
+        .checked_now()
+        .map_err(BootError::from)
+        .in_step(Step::Boot)
 }
 
 fn mount_all() -> Result<(), BootError> {
@@ -167,4 +187,22 @@ pub fn power_off() -> ! {
 /// True when this process is the guest's PID 1.
 pub fn is_pid1() -> bool {
     std::process::id() == 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::BUILD_EPOCH;
+
+    #[test]
+    fn boot_refuses_a_clock_before_the_build_date() {
+        let err = check_clock(Clock::Fixed(BUILD_EPOCH - 3600)).unwrap_err();
+        assert_eq!(err.step, Step::Boot);
+        assert!(
+            err.message().contains("before this kettle-init was built"),
+            "{}",
+            err.message()
+        );
+        assert!(check_clock(Clock::Fixed(BUILD_EPOCH + 1)).is_ok());
+    }
 }

@@ -2,6 +2,7 @@
 //! a tar stream on the output disk in the guest). status.json comes last, so an
 //! output without it is a failed build; a failed build gets only error.json.
 
+use kettle_attest::{Evidence, Tee};
 use kettle_wire::output::{
     OutputSink, ARTIFACTS_DIR, CHAIN_FILE, ERROR_FILE, EVIDENCE_FILE, PROVENANCE_FILE, STATUS_FILE,
 };
@@ -34,6 +35,43 @@ impl EmitError {
     }
 }
 
+/// What a build's evidence amounts to, said the same way in status.json and on the console.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attestation {
+    /// AMD SEV-SNP hardware evidence (status.json `attested`).
+    pub attested: bool,
+    /// Evidence from the simulated PSP (status.json `simulated`).
+    pub simulated: bool,
+    /// status.json `attestation`.
+    pub status_text: &'static str,
+    /// How the guest's success line and the emit step's summary put it.
+    pub console: &'static str,
+}
+
+/// Describes `evidence` (None: no report was requested) without overstating it.
+pub fn attestation_of(evidence: Option<&Evidence>) -> Attestation {
+    match evidence.map(|e| e.provider) {
+        Some(Tee::SevSnp) => Attestation {
+            attested: true,
+            simulated: false,
+            status_text: "sev-snp: an AMD SEV-SNP hardware report binds provenance.json (check it with kettle verify)",
+            console: "attested (AMD SEV-SNP)",
+        },
+        Some(Tee::Simulated) => Attestation {
+            attested: false,
+            simulated: true,
+            status_text: "SIMULATED: the report comes from Kettle's software PSP, signed with public test keys; nothing is hardware-attested",
+            console: "SIMULATED evidence (test keys), NOT hardware-attested",
+        },
+        None => Attestation {
+            attested: false,
+            simulated: false,
+            status_text: "none: no report provider was given, so nothing is hardware-attested",
+            console: "NOT attested",
+        },
+    }
+}
+
 /// Writes a successful build to `sink` (artifacts, provenance.json, evidence, chain.pem, then status.json).
 pub fn emit(built: &Built, sink: &mut dyn OutputSink) -> Result<(), StepError> {
     timed(Step::Emit, "outputs", || {
@@ -43,24 +81,20 @@ pub fn emit(built: &Built, sink: &mut dyn OutputSink) -> Result<(), StepError> {
         }
         sink.put_bytes(PROVENANCE_FILE, &built.provenance)
             .map_err(EmitError::io(PROVENANCE_FILE))?;
-        let attestation = match &built.evidence {
-            Some(ev) => {
-                sink.put_bytes(EVIDENCE_FILE, &ev.report)
-                    .map_err(EmitError::io(EVIDENCE_FILE))?;
-                if let Some(chain) = &ev.cert_chain_pem {
-                    sink.put_bytes(CHAIN_FILE, chain)
-                        .map_err(EmitError::io(CHAIN_FILE))?;
-                }
-                ev.provider.to_string()
+        if let Some(ev) = &built.evidence {
+            sink.put_bytes(EVIDENCE_FILE, &ev.report)
+                .map_err(EmitError::io(EVIDENCE_FILE))?;
+            if let Some(chain) = &ev.cert_chain_pem {
+                sink.put_bytes(CHAIN_FILE, chain)
+                    .map_err(EmitError::io(CHAIN_FILE))?;
             }
-            None => {
-                "none: no report provider was given, so nothing is hardware-attested".to_string()
-            }
-        };
+        }
+        let attestation = attestation_of(built.evidence.as_ref());
         let status = BuildStatus {
             ok: true,
-            attested: built.evidence.is_some(),
-            attestation,
+            attested: attestation.attested,
+            simulated: attestation.simulated,
+            attestation: attestation.status_text.to_string(),
             artifacts: built.subjects.iter().map(|s| s.name.clone()).collect(),
         };
         sink.put_bytes(
@@ -69,12 +103,14 @@ pub fn emit(built: &Built, sink: &mut dyn OutputSink) -> Result<(), StepError> {
         )
         .map_err(EmitError::io(STATUS_FILE))?;
         sink.finish().map_err(EmitError::io("output"))?;
-        let attested = if built.evidence.is_some() {
-            " with evidence"
-        } else {
-            ", NOT attested"
-        };
-        Ok(((), format!("{} artifacts{attested}", built.subjects.len())))
+        Ok((
+            (),
+            format!(
+                "{} artifacts, {}",
+                built.subjects.len(),
+                attestation.console
+            ),
+        ))
     })
 }
 
@@ -85,4 +121,34 @@ pub fn emit_error(err: &StepError, sink: &mut dyn OutputSink) -> std::io::Result
         &serde_json::to_vec_pretty(&err.to_error_json()).expect("json"),
     )?;
     sink.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn evidence(tee: Tee) -> Evidence {
+        Evidence {
+            report: vec![0; 4],
+            cert_chain_pem: None,
+            provider: tee,
+        }
+    }
+
+    #[test]
+    fn only_hardware_evidence_is_attested() {
+        let snp = attestation_of(Some(&evidence(Tee::SevSnp)));
+        assert!(snp.attested && !snp.simulated);
+        let sim = attestation_of(Some(&evidence(Tee::Simulated)));
+        assert!(!sim.attested && sim.simulated);
+        assert!(
+            sim.status_text.starts_with("SIMULATED"),
+            "{}",
+            sim.status_text
+        );
+        assert!(sim.console.contains("SIMULATED evidence (test keys)"));
+        let none = attestation_of(None);
+        assert!(!none.attested && !none.simulated);
+        assert_eq!(none.console, "NOT attested");
+    }
 }

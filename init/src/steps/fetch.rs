@@ -19,6 +19,7 @@ use super::{Tools, WorkDir};
 use crate::dns::nameserver_from;
 use crate::error::{InStep, Step, StepError};
 use crate::http::{load_roots, HttpError, Https};
+use crate::refs::{resolve_remote, RefError, ResolvedRef};
 
 /// Largest raw commit object accepted.
 pub const MAX_COMMIT_OBJECT_BYTES: u64 = 1 << 20;
@@ -76,6 +77,9 @@ pub enum FetchError {
     /// The cache disk is not a safe tar stream in the cache layout.
     #[error("the cache disk was refused: {0}")]
     CacheDisk(#[source] UnpackError),
+    /// The requested ref could not be resolved in the repository.
+    #[error(transparent)]
+    Ref(#[from] RefError),
 }
 
 /// The source commit as fetched: its raw object (in memory) and its archive (a file).
@@ -221,6 +225,24 @@ pub fn source(
     };
     let summary = format!("commit object and source archive of {}", req.commit);
     Ok((fetched, summary))
+}
+
+/// Upstream mode: what the repository itself says the requested ref names (the verify
+/// step then requires it to be the requested commit).
+pub fn resolve_ref(client: &Https, req: &BuildRequest) -> Result<(ResolvedRef, String), StepError> {
+    let resolved = resolve_remote(
+        client,
+        &req.repository,
+        &req.git_ref,
+        req.object_format.hex_len(),
+    )
+    .map_err(FetchError::from)
+    .in_step_for(Step::Fetch, "ref")?;
+    let summary = format!(
+        "{} {} is {} (asked {})",
+        req.repository, resolved.name, resolved.commit, req.git_ref
+    );
+    Ok((resolved, summary))
 }
 
 /// Where the request says crates are downloaded from (a hint: Cargo.lock's checksums decide).

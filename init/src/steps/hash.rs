@@ -7,6 +7,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use kettle_provenance::Sha256Digest;
+use kettle_wire::unpack::{Beneath, BeneathError};
 use thiserror::Error;
 
 use super::WorkDir;
@@ -46,16 +47,44 @@ pub struct Subject {
 /// Hashes the declared `outputs` (relative to the source tree), in declared order.
 pub fn outputs(outputs: &[String], work: &WorkDir) -> Result<(Vec<Subject>, String), StepError> {
     let src = work.src();
+    let tree = Beneath::open(&src)
+        .map_err(|source| HashError::Io {
+            name: src.display().to_string(),
+            source,
+        })
+        .in_step(Step::Hash)?;
     let subjects = outputs
         .iter()
         .map(|name| {
             let path =
                 regular_file_without_symlinks(&src, name).in_step_for(Step::Hash, name.clone())?;
-            let sha256 = Sha256Digest::of_file(&path)
-                .map_err(|source| HashError::Io {
-                    name: name.clone(),
-                    source,
+            // Hash what the kernel resolves beneath the tree with no symlink anywhere,
+            // not whatever the path names by the time it is read.
+            let io = |source| HashError::Io {
+                name: name.clone(),
+                source,
+            };
+            let file = tree
+                .open_file(Path::new(name))
+                .map_err(|e| match e {
+                    BeneathError::Symlink(_) | BeneathError::Escapes(_) => {
+                        HashError::NotRegular(name.clone())
+                    }
+                    other => io(other.into_io()),
                 })
+                .in_step_for(Step::Hash, name.clone())?;
+            let meta = file
+                .metadata()
+                .map_err(io)
+                .in_step_for(Step::Hash, name.clone())?;
+            if !meta.is_file() {
+                return Err(
+                    StepError::new(Step::Hash, HashError::NotRegular(name.clone()))
+                        .with_input(name.clone()),
+                );
+            }
+            let (sha256, _) = Sha256Digest::of_reader(file)
+                .map_err(io)
                 .in_step_for(Step::Hash, name.clone())?;
             Ok(Subject {
                 name: name.clone(),

@@ -1,6 +1,12 @@
 //! The provenance step: the in-toto Statement of one build, serialized as RFC
 //! 8785 (JCS). These exact bytes are provenance.json and their SHA-256 goes
 //! into report_data.
+//!
+//! It never overstates: `builder.id` and `tee_platform` name the security mode
+//! the build really ran in ([`BuilderMode`]); `kettle_refResolvedBy` says who
+//! mapped the requested ref to the commit (in cached mode the host did, so
+//! repository and ref are the requester's claim and only the commit is
+//! witnessed); `kettle_clock` says the timestamps come from the host's clock.
 
 use std::collections::BTreeMap;
 
@@ -13,12 +19,16 @@ use kettle_provenance::{
 use serde_json::Value;
 use thiserror::Error;
 
+use kettle_attest::Tee;
+use kettle_provenance::timestamp::format_rfc3339_utc;
 use kettle_provenance::Sha256Digest;
 use kettle_wire::lockfile::LockedCrate;
 use kettle_wire::{BuildRequest, BuildType, Pin};
 
+use super::attest::Attestor;
 use super::hash::Subject;
 use super::Tools;
+use crate::clock::{check_not_before_build, ClockError, CLOCK_PROVENANCE};
 use crate::error::{InStep, Step, StepError};
 
 /// Version of this builder, recorded in builder.version and internalParameters.
@@ -36,6 +46,83 @@ pub enum ProvenanceError {
     /// The Statement breaks a rule (a bug, reported rather than emitted).
     #[error("the Statement is invalid: {0}")]
     Invalid(#[from] kettle_provenance::validate::ValidationError),
+    /// The (host-set) clock cannot be right, so no timestamps can be written.
+    #[error(transparent)]
+    Clock(#[from] ClockError),
+}
+
+/// internalParameters key: who resolved the ref to the commit ([`RefResolvedBy`]).
+pub const REF_RESOLVED_BY_KEY: &str = "kettle_refResolvedBy";
+/// internalParameters key: where startedOn/finishedOn come from ([`CLOCK_PROVENANCE`]).
+pub const CLOCK_KEY: &str = "kettle_clock";
+/// internalParameters key: the TEE the build ran under (`sev-snp`, `simulated`, `none`).
+pub const TEE_PLATFORM_KEY: &str = "tee_platform";
+/// [`TEE_PLATFORM_KEY`]'s value for a build with no TEE (local mode).
+pub const NO_TEE: &str = "none";
+
+/// The security mode a build runs in, which decides its `builder.id` and `tee_platform`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuilderMode {
+    /// Local mode without a report provider: no VM, no TEE, no evidence.
+    Local,
+    /// In the image under the simulated PSP (test keys, no hardware isolation).
+    Simulated,
+    /// In the measured image under AMD SEV-SNP.
+    SevSnp,
+}
+
+impl BuilderMode {
+    /// The mode of a run: no provider is local mode; otherwise the request's tee (a given
+    /// provider must then produce evidence of that tee: the attest step checks it).
+    pub fn of(attestor: &Attestor<'_>, tee: Tee) -> BuilderMode {
+        match (attestor, tee) {
+            (Attestor::None, _) => BuilderMode::Local,
+            (_, Tee::Simulated) => BuilderMode::Simulated,
+            (_, Tee::SevSnp) => BuilderMode::SevSnp,
+        }
+    }
+
+    /// `runDetails.builder.id`.
+    pub fn builder_id(self) -> &'static str {
+        match self {
+            BuilderMode::Local => ids::BUILDER_ID_LOCAL,
+            BuilderMode::Simulated => ids::BUILDER_ID_SIMULATED,
+            BuilderMode::SevSnp => ids::BUILDER_ID_SEV_SNP,
+        }
+    }
+
+    /// The TEE whose evidence binds the provenance, if any.
+    pub fn tee(self) -> Option<Tee> {
+        match self {
+            BuilderMode::Local => None,
+            BuilderMode::Simulated => Some(Tee::Simulated),
+            BuilderMode::SevSnp => Some(Tee::SevSnp),
+        }
+    }
+
+    /// `internalParameters.tee_platform`.
+    pub fn tee_platform(self) -> &'static str {
+        self.tee().map_or(NO_TEE, Tee::platform_name)
+    }
+}
+
+/// Who resolved the requested ref to the built commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefResolvedBy {
+    /// Cached mode: the host did; the guest only witnessed the commit.
+    Host,
+    /// Upstream mode: the guest asked the repository over HTTPS and got the commit.
+    Guest,
+}
+
+impl RefResolvedBy {
+    /// The value of [`REF_RESOLVED_BY_KEY`].
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefResolvedBy::Host => "host",
+            RefResolvedBy::Guest => "guest",
+        }
+    }
 }
 
 /// What a Statement is made from.
@@ -56,10 +143,14 @@ pub struct ProvenanceInputs<'a> {
     pub tools: &'a Tools,
     /// The hashed outputs.
     pub subjects: &'a [Subject],
-    /// RFC 3339 UTC start time.
-    pub started_on: &'a str,
-    /// RFC 3339 UTC finish time.
-    pub finished_on: &'a str,
+    /// The security mode (builder.id, tee_platform).
+    pub mode: BuilderMode,
+    /// Who resolved the ref to the commit.
+    pub ref_resolved_by: RefResolvedBy,
+    /// Start time, Unix seconds (the host's clock).
+    pub started_on: i64,
+    /// Finish time, Unix seconds (the host's clock).
+    pub finished_on: i64,
 }
 
 /// The resolvedDependencies list: source, crates, toolchain, rootfs.
@@ -112,9 +203,17 @@ pub fn resolved_dependencies(
     Ok(deps)
 }
 
-/// Builds, validates and canonicalizes the Statement.
+/// Builds, validates and canonicalizes the Statement; refuses a clock before the build date.
 pub fn build(p: &ProvenanceInputs<'_>) -> Result<Vec<u8>, ProvenanceError> {
     let req = p.request;
+    check_not_before_build(p.started_on)?;
+    if p.finished_on < p.started_on {
+        return Err(ClockError::WentBackwards {
+            started: p.started_on,
+            finished: p.finished_on,
+        }
+        .into());
+    }
     let deps = resolved_dependencies(p)?;
     let host_tools = matches!(p.tools, Tools::Host { .. });
     let mut external = JsonObject::new();
@@ -122,9 +221,14 @@ pub fn build(p: &ProvenanceInputs<'_>) -> Result<Vec<u8>, ProvenanceError> {
     external.insert("ref".into(), Value::String(req.git_ref.clone()));
     let mut internal = JsonObject::new();
     internal.insert(
-        "tee_platform".into(),
-        Value::String(req.tee.platform_name().into()),
+        TEE_PLATFORM_KEY.into(),
+        Value::String(p.mode.tee_platform().into()),
     );
+    internal.insert(
+        REF_RESOLVED_BY_KEY.into(),
+        Value::String(p.ref_resolved_by.as_str().into()),
+    );
+    internal.insert(CLOCK_KEY.into(), Value::String(CLOCK_PROVENANCE.into()));
     internal.insert(
         "kettle_version".into(),
         Value::String(KETTLE_VERSION.into()),
@@ -157,7 +261,7 @@ pub fn build(p: &ProvenanceInputs<'_>) -> Result<Vec<u8>, ProvenanceError> {
             },
             run_details: RunDetails {
                 builder: Builder {
-                    id: ids::BUILDER_ID.into(),
+                    id: p.mode.builder_id().into(),
                     version: BTreeMap::from([(
                         "kettle-init".to_string(),
                         KETTLE_VERSION.to_string(),
@@ -166,8 +270,8 @@ pub fn build(p: &ProvenanceInputs<'_>) -> Result<Vec<u8>, ProvenanceError> {
                 },
                 metadata: Some(BuildMetadata {
                     invocation_id: Some(req.invocation_id.clone()),
-                    started_on: Some(p.started_on.into()),
-                    finished_on: Some(p.finished_on.into()),
+                    started_on: Some(format_rfc3339_utc(p.started_on)),
+                    finished_on: Some(format_rfc3339_utc(p.finished_on)),
                 }),
                 byproducts: Vec::new(),
             },
@@ -186,4 +290,77 @@ pub fn document(p: &ProvenanceInputs<'_>) -> Result<(Vec<u8>, String), StepError
         Sha256Digest::of_bytes(&bytes)
     );
     Ok((bytes, summary))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::BUILD_EPOCH;
+    use kettle_provenance::Provenance;
+    use kettle_testkit::fixtures::test_request;
+
+    fn statement_for(mode: BuilderMode) -> Statement<Provenance> {
+        let req = test_request(&"a".repeat(40));
+        let rootfs = Pin {
+            url: "https://example.invalid/rootfs.tar".into(),
+            sha256: Sha256Digest::of_bytes(b"rootfs"),
+        };
+        let subjects = [Subject {
+            name: "out/x".into(),
+            sha256: Sha256Digest::of_bytes(b"x"),
+            path: "/nonexistent".into(),
+        }];
+        let bytes = build(&ProvenanceInputs {
+            request: &req,
+            build_type: BuildType::Script,
+            tree: &"b".repeat(40),
+            crates: &[],
+            toolchain: None,
+            rootfs: &rootfs,
+            tools: &Tools::Pinned,
+            subjects: &subjects,
+            mode,
+            ref_resolved_by: RefResolvedBy::Host,
+            started_on: BUILD_EPOCH,
+            finished_on: BUILD_EPOCH + 1,
+        })
+        .unwrap();
+        Statement::from_json(&bytes).unwrap()
+    }
+
+    #[test]
+    fn the_guest_names_its_tee_in_builder_id_and_tee_platform() {
+        for (tee, mode, id, platform) in [
+            (
+                Tee::SevSnp,
+                BuilderMode::SevSnp,
+                ids::BUILDER_ID_SEV_SNP,
+                "sev-snp",
+            ),
+            (
+                Tee::Simulated,
+                BuilderMode::Simulated,
+                ids::BUILDER_ID_SIMULATED,
+                "simulated",
+            ),
+        ] {
+            assert_eq!(BuilderMode::of(&Attestor::Guest, tee), mode);
+            let st = statement_for(mode);
+            assert_eq!(st.predicate.run_details.builder.id, id);
+            let internal = &st.predicate.build_definition.internal_parameters;
+            assert_eq!(internal[TEE_PLATFORM_KEY], platform);
+            assert_eq!(internal[CLOCK_KEY], CLOCK_PROVENANCE);
+            assert_eq!(internal[REF_RESOLVED_BY_KEY], "host");
+        }
+        // No provider is local mode, whatever tee the request names.
+        for tee in [Tee::SevSnp, Tee::Simulated] {
+            assert_eq!(BuilderMode::of(&Attestor::None, tee), BuilderMode::Local);
+        }
+        let st = statement_for(BuilderMode::Local);
+        assert_eq!(st.predicate.run_details.builder.id, ids::BUILDER_ID_LOCAL);
+        assert_eq!(
+            st.predicate.build_definition.internal_parameters[TEE_PLATFORM_KEY],
+            NO_TEE
+        );
+    }
 }

@@ -9,12 +9,15 @@
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use kettle_provenance::Sha256Digest;
 use kettle_wire::inputs::InputKind;
 use kettle_wire::lockfile::LockedCrate;
-use kettle_wire::unpack::{maybe_gunzip, open_archive, unpack, UnpackError, UnpackLimits};
+use kettle_wire::unpack::{
+    maybe_gunzip, open_archive, unpack, Beneath, BeneathError, UnpackError, UnpackLimits,
+};
 use kettle_wire::{BuildType, Recipe};
 use thiserror::Error;
 
@@ -223,7 +226,16 @@ pub fn vendor_crate_file(
         .in_step_for(Step::Unpack, label)
 }
 
+/// The checksum file cargo's directory source reads in each vendored crate.
+pub const CARGO_CHECKSUM_FILE: &str = ".cargo-checksum.json";
+
 /// Unpacks one verified .crate (its bytes) into `vendor_dir` and writes its checksum file.
+///
+/// The crate is hostile until proven otherwise: every step after unpacking goes through
+/// directory fds resolved by the kernel beneath `vendor_dir` ([`Beneath`]), never through a
+/// path that a symlink in the crate could redirect. Its directory must be a real directory
+/// holding a real Cargo.toml; any `.cargo-checksum.json` it ships is replaced (unlinked, not
+/// followed) by ours.
 pub fn vendor_crate(
     krate: &LockedCrate,
     crate_bytes: &[u8],
@@ -234,37 +246,74 @@ pub fn vendor_crate(
         label: label.clone(),
         source,
     };
-    let staging = vendor_dir.join(format!(".unpack-{}", krate.dir_name()));
+    let beneath = |source: BeneathError| VendorError::Io {
+        label: label.clone(),
+        source: source.into_io(),
+    };
+    let dir_name = krate.dir_name();
+    let staging_name = format!(".unpack-{dir_name}");
+    let staging = vendor_dir.join(&staging_name);
     let reader = maybe_gunzip(crate_bytes).map_err(io)?;
     unpack(reader, &staging, &UnpackLimits::CRATE).map_err(|source| VendorError::Unpack {
         label: label.clone(),
         source,
     })?;
-    let inner = staging.join(krate.dir_name());
+    let vendor = Beneath::open(vendor_dir).map_err(io)?;
+    let layout = || VendorError::Layout {
+        label: label.clone(),
+        dir: dir_name.clone(),
+    };
     let entries: Vec<_> = fs::read_dir(&staging)
         .map_err(io)?
         .collect::<Result<_, _>>()
         .map_err(io)?;
-    if entries.len() != 1 || !inner.join("Cargo.toml").is_file() {
-        return Err(VendorError::Layout {
-            label,
-            dir: krate.dir_name(),
-        });
+    if entries.len() != 1 || entries[0].file_name() != dir_name.as_str() {
+        return Err(layout());
     }
-    let dest = vendor_dir.join(krate.dir_name());
-    fs::rename(&inner, &dest).map_err(io)?;
-    fs::remove_dir(&staging).map_err(io)?;
+    // The crate directory and its Cargo.toml must be what they claim, not links to elsewhere.
+    let inner_rel = Path::new(&staging_name).join(&dir_name);
+    let inner = match vendor.open_dir(&inner_rel) {
+        Ok(fd) => fd,
+        Err(BeneathError::Symlink(_)) => return Err(layout()),
+        Err(e) => return Err(beneath(e)),
+    };
+    match rustix::fs::statat(&inner, "Cargo.toml", rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st)
+            if rustix::fs::FileType::from_raw_mode(st.st_mode)
+                == rustix::fs::FileType::RegularFile => {}
+        _ => return Err(layout()),
+    }
+    // Both names are single components in directories we opened: rename never follows them.
+    let staging_fd = vendor.open_dir(Path::new(&staging_name)).map_err(beneath)?;
+    let vendor_fd = vendor.open_dir(Path::new("")).map_err(beneath)?;
+    rustix::fs::renameat_with(
+        &staging_fd,
+        dir_name.as_str(),
+        &vendor_fd,
+        dir_name.as_str(),
+        rustix::fs::RenameFlags::NOREPLACE,
+    )
+    .map_err(|e| io(e.into()))?;
+    rustix::fs::unlinkat(
+        &vendor_fd,
+        staging_name.as_str(),
+        rustix::fs::AtFlags::REMOVEDIR,
+    )
+    .map_err(|e| io(e.into()))?;
+    let dest = vendor_dir.join(&dir_name);
     let mut files = BTreeMap::new();
     hash_files(&dest, &dest, &mut files).map_err(io)?;
+    files.remove(CARGO_CHECKSUM_FILE);
     let doc = serde_json::json!({ "files": files, "package": krate.checksum });
-    fs::write(
-        dest.join(".cargo-checksum.json"),
-        serde_json::to_vec(&doc).expect("json"),
-    )
-    .map_err(io)?;
+    let checksum_rel = Path::new(&dir_name).join(CARGO_CHECKSUM_FILE);
+    vendor.remove_file(&checksum_rel).map_err(beneath)?;
+    let mut f = vendor.create_file(&checksum_rel, 0o644).map_err(beneath)?;
+    f.write_all(&serde_json::to_vec(&doc).expect("json"))
+        .map_err(io)?;
     Ok(dest)
 }
 
+/// Hashes every regular file under `dir` (symlinks are cargo's to check: they are not followed).
 fn hash_files(
     base: &Path,
     dir: &Path,
@@ -344,6 +393,91 @@ mod tests {
             Sha256Digest::of_bytes(b"pub fn f() {}\n").to_hex()
         );
         assert_eq!(sums["files"].as_object().unwrap().len(), 2);
+    }
+
+    /// A .crate tar (uncompressed) from (path, type, data-or-link-target) entries.
+    fn hostile_crate(entries: &[(&str, tar::EntryType, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, kind, data) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(*kind);
+            h.set_mode(0o644);
+            if *kind == tar::EntryType::Symlink {
+                h.set_size(0);
+                b.append_link(&mut h, path, std::str::from_utf8(data).unwrap())
+                    .unwrap();
+            } else {
+                h.set_size(data.len() as u64);
+                b.append_data(&mut h, path, *data).unwrap();
+            }
+        }
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn a_checksum_file_linked_out_of_the_vendor_dir_through_a_chain_is_refused() {
+        // Lexically every link stays inside the crate; resolved, p/q/y is the vendor dir
+        // (after the crate is moved into place) and p/q/x its parent, so the crate's own
+        // .cargo-checksum.json link points at <tmp>/outside.json.
+        use tar::EntryType as T;
+        let bytes = hostile_crate(&[
+            ("x-1.0.0/Cargo.toml", T::Regular, b"[package]\nname=\"x\"\n"),
+            ("x-1.0.0/p/q/y", T::Symlink, b"../../.."),
+            ("x-1.0.0/p/q/x", T::Symlink, b"y/.."),
+            (
+                "x-1.0.0/.cargo-checksum.json",
+                T::Symlink,
+                b"p/q/x/outside.json",
+            ),
+        ]);
+        let tmp = tempfile::tempdir().unwrap();
+        let vendor = tmp.path().join("vendor");
+        fs::create_dir_all(&vendor).unwrap();
+        let r = vendor_crate(&locked(&bytes), &bytes, &vendor);
+        assert!(r.is_err(), "{r:?}");
+        assert!(
+            !tmp.path().join("outside.json").exists(),
+            "kettle-init wrote .cargo-checksum.json outside the vendor dir"
+        );
+    }
+
+    #[test]
+    fn a_crate_shipping_its_own_checksum_file_gets_ours_written_in_place() {
+        use tar::EntryType as T;
+        let bytes = hostile_crate(&[
+            ("x-1.0.0/Cargo.toml", T::Regular, b"[package]\nname=\"x\"\n"),
+            ("x-1.0.0/.cargo-checksum.json", T::Symlink, b"Cargo.toml"),
+        ]);
+        let tmp = tempfile::tempdir().unwrap();
+        let dest = vendor_crate(&locked(&bytes), &bytes, tmp.path()).unwrap();
+        let sums = fs::symlink_metadata(dest.join(CARGO_CHECKSUM_FILE)).unwrap();
+        assert!(
+            sums.is_file(),
+            "the crate's link was followed, not replaced"
+        );
+        assert_eq!(
+            fs::read_to_string(dest.join("Cargo.toml")).unwrap(),
+            "[package]\nname=\"x\"\n"
+        );
+    }
+
+    #[test]
+    fn a_crate_whose_directory_is_a_symlink_is_refused() {
+        use tar::EntryType as T;
+        let tmp = tempfile::tempdir().unwrap();
+        // What the link would lead to: a directory that looks like a crate.
+        let outside = tmp.path().join("outside");
+        fs::create_dir_all(&outside).unwrap();
+        fs::write(outside.join("Cargo.toml"), "[package]\n").unwrap();
+        let vendor = tmp.path().join("vendor");
+        fs::create_dir_all(&vendor).unwrap();
+        for target in [&b"../../outside"[..], b"."] {
+            let bytes = hostile_crate(&[("x-1.0.0", T::Symlink, target)]);
+            let r = vendor_crate(&locked(&bytes), &bytes, &vendor);
+            assert!(r.is_err(), "{r:?}");
+            assert!(!outside.join(CARGO_CHECKSUM_FILE).exists());
+            let _ = fs::remove_dir_all(vendor.join(".unpack-x-1.0.0"));
+        }
     }
 
     #[test]

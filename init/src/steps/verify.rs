@@ -17,6 +17,7 @@ use thiserror::Error;
 use super::fetch::{FetchedInput, FetchedSource};
 use super::{Tools, WorkDir};
 use crate::error::{InStep, Step, StepError};
+use crate::refs::ResolvedRef;
 
 /// Errors of the verify step.
 #[derive(Debug, Error)]
@@ -30,6 +31,18 @@ pub enum VerifyError {
     /// The extracted tree could not be hashed.
     #[error("hashing the source tree: {0}")]
     TreeHash(git::GitError),
+    /// The repository says the ref names another commit than the request.
+    #[error("the repository says {git_ref} ({name}) is commit {advertised}, but the request asks for commit {requested}: the request's ref and commit disagree; ask for the commit the ref names, or name the ref that names it")]
+    RefMismatch {
+        /// The requested ref.
+        git_ref: String,
+        /// The full name it matched.
+        name: String,
+        /// What the repository advertises.
+        advertised: String,
+        /// What the request names.
+        requested: String,
+    },
     /// The source tree is not the commit's tree.
     #[error("the source archive's tree hashes to {computed}, but commit {commit} names tree {expected}: the archive does not hold that commit")]
     TreeMismatch {
@@ -39,6 +52,14 @@ pub enum VerifyError {
         expected: String,
         /// The archive's tree.
         computed: String,
+    },
+    /// The archive holds entries the commit's tree does not (which git's tree hash skips).
+    #[error("the source archive holds {} the commit's tree does not have: {}{}; /src must hold exactly the verified tree (a .git there would let the host configure every git command the build runs), so the archive is refused: serve `git archive <commit>` output", describe_extra(.entries), .entries.join(", "), if *.more { ", ..." } else { "" })]
+    ExtraEntries {
+        /// The extra entries (relative paths; directories end in '/'), at most [`MAX_EXTRA_SHOWN`].
+        entries: Vec<String>,
+        /// Whether there were more than those named.
+        more: bool,
     },
     /// kettle.toml is missing or invalid.
     #[error(transparent)]
@@ -67,6 +88,17 @@ pub enum VerifyError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// How many extra entries [`VerifyError::ExtraEntries`] names at most.
+pub const MAX_EXTRA_SHOWN: usize = 10;
+
+fn describe_extra(entries: &[String]) -> &'static str {
+    if entries.len() == 1 {
+        "an entry"
+    } else {
+        "entries"
+    }
 }
 
 /// What the verified source asks for: its recipe and, for cargo-build/v1, its locked crates.
@@ -124,6 +156,25 @@ pub fn source(
         )
         .with_input("source archive"));
     };
+    // The tree hash does not see a top-level .git or empty directories, but the build
+    // would: refuse them, so the build's /src is exactly the tree the commit names.
+    let mut extra = Vec::new();
+    let more = extra_entries(&matched, Path::new(""), &mut extra)
+        .map_err(|source| VerifyError::Io {
+            path: matched.display().to_string(),
+            source,
+        })
+        .in_step_for(Step::Verify, "source archive")?;
+    if !extra.is_empty() {
+        return Err(StepError::new(
+            Step::Verify,
+            VerifyError::ExtraEntries {
+                entries: extra,
+                more,
+            },
+        )
+        .with_input("source archive"));
+    }
     fs::rename(&matched, work.src())
         .map_err(|source| VerifyError::Io {
             path: matched.display().to_string(),
@@ -132,6 +183,26 @@ pub fn source(
         .in_step_for(Step::Verify, "source archive")?;
     let summary = format!("commit {} -> tree {tree}", req.commit);
     Ok((tree.into_string(), summary))
+}
+
+/// Upstream mode: the commit the repository advertises for the ref must be the requested one.
+pub fn resolved_ref(req: &BuildRequest, resolved: &ResolvedRef) -> Result<((), String), StepError> {
+    if resolved.commit != req.commit {
+        return Err(StepError::new(
+            Step::Verify,
+            VerifyError::RefMismatch {
+                git_ref: req.git_ref.clone(),
+                name: resolved.name.clone(),
+                advertised: resolved.commit.clone(),
+                requested: req.commit.clone(),
+            },
+        )
+        .with_input("ref"));
+    }
+    Ok((
+        (),
+        format!("{} -> {} as requested", resolved.name, resolved.commit),
+    ))
 }
 
 /// Reads the recipe (and Cargo.lock, when the recipe uses it) from the verified tree.
@@ -200,6 +271,52 @@ fn check_digest(
         .with_input(label));
     }
     Ok(())
+}
+
+/// Collects (up to [`MAX_EXTRA_SHOWN`]) the entries under `dir` that a git tree cannot hold
+/// or that [`git::tree_id`] leaves out: anything named `.git`, at any depth and of any type,
+/// and directories with no file or symlink at any depth. Returns whether more were found
+/// than collected. Symlinks are never followed.
+fn extra_entries(dir: &Path, rel: &Path, found: &mut Vec<String>) -> std::io::Result<bool> {
+    let mut more = false;
+    // Returns true when the entry did not fit in `found`.
+    let note = |found: &mut Vec<String>, p: String| {
+        if found.len() < MAX_EXTRA_SHOWN {
+            found.push(p);
+            false
+        } else {
+            true
+        }
+    };
+    let mut entries: Vec<_> = fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let name = e.file_name();
+        let path = rel.join(&name);
+        let ft = e.file_type()?;
+        if name == ".git" {
+            let slash = if ft.is_dir() { "/" } else { "" };
+            more |= note(found, format!("{}{slash}", path.display()));
+        } else if ft.is_dir() {
+            if !holds_a_file(&e.path())? {
+                more |= note(found, format!("{}/ (empty directory)", path.display()));
+            } else if extra_entries(&e.path(), &path, found)? {
+                more = true;
+            }
+        }
+    }
+    Ok(more)
+}
+
+/// Whether any file or symlink (anything but a directory) is under `dir`.
+fn holds_a_file(dir: &Path) -> std::io::Result<bool> {
+    for e in fs::read_dir(dir)? {
+        let e = e?;
+        if !e.file_type()?.is_dir() || holds_a_file(&e.path())? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// The only entry of `dir`, when it is a directory (not a symlink).
