@@ -17,6 +17,7 @@ pub mod https;
 pub mod initramfs;
 pub mod qemu;
 pub mod scenario;
+pub mod tarball;
 
 pub use artifacts::{build_dir, repo_root, require_artifact, Requirement};
 pub use cli::{

@@ -244,6 +244,12 @@ impl ScenarioBuilder {
         self
     }
 
+    /// Builds on exactly this root filesystem archive (pinned by its SHA-256), e.g. a hostile one.
+    pub fn rootfs_bytes(mut self, bytes: &[u8]) -> Self {
+        self.rootfs = Some(bytes.to_vec());
+        self
+    }
+
     /// Writes the script recipe (if any), commits, and makes the request.
     pub fn commit(self) -> Scenario {
         let rootfs_bytes = self.rootfs.unwrap_or_else(|| rootfs().to_vec());
