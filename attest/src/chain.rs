@@ -576,7 +576,8 @@ fn verify_with_root(
     vcek: &Certificate,
 ) -> Result<(), String> {
     let (ark_der, pinned_ask_der) = product.pinned_der().map_err(|e| e.to_string())?;
-    if ask_der.is_none() && subject_cn_of_issuer(vcek).is_some_and(|cn| cn.starts_with("SEV-VLEK")) {
+    if ask_der.is_none() && subject_cn_of_issuer(vcek).is_some_and(|cn| cn.starts_with("SEV-VLEK"))
+    {
         return Err(format!(
             "the key is a VLEK, which chains ARK -> ASVK -> VLEK: include the ASVK in the chain (AMD's KDS serves it at /vlek/v1/{product}/cert_chain)"
         ));
@@ -616,7 +617,14 @@ const GUID_VCEK: &str = "63da758d-e664-4564-adc5-f4b93be8accd";
 fn guid_strings(b: &[u8]) -> (String, String) {
     let dashed = |bytes: &[u8]| {
         let h = hex::encode(bytes);
-        format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+        format!(
+            "{}-{}-{}-{}-{}",
+            &h[0..8],
+            &h[8..12],
+            &h[12..16],
+            &h[16..20],
+            &h[20..32]
+        )
     };
     // Mixed-endian (EFI_GUID in memory) form, in case a host wrote it that way.
     let mut le = b.to_vec();

@@ -47,9 +47,9 @@ impl Crl {
         let msg = tbs
             .to_der()
             .map_err(|e| format!("the CRL's TBS part does not re-encode: {e}"))?;
-        verifier
-            .verify(&msg, &sig)
-            .map_err(|_| "the ARK's RSASSA-PSS/SHA-384 signature over the CRL does not verify".to_string())
+        verifier.verify(&msg, &sig).map_err(|_| {
+            "the ARK's RSASSA-PSS/SHA-384 signature over the CRL does not verify".to_string()
+        })
     }
 
     /// When `serial` was revoked (Unix seconds), if it is listed.

@@ -104,9 +104,9 @@ pub const MILAN_DEBUG: RealEvidence = RealEvidence {
 impl RealEvidence {
     /// The chain as a verifier gets it: the intermediate (if any) and the key.
     pub fn chain(&self) -> crate::CertChain {
-        let ask = self.intermediate_pem.map(|pem| {
-            crate::chain::pem_to_der(pem).expect("the test intermediate is PEM")
-        });
+        let ask = self
+            .intermediate_pem
+            .map(|pem| crate::chain::pem_to_der(pem).expect("the test intermediate is PEM"));
         crate::CertChain::from_der_parts(None, ask, self.key_der.to_vec())
     }
 }

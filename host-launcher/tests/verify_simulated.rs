@@ -118,7 +118,10 @@ fn good_output_dir_verifies_only_with_allow_simulated() {
     // Only what needs the auditor's CRL and clock is skipped, saying so.
     let skipped: Vec<&str> = text.lines().filter(|l| l.starts_with("[SKIP]")).collect();
     assert_eq!(skipped.len(), 2, "{text}");
-    assert!(skipped[0].contains("report.revocation") && skipped[1].contains("report.cert_validity"), "{text}");
+    assert!(
+        skipped[0].contains("report.revocation") && skipped[1].contains("report.cert_validity"),
+        "{text}"
+    );
     assert!(text.contains(&format!("built commit: {COMMIT}")), "{text}");
 
     // The manifest copied into the dir by the build host is never the expected measurement.
@@ -346,14 +349,29 @@ fn a_policy_from_kettle_policy_init_is_the_documented_way_to_verify() {
         "--out",
         s(&policy),
     ]);
-    assert_eq!(init.status.code(), Some(0), "{}", String::from_utf8_lossy(&init.stderr));
+    assert_eq!(
+        init.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
     // Never overwritten.
-    let again = kettle(&["policy", "init", "--manifest", s(published_manifest()), "--out", s(&policy)]);
+    let again = kettle(&[
+        "policy",
+        "init",
+        "--manifest",
+        s(published_manifest()),
+        "--out",
+        s(&policy),
+    ]);
     assert_eq!(again.status.code(), Some(2));
 
     let (code, text) = verify(&[s(dir.path()), "--policy", s(&policy), "--commit", COMMIT]);
     assert_eq!(code, 0, "{text}");
-    assert!(text.contains("under policy \"hello-ci\" (sha256 "), "{text}");
+    assert!(
+        text.contains("under policy \"hello-ci\" (sha256 "),
+        "{text}"
+    );
     // A flag replacing a field is named, and its violation names the field.
     let (code, text) = verify(&[
         s(dir.path()),
@@ -365,11 +383,30 @@ fn a_policy_from_kettle_policy_init_is_the_documented_way_to_verify() {
         "https://example.com/other.git",
     ]);
     assert_eq!(code, 1, "{text}");
-    assert!(text.contains("policy field source.repository was replaced by --repo"), "{text}");
+    assert!(
+        text.contains("policy field source.repository was replaced by --repo"),
+        "{text}"
+    );
     assert!(text.contains("[policy field: source.repository]"), "{text}");
-    let (_, json) = verify(&[s(dir.path()), "--policy", s(&policy), "--commit", COMMIT, "--json"]);
-    let v: serde_json::Value = serde_json::from_str(json.lines().take_while(|l| !l.contains("[INFO]")).collect::<Vec<_>>().join("\n").as_str()).unwrap();
-    let sha = kettle_provenance::Sha256Digest::of_file(&policy).unwrap().to_hex();
+    let (_, json) = verify(&[
+        s(dir.path()),
+        "--policy",
+        s(&policy),
+        "--commit",
+        COMMIT,
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(
+        json.lines()
+            .take_while(|l| !l.contains("[INFO]"))
+            .collect::<Vec<_>>()
+            .join("\n")
+            .as_str(),
+    )
+    .unwrap();
+    let sha = kettle_provenance::Sha256Digest::of_file(&policy)
+        .unwrap()
+        .to_hex();
     assert_eq!(v["policy"]["sha256"], sha);
     fs::remove_file(&policy).unwrap();
 }

@@ -35,7 +35,9 @@ pub fn with_entries(archive: &[u8], extra: &[Vec<u8>]) -> Vec<u8> {
     let mut end = 0;
     while end + 512 <= archive.len() && archive[end..end + 512].iter().any(|b| *b != 0) {
         let size = usize::from_str_radix(
-            std::str::from_utf8(&archive[end + 124..end + 135]).unwrap().trim_matches(|c: char| c == '\0' || c == ' '),
+            std::str::from_utf8(&archive[end + 124..end + 135])
+                .unwrap()
+                .trim_matches(|c: char| c == '\0' || c == ' '),
             8,
         )
         .unwrap_or(0);
@@ -48,4 +50,3 @@ pub fn with_entries(archive: &[u8], extra: &[Vec<u8>]) -> Vec<u8> {
     out.extend_from_slice(&[0u8; 1024]);
     out
 }
-

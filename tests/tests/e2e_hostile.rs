@@ -28,7 +28,13 @@ fn pad(path: &Path) {
 
 /// Boots the image with `request` (the request disk's bytes) and `s`'s cache disk;
 /// returns what the guest wrote to its output disk.
-fn boot_with(image: &Path, work: &Path, request: Vec<u8>, s: &Scenario, extra_qemu: &[&str]) -> (tempfile::TempDir, String) {
+fn boot_with(
+    image: &Path,
+    work: &Path,
+    request: Vec<u8>,
+    s: &Scenario,
+    extra_qemu: &[&str],
+) -> (tempfile::TempDir, String) {
     let manifest = ImageManifest::load(&image.join("manifest.json")).unwrap();
     let files = manifest.files_in(image).unwrap();
     fs::create_dir_all(work).unwrap();
@@ -39,7 +45,10 @@ fn boot_with(image: &Path, work: &Path, request: Vec<u8>, s: &Scenario, extra_qe
     s.write_cache_disk(&cache);
     pad(&cache);
     let output = work.join("output.img");
-    fs::File::create(&output).unwrap().set_len(64 << 20).unwrap();
+    fs::File::create(&output)
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
     let sock = work.join("psp.sock");
     let psp = PspServer::start(&sock, SimulatedPsp::new(manifest.launch_digest.0)).unwrap();
     let isolation = Isolation::Simulated { psp_socket: sock };
@@ -53,7 +62,11 @@ fn boot_with(image: &Path, work: &Path, request: Vec<u8>, s: &Scenario, extra_qe
         kernel: files.kernel.clone(),
         initrd: files.initrd.clone(),
         cmdline: manifest.cmdline.clone(),
-        disks: Disks { request: req, cache: Some(cache), output: output.clone() },
+        disks: Disks {
+            request: req,
+            cache: Some(cache),
+            output: output.clone(),
+        },
         network: false,
     };
     let mut argv = qemu::argv(&cfg);
@@ -72,7 +85,11 @@ fn boot_with(image: &Path, work: &Path, request: Vec<u8>, s: &Scenario, extra_qe
     let staging = tempfile::tempdir().unwrap();
     read_output_disk(&output, staging.path()).unwrap();
     let console = fs::read_to_string(&log).unwrap_or_default();
-    assert!(matches!(run.end, kettle::vm::VmEnd::Exited(_)), "{:?}\n{console}", run.end);
+    assert!(
+        matches!(run.end, kettle::vm::VmEnd::Exited(_)),
+        "{:?}\n{console}",
+        run.end
+    );
     (staging, console)
 }
 
@@ -83,12 +100,14 @@ fn request_disk(json: &[u8]) -> Vec<u8> {
 
 #[test]
 fn the_guest_refuses_a_hostile_hosts_lies_in_the_vm() {
-    let Some(manifest) = require_artifact("image/manifest.json", "image", Requirement::from_env()) else {
+    let Some(manifest) = require_artifact("image/manifest.json", "image", Requirement::from_env())
+    else {
         return;
     };
     let image = manifest.parent().unwrap().to_path_buf();
     let tmp = tempfile::tempdir_in(build_dir()).unwrap();
-    let project = || Scenario::script("mkdir -p out && echo hi > out/a.txt", &["out/a.txt"]).commit();
+    let project =
+        || Scenario::script("mkdir -p out && echo hi > out/a.txt", &["out/a.txt"]).commit();
 
     // 1. A .git/config beside the verified tree (core.fsmonitor would run host commands).
     let mut s = project();
@@ -96,7 +115,12 @@ fn the_guest_refuses_a_hostile_hosts_lies_in_the_vm() {
         &s.archive,
         &[
             entry(".git/", b'5', "", b""),
-            entry(".git/config", b'0', "", b"[core]\n\tfsmonitor = touch /tmp/pwned\n"),
+            entry(
+                ".git/config",
+                b'0',
+                "",
+                b"[core]\n\tfsmonitor = touch /tmp/pwned\n",
+            ),
         ],
     );
     // 2. A request field the guest does not know (the request is never trusted blindly).
@@ -107,20 +131,52 @@ fn the_guest_refuses_a_hostile_hosts_lies_in_the_vm() {
     let c = project();
 
     let cases: Vec<(&str, Vec<u8>, &Scenario, Vec<&str>, Step)> = vec![
-        (".git in the source archive", serde_json::to_vec(&s.request).unwrap(), &s, vec![], Step::Verify),
-        ("an unknown request field", serde_json::to_vec(&unknown).unwrap(), &t, vec![], Step::Request),
-        ("a clock from 2001", serde_json::to_vec(&c.request).unwrap(), &c, vec!["-rtc", "base=2001-01-01T00:00:00"], Step::Boot),
+        (
+            ".git in the source archive",
+            serde_json::to_vec(&s.request).unwrap(),
+            &s,
+            vec![],
+            Step::Verify,
+        ),
+        (
+            "an unknown request field",
+            serde_json::to_vec(&unknown).unwrap(),
+            &t,
+            vec![],
+            Step::Request,
+        ),
+        (
+            "a clock from 2001",
+            serde_json::to_vec(&c.request).unwrap(),
+            &c,
+            vec!["-rtc", "base=2001-01-01T00:00:00"],
+            Step::Boot,
+        ),
     ];
     for (i, (what, request, scenario, extra, step)) in cases.into_iter().enumerate() {
-        let (out, console) = boot_with(&image, &tmp.path().join(format!("case{i}")), request_disk(&request), scenario, &extra);
+        let (out, console) = boot_with(
+            &image,
+            &tmp.path().join(format!("case{i}")),
+            request_disk(&request),
+            scenario,
+            &extra,
+        );
         let names: Vec<String> = fs::read_dir(out.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
-        assert_eq!(names, [ERROR_FILE], "{what}: the output disk holds {names:?}\n{console}");
+        assert_eq!(
+            names,
+            [ERROR_FILE],
+            "{what}: the output disk holds {names:?}\n{console}"
+        );
         assert!(!out.path().join(EVIDENCE_FILE).exists() && !out.path().join(STATUS_FILE).exists());
-        let err: ErrorReport = serde_json::from_slice(&fs::read(out.path().join(ERROR_FILE)).unwrap()).unwrap();
+        let err: ErrorReport =
+            serde_json::from_slice(&fs::read(out.path().join(ERROR_FILE)).unwrap()).unwrap();
         assert_eq!(err.step, step, "{what}: {err:?}\n{console}");
-        assert!(!console.contains("[attest] ok"), "{what}: a report was requested\n{console}");
+        assert!(
+            !console.contains("[attest] ok"),
+            "{what}: a report was requested\n{console}"
+        );
     }
 }

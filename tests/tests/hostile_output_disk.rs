@@ -15,24 +15,45 @@ fn a_hostile_output_disk_writes_nothing_outside_its_directory() {
     std::fs::create_dir_all(&outside).unwrap();
     let o = outside.to_str().unwrap().to_string();
     let cases: Vec<(&str, Vec<Vec<u8>>)> = vec![
-        ("an entry with ..", vec![entry("../outside/dotdot", b'0', "", b"x")]),
-        ("an absolute entry", vec![entry(&format!("{o}/absolute"), b'0', "", b"x")]),
-        ("a symlink out, then a write through it", vec![
-            entry("artifacts", b'2', &o, b""),
-            entry("artifacts/through", b'0', "", b"x"),
-        ]),
-        ("manifest.json as a symlink to a host file", vec![entry("manifest.json", b'2', &format!("{o}/manifest"), b"")]),
-        ("a relative link chain climbing out", vec![
-            entry("a", b'2', "b/..", b""),
-            entry("b", b'2', "..", b""),
-            entry("a/outside/chain", b'0', "", b"x"),
-        ]),
-        ("a hard link to a host file", vec![entry("h", b'1', "/etc/passwd", b"")]),
+        (
+            "an entry with ..",
+            vec![entry("../outside/dotdot", b'0', "", b"x")],
+        ),
+        (
+            "an absolute entry",
+            vec![entry(&format!("{o}/absolute"), b'0', "", b"x")],
+        ),
+        (
+            "a symlink out, then a write through it",
+            vec![
+                entry("artifacts", b'2', &o, b""),
+                entry("artifacts/through", b'0', "", b"x"),
+            ],
+        ),
+        (
+            "manifest.json as a symlink to a host file",
+            vec![entry("manifest.json", b'2', &format!("{o}/manifest"), b"")],
+        ),
+        (
+            "a relative link chain climbing out",
+            vec![
+                entry("a", b'2', "b/..", b""),
+                entry("b", b'2', "..", b""),
+                entry("a/outside/chain", b'0', "", b"x"),
+            ],
+        ),
+        (
+            "a hard link to a host file",
+            vec![entry("h", b'1', "/etc/passwd", b"")],
+        ),
         ("a device node", vec![entry("evidence", b'3', "", b"")]),
-        ("a duplicate status.json", vec![
-            entry("status.json", b'0', "", b"{}"),
-            entry("status.json", b'0', "", b"{\"ok\":true}"),
-        ]),
+        (
+            "a duplicate status.json",
+            vec![
+                entry("status.json", b'0', "", b"{}"),
+                entry("status.json", b'0', "", b"{\"ok\":true}"),
+            ],
+        ),
     ];
     assert!(cases.len() >= 8);
     for (i, (what, entries)) in cases.into_iter().enumerate() {
@@ -43,6 +64,10 @@ fn a_hostile_output_disk_writes_nothing_outside_its_directory() {
         assert!(result.is_err(), "{what}: the disk was extracted");
         let written: Vec<_> = std::fs::read_dir(&outside).unwrap().collect();
         assert!(written.is_empty(), "{what}: wrote outside: {written:?}");
-        assert!(!Path::new("/etc/passwd").symlink_metadata().unwrap().file_type().is_symlink());
+        assert!(!Path::new("/etc/passwd")
+            .symlink_metadata()
+            .unwrap()
+            .file_type()
+            .is_symlink());
     }
 }

@@ -56,7 +56,9 @@ fn reprovenance(dir: &Path, edit: impl Fn(&mut Statement)) {
 /// A fresh report (from `psp`) over the directory's provenance.json.
 fn resign(dir: &Path, psp: SimulatedPsp, vmpl: u32) {
     let prov = fs::read(dir.join("provenance.json")).unwrap();
-    let report = psp.report(&kettle_attest::report_data_for(&prov), vmpl).unwrap();
+    let report = psp
+        .report(&kettle_attest::report_data_for(&prov), vmpl)
+        .unwrap();
     fs::write(dir.join("evidence"), report).unwrap();
 }
 
@@ -76,159 +78,503 @@ fn cases() -> Vec<Case> {
     use Expect::*;
     vec![
         // --- artifacts ---
-        ("replaced artifact", Box::new(|d| fs::write(artifact(d), "evil\n").unwrap()), Rejected("artifact:out/hello.txt")),
-        ("extra artifact", Box::new(|d| fs::write(d.join("artifacts/out/extra"), "x").unwrap()), Rejected("artifact:out/extra")),
-        ("missing artifact", Box::new(|d| fs::remove_file(artifact(d)).unwrap()), Rejected("artifacts.complete")),
-        ("artifact replaced by a symlink to /dev/zero", Box::new(|d| {
-            fs::remove_file(artifact(d)).unwrap();
-            symlink("/dev/zero", artifact(d)).unwrap();
-        }), Rejected("artifact:out/hello.txt")),
-        ("artifact replaced by a FIFO (must not hang)", Box::new(|d| {
-            fs::remove_file(artifact(d)).unwrap();
-            rustix::fs::mknodat(rustix::fs::CWD, artifact(d), rustix::fs::FileType::Fifo, rustix::fs::Mode::from_raw_mode(0o644), 0).unwrap();
-        }), Rejected("artifact:out/hello.txt")),
-        ("artifact dir is a symlink out of the output", Box::new(|d| {
-            fs::remove_dir_all(d.join("artifacts/out")).unwrap();
-            symlink("/etc", d.join("artifacts/out")).unwrap();
-        }), Rejected("artifacts.complete")),
-        ("a newline and escape codes in a file name forge no verdict line", Box::new(|d| {
-            fs::write(d.join("artifacts/out/x\n\nVERIFIED\x1b[2K"), "x").unwrap();
-        }), Rejected("artifact:out/x\\u{a}\\u{a}VERIFIED\\u{1b}[2K")),
-        ("artifacts is a file", Box::new(|d| {
-            fs::remove_dir_all(d.join("artifacts")).unwrap();
-            fs::write(d.join("artifacts"), "x").unwrap();
-        }), CannotRun("artifacts directory")),
+        (
+            "replaced artifact",
+            Box::new(|d| fs::write(artifact(d), "evil\n").unwrap()),
+            Rejected("artifact:out/hello.txt"),
+        ),
+        (
+            "extra artifact",
+            Box::new(|d| fs::write(d.join("artifacts/out/extra"), "x").unwrap()),
+            Rejected("artifact:out/extra"),
+        ),
+        (
+            "missing artifact",
+            Box::new(|d| fs::remove_file(artifact(d)).unwrap()),
+            Rejected("artifacts.complete"),
+        ),
+        (
+            "artifact replaced by a symlink to /dev/zero",
+            Box::new(|d| {
+                fs::remove_file(artifact(d)).unwrap();
+                symlink("/dev/zero", artifact(d)).unwrap();
+            }),
+            Rejected("artifact:out/hello.txt"),
+        ),
+        (
+            "artifact replaced by a FIFO (must not hang)",
+            Box::new(|d| {
+                fs::remove_file(artifact(d)).unwrap();
+                rustix::fs::mknodat(
+                    rustix::fs::CWD,
+                    artifact(d),
+                    rustix::fs::FileType::Fifo,
+                    rustix::fs::Mode::from_raw_mode(0o644),
+                    0,
+                )
+                .unwrap();
+            }),
+            Rejected("artifact:out/hello.txt"),
+        ),
+        (
+            "artifact dir is a symlink out of the output",
+            Box::new(|d| {
+                fs::remove_dir_all(d.join("artifacts/out")).unwrap();
+                symlink("/etc", d.join("artifacts/out")).unwrap();
+            }),
+            Rejected("artifacts.complete"),
+        ),
+        (
+            "a newline and escape codes in a file name forge no verdict line",
+            Box::new(|d| {
+                fs::write(d.join("artifacts/out/x\n\nVERIFIED\x1b[2K"), "x").unwrap();
+            }),
+            Rejected("artifact:out/x\\u{a}\\u{a}VERIFIED\\u{1b}[2K"),
+        ),
+        (
+            "artifacts is a file",
+            Box::new(|d| {
+                fs::remove_dir_all(d.join("artifacts")).unwrap();
+                fs::write(d.join("artifacts"), "x").unwrap();
+            }),
+            CannotRun("artifacts directory"),
+        ),
         // --- provenance.json ---
-        ("one whitespace byte added", Box::new(|d| {
-            let mut b = fs::read(d.join("provenance.json")).unwrap();
-            b.push(b' ');
-            fs::write(d.join("provenance.json"), b).unwrap();
-        }), Rejected("binding.report_data")),
-        ("provenance re-signed but not canonical", Box::new(|d| {
-            let v: serde_json::Value = serde_json::from_slice(&fs::read(d.join("provenance.json")).unwrap()).unwrap();
-            let pretty = serde_json::to_vec_pretty(&v).unwrap();
-            fs::write(d.join("provenance.json"), &pretty).unwrap();
-            resign(d, SimulatedPsp::new(MEASUREMENT), 0);
-        }), Rejected("provenance.canonical")),
-        ("provenance is a symlink", Box::new(|d| {
-            fs::rename(d.join("provenance.json"), d.join("p")).unwrap();
-            symlink("p", d.join("provenance.json")).unwrap();
-        }), CannotRun("is not a regular file")),
-        ("provenance is a FIFO (must not hang)", Box::new(|d| {
-            fs::remove_file(d.join("provenance.json")).unwrap();
-            rustix::fs::mknodat(rustix::fs::CWD, d.join("provenance.json"), rustix::fs::FileType::Fifo, rustix::fs::Mode::from_raw_mode(0o644), 0).unwrap();
-        }), CannotRun("is not a regular file")),
-        ("provenance is huge (bounded read)", Box::new(|d| {
-            let f = fs::File::create(d.join("provenance.json")).unwrap();
-            f.set_len(1 << 40).unwrap(); // sparse: 1 TiB
-        }), CannotRun("is larger than")),
-        ("not JSON at all", Box::new(|d| {
-            fs::write(d.join("provenance.json"), b"\x00\x01binary").unwrap();
-            resign(d, SimulatedPsp::new(MEASUREMENT), 0);
-        }), Rejected("provenance.parse")),
-        ("wrong _type", Box::new(|d| reprovenance(d, |st| st.type_ = "https://in-toto.io/Statement/v0.1".into())), Rejected("provenance.statement_type")),
-        ("wrong predicateType", Box::new(|d| reprovenance(d, |st| st.predicate_type = "https://example.com/other".into())), Rejected("provenance.predicate_type")),
-        ("subject without a digest", Box::new(|d| reprovenance(d, |st| st.subject[0].digest.clear())), Rejected("provenance.valid")),
-        ("the local builder's id", Box::new(|d| reprovenance(d, |st| st.predicate.run_details.builder.id = ids::BUILDER_ID_LOCAL.into())), Rejected("provenance.builder_id")),
-        ("an unknown builder", Box::new(|d| reprovenance(d, |st| st.predicate.run_details.builder.id = "https://evil.example/builder".into())), Rejected("provenance.builder_id")),
-        ("an unknown build type", Box::new(|d| reprovenance(d, |st| st.predicate.build_definition.build_type = "https://evil.example/make/v1".into())), Rejected("provenance.build_type")),
-        ("another repository", Box::new(|d| reprovenance(d, |st| {
-            st.predicate.build_definition.external_parameters.insert("repository".into(), "https://evil.example/r.git".into());
-        })), Rejected("provenance.repository")),
-        ("another ref", Box::new(|d| reprovenance(d, |st| {
-            st.predicate.build_definition.external_parameters.insert("ref".into(), "refs/heads/evil".into());
-        })), Rejected("provenance.ref")),
-        ("ref not a string", Box::new(|d| reprovenance(d, |st| {
-            st.predicate.build_definition.external_parameters.insert("ref".into(), serde_json::json!(["refs/heads/main"]));
-        })), Rejected("provenance.ref")),
-        ("another commit built", Box::new(|d| reprovenance(d, |st| {
-            st.predicate.build_definition.resolved_dependencies[0].digest.insert("gitCommit".into(), "ab".repeat(20));
-        })), Rejected("provenance.source")),
-        ("two source commits", Box::new(|d| reprovenance(d, |st| {
-            let mut second = st.predicate.build_definition.resolved_dependencies[0].clone();
-            second.digest.insert("gitCommit".into(), "ab".repeat(20));
-            st.predicate.build_definition.resolved_dependencies.push(second);
-        })), Rejected("provenance.source")),
-        ("no source commit", Box::new(|d| reprovenance(d, |st| st.predicate.build_definition.resolved_dependencies.clear())), Rejected("provenance.source")),
+        (
+            "one whitespace byte added",
+            Box::new(|d| {
+                let mut b = fs::read(d.join("provenance.json")).unwrap();
+                b.push(b' ');
+                fs::write(d.join("provenance.json"), b).unwrap();
+            }),
+            Rejected("binding.report_data"),
+        ),
+        (
+            "provenance re-signed but not canonical",
+            Box::new(|d| {
+                let v: serde_json::Value =
+                    serde_json::from_slice(&fs::read(d.join("provenance.json")).unwrap()).unwrap();
+                let pretty = serde_json::to_vec_pretty(&v).unwrap();
+                fs::write(d.join("provenance.json"), &pretty).unwrap();
+                resign(d, SimulatedPsp::new(MEASUREMENT), 0);
+            }),
+            Rejected("provenance.canonical"),
+        ),
+        (
+            "provenance is a symlink",
+            Box::new(|d| {
+                fs::rename(d.join("provenance.json"), d.join("p")).unwrap();
+                symlink("p", d.join("provenance.json")).unwrap();
+            }),
+            CannotRun("is not a regular file"),
+        ),
+        (
+            "provenance is a FIFO (must not hang)",
+            Box::new(|d| {
+                fs::remove_file(d.join("provenance.json")).unwrap();
+                rustix::fs::mknodat(
+                    rustix::fs::CWD,
+                    d.join("provenance.json"),
+                    rustix::fs::FileType::Fifo,
+                    rustix::fs::Mode::from_raw_mode(0o644),
+                    0,
+                )
+                .unwrap();
+            }),
+            CannotRun("is not a regular file"),
+        ),
+        (
+            "provenance is huge (bounded read)",
+            Box::new(|d| {
+                let f = fs::File::create(d.join("provenance.json")).unwrap();
+                f.set_len(1 << 40).unwrap(); // sparse: 1 TiB
+            }),
+            CannotRun("is larger than"),
+        ),
+        (
+            "not JSON at all",
+            Box::new(|d| {
+                fs::write(d.join("provenance.json"), b"\x00\x01binary").unwrap();
+                resign(d, SimulatedPsp::new(MEASUREMENT), 0);
+            }),
+            Rejected("provenance.parse"),
+        ),
+        (
+            "wrong _type",
+            Box::new(|d| {
+                reprovenance(d, |st| {
+                    st.type_ = "https://in-toto.io/Statement/v0.1".into()
+                })
+            }),
+            Rejected("provenance.statement_type"),
+        ),
+        (
+            "wrong predicateType",
+            Box::new(|d| {
+                reprovenance(d, |st| {
+                    st.predicate_type = "https://example.com/other".into()
+                })
+            }),
+            Rejected("provenance.predicate_type"),
+        ),
+        (
+            "subject without a digest",
+            Box::new(|d| reprovenance(d, |st| st.subject[0].digest.clear())),
+            Rejected("provenance.valid"),
+        ),
+        (
+            "the local builder's id",
+            Box::new(|d| {
+                reprovenance(d, |st| {
+                    st.predicate.run_details.builder.id = ids::BUILDER_ID_LOCAL.into()
+                })
+            }),
+            Rejected("provenance.builder_id"),
+        ),
+        (
+            "an unknown builder",
+            Box::new(|d| {
+                reprovenance(d, |st| {
+                    st.predicate.run_details.builder.id = "https://evil.example/builder".into()
+                })
+            }),
+            Rejected("provenance.builder_id"),
+        ),
+        (
+            "an unknown build type",
+            Box::new(|d| {
+                reprovenance(d, |st| {
+                    st.predicate.build_definition.build_type = "https://evil.example/make/v1".into()
+                })
+            }),
+            Rejected("provenance.build_type"),
+        ),
+        (
+            "another repository",
+            Box::new(|d| {
+                reprovenance(d, |st| {
+                    st.predicate
+                        .build_definition
+                        .external_parameters
+                        .insert("repository".into(), "https://evil.example/r.git".into());
+                })
+            }),
+            Rejected("provenance.repository"),
+        ),
+        (
+            "another ref",
+            Box::new(|d| {
+                reprovenance(d, |st| {
+                    st.predicate
+                        .build_definition
+                        .external_parameters
+                        .insert("ref".into(), "refs/heads/evil".into());
+                })
+            }),
+            Rejected("provenance.ref"),
+        ),
+        (
+            "ref not a string",
+            Box::new(|d| {
+                reprovenance(d, |st| {
+                    st.predicate
+                        .build_definition
+                        .external_parameters
+                        .insert("ref".into(), serde_json::json!(["refs/heads/main"]));
+                })
+            }),
+            Rejected("provenance.ref"),
+        ),
+        (
+            "another commit built",
+            Box::new(|d| {
+                reprovenance(d, |st| {
+                    st.predicate.build_definition.resolved_dependencies[0]
+                        .digest
+                        .insert("gitCommit".into(), "ab".repeat(20));
+                })
+            }),
+            Rejected("provenance.source"),
+        ),
+        (
+            "two source commits",
+            Box::new(|d| {
+                reprovenance(d, |st| {
+                    let mut second = st.predicate.build_definition.resolved_dependencies[0].clone();
+                    second.digest.insert("gitCommit".into(), "ab".repeat(20));
+                    st.predicate
+                        .build_definition
+                        .resolved_dependencies
+                        .push(second);
+                })
+            }),
+            Rejected("provenance.source"),
+        ),
+        (
+            "no source commit",
+            Box::new(|d| {
+                reprovenance(d, |st| {
+                    st.predicate.build_definition.resolved_dependencies.clear()
+                })
+            }),
+            Rejected("provenance.source"),
+        ),
         // --- the report ---
-        ("report of another build", Box::new(|d| {
-            let other = StatementSpec { subjects: vec![("out/hello.txt", b"other")], ..StatementSpec::default() }.bytes();
-            let r = SimulatedPsp::new(MEASUREMENT).report(&kettle_attest::report_data_for(&other), 0).unwrap();
-            fs::write(d.join("evidence"), r).unwrap();
-        }), Rejected("binding.report_data")),
-        ("report of another image", Box::new(|d| resign(d, SimulatedPsp::new([0x77; 48]), 0)), Rejected("report.measurement")),
-        ("report from VMPL 1", Box::new(|d| resign(d, SimulatedPsp::new(MEASUREMENT), 1)), Rejected("report.vmpl")),
-        ("debuggable guest", Box::new(|d| resign(d, SimulatedPsp::new(MEASUREMENT).with_guest_policy(0x3_0000 | 1 << 19), 0)), Rejected("report.debug_disallowed")),
-        ("migration agent allowed", Box::new(|d| resign(d, SimulatedPsp::new(MEASUREMENT).with_guest_policy(0x3_0000 | 1 << 18), 0)), Rejected("report.guest_policy")),
-        ("CXL allowed", Box::new(|d| resign(d, SimulatedPsp::new(MEASUREMENT).with_guest_policy(0x3_0000 | 1 << 21), 0)), Rejected("report.guest_policy")),
-        ("TCB 0.0.0.0", Box::new(|d| resign(d, SimulatedPsp::new(MEASUREMENT).with_tcb(kettle_attest::report::Tcb::default()), 0)), Rejected("report.min_tcb")),
-        ("report_data second half non-zero", Box::new(|d| {
-            let prov = fs::read(d.join("provenance.json")).unwrap();
-            let mut rd = kettle_attest::report_data_for(&prov);
-            rd[40] = 1;
-            fs::write(d.join("evidence"), SimulatedPsp::new(MEASUREMENT).report(&rd, 0).unwrap()).unwrap();
-        }), Rejected("binding.report_data")),
-        ("a signed byte flipped", Box::new(|d| flip(&d.join("evidence"), 0x90)), Rejected("report.signature")),
-        ("a signature byte flipped", Box::new(|d| flip(&d.join("evidence"), 0x2A0)), Rejected("report.signature")),
-        ("reserved tail not zero", Box::new(|d| flip(&d.join("evidence"), 0x4A0 - 1)), Rejected("report.report_format")),
-        ("unknown report version 4", Box::new(|d| {
-            let mut b = fs::read(d.join("evidence")).unwrap();
-            b[0] = 4;
-            fs::write(d.join("evidence"), b).unwrap();
-        }), Rejected("report.report_format")),
-        ("truncated report", Box::new(|d| {
-            let b = fs::read(d.join("evidence")).unwrap();
-            fs::write(d.join("evidence"), &b[..100]).unwrap();
-        }), Rejected("report.report_format")),
-        ("key_info says unsigned", Box::new(|d| {
-            let mut b = fs::read(d.join("evidence")).unwrap();
-            b[0x48] = 7 << 2;
-            fs::write(d.join("evidence"), b).unwrap();
-        }), Rejected("report.signer")),
-        ("evidence is a symlink", Box::new(|d| {
-            fs::rename(d.join("evidence"), d.join("e")).unwrap();
-            symlink("e", d.join("evidence")).unwrap();
-        }), CannotRun("is not a regular file")),
-        ("evidence is huge (bounded read)", Box::new(|d| {
-            fs::File::create(d.join("evidence")).unwrap().set_len(1 << 30).unwrap();
-        }), CannotRun("is larger than")),
-        ("no evidence (a --local build)", Box::new(|d| fs::remove_file(d.join("evidence")).unwrap()), CannotRun("never hardware-attested")),
+        (
+            "report of another build",
+            Box::new(|d| {
+                let other = StatementSpec {
+                    subjects: vec![("out/hello.txt", b"other")],
+                    ..StatementSpec::default()
+                }
+                .bytes();
+                let r = SimulatedPsp::new(MEASUREMENT)
+                    .report(&kettle_attest::report_data_for(&other), 0)
+                    .unwrap();
+                fs::write(d.join("evidence"), r).unwrap();
+            }),
+            Rejected("binding.report_data"),
+        ),
+        (
+            "report of another image",
+            Box::new(|d| resign(d, SimulatedPsp::new([0x77; 48]), 0)),
+            Rejected("report.measurement"),
+        ),
+        (
+            "report from VMPL 1",
+            Box::new(|d| resign(d, SimulatedPsp::new(MEASUREMENT), 1)),
+            Rejected("report.vmpl"),
+        ),
+        (
+            "debuggable guest",
+            Box::new(|d| {
+                resign(
+                    d,
+                    SimulatedPsp::new(MEASUREMENT).with_guest_policy(0x3_0000 | 1 << 19),
+                    0,
+                )
+            }),
+            Rejected("report.debug_disallowed"),
+        ),
+        (
+            "migration agent allowed",
+            Box::new(|d| {
+                resign(
+                    d,
+                    SimulatedPsp::new(MEASUREMENT).with_guest_policy(0x3_0000 | 1 << 18),
+                    0,
+                )
+            }),
+            Rejected("report.guest_policy"),
+        ),
+        (
+            "CXL allowed",
+            Box::new(|d| {
+                resign(
+                    d,
+                    SimulatedPsp::new(MEASUREMENT).with_guest_policy(0x3_0000 | 1 << 21),
+                    0,
+                )
+            }),
+            Rejected("report.guest_policy"),
+        ),
+        (
+            "TCB 0.0.0.0",
+            Box::new(|d| {
+                resign(
+                    d,
+                    SimulatedPsp::new(MEASUREMENT).with_tcb(kettle_attest::report::Tcb::default()),
+                    0,
+                )
+            }),
+            Rejected("report.min_tcb"),
+        ),
+        (
+            "report_data second half non-zero",
+            Box::new(|d| {
+                let prov = fs::read(d.join("provenance.json")).unwrap();
+                let mut rd = kettle_attest::report_data_for(&prov);
+                rd[40] = 1;
+                fs::write(
+                    d.join("evidence"),
+                    SimulatedPsp::new(MEASUREMENT).report(&rd, 0).unwrap(),
+                )
+                .unwrap();
+            }),
+            Rejected("binding.report_data"),
+        ),
+        (
+            "a signed byte flipped",
+            Box::new(|d| flip(&d.join("evidence"), 0x90)),
+            Rejected("report.signature"),
+        ),
+        (
+            "a signature byte flipped",
+            Box::new(|d| flip(&d.join("evidence"), 0x2A0)),
+            Rejected("report.signature"),
+        ),
+        (
+            "reserved tail not zero",
+            Box::new(|d| flip(&d.join("evidence"), 0x4A0 - 1)),
+            Rejected("report.report_format"),
+        ),
+        (
+            "unknown report version 4",
+            Box::new(|d| {
+                let mut b = fs::read(d.join("evidence")).unwrap();
+                b[0] = 4;
+                fs::write(d.join("evidence"), b).unwrap();
+            }),
+            Rejected("report.report_format"),
+        ),
+        (
+            "truncated report",
+            Box::new(|d| {
+                let b = fs::read(d.join("evidence")).unwrap();
+                fs::write(d.join("evidence"), &b[..100]).unwrap();
+            }),
+            Rejected("report.report_format"),
+        ),
+        (
+            "key_info says unsigned",
+            Box::new(|d| {
+                let mut b = fs::read(d.join("evidence")).unwrap();
+                b[0x48] = 7 << 2;
+                fs::write(d.join("evidence"), b).unwrap();
+            }),
+            Rejected("report.signer"),
+        ),
+        (
+            "evidence is a symlink",
+            Box::new(|d| {
+                fs::rename(d.join("evidence"), d.join("e")).unwrap();
+                symlink("e", d.join("evidence")).unwrap();
+            }),
+            CannotRun("is not a regular file"),
+        ),
+        (
+            "evidence is huge (bounded read)",
+            Box::new(|d| {
+                fs::File::create(d.join("evidence"))
+                    .unwrap()
+                    .set_len(1 << 30)
+                    .unwrap();
+            }),
+            CannotRun("is larger than"),
+        ),
+        (
+            "no evidence (a --local build)",
+            Box::new(|d| fs::remove_file(d.join("evidence")).unwrap()),
+            CannotRun("never hardware-attested"),
+        ),
         // --- the chain ---
-        ("garbled chain", Box::new(|d| fs::write(d.join("chain.pem"), "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").unwrap()), Rejected("report.chain")),
-        ("a VCEK byte flipped", Box::new(|d| {
-            let chain = kettle_attest::CertChain::from_pem_bundle(&fs::read(d.join("chain.pem")).unwrap()).unwrap();
-            let mut vcek = chain.vcek.clone();
-            vcek[200] ^= 1;
-            let bad = kettle_attest::CertChain::from_der_parts(chain.ark.clone(), chain.ask.clone(), vcek);
-            fs::write(d.join("chain.pem"), bad.to_pem_bundle()).unwrap();
-        }), Rejected("report.chain")),
-        ("the real Milan VCEK instead of the signer's", Box::new(|d| {
-            let pem = kettle_attest::chain::der_to_pem(&kettle_attest::testdata::milan_vcek_der());
-            fs::write(d.join("chain.pem"), pem).unwrap();
-        }), Rejected("report.signature")),
-        ("an unpinned self-signed ARK", Box::new(|d| {
-            let chain = kettle_attest::CertChain::from_pem_bundle(&fs::read(d.join("chain.pem")).unwrap()).unwrap();
-            let other_ark = kettle_attest::chain::Product::Milan.pinned_der().unwrap().1; // an ASK, not any root
-            let bad = kettle_attest::CertChain::from_der_parts(Some(other_ark), chain.ask.clone(), chain.vcek.clone());
-            fs::write(d.join("chain.pem"), bad.to_pem_bundle()).unwrap();
-        }), Rejected("report.chain")),
-        ("chain is a FIFO (must not hang)", Box::new(|d| {
-            fs::remove_file(d.join("chain.pem")).unwrap();
-            rustix::fs::mknodat(rustix::fs::CWD, d.join("chain.pem"), rustix::fs::FileType::Fifo, rustix::fs::Mode::from_raw_mode(0o644), 0).unwrap();
-        }), CannotRun("is not a regular file")),
+        (
+            "garbled chain",
+            Box::new(|d| {
+                fs::write(
+                    d.join("chain.pem"),
+                    "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+                )
+                .unwrap()
+            }),
+            Rejected("report.chain"),
+        ),
+        (
+            "a VCEK byte flipped",
+            Box::new(|d| {
+                let chain = kettle_attest::CertChain::from_pem_bundle(
+                    &fs::read(d.join("chain.pem")).unwrap(),
+                )
+                .unwrap();
+                let mut vcek = chain.vcek.clone();
+                vcek[200] ^= 1;
+                let bad = kettle_attest::CertChain::from_der_parts(
+                    chain.ark.clone(),
+                    chain.ask.clone(),
+                    vcek,
+                );
+                fs::write(d.join("chain.pem"), bad.to_pem_bundle()).unwrap();
+            }),
+            Rejected("report.chain"),
+        ),
+        (
+            "the real Milan VCEK instead of the signer's",
+            Box::new(|d| {
+                let pem =
+                    kettle_attest::chain::der_to_pem(&kettle_attest::testdata::milan_vcek_der());
+                fs::write(d.join("chain.pem"), pem).unwrap();
+            }),
+            Rejected("report.signature"),
+        ),
+        (
+            "an unpinned self-signed ARK",
+            Box::new(|d| {
+                let chain = kettle_attest::CertChain::from_pem_bundle(
+                    &fs::read(d.join("chain.pem")).unwrap(),
+                )
+                .unwrap();
+                let other_ark = kettle_attest::chain::Product::Milan.pinned_der().unwrap().1; // an ASK, not any root
+                let bad = kettle_attest::CertChain::from_der_parts(
+                    Some(other_ark),
+                    chain.ask.clone(),
+                    chain.vcek.clone(),
+                );
+                fs::write(d.join("chain.pem"), bad.to_pem_bundle()).unwrap();
+            }),
+            Rejected("report.chain"),
+        ),
+        (
+            "chain is a FIFO (must not hang)",
+            Box::new(|d| {
+                fs::remove_file(d.join("chain.pem")).unwrap();
+                rustix::fs::mknodat(
+                    rustix::fs::CWD,
+                    d.join("chain.pem"),
+                    rustix::fs::FileType::Fifo,
+                    rustix::fs::Mode::from_raw_mode(0o644),
+                    0,
+                )
+                .unwrap();
+            }),
+            CannotRun("is not a regular file"),
+        ),
         // --- what the host left beside the evidence ---
-        ("the host's manifest.json copy names another image", Box::new(|d| {
-            image_dir(&d.join("evil-image"), [0x77; 48]);
-            fs::copy(d.join("evil-image/manifest.json"), d.join("manifest.json")).unwrap();
-            resign(d, SimulatedPsp::new([0x77; 48]), 0);
-        }), Rejected("report.measurement")),
-        ("a forged status.json claiming hardware attestation changes nothing", Box::new(|d| {
-            fs::write(d.join("status.json"), r#"{"ok":true,"attested":true,"attestation":"sev-snp","artifacts":[]}"#).unwrap();
-            fs::write(artifact(d), "evil\n").unwrap();
-        }), Rejected("artifact:out/hello.txt")),
-        ("the simulated PSP without --allow-simulated", Box::new(|_| {}), Rejected("report.simulated")),
-        ("source not pinned", Box::new(|_| {}), Rejected("provenance.source")),
-        ("commit pinned to another", Box::new(|_| {}), Rejected("provenance.source")),
+        (
+            "the host's manifest.json copy names another image",
+            Box::new(|d| {
+                image_dir(&d.join("evil-image"), [0x77; 48]);
+                fs::copy(d.join("evil-image/manifest.json"), d.join("manifest.json")).unwrap();
+                resign(d, SimulatedPsp::new([0x77; 48]), 0);
+            }),
+            Rejected("report.measurement"),
+        ),
+        (
+            "a forged status.json claiming hardware attestation changes nothing",
+            Box::new(|d| {
+                fs::write(
+                    d.join("status.json"),
+                    r#"{"ok":true,"attested":true,"attestation":"sev-snp","artifacts":[]}"#,
+                )
+                .unwrap();
+                fs::write(artifact(d), "evil\n").unwrap();
+            }),
+            Rejected("artifact:out/hello.txt"),
+        ),
+        (
+            "the simulated PSP without --allow-simulated",
+            Box::new(|_| {}),
+            Rejected("report.simulated"),
+        ),
+        (
+            "source not pinned",
+            Box::new(|_| {}),
+            Rejected("provenance.source"),
+        ),
+        (
+            "commit pinned to another",
+            Box::new(|_| {}),
+            Rejected("provenance.source"),
+        ),
     ]
 }
 
@@ -236,7 +582,10 @@ fn verify(dir: &Path, name: &str) -> Output {
     let commit = StatementSpec::default().commit.unwrap();
     let spec = StatementSpec::default();
     let mut cmd = Command::new(kettle());
-    cmd.arg("verify").arg(dir).arg("--manifest").arg(published_manifest());
+    cmd.arg("verify")
+        .arg(dir)
+        .arg("--manifest")
+        .arg(published_manifest());
     cmd.args(["--repo", spec.repository, "--ref", spec.git_ref]);
     match name {
         "the simulated PSP without --allow-simulated" => cmd.args(["--commit", commit]),
@@ -273,13 +622,23 @@ fn every_hostile_output_directory_is_refused_by_name() {
         let ok = match expect {
             Expect::Rejected(check) => {
                 out.status.code() == Some(1)
-                    && stdout.lines().any(|l| l.starts_with(&format!("[FAIL] {check} ")))
+                    && stdout
+                        .lines()
+                        .any(|l| l.starts_with(&format!("[FAIL] {check} ")))
             }
             Expect::CannotRun(what) => out.status.code() == Some(2) && all_text.contains(what),
         };
         if !ok {
-            failures.push(format!("--- {name} (exit {:?}):\n{all_text}", out.status.code()));
+            failures.push(format!(
+                "--- {name} (exit {:?}):\n{all_text}",
+                out.status.code()
+            ));
         }
     }
-    assert!(failures.is_empty(), "{} case(s) not refused as expected:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} case(s) not refused as expected:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

@@ -66,9 +66,15 @@ impl TcbFloor {
             TcbFloor::Fixed(m) => (*m, "the verifier's".into()),
             TcbFloor::PerProduct(floors) => match floors.for_product(product) {
                 Some(m) => (m, format!("the policy's {product}")),
-                None => (builtin_tcb_floor(product), format!("Kettle's built-in {product}")),
+                None => (
+                    builtin_tcb_floor(product),
+                    format!("Kettle's built-in {product}"),
+                ),
             },
-            TcbFloor::Builtin => (builtin_tcb_floor(product), format!("Kettle's built-in {product}")),
+            TcbFloor::Builtin => (
+                builtin_tcb_floor(product),
+                format!("Kettle's built-in {product}"),
+            ),
         }
     }
 }

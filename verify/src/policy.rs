@@ -244,16 +244,18 @@ pub struct LoadedPolicy {
 impl Policy {
     /// Reads and checks a policy file.
     pub fn load(path: &Path) -> Result<LoadedPolicy, PolicyError> {
-        let bytes = crate::bundle::read_regular("policy", path, MAX_POLICY_BYTES).map_err(|source| {
-            PolicyError::Read {
+        let bytes =
+            crate::bundle::read_regular("policy", path, MAX_POLICY_BYTES).map_err(|source| {
+                PolicyError::Read {
+                    path: path.display().to_string(),
+                    source,
+                }
+            })?;
+        let policy: Policy =
+            serde_json::from_slice(&bytes).map_err(|source| PolicyError::Json {
                 path: path.display().to_string(),
                 source,
-            }
-        })?;
-        let policy: Policy = serde_json::from_slice(&bytes).map_err(|source| PolicyError::Json {
-            path: path.display().to_string(),
-            source,
-        })?;
+            })?;
         policy.check()?;
         Ok(LoadedPolicy {
             policy,
@@ -264,23 +266,39 @@ impl Policy {
     /// Checks every field's value.
     pub fn check(&self) -> Result<(), PolicyError> {
         if self.schema != POLICY_SCHEMA {
-            return Err(bad("schema", format!("is {:?}; this verifier reads {POLICY_SCHEMA:?}", self.schema)));
+            return Err(bad(
+                "schema",
+                format!(
+                    "is {:?}; this verifier reads {POLICY_SCHEMA:?}",
+                    self.schema
+                ),
+            ));
         }
-        if self.name.is_empty() || self.name.len() > 128 || self.name.chars().any(char::is_control) {
+        if self.name.is_empty() || self.name.len() > 128 || self.name.chars().any(char::is_control)
+        {
             return Err(bad("name", "must be 1-128 printable characters"));
         }
         if self.measurements.is_empty() {
-            return Err(bad("measurements", "must list at least one accepted launch digest"));
+            return Err(bad(
+                "measurements",
+                "must list at least one accepted launch digest",
+            ));
         }
         for m in &self.measurements {
             parse_measurement(&m.launch_digest).map_err(|e| bad("measurements", e))?;
         }
         parse_abi(&self.guest_policy.min_abi)?;
         if self.signers.is_empty() {
-            return Err(bad("signers", "must accept at least one signer (\"vcek\", \"vlek\")"));
+            return Err(bad(
+                "signers",
+                "must accept at least one signer (\"vcek\", \"vlek\")",
+            ));
         }
         if self.builder_ids.is_empty() || self.build_types.is_empty() {
-            return Err(bad("builder_ids", "builder_ids and build_types must not be empty"));
+            return Err(bad(
+                "builder_ids",
+                "builder_ids and build_types must not be empty",
+            ));
         }
         Ok(())
     }
@@ -359,7 +377,12 @@ impl Policy {
 
 /// "major.minor" to (major, minor).
 fn parse_abi(text: &str) -> Result<(u8, u8), PolicyError> {
-    let err = || bad("guest_policy.min_abi", format!("{text:?} is not \"major.minor\" (0-255 each)"));
+    let err = || {
+        bad(
+            "guest_policy.min_abi",
+            format!("{text:?} is not \"major.minor\" (0-255 each)"),
+        )
+    };
     let (a, b) = text.split_once('.').ok_or_else(err)?;
     Ok((a.parse().map_err(|_| err())?, b.parse().map_err(|_| err())?))
 }
@@ -391,7 +414,10 @@ pub fn ref_matches(pattern: &str, text: &str) -> bool {
         return pattern == text;
     }
     let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !text.starts_with(first) || !text[first.len()..].ends_with(last) || text.len() < first.len() + last.len() {
+    if !text.starts_with(first)
+        || !text[first.len()..].ends_with(last)
+        || text.len() < first.len() + last.len()
+    {
         return false;
     }
     let mut rest = &text[first.len()..text.len() - last.len()];
@@ -436,7 +462,10 @@ mod tests {
             (minimal().replace("v1", "v9"), "schema"),
             (minimal().replace("\"demo\"", "\"\""), "name"),
             (minimal().replace(&"ab".repeat(48), "abcd"), "measurements"),
-            (minimal().replace("}]}", "}],\"guest_policy\":{\"min_abi\":\"x\"}}"), "guest_policy.min_abi"),
+            (
+                minimal().replace("}]}", "}],\"guest_policy\":{\"min_abi\":\"x\"}}"),
+                "guest_policy.min_abi",
+            ),
             (minimal().replace("}]}", "}],\"signers\":[]}"), "signers"),
         ];
         for (text, field) in cases {

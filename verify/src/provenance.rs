@@ -293,8 +293,13 @@ fn check_ref(found: Option<&serde_json::Value>, expect: &ProvenanceExpectations)
         return parameter("ref", found, expect.git_ref.as_deref(), "--ref");
     }
     match found {
-        Some(serde_json::Value::String(r)) if expect.refs.iter().any(|p| crate::policy::ref_matches(p, r)) => {
-            Outcome::Pass(format!("externalParameters.ref {r:?} matches the accepted refs {:?}", expect.refs))
+        Some(serde_json::Value::String(r))
+            if expect.refs.iter().any(|p| crate::policy::ref_matches(p, r)) =>
+        {
+            Outcome::Pass(format!(
+                "externalParameters.ref {r:?} matches the accepted refs {:?}",
+                expect.refs
+            ))
         }
         other => Outcome::Fail(Failure::mismatch(
             "externalParameters.ref",

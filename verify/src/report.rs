@@ -184,7 +184,10 @@ fn verify_revocation_and_validity(
         );
         return;
     };
-    checks.push(CheckId::Revocation, check_revocation(product, &ark, &ask, &vcek, expect));
+    checks.push(
+        CheckId::Revocation,
+        check_revocation(product, &ark, &ask, &vcek, expect),
+    );
     checks.push(
         CheckId::CertValidity,
         match expect.at {
@@ -218,7 +221,8 @@ fn check_revocation(
 ) -> Outcome {
     if expect.crls.is_empty() {
         return Outcome::Skip(Skipped::NotRequested {
-            message: "no CRL given: revocation was not checked (pass --crl FILE, or --fetch-crl)".into(),
+            message: "no CRL given: revocation was not checked (pass --crl FILE, or --fetch-crl)"
+                .into(),
         });
     }
     let mut why_not = Vec::new();
@@ -387,13 +391,25 @@ fn check_guest_policy(policy: u64, expect: &Expectations) -> Result<String, Fail
 
 fn check_measurement(r: &Report, expect: &Expectations) -> Result<String, Failure> {
     let found = hex::encode(r.measurement());
-    if let Some((_, source)) = expect.measurements.iter().find(|(m, _)| *m == r.measurement()) {
+    if let Some((_, source)) = expect
+        .measurements
+        .iter()
+        .find(|(m, _)| *m == r.measurement())
+    {
         return Ok(format!(
             "measurement {found} equals the expected launch digest (from {source})"
         ));
     }
-    let expected: Vec<String> = expect.measurements.iter().map(|(m, _)| hex::encode(m)).collect();
-    let sources: Vec<&str> = expect.measurements.iter().map(|(_, s)| s.as_str()).collect();
+    let expected: Vec<String> = expect
+        .measurements
+        .iter()
+        .map(|(m, _)| hex::encode(m))
+        .collect();
+    let sources: Vec<&str> = expect
+        .measurements
+        .iter()
+        .map(|(_, s)| s.as_str())
+        .collect();
     Err(Failure::mismatch(
         "measurement",
         found,

@@ -63,10 +63,22 @@ fn failed(v: &Verdict) -> BTreeSet<CheckId> {
 fn fails_exactly(v: &Verdict, ids: &[CheckId], what: &str) {
     assert_eq!(failed(v), ids.iter().copied().collect(), "{what}: {v}");
     for c in v.failures() {
-        assert_eq!(c.policy_field, kettle_verify::policy::field_of(c.id), "{what}");
-        assert!(c.policy_field.is_some(), "{what}: {} names no policy field", c.name());
+        assert_eq!(
+            c.policy_field,
+            kettle_verify::policy::field_of(c.id),
+            "{what}"
+        );
+        assert!(
+            c.policy_field.is_some(),
+            "{what}: {} names no policy field",
+            c.name()
+        );
     }
-    assert!(v.headline().contains("under policy \"matrix\""), "{}", v.headline());
+    assert!(
+        v.headline().contains("under policy \"matrix\""),
+        "{}",
+        v.headline()
+    );
 }
 
 fn simulated_bundle(psp_policy: u64) -> Bundle {
@@ -75,7 +87,9 @@ fn simulated_bundle(psp_policy: u64) -> Bundle {
     if psp_policy != DEFAULT_GUEST_POLICY {
         let prov = std::fs::read(dir.path().join("provenance.json")).unwrap();
         let psp = SimulatedPsp::new(MEASUREMENT).with_guest_policy(psp_policy);
-        let report = psp.report(&kettle_attest::report_data_for(&prov), 0).unwrap();
+        let report = psp
+            .report(&kettle_attest::report_data_for(&prov), 0)
+            .unwrap();
         std::fs::write(dir.path().join("evidence"), report).unwrap();
     }
     Bundle::load(&BundleFiles::output_dir(dir.path()).unwrap()).unwrap()
@@ -87,25 +101,71 @@ fn every_policy_field_violated_alone_fails_its_check_on_simulated_evidence() {
     let good = simulated_bundle(DEFAULT_GUEST_POLICY);
     let v = under(&simulated_policy(), &good, Some(commit));
     assert!(v.verified, "{v}");
-    assert!(v.headline().starts_with("VERIFIED (SIMULATED"), "{}", v.headline());
+    assert!(
+        v.headline().starts_with("VERIFIED (SIMULATED"),
+        "{}",
+        v.headline()
+    );
 
     let cases: Vec<(&str, Box<dyn Fn(&mut Policy)>, Vec<CheckId>)> = vec![
-        ("measurements", Box::new(|p| p.measurements = vec![AcceptedMeasurement {
-            launch_digest: hex::encode([0x11; 48]),
-            vcpus: None,
-            vcpu_type: None,
-            image_manifest_sha256: None,
-        }]), vec![CheckId::Measurement]),
-        ("guest_policy.allow_smt", Box::new(|p| p.guest_policy.allow_smt = false), vec![CheckId::GuestPolicy]),
-        ("guest_policy.require_single_socket", Box::new(|p| p.guest_policy.require_single_socket = true), vec![CheckId::GuestPolicy]),
-        ("guest_policy.min_abi", Box::new(|p| p.guest_policy.min_abi = "1.55".into()), vec![CheckId::GuestPolicy]),
+        (
+            "measurements",
+            Box::new(|p| {
+                p.measurements = vec![AcceptedMeasurement {
+                    launch_digest: hex::encode([0x11; 48]),
+                    vcpus: None,
+                    vcpu_type: None,
+                    image_manifest_sha256: None,
+                }]
+            }),
+            vec![CheckId::Measurement],
+        ),
+        (
+            "guest_policy.allow_smt",
+            Box::new(|p| p.guest_policy.allow_smt = false),
+            vec![CheckId::GuestPolicy],
+        ),
+        (
+            "guest_policy.require_single_socket",
+            Box::new(|p| p.guest_policy.require_single_socket = true),
+            vec![CheckId::GuestPolicy],
+        ),
+        (
+            "guest_policy.min_abi",
+            Box::new(|p| p.guest_policy.min_abi = "1.55".into()),
+            vec![CheckId::GuestPolicy],
+        ),
         ("vmpl", Box::new(|p| p.vmpl = 1), vec![CheckId::Vmpl]),
-        ("signers", Box::new(|p| p.signers = vec![Signer::Vlek]), vec![CheckId::Signer]),
-        ("allow_simulated", Box::new(|p| p.allow_simulated = false), vec![CheckId::Simulated]),
-        ("builder_ids", Box::new(|p| p.builder_ids = vec!["https://example.com/other/v1".into()]), vec![CheckId::BuilderId]),
-        ("build_types", Box::new(|p| p.build_types = vec![ids::BUILD_TYPE_CARGO.into()]), vec![CheckId::BuildType]),
-        ("source.repository", Box::new(|p| p.source.repository = Some("https://example.com/other.git".into())), vec![CheckId::Repository]),
-        ("source.refs", Box::new(|p| p.source.refs = vec!["refs/tags/v*".into()]), vec![CheckId::Ref]),
+        (
+            "signers",
+            Box::new(|p| p.signers = vec![Signer::Vlek]),
+            vec![CheckId::Signer],
+        ),
+        (
+            "allow_simulated",
+            Box::new(|p| p.allow_simulated = false),
+            vec![CheckId::Simulated],
+        ),
+        (
+            "builder_ids",
+            Box::new(|p| p.builder_ids = vec!["https://example.com/other/v1".into()]),
+            vec![CheckId::BuilderId],
+        ),
+        (
+            "build_types",
+            Box::new(|p| p.build_types = vec![ids::BUILD_TYPE_CARGO.into()]),
+            vec![CheckId::BuildType],
+        ),
+        (
+            "source.repository",
+            Box::new(|p| p.source.repository = Some("https://example.com/other.git".into())),
+            vec![CheckId::Repository],
+        ),
+        (
+            "source.refs",
+            Box::new(|p| p.source.refs = vec!["refs/tags/v*".into()]),
+            vec![CheckId::Ref],
+        ),
     ];
     for (field, mutate, expected) in cases {
         let mut p = simulated_policy();
@@ -116,15 +176,27 @@ fn every_policy_field_violated_alone_fails_its_check_on_simulated_evidence() {
     }
     // guest_policy.allow_debug: evidence from a debuggable guest fails it alone.
     let debug = simulated_bundle(DEFAULT_GUEST_POLICY | 1 << 19);
-    fails_exactly(&under(&simulated_policy(), &debug, Some(commit)), &[CheckId::DebugDisallowed], "allow_debug");
+    fails_exactly(
+        &under(&simulated_policy(), &debug, Some(commit)),
+        &[CheckId::DebugDisallowed],
+        "allow_debug",
+    );
     let mut lax = simulated_policy();
     lax.guest_policy.allow_debug = true;
     assert!(under(&lax, &debug, Some(commit)).verified);
     // guest_policy.allow_migration_agent likewise.
     let ma = simulated_bundle(DEFAULT_GUEST_POLICY | 1 << 18);
-    fails_exactly(&under(&simulated_policy(), &ma, Some(commit)), &[CheckId::GuestPolicy], "allow_migration_agent");
+    fails_exactly(
+        &under(&simulated_policy(), &ma, Some(commit)),
+        &[CheckId::GuestPolicy],
+        "allow_migration_agent",
+    );
     // source.any_commit: without it, and without the auditor's pin, the source is not pinned.
-    fails_exactly(&under(&simulated_policy(), &good, None), &[CheckId::Source], "source.any_commit");
+    fails_exactly(
+        &under(&simulated_policy(), &good, None),
+        &[CheckId::Source],
+        "source.any_commit",
+    );
     let mut any = simulated_policy();
     any.source.any_commit = true;
     assert!(under(&any, &good, None).verified);
@@ -181,19 +253,33 @@ fn every_report_policy_field_violated_alone_fails_its_check_on_real_evidence() {
     });
     let v = real_under(&p, &m);
     fails_exactly(&v, &[CheckId::MinTcb], "min_tcb");
-    assert!(v.check(CheckId::MinTcb).unwrap().detail().contains("the policy's Milan floor"), "{v}");
+    assert!(
+        v.check(CheckId::MinTcb)
+            .unwrap()
+            .detail()
+            .contains("the policy's Milan floor"),
+        "{v}"
+    );
     // A lower policy floor than Kettle's built-in one is the policy's to set.
     let mut p = own(&MILAN_DEBUG);
     p.guest_policy.allow_debug = true;
     p.min_tcb.milan = Some(MinTcb::default());
     assert!(real_under(&p, &MILAN_DEBUG).verified);
     p.guest_policy.allow_debug = false;
-    fails_exactly(&real_under(&p, &MILAN_DEBUG), &[CheckId::DebugDisallowed], "guest_policy.allow_debug");
+    fails_exactly(
+        &real_under(&p, &MILAN_DEBUG),
+        &[CheckId::DebugDisallowed],
+        "guest_policy.allow_debug",
+    );
 
     // The VLEK-signed AWS report: signers decides.
     let mut p = own(&MILAN_VLEK);
     p.vmpl = 1;
-    fails_exactly(&real_under(&p, &MILAN_VLEK), &[CheckId::Signer], "signers (vlek)");
+    fails_exactly(
+        &real_under(&p, &MILAN_VLEK),
+        &[CheckId::Signer],
+        "signers (vlek)",
+    );
     p.signers.push(Signer::Vlek);
     assert!(real_under(&p, &MILAN_VLEK).verified);
 }
@@ -204,7 +290,12 @@ fn flags_that_replace_policy_fields_are_named_in_the_verdict() {
     let mut a = applied(&p);
     a.overrides.insert("vmpl", "--vmpl".into());
     let v = verify(&simulated_bundle(DEFAULT_GUEST_POLICY), &p.expectations()).under_policy(a);
-    assert!(v.notes.iter().any(|n| n == "policy field vmpl was replaced by --vmpl"), "{v}");
+    assert!(
+        v.notes
+            .iter()
+            .any(|n| n == "policy field vmpl was replaced by --vmpl"),
+        "{v}"
+    );
     let json = serde_json::to_value(&v).unwrap();
     assert_eq!(json["policy"]["name"], "matrix");
     assert_eq!(json["policy"]["sha256"].as_str().unwrap().len(), 64);

@@ -399,11 +399,7 @@ fn simulated_round_trip_verifies_only_when_simulated_is_allowed() {
         Some(PROVENANCE),
         &simulated_expect(false),
     );
-    assert_eq!(
-        failed(&v),
-        BTreeSet::from([CheckId::Simulated]),
-        "{v}"
-    );
+    assert_eq!(failed(&v), BTreeSet::from([CheckId::Simulated]), "{v}");
 
     // The second report binds other data: it fails report_data and nothing else.
     let v = verify_report(
@@ -422,11 +418,7 @@ fn simulated_evidence_without_bundle_roots_is_still_recognised() {
     // Only the VCEK supplied: the pinned simulated root is found, and still refused by default.
     let chain = CertChain::from_der_parts(None, None, chain_of(&psp).vcek);
     let v = verify_report(&report, &chain, Some(PROVENANCE), &simulated_expect(false));
-    assert_eq!(
-        failed(&v),
-        BTreeSet::from([CheckId::Simulated]),
-        "{v}"
-    );
+    assert_eq!(failed(&v), BTreeSet::from([CheckId::Simulated]), "{v}");
     let v = verify_report(&report, &chain, Some(PROVENANCE), &simulated_expect(true));
     assert!(failed(&v).is_empty(), "{v}");
 }
@@ -680,12 +672,21 @@ fn real_genoa_and_turin_version_5_reports_verify_under_their_roots() {
     for (e, root) in [(GENOA_V5, "ARK-Genoa"), (TURIN_V5, "ARK-Turin")] {
         let v = verify_real(&e, &own(&e));
         assert!(v.verified, "{}: {v}", e.name);
-        assert!(v.check(CheckId::Chain).unwrap().detail().contains(root), "{v}");
+        assert!(
+            v.check(CheckId::Chain).unwrap().detail().contains(root),
+            "{v}"
+        );
         assert_eq!(Report::parse(e.report).unwrap().version(), 5);
     }
     // Turin's TCB has an FMC SVN and its VCEK an 8-byte hwID.
     let v = verify_real(&TURIN_V5, &own(&TURIN_V5));
-    assert!(v.check(CheckId::VcekMatchesReport).unwrap().detail().contains("fmc=0"), "{v}");
+    assert!(
+        v.check(CheckId::VcekMatchesReport)
+            .unwrap()
+            .detail()
+            .contains("fmc=0"),
+        "{v}"
+    );
 }
 
 #[test]
@@ -696,20 +697,39 @@ fn real_vlek_evidence_verifies_only_where_vlek_is_accepted() {
     };
     let v = verify_real(&MILAN_VLEK, &base);
     assert_eq!(failed(&v), BTreeSet::from([CheckId::Signer]), "{v}");
-    assert_eq!(v.check(CheckId::Signature).unwrap().status(), Status::Skip, "{v}");
+    assert_eq!(
+        v.check(CheckId::Signature).unwrap().status(),
+        Status::Skip,
+        "{v}"
+    );
     let vlek = Expectations {
         accept_vlek: true,
         ..base
     };
     let v = verify_real(&MILAN_VLEK, &vlek);
     assert!(v.verified, "{v}");
-    assert!(v.check(CheckId::Chain).unwrap().detail().contains("ARK-Milan"), "{v}");
-    assert!(v.check(CheckId::VcekMatchesReport).unwrap().detail().starts_with("VLEK"), "{v}");
+    assert!(
+        v.check(CheckId::Chain)
+            .unwrap()
+            .detail()
+            .contains("ARK-Milan"),
+        "{v}"
+    );
+    assert!(
+        v.check(CheckId::VcekMatchesReport)
+            .unwrap()
+            .detail()
+            .starts_with("VLEK"),
+        "{v}"
+    );
     // Without its ASVK the VLEK does not chain, and the error says what to add.
     let alone = kettle_attest::CertChain::from_der_parts(None, None, MILAN_VLEK.key_der.to_vec());
     let v = verify_report(MILAN_VLEK.report, &alone, None, &vlek);
     assert!(failed(&v).contains(&CheckId::Chain), "{v}");
-    assert!(v.check(CheckId::Chain).unwrap().detail().contains("ASVK"), "{v}");
+    assert!(
+        v.check(CheckId::Chain).unwrap().detail().contains("ASVK"),
+        "{v}"
+    );
 }
 
 #[test]
@@ -721,17 +741,35 @@ fn a_real_report_that_allows_debugging_fails_only_the_debug_check() {
         ..own(&e)
     };
     let v = verify_real(&e, &low_floor);
-    assert_eq!(failed(&v), BTreeSet::from([CheckId::DebugDisallowed]), "{v}");
+    assert_eq!(
+        failed(&v),
+        BTreeSet::from([CheckId::DebugDisallowed]),
+        "{v}"
+    );
     let v = verify_real(&e, &own(&e));
-    assert_eq!(failed(&v), BTreeSet::from([CheckId::DebugDisallowed, CheckId::MinTcb]), "{v}");
+    assert_eq!(
+        failed(&v),
+        BTreeSet::from([CheckId::DebugDisallowed, CheckId::MinTcb]),
+        "{v}"
+    );
 }
 
 // --- revocation and validity --------------------------------------------
 
-fn serials(psp: &SimulatedPsp) -> (x509_cert::serial_number::SerialNumber, x509_cert::serial_number::SerialNumber) {
+fn serials(
+    psp: &SimulatedPsp,
+) -> (
+    x509_cert::serial_number::SerialNumber,
+    x509_cert::serial_number::SerialNumber,
+) {
     use x509_cert::der::Decode;
     let chain = chain_of(psp);
-    let cert = |der: &[u8]| x509_cert::Certificate::from_der(der).unwrap().tbs_certificate.serial_number;
+    let cert = |der: &[u8]| {
+        x509_cert::Certificate::from_der(der)
+            .unwrap()
+            .tbs_certificate
+            .serial_number
+    };
     (cert(chain.ask.as_ref().unwrap()), cert(&chain.vcek))
 }
 
@@ -753,17 +791,39 @@ fn a_crl_listing_the_vcek_or_the_ask_rejects_it() {
         verify_report(&report, &chain_of(&psp), Some(PROVENANCE), &e)
     };
     let v = run(Vec::new(), None);
-    assert_eq!(v.check(CheckId::Revocation).unwrap().status(), Status::Skip, "{v}");
-    assert!(v.check(CheckId::Revocation).unwrap().detail().contains("--crl"));
+    assert_eq!(
+        v.check(CheckId::Revocation).unwrap().status(),
+        Status::Skip,
+        "{v}"
+    );
+    assert!(v
+        .check(CheckId::Revocation)
+        .unwrap()
+        .detail()
+        .contains("--crl"));
 
     let clean = test_crl(&[], JAN_2026, DEC_2026).unwrap();
     let v = run(vec![clean.clone()], None);
-    assert_eq!(v.check(CheckId::Revocation).unwrap().status(), Status::Pass, "{v}");
+    assert_eq!(
+        v.check(CheckId::Revocation).unwrap().status(),
+        Status::Pass,
+        "{v}"
+    );
 
     for (which, serial) in [("VCEK", vcek), ("ASK", ask)] {
         let v = run(vec![test_crl(&[serial], JAN_2026, DEC_2026).unwrap()], None);
-        assert_eq!(failed(&v), BTreeSet::from([CheckId::Revocation]), "{which}: {v}");
-        assert!(v.check(CheckId::Revocation).unwrap().detail().contains(&format!("the {which}")), "{v}");
+        assert_eq!(
+            failed(&v),
+            BTreeSet::from([CheckId::Revocation]),
+            "{which}: {v}"
+        );
+        assert!(
+            v.check(CheckId::Revocation)
+                .unwrap()
+                .detail()
+                .contains(&format!("the {which}")),
+            "{v}"
+        );
     }
 
     // A CRL whose signature does not verify is not the ARK's.
@@ -775,7 +835,13 @@ fn a_crl_listing_the_vcek_or_the_ask_rejects_it() {
     // A CRL past its nextUpdate at the verifier's time is stale.
     let v = run(vec![clean], Some(DEC_2026 + 1));
     assert!(failed(&v).contains(&CheckId::Revocation), "{v}");
-    assert!(v.check(CheckId::Revocation).unwrap().detail().contains("expired"), "{v}");
+    assert!(
+        v.check(CheckId::Revocation)
+            .unwrap()
+            .detail()
+            .contains("expired"),
+        "{v}"
+    );
 }
 
 #[test]
@@ -794,5 +860,11 @@ fn validity_windows_are_checked_against_the_verifiers_time_only() {
     assert!(verify_real(&MILAN_VLEK, &vlek(Some(1_750_000_000))).verified);
     let v = verify_real(&MILAN_VLEK, &vlek(Some(DEC_2026)));
     assert_eq!(failed(&v), BTreeSet::from([CheckId::CertValidity]), "{v}");
-    assert!(v.check(CheckId::CertValidity).unwrap().detail().contains("VCEK expired"), "{v}");
+    assert!(
+        v.check(CheckId::CertValidity)
+            .unwrap()
+            .detail()
+            .contains("VCEK expired"),
+        "{v}"
+    );
 }

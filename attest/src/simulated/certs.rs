@@ -279,13 +279,17 @@ mod tests {
 
 /// A CRL of the simulated ARK revoking `serials` (for tests of revocation checking),
 /// valid from `this_update` to `next_update` (Unix seconds), DER.
-pub fn test_crl(serials: &[SerialNumber], this_update: u64, next_update: u64) -> Result<Vec<u8>, SimulatedError> {
+pub fn test_crl(
+    serials: &[SerialNumber],
+    this_update: u64,
+    next_update: u64,
+) -> Result<Vec<u8>, SimulatedError> {
     use x509_cert::crl::{CertificateList, RevokedCert, TbsCertList};
     use x509_cert::time::Time;
     let time = |t: u64| -> Result<Time, SimulatedError> {
-        Ok(Time::UtcTime(x509_cert::der::asn1::UtcTime::from_unix_duration(
-            std::time::Duration::from_secs(t),
-        )?))
+        Ok(Time::UtcTime(
+            x509_cert::der::asn1::UtcTime::from_unix_duration(std::time::Duration::from_secs(t))?,
+        ))
     };
     let revoked = serials
         .iter()

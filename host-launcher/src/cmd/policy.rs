@@ -20,9 +20,11 @@ pub enum PolicyCommand {
 
 /// Options of `kettle policy init`.
 #[derive(Args, Debug)]
-#[command(after_long_help = "The policy accepts the manifest's launch digest, Kettle's SEV-SNP builder and recipes, \
+#[command(
+    after_long_help = "The policy accepts the manifest's launch digest, Kettle's SEV-SNP builder and recipes, \
 VCEK-signed reports only, no debug / migration agent / CXL, VMPL 0 and Kettle's built-in TCB floor per \
-processor generation. Review it, tighten min_tcb from AMD's security bulletins, and publish it next to the image.")]
+processor generation. Review it, tighten min_tcb from AMD's security bulletins, and publish it next to the image."
+)]
 pub struct InitArgs {
     /// The image's published manifest.json.
     #[arg(long, value_name = "FILE")]
@@ -62,7 +64,8 @@ pub fn run(cmd: PolicyCommand) -> ExitCode {
 fn init(args: &InitArgs) -> Result<(), String> {
     let bytes = std::fs::read(&args.manifest)
         .map_err(|e| format!("cannot read {}: {e}", args.manifest.display()))?;
-    let manifest = ImageManifest::from_json(&bytes).map_err(|e| format!("{}: {e}", args.manifest.display()))?;
+    let manifest = ImageManifest::from_json(&bytes)
+        .map_err(|e| format!("{}: {e}", args.manifest.display()))?;
     let mut policy = Policy::for_image(&args.name, &manifest, &bytes);
     policy.source.repository = args.repo.clone();
     policy.source.refs = args.refs.clone();
@@ -88,6 +91,11 @@ fn init(args: &InitArgs) -> Result<(), String> {
             .create_new(true)
             .open(path)
             .and_then(|mut f| f.write_all(text.as_bytes()))
-            .map_err(|e| format!("{}: {e} (it is never overwritten: remove it or pass another --out)", path.display())),
+            .map_err(|e| {
+                format!(
+                    "{}: {e} (it is never overwritten: remove it or pass another --out)",
+                    path.display()
+                )
+            }),
     }
 }

@@ -241,7 +241,9 @@ pub fn verify(args: &VerifyArgs) -> Result<Verdict, VerifyCmdError> {
 
     let mut expect = expect;
     for path in &args.crls {
-        expect.crls.push(kettle_verify::bundle::read_regular("CRL", path, 4 << 20)?);
+        expect
+            .crls
+            .push(kettle_verify::bundle::read_regular("CRL", path, 4 << 20)?);
     }
     if args.fetch_crl {
         let cache = kettle::store::Store::default_root()
@@ -265,7 +267,9 @@ pub fn verify(args: &VerifyArgs) -> Result<Verdict, VerifyCmdError> {
 
 /// What the verifier requires: the policy's fields (or the strict defaults), each flag
 /// replacing one field (recorded, so the verdict can say which).
-fn expectations(args: &VerifyArgs) -> Result<(Expectations, Option<AppliedPolicy>), VerifyCmdError> {
+fn expectations(
+    args: &VerifyArgs,
+) -> Result<(Expectations, Option<AppliedPolicy>), VerifyCmdError> {
     // Only what the auditor names: never the manifest.json copy a build host left in the directory.
     let measurement = match (&args.measurement, &args.manifest) {
         (Some(hex), _) => Some((
@@ -387,7 +391,9 @@ fn source_pin(args: &VerifyArgs) -> Result<SourcePin, VerifyCmdError> {
         }
         (None, Some(dir)) => kettle::source::pin_from_clone(
             dir,
-            args.git_ref.as_deref().expect("clap: --source requires --ref"),
+            args.git_ref
+                .as_deref()
+                .expect("clap: --source requires --ref"),
             args.reachable,
         )?,
         (None, None) if args.any_source => SourcePin::Any,
