@@ -17,6 +17,12 @@ macro_rules! kettle_uris {
         pub const BUILD_TYPE_CARGO: &str = concat!($base, "/cargo-build/v1");
         /// `buildType` of the generic script recipe.
         pub const BUILD_TYPE_SCRIPT: &str = concat!($base, "/script/v1");
+        /// `buildType` of the guest image build (`make image`: pinned kernel and edk2
+        /// sources, kettle-init from Cargo.lock, CA roots; provenance.json of `kettle image`).
+        pub const BUILD_TYPE_IMAGE: &str = concat!($base, "/image-build/v1");
+        /// `builder.id` of `kettle image` on the platform team's own machine: not a TEE
+        /// builder (nothing attests it; the image is trusted because it rebuilds bit for bit).
+        pub const BUILDER_ID_IMAGE: &str = concat!($base, "/image-builder/v1");
     };
 }
 
@@ -26,6 +32,9 @@ kettle_uris!("https://kettle.confidential.ai");
 pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
 /// `predicateType` of SLSA build provenance v1 (covers SLSA 1.0 through 1.2).
 pub const PREDICATE_TYPE_SLSA: &str = "https://slsa.dev/provenance/v1";
+/// internalParameters extension naming who resolved the ref to the built commit:
+/// `host` (cached mode: repository and ref are the requester's claim) or `guest`.
+pub const REF_RESOLVED_BY: &str = "kettle_refResolvedBy";
 /// `name` of the resolvedDependencies entry that is the built source commit.
 pub const SOURCE_DEPENDENCY: &str = "source";
 

@@ -239,16 +239,31 @@ pub(crate) fn verify_build_parameters(
     checks: &mut CheckList,
 ) -> Option<String> {
     let ext = &statement.predicate.build_definition.external_parameters;
+    // In cached mode the untrusted host resolved the ref: repository and ref are the
+    // requester's claim, and only the commit (provenance.source) is witnessed.
+    let host_resolved = statement
+        .predicate
+        .build_definition
+        .internal_parameters
+        .get(ids::REF_RESOLVED_BY)
+        .and_then(|v| v.as_str())
+        == Some("host");
+    let as_claim = |outcome: Outcome| match outcome {
+        Outcome::Pass(d) if host_resolved => Outcome::Pass(format!(
+            "{d} (the requester's claim: the build host resolved the ref, the guest witnessed only the commit)"
+        )),
+        other => other,
+    };
     checks.push(
         CheckId::Repository,
-        parameter(
+        as_claim(parameter(
             "repository",
             ext.get("repository"),
             expect.repository.as_deref(),
             "--repo",
-        ),
+        )),
     );
-    checks.push(CheckId::Ref, check_ref(ext.get("ref"), expect));
+    checks.push(CheckId::Ref, as_claim(check_ref(ext.get("ref"), expect)));
     let commit = built_commit(statement);
     checks.push(CheckId::Source, check_source(&commit, &expect.source));
     let builder = &statement.predicate.run_details.builder.id;
@@ -614,5 +629,28 @@ mod tests {
             failed(&checks).contains(&"provenance.source".to_string()),
             "{checks:?}"
         );
+    }
+
+    #[test]
+    fn host_resolved_repository_and_ref_are_called_claims() {
+        let mut st = Statement::from_json(&statement(b"hello")).unwrap();
+        st.predicate
+            .build_definition
+            .internal_parameters
+            .insert(ids::REF_RESOLVED_BY.into(), "host".into());
+        let bytes = jcs::to_canonical_bytes(&st).unwrap();
+        let exp = ProvenanceExpectations {
+            repository: Some("https://example.com/r.git".into()),
+            git_ref: Some("refs/heads/main".into()),
+            ..pinned()
+        };
+        let checks = check_provenance(&bytes, None, &exp, &[], false);
+        for id in [CheckId::Repository, CheckId::Ref] {
+            let c = checks.iter().find(|c| c.id == id).unwrap();
+            assert_eq!(c.status(), Status::Pass);
+            assert!(c.detail().contains("requester's claim"), "{}", c.detail());
+        }
+        let src = checks.iter().find(|c| c.id == CheckId::Source).unwrap();
+        assert!(!src.detail().contains("claim"), "the commit is witnessed");
     }
 }

@@ -52,7 +52,7 @@ pub enum ProvenanceError {
 }
 
 /// internalParameters key: who resolved the ref to the commit ([`RefResolvedBy`]).
-pub const REF_RESOLVED_BY_KEY: &str = "kettle_refResolvedBy";
+pub const REF_RESOLVED_BY_KEY: &str = kettle_provenance::ids::REF_RESOLVED_BY;
 /// internalParameters key: where startedOn/finishedOn come from ([`CLOCK_PROVENANCE`]).
 pub const CLOCK_KEY: &str = "kettle_clock";
 /// internalParameters key: the TEE the build ran under (`sev-snp`, `simulated`, `none`).
