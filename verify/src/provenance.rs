@@ -382,10 +382,6 @@ fn parameter(
 mod tests {
     use super::*;
     use crate::check::{Check, Status};
-    use kettle_provenance::{
-        BuildDefinition, Builder, JsonObject, Provenance, ResourceDescriptor, RunDetails,
-    };
-    use serde_json::json;
 
     const COMMIT: &str = "abababababababababababababababababababab";
 
@@ -398,32 +394,14 @@ mod tests {
     }
 
     fn statement(artifact: &[u8]) -> Vec<u8> {
-        let mut ext = JsonObject::new();
-        ext.insert("repository".into(), json!("https://example.com/r.git"));
-        ext.insert("ref".into(), json!("refs/heads/main"));
-        let st = Statement::new(
-            vec![ResourceDescriptor::for_bytes("bin/hello", artifact)],
-            Provenance {
-                build_definition: BuildDefinition {
-                    build_type: ids::BUILD_TYPE_CARGO.into(),
-                    external_parameters: ext,
-                    resolved_dependencies: vec![ResourceDescriptor::from_uri(
-                        "git+https://example.com/r.git@refs/heads/main",
-                    )
-                    .with_name(ids::SOURCE_DEPENDENCY)
-                    .with_digest(DIGEST_GIT_COMMIT, COMMIT)],
-                    ..Default::default()
-                },
-                run_details: RunDetails {
-                    builder: Builder {
-                        id: ids::BUILDER_ID_SEV_SNP.into(),
-                        ..Default::default()
-                    },
-                    ..Default::default()
-                },
-            },
-        );
-        jcs::to_canonical_bytes(&st).unwrap()
+        kettle_testkit::evidence::StatementSpec {
+            subjects: vec![("bin/hello", artifact)],
+            repository: "https://example.com/r.git",
+            commit: Some(COMMIT),
+            build_type: ids::BUILD_TYPE_CARGO,
+            ..Default::default()
+        }
+        .bytes()
     }
 
     /// Steps 3 to 6 over one provenance, as `verify` runs them.
