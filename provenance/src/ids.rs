@@ -35,6 +35,9 @@ pub const PREDICATE_TYPE_SLSA: &str = "https://slsa.dev/provenance/v1";
 /// internalParameters extension naming who resolved the ref to the built commit:
 /// `host` (cached mode: repository and ref are the requester's claim) or `guest`.
 pub const REF_RESOLVED_BY: &str = "kettle_refResolvedBy";
+/// `name` of the builderDependencies entry that is the image the build ran in
+/// (digests: `sha256` of its manifest.json, `sha384` its SNP launch digest).
+pub const IMAGE_DEPENDENCY: &str = "kettle-image";
 /// `name` of the resolvedDependencies entry that is the built source commit.
 pub const SOURCE_DEPENDENCY: &str = "source";
 

@@ -90,6 +90,7 @@ pub fn test_request(commit: &str) -> BuildRequest {
             max_memory_bytes: None,
         },
         upstream: None,
+        image: None,
     }
 }
 

@@ -311,6 +311,19 @@ fn cases() -> Vec<Case> {
             Rejected("provenance.source"),
         ),
         (
+            "the provenance names another image",
+            Box::new(|d| {
+                reprovenance(d, |st| {
+                    st.predicate.run_details.builder.builder_dependencies.push(
+                        kettle_provenance::ResourceDescriptor::from_uri("kettle-image:manifest.json")
+                            .with_name(ids::IMAGE_DEPENDENCY)
+                            .with_digest("sha384", "77".repeat(48)),
+                    );
+                })
+            }),
+            Rejected("provenance.image"),
+        ),
+        (
             "no source commit",
             Box::new(|d| {
                 reprovenance(d, |st| {

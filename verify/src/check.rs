@@ -70,13 +70,15 @@ pub enum CheckId {
     Source,
     /// runDetails.builder.id.
     BuilderId,
+    /// The image the provenance names (builderDependencies) is the one the report measured.
+    Image,
     /// buildDefinition.buildType.
     BuildType,
 }
 
 impl CheckId {
     /// Every check, in order.
-    pub const ALL: [CheckId; 28] = [
+    pub const ALL: [CheckId; 29] = [
         CheckId::ReportFormat,
         CheckId::Chain,
         CheckId::Signer,
@@ -104,6 +106,7 @@ impl CheckId {
         CheckId::Ref,
         CheckId::Source,
         CheckId::BuilderId,
+        CheckId::Image,
         CheckId::BuildType,
     ];
 
@@ -137,6 +140,7 @@ impl CheckId {
             CheckId::Ref => "provenance.ref",
             CheckId::Source => "provenance.source",
             CheckId::BuilderId => "provenance.builder_id",
+            CheckId::Image => "provenance.image",
             CheckId::BuildType => "provenance.build_type",
         }
     }
@@ -159,7 +163,7 @@ impl CheckId {
             ReportData => 3,
             Canonical | Parse | StatementType | PredicateType | Valid => 4,
             Artifacts | Artifact | ArtifactsComplete => 5,
-            Repository | Ref | Source | BuilderId | BuildType => 6,
+            Repository | Ref | Source | BuilderId | Image | BuildType => 6,
         }
     }
 }

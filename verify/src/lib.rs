@@ -11,7 +11,7 @@
 //!         provenance.predicate_type  provenance.valid
 //! step 5  artifacts  artifact:<path>  artifacts.complete
 //! step 6  provenance.repository  provenance.ref  provenance.source  provenance.builder_id
-//!         provenance.build_type
+//!         provenance.image  provenance.build_type
 //! ```
 //!
 //! Every check runs that can; one that cannot is skipped naming the check it
@@ -70,9 +70,11 @@ pub fn verify(bundle: &Bundle, expect: &Expectations) -> Verdict {
                     &mut checks,
                 );
                 // Step 6: repository, ref, the built commit, builder and build type.
+                let measured = signed.report.as_ref().map(|r| r.measurement());
                 built_commit = provenance::verify_build_parameters(
                     &statement,
                     &expect.provenance,
+                    measured,
                     &mut checks,
                 );
             }

@@ -236,6 +236,7 @@ fn check_source(commit: &Result<String, Failure>, pin: &SourcePin) -> Outcome {
 pub(crate) fn verify_build_parameters(
     statement: &Statement,
     expect: &ProvenanceExpectations,
+    measured: Option<[u8; 48]>,
     checks: &mut CheckList,
 ) -> Option<String> {
     let ext = &statement.predicate.build_definition.external_parameters;
@@ -280,6 +281,7 @@ pub(crate) fn verify_build_parameters(
             .meaning(builder_meaning(builder)))
         },
     );
+    checks.push(CheckId::Image, check_image(statement, measured));
     let build_type = &statement.predicate.build_definition.build_type;
     checks.push_result(
         CheckId::BuildType,
@@ -321,6 +323,45 @@ fn check_ref(found: Option<&serde_json::Value>, expect: &ProvenanceExpectations)
             other.map_or("missing".to_string(), |v| v.to_string()),
             format!("one of {:?}", expect.refs),
         )),
+    }
+}
+
+/// The image the provenance says the build ran in, against the launch digest the report measured.
+fn check_image(statement: &Statement, measured: Option<[u8; 48]>) -> Outcome {
+    let images: Vec<_> = statement
+        .predicate
+        .run_details
+        .builder
+        .builder_dependencies
+        .iter()
+        .filter(|d| d.name.as_deref() == Some(ids::IMAGE_DEPENDENCY))
+        .collect();
+    let Some(measured) = measured else {
+        return Outcome::Skip(Skipped::DependsOn {
+            check: CheckId::ReportFormat,
+            message: "no measured launch digest to compare the named image with".into(),
+        });
+    };
+    let measured = hex::encode(measured);
+    match images.as_slice() {
+        [] => Outcome::Skip(Skipped::NoInput {
+            message: "the provenance does not name the image it ran in (builderDependencies kettle-image); the report's measurement identifies it".into(),
+        }),
+        [one] => match one.digest.get("sha384") {
+            Some(d) if *d == measured => Outcome::Pass(format!(
+                "the provenance names image manifest sha256 {}, whose launch digest is the measured one",
+                one.digest.get(DIGEST_SHA256).map_or("(none)", String::as_str)
+            )),
+            Some(d) => Outcome::Fail(
+                Failure::mismatch("builderDependencies kettle-image sha384", d.as_str(), measured.as_str())
+                    .meaning("the provenance names another image than the one the report measured"),
+            ),
+            None => Outcome::Fail(Failure::malformed("the kettle-image builderDependencies entry has no sha384 launch digest")),
+        },
+        many => Outcome::Fail(Failure::malformed(format!(
+            "the provenance names {} images it ran in",
+            many.len()
+        ))),
     }
 }
 
@@ -382,6 +423,7 @@ fn parameter(
 mod tests {
     use super::*;
     use crate::check::{Check, Status};
+    use kettle_provenance::ResourceDescriptor;
 
     const COMMIT: &str = "abababababababababababababababababababab";
 
@@ -416,7 +458,7 @@ mod tests {
         crate::binding::verify_binding(report_data.copied(), Some(bytes), None, &mut list);
         if let Some(st) = verify_statement(bytes, &mut list) {
             verify_subjects(&st, artifacts, complete_output, &mut list);
-            verify_build_parameters(&st, expect, &mut list);
+            verify_build_parameters(&st, expect, None, &mut list);
         }
         list.into_sorted()
     }
@@ -449,10 +491,36 @@ mod tests {
         let art = Artifact::from_bytes("bin/hello", Some("bin/hello".into()), b"hello");
         let checks = check_provenance(&bytes, Some(&rd), &exp, &[art], true);
         assert!(failed(&checks).is_empty(), "{checks:#?}");
+        // Only the image check needs a report's measurement, which these unit tests have not.
         assert!(
-            checks.iter().all(|c| c.status() == Status::Pass),
+            checks
+                .iter()
+                .all(|c| c.status() == Status::Pass || c.id == CheckId::Image),
             "{checks:#?}"
         );
+    }
+
+    #[test]
+    fn the_image_a_provenance_names_must_be_the_measured_one() {
+        let mut st = Statement::from_json(&statement(b"hello")).unwrap();
+        st.predicate.run_details.builder.builder_dependencies.push(
+            ResourceDescriptor::from_uri("kettle-image:manifest.json")
+                .with_name(ids::IMAGE_DEPENDENCY)
+                .with_digest("sha384", hex::encode([7u8; 48])),
+        );
+        let image = |measured: [u8; 48]| {
+            let mut list = CheckList::default();
+            verify_build_parameters(&st, &pinned(), Some(measured), &mut list);
+            let c = list.into_sorted().into_iter().find(|c| c.id == CheckId::Image).unwrap();
+            c.status()
+        };
+        assert_eq!(image([7; 48]), Status::Pass);
+        assert_eq!(image([8; 48]), Status::Fail);
+        let plain = Statement::from_json(&statement(b"hello")).unwrap();
+        let mut list = CheckList::default();
+        verify_build_parameters(&plain, &pinned(), Some([7; 48]), &mut list);
+        let c = list.into_sorted().into_iter().find(|c| c.id == CheckId::Image).unwrap();
+        assert_eq!(c.status(), Status::Skip, "an older provenance names no image");
     }
 
     #[test]

@@ -54,6 +54,20 @@ pub struct BuildRequest {
     /// Required in upstream mode: where to fetch from (untrusted hints).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream: Option<Upstream>,
+    /// The image the host says it booted (a claim: the report's measurement is what counts;
+    /// the guest records it in the provenance's builderDependencies, the verifier compares).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageRef>,
+}
+
+/// The image a build ran in, as the host names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageRef {
+    /// SHA-256 of the image's manifest.json.
+    pub manifest_sha256: kettle_provenance::Sha256Digest,
+    /// Its SNP launch digest, 96 lowercase hex digits.
+    pub launch_digest: String,
 }
 
 /// Where the guest gets its inputs.
@@ -208,6 +222,19 @@ impl BuildRequest {
                 ));
             }
         }
+        if let Some(image) = &self.image {
+            let hex96 = image.launch_digest.len() == 96
+                && image
+                    .launch_digest
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            if !hex96 {
+                return Err(field(
+                    "image.launch_digest",
+                    "must be 96 lowercase hex digits (an SNP launch digest)",
+                ));
+            }
+        }
         match (self.mode, &self.upstream) {
             (FetchMode::Upstream, None) => {
                 return Err(field(
@@ -354,6 +381,7 @@ pub(crate) fn sample() -> BuildRequest {
         invocation_id: "inv-1".into(),
         limits: Limits::default(),
         upstream: None,
+        image: None,
     }
 }
 

@@ -203,6 +203,21 @@ pub fn resolved_dependencies(
     Ok(deps)
 }
 
+/// The image the host says the build ran in, as a builderDependencies entry. A claim
+/// (the host wrote the request); the verifier holds its launch digest against the report's.
+fn image_dependency(req: &BuildRequest) -> Vec<ResourceDescriptor> {
+    req.image
+        .iter()
+        .map(|image| {
+            ResourceDescriptor::from_uri("kettle-image:manifest.json")
+                .with_name(ids::IMAGE_DEPENDENCY)
+                .with_digest(DIGEST_SHA256, image.manifest_sha256.to_hex())
+                .with_digest("sha384", image.launch_digest.clone())
+                .with_annotation("kettle_claimedBy", "host")
+        })
+        .collect()
+}
+
 /// Builds, validates and canonicalizes the Statement; refuses a clock before the build date.
 pub fn build(p: &ProvenanceInputs<'_>) -> Result<Vec<u8>, ProvenanceError> {
     let req = p.request;
@@ -266,7 +281,7 @@ pub fn build(p: &ProvenanceInputs<'_>) -> Result<Vec<u8>, ProvenanceError> {
                         "kettle-init".to_string(),
                         KETTLE_VERSION.to_string(),
                     )]),
-                    ..Default::default()
+                    builder_dependencies: image_dependency(req),
                 },
                 metadata: Some(BuildMetadata {
                     invocation_id: Some(req.invocation_id.clone()),

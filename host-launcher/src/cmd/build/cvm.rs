@@ -19,7 +19,7 @@ pub(super) fn build_vm(args: &BuildArgs) -> Result<ExitCode, BuildError> {
     let work = work_dir(&args.out)?;
     let src = resolve_source(args, work.path())?;
     check_interrupted()?;
-    let request = make_request(args, &src, tee)?;
+    let request = make_request(args, &src, tee, Some(&image))?;
     eprintln!(
         "building {} {} @ {} ({:?} mode, tee {})",
         src.repository,

@@ -12,7 +12,8 @@ pub(super) fn build_local(args: &BuildArgs) -> Result<ExitCode, BuildError> {
     let init = local_init(args, work.path())?;
     let src = resolve_source(args, work.path())?;
     // The request says "simulated" only because it must name a provider; local mode requests no report.
-    let request = make_request(args, &src, Tee::Simulated)?;
+    // Local mode names no image: it runs no VM, whatever binary it runs.
+    let request = make_request(args, &src, Tee::Simulated, None)?;
     let inputs_dir = work.path().join("inputs");
     if args.mode == ModeArg::Cached {
         let store = open_store(args)?;

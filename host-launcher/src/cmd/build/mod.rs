@@ -33,6 +33,7 @@ use kettle_wire::cache::CacheWriter;
 use kettle_wire::devices::SECTOR_BYTES;
 use kettle_wire::output::{self, CHAIN_FILE, ERROR_FILE, EVIDENCE_FILE, STATUS_FILE};
 use kettle_wire::request::{
+    ImageRef,
     write_request_disk, BuildRequest, FetchMode, Limits, Upstream, DEFAULT_CRATES_URL,
     REQUEST_SCHEMA,
 };
@@ -269,10 +270,21 @@ fn invocation_id() -> Result<String, BuildError> {
     Ok(hex::encode(bytes))
 }
 
+/// The image as the request names it (the guest records it; the verifier holds its
+/// launch digest against the report's measurement).
+fn image_ref(image: &Image) -> Result<ImageRef, BuildError> {
+    Ok(ImageRef {
+        manifest_sha256: kettle_provenance::Sha256Digest::of_file(&image.manifest_path)
+            .map_err(io_err(image.manifest_path.display().to_string()))?,
+        launch_digest: image.manifest.launch_digest.to_string(),
+    })
+}
+
 fn make_request(
     args: &BuildArgs,
     src: &ResolvedSource,
     tee: Tee,
+    image: Option<&Image>,
 ) -> Result<BuildRequest, BuildError> {
     let upstream = match args.mode {
         ModeArg::Cached => None,
@@ -301,6 +313,7 @@ fn make_request(
         invocation_id: invocation_id()?,
         limits: Limits::default(),
         upstream,
+        image: image.map(image_ref).transpose()?,
     };
     request
         .validate()
