@@ -41,6 +41,30 @@ enum ExtOutcome {
     NotSupported(Errno),
 }
 
+/// Sends one guest request (`OP`: SNP_GET_REPORT or SNP_GET_EXT_REPORT) with `req`;
+/// returns the response buffer, or the errno and the firmware's exitinfo2.
+///
+/// # Safety
+/// `Req` must be the request structure the kernel expects for `OP` (layouts are tested
+/// against the UAPI header), and any buffer it points to must outlive the call.
+unsafe fn guest_request<const OP: rustix::ioctl::Opcode, Req>(
+    file: &File,
+    req: &mut Req,
+) -> Result<Box<SnpReportResp>, (Errno, u64)> {
+    let mut resp = Box::new(SnpReportResp { data: [0; 4000] });
+    let mut io = SnpGuestRequestIoctl {
+        msg_version: MSG_VERSION,
+        req_data: req as *mut Req as u64,
+        resp_data: &mut *resp as *mut SnpReportResp as u64,
+        exitinfo2: 0,
+    };
+    // SAFETY: the caller guarantees `req` matches OP; `io` and `resp` live across the call.
+    match unsafe { ioctl(file, Updater::<OP, SnpGuestRequestIoctl>::new(&mut io)) } {
+        Ok(()) => Ok(resp),
+        Err(errno) => Err((errno, io.exitinfo2)),
+    }
+}
+
 impl SevGuestDevice {
     /// The provider on /dev/sev-guest.
     pub fn new() -> SevGuestDevice {
@@ -72,24 +96,10 @@ impl SevGuestDevice {
                 certs_address: certs.as_mut_ptr() as u64,
                 certs_len: certs.len() as u32,
             };
-            let mut resp = Box::new(SnpReportResp { data: [0; 4000] });
-            let mut io = SnpGuestRequestIoctl {
-                msg_version: MSG_VERSION,
-                req_data: &mut req as *mut SnpExtReportReq as u64,
-                resp_data: &mut *resp as *mut SnpReportResp as u64,
-                exitinfo2: 0,
-            };
-            // SAFETY: the opcode is SNP_GET_EXT_REPORT, whose argument is a
-            // snp_guest_request_ioctl (layout tested against the UAPI header); the
-            // request, response and certificate buffers it points to outlive the call.
-            let result = unsafe {
-                ioctl(
-                    file,
-                    Updater::<{ SNP_GET_EXT_REPORT }, SnpGuestRequestIoctl>::new(&mut io),
-                )
-            };
+            // SAFETY: a snp_ext_report_req for SNP_GET_EXT_REPORT; `certs` outlives the call.
+            let result = unsafe { guest_request::<{ SNP_GET_EXT_REPORT }, _>(file, &mut req) };
             match result {
-                Ok(()) => {
+                Ok(resp) => {
                     let report = parse_response(&resp.data)?;
                     return Ok(ExtOutcome::Done(Evidence {
                         report,
@@ -97,8 +107,8 @@ impl SevGuestDevice {
                         provider: Tee::SevSnp,
                     }));
                 }
-                Err(errno) => {
-                    let mut error = FirmwareError::from_exitinfo2(io.exitinfo2);
+                Err((errno, exitinfo2)) => {
+                    let mut error = FirmwareError::from_exitinfo2(exitinfo2);
                     error.errno = Some(errno.raw_os_error());
                     // The kernel wrote the needed size back into our request.
                     // SAFETY: plain read of our own struct after the kernel wrote it.
@@ -110,7 +120,7 @@ impl SevGuestDevice {
                             continue;
                         }
                     }
-                    if io.exitinfo2 == 0 {
+                    if exitinfo2 == 0 {
                         return Ok(ExtOutcome::NotSupported(errno));
                     }
                     return Err(RequestError::Firmware {
@@ -129,28 +139,17 @@ impl SevGuestDevice {
             vmpl: VMPL,
             rsvd: [0; 28],
         };
-        let mut resp = Box::new(SnpReportResp { data: [0; 4000] });
-        let mut io = SnpGuestRequestIoctl {
-            msg_version: MSG_VERSION,
-            req_data: &mut req as *mut SnpReportReq as u64,
-            resp_data: &mut *resp as *mut SnpReportResp as u64,
-            exitinfo2: 0,
-        };
-        // SAFETY: as above, for SNP_GET_REPORT with a snp_report_req / snp_report_resp.
-        let result = unsafe {
-            ioctl(
-                file,
-                Updater::<{ SNP_GET_REPORT }, SnpGuestRequestIoctl>::new(&mut io),
-            )
-        };
-        if let Err(errno) = result {
-            let mut error = FirmwareError::from_exitinfo2(io.exitinfo2);
-            error.errno = Some(errno.raw_os_error());
-            return Err(RequestError::Firmware {
-                what: "SNP_GET_REPORT",
-                error,
-            });
-        }
+        // SAFETY: a snp_report_req for SNP_GET_REPORT.
+        let resp = unsafe { guest_request::<{ SNP_GET_REPORT }, _>(file, &mut req) }.map_err(
+            |(errno, exitinfo2)| {
+                let mut error = FirmwareError::from_exitinfo2(exitinfo2);
+                error.errno = Some(errno.raw_os_error());
+                RequestError::Firmware {
+                    what: "SNP_GET_REPORT",
+                    error,
+                }
+            },
+        )?;
         Ok(Evidence {
             report: parse_response(&resp.data)?,
             cert_chain_pem: None,
