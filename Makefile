@@ -9,7 +9,7 @@ BUILD ?= $(CURDIR)/build
 KETTLE_VENV ?= /opt/kettle-venv
 export KETTLE_VENV BUILD
 
-.PHONY: setup test demo image kernel ovmf init bundles bench clean check-reproducible
+.PHONY: setup test demo image publish-image kernel ovmf init bundles bench clean check-reproducible fuzz
 
 setup:
 	bash scripts/setup.sh
@@ -22,8 +22,17 @@ test: setup image bundles
 demo: setup
 	bash scripts/demo.sh
 
+# Where a build's time goes, each figure a ratio against a peer or a limit measured in
+# the same run (README.md "Benchmarks"): prints a table, writes target/bench/*.json. The
+# VM part needs `make image` (and `make bundles` for the cargo sample); without it, it is skipped.
 bench: setup
 	bash scripts/bench.sh
+
+# Every cargo-fuzz target in fuzz/ for FUZZ_SECONDS each, one at a time; prints
+# runs, execs/s and findings, fails on any crash. Not part of `make test`.
+FUZZ_SECONDS ?= 60
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh
 
 clean:
 	rm -rf $(BUILD) out target
@@ -41,22 +50,61 @@ ovmf: setup
 init:
 	bash scripts/build-init.sh
 
+# build/image: bzImage, initramfs.cpio (kettle-init + Mozilla's CA roots from the
+# pinned webpki-root-certs crate), OVMF.fd, manifest.json (with the tools that
+# built kernel and firmware), launch-digests.json (EPYC-v4/Milan/Genoa x 1, 2, 4,
+# 8 vCPUs) and provenance.json (pins, kettle-init's crates, rustc, CA roots, the
+# commit, marked modified when the work tree has uncommitted changes).
+# kettle-init embeds SOURCE_DATE_EPOCH (its clock floor, init/src/clock.rs):
+# the committer time of the last commit outside image/published/, so that
+# committing a freshly published manifest does not change the image it describes.
+image: export SOURCE_DATE_EPOCH := $(shell git log -1 --format=%ct -- . ':(exclude)image/published' 2>/dev/null)
 image: kernel ovmf init
+	$(CARGO) tree --locked --offline -q -p kettle-init -e normal \
+		--target x86_64-unknown-linux-gnu --prefix none --format '{p}' >$(BUILD)/kettle-init.crates
+	commit=$$(git rev-parse -q --verify HEAD 2>/dev/null || true); \
+	modified=$$([ -n "$$commit" ] && [ -n "$$(git status --porcelain 2>/dev/null)" ] && echo --source-modified || true); \
 	$(CARGO) run --release --locked -q -p kettle -- image \
 		--init $(BUILD)/kettle-init --kernel $(BUILD)/bzImage \
 		--ovmf $(BUILD)/OVMF.fd --out $(BUILD)/image \
-		--meta "rustc=$$(rustc -V)" \
-		--meta "kernel-source=linux-source-6.12 $$(sed -n 's/^version=//p' kernel-config/source.pin)" \
-		--meta "ovmf-source=edk2 $$(sed -n 's/^version=//p' kernel-config/ovmf.pin)"
+		--kernel-pin kernel-config/source.pin --ovmf-pin kernel-config/ovmf.pin \
+		--lockfile Cargo.lock --init-crates $(BUILD)/kettle-init.crates \
+		--rustc-vv "$$($${RUSTC:-rustc} -vV)" \
+		$${commit:+--source-commit $$commit} $$modified
+
+# The published reference: image/published/manifest.json and launch-digests.json
+# from `make image`, then checked with `kettle measure --manifest`. Commit the
+# code first (kettle-init embeds the commit's time), then publish and commit
+# image/published/ alone; `make check-reproducible` rebuilds that commit from a
+# clean clone and compares with them. PUBLISH_DIRTY=1 publishes a modified tree
+# anyway (a draft: a clean rebuild of the eventual commit will not match it).
+PUBLISHED := image/published
+publish-image:
+	@if [ "$${PUBLISH_DIRTY:-0}" != 1 ] && [ -n "$$(git status --porcelain -- . ':(exclude)$(PUBLISHED)')" ]; then \
+		git status --short -- . ':(exclude)$(PUBLISHED)' | head -n 20 >&2; \
+		echo "publish-image: the work tree has uncommitted changes (above): commit them first, since kettle-init embeds the commit's time and a clean rebuild must match what is published (PUBLISH_DIRTY=1 to publish a draft anyway)" >&2; \
+		exit 2; \
+	fi
+	$(MAKE) image
+	mkdir -p $(PUBLISHED)
+	cp $(BUILD)/image/manifest.json $(BUILD)/image/launch-digests.json $(PUBLISHED)/
+	$(CARGO) run --release --locked -q -p kettle -- measure \
+		--manifest $(PUBLISHED)/manifest.json --image $(BUILD)/image
 
 # The pinned build root filesystem (Debian minbase + gcc, by debootstrap) and
 # the Rust toolchain, as deterministic tarballs; SHA-256s in build/toolchain.sha256.
+# With the tarballs already there it only rewrites the pins (build/bundles.json and
+# build/image/bundles.json, which `make image` drops when it rewrites build/image).
 bundles: setup
 	@if [ -f $(BUILD)/rootfs.tar.gz ] && [ -f $(BUILD)/toolchain.tar.gz ]; then \
 		echo "bundles: $(BUILD)/rootfs.tar.gz and toolchain.tar.gz exist (rm them to rebuild)"; \
+		bash scripts/toolchain-bundle.sh --pins-only; \
 	else bash scripts/toolchain-bundle.sh; fi
 
-# Builds the image twice from clean build dirs and compares every SHA-256
-# (`scripts/check-reproducible.sh --full` also rebuilds kernel and firmware).
+# Clones HEAD (uncommitted changes are not built) to a new path, builds the
+# image there from an empty kernel/firmware cache and cargo target dir
+# (~15-20 min) and compares every SHA-256 with image/published/. Not part of
+# `make test`. `REPRO_FLAGS=--cached` reuses the caches (development).
+REPRO_FLAGS ?=
 check-reproducible: setup
-	bash scripts/check-reproducible.sh
+	bash scripts/check-reproducible.sh $(REPRO_FLAGS)

@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Builds the guest kernel reproducibly: build/bzImage and build/kernel.config.
+# Builds the guest kernel reproducibly: build/bzImage, build/kernel.config and
+# build/bzImage.tools (one `name version` line per tool that built it: the
+# Debian version of the package owning the binary the build's PATH resolves
+# to; `kettle image` records it in the image manifest).
 #
 # Source: the Debian tarball pinned in kernel-config/source.pin (package
 # version and SHA-256 checked). Config: `make tinyconfig` + kernel-config/
@@ -8,7 +11,8 @@
 #
 # Cached under ${KETTLE_CACHE:-/var/cache/kettle}/kernel/<input hash>/; the
 # hash covers the pin, the fragment, this script and the compiler/linker
-# versions, so a rebuild with the same inputs is a copy.
+# versions, so a rebuild with the same inputs is a copy. bzImage.tools is kept
+# in the entry: a cache hit reports the tools that built the cached bzImage.
 #
 # Env: BUILD (output dir, default <repo>/build), KETTLE_CACHE,
 #      KEEP_KERNEL_SRC=1 to keep the build tree after a successful build.
@@ -59,6 +63,67 @@ check_pin() {
     fi
 }
 
+# pkg_version PKG: the installed version of PKG, or nothing.
+pkg_version() {
+    dpkg-query -W -f='${Status} ${Version}' "$1" 2>/dev/null | sed -n 's/^install ok installed //p'
+}
+
+# file_package FILE: the Debian package that installed FILE (a resolved path;
+# tried with and without the /usr prefix for bookworm's /bin and /sbin).
+file_package() {
+    local f=$1 alt p pkg
+    case $f in
+        /usr/*) alt=${f#/usr} ;;
+        *) alt=/usr$f ;;
+    esac
+    for p in "$f" "$alt"; do
+        pkg=$(dpkg-query -S "$p" 2>/dev/null | grep -v '^diversion ' | sed -n '1s/^\([^:]*\)\(:[^:]*\)\?: .*/\1/p')
+        [ -n "$pkg" ] && { printf '%s' "$pkg"; return 0; }
+    done
+    return 1
+}
+
+# tool_line NAME CMD-OR-PATH: "NAME VERSION", VERSION being the Debian version
+# of the package providing the binary CMD resolves to on the build's PATH
+# (NAME "-": that package's name, for a tool with alternatives such as awk); a
+# binary from no package is recorded as "NAME unpackaged PATH: <--version>"
+# (the record says so instead of guessing).
+tool_line() {
+    local name=$1 f pkg v
+    case $2 in
+        /*) f=$2 ;;
+        *) f=$(command -v "$2") || die "$2 is not installed (needed for the kernel build; run 'make setup')" ;;
+    esac
+    f=$(readlink -f "$f")
+    if pkg=$(file_package "$f") && v=$(pkg_version "$pkg") && [ -n "$v" ]; then
+        [ "$name" = - ] && name=$pkg
+        printf '%s %s\n' "$name" "$v"
+    else
+        v=
+        case $f in
+            *.so | *.so.*) ;;
+            *) [ -x "$f" ] && v=$("$f" --version 2>/dev/null | head -n1 || true) ;;
+        esac
+        [ "$name" = - ] && name=$2
+        printf '%s unpackaged %s%s\n' "$name" "$f" "${v:+: $v}"
+    fi
+}
+
+# tool_versions: the bzImage.tools lines, in a fixed order: what compiles,
+# links, generates and compresses the code that ends up in the bzImage.
+tool_versions() {
+    tool_line gcc gcc                     # gcc-12 (cpp, cc1)
+    tool_line binutils ld                 # binutils-x86-64-linux-gnu (as, ld, objcopy)
+    tool_line make make
+    tool_line flex flex                   # kconfig's lexer
+    tool_line bison bison                 # kconfig's parser
+    tool_line bc bc                       # kernel/time/timeconst.h
+    tool_line - awk                       # mawk or gawk: arch/x86's inat-tables.c
+    tool_line lz4 lz4                     # CONFIG_KERNEL_LZ4: the compressed payload
+    tool_line libelf /usr/lib/x86_64-linux-gnu/libelf.so.1 # libelf1: objtool
+    tool_line libc6-dev /usr/include/stdio.h               # the host programs (relocs, objtool)
+}
+
 # input_hash: SHA-256 over everything that determines the bzImage bytes.
 input_hash() {
     {
@@ -99,13 +164,16 @@ assert_config() {
     fi
 }
 
-# install_outputs DIR: copy bzImage and kernel.config from DIR into $BUILD.
+# install_outputs DIR: copy bzImage, kernel.config and bzImage.tools from DIR into $BUILD.
 install_outputs() {
+    local f
     mkdir -p "$BUILD"
-    cp "$1/bzImage" "$BUILD/.bzImage.tmp"
-    cp "$1/kernel.config" "$BUILD/.kernel.config.tmp"
-    mv -f "$BUILD/.bzImage.tmp" "$BUILD/bzImage"
-    mv -f "$BUILD/.kernel.config.tmp" "$BUILD/kernel.config"
+    for f in bzImage kernel.config bzImage.tools; do
+        cp "$1/$f" "$BUILD/.$f.tmp"
+    done
+    for f in bzImage kernel.config bzImage.tools; do
+        mv -f "$BUILD/.$f.tmp" "$BUILD/$f"
+    done
 }
 
 PKG=$(pin_value package)
@@ -118,6 +186,7 @@ check_pin
 HASH=$(input_hash)
 ENTRY=$CACHE/$HASH
 if [ -f "$ENTRY/bzImage" ] && [ -f "$ENTRY/kernel.config" ] && [ -f "$ENTRY/bzImage.sha256" ] \
+    && [ -s "$ENTRY/bzImage.tools" ] \
     && [ "$(sha256sum <"$ENTRY/bzImage" | cut -d' ' -f1)" = "$(cat "$ENTRY/bzImage.sha256")" ]; then
     log "cache hit $HASH"
     install_outputs "$ENTRY"
@@ -127,6 +196,7 @@ fi
 log "cache miss $HASH: building $PKG $VERSION with -j$(nproc)"
 
 mkdir -p "$CACHE" 2>/dev/null || die "cannot create cache dir $CACHE; set KETTLE_CACHE to a writable dir"
+TOOLS=$(tool_versions)
 SRC=$BUILD/kernel-src
 LOGFILE=$BUILD/kernel-build.log
 rm -rf "$SRC"
@@ -158,6 +228,7 @@ chmod 755 "$STAGE"
 cp "$SRC/arch/x86/boot/bzImage" "$STAGE/bzImage"
 cp "$SRC/.config" "$STAGE/kernel.config"
 sha256sum <"$STAGE/bzImage" | cut -d' ' -f1 >"$STAGE/bzImage.sha256"
+printf '%s\n' "$TOOLS" >"$STAGE/bzImage.tools"
 rm -rf "$ENTRY"
 mv -T "$STAGE" "$ENTRY"
 install_outputs "$ENTRY"

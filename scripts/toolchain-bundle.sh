@@ -7,10 +7,24 @@
 # same inputs give the same bytes. Their SHA-256s go to build/toolchain.sha256 (sha256sum
 # format) and the rootfs package list to build/rootfs.packages.
 #
-# Usage: scripts/toolchain-bundle.sh [--rootfs-only | --toolchain-only]
+# Each bundle carries a manifest of what is in it (`kettle bundle manifest`), beside it and
+# inside it, byte for byte the same file:
+#   build/rootfs.tar.gz.manifest.json     = /usr/share/kettle/bundle.json in the rootfs: every
+#                                           Debian package as pkg:deb/debian/<name>@<version>?arch=<arch>
+#   build/toolchain.tar.gz.manifest.json  = /share/kettle/bundle.json in the toolchain: rustc -vV,
+#                                           cargo -V, the components
+# and the pins of both (`kettle bundle pins`: file, URL, sha256, the manifest's sha256) go to
+# build/bundles.json and, when the image exists, build/image/bundles.json, where `kettle init`
+# reads them. The URL is https://kettle-bundle.invalid/<file> unless BUNDLE_URL_BASE says where
+# the bundles are published: `.invalid` never resolves, so the bundles are delivered with the
+# build (kettle build finds them beside the image, or takes them with --input FILE).
+#
+# Usage: scripts/toolchain-bundle.sh [--rootfs-only | --toolchain-only | --pins-only]
 # Env:   BUILD (default build/), SUITE (bookworm), MIRROR (http://deb.debian.org/debian),
-#        SOURCE_DATE_EPOCH (default 0: the mtime of every entry).
-# Needs root for debootstrap. Then: kettle build SRC --input build/rootfs.tar.gz --input build/toolchain.tar.gz
+#        SOURCE_DATE_EPOCH (default 0: the mtime of every entry), BUNDLE_URL_BASE,
+#        KETTLE (the kettle binary; default: cargo run --release -p kettle).
+# Needs root for debootstrap. Then: kettle init DIR && kettle build DIR (the bundles are found
+# beside build/image), or kettle build SRC --input build/rootfs.tar.gz --input build/toolchain.tar.gz
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,13 +32,21 @@ BUILD=${BUILD:-build}
 SUITE=${SUITE:-bookworm}
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
 EPOCH=${SOURCE_DATE_EPOCH:-0}
+URL_BASE=${BUNDLE_URL_BASE:-https://kettle-bundle.invalid/}
 want_rootfs=1 want_toolchain=1
 case "${1:-}" in
   --rootfs-only) want_toolchain=0 ;;
   --toolchain-only) want_rootfs=0 ;;
+  --pins-only) want_rootfs=0 want_toolchain=0 ;;
   "") ;;
-  *) echo "usage: $0 [--rootfs-only | --toolchain-only]" >&2; exit 2 ;;
+  *) echo "usage: $0 [--rootfs-only | --toolchain-only | --pins-only]" >&2; exit 2 ;;
 esac
+
+# The manifests and pins are written by kettle itself, so the PURL encoding and the file
+# formats are the ones the CLI reads (host-launcher/src/bundles.rs).
+kettle() {
+  if [ -n "${KETTLE:-}" ]; then "$KETTLE" "$@"; else cargo run --release --locked -q -p kettle -- "$@"; fi
+}
 
 mkdir -p "$BUILD"
 BUILD=$(cd "$BUILD" && pwd)
@@ -75,12 +97,18 @@ if [ "$want_rootfs" = 1 ]; then
   debootstrap --variant=minbase --include=gcc,libc6-dev "$SUITE" "$root" "$MIRROR" > "$work/debootstrap.log" 2>&1 \
     || { tail -20 "$work/debootstrap.log" >&2; exit 1; }
   chroot "$root" dpkg-query -W -f '${Package} ${Version} ${Architecture}\n' | LC_ALL=C sort > "$BUILD/rootfs.packages"
+  chroot "$root" dpkg-query -W -f '${Package}\t${Version}\t${Architecture}\n' > "$work/packages.tsv"
+  kettle bundle manifest rootfs --packages "$work/packages.tsv" --suite "$SUITE" \
+    --out "$BUILD/rootfs.tar.gz.manifest.json"
   # Drop what varies between runs or has no place in a build root: caches, logs,
   # device nodes (the guest refuses them), machine identity.
   rm -rf "$root"/var/cache/apt/* "$root"/var/lib/apt/lists/* "$root"/var/log/* \
     "$root"/var/cache/ldconfig/aux-cache "$root"/dev/* "$root"/proc/* "$root"/sys/* \
     "$root"/run/* "$root"/tmp/* "$root"/var/tmp/* "$root"/debootstrap
   : > "$root/etc/machine-id"
+  # The manifest travels inside the bundle too: a build that uses the rootfs can read
+  # what it is from the verified tarball itself, not from a file the host hands over.
+  install -D -m 0644 "$BUILD/rootfs.tar.gz.manifest.json" "$root/usr/share/kettle/bundle.json"
   relativize_symlinks "$root"
   find "$root" -name '*.pyc' -delete
   det_tar "$root" "$BUILD/rootfs.tar.gz"
@@ -99,7 +127,23 @@ if [ "$want_toolchain" = 1 ]; then
   cp -a "$sysroot/lib/rustlib/$host" "$tc/lib/rustlib/"
   rustc --version > "$tc/VERSION"
   cargo --version >> "$tc/VERSION"
+  kettle bundle manifest toolchain --root "$tc" --out "$BUILD/toolchain.tar.gz.manifest.json"
+  install -D -m 0644 "$BUILD/toolchain.tar.gz.manifest.json" "$tc/share/kettle/bundle.json"
   det_tar "$tc" "$BUILD/toolchain.tar.gz"
   record toolchain.tar.gz "$BUILD/toolchain.tar.gz"
 fi
-echo "pins recorded in $BUILD/toolchain.sha256"
+[ "$want_rootfs$want_toolchain" = "00" ] || echo "pins recorded in $BUILD/toolchain.sha256"
+
+if [ -f "$BUILD/rootfs.tar.gz" ] && [ -f "$BUILD/toolchain.tar.gz" ]; then
+  kettle bundle pins --toolchain "$BUILD/toolchain.tar.gz" --rootfs "$BUILD/rootfs.tar.gz" \
+    --url-base "$URL_BASE" --out "$BUILD/bundles.json"
+  # The image directory carries the pins of the bundles that go with it (kettle init reads them).
+  if [ -d "$BUILD/image" ]; then
+    cp "$BUILD/bundles.json" "$BUILD/image/bundles.json.tmp"
+    mv "$BUILD/image/bundles.json.tmp" "$BUILD/image/bundles.json"
+    echo "pins for kettle init: $BUILD/image/bundles.json"
+  fi
+else
+  echo "no pins written: $BUILD/rootfs.tar.gz and $BUILD/toolchain.tar.gz are both needed" >&2
+  [ "$want_rootfs$want_toolchain" != "00" ] || exit 1
+fi

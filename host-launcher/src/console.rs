@@ -5,6 +5,8 @@
 //! verification.
 
 use std::io::{self, BufRead, Write};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use kettle_verify::render::escape;
@@ -14,17 +16,68 @@ use kettle_wire::Step;
 /// Longest console line kept whole; the guest is untrusted and one endless line must not exhaust memory.
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
 
+/// How often, at most, a hidden display says it is still alive (CI logs: silence looks like a hang).
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(30);
+
+/// Longest excerpt of a console line shown in the bar or a heartbeat.
+const EXCERPT_CHARS: usize = 100;
+
 /// Shows the guest's progress: one bar over the steps, with the current step's name.
+/// Without a terminal the bar is hidden and every step becomes a plain line with its
+/// host-measured duration, plus a heartbeat line when nothing was said for a while.
+/// Clones share one display (the console thread feeds it, the VM loop ticks it).
+#[derive(Clone)]
 pub struct Progress {
     bar: ProgressBar,
     /// Without a terminal the bar is hidden and step lines go to stderr as plain lines.
     visible: bool,
+    state: Arc<Mutex<State>>,
+}
+
+struct State {
     failed: Option<(Step, String)>,
+    /// The step the guest is in (the one after the last that reported ok).
+    current: Step,
+    /// When the current step started (host clock).
+    step_started: Instant,
+    /// When the display started (the VM's start).
+    started: Instant,
+    /// The last console line (escaped, shortened) for heartbeats.
+    last_line: Option<String>,
+    /// When a line was last written to stderr.
+    last_said: Instant,
+    heartbeat: Duration,
+}
+
+/// Whether stderr may carry a progress bar and colors: a terminal, and neither
+/// `NO_COLOR` (any value, <https://no-color.org>) nor `TERM=dumb`.
+pub fn stderr_is_fancy() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
+}
+
+/// `1h02m03s`, `4m05s`, `6.2s`.
+pub fn human_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    if secs >= 3600 {
+        format!("{}h{:02}m{:02}s", secs / 3600, secs / 60 % 60, secs % 60)
+    } else if secs >= 60 {
+        format!("{}m{:02}s", secs / 60, secs % 60)
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
 }
 
 impl Progress {
     /// A progress bar over the guest's steps; hidden when `visible` is false (e.g. not a terminal).
     pub fn new(visible: bool) -> Progress {
+        Progress::with_heartbeat(visible, DEFAULT_HEARTBEAT)
+    }
+
+    /// Like [`Progress::new`], with the hidden display's heartbeat every `heartbeat`.
+    pub fn with_heartbeat(visible: bool, heartbeat: Duration) -> Progress {
         let bar = if visible {
             ProgressBar::new(Step::ALL.len() as u64)
         } else {
@@ -36,39 +89,100 @@ impl Progress {
             )
             .expect("valid template"),
         );
-        bar.enable_steady_tick(std::time::Duration::from_millis(200));
+        if visible {
+            bar.enable_steady_tick(std::time::Duration::from_millis(200));
+        }
         bar.set_message(format!("{}: booting the CVM", Step::Boot));
+        let now = Instant::now();
         Progress {
             bar,
             visible,
-            failed: None,
+            state: Arc::new(Mutex::new(State {
+                failed: None,
+                current: Step::Boot,
+                step_started: now,
+                started: now,
+                last_line: None,
+                last_said: now,
+                heartbeat,
+            })),
         }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic elsewhere leaves the display's data usable.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Feeds one console line.
     pub fn line(&mut self, line: &str) {
-        match parse_line(line) {
+        let event = parse_line(line);
+        let mut st = self.state();
+        match event {
             ConsoleEvent::StepOk { step, summary } => {
                 let done = step.index() + 1;
                 self.bar.set_position(done as u64);
-                self.say(format!("  [{step}] ok: {}", escape(&summary)));
+                let took = human_duration(st.step_started.elapsed());
+                self.say(
+                    &mut st,
+                    format!("  [{step}] ok in {took}: {}", escape(&summary)),
+                );
+                st.step_started = Instant::now();
                 if let Some(next) = Step::ALL.get(done) {
+                    st.current = *next;
                     self.bar.set_message(next.to_string());
                 }
             }
             ConsoleEvent::StepFailed { step, message } => {
-                self.say(format!("  [{step}] FAILED: {}", escape(&message)));
-                self.failed = Some((step, message));
+                let took = human_duration(st.step_started.elapsed());
+                self.say(
+                    &mut st,
+                    format!("  [{step}] FAILED after {took}: {}", escape(&message)),
+                );
+                st.failed = Some((step, message));
             }
             ConsoleEvent::BuildOutput(text) => {
-                let short: String = escape(&text).chars().take(60).collect();
-                self.bar.set_message(format!("build: {short}"));
+                let short: String = escape(text.trim()).chars().take(EXCERPT_CHARS).collect();
+                self.bar.set_message(format!(
+                    "build: {}",
+                    short.chars().take(60).collect::<String>()
+                ));
+                st.last_line = Some(short);
             }
-            ConsoleEvent::Succeeded(_) | ConsoleEvent::Other => {}
+            ConsoleEvent::Succeeded(_) | ConsoleEvent::Other => {
+                let text = line.trim();
+                if !text.is_empty() {
+                    st.last_line = Some(escape(text).chars().take(EXCERPT_CHARS).collect());
+                }
+            }
         }
     }
 
-    fn say(&self, line: String) {
+    /// Says the guest is still alive when the display is hidden and nothing was said for a
+    /// heartbeat: the step, the time in it and overall, and the last console line. Call it
+    /// often; it prints at most once per heartbeat.
+    pub fn tick(&self) {
+        if self.visible {
+            return;
+        }
+        let mut st = self.state();
+        if st.last_said.elapsed() < st.heartbeat {
+            return;
+        }
+        let mut line = format!(
+            "  ... still in [{}] after {} ({} in all)",
+            st.current,
+            human_duration(st.step_started.elapsed()),
+            human_duration(st.started.elapsed())
+        );
+        if let Some(last) = &st.last_line {
+            line.push_str(&format!("; last console line: {last}"));
+        }
+        self.say(&mut st, line);
+    }
+
+    fn say(&self, st: &mut State, line: String) {
+        st.last_said = Instant::now();
         if self.visible {
             self.bar.println(line);
         } else {
@@ -77,8 +191,8 @@ impl Progress {
     }
 
     /// The step the guest reported as failed, if any.
-    pub fn failure(&self) -> Option<&(Step, String)> {
-        self.failed.as_ref()
+    pub fn failure(&self) -> Option<(Step, String)> {
+        self.state().failed.clone()
     }
 
     /// Removes the bar.
@@ -100,6 +214,8 @@ pub fn pump(
         if read_line_bounded(&mut reader, &mut buf, &mut log)? == 0 {
             break;
         }
+        // build.log is written as it goes: `tail -f` and a killed run both see every line.
+        log.flush()?;
         let text = String::from_utf8_lossy(&buf);
         let line = text.trim_end_matches(['\n', '\r']);
         log::debug!("guest: {line}");
@@ -147,7 +263,7 @@ mod tests {
         let mut p = Progress::new(false);
         pump(&console[..], &mut log, &mut p).unwrap();
         assert_eq!(log, console);
-        assert_eq!(p.failure(), Some(&(Step::Fetch, "no disk".to_string())));
+        assert_eq!(p.failure(), Some((Step::Fetch, "no disk".to_string())));
         assert_eq!(p.bar.position(), 1);
     }
 

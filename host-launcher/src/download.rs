@@ -5,7 +5,7 @@
 
 use std::fs::File;
 use std::io::{BufReader, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -92,9 +92,15 @@ impl Default for RetryPolicy {
     }
 }
 
-/// Downloads files with retries and progress bars.
+/// Idle connections kept per host: one per parallel download
+/// ([`crate::inputs::DEFAULT_FETCH_JOBS`]) and some, so a parallel fetch reuses its TLS sessions.
+const IDLE_CONNECTIONS_PER_HOST: usize = 16;
+
+/// Downloads files with retries and progress bars. Shareable between threads
+/// (`&Downloader` is `Sync`): one agent, one connection pool, one progress display.
 pub struct Downloader {
     agent: OnceLock<Result<ureq::Agent, (String, String)>>,
+    roots: PathBuf,
     retry: RetryPolicy,
     bars: MultiProgress,
 }
@@ -103,18 +109,22 @@ impl Downloader {
     /// A downloader using the system roots and `retry`; progress goes to stderr when it is a terminal.
     /// The roots are loaded at the first download (a missing bundle fails that download).
     pub fn new(retry: RetryPolicy) -> Downloader {
+        Downloader::with_ca_bundle(retry, Path::new(SYSTEM_CA_BUNDLE))
+    }
+
+    /// Like [`Downloader::new`], trusting only the PEM roots in `roots` (a mirror's own
+    /// CA, a test server's).
+    pub fn with_ca_bundle(retry: RetryPolicy, roots: &Path) -> Downloader {
         Downloader {
             agent: OnceLock::new(),
+            roots: roots.to_path_buf(),
             retry,
             bars: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
         }
     }
 
     fn agent(&self) -> Result<&ureq::Agent, DownloadError> {
-        match self
-            .agent
-            .get_or_init(|| build_agent(Path::new(SYSTEM_CA_BUNDLE)))
-        {
+        match self.agent.get_or_init(|| build_agent(&self.roots)) {
             Ok(a) => Ok(a),
             Err((path, reason)) => Err(DownloadError::CaRoots {
                 path: path.clone(),
@@ -262,6 +272,8 @@ fn build_agent(roots_pem: &Path) -> Result<ureq::Agent, (String, String)> {
         .user_agent(concat!("kettle/", env!("CARGO_PKG_VERSION")))
         .http_status_as_error(false)
         .max_redirects(5)
+        .max_idle_connections(2 * IDLE_CONNECTIONS_PER_HOST)
+        .max_idle_connections_per_host(IDLE_CONNECTIONS_PER_HOST)
         .build();
     Ok(config.into())
 }

@@ -8,11 +8,19 @@
 //! The host checks every pin it can (crate checksums, bundle SHA-256s) so a
 //! bad input fails here rather than after a VM boot; the guest checks them
 //! all again, because nothing the host does is trusted.
+//!
+//! Missing inputs are downloaded [`DEFAULT_FETCH_JOBS`] at a time ([`fetch_all`]):
+//! a lockfile of hundreds of small crates is bound by round trips and the store's
+//! fsync per blob, not by bandwidth. The result (store contents, [`ResolvedInputs`],
+//! the first error in pin order) is the same as fetching one after another.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use kettle_wire::cache::CacheWriter;
-use kettle_wire::inputs::{required_inputs, BuildTools};
+use kettle_wire::inputs::{required_inputs, BuildTools, InputKind};
 use kettle_wire::lockfile;
 use kettle_wire::recipe::{BuildType, Recipe, RECIPE_FILE};
 use kettle_wire::request::DEFAULT_CRATES_URL;
@@ -50,6 +58,36 @@ pub enum InputError {
         /// What is wrong.
         message: String,
     },
+    /// A cargo-build/v1 output the build cannot produce (caught before any VM boots).
+    #[error("{RECIPE_FILE} of commit {commit}: output {output:?}: {reason}; fix [build] outputs and commit kettle.toml")]
+    BadOutput {
+        /// The commit.
+        commit: String,
+        /// The output as written.
+        output: String,
+        /// Why it cannot be produced.
+        reason: String,
+    },
+    /// A pin that no given file matches, while a file that looks like the pinned one was given.
+    #[error("{RECIPE_FILE} pins {what} sha256 {pinned}, but {}: if that is the {what} to build with, update the pin in {RECIPE_FILE} (`kettle init --force` rewrites the pins from the image's bundles.json) and commit it", describe_candidates(candidates))]
+    WrongPin {
+        /// Which input.
+        what: String,
+        /// The pinned digest.
+        pinned: Sha256Digest,
+        /// Files that were given or found, and their digests.
+        candidates: Vec<(PathBuf, Sha256Digest)>,
+    },
+    /// A pinned bundle whose URL is a marker and that no given or found file matches.
+    #[error("{what} sha256 {pinned}: its URL {url} is a marker that is never downloaded (.invalid never resolves), and neither --input nor the image's directory has a file with that digest: pass the bundle with --input FILE")]
+    NotDelivered {
+        /// Which input.
+        what: String,
+        /// Its URL.
+        url: String,
+        /// The pinned digest.
+        pinned: Sha256Digest,
+    },
     /// A pinned input could not be had.
     #[error("{what}: {source}")]
     Fetch {
@@ -73,6 +111,23 @@ pub enum InputError {
     },
 }
 
+fn describe_candidates(c: &[(PathBuf, Sha256Digest)]) -> String {
+    c.iter()
+        .map(|(p, d)| format!("{} has sha256 {d}", p.display()))
+        .collect::<Vec<_>>()
+        .join(", and ")
+}
+
+/// Files the host can use for pinned inputs besides its store: what `--input` gave and
+/// the directories a bundle may sit in (beside the image: [`crate::bundles::search_dirs`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Delivered {
+    /// `--input` files and their digests (already in the store).
+    pub given: Vec<(PathBuf, Sha256Digest)>,
+    /// Directories to look for a bundle in, by its URL's file name.
+    pub bundle_dirs: Vec<PathBuf>,
+}
+
 /// Everything cached mode hands the guest.
 #[derive(Debug, Clone)]
 pub struct ResolvedInputs {
@@ -86,12 +141,75 @@ pub struct ResolvedInputs {
     pub build_type: BuildType,
 }
 
-/// Resolves every input of `source` into `store`, downloading what is missing.
+/// Downloads at once by default: enough to hide a mirror's round trips and the
+/// store's fsync per blob, few enough to be polite to a registry.
+pub const DEFAULT_FETCH_JOBS: usize = 8;
+
+/// How [`resolve_with`] gets what the store lacks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolveOptions {
+    /// Base URL of the crates.io-style download mirror
+    /// (`<base>/<name>/<name>-<version>.crate`).
+    pub crates_url: String,
+    /// Downloads at once (1: one after another).
+    pub jobs: usize,
+}
+
+impl Default for ResolveOptions {
+    fn default() -> Self {
+        ResolveOptions {
+            crates_url: DEFAULT_CRATES_URL.to_string(),
+            jobs: DEFAULT_FETCH_JOBS,
+        }
+    }
+}
+
+/// Resolves every input of `source` into `store`: from the store, a file `delivered`
+/// (an --input, a bundle beside the image), or a download (crates from crates.io,
+/// [`DEFAULT_FETCH_JOBS`] at a time).
 pub fn resolve(
     source: &ResolvedSource,
     store: &Store,
     downloader: &Downloader,
     work: &Path,
+    delivered: &Delivered,
+) -> Result<ResolvedInputs, InputError> {
+    resolve_delivering(
+        source,
+        store,
+        downloader,
+        work,
+        &ResolveOptions::default(),
+        delivered,
+    )
+}
+
+/// [`resolve`] with the crates mirror and download concurrency of `options`, nothing delivered.
+pub fn resolve_with(
+    source: &ResolvedSource,
+    store: &Store,
+    downloader: &Downloader,
+    work: &Path,
+    options: &ResolveOptions,
+) -> Result<ResolvedInputs, InputError> {
+    resolve_delivering(
+        source,
+        store,
+        downloader,
+        work,
+        options,
+        &Delivered::default(),
+    )
+}
+
+/// [`resolve_with`], with the files in `delivered` used before any download.
+pub fn resolve_delivering(
+    source: &ResolvedSource,
+    store: &Store,
+    downloader: &Downloader,
+    work: &Path,
+    options: &ResolveOptions,
+    delivered: &Delivered,
 ) -> Result<ResolvedInputs, InputError> {
     let commit = source.commit.as_str();
     let commit_object = source.commit_object()?;
@@ -114,6 +232,9 @@ pub fn resolve(
         commit: commit.into(),
         message: e.to_string(),
     })?;
+    if recipe.build_type == BuildType::CargoBuild {
+        check_outputs(source, &recipe)?;
+    }
     let crates = if recipe.build_type.uses_lockfile() {
         let lock = source.read_file("Cargo.lock")?.ok_or_else(|| InputError::BadLockfile {
             commit: commit.into(),
@@ -132,10 +253,8 @@ pub fn resolve(
     } else {
         Vec::new()
     };
-    let blobs = required_inputs(&recipe, &crates, DEFAULT_CRATES_URL, BuildTools::Pinned);
-    for pin in &blobs {
-        fetch(store, downloader, &pin.label(), &pin.url, &pin.sha256)?;
-    }
+    let blobs = required_inputs(&recipe, &crates, &options.crates_url, BuildTools::Pinned);
+    fetch_all_delivered(store, downloader, &blobs, options.jobs, delivered)?;
     Ok(ResolvedInputs {
         commit_object,
         archive,
@@ -144,18 +263,144 @@ pub fn resolve(
     })
 }
 
-/// Makes sure `digest` is in the store: already there (re-verified), or downloaded from `url`.
+/// Makes sure every pin's bytes are in the store, `jobs` downloads at a time (at
+/// least 1; pins naming the same digest are fetched once). On failure the error is
+/// the one fetching the pins in order would have stopped at: workers take pins in
+/// order and stop taking new ones past a failed pin, so every pin before the first
+/// failure is tried, and that failure is reported. (Pins after it may have been
+/// stored meanwhile: the store only ever holds verified blobs.)
+pub fn fetch_all(
+    store: &Store,
+    downloader: &Downloader,
+    pins: &[InputPin],
+    jobs: usize,
+) -> Result<(), InputError> {
+    fetch_all_delivered(store, downloader, pins, jobs, &Delivered::default())
+}
+
+/// [`fetch_all`], with the files in `delivered` used before any download.
+pub fn fetch_all_delivered(
+    store: &Store,
+    downloader: &Downloader,
+    pins: &[InputPin],
+    jobs: usize,
+    delivered: &Delivered,
+) -> Result<(), InputError> {
+    let mut seen = BTreeSet::new();
+    let todo: Vec<&InputPin> = pins.iter().filter(|p| seen.insert(p.sha256)).collect();
+    let jobs = jobs.clamp(1, todo.len().max(1));
+    let get = |pin: &InputPin| fetch(store, downloader, pin, delivered);
+    if jobs == 1 {
+        return todo.into_iter().try_for_each(get);
+    }
+    let next = AtomicUsize::new(0);
+    let first_failed = AtomicUsize::new(usize::MAX);
+    let errors = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= todo.len() || i > first_failed.load(Ordering::SeqCst) {
+                    return;
+                }
+                if let Err(e) = get(todo[i]) {
+                    first_failed.fetch_min(i, Ordering::SeqCst);
+                    errors.lock().expect("no panic holds the lock").push((i, e));
+                }
+            });
+        }
+    });
+    let errors = errors.into_inner().expect("no panic holds the lock");
+    match errors.into_iter().min_by_key(|(i, _)| *i) {
+        Some((_, e)) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Refuses cargo-build/v1 outputs that `cargo build --release` cannot make, as far as the
+/// commit's Cargo.toml files tell (see [`crate::project::check_cargo_output`]).
+fn check_outputs(source: &ResolvedSource, recipe: &Recipe) -> Result<(), InputError> {
+    let bins = crate::project::bins_from_manifests(source)
+        .ok()
+        .map(|b| b.0);
+    for output in &recipe.outputs {
+        crate::project::check_cargo_output(output, bins.as_deref()).map_err(|reason| {
+            InputError::BadOutput {
+                commit: source.commit.clone(),
+                output: output.clone(),
+                reason,
+            }
+        })?;
+    }
+    Ok(())
+}
+
+/// The last path segment of a URL (`rootfs.tar.gz`), if any.
+fn url_file_name(url: &str) -> Option<&str> {
+    let path = url.split_once("://").map_or(url, |(_, r)| r);
+    let (_, path) = path.split_once('/')?;
+    path.rsplit('/')
+        .next()
+        .filter(|n| !n.is_empty() && *n != "." && *n != "..")
+}
+
+/// Makes sure `pin` is in the store: already there (re-verified), a delivered file
+/// with its digest (beside the image), or downloaded from its URL.
 fn fetch(
     store: &Store,
     downloader: &Downloader,
-    what: &str,
-    url: &str,
-    digest: &Sha256Digest,
+    pin: &InputPin,
+    delivered: &Delivered,
 ) -> Result<(), InputError> {
+    let (what, digest) = (pin.label(), &pin.sha256);
     if store.get(digest)?.is_some() {
         log::debug!("{what}: cached ({digest})");
         return Ok(());
     }
+    let name = url_file_name(&pin.url);
+    let mut candidates: Vec<(PathBuf, Sha256Digest)> = Vec::new();
+    if !matches!(pin.kind, InputKind::Crate(_)) {
+        if let Some(name) = name {
+            for dir in &delivered.bundle_dirs {
+                let path = dir.join(name);
+                if !path.is_file() {
+                    continue;
+                }
+                // Hashed first: only the matching file is copied into the store.
+                let found = Sha256Digest::of_file(&path).map_err(|source| StoreError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+                if found == *digest {
+                    store.insert_file(&path, Some(digest))?;
+                    log::info!("{what}: {} (beside the image)", path.display());
+                    return Ok(());
+                }
+                candidates.push((path, found));
+            }
+        }
+        // An --input of the same file name is the one the user meant to pin.
+        for (path, d) in &delivered.given {
+            if name.is_some() && path.file_name().and_then(|n| n.to_str()) == name {
+                candidates.push((path.clone(), *d));
+            }
+        }
+        if !candidates.is_empty() {
+            return Err(InputError::WrongPin {
+                what,
+                pinned: *digest,
+                candidates,
+            });
+        }
+        if crate::bundles::is_marker_url(&pin.url) {
+            return Err(InputError::NotDelivered {
+                what,
+                url: pin.url.clone(),
+                pinned: *digest,
+            });
+        }
+    }
+    let url = &pin.url;
     downloader.fetch_into(store, url, Some(digest)).map_err(|source| InputError::Fetch {
         what: format!("{what} ({url}); if it is not downloadable from here, add the file with --input FILE"),
         source,
@@ -186,19 +431,34 @@ pub fn write_cache(
         })
     })?;
     writer.add_source_archive(commit, &archive).map_err(io)?;
-    let mut seen = std::collections::BTreeSet::new();
+    let mut seen = BTreeSet::new();
     for blob in &inputs.blobs {
         if !seen.insert(blob.sha256) {
             continue;
         }
-        let p = store.get(&blob.sha256)?.ok_or_else(|| {
-            InputError::Store(StoreError::DigestMismatch {
+        // Not `store.get` (a hash pass of its own): the writer hashes each blob to name
+        // it, and a blob that changed since `resolve` verified it is refused here.
+        let p = store.path_of(&blob.sha256);
+        if !p.is_file() {
+            return Err(InputError::Store(StoreError::DigestMismatch {
                 what: blob.label(),
                 expected: blob.sha256.to_hex(),
                 actual: "(missing from the store)".into(),
-            })
-        })?;
-        writer.add_blob_file(&p).map_err(io)?;
+            }));
+        }
+        let actual = writer.add_blob_file(&p).map_err(io)?;
+        if actual != blob.sha256 {
+            log::warn!(
+                "cache entry {} changed after it was verified (it now hashes to {actual}); removing it",
+                p.display()
+            );
+            let _ = std::fs::remove_file(&p);
+            return Err(InputError::Store(StoreError::DigestMismatch {
+                what: blob.label(),
+                expected: blob.sha256.to_hex(),
+                actual: actual.to_hex(),
+            }));
+        }
     }
     writer.finish().map_err(io)
 }
@@ -208,7 +468,6 @@ mod tests {
     use super::*;
     use crate::download::RetryPolicy;
     use crate::source::{resolve_checkout, tests::repo_with};
-    use kettle_wire::inputs::InputKind;
 
     fn recipe(rootfs_sha: &str) -> String {
         format!(
@@ -234,7 +493,7 @@ mod tests {
             attempts: 1,
             first_backoff: std::time::Duration::ZERO,
         });
-        let inputs = resolve(&src, &store, &dl, work.path()).unwrap();
+        let inputs = resolve(&src, &store, &dl, work.path(), &Delivered::default()).unwrap();
         assert_eq!(inputs.build_type, BuildType::Script);
         assert_eq!(inputs.blobs.len(), 1);
         assert_eq!(inputs.blobs[0].kind, InputKind::Rootfs);
@@ -274,6 +533,35 @@ mod tests {
     }
 
     #[test]
+    fn a_blob_changed_after_resolve_is_refused_when_the_cache_is_written() {
+        let rootfs = b"pretend rootfs tarball";
+        let sha = Sha256Digest::of_bytes(rootfs);
+        let repo = repo_with(&[("kettle.toml", recipe(&sha.to_hex()).as_bytes())]);
+        let src = resolve_checkout(repo.path(), None, false).unwrap();
+        let cache_root = tempfile::tempdir().unwrap();
+        let store = Store::open(cache_root.path()).unwrap();
+        store.insert_bytes("rootfs", rootfs, None).unwrap();
+        let work = tempfile::tempdir().unwrap();
+        let dl = Downloader::new(RetryPolicy {
+            attempts: 1,
+            first_backoff: std::time::Duration::ZERO,
+        });
+        let inputs = resolve(&src, &store, &dl, work.path(), &Delivered::default()).unwrap();
+        std::fs::write(store.path_of(&sha), b"swapped after resolve").unwrap();
+        let dir = work.path().join("inputs");
+        let err = write_cache(
+            &inputs,
+            &src.commit,
+            &store,
+            CacheWriter::create_dir(&dir).unwrap(),
+            &dir,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains(&sha.to_hex()), "{err}");
+        assert!(store.get(&sha).unwrap().is_none(), "the bad entry is gone");
+    }
+
+    #[test]
     fn a_missing_pinned_input_says_how_to_supply_it() {
         let repo = repo_with(&[("kettle.toml", recipe(&"ab".repeat(32)).as_bytes())]);
         let src = resolve_checkout(repo.path(), None, false).unwrap();
@@ -284,8 +572,158 @@ mod tests {
             attempts: 1,
             first_backoff: std::time::Duration::ZERO,
         });
-        let err = resolve(&src, &store, &dl, work.path()).unwrap_err();
+        let err = resolve(&src, &store, &dl, work.path(), &Delivered::default()).unwrap_err();
         assert!(err.to_string().contains("--input FILE"), "{err}");
+    }
+
+    /// A cargo-build/v1 commit locking `n` crates whose .crate bytes are returned (in
+    /// Cargo.lock order), with its toolchain and rootfs already in `store`.
+    fn cargo_project(n: usize, store: &Store) -> (kettle_testkit::GitRepo, Vec<(String, Vec<u8>)>) {
+        let (toolchain, rootfs) = (
+            b"pretend toolchain".as_slice(),
+            b"pretend rootfs".as_slice(),
+        );
+        store.insert_bytes("toolchain", toolchain, None).unwrap();
+        store.insert_bytes("rootfs", rootfs, None).unwrap();
+        let recipe = format!(
+            "[build]\ntype = \"cargo-build/v1\"\noutputs = [\"target/release/x\"]\n\n\
+             [toolchain]\nurl = \"https://example.invalid/t.tar.gz\"\nsha256 = \"{}\"\n\n\
+             [rootfs]\nurl = \"https://example.invalid/r.tar.gz\"\nsha256 = \"{}\"\n",
+            Sha256Digest::of_bytes(toolchain),
+            Sha256Digest::of_bytes(rootfs)
+        );
+        let mut lock = String::from("version = 4\n");
+        let mut crates = Vec::new();
+        for i in 0..n {
+            let name = format!("crate{i:03}");
+            // Sizes and contents differ per crate, so any mix-up changes a digest.
+            let bytes: Vec<u8> = (0..(100 + 37 * i)).map(|j| (i * 7 + j) as u8).collect();
+            lock.push_str(&format!(
+                "\n[[package]]\nname = \"{name}\"\nversion = \"1.0.{i}\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\nchecksum = \"{}\"\n",
+                Sha256Digest::of_bytes(&bytes)
+            ));
+            crates.push((format!("/crates/{name}/{name}-1.0.{i}.crate"), bytes));
+        }
+        let repo = repo_with(&[
+            ("kettle.toml", recipe.as_bytes()),
+            ("Cargo.lock", lock.as_bytes()),
+        ]);
+        (repo, crates)
+    }
+
+    /// Every blob in the store: name -> bytes.
+    fn store_contents(root: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+        std::fs::read_dir(root.join("sha256"))
+            .unwrap()
+            .map(|e| e.unwrap())
+            .map(|e| {
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    std::fs::read(e.path()).unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    fn test_downloader(server: &kettle_testkit::HttpsServer, dir: &Path) -> Downloader {
+        let ca = dir.join("ca.pem");
+        server.write_ca(&ca);
+        Downloader::with_ca_bundle(
+            RetryPolicy {
+                attempts: 1,
+                first_backoff: std::time::Duration::ZERO,
+            },
+            &ca,
+        )
+    }
+
+    #[test]
+    fn parallel_fetch_gives_exactly_what_sequential_fetch_gives() {
+        let server = kettle_testkit::HttpsServer::start();
+        let tmp = tempfile::tempdir().unwrap();
+        let dl = test_downloader(&server, tmp.path());
+        let mut results = Vec::new();
+        let seed = Store::open(tmp.path().join("seed")).unwrap();
+        let (repo, crates) = cargo_project(40, &seed);
+        for (path, bytes) in &crates {
+            server.serve(path, bytes.clone());
+        }
+        let src = resolve_checkout(repo.path(), None, false).unwrap();
+        for jobs in [1, 8, 64] {
+            let root = tmp.path().join(format!("store-{jobs}"));
+            let store = Store::open(&root).unwrap();
+            cargo_project(0, &store); // the same toolchain and rootfs
+            let work = tempfile::tempdir().unwrap();
+            let options = ResolveOptions {
+                crates_url: format!("{}/crates", server.base_url()),
+                jobs,
+            };
+            let inputs = resolve_with(&src, &store, &dl, work.path(), &options).unwrap();
+            let disk = tmp.path().join(format!("cache-{jobs}.img"));
+            write_cache(
+                &inputs,
+                &src.commit,
+                &store,
+                CacheWriter::create_disk(&disk).unwrap(),
+                &disk,
+            )
+            .unwrap();
+            let summary = (
+                inputs.blobs.clone(),
+                inputs.archive,
+                inputs.commit_object.clone(),
+                inputs.build_type,
+            );
+            results.push((
+                jobs,
+                summary,
+                store_contents(&root),
+                std::fs::read(&disk).unwrap(),
+            ));
+        }
+        let (_, summary, contents, disk) = &results[0];
+        assert_eq!(
+            summary.0.len(),
+            42,
+            "40 crates, the toolchain and the rootfs"
+        );
+        assert_eq!(contents.len(), 42 + 1, "and the source archive");
+        for (jobs, s, c, d) in &results[1..] {
+            assert_eq!(s, summary, "jobs={jobs}: resolved inputs differ");
+            assert_eq!(c, contents, "jobs={jobs}: store contents differ");
+            assert!(d == disk, "jobs={jobs}: cache disks differ");
+        }
+    }
+
+    #[test]
+    fn parallel_fetch_fails_on_the_pin_sequential_fetch_fails_on() {
+        let server = kettle_testkit::HttpsServer::start();
+        let tmp = tempfile::tempdir().unwrap();
+        let dl = test_downloader(&server, tmp.path());
+        let seed = Store::open(tmp.path().join("seed")).unwrap();
+        let (repo, crates) = cargo_project(30, &seed);
+        for (i, (path, bytes)) in crates.iter().enumerate() {
+            match i {
+                7 | 21 => {}                                                // 404
+                15 => server.serve(path, b"not the pinned bytes".to_vec()), // digest mismatch
+                _ => server.serve(path, bytes.clone()),
+            }
+        }
+        let src = resolve_checkout(repo.path(), None, false).unwrap();
+        let mut errors = Vec::new();
+        for jobs in [1, 8] {
+            let store = Store::open(tmp.path().join(format!("store-{jobs}"))).unwrap();
+            cargo_project(0, &store);
+            let work = tempfile::tempdir().unwrap();
+            let options = ResolveOptions {
+                crates_url: format!("{}/crates", server.base_url()),
+                jobs,
+            };
+            let err = resolve_with(&src, &store, &dl, work.path(), &options).unwrap_err();
+            errors.push(err.to_string());
+        }
+        assert!(errors[0].contains("crate007"), "{}", errors[0]);
+        assert_eq!(errors[0], errors[1]);
     }
 
     #[test]
@@ -296,12 +734,12 @@ mod tests {
         let store = Store::open(store_dir.path()).unwrap();
         let work = tempfile::tempdir().unwrap();
         let dl = Downloader::new(RetryPolicy::default());
-        let err = resolve(&src, &store, &dl, work.path()).unwrap_err();
+        let err = resolve(&src, &store, &dl, work.path(), &Delivered::default()).unwrap_err();
         assert!(matches!(err, InputError::NoRecipe { .. }), "{err}");
 
         let repo = repo_with(&[("kettle.toml", b"[build]\ntype = \"make/v1\"\n")]);
         let src = resolve_checkout(repo.path(), None, false).unwrap();
-        let err = resolve(&src, &store, &dl, work.path()).unwrap_err();
+        let err = resolve(&src, &store, &dl, work.path(), &Delivered::default()).unwrap_err();
         assert!(matches!(err, InputError::BadRecipe { .. }), "{err}");
     }
 }

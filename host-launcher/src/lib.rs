@@ -3,11 +3,14 @@
 //! guest are `kettle-wire`'s; the verifier is `kettle-verify`. The binary
 //! (`src/main.rs`) is a thin clap layer over these modules.
 
+pub mod bundles;
 pub mod console;
 pub mod download;
 pub mod inputs;
+pub mod interrupt;
 pub mod kds;
 pub mod outdir;
+pub mod project;
 pub mod psp_host;
 pub mod qemu;
 pub mod source;

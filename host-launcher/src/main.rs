@@ -24,6 +24,8 @@ struct Cli {
 #[derive(Subcommand)]
 #[allow(clippy::large_enum_variant)] // parsed once per run
 enum Command {
+    /// Write a kettle.toml for a cargo project, pinned to the image's bundles.
+    Init(cmd::init::InitArgs),
     /// Build a project inside a confidential VM and collect its attested outputs.
     Build(cmd::build::BuildArgs),
     /// Compute the SNP launch digest of an image (same inputs and answer as sev-snp-measure).
@@ -35,6 +37,9 @@ enum Command {
     /// Write a verification policy for an image.
     #[command(subcommand)]
     Policy(cmd::policy::PolicyCommand),
+    /// Bundle manifests and pins (used by `make bundles`).
+    #[command(subcommand)]
+    Bundle(cmd::bundle::BundleCommand),
 }
 
 /// Prints `text` and a newline on stdout; a closed pipe (`| head`) is not an error.
@@ -51,17 +56,25 @@ fn main() -> ExitCode {
         1 => log::LevelFilter::Debug,
         _ => log::LevelFilter::Trace,
     };
+    // No escape codes where nobody reads them as colors: CI logs, pipes, NO_COLOR, TERM=dumb.
+    let color = if kettle::console::stderr_is_fancy() {
+        simplelog::ColorChoice::Auto
+    } else {
+        simplelog::ColorChoice::Never
+    };
     let _ = simplelog::TermLogger::init(
         level,
         simplelog::Config::default(),
         simplelog::TerminalMode::Stderr,
-        simplelog::ColorChoice::Auto,
+        color,
     );
     match cli.command {
+        Command::Init(args) => cmd::init::run(args),
         Command::Build(args) => cmd::build::run(args),
         Command::Measure(args) => cmd::measure::run(args),
         Command::Verify(args) => cmd::verify::run(args),
         Command::Image(args) => cmd::image::run(args),
         Command::Policy(cmd) => cmd::policy::run(cmd),
+        Command::Bundle(cmd) => cmd::bundle::run(cmd),
     }
 }

@@ -8,7 +8,50 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use kettle_wire::source_url::{self, SourceUrlError};
 use kettle_wire::ObjectFormat;
+
+/// Where the repository URL recorded for a build came from (said in every error about it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RepoOrigin {
+    /// `kettle build --repo URL`.
+    Flag,
+    /// The checkout's `origin` remote.
+    OriginRemote,
+    /// The SOURCE argument, a repository URL.
+    SourceArgument,
+    /// No origin remote and no --repo: the checkout's own `file://` path.
+    Default,
+}
+
+impl std::fmt::Display for RepoOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RepoOrigin::Flag => "the --repo flag",
+            RepoOrigin::OriginRemote => "the checkout's origin remote",
+            RepoOrigin::SourceArgument => "the SOURCE argument",
+            RepoOrigin::Default => "the default (no origin remote: the checkout's file:// path)",
+        })
+    }
+}
+
+/// Where the ref recorded for a build came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefOrigin {
+    /// `kettle build --ref REF`.
+    Flag,
+    /// The branch the checkout's HEAD is on.
+    Head,
+}
+
+impl std::fmt::Display for RefOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RefOrigin::Flag => "the --ref flag",
+            RefOrigin::Head => "the checkout's HEAD",
+        })
+    }
+}
 
 /// Why the source could not be resolved.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +81,36 @@ pub enum SourceError {
     /// The checkout has uncommitted changes (they would not be built).
     #[error("{0} has uncommitted changes; only committed content is built: commit or stash them first (or pass --allow-dirty)")]
     Dirty(String),
+    /// A repository without a single commit (a fresh `git init` or `cargo new`).
+    #[error("{0} has no commit yet, and only committed content is built: commit the project first (`git add -A && git commit`)")]
+    NoCommit(String),
+    /// kettle.toml itself has uncommitted changes: the build would use the committed one.
+    #[error("{0}: kettle.toml has uncommitted changes, and the build reads the committed recipe: commit it (`git add kettle.toml && git commit`)")]
+    RecipeUncommitted(String),
+    /// The repository URL to record cannot be normalized.
+    #[error(
+        "repository URL {value:?} from {from}: {source} (state the repository with --repo URL)"
+    )]
+    Repository {
+        /// The URL as given.
+        value: String,
+        /// Where it came from.
+        from: RepoOrigin,
+        /// What is wrong with it.
+        #[source]
+        source: SourceUrlError,
+    },
+    /// The ref to record cannot be normalized.
+    #[error("ref {value:?} from {from}: {source}")]
+    Ref {
+        /// The ref as given or resolved.
+        value: String,
+        /// Where it came from.
+        from: RefOrigin,
+        /// What is wrong with it.
+        #[source]
+        source: SourceUrlError,
+    },
     /// The file system failed.
     #[error("{path}: {source}")]
     Io {
@@ -52,8 +125,13 @@ pub enum SourceError {
 /// A source resolved to one commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolvedSource {
-    /// Repository URL recorded in the provenance (origin's URL, or file:// of the checkout).
+    /// Repository URL recorded in the provenance, normalized by
+    /// [`kettle_wire::source_url::normalize_repository`] (--repo, origin's URL, or file:// of the checkout).
     pub repository: String,
+    /// Where [`ResolvedSource::repository`] came from.
+    pub repository_from: RepoOrigin,
+    /// The checkout's top directory (None for a repository URL).
+    pub worktree: Option<PathBuf>,
     /// The ref that was resolved (e.g. `refs/heads/main`).
     pub git_ref: String,
     /// The commit id (lowercase hex).
@@ -112,10 +190,39 @@ pub fn is_url(source: &str) -> bool {
         || (source.contains('@') && source.contains(':') && !Path::new(source).exists())
 }
 
-/// Resolves a local checkout: HEAD's commit, its symbolic ref (or `git_ref`).
+/// The normalized repository URL `value` from `from`.
+pub fn repository_url(value: &str, from: RepoOrigin) -> Result<String, SourceError> {
+    source_url::normalize_repository(value).map_err(|source| SourceError::Repository {
+        value: value.into(),
+        from,
+        source,
+    })
+}
+
+/// The normalized full ref `value` from `from`.
+fn full_ref(value: &str, from: RefOrigin) -> Result<String, SourceError> {
+    source_url::normalize_ref(value).map_err(|source| SourceError::Ref {
+        value: value.into(),
+        from,
+        source,
+    })
+}
+
+/// Resolves a local checkout: HEAD's commit, its symbolic ref (or `git_ref`); the
+/// repository is origin's URL, else the checkout's path.
 pub fn resolve_checkout(
     path: &Path,
     git_ref: Option<&str>,
+    allow_dirty: bool,
+) -> Result<ResolvedSource, SourceError> {
+    resolve_checkout_as(path, git_ref, None, allow_dirty)
+}
+
+/// [`resolve_checkout`], recording `repository` (--repo) when given instead of origin's URL.
+pub fn resolve_checkout_as(
+    path: &Path,
+    git_ref: Option<&str>,
+    repository: Option<&str>,
     allow_dirty: bool,
 ) -> Result<ResolvedSource, SourceError> {
     let shown = path.display().to_string();
@@ -125,7 +232,8 @@ pub fn resolve_checkout(
     let git_dir = PathBuf::from(git_line(Some(&top), ["rev-parse", "--absolute-git-dir"])?);
     let (git_ref, commit) = match git_ref {
         Some(r) => {
-            let full = full_ref_name(&top, r)?;
+            // git knows whether a short name is a branch or a tag here; then the one rule.
+            let full = full_ref(&full_ref_name(&top, r)?, RefOrigin::Flag)?;
             let commit = git_line(
                 Some(&top),
                 ["rev-parse", "--verify", &format!("{full}^{{commit}}")],
@@ -136,36 +244,54 @@ pub fn resolve_checkout(
             let sym = git(Some(&top), ["symbolic-ref", "-q", "HEAD"])
                 .map_err(|_| SourceError::DetachedHead(shown.clone()))?;
             let sym = String::from_utf8_lossy(&sym).trim().to_string();
-            if !allow_dirty
-                && !git(
-                    Some(&top),
-                    ["status", "--porcelain", "--untracked-files=no"],
-                )?
-                .is_empty()
+            if git(Some(&top), ["rev-parse", "--verify", "-q", "HEAD^{commit}"]).is_err() {
+                return Err(SourceError::NoCommit(shown));
+            }
+            let status = git(
+                Some(&top),
+                ["status", "--porcelain", "--untracked-files=no"],
+            )?;
+            // The recipe decides the build: its own changes get their own message, even with --allow-dirty.
+            if String::from_utf8_lossy(&status)
+                .lines()
+                .any(|l| l.get(3..) == Some(kettle_wire::recipe::RECIPE_FILE))
             {
+                return Err(SourceError::RecipeUncommitted(shown));
+            }
+            if !allow_dirty && !status.is_empty() {
                 return Err(SourceError::Dirty(shown));
             }
             (
-                sym,
+                full_ref(&sym, RefOrigin::Head)?,
                 git_line(Some(&top), ["rev-parse", "--verify", "HEAD^{commit}"])?,
             )
         }
     };
-    let repository = match git_line(Some(&top), ["remote", "get-url", "origin"]) {
-        Ok(url) if !url.is_empty() => url,
-        _ => format!(
-            "file://{}",
-            top.canonicalize()
-                .map_err(|source| SourceError::Io {
+    let (repository, repository_from) = match repository {
+        Some(url) => (repository_url(url, RepoOrigin::Flag)?, RepoOrigin::Flag),
+        None => match git_line(Some(&top), ["remote", "get-url", "origin"]) {
+            Ok(url) if !url.is_empty() => (
+                repository_url(&url, RepoOrigin::OriginRemote)?,
+                RepoOrigin::OriginRemote,
+            ),
+            _ => {
+                let path = top.canonicalize().map_err(|source| SourceError::Io {
                     path: top.clone(),
-                    source
-                })?
-                .display()
-        ),
+                    source,
+                })?;
+                let url = format!("file://{}", path.display());
+                (
+                    repository_url(&url, RepoOrigin::Default)?,
+                    RepoOrigin::Default,
+                )
+            }
+        },
     };
     let object_format = object_format(&top)?;
     Ok(ResolvedSource {
         repository,
+        repository_from,
+        worktree: Some(top),
         git_ref,
         commit,
         object_format,
@@ -173,8 +299,21 @@ pub fn resolve_checkout(
     })
 }
 
-/// Fetches `git_ref` of the repository at `url` into a bare repository under `work` and resolves it.
-pub fn resolve_url(url: &str, git_ref: &str, work: &Path) -> Result<ResolvedSource, SourceError> {
+/// Fetches `git_ref` of the repository at `url` into a bare repository under `work` and
+/// resolves it; the repository recorded is `repository` (--repo), else `url`, normalized.
+pub fn resolve_url(
+    url: &str,
+    git_ref: &str,
+    repository: Option<&str>,
+    work: &Path,
+) -> Result<ResolvedSource, SourceError> {
+    let (repository, repository_from) = match repository {
+        Some(r) => (repository_url(r, RepoOrigin::Flag)?, RepoOrigin::Flag),
+        None => (
+            repository_url(url, RepoOrigin::SourceArgument)?,
+            RepoOrigin::SourceArgument,
+        ),
+    };
     let bare = work.join("source.git");
     git(
         None,
@@ -213,9 +352,12 @@ pub fn resolve_url(url: &str, git_ref: &str, work: &Path) -> Result<ResolvedSour
             .map(str::to_string)
             .unwrap_or_else(|| git_ref.to_string())
     };
+    let full = full_ref(&full, RefOrigin::Flag)?;
     let object_format = object_format(&bare)?;
     Ok(ResolvedSource {
-        repository: url.to_string(),
+        repository,
+        repository_from,
+        worktree: None,
         git_ref: full,
         commit,
         object_format,
@@ -248,6 +390,16 @@ pub fn pin_from_clone(
         tip: format!("{git_ref} ({tip})"),
         commits,
     })
+}
+
+/// The full name of ref `r` in the clone at `dir`: git decides whether a short name is a
+/// branch or a tag there; a name it does not know gets the one text rule
+/// ([`kettle_wire::source_url::normalize_ref`]).
+pub fn full_ref_in(dir: &Path, r: &str) -> Result<String, SourceError> {
+    match full_ref_name(dir, r) {
+        Ok(full) => full_ref(&full, RefOrigin::Flag),
+        Err(_) => full_ref(r, RefOrigin::Flag),
+    }
 }
 
 fn full_ref_name(dir: &Path, r: &str) -> Result<String, SourceError> {
@@ -306,6 +458,27 @@ impl ResolvedSource {
             ],
         )
         .map(drop)
+    }
+
+    /// The files of the commit's tree under directory `dir` (recursively), relative to the root.
+    pub fn list_files(&self, dir: &str) -> Result<Vec<String>, SourceError> {
+        let out = git(
+            None,
+            [
+                OsStr::new("--git-dir"),
+                self.git_dir.as_os_str(),
+                OsStr::new("ls-tree"),
+                OsStr::new("-r"),
+                OsStr::new("--name-only"),
+                OsStr::new(&self.commit),
+                OsStr::new("--"),
+                OsStr::new(dir),
+            ],
+        )?;
+        Ok(String::from_utf8_lossy(&out)
+            .lines()
+            .map(str::to_string)
+            .collect())
     }
 
     /// A file of the commit's tree, or None if the commit has no such file.
@@ -401,11 +574,20 @@ pub(crate) mod tests {
         let local = resolve_checkout(repo.path(), None, false).unwrap();
         let work = tempfile::tempdir().unwrap();
         let url = format!("file://{}", repo.path().display());
-        let s = resolve_url(&url, "main", work.path()).unwrap();
+        let s = resolve_url(&url, "main", None, work.path()).unwrap();
         assert_eq!(s.commit, local.commit);
         assert_eq!(s.git_ref, "refs/heads/main");
         assert_eq!(s.repository, url);
         assert_eq!(s.commit_object().unwrap(), local.commit_object().unwrap());
+    }
+
+    #[test]
+    fn a_repository_without_commits_says_commit_first() {
+        let repo = kettle_testkit::GitRepo::new();
+        repo.write("a", b"1");
+        let err = resolve_checkout(repo.path(), None, false).unwrap_err();
+        assert!(matches!(err, SourceError::NoCommit(_)), "{err}");
+        assert!(err.to_string().contains("git commit"), "{err}");
     }
 
     #[test]

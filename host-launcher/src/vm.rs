@@ -1,7 +1,8 @@
 //! Running the build CVM: QEMU as a child in its own process group, its
 //! console streamed to build.log and the progress display, a timeout, and
-//! Ctrl-C. QEMU is always killed and reaped before this returns (also on
-//! panic, via [`ChildGuard`]).
+//! an interrupt flag (SIGINT, SIGTERM, SIGHUP: [`crate::interrupt`]). QEMU
+//! is always killed and reaped before this returns (also on panic, via
+//! [`ChildGuard`]).
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -22,7 +23,7 @@ pub enum VmEnd {
     Exited(ExitStatus),
     /// The timeout passed and QEMU was killed.
     TimedOut(Duration),
-    /// The user interrupted (Ctrl-C) and QEMU was killed.
+    /// A signal (SIGINT, SIGTERM, SIGHUP) set the interrupt flag and QEMU was killed.
     Interrupted,
 }
 
@@ -67,8 +68,21 @@ pub enum VmError {
 pub struct ChildGuard(Option<Child>);
 
 impl ChildGuard {
-    fn child(&mut self) -> &mut Child {
+    /// Guards `child`, which must lead its own process group (`process_group(0)`).
+    pub fn new(child: Child) -> ChildGuard {
+        ChildGuard(Some(child))
+    }
+
+    /// The guarded child.
+    pub fn child(&mut self) -> &mut Child {
         self.0.as_mut().expect("child present until drop")
+    }
+
+    /// Sends `signal` to the child's whole process group.
+    pub fn signal_group(&mut self, signal: rustix::process::Signal) {
+        if let Some(pid) = rustix::process::Pid::from_raw(self.child().id() as i32) {
+            let _ = rustix::process::kill_process_group(pid, signal);
+        }
     }
 }
 
@@ -124,13 +138,14 @@ pub fn run(
     let stdout = guard.child().stdout.take().expect("stdout piped");
     let mut stderr = guard.child().stderr.take().expect("stderr piped");
 
+    let ticker = progress.clone();
     let console = thread::spawn(move || {
         let mut progress = progress;
         if let Err(e) = console::pump(stdout, BufWriter::new(log), &mut progress) {
             log::warn!("guest console: {e}");
         }
         progress.finish();
-        progress.failure().cloned()
+        progress.failure()
     });
     let errors = thread::spawn(move || {
         let mut text = String::new();
@@ -149,6 +164,7 @@ pub fn run(
         if start.elapsed() >= timeout {
             break VmEnd::TimedOut(timeout);
         }
+        ticker.tick();
         thread::sleep(Duration::from_millis(100));
     };
     drop(guard); // kills (if still running) and reaps QEMU, closing its pipes

@@ -6,7 +6,13 @@ and writes an output disk in kettle-init's layout, then "powers off".
 
 FAKE_QEMU_MODE selects the behaviour: ok (default), fail (error.json),
 tamper (an artifact that differs from its subject), hang (never exits).
+FAKE_QEMU_SLEEP=SECONDS makes the build step take that long (one compiler
+line, then silence), as a slow TCG rustc does. FAKE_QEMU_PIDFILE=PATH
+records, one per line, this process's pid, the pid of a child it starts in
+its process group (a stand-in for QEMU's helpers, which must die with it),
+and the PSP socket path, so a test can check that nothing outlives a build.
 """
+import subprocess
 import hashlib
 import io
 import json
@@ -62,6 +68,18 @@ files = {}
 def add(name, data):
     files[name] = data
 
+
+pidfile = os.environ.get("FAKE_QEMU_PIDFILE")
+if pidfile:
+    helper = subprocess.Popen(["sleep", "3600"])
+    with open(pidfile + ".tmp", "w") as f:
+        f.write(f"{os.getpid()}\n{helper.pid}\n{psp_socket}\n")
+    os.rename(pidfile + ".tmp", pidfile)
+
+print("[INFO] [verify] ok in 0.01s: inputs verified", flush=True)
+print("[INFO] [unpack] ok in 0.01s: unpacked", flush=True)
+print("  build|    Compiling serde_derive v1.0.228", flush=True)
+time.sleep(float(os.environ.get("FAKE_QEMU_SLEEP", "0")))
 
 if mode == "hang":
     time.sleep(3600)

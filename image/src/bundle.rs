@@ -1,7 +1,10 @@
 //! Assembling an image directory: `initramfs.cpio` (the static kettle-init at
-//! `/init` plus data files), copies of the kernel and firmware, and
-//! `manifest.json` with the launch digest. The directory appears complete or
-//! not at all: it is built beside its destination and renamed into place.
+//! `/init` plus data files), copies of the kernel and firmware,
+//! `manifest.json` with the launch digest, `launch-digests.json` with the
+//! digests for every offered vCPU type and count, and any files the caller
+//! derives from them (`kettle image` adds `provenance.json`). The directory
+//! appears complete or not at all: it is built beside its destination and
+//! renamed into place.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -12,7 +15,8 @@ use sha2::{Digest, Sha256};
 
 use crate::cpio::{CpioError, Initramfs};
 use crate::manifest::{FileRef, ImageManifest, InitramfsEntry, MANIFEST_SCHEMA};
-use crate::measure::{launch_digest, KernelHashes, MeasureError, Ovmf, VcpuConfig};
+use crate::measure::{launch_digest, KernelHashes, MeasureError, Ovmf, VcpuConfig, VcpuType};
+use crate::table::{LaunchDigestTable, TABLE_FILE};
 
 /// Kernel command line baked into images unless overridden. It is measured, so
 /// it holds nothing build-specific: `console=ttyS0` sends init's step log to
@@ -101,10 +105,19 @@ pub enum BundleError {
 pub struct ExtraFile {
     /// Path inside the guest (e.g. `etc/kettle/ca-roots.pem`).
     pub guest_path: String,
-    /// Where to read it on the host.
-    pub source: PathBuf,
+    /// Where its bytes come from.
+    pub source: ExtraSource,
     /// Permission bits.
     pub mode: u32,
+}
+
+/// The contents of an [`ExtraFile`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExtraSource {
+    /// A host file, read when the image is assembled.
+    File(PathBuf),
+    /// Bytes the caller made (e.g. the pinned CA bundle).
+    Bytes(Vec<u8>),
 }
 
 /// Everything an image is made from.
@@ -124,6 +137,55 @@ pub struct ImageSpec {
     pub extra_files: Vec<ExtraFile>,
     /// Tool and source versions to record in the manifest.
     pub versions: BTreeMap<String, String>,
+    /// vCPU types of `launch-digests.json` (in this order).
+    pub table_vcpu_types: Vec<VcpuType>,
+    /// vCPU counts of `launch-digests.json`.
+    pub table_vcpu_counts: Vec<u32>,
+}
+
+/// An assembled image, not yet written: every file's bytes.
+#[derive(Debug, Clone)]
+pub struct AssembledImage {
+    /// The manifest.
+    pub manifest: ImageManifest,
+    /// `manifest.json` as written.
+    pub manifest_json: Vec<u8>,
+    /// The launch digest table.
+    pub table: LaunchDigestTable,
+    /// `launch-digests.json` as written.
+    pub table_json: Vec<u8>,
+    /// The kernel's bytes.
+    pub kernel: Vec<u8>,
+    /// The initramfs' bytes.
+    pub initrd: Vec<u8>,
+    /// The firmware's bytes.
+    pub ovmf: Vec<u8>,
+}
+
+impl AssembledImage {
+    /// The image's files by name, in a fixed order.
+    pub fn files(&self) -> [(&'static str, &[u8]); 5] {
+        [
+            (KERNEL_FILE, &self.kernel),
+            (INITRD_FILE, &self.initrd),
+            (OVMF_FILE, &self.ovmf),
+            (MANIFEST_FILE, &self.manifest_json),
+            (TABLE_FILE, &self.table_json),
+        ]
+    }
+
+    /// Writes the image and `extra` files (name, bytes) into `out`, replacing it atomically.
+    pub fn write(&self, out: &Path, extra: &[(&str, &[u8])]) -> Result<(), BundleError> {
+        let mut files: Vec<(&str, &[u8])> = self.files().to_vec();
+        files.extend_from_slice(extra);
+        write_dir_atomically(out, &files)?;
+        log::info!(
+            "image written to {} (launch digest {})",
+            out.display(),
+            self.manifest.launch_digest
+        );
+        Ok(())
+    }
 }
 
 fn read(what: &str, path: &Path) -> Result<Vec<u8>, BundleError> {
@@ -205,6 +267,13 @@ fn sha256_hex(data: &[u8]) -> String {
 
 /// Assembles the image into `out` (replacing it) and returns its manifest.
 pub fn write_image(spec: &ImageSpec, out: &Path) -> Result<ImageManifest, BundleError> {
+    let image = assemble(spec)?;
+    image.write(out, &[])?;
+    Ok(image.manifest)
+}
+
+/// Builds every file of the image in memory (nothing is written).
+pub fn assemble(spec: &ImageSpec) -> Result<AssembledImage, BundleError> {
     let init = read("init", &spec.init)?;
     check_static_elf(&init).map_err(|reason| BundleError::BadInit {
         path: spec.init.clone(),
@@ -224,11 +293,11 @@ pub fn write_image(spec: &ImageSpec, out: &Path) -> Result<ImageManifest, Bundle
 
     let mut extra = Vec::new();
     for f in &spec.extra_files {
-        extra.push((
-            f.guest_path.clone(),
-            read(&format!("data file for {}", f.guest_path), &f.source)?,
-            f.mode,
-        ));
+        let data = match &f.source {
+            ExtraSource::File(path) => read(&format!("data file for {}", f.guest_path), path)?,
+            ExtraSource::Bytes(bytes) => bytes.clone(),
+        };
+        extra.push((f.guest_path.clone(), data, f.mode));
     }
     let initramfs = build_initramfs(&init, &extra)?;
     let initrd = initramfs.to_bytes();
@@ -269,19 +338,22 @@ pub fn write_image(spec: &ImageSpec, out: &Path) -> Result<ImageManifest, Bundle
             .collect(),
         versions: spec.versions.clone(),
     };
-    let manifest_json = manifest.to_json_pretty();
-    let files: [(&str, &[u8]); 4] = [
-        (KERNEL_FILE, &kernel),
-        (INITRD_FILE, &initrd),
-        (OVMF_FILE, ovmf.data()),
-        (MANIFEST_FILE, manifest_json.as_bytes()),
-    ];
-    write_dir_atomically(out, &files)?;
-    log::info!(
-        "image written to {} (launch digest {digest})",
-        out.display()
-    );
-    Ok(manifest)
+    let table = LaunchDigestTable::compute(
+        &manifest,
+        &ovmf,
+        &hashes,
+        &spec.table_vcpu_types,
+        &spec.table_vcpu_counts,
+    )?;
+    Ok(AssembledImage {
+        manifest_json: manifest.to_json_pretty().into_bytes(),
+        table_json: table.to_json_pretty().into_bytes(),
+        manifest,
+        table,
+        kernel,
+        initrd,
+        ovmf: ovmf.data().to_vec(),
+    })
 }
 
 /// A staging directory removed on drop unless it was moved into place.
@@ -408,10 +480,12 @@ mod tests {
             },
             extra_files: vec![ExtraFile {
                 guest_path: "etc/kettle/ca-roots.pem".into(),
-                source: dir.join("roots.pem"),
+                source: ExtraSource::File(dir.join("roots.pem")),
                 mode: 0o644,
             }],
             versions: BTreeMap::from([("kettle".into(), "test".into())]),
+            table_vcpu_types: crate::table::default_vcpu_types(),
+            table_vcpu_counts: vec![1, 2],
         }
     }
 
@@ -447,6 +521,17 @@ mod tests {
             m.initramfs.iter().find(|e| e.path == "init").unwrap().mode,
             "100755"
         );
+        // The table has every type x count, and its row for the manifest's vCPUs is the manifest's digest.
+        let table = LaunchDigestTable::load(&out.join(TABLE_FILE)).unwrap();
+        assert_eq!(table.launch_digests.len(), 6);
+        let own = table
+            .launch_digests
+            .iter()
+            .find(|r| r.vcpus == m.vcpus && r.vcpu_type == m.vcpu_type)
+            .unwrap();
+        assert_eq!(own.launch_digest, m.launch_digest);
+        assert_eq!(table.cmdline, m.cmdline);
+        assert_eq!(table.initrd, m.initrd);
 
         // Rebuilding replaces the directory with identical bytes and leaves no temp dirs.
         let first = std::fs::read(out.join(INITRD_FILE)).unwrap();
@@ -459,6 +544,49 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
             .collect();
         assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+
+    #[test]
+    fn in_memory_data_files_and_extra_outputs() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spec = spec(dir.path());
+        spec.extra_files[0].source = ExtraSource::Bytes(b"pinned roots".to_vec());
+        let image = assemble(&spec).unwrap();
+        let pem = crate::cpio::read_file(&image.initrd, "etc/kettle/ca-roots.pem").unwrap();
+        assert_eq!(pem.as_deref(), Some(&b"pinned roots"[..]));
+        let listed = image
+            .manifest
+            .initramfs
+            .iter()
+            .find(|e| e.path == "etc/kettle/ca-roots.pem")
+            .unwrap();
+        assert_eq!(
+            listed.sha256.as_deref(),
+            Some(sha256_hex(b"pinned roots").as_str())
+        );
+        let out = dir.path().join("image");
+        image.write(&out, &[("provenance.json", b"{}")]).unwrap();
+        let mut names: Vec<String> = std::fs::read_dir(&out)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "OVMF.fd",
+                "bzImage",
+                "initramfs.cpio",
+                "launch-digests.json",
+                "manifest.json",
+                "provenance.json"
+            ]
+        );
+        assert_eq!(
+            std::fs::read(out.join(MANIFEST_FILE)).unwrap(),
+            image.manifest_json
+        );
     }
 
     #[test]
@@ -475,7 +603,7 @@ mod tests {
             Err(BundleError::BadInit { .. })
         ));
         std::fs::write(&spec.init, elf(1)).unwrap();
-        spec.extra_files[0].source = dir.path().join("missing.pem");
+        spec.extra_files[0].source = ExtraSource::File(dir.path().join("missing.pem"));
         assert!(matches!(
             write_image(&spec, &out),
             Err(BundleError::Read { .. })

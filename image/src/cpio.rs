@@ -64,6 +64,49 @@ pub enum CpioError {
 /// The contents of the regular file `path` (e.g. "init") in a newc archive; None if absent.
 pub fn read_file(archive: &[u8], path: &str) -> Result<Option<Vec<u8>>, CpioError> {
     let want = normalize(path)?;
+    let mut found = None;
+    walk(archive, |name, mode, data| {
+        if found.is_none() && name == want.as_bytes() && mode & 0o170000 == S_IFREG {
+            found = Some(data.to_vec());
+        }
+    })?;
+    Ok(found)
+}
+
+/// One entry read back from a newc archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveEntry {
+    /// Path inside the archive, as stored (no leading slash in Kettle's archives).
+    pub path: String,
+    /// Full `st_mode` (type and permission bits).
+    pub mode: u32,
+    /// The entry's data (a regular file's contents; empty for directories and devices).
+    pub data: Vec<u8>,
+}
+
+impl ArchiveEntry {
+    /// Whether this is a regular file.
+    pub fn is_file(&self) -> bool {
+        self.mode & 0o170000 == S_IFREG
+    }
+}
+
+/// Every entry of a newc archive in archive order (the trailer excluded), to
+/// compare an initramfs with the listing in its manifest.
+pub fn list(archive: &[u8]) -> Result<Vec<ArchiveEntry>, CpioError> {
+    let mut out = Vec::new();
+    walk(archive, |name, mode, data| {
+        out.push(ArchiveEntry {
+            path: String::from_utf8_lossy(name).into_owned(),
+            mode,
+            data: data.to_vec(),
+        })
+    })?;
+    Ok(out)
+}
+
+/// Calls `visit(name, mode, data)` for each entry up to the trailer.
+fn walk(archive: &[u8], mut visit: impl FnMut(&[u8], u32, &[u8])) -> Result<(), CpioError> {
     let bad = |what: &str| CpioError::Malformed(what.to_string());
     let mut at = 0usize;
     loop {
@@ -88,11 +131,9 @@ pub fn read_file(archive: &[u8], path: &str) -> Result<Option<Vec<u8>>, CpioErro
             .get(data_at..data_at + filesize)
             .ok_or_else(|| bad("truncated data"))?;
         if name == TRAILER.as_bytes() {
-            return Ok(None);
+            return Ok(());
         }
-        if name == want.as_bytes() && mode as u32 & 0o170000 == S_IFREG {
-            return Ok(Some(data.to_vec()));
-        }
+        visit(name, mode as u32, data);
         at = (data_at + filesize).next_multiple_of(4);
     }
 }
@@ -364,6 +405,32 @@ mod tests {
             Err(CpioError::Malformed(_))
         ));
         assert!(matches!(read_file(b"garbage garbage garbage garbage garbage garbage garbage garbage garbage garbage garbage garbage garbage garbage", "init"), Err(CpioError::Malformed(_))));
+    }
+
+    #[test]
+    fn lists_every_entry_in_archive_order() {
+        let mut fs = Initramfs::new();
+        fs.file("init", 0o755, b"#!init".to_vec()).unwrap();
+        fs.file("etc/kettle/ca-roots.pem", 0o644, b"pem".to_vec())
+            .unwrap();
+        fs.char_device("dev/console", 0o600, 5, 1).unwrap();
+        let listed = list(&fs.to_bytes()).unwrap();
+        let built = fs.entries();
+        assert_eq!(
+            listed
+                .iter()
+                .map(|e| (e.path.as_str(), e.mode, e.data.len()))
+                .collect::<Vec<_>>(),
+            built
+                .iter()
+                .map(|e| (e.path.as_str(), e.mode, e.data_len))
+                .collect::<Vec<_>>()
+        );
+        let init = listed.iter().find(|e| e.path == "init").unwrap();
+        assert!(init.is_file());
+        assert_eq!(init.data, b"#!init");
+        assert!(!listed.iter().find(|e| e.path == "etc").unwrap().is_file());
+        assert!(list(&fs.to_bytes()[..200]).is_err());
     }
     use std::process::{Command, Stdio};
 

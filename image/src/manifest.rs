@@ -18,6 +18,20 @@ use crate::measure::{
 /// The manifest format version this code reads and writes.
 pub const MANIFEST_SCHEMA: u32 = 1;
 
+/// `versions` key: which CA roots went into the initramfs (`webpki-root-certs
+/// 1.x.y (Mozilla, N roots)`, `file <sha256>` or `none`).
+pub const VERSION_CA_ROOTS: &str = "ca-roots";
+/// `versions` key: the tools that built the kernel (build/bzImage.tools, `name version, ...`).
+pub const VERSION_KERNEL_TOOLS: &str = "kernel-tools";
+/// `versions` key: the tools that built the firmware (build/OVMF.fd.tools, `name version, ...`).
+pub const VERSION_OVMF_TOOLS: &str = "ovmf-tools";
+/// `versions` key: the pinned kernel source (`linux-source-6.12 <version>`).
+pub const VERSION_KERNEL_SOURCE: &str = "kernel-source";
+/// `versions` key: the pinned firmware source (`edk2 <version>`).
+pub const VERSION_OVMF_SOURCE: &str = "ovmf-source";
+/// `versions` key: the compiler of kettle-init (`rustc -V`).
+pub const VERSION_RUSTC: &str = "rustc";
+
 /// Why a manifest cannot be read, written or checked.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
@@ -112,7 +126,7 @@ pub struct ImageManifest {
 }
 
 /// Serializes a field through its `Display`/`FromStr`.
-mod as_string {
+pub(crate) mod as_string {
     use std::fmt::Display;
     use std::str::FromStr;
 

@@ -129,6 +129,7 @@ impl Pipeline<'_> {
                 toolchain: plan.recipe.toolchain.as_ref(),
                 rootfs: &plan.recipe.rootfs,
                 tools: &self.tools,
+                manifests: &root.manifests,
                 subjects: &subjects,
                 mode,
                 ref_resolved_by,

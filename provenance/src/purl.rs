@@ -112,6 +112,33 @@ pub fn github(owner: &str, repo: &str, commit: &str) -> Result<String, PurlError
     Ok(purl.to_string())
 }
 
+/// `pkg:deb/<vendor>/<name>@<version>?arch=<arch>` for an installed Debian package, e.g.
+/// `pkg:deb/debian/gcc-12@12.2.0-14%2Bdeb12u1?arch=amd64` (`vendor` is the distribution:
+/// `debian`, `ubuntu`; the version is dpkg's, epoch included; `arch` as dpkg says, `all` too).
+pub fn deb(vendor: &str, name: &str, version: &str, arch: &str) -> Result<String, PurlError> {
+    non_empty("namespace (vendor)", vendor)?;
+    non_empty("name", name)?;
+    non_empty("version", version)?;
+    non_empty("arch", arch)?;
+    no_slash("namespace (vendor)", vendor)?;
+    // Debian policy: package names are lowercase letters, digits, '+', '-' and '.'.
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c))
+    {
+        return Err(PurlError::Invalid {
+            component: "name",
+            value: name.into(),
+            reason: "Debian package names are lowercase letters, digits, '+', '-' and '.'",
+        });
+    }
+    let mut purl = PackageUrl::new("deb", name)?;
+    purl.with_namespace(vendor.to_ascii_lowercase())
+        .with_version(version);
+    purl.add_qualifier("arch", arch.to_string())?;
+    Ok(purl.to_string())
+}
+
 /// The `checksum` qualifier value for a SHA-256 digest: `sha256:<hex>`.
 pub fn sha256_checksum(hex: &str) -> String {
     format!("sha256:{hex}")
@@ -228,6 +255,36 @@ mod tests {
         assert!(matches!(
             generic("a", "1", &[("bad key", "v")]),
             Err(PurlError::Purl(_))
+        ));
+    }
+
+    #[test]
+    fn deb_purls() {
+        assert_eq!(
+            deb("debian", "gcc-12", "12.2.0-14+deb12u1", "amd64").unwrap(),
+            "pkg:deb/debian/gcc-12@12.2.0-14%2Bdeb12u1?arch=amd64"
+        );
+        // An epoch keeps its colon; `~` is unreserved.
+        let p = deb("debian", "bsdutils", "1:2.38.1-5+deb12u3", "amd64").unwrap();
+        assert_eq!(p, "pkg:deb/debian/bsdutils@1:2.38.1-5%2Bdeb12u3?arch=amd64");
+        let back = parse(&p).unwrap();
+        assert_eq!(back.version(), Some("1:2.38.1-5+deb12u3"));
+        assert_eq!(back.namespace(), Some("debian"));
+        assert_eq!(
+            deb("debian", "libstdc++6", "12.2.0-14", "amd64").unwrap(),
+            "pkg:deb/debian/libstdc%2B%2B6@12.2.0-14?arch=amd64"
+        );
+        assert_eq!(
+            deb("debian", "tzdata", "2025b-0~deb12u1", "all").unwrap(),
+            "pkg:deb/debian/tzdata@2025b-0~deb12u1?arch=all"
+        );
+        assert!(matches!(
+            deb("debian", "Gcc", "1", "amd64"),
+            Err(PurlError::Invalid { .. })
+        ));
+        assert!(matches!(
+            deb("debian", "gcc", "1", ""),
+            Err(PurlError::Empty { .. })
         ));
     }
 

@@ -126,7 +126,11 @@ fn build_in_the_cvm_then_verify_and_reject_tampering() {
     let ok = verify(&out, &manifest, &simulated);
     assert_eq!(ok.status.code(), Some(0), "{}", text(&ok));
     // The provenance names the image it ran in, and it is the one the report measured.
-    assert!(text(&ok).contains("[PASS] provenance.image"), "{}", text(&ok));
+    assert!(
+        text(&ok).contains("[PASS] provenance.image"),
+        "{}",
+        text(&ok)
+    );
 
     // The simulated PSP is refused unless the caller allows it.
     rejected_by(

@@ -73,6 +73,25 @@ fn cargo_build_in_the_cvm_verifies_and_runs() {
             "{krate} missing from {provenance}"
         );
     }
+    // The bundles made by `make bundles` carry their manifests: the guest lists the
+    // rootfs's packages and the toolchain's rustc version. Bundles from before manifests
+    // (a developer's old build/) add none; on CI the bundles are made fresh and must.
+    let has_manifest = rootfs_has(&rootfs, "usr/share/kettle/bundle.json");
+    assert!(
+        has_manifest || req == Requirement::Skip,
+        "{} carries no usr/share/kettle/bundle.json (make bundles writes one)",
+        rootfs.display()
+    );
+    if has_manifest {
+        assert!(
+            provenance.contains("\"uri\":\"pkg:deb/debian/gcc-12@"),
+            "the rootfs's packages are missing from {provenance}"
+        );
+        assert!(
+            provenance.contains("\"kettle_rustcVersion\":\"rustc "),
+            "{provenance}"
+        );
+    }
 
     let hello = out.join("artifacts/target/release/hello-cargo");
     let ran = run(&mut Command::new(&hello));
@@ -81,4 +100,12 @@ fn cargo_build_in_the_cvm_verifies_and_runs() {
         said.starts_with("hello from a kettle build (fnv1a64 "),
         "{said}"
     );
+}
+
+/// Whether the gzipped tar at `bundle` holds `path` (with or without a leading `./`).
+fn rootfs_has(bundle: &std::path::Path, path: &str) -> bool {
+    let listing = run(Command::new("tar").arg("-tzf").arg(bundle));
+    String::from_utf8_lossy(&listing.stdout)
+        .lines()
+        .any(|l| l.trim_start_matches("./") == path)
 }

@@ -130,7 +130,9 @@ fn the_guest_refuses_a_hostile_hosts_lies_in_the_vm() {
     // 3. A clock set before kettle-init was built (provenance timestamps are the host's).
     let c = project();
 
-    let cases: Vec<(&str, Vec<u8>, &Scenario, Vec<&str>, Step)> = vec![
+    // (what the host did, the request bytes it sent, the scenario, extra QEMU args, the failing step)
+    type Case<'a> = (&'a str, Vec<u8>, &'a Scenario, Vec<&'a str>, Step);
+    let cases: Vec<Case> = vec![
         (
             ".git in the source archive",
             serde_json::to_vec(&s.request).unwrap(),

@@ -315,9 +315,11 @@ fn cases() -> Vec<Case> {
             Box::new(|d| {
                 reprovenance(d, |st| {
                     st.predicate.run_details.builder.builder_dependencies.push(
-                        kettle_provenance::ResourceDescriptor::from_uri("kettle-image:manifest.json")
-                            .with_name(ids::IMAGE_DEPENDENCY)
-                            .with_digest("sha384", "77".repeat(48)),
+                        kettle_provenance::ResourceDescriptor::from_uri(
+                            "kettle-image:manifest.json",
+                        )
+                        .with_name(ids::IMAGE_DEPENDENCY)
+                        .with_digest("sha384", "77".repeat(48)),
                     );
                 })
             }),

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use kettle_provenance::statement::{DIGEST_GIT_COMMIT, DIGEST_SHA256};
 use kettle_provenance::{ids, jcs, Statement};
+use kettle_wire::source_url;
 
 use crate::bundle::Artifact;
 use crate::check::{CheckId, CheckList, Failure, Outcome, Skipped};
@@ -249,11 +250,13 @@ pub(crate) fn verify_build_parameters(
         .get(ids::REF_RESOLVED_BY)
         .and_then(|v| v.as_str())
         == Some("host");
-    let as_claim = |outcome: Outcome| match outcome {
+    let as_claim = |outcome: Outcome| {
+        match outcome {
         Outcome::Pass(d) if host_resolved => Outcome::Pass(format!(
             "{d} (the requester's claim: the build host resolved the ref, the guest witnessed only the commit)"
         )),
         other => other,
+    }
     };
     checks.push(
         CheckId::Repository,
@@ -310,8 +313,13 @@ fn check_ref(found: Option<&serde_json::Value>, expect: &ProvenanceExpectations)
         return parameter("ref", found, expect.git_ref.as_deref(), "--ref");
     }
     match found {
+        // Both sides in kettle_wire::source_url's one form (exact patterns too; `*` ones are full refs).
         Some(serde_json::Value::String(r))
-            if expect.refs.iter().any(|p| crate::policy::ref_matches(p, r)) =>
+            if expect.refs.iter().any(|p| {
+                let norm = |s: &str| source_url::normalize_ref(s).unwrap_or_else(|_| s.into());
+                let p = if p.contains('*') { p.clone() } else { norm(p) };
+                crate::policy::ref_matches(&p, &norm(r))
+            }) =>
         {
             Outcome::Pass(format!(
                 "externalParameters.ref {r:?} matches the accepted refs {:?}",
@@ -390,6 +398,15 @@ fn equal(field: &str, found: &str, expected: &str) -> Result<String, Failure> {
     }
 }
 
+/// Whether `found` and `expected` name the same repository or ref once normalized.
+fn same_normalized(key: &str, found: &str, expected: &str) -> bool {
+    match key {
+        "repository" => source_url::same_repository(found, expected),
+        "ref" => source_url::same_ref(found, expected),
+        _ => false,
+    }
+}
+
 /// Compares one externalParameters entry, skipping (saying why) when nothing was expected.
 fn parameter(
     key: &str,
@@ -410,6 +427,10 @@ fn parameter(
         (None, None) => Outcome::Skip(Skipped::NotRequested {
             message: format!("not compared because {flag} was not given"),
         }),
+        // Repository URLs and refs compare in kettle_wire::source_url's one normalized form.
+        (Some(e), Some(f)) if f != e && same_normalized(key, f, e) => Outcome::Pass(format!(
+            "externalParameters.{key} {f:?} is expected ({e:?}: the same after normalization)"
+        )),
         (Some(e), Some(f)) => equal(&format!("externalParameters.{key}"), f, e).into(),
         (Some(e), None) => Outcome::Fail(Failure::mismatch(
             format!("externalParameters.{key}"),
@@ -511,7 +532,11 @@ mod tests {
         let image = |measured: [u8; 48]| {
             let mut list = CheckList::default();
             verify_build_parameters(&st, &pinned(), Some(measured), &mut list);
-            let c = list.into_sorted().into_iter().find(|c| c.id == CheckId::Image).unwrap();
+            let c = list
+                .into_sorted()
+                .into_iter()
+                .find(|c| c.id == CheckId::Image)
+                .unwrap();
             c.status()
         };
         assert_eq!(image([7; 48]), Status::Pass);
@@ -519,8 +544,16 @@ mod tests {
         let plain = Statement::from_json(&statement(b"hello")).unwrap();
         let mut list = CheckList::default();
         verify_build_parameters(&plain, &pinned(), Some([7; 48]), &mut list);
-        let c = list.into_sorted().into_iter().find(|c| c.id == CheckId::Image).unwrap();
-        assert_eq!(c.status(), Status::Skip, "an older provenance names no image");
+        let c = list
+            .into_sorted()
+            .into_iter()
+            .find(|c| c.id == CheckId::Image)
+            .unwrap();
+        assert_eq!(
+            c.status(),
+            Status::Skip,
+            "an older provenance names no image"
+        );
     }
 
     #[test]

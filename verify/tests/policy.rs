@@ -107,7 +107,9 @@ fn every_policy_field_violated_alone_fails_its_check_on_simulated_evidence() {
         v.headline()
     );
 
-    let cases: Vec<(&str, Box<dyn Fn(&mut Policy)>, Vec<CheckId>)> = vec![
+    // (which policy field, how it is tightened, the checks that must then fail)
+    type Case<'a> = (&'a str, Box<dyn Fn(&mut Policy)>, Vec<CheckId>);
+    let cases: Vec<Case> = vec![
         (
             "measurements",
             Box::new(|p| {

@@ -166,7 +166,7 @@ mod tests {
         };
         let pins = required_inputs(
             &recipe(true),
-            &[hex.clone()],
+            std::slice::from_ref(&hex),
             "https://c/crates/",
             BuildTools::Pinned,
         );

@@ -12,9 +12,11 @@
 //!   console line format the host's progress display reads.
 //! * [`devices`]: the disk serials and the PSP port name.
 //! * [`unpack`]: the safe tar unpacker both sides use on untrusted archives.
+//! * [`bundle_manifest`]: what a toolchain or rootfs bundle says it holds.
 
 #![warn(missing_docs)]
 
+pub mod bundle_manifest;
 pub mod cache;
 pub mod console;
 pub mod devices;
@@ -23,6 +25,7 @@ pub mod lockfile;
 pub mod output;
 pub mod recipe;
 pub mod request;
+pub mod source_url;
 pub mod steps;
 pub mod unpack;
 

@@ -238,45 +238,6 @@ pub fn build_vcek(tcb: &Tcb, hw_id: &[u8; 64]) -> Result<Certificate, SimulatedE
     sign_rsa_pss(tbs, keys::ASK_KEY_PEM)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn committed_ca_matches_committed_keys() {
-        use sev::certs::snp::{Certificate as SevCert, Verifiable};
-        let ark = SevCert::from_pem(keys::ARK_PEM).unwrap();
-        let ask = SevCert::from_pem(keys::ASK_PEM).unwrap();
-        // The committed ARK is self-signed and signs the ASK (sev crate's own checks).
-        (&ark, &ark).verify().unwrap();
-        (&ark, &ask).verify().unwrap();
-        let ark_x: Certificate = ark.into();
-        assert_eq!(
-            ark_x.tbs_certificate.subject_public_key_info,
-            rsa_spki(keys::ARK_KEY_PEM).unwrap()
-        );
-        let ask_x: Certificate = ask.into();
-        assert_eq!(
-            ask_x.tbs_certificate.subject_public_key_info,
-            rsa_spki(keys::ASK_KEY_PEM).unwrap()
-        );
-        assert!(ask_x
-            .tbs_certificate
-            .subject
-            .to_string()
-            .contains("SIMULATED"));
-    }
-
-    #[test]
-    fn algorithm_identifier_is_amds() {
-        // The signatureAlgorithm of a real Milan VCEK, byte for byte.
-        let real = crate::testdata::milan_vcek_der();
-        let real = Certificate::from_der(&real).unwrap();
-        assert_eq!(real.signature_algorithm, pss_algorithm().unwrap());
-        assert_eq!(real.tbs_certificate.signature, pss_algorithm().unwrap());
-    }
-}
-
 /// A CRL of the simulated ARK revoking `serials` (for tests of revocation checking),
 /// valid from `this_update` to `next_update` (Unix seconds), DER.
 pub fn test_crl(
@@ -319,4 +280,43 @@ pub fn test_crl(
         signature: BitString::from_bytes(&sig.to_vec())?,
     }
     .to_der()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn committed_ca_matches_committed_keys() {
+        use sev::certs::snp::{Certificate as SevCert, Verifiable};
+        let ark = SevCert::from_pem(keys::ARK_PEM).unwrap();
+        let ask = SevCert::from_pem(keys::ASK_PEM).unwrap();
+        // The committed ARK is self-signed and signs the ASK (sev crate's own checks).
+        (&ark, &ark).verify().unwrap();
+        (&ark, &ask).verify().unwrap();
+        let ark_x: Certificate = ark.into();
+        assert_eq!(
+            ark_x.tbs_certificate.subject_public_key_info,
+            rsa_spki(keys::ARK_KEY_PEM).unwrap()
+        );
+        let ask_x: Certificate = ask.into();
+        assert_eq!(
+            ask_x.tbs_certificate.subject_public_key_info,
+            rsa_spki(keys::ASK_KEY_PEM).unwrap()
+        );
+        assert!(ask_x
+            .tbs_certificate
+            .subject
+            .to_string()
+            .contains("SIMULATED"));
+    }
+
+    #[test]
+    fn algorithm_identifier_is_amds() {
+        // The signatureAlgorithm of a real Milan VCEK, byte for byte.
+        let real = crate::testdata::milan_vcek_der();
+        let real = Certificate::from_der(&real).unwrap();
+        assert_eq!(real.signature_algorithm, pss_algorithm().unwrap());
+        assert_eq!(real.tbs_certificate.signature, pss_algorithm().unwrap());
+    }
 }

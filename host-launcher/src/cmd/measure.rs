@@ -5,11 +5,14 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use kettle_image::manifest::{ImageManifest, ManifestCheck};
+use kettle_image::audit::{audit, table_next_to, Audit, AuditInputs};
+use kettle_image::bundle::MANIFEST_FILE;
+use kettle_image::manifest::ImageManifest;
 use kettle_image::measure::{
     self, cpu_model_names, GuestFeatures, KernelHashes, LaunchDigest, MeasureInputs, VcpuConfig,
     VcpuType, VmmType,
 };
+use kettle_image::table::{LaunchDigestTable, TABLE_FILE};
 
 /// Exit code when the files do not match the manifest.
 const EXIT_MISMATCH: u8 = 1;
@@ -82,13 +85,25 @@ pub struct MeasureArgs {
     /// Precalculated hash of the firmware pages (from --mode snp:ovmf-hash).
     #[arg(long, value_name = "HASH")]
     snp_ovmf_hash: Option<LaunchDigest>,
-    /// Check an image against its manifest.json instead: recompute the digest
-    /// and file hashes from the files it names (relative to its directory, or
-    /// --ovmf/--kernel/--initrd). Exit 0 match, 1 mismatch, 2 could not run.
+    /// Check an image against a (published) manifest.json instead: recompute
+    /// its launch digest and every one of the launch-digests.json next to it
+    /// (or --digests) from the image files (in --image DIR, default the
+    /// manifest's directory; or --ovmf/--kernel/--initrd), compare every file
+    /// hash and, when DIR has its own manifest.json, every field of it; each
+    /// difference is explained by the input that causes it. Exit 0 all match,
+    /// 1 something differs, 2 could not run.
     #[arg(long, value_name = "FILE", conflicts_with_all = [
         "vcpus", "vcpu_type", "vcpu_sig", "vcpu_family", "append", "snp_ovmf_hash", "mode",
     ])]
     manifest: Option<PathBuf>,
+    /// With --manifest: the directory holding bzImage, initramfs.cpio and OVMF.fd
+    /// (e.g. build/image), when they are not next to the manifest.
+    #[arg(long, value_name = "DIR", requires = "manifest")]
+    image: Option<PathBuf>,
+    /// With --manifest: the launch digest table to check (default: launch-digests.json
+    /// next to the manifest, when there is one).
+    #[arg(long, value_name = "FILE", requires = "manifest")]
+    digests: Option<PathBuf>,
 }
 
 fn vcpu_type_help() -> String {
@@ -191,7 +206,7 @@ fn format_digest(d: &LaunchDigest, format: OutputFormat) -> String {
 }
 
 /// RFC 4648 base64 with padding (the digest is the only thing encoded).
-fn base64(bytes: &[u8]) -> String {
+pub(crate) fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
@@ -210,44 +225,127 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
-/// `--manifest`: recompute and compare; print one line per check.
+/// `--manifest`: recompute and compare everything; print one line per check
+/// and, under each mismatch, the inputs that explain it.
 fn check_manifest(path: &Path, args: &MeasureArgs) -> ExitCode {
-    let result = (|| -> Result<ManifestCheck, String> {
-        let manifest = ImageManifest::load(path).map_err(|e| e.to_string())?;
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let mut files = manifest.files_in(dir).map_err(|e| e.to_string())?;
-        if let Some(p) = &args.ovmf {
-            files.ovmf = p.clone();
-        }
-        if let Some(p) = &args.kernel {
-            files.kernel = p.clone();
-        }
-        if let Some(p) = &args.initrd {
-            files.initrd = p.clone();
-        }
-        manifest.check(&files).map_err(|e| e.to_string())
-    })();
-    match result {
-        Ok(check) if check.is_match() => {
-            println!("{}", format_digest(&check.recomputed, args.output_format));
-            log::info!("launch digest and file hashes match {}", path.display());
-            ExitCode::SUCCESS
-        }
-        Ok(check) => {
-            println!("{}", format_digest(&check.recomputed, args.output_format));
-            for m in &check.mismatches {
-                log::error!("MISMATCH {m}");
+    match audit_manifest(path, args) {
+        Ok(audit) => {
+            crate::print_stdout(&render_audit(&audit, args.output_format));
+            if audit.is_match() {
+                log::info!(
+                    "every file, field and launch digest matches {}",
+                    path.display()
+                );
+                ExitCode::SUCCESS
+            } else {
+                let n = audit.mismatches().count();
+                log::error!(
+                    "{n} of {} checks differ from {} (explained above)",
+                    audit.findings.len(),
+                    path.display()
+                );
+                ExitCode::from(EXIT_MISMATCH)
             }
-            ExitCode::from(EXIT_MISMATCH)
         }
         Err(message) => {
             log::error!("{message}");
             ExitCode::from(crate::EXIT_CANNOT_RUN)
         }
     }
+}
+
+fn audit_manifest(path: &Path, args: &MeasureArgs) -> Result<Audit, String> {
+    let manifest = ImageManifest::load(path).map_err(|e| e.to_string())?;
+    let manifest_dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let image_dir = args.image.as_deref().unwrap_or(manifest_dir);
+    let mut files = manifest.files_in(image_dir).map_err(|e| e.to_string())?;
+    if let Some(p) = &args.ovmf {
+        files.ovmf = p.clone();
+    }
+    if let Some(p) = &args.kernel {
+        files.kernel = p.clone();
+    }
+    if let Some(p) = &args.initrd {
+        files.initrd = p.clone();
+    }
+    for f in [&files.kernel, &files.initrd, &files.ovmf] {
+        if !f.exists() {
+            return Err(format!(
+                "{} does not exist: the image files are not {}; pass --image DIR with the image to check (e.g. build/image after make image)",
+                f.display(),
+                if args.image.is_some() {
+                    "in --image".to_string()
+                } else {
+                    format!("next to {}", path.display())
+                }
+            ));
+        }
+    }
+    let table_path = args.digests.clone().or_else(|| table_next_to(path));
+    let table = match table_path {
+        Some(p) => Some((LaunchDigestTable::load(&p).map_err(|e| e.to_string())?, p)),
+        None => {
+            log::warn!(
+                "no {TABLE_FILE} next to {} (and no --digests): only the manifest's own launch digest is checked",
+                path.display()
+            );
+            None
+        }
+    };
+    // The image directory's own manifest, when it is another file than the one checked.
+    let local_path = image_dir.join(MANIFEST_FILE);
+    let same_file = match (
+        std::fs::canonicalize(&local_path),
+        std::fs::canonicalize(path),
+    ) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    let image_manifest = if local_path.is_file() && !same_file {
+        Some((
+            ImageManifest::load(&local_path).map_err(|e| e.to_string())?,
+            local_path,
+        ))
+    } else {
+        None
+    };
+    audit(&AuditInputs {
+        manifest,
+        manifest_path: path.to_path_buf(),
+        table,
+        files,
+        image_manifest,
+    })
+    .map_err(|e| e.to_string())
+}
+
+/// One line per check (`ok` or `MISMATCH`), the explanations indented below.
+fn render_audit(audit: &Audit, format: OutputFormat) -> String {
+    let mut lines = Vec::new();
+    for f in &audit.findings {
+        let detail = match (format, f.detail.parse::<LaunchDigest>()) {
+            (OutputFormat::Base64, Ok(d)) => base64(&d.0),
+            _ => f.detail.clone(),
+        };
+        lines.push(format!(
+            "{:<8} {}: {detail}",
+            if f.ok { "ok" } else { "MISMATCH" },
+            f.subject
+        ));
+        for b in &f.because {
+            lines.push(format!("         because: {b}"));
+        }
+    }
+    let bad = audit.mismatches().count();
+    lines.push(if bad == 0 {
+        format!("all {} checks match", audit.findings.len())
+    } else {
+        format!("{bad} of {} checks differ", audit.findings.len())
+    });
+    lines.join("\n")
 }
 
 #[cfg(test)]

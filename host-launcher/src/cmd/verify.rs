@@ -319,8 +319,8 @@ fn expectations(
         expect.provenance.repository = Some(r.clone());
         set("source.repository", "--repo");
     }
-    if let Some(r) = &args.git_ref {
-        expect.provenance.git_ref = Some(r.clone());
+    if let Some(r) = expected_ref(args)? {
+        expect.provenance.git_ref = Some(r);
         set("source.refs", "--ref");
     }
     if !args.builder_ids.is_empty() {
@@ -376,6 +376,19 @@ fn expectations(
     Ok((expect, applied))
 }
 
+/// `--ref` as a full ref: with `--source`, git says whether a short name is a branch or
+/// a tag in the auditor's clone; otherwise kettle_wire::source_url's rule (a branch).
+/// The comparison itself normalizes both sides again.
+fn expected_ref(args: &VerifyArgs) -> Result<Option<String>, VerifyCmdError> {
+    let Some(r) = &args.git_ref else {
+        return Ok(None);
+    };
+    Ok(Some(match &args.source {
+        Some(dir) => kettle::source::full_ref_in(dir, r)?,
+        None => r.clone(),
+    }))
+}
+
 /// The commit the auditor pins: `--commit`, the ref's tip in `--source`, `--any-source`, or none.
 fn source_pin(args: &VerifyArgs) -> Result<SourcePin, VerifyCmdError> {
     Ok(match (&args.commit, &args.source) {
@@ -391,9 +404,7 @@ fn source_pin(args: &VerifyArgs) -> Result<SourcePin, VerifyCmdError> {
         }
         (None, Some(dir)) => kettle::source::pin_from_clone(
             dir,
-            args.git_ref
-                .as_deref()
-                .expect("clap: --source requires --ref"),
+            &expected_ref(args)?.expect("clap: --source requires --ref"),
             args.reachable,
         )?,
         (None, None) if args.any_source => SourcePin::Any,

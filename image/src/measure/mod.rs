@@ -286,6 +286,23 @@ pub fn launch_digest(
     if vm.vcpus == 0 {
         return Err(MeasureError::NoVcpus);
     }
+    let mut digests = launch_digests_up_to(ovmf, ovmf_seed, hashes, vm, vm.vcpus)?;
+    Ok(digests.pop().expect("at least one vCPU"))
+}
+
+/// The launch digests for 1, 2, ..., `max_vcpus` vCPUs of `vm`'s type, VMM and
+/// features (`vm.vcpus` is ignored), in one pass: the VMSA pages come last, so
+/// each count's digest extends the previous one's chain by one page.
+pub fn launch_digests_up_to(
+    ovmf: &Ovmf,
+    ovmf_seed: Option<&LaunchDigest>,
+    hashes: Option<&KernelHashes>,
+    vm: &VcpuConfig,
+    max_vcpus: u32,
+) -> Result<Vec<LaunchDigest>, MeasureError> {
+    if max_vcpus == 0 {
+        return Err(MeasureError::NoVcpus);
+    }
     if hashes.is_some() && !ovmf.has_kernel_hashes_section() {
         return Err(MeasureError::NoKernelHashesSection);
     }
@@ -337,11 +354,14 @@ pub fn launch_digest(
         vm.vmm_type,
         vm.guest_features,
     );
-    for i in 0..vm.vcpus {
+    let (bsp, ap) = (sha384(&bsp), sha384(&ap));
+    let mut out = Vec::with_capacity(max_vcpus as usize);
+    for i in 0..max_vcpus {
         let page = if i == 0 { &bsp } else { &ap };
-        gctx.update(PageType::Vmsa, VMSA_GPA, &sha384(page));
+        gctx.update(PageType::Vmsa, VMSA_GPA, page);
+        out.push(LaunchDigest(gctx.ld));
     }
-    Ok(LaunchDigest(gctx.ld))
+    Ok(out)
 }
 
 /// The kernel-hashes page: the table at the firmware's chosen offset, zeros elsewhere.
@@ -577,6 +597,19 @@ mod tests {
             launch_digest(&ovmf, None, None, &vm(0, "EPYC-v4")),
             Err(MeasureError::NoVcpus)
         ));
+        // One pass over the counts gives each count's own digest.
+        let all =
+            launch_digests_up_to(&ovmf, Some(&seed), Some(&h), &vm(99, "EPYC-Milan"), 5).unwrap();
+        assert_eq!(all.len(), 5);
+        for (i, d) in all.iter().enumerate() {
+            let n = i as u32 + 1;
+            assert_eq!(
+                *d,
+                launch_digest(&ovmf, None, Some(&h), &vm(n, "EPYC-Milan")).unwrap(),
+                "{n} vCPUs"
+            );
+        }
+        assert!(launch_digests_up_to(&ovmf, None, None, &vm(1, "EPYC-v4"), 0).is_err());
     }
 
     #[test]

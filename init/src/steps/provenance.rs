@@ -27,6 +27,7 @@ use kettle_wire::{BuildRequest, BuildType, Pin};
 
 use super::attest::Attestor;
 use super::hash::Subject;
+use super::unpack::BundleManifests;
 use super::Tools;
 use crate::clock::{check_not_before_build, ClockError, CLOCK_PROVENANCE};
 use crate::error::{InStep, Step, StepError};
@@ -141,6 +142,8 @@ pub struct ProvenanceInputs<'a> {
     pub rootfs: &'a Pin,
     /// Pinned or host tools.
     pub tools: &'a Tools,
+    /// What the pinned bundles say they hold (their packages become dependencies).
+    pub manifests: &'a BundleManifests,
     /// The hashed outputs.
     pub subjects: &'a [Subject],
     /// The security mode (builder.id, tee_platform).
@@ -153,7 +156,15 @@ pub struct ProvenanceInputs<'a> {
     pub finished_on: i64,
 }
 
-/// The resolvedDependencies list: source, crates, toolchain, rootfs.
+/// resolvedDependencies annotation on each entry a bundle's own manifest listed: which
+/// bundle (`rootfs`). The manifest is inside the pinned bundle, so the entry is the
+/// bundle publisher's word about its contents, not something the guest measured.
+pub const LISTED_BY_BUNDLE_KEY: &str = "kettle_listedByBundle";
+/// Annotation on the toolchain entry: `rustc -vV`'s first line, as the bundle's manifest says.
+pub const RUSTC_VERSION_KEY: &str = "kettle_rustcVersion";
+
+/// The resolvedDependencies list: source, crates, toolchain, rootfs, then the rootfs's
+/// packages as its manifest lists them.
 pub fn resolved_dependencies(
     p: &ProvenanceInputs<'_>,
 ) -> Result<Vec<ResourceDescriptor>, ProvenanceError> {
@@ -174,17 +185,30 @@ pub fn resolved_dependencies(
     match p.tools {
         Tools::Pinned => {
             if let Some(t) = p.toolchain {
-                deps.push(
-                    ResourceDescriptor::from_uri(t.url.clone())
-                        .with_name("toolchain")
-                        .with_digest(DIGEST_SHA256, t.sha256.to_hex()),
-                );
+                let mut dep = ResourceDescriptor::from_uri(t.url.clone())
+                    .with_name("toolchain")
+                    .with_digest(DIGEST_SHA256, t.sha256.to_hex());
+                if let Some(rustc) = p
+                    .manifests
+                    .toolchain
+                    .as_ref()
+                    .and_then(|m| m.rustc.as_ref())
+                {
+                    dep = dep.with_annotation(RUSTC_VERSION_KEY, rustc.version.clone());
+                }
+                deps.push(dep);
             }
             deps.push(
                 ResourceDescriptor::from_uri(p.rootfs.url.clone())
                     .with_name("rootfs")
                     .with_digest(DIGEST_SHA256, p.rootfs.sha256.to_hex()),
             );
+            for package in p.manifests.rootfs.iter().flat_map(|m| &m.packages) {
+                deps.push(
+                    ResourceDescriptor::from_uri(package.purl.clone())
+                        .with_annotation(LISTED_BY_BUNDLE_KEY, "rootfs"),
+                );
+            }
         }
         Tools::Host { toolchain_root } => {
             // Not pinned: say where they came from and that they were not verified.
@@ -315,10 +339,18 @@ mod tests {
     use kettle_testkit::fixtures::test_request;
 
     fn statement_for(mode: BuilderMode) -> Statement<Provenance> {
+        statement_with(mode, &BundleManifests::default())
+    }
+
+    fn statement_with(mode: BuilderMode, manifests: &BundleManifests) -> Statement<Provenance> {
         let req = test_request(&"a".repeat(40));
         let rootfs = Pin {
             url: "https://example.invalid/rootfs.tar".into(),
             sha256: Sha256Digest::of_bytes(b"rootfs"),
+        };
+        let toolchain = Pin {
+            url: "https://example.invalid/toolchain.tar".into(),
+            sha256: Sha256Digest::of_bytes(b"toolchain"),
         };
         let subjects = [Subject {
             name: "out/x".into(),
@@ -330,9 +362,10 @@ mod tests {
             build_type: BuildType::Script,
             tree: &"b".repeat(40),
             crates: &[],
-            toolchain: None,
+            toolchain: Some(&toolchain),
             rootfs: &rootfs,
             tools: &Tools::Pinned,
+            manifests,
             subjects: &subjects,
             mode,
             ref_resolved_by: RefResolvedBy::Host,
@@ -377,5 +410,73 @@ mod tests {
             st.predicate.build_definition.internal_parameters[TEE_PLATFORM_KEY],
             NO_TEE
         );
+    }
+
+    #[test]
+    fn the_bundles_manifests_add_their_packages_and_rustc_version() {
+        use kettle_wire::bundle_manifest::{BundleManifest, Package, RustcInfo, MANIFEST_SCHEMA};
+        let manifest = |kind: &str, packages, rustc| BundleManifest {
+            schema: MANIFEST_SCHEMA.into(),
+            kind: kind.into(),
+            summary: String::new(),
+            packages,
+            rustc,
+            components: Vec::new(),
+        };
+        let manifests = BundleManifests {
+            rootfs: Some(manifest(
+                "rootfs",
+                vec![Package {
+                    name: "gcc-12".into(),
+                    version: "12.2.0-14".into(),
+                    arch: "amd64".into(),
+                    purl: "pkg:deb/debian/gcc-12@12.2.0-14?arch=amd64".into(),
+                }],
+                None,
+            )),
+            toolchain: Some(manifest(
+                "toolchain",
+                Vec::new(),
+                Some(RustcInfo {
+                    version: "rustc 1.85.0 (4d91de4e4 2025-02-17)".into(),
+                    release: "1.85.0".into(),
+                    commit_hash: "4d91de4e48198da2e33413efdcd9cd2cc0c46688".into(),
+                    host: "x86_64-unknown-linux-gnu".into(),
+                    llvm_version: "19.1.7".into(),
+                    cargo: "cargo 1.85.0 (d73d2caf9 2024-12-31)".into(),
+                }),
+            )),
+        };
+        let with = statement_with(BuilderMode::SevSnp, &manifests);
+        let without = statement_for(BuilderMode::SevSnp);
+        let deps = &with.predicate.build_definition.resolved_dependencies;
+        assert_eq!(
+            deps.len(),
+            without
+                .predicate
+                .build_definition
+                .resolved_dependencies
+                .len()
+                + 1
+        );
+        let gcc = deps.last().unwrap();
+        assert_eq!(
+            gcc.uri.as_deref(),
+            Some("pkg:deb/debian/gcc-12@12.2.0-14?arch=amd64")
+        );
+        assert_eq!(gcc.annotations[LISTED_BY_BUNDLE_KEY], "rootfs");
+        let toolchain = deps
+            .iter()
+            .find(|d| d.name.as_deref() == Some("toolchain"))
+            .unwrap();
+        assert_eq!(
+            toolchain.annotations[RUSTC_VERSION_KEY],
+            "rustc 1.85.0 (4d91de4e4 2025-02-17)"
+        );
+        // The packages are inputs: the input Merkle root moves with them.
+        let root = |st: &Statement<Provenance>| {
+            st.predicate.build_definition.internal_parameters[INPUT_MERKLE_ROOT_KEY].clone()
+        };
+        assert_ne!(root(&with), root(&without));
     }
 }

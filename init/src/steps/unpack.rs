@@ -13,6 +13,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use kettle_provenance::Sha256Digest;
+use kettle_wire::bundle_manifest::{BundleKind, BundleManifest, BundleManifestError};
 use kettle_wire::inputs::InputKind;
 use kettle_wire::lockfile::LockedCrate;
 use kettle_wire::unpack::{
@@ -56,6 +57,9 @@ pub enum UnpackStepError {
     /// Vendoring a crate failed.
     #[error(transparent)]
     Vendor(#[from] VendorError),
+    /// A bundle's own manifest (what it says it holds) is malformed or unsafe to read.
+    #[error(transparent)]
+    BundleManifest(#[from] BundleManifestError),
     /// The toolchain bundle has no bin/cargo.
     #[error("the toolchain bundle has no bin/cargo and bin/rustc (at its top or under a single top directory)")]
     ToolchainLayout,
@@ -108,6 +112,18 @@ pub struct BuildRoot {
     pub root: PathBuf,
     /// The toolchain root (bin/cargo, bin/rustc, lib/...).
     pub toolchain: Option<PathBuf>,
+    /// What the pinned bundles say they hold, read right after unpacking (before the
+    /// build runs in them); empty for host tools.
+    pub manifests: BundleManifests,
+}
+
+/// The manifests the pinned bundles carry (`None`: a bundle made without one).
+#[derive(Debug, Clone, Default)]
+pub struct BundleManifests {
+    /// The rootfs bundle's ([`kettle_wire::bundle_manifest::ROOTFS_MANIFEST_PATH`]).
+    pub rootfs: Option<BundleManifest>,
+    /// The toolchain bundle's ([`kettle_wire::bundle_manifest::TOOLCHAIN_MANIFEST_PATH`]).
+    pub toolchain: Option<BundleManifest>,
 }
 
 fn io_error(what: &str) -> impl FnOnce(std::io::Error) -> StepError + '_ {
@@ -147,6 +163,7 @@ pub fn build_root(
             let built = BuildRoot {
                 root,
                 toolchain: Some(toolchain_root.clone()),
+                manifests: BundleManifests::default(),
             };
             (built, "host tools (read-only binds)")
         }
@@ -174,12 +191,31 @@ pub fn build_root(
                         .with_input("toolchain"),
                 );
             }
+            let read = |dir: &Path, kind: BundleKind| {
+                BundleManifest::read_unpacked(dir, kind)
+                    .map_err(UnpackStepError::from)
+                    .in_step_for(Step::Unpack, kind.as_str())
+            };
+            let manifests = BundleManifests {
+                rootfs: read(&root, BundleKind::Rootfs)?,
+                toolchain: match &toolchain {
+                    Some(dir) => read(dir, BundleKind::Toolchain)?,
+                    None => None,
+                },
+            };
             let what = if toolchain.is_some() {
                 "rootfs and toolchain"
             } else {
                 "rootfs"
             };
-            (BuildRoot { root, toolchain }, what)
+            (
+                BuildRoot {
+                    root,
+                    toolchain,
+                    manifests,
+                },
+                what,
+            )
         }
     };
     Ok((built, format!("{what}, {vendored} vendored crates")))

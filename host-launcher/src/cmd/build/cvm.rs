@@ -2,11 +2,19 @@
 
 use super::*;
 
+use std::time::Instant;
+
+/// Logs how long a host-side step took (`kettle build -v`; scripts/bench.sh reads these).
+fn timed(step: &str, since: Instant) {
+    log::debug!("timing: {step} {:.3}s", since.elapsed().as_secs_f64());
+}
+
 /// The whole `kettle build` in a CVM, as a sequence of named steps.
 pub(super) fn build_vm(args: &BuildArgs) -> Result<ExitCode, BuildError> {
+    let started = Instant::now();
     // Check QEMU, KVM and the image before anything is downloaded.
     let image = load_image(&args.image)?;
-    let (tee, accel) = check_host(args)?;
+    let (tee, accel) = host_step("check QEMU and the image", || check_host(args))?;
     let vcpus = args.vcpus.unwrap_or(image.manifest.vcpus);
     if tee == Tee::SevSnp && vcpus != image.manifest.vcpus {
         return Err(BuildError::Args(format!(
@@ -17,7 +25,9 @@ pub(super) fn build_vm(args: &BuildArgs) -> Result<ExitCode, BuildError> {
 
     let staging = Staging::new(&args.out, args.force)?;
     let work = work_dir(&args.out)?;
-    let src = resolve_source(args, work.path())?;
+    let t = Instant::now();
+    let src = host_step("resolve the source", || resolve_source(args, work.path()))?;
+    timed("resolve source", t);
     check_interrupted()?;
     let request = make_request(args, &src, tee, Some(&image))?;
     eprintln!(
@@ -28,7 +38,9 @@ pub(super) fn build_vm(args: &BuildArgs) -> Result<ExitCode, BuildError> {
         args.mode,
         tee.platform_name()
     );
-    let disks = write_disks(args, &src, &request, work.path())?;
+    let disks = host_step("resolve the inputs and write the disks", || {
+        write_disks(args, &src, &request, work.path())
+    })?;
     check_interrupted()?;
 
     // The simulated PSP listens before QEMU starts (QEMU connects at startup).
@@ -52,33 +64,51 @@ pub(super) fn build_vm(args: &BuildArgs) -> Result<ExitCode, BuildError> {
         network: args.mode == ModeArg::Upstream,
     };
     let log_path = staging.path().join(output::BUILD_LOG_FILE);
-    let progress = Progress::new(std::io::stderr().is_terminal());
+    eprintln!(
+        "build log: {} (written as the build goes; it ends up in {})",
+        log_path.display(),
+        args.out.join(output::BUILD_LOG_FILE).display()
+    );
+    let progress = Progress::with_heartbeat(
+        kettle::console::stderr_is_fancy(),
+        Duration::from_secs(args.heartbeat.max(1)),
+    );
+    let vm_started = Instant::now();
+    let t = vm_started;
     let run = vm::run(
         &args.qemu,
         &qemu::argv(&cfg),
         &log_path,
         Duration::from_secs(args.timeout),
-        &INTERRUPTED,
+        interrupt().flag(),
         progress,
     )?;
+    timed("qemu", t);
     if let Some(p) = psp {
         p.stop();
     }
     if run.end == VmEnd::Interrupted {
-        eprintln!(
-            "kettle build: interrupted; QEMU stopped, nothing written to {}",
-            args.out.display()
-        );
-        return Ok(ExitCode::from(EXIT_INTERRUPTED));
+        // Everything goes before the message says so: disks, the PSP socket, the staging dir.
+        drop((work, sock_dir, staging));
+        return Ok(interrupted(
+            &args.out,
+            "QEMU (its whole process group) stopped",
+        ));
     }
+    eprintln!(
+        "  [host: run the VM] ended in {}",
+        human_duration(vm_started.elapsed())
+    );
     report_vm_end(&run);
 
     // Collect what the guest wrote (an all-zero disk is an empty archive).
+    let t = Instant::now();
     if let Err(e) = output::read_output_disk(&out_disk, staging.path()) {
         eprintln!("kettle build: the output disk could not be read: {e}");
     }
     copy_manifest(&image.manifest_path, staging.path())?;
     drop(work); // disks are no longer needed
+    timed("collect", t);
     if !staging.path().join(STATUS_FILE).is_file() {
         report_guest_failure(staging.path(), &run, &log_path);
         let out = staging.publish()?;
@@ -91,7 +121,13 @@ pub(super) fn build_vm(args: &BuildArgs) -> Result<ExitCode, BuildError> {
     if tee == Tee::SevSnp {
         supply_vcek(staging.path());
     }
-    verify_and_publish(staging, &image, &src, tee)
+    let code = host_step("verify the outputs", || {
+        verify_and_publish(staging, &image, &src, tee)
+    })?;
+    if code == ExitCode::SUCCESS {
+        print_summary(started, &args.out, &verify_command(args, &image, &src, tee));
+    }
+    Ok(code)
 }
 
 /// QEMU, KVM and SNP support for the requested TEE; the accelerator to use.
@@ -137,19 +173,28 @@ fn write_disks(
     request: &BuildRequest,
     work: &Path,
 ) -> Result<Disks, BuildError> {
+    let t = Instant::now();
     let req_disk = work.join("request.img");
     write_request_disk(&req_disk, request).map_err(|e| BuildError::Request(e.to_string()))?;
     pad_to_sector(&req_disk)?;
+    timed("request disk", t);
     let cache = match args.mode {
         ModeArg::Cached => {
-            let store = open_store(args)?;
+            let t = Instant::now();
+            let (store, delivered) = open_store(args)?;
+            timed("add --input files", t);
+            let t = Instant::now();
             let downloader = Downloader::new(RetryPolicy::default());
-            let resolved = inputs::resolve(src, &store, &downloader, work)?;
+            let resolved = inputs::resolve(src, &store, &downloader, work, &delivered)?;
+            timed("resolve inputs", t);
+            check_interrupted()?;
+            let t = Instant::now();
             let path = work.join("cache.img");
             let writer =
                 CacheWriter::create_disk(&path).map_err(io_err(path.display().to_string()))?;
             inputs::write_cache(&resolved, &src.commit, &store, writer, &path)?;
             pad_to_sector(&path)?;
+            timed("write cache disk", t);
             log::info!(
                 "cache disk: {} inputs, {} bytes",
                 resolved.blobs.len() + 2,
@@ -257,7 +302,10 @@ fn verify_and_publish(
     if tee == Tee::Simulated {
         expect = expect.accepting_simulated();
     }
-    let verdict = match kettle_verify::verify_output_dir(staging.path(), &expect) {
+    let t = Instant::now();
+    let verdict = kettle_verify::verify_output_dir(staging.path(), &expect);
+    timed("verify", t);
+    let verdict = match verdict {
         Ok(v) => v,
         Err(why) => {
             eprintln!("kettle build: the outputs cannot be verified: {why}");

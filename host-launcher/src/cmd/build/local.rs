@@ -1,5 +1,7 @@
 //! `kettle build --local`: the guest's own pipeline as a host process.
 
+use std::os::unix::process::CommandExt;
+
 use super::*;
 
 /// `kettle build --local`: the guest's pipeline as a host process, no VM, no TEE.
@@ -15,10 +17,11 @@ pub(super) fn build_local(args: &BuildArgs) -> Result<ExitCode, BuildError> {
     // Local mode names no image: it runs no VM, whatever binary it runs.
     let request = make_request(args, &src, Tee::Simulated, None)?;
     let inputs_dir = work.path().join("inputs");
+    check_interrupted()?;
     if args.mode == ModeArg::Cached {
-        let store = open_store(args)?;
+        let (store, delivered) = open_store(args)?;
         let downloader = Downloader::new(RetryPolicy::default());
-        let resolved = inputs::resolve(&src, &store, &downloader, work.path())?;
+        let resolved = inputs::resolve(&src, &store, &downloader, work.path(), &delivered)?;
         check_interrupted()?;
         let writer = CacheWriter::create_dir(&inputs_dir)
             .map_err(io_err(inputs_dir.display().to_string()))?;
@@ -33,22 +36,30 @@ pub(super) fn build_local(args: &BuildArgs) -> Result<ExitCode, BuildError> {
     .map_err(io_err(request_path.display().to_string()))?;
 
     let out_dir = staging.path().join("result");
-    let status = std::process::Command::new(&init)
-        .arg("--local")
+    let mut cmd = std::process::Command::new(&init);
+    cmd.arg("--local")
         .arg(&inputs_dir)
         .arg("--out")
         .arg(&out_dir)
         .arg("--work")
         .arg(work.path().join("work"))
-        .status()
+        .stdin(std::process::Stdio::null())
+        // Its own process group, like QEMU: a signal is forwarded deliberately, and
+        // whatever kettle-init started goes with its group when it is killed.
+        .process_group(0);
+    let child = cmd
+        .spawn()
         .map_err(io_err(format!("running {}", init.display())))?;
-    if INTERRUPTED.load(Ordering::SeqCst) {
-        eprintln!(
-            "kettle build: interrupted; nothing written to {}",
-            args.out.display()
-        );
-        return Ok(ExitCode::from(EXIT_INTERRUPTED));
-    }
+    let status = match wait_local(kettle::vm::ChildGuard::new(child))? {
+        Some(status) => status,
+        None => {
+            drop((work, staging));
+            return Ok(interrupted(
+                &args.out,
+                "kettle-init (its whole process group) stopped and reaped",
+            ));
+        }
+    };
     let built = match status.code() {
         Some(0) => true,
         Some(1) => false,
@@ -90,6 +101,47 @@ pub(super) fn build_local(args: &BuildArgs) -> Result<ExitCode, BuildError> {
         eprintln!("error.json is in {}", out.display());
         Ok(ExitCode::from(EXIT_FAILED))
     }
+}
+
+/// How long kettle-init gets to stop after the forwarded signal before it is killed.
+const LOCAL_GRACE: Duration = Duration::from_secs(5);
+
+/// Waits for kettle-init; on a signal, forwards it to kettle-init's process group, then
+/// kills the group after [`LOCAL_GRACE`] and reaps it (None: interrupted).
+fn wait_local(
+    mut guard: kettle::vm::ChildGuard,
+) -> Result<Option<std::process::ExitStatus>, BuildError> {
+    let waited = |g: &mut kettle::vm::ChildGuard| {
+        g.child()
+            .try_wait()
+            .map_err(io_err("waiting for kettle-init"))
+    };
+    loop {
+        if let Some(status) = waited(&mut guard)? {
+            if !interrupt().is_set() {
+                return Ok(Some(status));
+            }
+            return Ok(None);
+        }
+        if interrupt().is_set() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let sig = rustix::process::Signal::from_named_raw(interrupt().signal())
+        .unwrap_or(rustix::process::Signal::TERM);
+    guard.signal_group(sig);
+    let deadline = Instant::now() + LOCAL_GRACE;
+    while Instant::now() < deadline {
+        if waited(&mut guard)?.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Kills the group if anything is left, and reaps kettle-init.
+    guard.signal_group(rustix::process::Signal::KILL);
+    drop(guard);
+    Ok(None)
 }
 
 /// The kettle-init binary local mode runs: `--init`, else `/init` of the image's

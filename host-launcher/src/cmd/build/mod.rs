@@ -10,17 +10,20 @@ mod cvm;
 mod local;
 
 use std::fs::{self, File};
-use std::io::{IsTerminal, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
-use kettle::console::Progress;
+use kettle::bundles::{BundlePins, BundlesError};
+use kettle::console::{human_duration, Progress};
 use kettle::download::{Downloader, RetryPolicy};
-use kettle::inputs::{self, InputError};
+use kettle::inputs::{self, Delivered, InputError};
+use kettle::interrupt::Interrupt;
 use kettle::outdir::{OutDirError, Staging};
+use kettle::project::ProjectError;
 use kettle::psp_host::PspServer;
 use kettle::qemu::{self, Accel, Disks, Isolation, VmConfig};
 use kettle::source::{self, ResolvedSource, SourceError};
@@ -33,16 +36,16 @@ use kettle_wire::cache::CacheWriter;
 use kettle_wire::devices::SECTOR_BYTES;
 use kettle_wire::output::{self, CHAIN_FILE, ERROR_FILE, EVIDENCE_FILE, STATUS_FILE};
 use kettle_wire::request::{
-    ImageRef,
-    write_request_disk, BuildRequest, FetchMode, Limits, Upstream, DEFAULT_CRATES_URL,
+    write_request_disk, BuildRequest, FetchMode, ImageRef, Limits, Upstream, DEFAULT_CRATES_URL,
     REQUEST_SCHEMA,
 };
 use kettle_wire::Tee;
 
 /// Exit code of a build that ran and failed (guest error, or outputs that do not verify).
 const EXIT_FAILED: u8 = 1;
-/// Exit code after Ctrl-C (128 + SIGINT, as shells report it).
-const EXIT_INTERRUPTED: u8 = 130;
+
+/// The image directory when neither --image nor KETTLE_IMAGE says (a Kettle checkout's `make image`).
+pub const DEFAULT_IMAGE_DIR: &str = "build/image";
 
 /// Where inputs come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -69,8 +72,11 @@ pub enum AccelArg {
 #[command(
     after_long_help = "Examples:\n  kettle build . --tee simulated --out out/hello\n  \
 kettle build https://example.com/r.git --ref v1.2.0 --tee snp\n  kettle build . --local --out out/local\n\n\
+The image directory is --image, else $KETTLE_IMAGE, else build/image (where `make image` puts it in a \
+Kettle checkout): bzImage, initramfs.cpio, OVMF.fd, manifest.json and bundles.json; the bundles it names \
+(toolchain.tar.gz, rootfs.tar.gz) are looked for there and in its parent directory.\n\n\
 Exit status: 0 built and verified, 1 the build failed or its outputs did not verify, 2 could not run, \
-130 interrupted."
+128+N interrupted by signal N (130 SIGINT, 143 SIGTERM, 129 SIGHUP)."
 )]
 pub struct BuildArgs {
     /// A local git checkout (HEAD is built), or a repository URL (with --ref).
@@ -79,8 +85,12 @@ pub struct BuildArgs {
     /// The ref to build (default for a checkout: its current branch).
     #[arg(long = "ref", value_name = "REF")]
     pub git_ref: Option<String>,
-    /// The image directory (bzImage, initramfs.cpio, OVMF.fd, manifest.json).
-    #[arg(long, value_name = "DIR", default_value = "build/image")]
+    /// The repository URL to record (default: the checkout's origin remote, else its
+    /// file:// path; for a URL SOURCE, that URL), normalized as kettle_wire::source_url says.
+    #[arg(long = "repo", value_name = "URL")]
+    pub repo: Option<String>,
+    /// The image directory (bzImage, initramfs.cpio, OVMF.fd, manifest.json, bundles.json).
+    #[arg(long, value_name = "DIR", env = "KETTLE_IMAGE", default_value = DEFAULT_IMAGE_DIR)]
     pub image: PathBuf,
     /// Where the outputs go (created whole at the end, never half-written).
     #[arg(long, value_name = "DIR", default_value = "out")]
@@ -132,6 +142,10 @@ pub struct BuildArgs {
     /// The QEMU binary.
     #[arg(long, value_name = "PATH", default_value = qemu::DEFAULT_QEMU)]
     pub qemu: String,
+    /// Without a terminal: say the build is alive (step, elapsed time, last console line)
+    /// when nothing was printed for this long.
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    pub heartbeat: u64,
     /// With --local: the kettle-init binary to run (default: /init of the image's
     /// initramfs, checked against its manifest, so local mode runs the measured code).
     #[arg(long, value_name = "PATH", requires = "local")]
@@ -165,13 +179,41 @@ enum BuildError {
     },
     #[error("{0}")]
     Request(String),
+    #[error(transparent)]
+    Project(#[from] ProjectError),
+    #[error(transparent)]
+    Bundles(#[from] BundlesError),
+    /// The checkout has kettle.toml, but the commit being built does not.
+    #[error("{path} exists but commit {commit} does not have it, and the build reads the committed recipe: commit it (`git add kettle.toml && git commit`)")]
+    RecipeNotCommitted { path: PathBuf, commit: String },
+    /// A cargo project without a recipe: `kettle init` would write `text` (printed by [`run`]).
+    #[error("commit {commit} of {dir} has no kettle.toml")]
+    NoRecipe {
+        dir: PathBuf,
+        commit: String,
+        suggestion: Result<String, String>,
+    },
     #[error("interrupted")]
     Interrupted,
 }
 
-/// Stops between steps once Ctrl-C was pressed (the VM loop handles it while QEMU runs).
+/// Set by SIGINT, SIGTERM and SIGHUP ([`Interrupt::install`]); the VM loop kills QEMU when it sees it.
+static INTERRUPT: OnceLock<Interrupt> = OnceLock::new();
+
+fn interrupt() -> &'static Interrupt {
+    INTERRUPT.get_or_init(|| {
+        Interrupt::install().unwrap_or_else(|e| {
+            log::warn!(
+                "cannot catch SIGINT/SIGTERM/SIGHUP ({e}); interrupting may leave QEMU running"
+            );
+            Interrupt::new()
+        })
+    })
+}
+
+/// Stops between steps once a signal arrived (the VM loop handles it while QEMU runs).
 fn check_interrupted() -> Result<(), BuildError> {
-    if INTERRUPTED.load(Ordering::SeqCst) {
+    if interrupt().is_set() {
         Err(BuildError::Interrupted)
     } else {
         Ok(())
@@ -183,14 +225,32 @@ fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> BuildError 
     move |source| BuildError::Io { what, source }
 }
 
-/// Set by the Ctrl-C handler; the VM loop kills QEMU when it sees it.
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// Says the build was interrupted and returns 128 + the signal's number.
+fn interrupted(out: &Path, stopped: &str) -> ExitCode {
+    let i = interrupt();
+    eprintln!(
+        "kettle build: interrupted by {}; {stopped}, work files removed, nothing written to {}",
+        i.signal_name(),
+        out.display()
+    );
+    ExitCode::from(i.exit_code())
+}
+
+/// Runs one host step, printing its duration (CI logs show where the time went).
+fn host_step<T>(name: &str, f: impl FnOnce() -> Result<T, BuildError>) -> Result<T, BuildError> {
+    let start = Instant::now();
+    let r = f();
+    let took = human_duration(start.elapsed());
+    match &r {
+        Ok(_) => eprintln!("  [host: {name}] ok in {took}"),
+        Err(_) => eprintln!("  [host: {name}] FAILED after {took}"),
+    }
+    r
+}
 
 /// Runs `kettle build`.
 pub fn run(args: BuildArgs) -> ExitCode {
-    if let Err(e) = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst)) {
-        log::warn!("cannot catch Ctrl-C ({e}); interrupting may leave QEMU running");
-    }
+    let _ = interrupt();
     let result = if args.local {
         local::build_local(&args)
     } else {
@@ -198,11 +258,126 @@ pub fn run(args: BuildArgs) -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        // A child (git, QEMU) that the signal also reached may fail first: the signal is the news.
+        Err(_) if interrupt().is_set() => interrupted(&args.out, "stopped"),
+        Err(BuildError::NoRecipe {
+            dir,
+            commit,
+            suggestion,
+        }) => {
+            let shown = dir.display();
+            match suggestion {
+                Ok(text) => {
+                    eprintln!("kettle build: commit {commit} of {shown} has no kettle.toml. `kettle init {shown}` would write this {}:", dir.join("kettle.toml").display());
+                    crate::print_stdout(text.trim_end());
+                    eprintln!("run `kettle init {shown}`, commit kettle.toml (`git add kettle.toml && git commit`), and build again");
+                }
+                Err(why) => eprintln!("kettle build: commit {commit} of {shown} has no kettle.toml, and `kettle init` cannot write one: {why}"),
+            }
+            ExitCode::from(crate::EXIT_CANNOT_RUN)
+        }
         Err(e) => {
             eprintln!("kettle build: {e}");
             ExitCode::from(crate::EXIT_CANNOT_RUN)
         }
     }
+}
+
+/// Before anything is downloaded: the commit must have a recipe. A checkout with an
+/// uncommitted kettle.toml is told to commit it; a cargo project without one is told
+/// exactly what `kettle init` would write.
+fn check_recipe(args: &BuildArgs, src: &ResolvedSource) -> Result<(), BuildError> {
+    use kettle_wire::recipe::RECIPE_FILE;
+    if src.read_file(RECIPE_FILE)?.is_some() {
+        return Ok(());
+    }
+    let Some(dir) = &src.worktree else {
+        return Ok(()); // inputs::resolve says the commit has no recipe
+    };
+    let recipe = dir.join(RECIPE_FILE);
+    if recipe.exists() {
+        return Err(BuildError::RecipeNotCommitted {
+            path: recipe,
+            commit: src.commit.clone(),
+        });
+    }
+    if src.read_file("Cargo.toml")?.is_none() && !dir.join("Cargo.toml").is_file() {
+        return Ok(());
+    }
+    let suggestion = crate::cmd::init::recipe_for(dir, &args.image)
+        .map(|(text, _)| text)
+        .map_err(|e| e.to_string());
+    Err(BuildError::NoRecipe {
+        dir: dir.clone(),
+        commit: src.commit.clone(),
+        suggestion,
+    })
+}
+
+/// What the host can hand the guest besides its store: the --input files and the
+/// bundles beside the image that bundles.json names.
+fn delivered(args: &BuildArgs, store: &Store) -> Result<Delivered, BuildError> {
+    let mut given = Vec::new();
+    for input in &args.inputs {
+        let d = store.insert_file(input, None)?;
+        log::info!("input {} = sha256 {d}", input.display());
+        given.push((input.clone(), d));
+    }
+    let bundle_dirs = match BundlePins::load(&args.image) {
+        Ok(_) => kettle::bundles::search_dirs(&args.image),
+        Err(_) => Vec::new(),
+    };
+    Ok(Delivered { given, bundle_dirs })
+}
+
+/// The `kettle verify` command an auditor would run on this build's output.
+fn verify_command(args: &BuildArgs, image: &Image, src: &ResolvedSource, tee: Tee) -> String {
+    let mut cmd = vec![
+        "kettle".to_string(),
+        "verify".into(),
+        shell_quote(&args.out.display().to_string()),
+        "--manifest".into(),
+        shell_quote(&image.manifest_path.display().to_string()),
+    ];
+    if tee == Tee::Simulated {
+        cmd.push("--allow-simulated".into());
+    }
+    cmd.extend(["--repo".into(), shell_quote(&src.repository)]);
+    cmd.extend(["--ref".into(), shell_quote(&src.git_ref)]);
+    match &src.worktree {
+        Some(dir) => cmd.extend(["--source".into(), shell_quote(&dir.display().to_string())]),
+        None => cmd.extend(["--commit".into(), src.commit.clone()]),
+    }
+    cmd.join(" ")
+}
+
+/// `s` as one POSIX shell word (quoted only when it needs to be).
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+:=@,%".contains(&b))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+/// The last lines of a build: total time, the artifacts, and how to verify them.
+fn print_summary(started: Instant, out: &Path, verify: &str) {
+    eprintln!("built in {}", human_duration(started.elapsed()));
+    if let Ok(bytes) = fs::read(out.join(STATUS_FILE)) {
+        if let Ok(status) = serde_json::from_slice::<kettle_wire::BuildStatus>(&bytes) {
+            for a in &status.artifacts {
+                eprintln!(
+                    "  artifact: {}",
+                    out.join(output::ARTIFACTS_DIR).join(a).display()
+                );
+            }
+        }
+    }
+    eprintln!("  provenance: {}", out.join("provenance.json").display());
+    eprintln!("verify it with:\n  {verify}");
 }
 
 /// The image to boot: its manifest and files.
@@ -233,32 +408,37 @@ fn load_image(dir: &Path) -> Result<Image, BuildError> {
 }
 
 fn resolve_source(args: &BuildArgs, work: &Path) -> Result<ResolvedSource, BuildError> {
-    if source::is_url(&args.source) {
+    let src = if source::is_url(&args.source) {
         let r = args
             .git_ref
             .as_deref()
             .ok_or_else(|| SourceError::UrlNeedsRef(args.source.clone()))?;
-        Ok(source::resolve_url(&args.source, r, work)?)
+        source::resolve_url(&args.source, r, args.repo.as_deref(), work)?
     } else {
-        Ok(source::resolve_checkout(
+        source::resolve_checkout_as(
             Path::new(&args.source),
             args.git_ref.as_deref(),
+            args.repo.as_deref(),
             args.allow_dirty,
-        )?)
-    }
+        )?
+    };
+    log::info!(
+        "repository {} (from {})",
+        src.repository,
+        src.repository_from
+    );
+    check_recipe(args, &src)?;
+    Ok(src)
 }
 
-fn open_store(args: &BuildArgs) -> Result<Store, BuildError> {
+fn open_store(args: &BuildArgs) -> Result<(Store, Delivered), BuildError> {
     let root = match &args.cache_dir {
         Some(d) => d.clone(),
         None => Store::default_root()?,
     };
     let store = Store::open(root)?;
-    for input in &args.inputs {
-        let d = store.insert_file(input, None)?;
-        log::info!("input {} = sha256 {d}", input.display());
-    }
-    Ok(store)
+    let delivered = delivered(args, &store)?;
+    Ok((store, delivered))
 }
 
 /// 128 random bits, hex: unique per invocation.

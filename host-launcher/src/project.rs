@@ -1,0 +1,659 @@
+//! A user's own cargo project as Kettle sees it: which binaries `cargo build
+//! --release` makes (so which outputs a cargo-build/v1 recipe can name), the
+//! channel `rust-toolchain.toml` asks for, and the commented `kettle.toml`
+//! that `kettle init` writes for it, pinned to the bundles that go with the
+//! image. `kettle build` uses the same code to say what `kettle init` would
+//! write, and to refuse outputs the recipe cannot produce before any VM boots.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use kettle_wire::recipe::{BuildType, Recipe, RECIPE_FILE};
+
+use crate::bundles::{BundlePin, BundlePins};
+
+/// Where cargo-build/v1 outputs are (`cargo build --release` in the source root).
+pub const RELEASE_DIR: &str = "target/release/";
+
+/// Why a project cannot get a recipe, or a recipe's outputs cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectError {
+    /// No Cargo.toml.
+    #[error("{0} has no Cargo.toml: `kettle init` writes cargo-build/v1 recipes for cargo projects; for anything else write a script/v1 kettle.toml by hand (see examples/hello-script)")]
+    NotCargo(PathBuf),
+    /// No Cargo.lock.
+    #[error("{0} has no Cargo.lock: cargo-build/v1 builds with --locked, so the lockfile pins every crate; run `cargo generate-lockfile` there and commit Cargo.lock")]
+    NoLockfile(PathBuf),
+    /// kettle.toml is already there.
+    #[error("{0} exists: kettle init does not overwrite a recipe (edit it, or remove it and run kettle init again; --force replaces it)")]
+    Exists(PathBuf),
+    /// No binary target to name as an output.
+    #[error("{0}: no binary target that `cargo build --release` builds (a library-only package has no target/release/<bin>); write the recipe's outputs by hand")]
+    NoBins(PathBuf),
+    /// Cargo.toml could not be read.
+    #[error("{path}: {message}")]
+    Manifest {
+        /// The manifest.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A cargo project's facts that decide its recipe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CargoProject {
+    /// The project directory.
+    pub dir: PathBuf,
+    /// The binaries `cargo build --release` makes there, sorted.
+    pub bins: Vec<String>,
+    /// Binaries it does not make by default, with why (required features).
+    pub skipped: Vec<(String, String)>,
+    /// `rust-toolchain.toml`'s (or `rust-toolchain`'s) channel, if any.
+    pub channel: Option<String>,
+    /// How the binaries were found.
+    pub found_by: &'static str,
+}
+
+/// Reads a project's files from a directory or a commit.
+pub trait Tree {
+    /// The bytes of the file at `path` (relative, `/`-separated), None if absent.
+    fn read(&self, path: &str) -> Option<Vec<u8>>;
+    /// The files directly or deeper under directory `dir`, relative to the root.
+    fn list(&self, dir: &str) -> Vec<String>;
+}
+
+/// A directory on disk.
+pub struct DirTree<'a>(pub &'a Path);
+
+impl Tree for DirTree<'_> {
+    fn read(&self, path: &str) -> Option<Vec<u8>> {
+        std::fs::read(self.0.join(path)).ok()
+    }
+    fn list(&self, dir: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut stack = vec![dir.trim_end_matches('/').to_string()];
+        while let Some(d) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(self.0.join(&d)) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let rel = format!("{d}/{}", e.file_name().to_string_lossy());
+                match e.file_type() {
+                    Ok(t) if t.is_dir() => stack.push(rel),
+                    Ok(t) if t.is_file() => out.push(rel),
+                    _ => {}
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+}
+
+impl Tree for crate::source::ResolvedSource {
+    fn read(&self, path: &str) -> Option<Vec<u8>> {
+        self.read_file(path).ok().flatten()
+    }
+    fn list(&self, dir: &str) -> Vec<String> {
+        self.list_files(dir).unwrap_or_default()
+    }
+}
+
+/// The facts of the cargo project in `dir`: binaries from `cargo metadata --no-deps`
+/// (else from Cargo.toml as cargo's target auto-discovery reads it), and the toolchain channel.
+pub fn detect(dir: &Path) -> Result<CargoProject, ProjectError> {
+    if !dir.join("Cargo.toml").is_file() {
+        return Err(ProjectError::NotCargo(dir.into()));
+    }
+    if !dir.join("Cargo.lock").is_file() {
+        return Err(ProjectError::NoLockfile(dir.into()));
+    }
+    let (bins, skipped, found_by) = match bins_from_metadata(dir) {
+        Some(Ok((bins, skipped))) => (bins, skipped, "cargo metadata --no-deps"),
+        Some(Err(e)) => return Err(e),
+        None => {
+            let (bins, skipped) =
+                bins_from_manifests(&DirTree(dir)).map_err(|message| ProjectError::Manifest {
+                    path: dir.join("Cargo.toml"),
+                    message,
+                })?;
+            (bins, skipped, "Cargo.toml (cargo is not installed)")
+        }
+    };
+    if bins.is_empty() {
+        return Err(ProjectError::NoBins(dir.into()));
+    }
+    Ok(CargoProject {
+        dir: dir.into(),
+        bins,
+        skipped,
+        channel: toolchain_channel(&DirTree(dir)),
+        found_by,
+    })
+}
+
+type Bins = (Vec<String>, Vec<(String, String)>);
+
+/// `cargo metadata --no-deps`: None when cargo cannot be run at all.
+fn bins_from_metadata(dir: &Path) -> Option<Result<Bins, ProjectError>> {
+    let out = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .args([
+            "metadata",
+            "--no-deps",
+            "--format-version",
+            "1",
+            "--offline",
+        ])
+        .arg("--manifest-path")
+        .arg(dir.join("Cargo.toml"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return Some(Err(ProjectError::Manifest {
+            path: dir.join("Cargo.toml"),
+            message: format!(
+                "`cargo metadata` failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        }));
+    }
+    let meta: serde_json::Value = match serde_json::from_slice(&out.stdout) {
+        Ok(m) => m,
+        Err(e) => {
+            return Some(Err(ProjectError::Manifest {
+                path: dir.join("Cargo.toml"),
+                message: format!("`cargo metadata` printed no JSON: {e}"),
+            }))
+        }
+    };
+    // `cargo build` in the root builds the default members (all members of a virtual workspace).
+    let default: BTreeSet<&str> = meta["workspace_default_members"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    let (mut bins, mut skipped) = (BTreeSet::new(), Vec::new());
+    for pkg in meta["packages"].as_array().into_iter().flatten() {
+        let id = pkg["id"].as_str().unwrap_or("");
+        if !default.is_empty() && !default.contains(id) {
+            continue;
+        }
+        for t in pkg["targets"].as_array().into_iter().flatten() {
+            let is_bin = t["kind"]
+                .as_array()
+                .is_some_and(|k| k.iter().any(|k| k == "bin"));
+            let Some(name) = t["name"].as_str().filter(|_| is_bin) else {
+                continue;
+            };
+            match t["required-features"].as_array().filter(|f| !f.is_empty()) {
+                Some(f) => skipped.push((
+                    name.to_string(),
+                    format!(
+                        "needs features {}",
+                        f.iter()
+                            .filter_map(|v| v.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )),
+                None => {
+                    bins.insert(name.to_string());
+                }
+            }
+        }
+    }
+    Some(Ok((bins.into_iter().collect(), skipped)))
+}
+
+/// The binaries `cargo build --release` makes, read from the Cargo.toml files of `tree`
+/// the way cargo discovers targets: `[[bin]]`, `src/main.rs`, `src/bin/*.rs`,
+/// `src/bin/*/main.rs`, over the workspace's default members.
+pub fn bins_from_manifests(tree: &dyn Tree) -> Result<Bins, String> {
+    let root = manifest_at(tree, "")?.ok_or("no Cargo.toml")?;
+    let members: Vec<String> = match root.get("workspace") {
+        None => vec![String::new()],
+        Some(ws) => {
+            let list = |key: &str| -> Vec<String> {
+                ws.get(key)
+                    .and_then(|v| v.as_array())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|v| v.as_str().map(String::from))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            let defaults = list("default-members");
+            if !defaults.is_empty() {
+                expand_members(tree, &defaults)
+            } else if root.get("package").is_some() {
+                vec![String::new()]
+            } else {
+                expand_members(tree, &list("members"))
+            }
+        }
+    };
+    let (mut bins, mut skipped) = (BTreeSet::new(), Vec::new());
+    for m in members {
+        let Some(manifest) = manifest_at(tree, &m)? else {
+            continue;
+        };
+        let (b, s) = package_bins(tree, &m, &manifest);
+        bins.extend(b);
+        skipped.extend(s);
+    }
+    Ok((bins.into_iter().collect(), skipped))
+}
+
+fn manifest_at(tree: &dyn Tree, dir: &str) -> Result<Option<toml::Table>, String> {
+    let path = join(dir, "Cargo.toml");
+    let Some(bytes) = tree.read(&path) else {
+        return Ok(None);
+    };
+    let text = String::from_utf8(bytes).map_err(|_| format!("{path} is not UTF-8"))?;
+    text.parse::<toml::Table>()
+        .map(Some)
+        .map_err(|e| format!("{path}: {e}"))
+}
+
+fn join(dir: &str, rel: &str) -> String {
+    if dir.is_empty() {
+        rel.to_string()
+    } else {
+        format!("{}/{rel}", dir.trim_end_matches('/'))
+    }
+}
+
+/// Workspace member patterns: literal paths and a trailing `dir/*`.
+fn expand_members(tree: &dyn Tree, patterns: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for p in patterns {
+        match p.strip_suffix("/*") {
+            Some(parent) => {
+                let dirs: BTreeSet<String> = tree
+                    .list(parent)
+                    .into_iter()
+                    .filter_map(|f| {
+                        let rest = f.strip_prefix(&format!("{parent}/"))?;
+                        let (dir, file) = rest.split_once('/')?;
+                        (file == "Cargo.toml").then(|| format!("{parent}/{dir}"))
+                    })
+                    .collect();
+                out.extend(dirs);
+            }
+            None => out.push(p.trim_end_matches('/').to_string()),
+        }
+    }
+    out
+}
+
+fn package_bins(tree: &dyn Tree, dir: &str, manifest: &toml::Table) -> Bins {
+    let (mut bins, mut skipped) = (BTreeSet::new(), Vec::new());
+    let Some(package) = manifest.get("package").and_then(|p| p.as_table()) else {
+        return (Vec::new(), skipped);
+    };
+    let name = package.get("name").and_then(|n| n.as_str()).unwrap_or("");
+    let autobins = package
+        .get("autobins")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(true);
+    let explicit = manifest.get("bin").and_then(|b| b.as_array());
+    let mut named_paths = BTreeSet::new();
+    for b in explicit.into_iter().flatten() {
+        let Some(n) = b.get("name").and_then(|n| n.as_str()) else {
+            continue;
+        };
+        if let Some(p) = b.get("path").and_then(|p| p.as_str()) {
+            named_paths.insert(join(dir, p));
+        }
+        match b.get("required-features").and_then(|f| f.as_array()) {
+            Some(f) if !f.is_empty() => skipped.push((n.to_string(), "needs features".into())),
+            _ => {
+                bins.insert(n.to_string());
+            }
+        }
+    }
+    if autobins {
+        let main = join(dir, "src/main.rs");
+        if tree.read(&main).is_some() && !named_paths.contains(&main) && !name.is_empty() {
+            bins.insert(name.to_string());
+        }
+        let bin_dir = join(dir, "src/bin");
+        for f in tree.list(&bin_dir) {
+            if named_paths.contains(&f) {
+                continue;
+            }
+            let Some(rest) = f.strip_prefix(&format!("{bin_dir}/")) else {
+                continue;
+            };
+            match rest.split_once('/') {
+                None => {
+                    if let Some(stem) = rest.strip_suffix(".rs") {
+                        bins.insert(stem.to_string());
+                    }
+                }
+                Some((d, "main.rs")) => {
+                    bins.insert(d.to_string());
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    // cargo names the file after the target; `-` stays `-` for binaries.
+    (bins.into_iter().collect(), skipped)
+}
+
+/// The channel `rust-toolchain.toml` (or the legacy `rust-toolchain`) asks for.
+pub fn toolchain_channel(tree: &dyn Tree) -> Option<String> {
+    if let Some(bytes) = tree.read("rust-toolchain.toml") {
+        let t = String::from_utf8(bytes).ok()?.parse::<toml::Table>().ok()?;
+        return t
+            .get("toolchain")?
+            .get("channel")?
+            .as_str()
+            .map(str::to_string);
+    }
+    let legacy = String::from_utf8(tree.read("rust-toolchain")?).ok()?;
+    let line = legacy.lines().next()?.trim();
+    (!line.is_empty() && !line.starts_with('[')).then(|| line.to_string())
+}
+
+/// The commented kettle.toml `kettle init` writes for `project`, pinned to `pins`
+/// (read from `pins_from`). It parses with [`Recipe::parse`].
+pub fn render_recipe(project: &CargoProject, pins: &BundlePins, pins_from: &Path) -> String {
+    let mut t = String::new();
+    let w = &mut t;
+    let _ = writeln!(
+        w,
+        "# kettle.toml: how Kettle builds this project in its confidential VM,"
+    );
+    let _ = writeln!(
+        w,
+        "# written by `kettle init`. The commit covers this file, so the recipe and"
+    );
+    let _ = writeln!(
+        w,
+        "# its pins are exactly as trustworthy as the commit id: commit it, then"
+    );
+    let _ = writeln!(
+        w,
+        "# `kettle build . --tee snp` (or `--tee simulated` on a machine without SEV-SNP)."
+    );
+    let _ = writeln!(w, "#");
+    let _ = writeln!(
+        w,
+        "# cargo-build/v1 runs `cargo build --locked --offline --release` in the"
+    );
+    let _ = writeln!(
+        w,
+        "# source root, in the pinned root filesystem with the pinned toolchain and"
+    );
+    let _ = writeln!(
+        w,
+        "# every crate of Cargo.lock checked against its checksum and vendored; no network."
+    );
+    if let Some(c) = &project.channel {
+        let _ = writeln!(w, "#");
+        let _ = writeln!(
+            w,
+            "# rust-toolchain.toml asks for channel {c:?}. It is not used: the toolchain"
+        );
+        let _ = writeln!(
+            w,
+            "# bundle pinned below decides the compiler ({}).",
+            pins.toolchain.summary
+        );
+    }
+    let _ = writeln!(w);
+    let _ = writeln!(w, "[build]");
+    let _ = writeln!(w, "type = \"{}\"", BuildType::CargoBuild.name());
+    let _ = writeln!(
+        w,
+        "# One provenance subject per output: the binaries `cargo build --release`"
+    );
+    let _ = writeln!(w, "# makes here (found by {}).", project.found_by);
+    for (bin, why) in &project.skipped {
+        let _ = writeln!(
+            w,
+            "# Not listed: {bin} ({why}; cargo-build/v1 builds default features only)."
+        );
+    }
+    let outputs: Vec<String> = project
+        .bins
+        .iter()
+        .map(|b| format!("\"{RELEASE_DIR}{b}\""))
+        .collect();
+    let _ = writeln!(w, "outputs = [{}]", outputs.join(", "));
+    let _ = writeln!(w);
+    let pin = |w: &mut String, section: &str, what: &str, p: &BundlePin| {
+        let _ = writeln!(w, "[{section}]");
+        let _ = writeln!(w, "# {what}: {}", p.summary);
+        match &p.manifest {
+            Some(m) => {
+                let _ = writeln!(w, "# Its manifest: {} (sha256 {}),", m.file, m.sha256);
+                let _ = writeln!(w, "# also inside the bundle as /{}.", m.inside);
+            }
+            None => {
+                let _ = writeln!(w, "# (This bundle was made without a manifest.)");
+            }
+        }
+        if crate::bundles::is_marker_url(&p.url) {
+            let _ = writeln!(
+                w,
+                "# The URL is a marker, never downloaded: `.invalid` never resolves. The"
+            );
+            let _ = writeln!(
+                w,
+                "# bundle is delivered with the build: `kettle build` finds {} beside",
+                p.file
+            );
+            let _ = writeln!(
+                w,
+                "# the image, or takes it with `--input FILE`; its sha256 alone identifies it."
+            );
+        }
+        let _ = writeln!(w, "url = \"{}\"", p.url);
+        let _ = writeln!(w, "sha256 = \"{}\"", p.sha256);
+    };
+    pin(w, "toolchain", "The Rust toolchain", &pins.toolchain);
+    let _ = writeln!(w);
+    pin(w, "rootfs", "The build's root filesystem", &pins.rootfs);
+    let _ = writeln!(w);
+    let _ = writeln!(w, "# Pins from {}.", pins_from.display());
+    t
+}
+
+/// Writes `dir/kettle.toml` (refusing to replace one unless `force`) and returns its path.
+pub fn write_recipe(dir: &Path, text: &str, force: bool) -> Result<PathBuf, ProjectError> {
+    debug_assert!(
+        Recipe::parse(text).is_ok(),
+        "kettle init writes a valid recipe"
+    );
+    let path = dir.join(RECIPE_FILE);
+    let io = |source| ProjectError::Io {
+        path: path.clone(),
+        source,
+    };
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true);
+    if force {
+        opts.create(true).truncate(true);
+    } else {
+        opts.create_new(true);
+    }
+    let mut f = match opts.open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(ProjectError::Exists(path))
+        }
+        Err(e) => return Err(io(e)),
+    };
+    std::io::Write::write_all(&mut f, text.as_bytes()).map_err(io)?;
+    Ok(path)
+}
+
+/// Why a cargo-build/v1 output cannot be produced, if it cannot: it must be under
+/// `target/release/`, and a file directly there without an extension must be one of
+/// `bins` (when they are known). Libraries (`lib*.so`, `.a`, `.rlib`) and deeper
+/// paths are left to the build.
+pub fn check_cargo_output(output: &str, bins: Option<&[String]>) -> Result<(), String> {
+    let Some(file) = output.strip_prefix(RELEASE_DIR) else {
+        return Err(format!(
+            "cargo-build/v1 runs `cargo build --release`, which writes {RELEASE_DIR}; name outputs {RELEASE_DIR}<bin>"
+        ));
+    };
+    if file.contains('/') || file.contains('.') {
+        return Ok(());
+    }
+    match bins {
+        Some(b) if !b.iter().any(|x| x == file) => Err(format!(
+            "{file:?} is not a binary target that `cargo build --release` builds here (binaries: {})",
+            if b.is_empty() {
+                "none".to_string()
+            } else {
+                b.join(", ")
+            }
+        )),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bundles::{BundlePins, MARKER_URL_BASE};
+    use std::fs;
+
+    fn pins(dir: &Path) -> BundlePins {
+        fs::write(dir.join("toolchain.tar.gz"), b"t").unwrap();
+        fs::write(dir.join("rootfs.tar.gz"), b"r").unwrap();
+        BundlePins::for_files(
+            &dir.join("toolchain.tar.gz"),
+            &dir.join("rootfs.tar.gz"),
+            MARKER_URL_BASE,
+        )
+        .unwrap()
+    }
+
+    fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        for (p, c) in files {
+            let path = d.path().join(p);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, c).unwrap();
+        }
+        d
+    }
+
+    #[test]
+    fn bins_are_found_like_cargo_finds_them() {
+        let d = project(&[
+            ("Cargo.toml", "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[[bin]]\nname = \"extra\"\npath = \"tools/extra.rs\"\n\n[[bin]]\nname = \"gated\"\npath = \"tools/gated.rs\"\nrequired-features = [\"x\"]\n\n[features]\nx = []\n"),
+            ("Cargo.lock", "version = 3\n"),
+            ("src/main.rs", "fn main() {}\n"),
+            ("src/bin/second.rs", "fn main() {}\n"),
+            ("src/bin/third/main.rs", "fn main() {}\n"),
+            ("tools/extra.rs", "fn main() {}\n"),
+            ("tools/gated.rs", "fn main() {}\n"),
+            ("rust-toolchain.toml", "[toolchain]\nchannel = \"1.80.0\"\n"),
+        ]);
+        let (bins, skipped) = bins_from_manifests(&DirTree(d.path())).unwrap();
+        assert_eq!(bins, ["app", "extra", "second", "third"]);
+        assert_eq!(skipped.len(), 1);
+        let p = detect(d.path()).unwrap();
+        assert_eq!(
+            p.bins,
+            ["app", "extra", "second", "third"],
+            "{}",
+            p.found_by
+        );
+        assert_eq!(p.skipped[0].0, "gated");
+        assert_eq!(p.channel.as_deref(), Some("1.80.0"));
+    }
+
+    #[test]
+    fn workspaces_build_their_default_members() {
+        let d = project(&[
+            ("Cargo.toml", "[workspace]\nmembers = [\"crates/*\"]\n"),
+            (
+                "crates/a/Cargo.toml",
+                "[package]\nname = \"a\"\nversion = \"0.1.0\"\n",
+            ),
+            ("crates/a/src/main.rs", "fn main() {}\n"),
+            (
+                "crates/b/Cargo.toml",
+                "[package]\nname = \"b-lib\"\nversion = \"0.1.0\"\n",
+            ),
+            ("crates/b/src/lib.rs", ""),
+        ]);
+        assert_eq!(bins_from_manifests(&DirTree(d.path())).unwrap().0, ["a"]);
+    }
+
+    #[test]
+    fn init_refuses_what_it_cannot_pin() {
+        let d = project(&[("README", "x")]);
+        assert!(matches!(detect(d.path()), Err(ProjectError::NotCargo(_))));
+        let d = project(&[(
+            "Cargo.toml",
+            "[package]\nname = \"x\"\nversion = \"0.1.0\"\n",
+        )]);
+        let err = detect(d.path()).unwrap_err();
+        assert!(err.to_string().contains("cargo generate-lockfile"), "{err}");
+    }
+
+    #[test]
+    fn the_written_recipe_parses_and_is_not_overwritten() {
+        let d = project(&[
+            (
+                "Cargo.toml",
+                "[package]\nname = \"hello\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+            ),
+            ("Cargo.lock", "version = 3\n"),
+            ("src/main.rs", "fn main() {}\n"),
+            ("rust-toolchain", "1.79\n"),
+        ]);
+        let p = detect(d.path()).unwrap();
+        let pins = pins(d.path());
+        let text = render_recipe(&p, &pins, Path::new("build/image/bundles.json"));
+        let recipe = Recipe::parse(&text).unwrap();
+        assert_eq!(recipe.build_type, BuildType::CargoBuild);
+        assert_eq!(recipe.outputs, ["target/release/hello"]);
+        assert_eq!(
+            recipe.rootfs.url,
+            "https://kettle-bundle.invalid/rootfs.tar.gz"
+        );
+        assert_eq!(
+            recipe.toolchain.unwrap().sha256.to_hex(),
+            pins.toolchain.sha256
+        );
+        assert!(text.contains("channel \"1.79\""), "{text}");
+        write_recipe(d.path(), &text, false).unwrap();
+        let err = write_recipe(d.path(), &text, false).unwrap_err();
+        assert!(matches!(err, ProjectError::Exists(_)), "{err}");
+        write_recipe(d.path(), &text, true).unwrap();
+    }
+
+    #[test]
+    fn outputs_the_recipe_cannot_make_are_named() {
+        let bins = ["hello".to_string()];
+        assert!(check_cargo_output("target/release/hello", Some(&bins)).is_ok());
+        assert!(check_cargo_output("target/release/libhello.so", Some(&bins)).is_ok());
+        assert!(check_cargo_output("target/release/hello", None).is_ok());
+        let err = check_cargo_output("target/debug/hello", Some(&bins)).unwrap_err();
+        assert!(err.contains("target/release/"), "{err}");
+        let err = check_cargo_output("target/release/helo", Some(&bins)).unwrap_err();
+        assert!(err.contains("binaries: hello"), "{err}");
+    }
+}

@@ -1,0 +1,287 @@
+//! `kettle build` under SIGINT, SIGTERM and SIGHUP, and without a terminal:
+//! tests/fake-qemu.py plays a guest that hangs (and starts a helper in its
+//! process group); the signal must stop QEMU's whole group, remove the work
+//! dir, the sparse disks, the staging dir and the PSP socket, write nothing
+//! to --out and exit 128+signo. `--local` does the same with a stand-in
+//! kettle-init that ignores SIGTERM. A slow guest gets heartbeat lines, and
+//! the output carries no escape codes.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use kettle_provenance::Sha256Digest;
+use kettle_testkit::evidence::image_dir;
+use kettle_testkit::GitRepo;
+
+const ROOTFS: &[u8] = b"stand-in rootfs bundle";
+
+struct Fixture {
+    root: tempfile::TempDir,
+    repo: PathBuf,
+    image: PathBuf,
+    rootfs: PathBuf,
+    out: PathBuf,
+}
+
+fn fixture() -> Fixture {
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    let repo = r.join("hello");
+    let recipe = format!(
+        "[build]\ntype = \"script/v1\"\noutputs = [\"out/hello.txt\"]\ncommand = [\"sh\", \"-c\", \"true\"]\n\n\
+         [rootfs]\nurl = \"https://example.invalid/rootfs.tar.gz\"\nsha256 = \"{}\"\n",
+        Sha256Digest::of_bytes(ROOTFS)
+    );
+    GitRepo::init(&repo)
+        .write("kettle.toml", recipe)
+        .commit_all("hello");
+    let rootfs = r.join("rootfs.tar.gz");
+    fs::write(&rootfs, ROOTFS).unwrap();
+    let image = r.join("image");
+    image_dir(&image, [0x42; 48]);
+    Fixture {
+        repo,
+        image,
+        rootfs,
+        out: r.join("outputs").join("out"),
+        root,
+    }
+}
+
+fn fake_qemu() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fake-qemu.py")
+        .display()
+        .to_string()
+}
+
+fn command(f: &Fixture, extra: &[&str]) -> Command {
+    let s = |p: &Path| p.display().to_string();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kettle"));
+    cmd.args(["build", &s(&f.repo), "--tee", "simulated", "--accel", "tcg"])
+        .args(["--image", &s(&f.image), "--out", &s(&f.out)])
+        .args(["--cache-dir", &s(&f.root.path().join("cache"))])
+        .args(["--input", &s(&f.rootfs), "--qemu", &fake_qemu()])
+        .args(["--output-size", "1", "--timeout", "120"])
+        .args(extra)
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Waits for `path` to appear (the stand-in guest started), or panics.
+fn wait_for(path: &Path, child: &mut Child) -> String {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(60) {
+        if let Ok(t) = fs::read_to_string(path) {
+            return t;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("kettle build ended early with {status}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{} never appeared", path.display());
+}
+
+/// True while `pid` is a live (not zombie) process.
+fn alive(pid: &str) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+fn send(child: &Child, signal: rustix::process::Signal) {
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, signal).unwrap();
+}
+
+/// Names in `dir` that a build leaves only while it runs (work dirs, staging dirs).
+fn leftovers(dir: &Path) -> Vec<String> {
+    fs::read_dir(dir)
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn interrupt_cvm(signal: rustix::process::Signal, code: i32, name: &str) {
+    let f = fixture();
+    let pidfile = f.root.path().join("qemu.pids");
+    let mut child = command(&f, &[])
+        .env("FAKE_QEMU_MODE", "hang")
+        .env("FAKE_QEMU_PIDFILE", &pidfile)
+        .spawn()
+        .unwrap();
+    let pids = wait_for(&pidfile, &mut child);
+    let lines: Vec<&str> = pids.lines().collect();
+    let (qemu, helper, socket) = (lines[0], lines[1], lines[2]);
+    assert!(alive(qemu) && alive(helper));
+    assert!(
+        Path::new(socket).exists(),
+        "the PSP socket is there while QEMU runs"
+    );
+    send(&child, signal);
+    let out = child.wait_with_output().unwrap();
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(code), "{t}");
+    assert!(t.contains(&format!("interrupted by {name}")), "{t}");
+    assert!(t.contains("nothing written to"), "{t}");
+    assert!(!alive(qemu), "QEMU outlived the build");
+    assert!(!alive(helper), "QEMU's process group outlived the build");
+    assert!(
+        !Path::new(socket).exists(),
+        "the PSP socket is left: {socket}"
+    );
+    assert!(
+        !Path::new(socket).parent().unwrap().exists(),
+        "the PSP socket dir is left"
+    );
+    assert!(!f.out.exists(), "--out was written");
+    let parent = f.out.parent().unwrap();
+    assert!(leftovers(parent).is_empty(), "{:?}", leftovers(parent));
+}
+
+#[test]
+fn sigterm_stops_qemu_and_its_group_and_exits_143() {
+    interrupt_cvm(rustix::process::Signal::TERM, 143, "SIGTERM");
+}
+
+#[test]
+fn sighup_stops_qemu_and_exits_129() {
+    interrupt_cvm(rustix::process::Signal::HUP, 129, "SIGHUP");
+}
+
+#[test]
+fn sigint_stops_qemu_and_exits_130() {
+    interrupt_cvm(rustix::process::Signal::INT, 130, "SIGINT");
+}
+
+/// A stand-in kettle-init for `--local`: records its pid and a helper's, ignores
+/// SIGTERM (so kettle must kill it), and never finishes.
+fn stubborn_init(dir: &Path, pidfile: &Path) -> PathBuf {
+    let path = dir.join("kettle-init");
+    fs::write(
+        &path,
+        format!(
+            "#!/bin/sh\ntrap '' TERM INT HUP\nsleep 3600 &\necho $$ > {p}.tmp\necho $! >> {p}.tmp\nmv {p}.tmp {p}\nwhile :; do sleep 1; done\n",
+            p = pidfile.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+fn interrupt_local(signal: rustix::process::Signal, code: i32, name: &str) {
+    let f = fixture();
+    let pidfile = f.root.path().join("init.pids");
+    let init = stubborn_init(f.root.path(), &pidfile);
+    let mut child = command(&f, &["--local", "--init", init.to_str().unwrap()])
+        .spawn()
+        .unwrap();
+    let pids = wait_for(&pidfile, &mut child);
+    let lines: Vec<&str> = pids.lines().collect();
+    let (init_pid, helper) = (lines[0], lines[1]);
+    send(&child, signal);
+    let out = child.wait_with_output().unwrap();
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(code), "{t}");
+    assert!(t.contains(&format!("interrupted by {name}")), "{t}");
+    assert!(!alive(init_pid), "kettle-init outlived the build");
+    assert!(
+        !alive(helper),
+        "kettle-init's process group outlived the build"
+    );
+    assert!(!f.out.exists(), "--out was written");
+    let parent = f.out.parent().unwrap();
+    assert!(leftovers(parent).is_empty(), "{:?}", leftovers(parent));
+}
+
+#[test]
+fn local_mode_forwards_sigterm_then_kills_and_reaps_kettle_init() {
+    interrupt_local(rustix::process::Signal::TERM, 143, "SIGTERM");
+}
+
+#[test]
+fn local_mode_handles_ctrl_c_like_the_vm_path() {
+    interrupt_local(rustix::process::Signal::INT, 130, "SIGINT");
+}
+
+#[test]
+fn without_a_terminal_a_slow_build_has_heartbeats_durations_and_a_summary() {
+    let f = fixture();
+    let out = command(&f, &["--heartbeat", "1"])
+        .env("FAKE_QEMU_SLEEP", "3.5")
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(!t.contains('\x1b'), "escape codes in non-TTY output: {t:?}");
+    // The log path comes first, and the log is where it said.
+    let log_line = t.lines().find(|l| l.starts_with("build log: ")).unwrap();
+    assert!(log_line.contains("build.log"), "{log_line}");
+    let beats: Vec<&str> = t
+        .lines()
+        .filter(|l| l.contains("... still in [build]"))
+        .collect();
+    assert!(beats.len() >= 2, "{t}");
+    assert!(
+        beats[0].contains("last console line: Compiling serde_derive v1.0.228"),
+        "{}",
+        beats[0]
+    );
+    // Each guest step with its duration, and the host's own steps.
+    assert!(t.contains("  [unpack] ok in "), "{t}");
+    assert!(t.contains("  [host: resolve the source] ok in "), "{t}");
+    assert!(t.contains("  [host: verify the outputs] ok in "), "{t}");
+    // The summary: total time, artifact paths, and the verify command.
+    assert!(t.contains("built in "), "{t}");
+    let artifact = f.out.join("artifacts/out/hello.txt");
+    assert!(
+        t.contains(&format!("artifact: {}", artifact.display())),
+        "{t}"
+    );
+    let verify = t
+        .lines()
+        .find(|l| l.trim_start().starts_with("kettle verify "))
+        .unwrap_or_else(|| panic!("no verify command: {t}"));
+    assert!(
+        verify.contains("--allow-simulated") && verify.contains("--source"),
+        "{verify}"
+    );
+    assert!(fs::read_to_string(f.out.join("build.log"))
+        .unwrap()
+        .contains("Compiling serde_derive"));
+}
+
+#[test]
+fn no_color_means_no_escape_codes_even_on_errors() {
+    let f = fixture();
+    let out = command(&f, &["-v"])
+        .env("NO_COLOR", "1")
+        .env("FAKE_QEMU_MODE", "fail")
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(!t.contains('\x1b'), "{t:?}");
+}
