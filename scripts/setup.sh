@@ -31,8 +31,8 @@ PKGS=(
     linux-source-6.12 build-essential bc bison flex libelf-dev libssl-dev cpio xz-utils lz4
     # firmware build (make ovmf): edk2's AmdSev package from Debian's source
     dpkg-dev quilt nasm acpica-tools uuid-dev grub-efi-amd64-bin dosfstools mtools python3
-    # guest tests, benchmarks and the demo
-    qemu-utils debootstrap git ca-certificates python3-venv file hyperfine
+    # guest tests, benchmarks and the demo (pkg-config: snpguest, the bench's peer, builds against libssl)
+    qemu-utils debootstrap git ca-certificates python3-venv file hyperfine pkg-config
 )
 BACKPORT_PKGS=(qemu-system-x86)
 
