@@ -88,3 +88,35 @@ mod tests {
         require_artifact("no-such-artifact.bin", "nothing", Requirement::Fail);
     }
 }
+
+/// What a cargo-build/v1 build in the CVM needs: the image (`make image`) and the
+/// root filesystem and toolchain bundles (`make bundles`).
+#[derive(Debug, Clone)]
+pub struct CargoCvm {
+    /// `build/image/manifest.json`.
+    pub manifest: PathBuf,
+    /// The image directory (the manifest's).
+    pub image: PathBuf,
+    /// `build/rootfs.tar.gz`.
+    pub rootfs: PathBuf,
+    /// `build/toolchain.tar.gz`.
+    pub toolchain: PathBuf,
+}
+
+/// The image and both bundles, or `None` (after saying which is missing) under
+/// [`Requirement::Skip`]; panics under [`Requirement::Fail`].
+pub fn require_cargo_cvm(requirement: Requirement) -> Option<CargoCvm> {
+    let manifest = require_artifact("image/manifest.json", "image", requirement)?;
+    let rootfs = require_artifact("rootfs.tar.gz", "bundles", requirement)?;
+    let toolchain = require_artifact("toolchain.tar.gz", "bundles", requirement)?;
+    let image = manifest
+        .parent()
+        .expect("manifest in a directory")
+        .to_path_buf();
+    Some(CargoCvm {
+        manifest,
+        image,
+        rootfs,
+        toolchain,
+    })
+}

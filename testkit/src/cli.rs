@@ -4,6 +4,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use crate::artifacts::CargoCvm;
 use crate::fixtures::write_sample;
 use crate::git::GitRepo;
 use crate::repo_root;
@@ -50,6 +51,68 @@ fn workspace_binary(package: &str, bin: &str) -> PathBuf {
     let path = target.join("debug").join(bin);
     assert!(path.is_file(), "{} was not built", path.display());
     path
+}
+
+/// `examples/<sample>` (a cargo-build/v1 recipe) committed in `dir/<sample>` with its
+/// `@TOOLCHAIN_*@` and `@ROOTFS_*@` pins set to `cvm`'s bundles, named `<url_base>/<file>`.
+fn commit_cargo_sample(sample: &str, dir: &Path, cvm: &CargoCvm, url_base: &str) -> PathBuf {
+    let (toolchain_url, rootfs_url) = (
+        format!("{url_base}/toolchain.tar.gz"),
+        format!("{url_base}/rootfs.tar.gz"),
+    );
+    let (toolchain_sha, rootfs_sha) = (sha256_hex(&cvm.toolchain), sha256_hex(&cvm.rootfs));
+    commit_sample(
+        sample,
+        dir,
+        &[
+            ("@TOOLCHAIN_URL@", &toolchain_url),
+            ("@TOOLCHAIN_SHA256@", &toolchain_sha),
+            ("@ROOTFS_URL@", &rootfs_url),
+            ("@ROOTFS_SHA256@", &rootfs_sha),
+        ],
+        &[],
+    )
+}
+
+/// `kettle verify OUT --manifest M --allow-simulated --ref refs/heads/main --source REPO`;
+/// asserts it exits 0 (VERIFIED) and returns what it printed.
+fn verify_simulated(kettle: &Path, out: &Path, manifest: &Path, repo: &Path) -> String {
+    let verify = Command::new(kettle)
+        .arg("verify")
+        .arg(out)
+        .arg("--manifest")
+        .arg(manifest)
+        .args(["--allow-simulated", "--ref", "refs/heads/main", "--source"])
+        .arg(repo)
+        .output()
+        .expect("run kettle verify");
+    assert_eq!(verify.status.code(), Some(0), "{}", text(&verify));
+    text(&verify)
+}
+
+/// `examples/<sample>` committed under `dir` with `cvm`'s bundles pinned (URLs
+/// `<url_base>/<file>`), built in the CVM (`kettle build --tee simulated`, 6 GiB,
+/// `timeout` seconds) and verified (VERIFIED (SIMULATED)); returns the output directory.
+pub fn cargo_sample_verified_in_cvm(
+    kettle: &Path,
+    cvm: &CargoCvm,
+    sample: &str,
+    dir: &Path,
+    url_base: &str,
+    timeout: &str,
+) -> PathBuf {
+    let repo = commit_cargo_sample(sample, dir, cvm, url_base);
+    let out = dir.join("out");
+    build_simulated(
+        kettle,
+        &repo,
+        &cvm.image,
+        &out,
+        &[&cvm.rootfs, &cvm.toolchain],
+        &["--memory", "6144", "--timeout", timeout],
+    );
+    verify_simulated(kettle, &out, &cvm.manifest, &repo);
+    out
 }
 
 /// `kettle build REPO --tee simulated --accel tcg` into `out` with the image at `image`, each

@@ -19,9 +19,12 @@ pub mod qemu;
 pub mod scenario;
 pub mod tarball;
 
-pub use artifacts::{build_dir, repo_root, require_artifact, Requirement};
+pub use artifacts::{
+    build_dir, repo_root, require_artifact, require_cargo_cvm, CargoCvm, Requirement,
+};
 pub use cli::{
-    build_simulated, commit_sample, kettle_binary, kettle_init_binary, run, sha256_hex, text,
+    build_simulated, cargo_sample_verified_in_cvm, commit_sample, kettle_binary,
+    kettle_init_binary, run, sha256_hex, text,
 };
 pub use error::TestError;
 pub use fixtures::CountingProvider;

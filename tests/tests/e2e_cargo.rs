@@ -10,60 +10,25 @@ use std::fs;
 use std::process::Command;
 
 use kettle_testkit::{
-    build_dir, build_simulated, commit_sample, kettle_binary, require_artifact, run, sha256_hex,
-    text, Requirement,
+    build_dir, cargo_sample_verified_in_cvm, kettle_binary, require_cargo_cvm, run, Requirement,
 };
 
 #[test]
 fn cargo_build_in_the_cvm_verifies_and_runs() {
     let req = Requirement::from_env();
-    let Some(manifest) = require_artifact("image/manifest.json", "image", req) else {
+    let Some(cvm) = require_cargo_cvm(req) else {
         return;
     };
-    let Some(rootfs) = require_artifact("rootfs.tar.gz", "bundles", req) else {
-        return;
-    };
-    let Some(toolchain) = require_artifact("toolchain.tar.gz", "bundles", req) else {
-        return;
-    };
-    let image = manifest.parent().unwrap().to_path_buf();
     let kettle = kettle_binary();
     let tmp = tempfile::tempdir_in(build_dir()).unwrap();
-    let (rootfs_sha, toolchain_sha) = (sha256_hex(&rootfs), sha256_hex(&toolchain));
-    let repo = commit_sample(
+    let out = cargo_sample_verified_in_cvm(
+        &kettle,
+        &cvm,
         "hello-cargo",
         tmp.path(),
-        &[
-            (
-                "@TOOLCHAIN_URL@",
-                "https://kettle.invalid/test/toolchain.tar.gz",
-            ),
-            ("@TOOLCHAIN_SHA256@", &toolchain_sha),
-            ("@ROOTFS_URL@", "https://kettle.invalid/test/rootfs.tar.gz"),
-            ("@ROOTFS_SHA256@", &rootfs_sha),
-        ],
-        &[],
+        "https://kettle.invalid/test",
+        "2400",
     );
-    let out = tmp.path().join("out");
-    build_simulated(
-        &kettle,
-        &repo,
-        &image,
-        &out,
-        &[&rootfs, &toolchain],
-        &["--memory", "6144", "--timeout", "2400"],
-    );
-
-    let verify = Command::new(&kettle)
-        .arg("verify")
-        .arg(&out)
-        .arg("--manifest")
-        .arg(&manifest)
-        .args(["--allow-simulated", "--ref", "refs/heads/main", "--source"])
-        .arg(&repo)
-        .output()
-        .unwrap();
-    assert_eq!(verify.status.code(), Some(0), "{}", text(&verify));
 
     let provenance = fs::read_to_string(out.join("provenance.json")).unwrap();
     assert!(provenance.contains("https://kettle.confidential.ai/cargo-build/v1"));
@@ -76,11 +41,11 @@ fn cargo_build_in_the_cvm_verifies_and_runs() {
     // The bundles made by `make bundles` carry their manifests: the guest lists the
     // rootfs's packages and the toolchain's rustc version. Bundles from before manifests
     // (a developer's old build/) add none; on CI the bundles are made fresh and must.
-    let has_manifest = rootfs_has(&rootfs, "usr/share/kettle/bundle.json");
+    let has_manifest = rootfs_has(&cvm.rootfs, "usr/share/kettle/bundle.json");
     assert!(
         has_manifest || req == Requirement::Skip,
         "{} carries no usr/share/kettle/bundle.json (make bundles writes one)",
-        rootfs.display()
+        cvm.rootfs.display()
     );
     if has_manifest {
         assert!(

@@ -11,63 +11,24 @@ use std::fs;
 use std::process::Command;
 
 use kettle_testkit::{
-    build_dir, build_simulated, commit_sample, kettle_binary, require_artifact, run, sha256_hex,
-    text, Requirement,
+    build_dir, cargo_sample_verified_in_cvm, kettle_binary, require_cargo_cvm, run, Requirement,
 };
 
 #[test]
 fn a_proc_macro_and_a_build_script_build_in_the_cvm() {
-    let req = Requirement::from_env();
-    let Some(manifest) = require_artifact("image/manifest.json", "image", req) else {
+    let Some(cvm) = require_cargo_cvm(Requirement::from_env()) else {
         return;
     };
-    let Some(rootfs) = require_artifact("rootfs.tar.gz", "bundles", req) else {
-        return;
-    };
-    let Some(toolchain) = require_artifact("toolchain.tar.gz", "bundles", req) else {
-        return;
-    };
-    let image = manifest.parent().unwrap().to_path_buf();
     let kettle = kettle_binary();
     let tmp = tempfile::tempdir_in(build_dir()).unwrap();
-    let (rootfs_sha, toolchain_sha) = (sha256_hex(&rootfs), sha256_hex(&toolchain));
-    let repo = commit_sample(
+    let out = cargo_sample_verified_in_cvm(
+        &kettle,
+        &cvm,
         "hello-derive",
         tmp.path(),
-        &[
-            (
-                "@TOOLCHAIN_URL@",
-                "https://kettle-bundle.invalid/toolchain.tar.gz",
-            ),
-            ("@TOOLCHAIN_SHA256@", &toolchain_sha),
-            (
-                "@ROOTFS_URL@",
-                "https://kettle-bundle.invalid/rootfs.tar.gz",
-            ),
-            ("@ROOTFS_SHA256@", &rootfs_sha),
-        ],
-        &[],
+        "https://kettle-bundle.invalid",
+        "3000",
     );
-    let out = tmp.path().join("out");
-    build_simulated(
-        &kettle,
-        &repo,
-        &image,
-        &out,
-        &[&rootfs, &toolchain],
-        &["--memory", "6144", "--timeout", "3000"],
-    );
-
-    let verify = Command::new(&kettle)
-        .arg("verify")
-        .arg(&out)
-        .arg("--manifest")
-        .arg(&manifest)
-        .args(["--allow-simulated", "--ref", "refs/heads/main", "--source"])
-        .arg(&repo)
-        .output()
-        .unwrap();
-    assert_eq!(verify.status.code(), Some(0), "{}", text(&verify));
 
     let provenance = fs::read_to_string(out.join("provenance.json")).unwrap();
     for krate in [

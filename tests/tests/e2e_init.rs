@@ -13,7 +13,7 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use kettle_testkit::{build_dir, kettle_binary, require_artifact, run, text, Requirement};
+use kettle_testkit::{build_dir, kettle_binary, require_cargo_cvm, run, text, Requirement};
 
 /// The image directory to build with: build/image if it carries bundles.json, else a
 /// copy of it (links) with the pins `make bundles` would write and the bundles beside it.
@@ -74,19 +74,18 @@ fn shell_words(line: &str) -> Vec<String> {
 
 #[test]
 fn cargo_new_to_verified_with_kettle_init() {
-    let req = Requirement::from_env();
-    let Some(manifest) = require_artifact("image/manifest.json", "image", req) else {
-        return;
-    };
-    let Some(rootfs) = require_artifact("rootfs.tar.gz", "bundles", req) else {
-        return;
-    };
-    let Some(toolchain) = require_artifact("toolchain.tar.gz", "bundles", req) else {
+    let Some(cvm) = require_cargo_cvm(Requirement::from_env()) else {
         return;
     };
     let kettle = kettle_binary();
     let tmp = tempfile::tempdir_in(build_dir()).unwrap();
-    let image = image_with_pins(&kettle, &manifest, &rootfs, &toolchain, tmp.path());
+    let image = image_with_pins(
+        &kettle,
+        &cvm.manifest,
+        &cvm.rootfs,
+        &cvm.toolchain,
+        tmp.path(),
+    );
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     // Outside Kettle's tree: `cargo new` inside a workspace would join it.
     let home = tempfile::tempdir().unwrap();
