@@ -8,150 +8,40 @@
 //!
 //! Env: `KETTLE_BENCH_CRATES` (default 200).
 
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use kettle::download::{Downloader, RetryPolicy};
-use kettle::inputs::{resolve_with, ResolveOptions, DEFAULT_FETCH_JOBS};
+use kettle::inputs::{resolve_with, Delivered, ResolveOptions, DEFAULT_FETCH_JOBS};
 use kettle::source::resolve_checkout;
 use kettle::store::{Sha256Digest, Store};
+use kettle_testkit::https::{HttpsServer, ServerOptions};
+use kettle_testkit::stand_in::{cargo_recipe, ROOTFS, TOOLCHAIN};
 
-/// A crates mirror on 127.0.0.1: TLS from its own CA, a thread per connection,
-/// HTTP/1.1 keep-alive, each answer after `latency`.
-struct Mirror {
-    port: u16,
-    ca_pem: String,
-    stop: Arc<AtomicBool>,
-}
-
-impl Mirror {
-    fn start(files: HashMap<String, Vec<u8>>, latency: Duration) -> Mirror {
-        let ca_key = rcgen::KeyPair::generate().unwrap();
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "Kettle bench CA");
-        let ca = ca_params.self_signed(&ca_key).unwrap();
-        let leaf_key = rcgen::KeyPair::generate().unwrap();
-        let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
-            .unwrap()
-            .signed_by(&leaf_key, &ca, &ca_key)
-            .unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![leaf.der().clone()],
-                rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
-            )
-            .unwrap();
-        let config = Arc::new(config);
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let stop = Arc::new(AtomicBool::new(false));
-        let files = Arc::new(files);
-        {
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                for tcp in listener.incoming() {
-                    if stop.load(Ordering::SeqCst) {
-                        return;
-                    }
-                    let Ok(tcp) = tcp else { continue };
-                    let (config, files) = (config.clone(), files.clone());
-                    std::thread::spawn(move || serve(tcp, config, &files, latency));
-                }
-            });
-        }
-        Mirror {
-            port,
-            ca_pem: ca.pem(),
-            stop,
-        }
+/// A crates mirror on 127.0.0.1 serving `files`, with keep-alive, each answer after `latency`.
+fn mirror(files: &[(String, Vec<u8>)], latency: Duration) -> HttpsServer {
+    let server = HttpsServer::start_with(ServerOptions {
+        keep_alive: true,
+        latency,
+    });
+    for (path, bytes) in files {
+        server.serve(path, bytes.clone());
     }
-}
-
-impl Drop for Mirror {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(("127.0.0.1", self.port)); // wakes the accept loop
-    }
-}
-
-fn serve(
-    tcp: TcpStream,
-    config: Arc<rustls::ServerConfig>,
-    files: &HashMap<String, Vec<u8>>,
-    latency: Duration,
-) {
-    let _ = tcp.set_read_timeout(Some(Duration::from_secs(20)));
-    let _ = tcp.set_nodelay(true);
-    let Ok(conn) = rustls::ServerConnection::new(config) else {
-        return;
-    };
-    let mut tls = BufReader::new(rustls::StreamOwned::new(conn, tcp));
-    loop {
-        let mut first = String::new();
-        if tls.read_line(&mut first).unwrap_or(0) == 0 {
-            return;
-        }
-        let mut close = false;
-        loop {
-            let mut h = String::new();
-            if tls.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
-            if h == "\r\n" {
-                break;
-            }
-            close |= h.to_ascii_lowercase().starts_with("connection: close");
-        }
-        if !latency.is_zero() {
-            std::thread::sleep(latency);
-        }
-        let path = first.split_whitespace().nth(1).unwrap_or("");
-        let (status, body): (&str, &[u8]) = match files.get(path) {
-            Some(b) => ("200 OK", b),
-            None => ("404 Not Found", b"not found"),
-        };
-        let head = format!(
-            "HTTP/1.1 {status}\r\nContent-Length: {}\r\nContent-Type: application/x-tar\r\n\r\n",
-            body.len()
-        );
-        let out = tls.get_mut();
-        if out
-            .write_all(head.as_bytes())
-            .and_then(|_| out.write_all(body))
-            .and_then(|_| out.flush())
-            .is_err()
-            || close
-        {
-            return;
-        }
-    }
+    server
 }
 
 /// A cargo-build/v1 commit locking `n` crates (4 to 64 KiB each, distinct bytes), the
 /// mirror's files, and the toolchain and rootfs bytes (pre-seeded in each store).
-fn project(n: usize) -> (kettle_testkit::GitRepo, HashMap<String, Vec<u8>>, u64) {
-    let recipe = format!(
-        "[build]\ntype = \"cargo-build/v1\"\noutputs = [\"target/release/x\"]\n\n\
-         [toolchain]\nurl = \"https://example.invalid/t.tar.gz\"\nsha256 = \"{}\"\n\n\
-         [rootfs]\nurl = \"https://example.invalid/r.tar.gz\"\nsha256 = \"{}\"\n",
-        Sha256Digest::of_bytes(TOOLCHAIN),
-        Sha256Digest::of_bytes(ROOTFS)
+fn project(n: usize) -> (kettle_testkit::GitRepo, Vec<(String, Vec<u8>)>, u64) {
+    let recipe = cargo_recipe(
+        "target/release/x",
+        "https://example.invalid",
+        TOOLCHAIN,
+        ROOTFS,
     );
     let mut lock = String::from("version = 4\n");
-    let mut files = HashMap::new();
+    let mut files = Vec::new();
     let mut total = 0u64;
     let mut seed = 0x2545_f491_4f6c_dd1du64;
     for i in 0..n {
@@ -170,7 +60,7 @@ fn project(n: usize) -> (kettle_testkit::GitRepo, HashMap<String, Vec<u8>>, u64)
             "\n[[package]]\nname = \"{name}\"\nversion = \"1.0.{i}\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\nchecksum = \"{}\"\n",
             Sha256Digest::of_bytes(&bytes)
         ));
-        files.insert(format!("/crates/{name}/{name}-1.0.{i}.crate"), bytes);
+        files.push((format!("/crates/{name}/{name}-1.0.{i}.crate"), bytes));
     }
     let repo = kettle_testkit::GitRepo::new();
     repo.write("kettle.toml", recipe);
@@ -179,9 +69,6 @@ fn project(n: usize) -> (kettle_testkit::GitRepo, HashMap<String, Vec<u8>>, u64)
     repo.commit_all("bench");
     (repo, files, total)
 }
-
-const TOOLCHAIN: &[u8] = b"pretend toolchain bundle";
-const ROOTFS: &[u8] = b"pretend rootfs bundle";
 
 fn fresh_store(dir: &Path) -> Store {
     let _ = std::fs::remove_dir_all(dir);
@@ -206,12 +93,12 @@ fn fetch(c: &mut Criterion) {
     g.throughput(Throughput::Elements(n as u64));
     eprintln!("fetch: {n} crates, {total} bytes");
     for latency_ms in [0u64, 10] {
-        let mirror = Mirror::start(files.clone(), Duration::from_millis(latency_ms));
+        let mirror = mirror(&files, Duration::from_millis(latency_ms));
         let ca = tmp.path().join("ca.pem");
-        std::fs::write(&ca, &mirror.ca_pem).unwrap();
+        mirror.write_ca(&ca);
         for jobs in [1, DEFAULT_FETCH_JOBS] {
             let options = ResolveOptions {
-                crates_url: format!("https://127.0.0.1:{}/crates", mirror.port),
+                crates_url: format!("{}/crates", mirror.base_url()),
                 jobs,
             };
             // One downloader per case, as one `kettle build` has: its pool warms up once.
@@ -223,7 +110,9 @@ fn fetch(c: &mut Criterion) {
                 b.iter_batched(
                     || fresh_store(&store_dir),
                     |store| {
-                        let r = resolve_with(&src, &store, &dl, &work, &options).unwrap();
+                        let r =
+                            resolve_with(&src, &store, &dl, &work, &options, &Delivered::default())
+                                .unwrap();
                         assert_eq!(r.blobs.len(), n + 2);
                     },
                     BatchSize::PerIteration,

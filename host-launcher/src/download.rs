@@ -83,6 +83,14 @@ pub struct RetryPolicy {
     pub first_backoff: Duration,
 }
 
+impl RetryPolicy {
+    /// One attempt, no retries: for tests and local servers, where a failure is final.
+    pub const ONCE: RetryPolicy = RetryPolicy {
+        attempts: 1,
+        first_backoff: Duration::ZERO,
+    };
+}
+
 impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
@@ -374,6 +382,13 @@ pub(crate) mod tests {
         }
     }
 
+    /// How getting `path` (at most `limit` bytes) from `server` fails, with [`fast`] retries.
+    fn get_bytes_err(server: &StandIn, path: &str, limit: u64) -> DownloadError {
+        Downloader::new(fast())
+            .get_bytes(&format!("{}{path}", server.base), limit)
+            .unwrap_err()
+    }
+
     #[test]
     fn retries_server_errors_then_stores_the_pinned_body() {
         let server = stand_in(vec![
@@ -416,9 +431,7 @@ pub(crate) mod tests {
     #[test]
     fn not_found_is_not_retried_and_says_so() {
         let server = stand_in(vec![(404, Vec::new())]);
-        let err = Downloader::new(fast())
-            .get_bytes(&format!("{}/missing", server.base), 1024)
-            .unwrap_err();
+        let err = get_bytes_err(&server, "/missing", 1024);
         assert!(err.to_string().contains("HTTP 404"), "{err}");
         assert!(err.to_string().contains("not found"), "{err}");
     }
@@ -430,9 +443,7 @@ pub(crate) mod tests {
             (502, Vec::new()),
             (503, Vec::new()),
         ]);
-        let err = Downloader::new(fast())
-            .get_bytes(&format!("{}/x", server.base), 1024)
-            .unwrap_err();
+        let err = get_bytes_err(&server, "/x", 1024);
         assert!(
             matches!(err, DownloadError::GaveUp { attempts: 3, .. }),
             "{err}"
@@ -463,9 +474,7 @@ pub(crate) mod tests {
     #[test]
     fn refuses_oversized_bodies() {
         let server = stand_in(vec![(200, vec![b'x'; 100])]);
-        let err = Downloader::new(fast())
-            .get_bytes(&format!("{}/x", server.base), 10)
-            .unwrap_err();
+        let err = get_bytes_err(&server, "/x", 10);
         assert!(
             matches!(err, DownloadError::TooLarge { limit: 10, .. }),
             "{err}"

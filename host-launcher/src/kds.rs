@@ -194,7 +194,6 @@ impl KdsClient {
 mod tests {
     use super::*;
     use crate::download::tests::stand_in;
-    use std::time::Duration;
 
     #[test]
     fn paths_follow_the_kds_scheme() {
@@ -259,10 +258,7 @@ mod tests {
         report[0x180] = 3; // reported_tcb.bootloader
         report[0x186] = 8; // reported_tcb.snp
         report[0x187] = 115; // reported_tcb.microcode
-        let client = KdsClient::new(&server.base).with_retry(RetryPolicy {
-            attempts: 1,
-            first_backoff: Duration::from_millis(1),
-        });
+        let client = KdsClient::new(&server.base).with_retry(RetryPolicy::ONCE);
         match client.fetch_vcek_for_report(&report) {
             Ok(der) => {
                 assert_eq!(der, b"DER");

@@ -42,6 +42,18 @@ enum Command {
     Bundle(cmd::bundle::BundleCommand),
 }
 
+/// A command's exit code: success, or its error on stderr after `command: ` and
+/// [`EXIT_CANNOT_RUN`].
+pub fn exit_code<E: std::fmt::Display>(command: &str, result: Result<(), E>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{command}: {e}");
+            ExitCode::from(EXIT_CANNOT_RUN)
+        }
+    }
+}
+
 /// Prints `text` and a newline on stdout; a closed pipe (`| head`) is not an error.
 pub fn print_stdout(text: &str) {
     use std::io::Write;

@@ -110,11 +110,26 @@ fn is_absent_or_empty(path: &Path) -> Result<bool, OutDirError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::ffi::OsString;
+
+    /// A scratch directory and the output path `out` inside it (not yet created).
+    fn scratch_out() -> (tempfile::TempDir, PathBuf) {
+        let root = tempfile::tempdir().unwrap();
+        let out = root.path().join("out");
+        (root, out)
+    }
+
+    /// What a directory holds, by name: staging must leave nothing beside the output.
+    fn entries(dir: &Path) -> Vec<OsString> {
+        fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect()
+    }
 
     #[test]
     fn publishes_whole_and_cleans_up_when_dropped() {
-        let root = tempfile::tempdir().unwrap();
-        let out = root.path().join("out");
+        let (root, out) = scratch_out();
         let s = Staging::new(&out, false).unwrap();
         fs::write(s.path().join("provenance.json"), b"{}").unwrap();
         assert!(!out.exists(), "nothing appears before publish");
@@ -126,17 +141,12 @@ mod tests {
         fs::write(staged.join("x"), b"1").unwrap();
         drop(dropped);
         assert!(!staged.exists());
-        let left: Vec<_> = fs::read_dir(root.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(left, ["out"]);
+        assert_eq!(entries(root.path()), ["out"]);
     }
 
     #[test]
     fn refuses_or_replaces_an_existing_output() {
-        let root = tempfile::tempdir().unwrap();
-        let out = root.path().join("out");
+        let (root, out) = scratch_out();
         fs::create_dir(&out).unwrap();
         fs::write(out.join("old"), b"1").unwrap();
         let err = Staging::new(&out, false).unwrap_err();
@@ -146,11 +156,7 @@ mod tests {
         s.publish().unwrap();
         assert!(!out.join("old").exists());
         assert!(out.join("new").exists());
-        let left: Vec<_> = fs::read_dir(root.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(left, ["out"]);
+        assert_eq!(entries(root.path()), ["out"]);
         // An empty existing directory is fine without --force.
         let empty = root.path().join("empty");
         fs::create_dir(&empty).unwrap();

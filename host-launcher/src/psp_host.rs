@@ -89,11 +89,17 @@ mod tests {
     use kettle_attest::{Report, ReportProvider};
     use std::os::unix::net::UnixStream;
 
-    #[test]
-    fn answers_a_guest_over_the_socket() {
+    /// A server for `measurement` on a socket in a fresh scratch directory.
+    fn serve(measurement: [u8; 48]) -> (tempfile::TempDir, PathBuf, PspServer) {
         let dir = tempfile::tempdir().unwrap();
         let sock = dir.path().join("psp.sock");
-        let server = PspServer::start(&sock, SimulatedPsp::new([3; 48])).unwrap();
+        let server = PspServer::start(&sock, SimulatedPsp::new(measurement)).unwrap();
+        (dir, sock, server)
+    }
+
+    #[test]
+    fn answers_a_guest_over_the_socket() {
+        let (_dir, sock, server) = serve([3; 48]);
         let mut client = PspClient::new(UnixStream::connect(&sock).unwrap());
         let evidence = client.request_report(&[9; 64]).unwrap();
         let report = Report::parse(&evidence.report).unwrap();
@@ -107,11 +113,8 @@ mod tests {
 
     #[test]
     fn stops_when_nobody_connected() {
-        let dir = tempfile::tempdir().unwrap();
-        let sock = dir.path().join("psp.sock");
-        PspServer::start(&sock, SimulatedPsp::new([0; 48]))
-            .unwrap()
-            .stop();
+        let (_dir, sock, server) = serve([0; 48]);
+        server.stop();
         assert!(!sock.exists());
     }
 }

@@ -429,52 +429,50 @@ fn object_format(dir: &Path) -> Result<ObjectFormat, SourceError> {
 }
 
 impl ResolvedSource {
-    /// The raw commit object, as `git cat-file commit` prints it (what the guest hashes).
-    pub fn commit_object(&self) -> Result<Vec<u8>, SourceError> {
+    /// Runs git on this source's repository (`--git-dir`) with `args`.
+    fn git<'a>(
+        &'a self,
+        args: impl IntoIterator<Item = &'a OsStr>,
+    ) -> Result<Vec<u8>, SourceError> {
         git(
             None,
-            [
-                OsStr::new("--git-dir"),
-                self.git_dir.as_os_str(),
-                OsStr::new("cat-file"),
-                OsStr::new("commit"),
-                OsStr::new(&self.commit),
-            ],
+            [OsStr::new("--git-dir"), self.git_dir.as_os_str()]
+                .into_iter()
+                .chain(args),
         )
+    }
+
+    /// The raw commit object, as `git cat-file commit` prints it (what the guest hashes).
+    pub fn commit_object(&self) -> Result<Vec<u8>, SourceError> {
+        self.git([
+            OsStr::new("cat-file"),
+            OsStr::new("commit"),
+            OsStr::new(&self.commit),
+        ])
     }
 
     /// A tar of the commit's tree, like `git archive` (written to `dest`).
     pub fn write_archive(&self, dest: &Path) -> Result<(), SourceError> {
-        git(
-            None,
-            [
-                OsStr::new("--git-dir"),
-                self.git_dir.as_os_str(),
-                OsStr::new("archive"),
-                OsStr::new("--format=tar"),
-                OsStr::new("-o"),
-                dest.as_os_str(),
-                OsStr::new(&self.commit),
-            ],
-        )
+        self.git([
+            OsStr::new("archive"),
+            OsStr::new("--format=tar"),
+            OsStr::new("-o"),
+            dest.as_os_str(),
+            OsStr::new(&self.commit),
+        ])
         .map(drop)
     }
 
     /// The files of the commit's tree under directory `dir` (recursively), relative to the root.
     pub fn list_files(&self, dir: &str) -> Result<Vec<String>, SourceError> {
-        let out = git(
-            None,
-            [
-                OsStr::new("--git-dir"),
-                self.git_dir.as_os_str(),
-                OsStr::new("ls-tree"),
-                OsStr::new("-r"),
-                OsStr::new("--name-only"),
-                OsStr::new(&self.commit),
-                OsStr::new("--"),
-                OsStr::new(dir),
-            ],
-        )?;
+        let out = self.git([
+            OsStr::new("ls-tree"),
+            OsStr::new("-r"),
+            OsStr::new("--name-only"),
+            OsStr::new(&self.commit),
+            OsStr::new("--"),
+            OsStr::new(dir),
+        ])?;
         Ok(String::from_utf8_lossy(&out)
             .lines()
             .map(str::to_string)
@@ -495,16 +493,11 @@ impl ResolvedSource {
         if !exists {
             return Ok(None);
         }
-        git(
-            None,
-            [
-                OsStr::new("--git-dir"),
-                self.git_dir.as_os_str(),
-                OsStr::new("cat-file"),
-                OsStr::new("blob"),
-                OsStr::new(&spec),
-            ],
-        )
+        self.git([
+            OsStr::new("cat-file"),
+            OsStr::new("blob"),
+            OsStr::new(&spec),
+        ])
         .map(Some)
     }
 }

@@ -8,40 +8,35 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use kettle_provenance::Sha256Digest;
+use kettle_testkit::cli::text;
 use kettle_testkit::evidence::image_dir;
+use kettle_testkit::stand_in::{self, cargo_recipe, MEASUREMENT, ROOTFS, TOOLCHAIN};
 use kettle_testkit::GitRepo;
 use kettle_wire::recipe::Recipe;
 
-const ROOTFS: &[u8] = b"stand-in rootfs bundle";
-const TOOLCHAIN: &[u8] = b"stand-in toolchain bundle";
+const KETTLE: &str = env!("CARGO_BIN_EXE_kettle");
+/// The URL base that means "the bundle beside the image": never downloaded.
+const BUNDLE_MARKER: &str = "https://kettle-bundle.invalid";
 
 fn kettle() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_kettle"));
+    let mut c = Command::new(KETTLE);
     c.env_remove("KETTLE_IMAGE");
     c
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn fake_qemu() -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fake-qemu.py")
-        .display()
-        .to_string()
+/// `kettle init REPO --image IMAGE`.
+fn kettle_init(repo: &Path, image: &Path) -> Output {
+    kettle()
+        .arg("init")
+        .arg(repo)
+        .arg("--image")
+        .arg(image)
+        .output()
+        .unwrap()
 }
 
 fn script_recipe(rootfs: &[u8]) -> String {
-    format!(
-        "[build]\ntype = \"script/v1\"\noutputs = [\"out/hello.txt\"]\ncommand = [\"sh\", \"-c\", \"true\"]\n\n\
-         [rootfs]\nurl = \"https://kettle-bundle.invalid/rootfs.tar.gz\"\nsha256 = \"{}\"\n",
-        Sha256Digest::of_bytes(rootfs)
-    )
+    stand_in::script_recipe(BUNDLE_MARKER, rootfs)
 }
 
 /// A temp dir with an image (its bundles.json pinning stand-in bundles beside it).
@@ -54,7 +49,7 @@ fn world() -> World {
     let root = tempfile::tempdir().unwrap();
     let build = root.path().join("build");
     let image = build.join("image");
-    image_dir(&image, [0x42; 48]);
+    image_dir(&image, MEASUREMENT);
     fs::write(build.join("rootfs.tar.gz"), ROOTFS).unwrap();
     fs::write(build.join("toolchain.tar.gz"), TOOLCHAIN).unwrap();
     let pins = kettle()
@@ -72,31 +67,35 @@ fn world() -> World {
 
 impl World {
     fn build(&self, repo: &Path, extra: &[&str]) -> Output {
-        kettle()
-            .arg("build")
-            .arg(repo)
-            .args([
-                "--tee",
-                "simulated",
-                "--accel",
-                "tcg",
-                "--qemu",
-                &fake_qemu(),
-            ])
-            .arg("--image")
-            .arg(&self.image)
-            .arg("--out")
-            .arg(self.root.path().join("out"))
-            .arg("--cache-dir")
-            .arg(self.root.path().join("cache"))
-            .args(["--output-size", "1"])
+        let out = self.root.path().join("out");
+        let cache = self.root.path().join("cache");
+        stand_in::build_command(KETTLE, repo, &self.image, &out, &cache)
             .args(extra)
             .output()
             .unwrap()
     }
 
+    /// A build that must be refused (exit 2) saying each of `says`; returns what it printed.
+    fn refused(&self, repo: &Path, extra: &[&str], says: &[&str]) -> String {
+        let out = self.build(repo, extra);
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {t}");
+        for needle in says {
+            assert!(t.contains(needle), "{extra:?}: no {needle:?} in: {t}");
+        }
+        t
+    }
+
     fn repo(&self, name: &str) -> GitRepo {
         GitRepo::init(&self.root.path().join(name))
+    }
+
+    /// Repository `hello` with a committed [`script_recipe`] pinning `rootfs`.
+    fn script_project(&self, rootfs: &[u8]) -> GitRepo {
+        let repo = self.repo("hello");
+        repo.write("kettle.toml", script_recipe(rootfs));
+        repo.commit_all("hello");
+        repo
     }
 }
 
@@ -117,9 +116,8 @@ fn cargo_project(repo: &GitRepo) {
 #[test]
 fn build_and_verify_normalize_repository_and_ref_one_way() {
     let w = world();
-    let repo = w.repo("hello");
-    repo.write("kettle.toml", script_recipe(ROOTFS));
-    let commit = repo.commit_all("hello");
+    let repo = w.script_project(ROOTFS);
+    let commit = repo.rev_parse("HEAD");
     repo.git(&["remote", "add", "origin", "git@GitHub.com:o/r.git"]);
     // The origin remote, normalized, goes into the request; the bundle is found beside the image.
     let out = w.build(repo.path(), &[]);
@@ -191,50 +189,41 @@ fn build_and_verify_normalize_repository_and_ref_one_way() {
 #[test]
 fn a_bad_repository_url_says_where_it_came_from() {
     let w = world();
-    let repo = w.repo("hello");
-    repo.write("kettle.toml", script_recipe(ROOTFS));
-    repo.commit_all("hello");
-    let out = w.build(repo.path(), &["--repo", "ftp://example.com/r"]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(
-        text(&out).contains("from the --repo flag"),
-        "{}",
-        text(&out)
+    let repo = w.script_project(ROOTFS);
+    w.refused(
+        repo.path(),
+        &["--repo", "ftp://example.com/r"],
+        &["from the --repo flag"],
     );
     repo.git(&["remote", "add", "origin", "../relative/path"]);
-    let out = w.build(repo.path(), &[]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    let t = text(&out);
-    assert!(
-        t.contains("\"../relative/path\" from the checkout's origin remote"),
-        "{t}"
+    w.refused(
+        repo.path(),
+        &[],
+        &[
+            "\"../relative/path\" from the checkout's origin remote",
+            "--repo URL",
+        ],
     );
-    assert!(t.contains("--repo URL"), "{t}");
 }
 
 #[test]
 fn a_wrong_pin_with_the_right_file_reports_both_digests() {
     let w = world();
-    let repo = w.repo("hello");
-    repo.write("kettle.toml", script_recipe(b"an older rootfs"));
-    repo.commit_all("hello");
+    let repo = w.script_project(b"an older rootfs");
     let other = w.root.path().join("elsewhere");
     fs::create_dir(&other).unwrap();
     let given = other.join("rootfs.tar.gz");
     fs::write(&given, b"the rootfs I meant").unwrap();
-    let out = w.build(repo.path(), &["--input", given.to_str().unwrap()]);
-    let t = text(&out);
-    assert_eq!(out.status.code(), Some(2), "{t}");
-    assert!(
-        t.contains(&Sha256Digest::of_bytes(b"an older rootfs").to_hex()),
-        "{t}"
+    w.refused(
+        repo.path(),
+        &["--input", given.to_str().unwrap()],
+        &[
+            &Sha256Digest::of_bytes(b"an older rootfs").to_hex(),
+            &Sha256Digest::of_bytes(b"the rootfs I meant").to_hex(),
+            "update the pin in kettle.toml",
+            "commit it",
+        ],
     );
-    assert!(
-        t.contains(&Sha256Digest::of_bytes(b"the rootfs I meant").to_hex()),
-        "{t}"
-    );
-    assert!(t.contains("update the pin in kettle.toml"), "{t}");
-    assert!(t.contains("commit it"), "{t}");
     assert!(!w.root.path().join("out").exists());
 }
 
@@ -242,16 +231,8 @@ fn a_wrong_pin_with_the_right_file_reports_both_digests() {
 fn a_marker_url_is_never_downloaded_and_says_to_deliver_the_file() {
     let w = world();
     fs::remove_file(w.image.join("bundles.json")).unwrap();
-    let repo = w.repo("hello");
-    repo.write("kettle.toml", script_recipe(b"nowhere to be found"));
-    repo.commit_all("hello");
-    let out = w.build(repo.path(), &[]);
-    let t = text(&out);
-    assert_eq!(out.status.code(), Some(2), "{t}");
-    assert!(
-        t.contains("never downloaded") && t.contains("--input FILE"),
-        "{t}"
-    );
+    let repo = w.script_project(b"nowhere to be found");
+    w.refused(repo.path(), &[], &["never downloaded", "--input FILE"]);
 }
 
 #[test]
@@ -261,22 +242,14 @@ fn an_uncommitted_kettle_toml_says_commit_it() {
     repo.write("README", "x");
     repo.commit_all("first");
     repo.write("kettle.toml", script_recipe(ROOTFS));
-    let out = w.build(repo.path(), &[]);
-    let t = text(&out);
-    assert_eq!(out.status.code(), Some(2), "{t}");
-    assert!(
-        t.contains("does not have it") && t.contains("commit it"),
-        "{t}"
-    );
+    w.refused(repo.path(), &[], &["does not have it", "commit it"]);
     // Committed, then changed: the committed one would be built.
     repo.commit_all("recipe");
     repo.write("kettle.toml", script_recipe(b"changed"));
-    let out = w.build(repo.path(), &["--allow-dirty"]);
-    let t = text(&out);
-    assert_eq!(out.status.code(), Some(2), "{t}");
-    assert!(
-        t.contains("kettle.toml has uncommitted changes") && t.contains("commit it"),
-        "{t}"
+    w.refused(
+        repo.path(),
+        &["--allow-dirty"],
+        &["kettle.toml has uncommitted changes", "commit it"],
     );
 }
 
@@ -297,13 +270,7 @@ fn a_cargo_project_without_a_recipe_is_told_what_kettle_init_would_write() {
         text(&out)
     );
     // Exactly what `kettle init` writes.
-    let init = kettle()
-        .arg("init")
-        .arg(repo.path())
-        .arg("--image")
-        .arg(&w.image)
-        .output()
-        .unwrap();
+    let init = kettle_init(repo.path(), &w.image);
     assert_eq!(init.status.code(), Some(0), "{}", text(&init));
     let written = fs::read_to_string(repo.path().join("kettle.toml")).unwrap();
     assert_eq!(written.trim_end(), printed.trim_end());
@@ -333,13 +300,7 @@ fn kettle_init_refuses_without_a_lockfile_or_pins() {
     let repo = w.repo("mine");
     cargo_project(&repo);
     fs::remove_file(repo.path().join("Cargo.lock")).unwrap();
-    let out = kettle()
-        .arg("init")
-        .arg(repo.path())
-        .arg("--image")
-        .arg(&w.image)
-        .output()
-        .unwrap();
+    let out = kettle_init(repo.path(), &w.image);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(
         text(&out).contains("run `cargo generate-lockfile`"),
@@ -347,13 +308,7 @@ fn kettle_init_refuses_without_a_lockfile_or_pins() {
         text(&out)
     );
     cargo_project(&repo);
-    let out = kettle()
-        .arg("init")
-        .arg(repo.path())
-        .arg("--image")
-        .arg(w.root.path())
-        .output()
-        .unwrap();
+    let out = kettle_init(repo.path(), w.root.path());
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("make bundles"), "{}", text(&out));
     assert!(!repo.path().join("kettle.toml").exists());
@@ -364,19 +319,15 @@ fn outputs_cargo_cannot_make_are_refused_before_the_build() {
     let w = world();
     let repo = w.repo("mine");
     cargo_project(&repo);
-    let recipe = |output: &str| {
-        format!(
-            "[build]\ntype = \"cargo-build/v1\"\noutputs = [\"{output}\"]\n\n[toolchain]\nurl = \"https://kettle-bundle.invalid/toolchain.tar.gz\"\nsha256 = \"{}\"\n\n[rootfs]\nurl = \"https://kettle-bundle.invalid/rootfs.tar.gz\"\nsha256 = \"{}\"\n",
-            Sha256Digest::of_bytes(TOOLCHAIN),
-            Sha256Digest::of_bytes(ROOTFS)
-        )
-    };
     for (output, says) in [
         ("target/debug/mine", "writes target/release/"),
         ("target/release/mien", "not a binary target"),
         ("mine", "writes target/release/"),
     ] {
-        repo.write("kettle.toml", recipe(output));
+        repo.write(
+            "kettle.toml",
+            cargo_recipe(output, BUNDLE_MARKER, TOOLCHAIN, ROOTFS),
+        );
         repo.commit_all(output);
         let out = w.build(repo.path(), &[]);
         let t = text(&out);

@@ -8,77 +8,21 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use kettle_provenance::Sha256Digest;
-use kettle_testkit::evidence::image_dir;
-use kettle_testkit::GitRepo;
+use kettle_testkit::cli::text;
+use kettle_testkit::stand_in::{leftovers, StandInProject};
+use rustix::process::Signal;
 
-const ROOTFS: &[u8] = b"stand-in rootfs bundle";
-
-struct Fixture {
-    root: tempfile::TempDir,
-    repo: PathBuf,
-    image: PathBuf,
-    rootfs: PathBuf,
-    out: PathBuf,
-}
-
-fn fixture() -> Fixture {
-    let root = tempfile::tempdir().unwrap();
-    let r = root.path();
-    let repo = r.join("hello");
-    let recipe = format!(
-        "[build]\ntype = \"script/v1\"\noutputs = [\"out/hello.txt\"]\ncommand = [\"sh\", \"-c\", \"true\"]\n\n\
-         [rootfs]\nurl = \"https://example.invalid/rootfs.tar.gz\"\nsha256 = \"{}\"\n",
-        Sha256Digest::of_bytes(ROOTFS)
-    );
-    GitRepo::init(&repo)
-        .write("kettle.toml", recipe)
-        .commit_all("hello");
-    let rootfs = r.join("rootfs.tar.gz");
-    fs::write(&rootfs, ROOTFS).unwrap();
-    let image = r.join("image");
-    image_dir(&image, [0x42; 48]);
-    Fixture {
-        repo,
-        image,
-        rootfs,
-        out: r.join("outputs").join("out"),
-        root,
-    }
-}
-
-fn fake_qemu() -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fake-qemu.py")
-        .display()
-        .to_string()
-}
-
-fn command(f: &Fixture, extra: &[&str]) -> Command {
-    let s = |p: &Path| p.display().to_string();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kettle"));
-    cmd.args(["build", &s(&f.repo), "--tee", "simulated", "--accel", "tcg"])
-        .args(["--image", &s(&f.image), "--out", &s(&f.out)])
-        .args(["--cache-dir", &s(&f.root.path().join("cache"))])
-        .args(["--input", &s(&f.rootfs), "--qemu", &fake_qemu()])
-        .args(["--output-size", "1", "--timeout", "120"])
-        .args(extra)
-        .env_remove("NO_COLOR")
+/// `kettle build` of the stand-in project with `extra`, as from a script: no terminal, output captured.
+fn command(f: &StandInProject, extra: &[&str]) -> Command {
+    let mut cmd = f.build(env!("CARGO_BIN_EXE_kettle"), extra);
+    cmd.env_remove("NO_COLOR")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     cmd
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// Waits for `path` to appear (the stand-in guest started), or panics.
@@ -106,72 +50,71 @@ fn alive(pid: &str) -> bool {
     }
 }
 
-fn send(child: &Child, signal: rustix::process::Signal) {
+fn send(child: &Child, signal: Signal) {
     let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
     rustix::process::kill_process(pid, signal).unwrap();
 }
 
-/// Names in `dir` that a build leaves only while it runs (work dirs, staging dirs).
-fn leftovers(dir: &Path) -> Vec<String> {
-    fs::read_dir(dir)
-        .map(|d| {
-            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .filter(|n| n.starts_with('.'))
-                .collect()
-        })
-        .unwrap_or_default()
+/// Starts `cmd` and waits for the stand-in to write `pidfile`; returns the build and the file's lines.
+fn start(cmd: &mut Command, pidfile: &Path) -> (Child, Vec<String>) {
+    let mut child = cmd.spawn().unwrap();
+    let pids = wait_for(pidfile, &mut child);
+    (child, pids.lines().map(String::from).collect())
 }
 
-fn interrupt_cvm(signal: rustix::process::Signal, code: i32, name: &str) {
-    let f = fixture();
-    let pidfile = f.root.path().join("qemu.pids");
-    let mut child = command(&f, &[])
-        .env("FAKE_QEMU_MODE", "hang")
-        .env("FAKE_QEMU_PIDFILE", &pidfile)
-        .spawn()
-        .unwrap();
-    let pids = wait_for(&pidfile, &mut child);
-    let lines: Vec<&str> = pids.lines().collect();
-    let (qemu, helper, socket) = (lines[0], lines[1], lines[2]);
-    assert!(alive(qemu) && alive(helper));
-    assert!(
-        Path::new(socket).exists(),
-        "the PSP socket is there while QEMU runs"
-    );
+/// Sends `signal` to the build and asserts it stopped as it must: exit `code` naming the
+/// signal `name`, nothing at --out, nothing left beside it. Returns what it printed.
+fn interrupt(f: &StandInProject, child: Child, signal: Signal, code: i32, name: &str) -> String {
     send(&child, signal);
     let out = child.wait_with_output().unwrap();
     let t = text(&out);
     assert_eq!(out.status.code(), Some(code), "{t}");
     assert!(t.contains(&format!("interrupted by {name}")), "{t}");
+    assert!(!f.out.exists(), "--out was written");
+    assert!(leftovers(&f.out).is_empty(), "{:?}", leftovers(&f.out));
+    t
+}
+
+fn interrupt_cvm(signal: Signal, code: i32, name: &str) {
+    let f = StandInProject::create();
+    let pidfile = f.root.path().join("qemu.pids");
+    let (child, pids) = start(
+        command(&f, &[])
+            .env("FAKE_QEMU_MODE", "hang")
+            .env("FAKE_QEMU_PIDFILE", &pidfile),
+        &pidfile,
+    );
+    let (qemu, helper, socket) = (&pids[0], &pids[1], Path::new(&pids[2]));
+    assert!(alive(qemu) && alive(helper));
+    assert!(socket.exists(), "the PSP socket is there while QEMU runs");
+    let t = interrupt(&f, child, signal, code, name);
     assert!(t.contains("nothing written to"), "{t}");
     assert!(!alive(qemu), "QEMU outlived the build");
     assert!(!alive(helper), "QEMU's process group outlived the build");
     assert!(
-        !Path::new(socket).exists(),
-        "the PSP socket is left: {socket}"
+        !socket.exists(),
+        "the PSP socket is left: {}",
+        socket.display()
     );
     assert!(
-        !Path::new(socket).parent().unwrap().exists(),
+        !socket.parent().unwrap().exists(),
         "the PSP socket dir is left"
     );
-    assert!(!f.out.exists(), "--out was written");
-    let parent = f.out.parent().unwrap();
-    assert!(leftovers(parent).is_empty(), "{:?}", leftovers(parent));
 }
 
 #[test]
 fn sigterm_stops_qemu_and_its_group_and_exits_143() {
-    interrupt_cvm(rustix::process::Signal::TERM, 143, "SIGTERM");
+    interrupt_cvm(Signal::TERM, 143, "SIGTERM");
 }
 
 #[test]
 fn sighup_stops_qemu_and_exits_129() {
-    interrupt_cvm(rustix::process::Signal::HUP, 129, "SIGHUP");
+    interrupt_cvm(Signal::HUP, 129, "SIGHUP");
 }
 
 #[test]
 fn sigint_stops_qemu_and_exits_130() {
-    interrupt_cvm(rustix::process::Signal::INT, 130, "SIGINT");
+    interrupt_cvm(Signal::INT, 130, "SIGINT");
 }
 
 /// A stand-in kettle-init for `--local`: records its pid and a helper's, ignores
@@ -191,44 +134,36 @@ fn stubborn_init(dir: &Path, pidfile: &Path) -> PathBuf {
     path
 }
 
-fn interrupt_local(signal: rustix::process::Signal, code: i32, name: &str) {
-    let f = fixture();
+fn interrupt_local(signal: Signal, code: i32, name: &str) {
+    let f = StandInProject::create();
     let pidfile = f.root.path().join("init.pids");
     let init = stubborn_init(f.root.path(), &pidfile);
-    let mut child = command(&f, &["--local", "--init", init.to_str().unwrap()])
-        .spawn()
-        .unwrap();
-    let pids = wait_for(&pidfile, &mut child);
-    let lines: Vec<&str> = pids.lines().collect();
-    let (init_pid, helper) = (lines[0], lines[1]);
-    send(&child, signal);
-    let out = child.wait_with_output().unwrap();
-    let t = text(&out);
-    assert_eq!(out.status.code(), Some(code), "{t}");
-    assert!(t.contains(&format!("interrupted by {name}")), "{t}");
+    let (child, pids) = start(
+        &mut command(&f, &["--local", "--init", init.to_str().unwrap()]),
+        &pidfile,
+    );
+    let (init_pid, helper) = (&pids[0], &pids[1]);
+    interrupt(&f, child, signal, code, name);
     assert!(!alive(init_pid), "kettle-init outlived the build");
     assert!(
         !alive(helper),
         "kettle-init's process group outlived the build"
     );
-    assert!(!f.out.exists(), "--out was written");
-    let parent = f.out.parent().unwrap();
-    assert!(leftovers(parent).is_empty(), "{:?}", leftovers(parent));
 }
 
 #[test]
 fn local_mode_forwards_sigterm_then_kills_and_reaps_kettle_init() {
-    interrupt_local(rustix::process::Signal::TERM, 143, "SIGTERM");
+    interrupt_local(Signal::TERM, 143, "SIGTERM");
 }
 
 #[test]
 fn local_mode_handles_ctrl_c_like_the_vm_path() {
-    interrupt_local(rustix::process::Signal::INT, 130, "SIGINT");
+    interrupt_local(Signal::INT, 130, "SIGINT");
 }
 
 #[test]
 fn without_a_terminal_a_slow_build_has_heartbeats_durations_and_a_summary() {
-    let f = fixture();
+    let f = StandInProject::create();
     let out = command(&f, &["--heartbeat", "1"])
         .env("FAKE_QEMU_SLEEP", "3.5")
         .output()
@@ -275,7 +210,7 @@ fn without_a_terminal_a_slow_build_has_heartbeats_durations_and_a_summary() {
 
 #[test]
 fn no_color_means_no_escape_codes_even_on_errors() {
-    let f = fixture();
+    let f = StandInProject::create();
     let out = command(&f, &["-v"])
         .env("NO_COLOR", "1")
         .env("FAKE_QEMU_MODE", "fail")

@@ -5,109 +5,34 @@
 //! versions live in tests/tests/e2e_*.rs.
 
 use std::fs;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use kettle_provenance::Sha256Digest;
-use kettle_testkit::evidence::image_dir;
-use kettle_testkit::GitRepo;
+use kettle_testkit::cli::text;
+use kettle_testkit::stand_in::{fake_qemu, leftovers, StandInProject, ROOTFS};
 
-const ROOTFS: &[u8] = b"stand-in rootfs bundle";
+const KETTLE: &str = env!("CARGO_BIN_EXE_kettle");
 
-struct Fixture {
-    _root: tempfile::TempDir,
-    repo: PathBuf,
-    /// The commit the project's HEAD is.
-    commit: String,
-    image: PathBuf,
-    cache: PathBuf,
-    rootfs: PathBuf,
-    out: PathBuf,
-}
-
-fn fixture() -> Fixture {
-    let root = tempfile::tempdir().unwrap();
-    let r = root.path();
-    // The project: a script recipe pinning the rootfs bundle.
-    let repo = r.join("hello");
-    let recipe = format!(
-        "[build]\ntype = \"script/v1\"\noutputs = [\"out/hello.txt\"]\ncommand = [\"sh\", \"-c\", \"true\"]\n\n\
-         [rootfs]\nurl = \"https://example.invalid/rootfs.tar.gz\"\nsha256 = \"{}\"\n",
-        Sha256Digest::of_bytes(ROOTFS)
-    );
-    let commit = GitRepo::init(&repo)
-        .write("kettle.toml", recipe)
-        .commit_all("hello");
-    let rootfs = r.join("rootfs.tar.gz");
-    fs::write(&rootfs, ROOTFS).unwrap();
-    // An image directory: the stand-in never reads the files, the launcher checks they exist.
-    let image = r.join("image");
-    image_dir(&image, [0x42; 48]);
-    Fixture {
-        repo,
-        commit,
-        image,
-        cache: r.join("cache"),
-        rootfs,
-        out: r.join("out"),
-        _root: root,
-    }
-}
-
-fn fake_qemu() -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fake-qemu.py")
-        .display()
-        .to_string()
-}
-
-fn build(f: &Fixture, mode: &str, extra: &[&str]) -> Output {
-    let s = |p: &Path| p.display().to_string();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kettle"));
-    cmd.args(["build", &s(&f.repo), "--tee", "simulated", "--accel", "tcg"])
-        .args([
-            "--image",
-            &s(&f.image),
-            "--out",
-            &s(&f.out),
-            "--cache-dir",
-            &s(&f.cache),
-        ])
-        .args([
-            "--input",
-            &s(&f.rootfs),
-            "--qemu",
-            &fake_qemu(),
-            "--output-size",
-            "1",
-        ])
-        .args(extra)
-        .env("FAKE_QEMU_MODE", mode);
-    if !extra.contains(&"--timeout") {
-        cmd.args(["--timeout", "120"]);
-    }
-    cmd.output().unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn leftovers(f: &Fixture) -> Vec<String> {
-    fs::read_dir(f.out.parent().unwrap())
+fn build(f: &StandInProject, mode: &str, extra: &[&str]) -> Output {
+    f.build(KETTLE, extra)
+        .env("FAKE_QEMU_MODE", mode)
+        .output()
         .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with('.'))
-        .collect()
+}
+
+/// A build with the stand-in guest in `mode` that must fail (exit 1) saying each of `says`.
+fn failed_build(f: &StandInProject, mode: &str, extra: &[&str], says: &[&str]) {
+    let out = build(f, mode, extra);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{mode} {extra:?}: {t}");
+    for needle in says {
+        assert!(t.contains(needle), "{mode}: no {needle:?} in: {t}");
+    }
 }
 
 #[test]
 fn a_successful_build_is_collected_and_verified() {
-    let f = fixture();
+    let f = StandInProject::create();
     let out = build(&f, "ok", &[]);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(0), "{t}");
@@ -127,7 +52,7 @@ fn a_successful_build_is_collected_and_verified() {
     assert!(t.contains("SIMULATED"), "{t}");
     let log = fs::read_to_string(f.out.join("build.log")).unwrap();
     assert!(log.contains("[attest] ok"), "{log}");
-    assert!(leftovers(&f).is_empty(), "{:?}", leftovers(&f));
+    assert!(leftovers(&f.out).is_empty(), "{:?}", leftovers(&f.out));
     // The input cache is content-addressed and kept for the next build.
     let rootfs_entry = f
         .cache
@@ -138,7 +63,7 @@ fn a_successful_build_is_collected_and_verified() {
     // The same directory verifies with `kettle verify` (the auditor's command), but only
     // against a measurement the auditor names and a source the auditor pins.
     let verify = |extra: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_kettle"))
+        Command::new(KETTLE)
             .args(["verify", f.out.to_str().unwrap(), "--allow-simulated"])
             .args(extra)
             .output()
@@ -190,41 +115,45 @@ fn a_successful_build_is_collected_and_verified() {
 
 #[test]
 fn a_guest_failure_prints_its_error_and_exits_1() {
-    let f = fixture();
-    let out = build(&f, "fail", &[]);
-    let t = text(&out);
-    assert_eq!(out.status.code(), Some(1), "{t}");
-    assert!(t.contains("the guest reported a failure"), "{t}");
-    assert!(t.contains("rootfs: sha256 mismatch"), "{t}");
+    let f = StandInProject::create();
+    failed_build(
+        &f,
+        "fail",
+        &[],
+        &["the guest reported a failure", "rootfs: sha256 mismatch"],
+    );
     assert!(f.out.join("error.json").is_file());
     assert!(f.out.join("build.log").is_file());
     assert!(!f.out.join("provenance.json").exists());
-    assert!(leftovers(&f).is_empty(), "{:?}", leftovers(&f));
+    assert!(leftovers(&f.out).is_empty(), "{:?}", leftovers(&f.out));
 }
 
 #[test]
 fn outputs_that_do_not_verify_fail_the_build() {
-    let f = fixture();
-    let out = build(&f, "tamper", &[]);
-    let t = text(&out);
-    assert_eq!(out.status.code(), Some(1), "{t}");
-    assert!(t.contains("[FAIL] artifact:out/hello.txt"), "{t}");
-    assert!(t.contains("do NOT verify"), "{t}");
+    let f = StandInProject::create();
+    failed_build(
+        &f,
+        "tamper",
+        &[],
+        &["[FAIL] artifact:out/hello.txt", "do NOT verify"],
+    );
 }
 
 #[test]
 fn a_hung_guest_is_killed_at_the_timeout() {
-    let f = fixture();
-    let out = build(&f, "hang", &["--timeout", "0"]);
-    let t = text(&out);
-    assert_eq!(out.status.code(), Some(1), "{t}");
-    assert!(t.contains("did not finish within 0s"), "{t}");
-    assert!(leftovers(&f).is_empty(), "{:?}", leftovers(&f));
+    let f = StandInProject::create();
+    failed_build(
+        &f,
+        "hang",
+        &["--timeout", "0"],
+        &["did not finish within 0s"],
+    );
+    assert!(leftovers(&f.out).is_empty(), "{:?}", leftovers(&f.out));
 }
 
 #[test]
 fn a_missing_image_says_how_to_make_one() {
-    let f = fixture();
+    let f = StandInProject::create();
     fs::remove_file(f.image.join("manifest.json")).unwrap();
     let out = build(&f, "ok", &[]);
     assert_eq!(out.status.code(), Some(2));
@@ -234,20 +163,16 @@ fn a_missing_image_says_how_to_make_one() {
 
 #[test]
 fn snp_on_a_host_without_snp_says_to_use_simulated() {
-    let f = fixture();
-    let s = |p: &Path| p.display().to_string();
-    let out = Command::new(env!("CARGO_BIN_EXE_kettle"))
-        .args([
-            "build",
-            &s(&f.repo),
-            "--tee",
-            "snp",
-            "--image",
-            &s(&f.image),
-            "--out",
-            &s(&f.out),
-        ])
-        .args(["--qemu", &fake_qemu()])
+    let f = StandInProject::create();
+    let out = Command::new(KETTLE)
+        .arg("build")
+        .arg(&f.repo)
+        .args(["--tee", "snp", "--image"])
+        .arg(&f.image)
+        .arg("--out")
+        .arg(&f.out)
+        .arg("--qemu")
+        .arg(fake_qemu())
         .output()
         .unwrap();
     // The stand-in has no sev-snp-guest object (and this host no SNP): refused before anything runs.
@@ -258,7 +183,7 @@ fn snp_on_a_host_without_snp_says_to_use_simulated() {
 
 #[test]
 fn upstream_mode_gives_the_guest_a_nic_and_no_cache_disk() {
-    let f = fixture();
+    let f = StandInProject::create();
     let out = build(&f, "ok", &["--mode", "upstream"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(

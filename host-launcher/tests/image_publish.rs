@@ -17,6 +17,10 @@ use kettle_testkit::initramfs::compile_static_rust;
 use kettle_verify::{Artifact, Bundle, CheckId, Expectations, Status};
 
 const KETTLE: &str = env!("CARGO_BIN_EXE_kettle");
+/// Where the image's initramfs has the CA roots the guest trusts.
+const CA_ROOTS: &str = "etc/kettle/ca-roots.pem";
+/// The `rustc -vV` the image's provenance records for kettle-init.
+const RUSTC_VV: &str = "rustc 1.95.0 (59807616e 2026-04-14)\ncommit-hash: 59807616e1fa2540724bfbac14d7976d7e4a3860\nhost: x86_64-unknown-linux-gnu\nrelease: 1.95.0\n";
 
 /// The real bzImage and OVMF.fd, or None (skipped) when they are not built.
 fn real_kernel_and_firmware() -> Option<(PathBuf, PathBuf)> {
@@ -121,7 +125,8 @@ fn image_bakes_in_the_pinned_roots_and_writes_valid_provenance() {
     let Some(img) = Images::new() else { return };
     let crates = img.path("init.crates");
     // Three registry crates of the lock file stand in for `cargo tree`'s list.
-    let lock = fs::read_to_string(repo_root().join("Cargo.lock")).unwrap();
+    let lockfile = repo_root().join("Cargo.lock");
+    let lock = fs::read_to_string(&lockfile).unwrap();
     let locked = kettle_wire::lockfile::parse(&lock).unwrap();
     let list: String = locked
         .iter()
@@ -134,19 +139,18 @@ fn image_bakes_in_the_pinned_roots_and_writes_valid_provenance() {
     )
     .unwrap();
     let commit = "0123456789abcdef0123456789abcdef01234567";
-    let out = img.image(
-        "img",
-        &[
-            "--lockfile",
-            repo_root().join("Cargo.lock").to_str().unwrap(),
-            "--init-crates",
-            crates.to_str().unwrap(),
-            "--rustc-vv",
-            "rustc 1.95.0 (59807616e 2026-04-14)\ncommit-hash: 59807616e1fa2540724bfbac14d7976d7e4a3860\nhost: x86_64-unknown-linux-gnu\nrelease: 1.95.0\n",
-            "--source-commit",
-            commit,
-        ],
-    );
+    // What the image's provenance records about how kettle-init was built.
+    let provenance_inputs = [
+        "--lockfile",
+        lockfile.to_str().unwrap(),
+        "--init-crates",
+        crates.to_str().unwrap(),
+        "--rustc-vv",
+        RUSTC_VV,
+        "--source-commit",
+        commit,
+    ];
+    let out = img.image("img", &provenance_inputs);
 
     // The pinned Mozilla bundle, not the host's CA store.
     let manifest = ImageManifest::load(&out.join("manifest.json")).unwrap();
@@ -156,7 +160,7 @@ fn image_bakes_in_the_pinned_roots_and_writes_valid_provenance() {
         "{roots}"
     );
     let initrd = fs::read(out.join("initramfs.cpio")).unwrap();
-    let pem = cpio::read_file(&initrd, "etc/kettle/ca-roots.pem")
+    let pem = cpio::read_file(&initrd, CA_ROOTS)
         .unwrap()
         .expect("the initramfs has the CA roots");
     assert!(pem.starts_with(b"# Kettle guest CA roots"));
@@ -168,15 +172,15 @@ fn image_bakes_in_the_pinned_roots_and_writes_valid_provenance() {
         roots.contains(&format!("{count} roots")),
         "{roots} vs {count}"
     );
-    let listed = manifest
+    // Listed once, with the digest of what is in the initramfs.
+    let pem_sha256 = Sha256Digest::of_bytes(&pem).to_hex();
+    let listed: Vec<Option<&str>> = manifest
         .initramfs
         .iter()
-        .find(|e| e.path == "etc/kettle/ca-roots.pem")
-        .unwrap();
-    assert_eq!(
-        listed.sha256.as_deref(),
-        Some(Sha256Digest::of_bytes(&pem).to_hex().as_str())
-    );
+        .filter(|e| e.path == CA_ROOTS)
+        .map(|e| e.sha256.as_deref())
+        .collect();
+    assert_eq!(listed, [Some(pem_sha256.as_str())]);
     assert!(manifest.versions["kernel-source"].starts_with("linux-source-6.12 "));
     assert!(manifest.versions["ovmf-source"].starts_with("edk2 "));
     if img.ovmf.with_extension("fd.tools").is_file() {
@@ -260,19 +264,7 @@ fn image_bakes_in_the_pinned_roots_and_writes_valid_provenance() {
     assert!(verdict.failures().all(|c| c.id.trust_chain_step() <= 3));
 
     // The same inputs give the same bytes, provenance included.
-    let again = img.image(
-        "img-again",
-        &[
-            "--lockfile",
-            repo_root().join("Cargo.lock").to_str().unwrap(),
-            "--init-crates",
-            crates.to_str().unwrap(),
-            "--rustc-vv",
-            "rustc 1.95.0 (59807616e 2026-04-14)\ncommit-hash: 59807616e1fa2540724bfbac14d7976d7e4a3860\nhost: x86_64-unknown-linux-gnu\nrelease: 1.95.0\n",
-            "--source-commit",
-            commit,
-        ],
-    );
+    let again = img.image("img-again", &provenance_inputs);
     for f in names.iter().chain(&["provenance.json"]) {
         assert_eq!(
             fs::read(out.join(f)).unwrap(),
@@ -293,10 +285,7 @@ fn image_bakes_in_the_pinned_roots_and_writes_valid_provenance() {
     let none = img.image("img-none", &["--no-ca-roots"]);
     let m = ImageManifest::load(&none.join("manifest.json")).unwrap();
     assert_eq!(m.versions["ca-roots"], "none");
-    assert!(m
-        .initramfs
-        .iter()
-        .all(|e| e.path != "etc/kettle/ca-roots.pem"));
+    assert!(m.initramfs.iter().all(|e| e.path != CA_ROOTS));
 }
 
 #[test]

@@ -68,9 +68,10 @@ fn other_manifest(dir: &Path, digest: [u8; 48]) -> PathBuf {
 
 /// Runs `kettle verify` and returns (exit code, stdout). Unless the arguments say
 /// otherwise, the auditor names the published manifest and pins the built commit.
-fn verify(args: &[&str]) -> (i32, String) {
+fn verify<A: AsRef<str>>(args: &[A]) -> (i32, String) {
+    let args: Vec<&str> = args.iter().map(AsRef::as_ref).collect();
     let mut all = vec!["verify"];
-    all.extend_from_slice(args);
+    all.extend_from_slice(&args);
     if !args
         .iter()
         .any(|a| *a == "--manifest" || *a == "--measurement")
@@ -96,6 +97,40 @@ fn failed_checks(text: &str) -> Vec<String> {
         .filter_map(|l| l.strip_prefix("[FAIL] "))
         .map(|l| l.split_whitespace().next().unwrap().to_string())
         .collect()
+}
+
+/// Verifies `dir` with --allow-simulated and `extra`; asserts it is rejected (exit 1) by
+/// exactly the checks `failed`, in order, and returns what it printed.
+fn assert_rejected(dir: &Path, extra: &[&str], failed: &[&str]) -> String {
+    let mut args = vec![s(dir), "--allow-simulated"];
+    args.extend_from_slice(extra);
+    let (code, text) = verify(&args);
+    assert_eq!(code, 1, "{extra:?}: {text}");
+    assert_eq!(failed_checks(&text), failed, "{extra:?}: {text}");
+    text
+}
+
+/// The files of a report in an output directory, as `kettle verify` flags name them.
+const REPORT_FILES: [(&str, &str); 3] = [
+    ("--evidence", "evidence"),
+    ("--chain", "chain.pem"),
+    ("--manifest", "manifest.json"),
+];
+
+/// `flag path` for each `(flag, file)`, the file in output directory `dir`.
+fn file_flags(dir: &Path, files: &[(&str, &str)]) -> Vec<String> {
+    files
+        .iter()
+        .flat_map(|(flag, file)| [flag.to_string(), s(&dir.join(file)).to_string()])
+        .collect()
+}
+
+/// Replaces the report in `dir` with one of a guest measured as `measurement` that built `provenance`.
+fn replace_report(dir: &Path, measurement: [u8; 48], provenance: &[u8]) {
+    let report = SimulatedPsp::new(measurement)
+        .report(&kettle_attest::report_data_for(provenance), 0)
+        .unwrap();
+    fs::write(dir.join("evidence"), report).unwrap();
 }
 
 #[test]
@@ -148,13 +183,11 @@ fn good_output_dir_verifies_only_with_allow_simulated() {
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert_eq!(failed_checks(&text), ["provenance.source"], "{text}");
     assert!(text.contains("not pinned"), "{text}");
-    let (code, text) = verify(&[
-        s(dir.path()),
-        "--allow-simulated",
-        "--commit",
-        &"ab".repeat(20),
-    ]);
-    assert_eq!(failed_checks(&text), ["provenance.source"], "{code} {text}");
+    assert_rejected(
+        dir.path(),
+        &["--commit", &"ab".repeat(20)],
+        &["provenance.source"],
+    );
     let (code, text) = verify(&[s(dir.path()), "--allow-simulated", "--any-source"]);
     assert_eq!(code, 0, "{text}");
 
@@ -169,23 +202,23 @@ fn good_output_dir_verifies_only_with_allow_simulated() {
 #[test]
 fn explicit_files_and_json_verdict() {
     let dir = output_dir();
-    let d = dir.path();
-    let (code, text) = verify(&[
-        "--provenance",
-        s(&d.join("provenance.json")),
-        "--evidence",
-        s(&d.join("evidence")),
-        "--chain",
-        s(&d.join("chain.pem")),
-        "--manifest",
-        s(&d.join("manifest.json")),
-        "--artifact",
-        s(&d.join("artifacts/out/hello.txt")),
-        "--allow-simulated",
-        "--build-type",
-        ids::BUILD_TYPE_SCRIPT,
-        "--json",
-    ]);
+    let files = [
+        [("--provenance", "provenance.json")].as_slice(),
+        &REPORT_FILES,
+        &[("--artifact", "artifacts/out/hello.txt")],
+    ]
+    .concat();
+    let mut args = file_flags(dir.path(), &files);
+    args.extend(
+        [
+            "--allow-simulated",
+            "--build-type",
+            ids::BUILD_TYPE_SCRIPT,
+            "--json",
+        ]
+        .map(String::from),
+    );
+    let (code, text) = verify(&args);
     assert_eq!(code, 0, "{text}");
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["verified"], true);
@@ -197,18 +230,14 @@ fn explicit_files_and_json_verdict() {
 fn replaced_artifact_is_rejected() {
     let dir = output_dir();
     fs::write(dir.path().join("artifacts/out/hello.txt"), b"evil\n").unwrap();
-    let (code, text) = verify(&[s(dir.path()), "--allow-simulated"]);
-    assert_eq!(code, 1, "{text}");
-    assert_eq!(failed_checks(&text), ["artifact:out/hello.txt"], "{text}");
+    assert_rejected(dir.path(), &[], &["artifact:out/hello.txt"]);
 }
 
 #[test]
 fn an_artifact_that_is_no_subject_is_rejected() {
     let dir = output_dir();
     fs::write(dir.path().join("artifacts/extra.bin"), b"smuggled").unwrap();
-    let (code, text) = verify(&[s(dir.path()), "--allow-simulated"]);
-    assert_eq!(code, 1, "{text}");
-    assert_eq!(failed_checks(&text), ["artifact:extra.bin"], "{text}");
+    assert_rejected(dir.path(), &[], &["artifact:extra.bin"]);
 }
 
 #[test]
@@ -219,12 +248,10 @@ fn one_whitespace_byte_in_the_provenance_is_rejected() {
     let at = bytes.iter().position(|b| *b == b',').unwrap() + 1;
     bytes.insert(at, b' ');
     fs::write(&path, bytes).unwrap();
-    let (code, text) = verify(&[s(dir.path()), "--allow-simulated"]);
-    assert_eq!(code, 1, "{text}");
-    assert_eq!(
-        failed_checks(&text),
-        ["binding.report_data", "provenance.canonical"],
-        "{text}"
+    assert_rejected(
+        dir.path(),
+        &[],
+        &["binding.report_data", "provenance.canonical"],
     );
 }
 
@@ -232,88 +259,66 @@ fn one_whitespace_byte_in_the_provenance_is_rejected() {
 fn a_report_from_another_build_is_rejected() {
     let dir = output_dir();
     let other = provenance_bytes(b"another artifact\n", REPO);
-    let report = SimulatedPsp::new(MEASUREMENT)
-        .report(&kettle_attest::report_data_for(&other), 0)
-        .unwrap();
-    fs::write(dir.path().join("evidence"), report).unwrap();
-    let (code, text) = verify(&[s(dir.path()), "--allow-simulated"]);
-    assert_eq!(code, 1, "{text}");
-    assert_eq!(failed_checks(&text), ["binding.report_data"], "{text}");
+    replace_report(dir.path(), MEASUREMENT, &other);
+    assert_rejected(dir.path(), &[], &["binding.report_data"]);
 }
 
 #[test]
 fn a_wrong_manifest_or_measurement_is_rejected() {
     let dir = output_dir();
     let wrong = other_manifest(dir.path(), [0x11; 48]);
-    let (code, text) = verify(&[s(dir.path()), "--allow-simulated", "--manifest", s(&wrong)]);
-    assert_eq!(code, 1, "{text}");
-    assert_eq!(failed_checks(&text), ["report.measurement"], "{text}");
+    let text = assert_rejected(
+        dir.path(),
+        &["--manifest", s(&wrong)],
+        &["report.measurement"],
+    );
     assert!(text.contains("other-image/manifest.json"), "{text}");
 
-    let (code, text) = verify(&[
-        s(dir.path()),
-        "--allow-simulated",
-        "--measurement",
-        &"22".repeat(48),
-    ]);
-    assert_eq!(code, 1, "{text}");
-    assert_eq!(failed_checks(&text), ["report.measurement"], "{text}");
+    assert_rejected(
+        dir.path(),
+        &["--measurement", &"22".repeat(48)],
+        &["report.measurement"],
+    );
 }
 
 #[test]
 fn a_report_from_another_image_is_rejected() {
     let dir = output_dir();
     let prov = fs::read(dir.path().join("provenance.json")).unwrap();
-    let report = SimulatedPsp::new([0x77; 48])
-        .report(&kettle_attest::report_data_for(&prov), 0)
-        .unwrap();
-    fs::write(dir.path().join("evidence"), report).unwrap();
-    let (code, text) = verify(&[s(dir.path()), "--allow-simulated"]);
-    assert_eq!(code, 1, "{text}");
-    assert_eq!(failed_checks(&text), ["report.measurement"], "{text}");
+    replace_report(dir.path(), [0x77; 48], &prov);
+    assert_rejected(dir.path(), &[], &["report.measurement"]);
 }
 
 #[test]
 fn unexpected_repository_ref_builder_and_build_type_are_rejected() {
     let dir = output_dir();
-    let (code, text) = verify(&[
-        s(dir.path()),
-        "--allow-simulated",
-        "--repo",
-        "https://example.com/other.git",
-        "--ref",
-        "refs/tags/v9",
-        "--builder-id",
-        "https://example.com/builder/v1",
-        "--build-type",
-        ids::BUILD_TYPE_CARGO,
-    ]);
-    assert_eq!(code, 1, "{text}");
-    assert_eq!(
-        failed_checks(&text),
-        [
+    assert_rejected(
+        dir.path(),
+        &[
+            "--repo",
+            "https://example.com/other.git",
+            "--ref",
+            "refs/tags/v9",
+            "--builder-id",
+            "https://example.com/builder/v1",
+            "--build-type",
+            ids::BUILD_TYPE_CARGO,
+        ],
+        &[
             "provenance.repository",
             "provenance.ref",
             "provenance.builder_id",
-            "provenance.build_type"
+            "provenance.build_type",
         ],
-        "{text}"
     );
 }
 
 #[test]
 fn report_alone_says_the_binding_was_not_checked() {
     let dir = output_dir();
-    let d = dir.path();
-    let (code, text) = verify(&[
-        "--evidence",
-        s(&d.join("evidence")),
-        "--chain",
-        s(&d.join("chain.pem")),
-        "--manifest",
-        s(&d.join("manifest.json")),
-        "--allow-simulated",
-    ]);
+    let mut args = file_flags(dir.path(), &REPORT_FILES);
+    args.push("--allow-simulated".into());
+    let (code, text) = verify(&args);
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("[SKIP] binding.report_data"), "{text}");
     assert!(text.contains("NOT checked"), "{text}");
@@ -368,36 +373,27 @@ fn a_policy_from_kettle_policy_init_is_the_documented_way_to_verify() {
     ]);
     assert_eq!(again.status.code(), Some(2));
 
-    let (code, text) = verify(&[s(dir.path()), "--policy", s(&policy), "--commit", COMMIT]);
+    // The policy names no commit: the auditor pins the built one.
+    let under_policy = |extra: &[&str]| {
+        let mut args = vec![s(dir.path()), "--policy", s(&policy), "--commit", COMMIT];
+        args.extend_from_slice(extra);
+        verify(&args)
+    };
+    let (code, text) = under_policy(&[]);
     assert_eq!(code, 0, "{text}");
     assert!(
         text.contains("under policy \"hello-ci\" (sha256 "),
         "{text}"
     );
     // A flag replacing a field is named, and its violation names the field.
-    let (code, text) = verify(&[
-        s(dir.path()),
-        "--policy",
-        s(&policy),
-        "--commit",
-        COMMIT,
-        "--repo",
-        "https://example.com/other.git",
-    ]);
+    let (code, text) = under_policy(&["--repo", "https://example.com/other.git"]);
     assert_eq!(code, 1, "{text}");
     assert!(
         text.contains("policy field source.repository was replaced by --repo"),
         "{text}"
     );
     assert!(text.contains("[policy field: source.repository]"), "{text}");
-    let (_, json) = verify(&[
-        s(dir.path()),
-        "--policy",
-        s(&policy),
-        "--commit",
-        COMMIT,
-        "--json",
-    ]);
+    let (_, json) = under_policy(&["--json"]);
     let v: serde_json::Value = serde_json::from_str(
         json.lines()
             .take_while(|l| !l.contains("[INFO]"))

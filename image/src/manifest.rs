@@ -77,6 +77,16 @@ pub struct FileRef {
     pub sha256: String,
 }
 
+impl FileRef {
+    /// A reference to `file` whose content has SHA-256 `sha256` (lower-case hex).
+    pub fn new(file: &str, sha256: impl Into<String>) -> Self {
+        FileRef {
+            file: file.into(),
+            sha256: sha256.into(),
+        }
+    }
+}
+
 /// One entry of the initramfs, listed so auditors can see what the guest runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -221,6 +231,32 @@ impl ManifestCheck {
 }
 
 impl ImageManifest {
+    /// The manifest of `kernel`, `initrd` and `ovmf` booted with `cmdline` on `vm`, whose launch
+    /// digest is `launch_digest`; the initramfs listing and the versions start empty.
+    pub fn new(
+        kernel: FileRef,
+        initrd: FileRef,
+        ovmf: FileRef,
+        cmdline: &str,
+        vm: &VcpuConfig,
+        launch_digest: LaunchDigest,
+    ) -> Self {
+        ImageManifest {
+            schema: MANIFEST_SCHEMA,
+            kernel,
+            initrd,
+            ovmf,
+            cmdline: cmdline.into(),
+            vcpus: vm.vcpus,
+            vcpu_type: vm.vcpu_type.clone(),
+            vmm_type: vm.vmm_type,
+            guest_features: vm.guest_features,
+            launch_digest,
+            initramfs: Vec::new(),
+            versions: BTreeMap::new(),
+        }
+    }
+
     /// Reads and validates `manifest.json`.
     pub fn load(path: &Path) -> Result<Self, ManifestError> {
         let bytes = std::fs::read(path).map_err(|source| ManifestError::Io {
@@ -373,7 +409,7 @@ impl FromStr for ImageManifest {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::measure::tests_support::synthetic_ovmf_file;
+    use crate::measure::tests_support::{synthetic_ovmf_file, vm};
 
     /// Writes a tiny image (synthetic firmware, fake kernel/initrd) and its manifest.
     fn sample(dir: &Path) -> (ImageManifest, ImageFiles) {
@@ -386,31 +422,20 @@ mod tests {
         std::fs::write(&files.initrd, b"initrd bytes").unwrap();
         let sha = |p: &Path| hex::encode(sha256_file(p, "test").unwrap());
         let mut m = ImageManifest {
-            schema: MANIFEST_SCHEMA,
-            kernel: FileRef {
-                file: "bzImage".into(),
-                sha256: sha(&files.kernel),
-            },
-            initrd: FileRef {
-                file: "initramfs.cpio".into(),
-                sha256: sha(&files.initrd),
-            },
-            ovmf: FileRef {
-                file: "OVMF.fd".into(),
-                sha256: sha(&files.ovmf),
-            },
-            cmdline: "console=ttyS0".into(),
-            vcpus: 2,
-            vcpu_type: "EPYC-v4".parse().unwrap(),
-            vmm_type: VmmType::Qemu,
-            guest_features: GuestFeatures::default(),
-            launch_digest: LaunchDigest([0; 48]),
             initramfs: vec![InitramfsEntry {
                 path: "init".into(),
                 mode: "100755".into(),
                 sha256: Some("00".into()),
             }],
             versions: BTreeMap::from([("kettle".to_string(), "0.1.0".to_string())]),
+            ..ImageManifest::new(
+                FileRef::new("bzImage", sha(&files.kernel)),
+                FileRef::new("initramfs.cpio", sha(&files.initrd)),
+                FileRef::new("OVMF.fd", sha(&files.ovmf)),
+                "console=ttyS0",
+                &vm(2, "EPYC-v4"),
+                LaunchDigest([0; 48]),
+            )
         };
         m.launch_digest = m.recompute_digest(&files).unwrap();
         (m, files)

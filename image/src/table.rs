@@ -183,9 +183,8 @@ pub fn default_vcpu_types() -> Vec<VcpuType> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::measure::tests_support::synthetic_ovmf_file;
+    use crate::measure::tests_support::{manifest_of_dir, synthetic_ovmf_file};
     use crate::measure::{load_ovmf, sha256_file, MeasureInputs};
-    use std::collections::BTreeMap;
 
     #[test]
     fn rows_are_the_digests_of_measure_inputs() {
@@ -194,29 +193,7 @@ mod tests {
         std::fs::write(dir.path().join("bzImage"), b"kernel").unwrap();
         std::fs::write(dir.path().join("initramfs.cpio"), b"initrd").unwrap();
         let sha = |n: &str| sha256_file(&dir.path().join(n), "t").unwrap();
-        let manifest = ImageManifest {
-            schema: crate::manifest::MANIFEST_SCHEMA,
-            kernel: FileRef {
-                file: "bzImage".into(),
-                sha256: hex::encode(sha("bzImage")),
-            },
-            initrd: FileRef {
-                file: "initramfs.cpio".into(),
-                sha256: hex::encode(sha("initramfs.cpio")),
-            },
-            ovmf: FileRef {
-                file: "OVMF.fd".into(),
-                sha256: hex::encode(sha("OVMF.fd")),
-            },
-            cmdline: "console=ttyS0".into(),
-            vcpus: 2,
-            vcpu_type: "EPYC-v4".parse().unwrap(),
-            vmm_type: VmmType::Qemu,
-            guest_features: GuestFeatures::default(),
-            launch_digest: LaunchDigest([0; 48]),
-            initramfs: vec![],
-            versions: BTreeMap::new(),
-        };
+        let manifest = manifest_of_dir(dir.path(), "console=ttyS0");
         let ovmf = load_ovmf(&ovmf_path).unwrap();
         let hashes = KernelHashes::new(
             sha("bzImage"),

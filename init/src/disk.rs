@@ -41,28 +41,34 @@ mod tests {
     use super::*;
     use kettle_wire::devices::{CACHE_DISK_SERIAL, OUTPUT_DISK_SERIAL, REQUEST_DISK_SERIAL};
 
+    /// A stand-in for /sys/block: one directory per disk holding its `serial` file.
+    fn fake_sys_block(disks: &[(&str, String)]) -> tempfile::TempDir {
+        let sys = tempfile::tempdir().unwrap();
+        for (name, serial) in disks {
+            std::fs::create_dir_all(sys.path().join(name)).unwrap();
+            std::fs::write(sys.path().join(name).join("serial"), serial).unwrap();
+        }
+        sys
+    }
+
     #[test]
     fn finds_by_serial_not_by_order() {
-        let tmp = tempfile::tempdir().unwrap();
-        let sys = tmp.path().join("sys");
-        for (name, serial) in [
+        let sys = fake_sys_block(&[
             ("vda", format!("{OUTPUT_DISK_SERIAL}\n")),
             ("vdb", format!("{REQUEST_DISK_SERIAL}\n")),
             ("sda", CACHE_DISK_SERIAL.to_string()),
-        ] {
-            std::fs::create_dir_all(sys.join(name)).unwrap();
-            std::fs::write(sys.join(name).join("serial"), serial).unwrap();
-        }
+        ]);
+        let sys = sys.path();
         let dev = Path::new("/dev");
         assert_eq!(
-            find_in(&sys, dev, REQUEST_DISK_SERIAL),
+            find_in(sys, dev, REQUEST_DISK_SERIAL),
             Some(PathBuf::from("/dev/vdb"))
         );
         assert_eq!(
-            find_in(&sys, dev, OUTPUT_DISK_SERIAL),
+            find_in(sys, dev, OUTPUT_DISK_SERIAL),
             Some(PathBuf::from("/dev/vda"))
         );
         // Only virtio disks count.
-        assert_eq!(find_in(&sys, dev, CACHE_DISK_SERIAL), None);
+        assert_eq!(find_in(sys, dev, CACHE_DISK_SERIAL), None);
     }
 }

@@ -7,29 +7,18 @@ mod common;
 use std::process::Command;
 use std::time::Instant;
 
-use kettle_init::run_local;
 use kettle_provenance::{Provenance, Sha256Digest, Statement};
-use kettle_testkit::{run, CountingProvider, Scenario};
+use kettle_testkit::{run, CountingProvider};
 
-use common::{hello_cargo_crates, host_tools};
+use common::{build_scenario, hello_cargo_with_crates, host_tools};
 
 #[test]
 fn cargo_build_of_hello_cargo_with_vendored_crates() {
-    let sc = Scenario::hello_cargo()
-        .inputs(hello_cargo_crates())
-        .commit();
-    let out = sc.out();
+    let sc = hello_cargo_with_crates();
     let mut provider = CountingProvider::default();
     let options = host_tools();
     let start = Instant::now();
-    let outcome = run_local(
-        &sc.request,
-        &sc.inputs(),
-        Some(&mut provider),
-        &out,
-        &options,
-    )
-    .unwrap();
+    let (outcome, out) = build_scenario(&sc, Some(&mut provider), &options);
     eprintln!(
         "hello-cargo local build took {:.1}s",
         start.elapsed().as_secs_f64()

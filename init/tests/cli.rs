@@ -17,6 +17,17 @@ fn kettle_init(args: &[&Path]) -> Output {
         .unwrap()
 }
 
+/// `--local dir`, then `--out out` and `--work work` where given.
+fn local_args<'a>(dir: &'a Path, out: Option<&'a Path>, work: Option<&'a Path>) -> Vec<&'a Path> {
+    let mut args = vec![Path::new("--local"), dir];
+    for (flag, value) in [("--out", out), ("--work", work)] {
+        if let Some(value) = value {
+            args.extend([Path::new(flag), value]);
+        }
+    }
+    args
+}
+
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -26,14 +37,7 @@ fn builds_into_out_with_its_own_work_dir() {
     let sc = Scenario::script("mkdir -p out && echo cli > out/c.txt", &["out/c.txt"]).commit();
     let dir = sc.write_local_dir(&sc.dir().join("local"));
     let (out, work) = (sc.out(), sc.dir().join("work"));
-    let run = kettle_init(&[
-        Path::new("--local"),
-        &dir,
-        Path::new("--out"),
-        &out,
-        Path::new("--work"),
-        &work,
-    ]);
+    let run = kettle_init(&local_args(&dir, Some(&out), Some(&work)));
     assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
     assert!(
         String::from_utf8_lossy(&run.stdout).contains("NOT hardware-attested"),
@@ -67,7 +71,7 @@ fn a_failed_build_exits_1_with_error_json() {
     let sc = Scenario::script("exit 7", &["out/x"]).commit();
     let dir = sc.write_local_dir(&sc.dir().join("local"));
     let out = sc.out();
-    let run = kettle_init(&[Path::new("--local"), &dir, Path::new("--out"), &out]);
+    let run = kettle_init(&local_args(&dir, Some(&out), None));
     assert_eq!(run.status.code(), Some(1), "{}", stderr(&run));
     assert!(
         stderr(&run).contains("step build failed"),
@@ -91,22 +95,9 @@ fn what_cannot_run_exits_2_and_writes_nothing() {
         (vec![Path::new("--bogus")], "unknown argument"),
         (vec![Path::new("--local")], "--local needs a value"),
         (vec![], "no --local DIR"),
-        (vec![Path::new("--local"), &no_request], "request.json"),
-        (
-            vec![Path::new("--local"), &dir, Path::new("--out"), &busy],
-            "is not empty",
-        ),
-        (
-            vec![
-                Path::new("--local"),
-                &dir,
-                Path::new("--out"),
-                &fresh,
-                Path::new("--work"),
-                &busy,
-            ],
-            "is not empty",
-        ),
+        (local_args(&no_request, None, None), "request.json"),
+        (local_args(&dir, Some(&busy), None), "is not empty"),
+        (local_args(&dir, Some(&fresh), Some(&busy)), "is not empty"),
     ] {
         let run = kettle_init(&args);
         assert_eq!(run.status.code(), Some(2), "{args:?}: {}", stderr(&run));

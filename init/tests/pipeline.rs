@@ -14,7 +14,7 @@ use kettle_testkit::{CountingProvider, Scenario};
 use kettle_wire::cache;
 use kettle_wire::output::{CHAIN_FILE, EVIDENCE_FILE, PROVENANCE_FILE};
 
-use common::{build_unattested, expect_failure};
+use common::{build_scenario, build_unattested, expect_failure, run_scenario};
 
 #[test]
 fn script_build_end_to_end() {
@@ -173,7 +173,7 @@ impl kettle_attest::ReportProvider for ClaimingProvider {
 fn each_security_mode_has_its_own_builder_id_and_tee_platform() {
     use kettle_attest::Tee;
     use kettle_provenance::ids;
-    let sc = Scenario::script("mkdir -p out && echo x > out/x", &["out/x"]).commit();
+    let mut sc = Scenario::script("mkdir -p out && echo x > out/x", &["out/x"]).commit();
     for (tee, builder, platform, attested, simulated) in [
         (Tee::SevSnp, ids::BUILDER_ID_SEV_SNP, "sev-snp", true, false),
         (
@@ -184,20 +184,9 @@ fn each_security_mode_has_its_own_builder_id_and_tee_platform() {
             true,
         ),
     ] {
-        let req = kettle_wire::BuildRequest {
-            tee,
-            ..sc.request.clone()
-        };
-        let out = sc.out();
+        sc.request.tee = tee;
         let mut provider = ClaimingProvider { tee, calls: 0 };
-        let outcome = run_local(
-            &req,
-            &sc.inputs(),
-            Some(&mut provider),
-            &out,
-            &LocalOptions::default(),
-        )
-        .unwrap_or_else(|e| panic!("{}", e.message()));
+        let (outcome, out) = build_scenario(&sc, Some(&mut provider), &LocalOptions::default());
         assert_eq!(provider.calls, 1);
         let st = statement(&outcome.provenance);
         assert_eq!(st.predicate.run_details.builder.id, builder, "{tee:?}");
@@ -218,24 +207,14 @@ fn each_security_mode_has_its_own_builder_id_and_tee_platform() {
 fn evidence_of_another_tee_than_the_provenance_names_is_refused() {
     use kettle_attest::Tee;
     // The provenance would say sev-snp, but the provider's evidence is simulated.
-    let sc = Scenario::script("mkdir -p out && echo x > out/x", &["out/x"]).commit();
-    let req = kettle_wire::BuildRequest {
-        tee: Tee::SevSnp,
-        ..sc.request.clone()
-    };
-    let out = sc.out();
+    let mut sc = Scenario::script("mkdir -p out && echo x > out/x", &["out/x"]).commit();
+    sc.request.tee = Tee::SevSnp;
     let mut provider = ClaimingProvider {
         tee: Tee::Simulated,
         calls: 0,
     };
-    let err = run_local(
-        &req,
-        &sc.inputs(),
-        Some(&mut provider),
-        &out,
-        &LocalOptions::default(),
-    )
-    .unwrap_err();
+    let (result, out) = run_scenario(&sc, Some(&mut provider), &LocalOptions::default());
+    let err = result.unwrap_err();
     assert_eq!(err.step, Step::Attest, "{}", err.message());
     assert!(
         err.message().contains("simulated evidence"),
@@ -250,32 +229,21 @@ fn a_clock_before_kettle_init_was_built_fails_without_a_report() {
     // The host sets the guest's clock; one earlier than kettle-init's own build date is
     // certainly wrong, and the provenance would carry it as startedOn/finishedOn.
     let sc = Scenario::script("mkdir -p out && echo x > out/x", &["out/x"]).commit();
-    let options = LocalOptions {
-        clock: Clock::Fixed(kettle_init::clock::BUILD_EPOCH - 86_400),
+    let clock_at = |at| LocalOptions {
+        clock: Clock::Fixed(at),
         ..LocalOptions::default()
     };
     expect_failure(
         &sc.request,
         &sc.inputs(),
-        &options,
+        &clock_at(kettle_init::clock::BUILD_EPOCH - 86_400),
         Step::Provenance,
         None,
         &["before this kettle-init was built", "fix the host's clock"],
     );
     // At the build date itself it is accepted, and the timestamps are the clock's.
     let at = kettle_init::clock::BUILD_EPOCH;
-    let out = sc.out();
-    let outcome = run_local(
-        &sc.request,
-        &sc.inputs(),
-        None,
-        &out,
-        &LocalOptions {
-            clock: Clock::Fixed(at),
-            ..LocalOptions::default()
-        },
-    )
-    .unwrap();
+    let (outcome, _) = build_scenario(&sc, None, &clock_at(at));
     let meta = statement(&outcome.provenance)
         .predicate
         .run_details
@@ -365,15 +333,7 @@ fn local_build_attested_by_the_simulated_psp_binds_the_provenance() {
     let mut client = PspClient::new(guest_end);
 
     let sc = Scenario::script("mkdir -p out && echo attested > out/a.txt", &["out/a.txt"]).commit();
-    let out = sc.out();
-    let outcome = run_local(
-        &sc.request,
-        &sc.inputs(),
-        Some(&mut client),
-        &out,
-        &LocalOptions::default(),
-    )
-    .unwrap();
+    let (outcome, out) = build_scenario(&sc, Some(&mut client), &LocalOptions::default());
     drop(client);
     psp.join().unwrap().unwrap();
 

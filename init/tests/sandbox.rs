@@ -28,10 +28,33 @@ const PROBE_OUTPUT: &str = "out/probe.txt";
 /// The probe line listing the sandbox's private /dev: only these nodes and links.
 const PRIVATE_DEV: &str = "dev=fd full null random stderr stdin stdout urandom zero \n";
 
-/// A `kettle-init --local` directory at `base/dir` for a script/v1 probe writing [`PROBE_OUTPUT`].
-fn probe_dir(base: &Path, script: &str) -> PathBuf {
-    let sc = Scenario::script(script, &[PROBE_OUTPUT]).commit();
+/// A `kettle-init --local` directory at `base/dir` for a script/v1 build running the
+/// probes `body` ([`probe_script`]).
+fn probe_dir(base: &Path, body: &str) -> PathBuf {
+    let sc = Scenario::script(&probe_script(body), &[PROBE_OUTPUT]).commit();
     sc.write_local_dir(&base.join("dir"))
+}
+
+/// Asserts that the test runs as root; `why` ends the message "this test ...".
+fn assert_root(why: &str) {
+    assert!(nix::unistd::geteuid().is_root(), "this test {why}");
+}
+
+/// A build script defining `probe` ([`PROBE_FN`]) and running `body` into [`PROBE_OUTPUT`].
+fn probe_script(body: &str) -> String {
+    format!("mkdir -p out\n{PROBE_FN}\n{{\n{body}\n}} > {PROBE_OUTPUT}")
+}
+
+/// What the probe wrote, from the output dir `out`.
+fn probe_found(out: &Path) -> String {
+    fs::read_to_string(out.join("artifacts").join(PROBE_OUTPUT)).unwrap()
+}
+
+/// `kettle-init --local dir`, not yet run.
+fn kettle_init_local(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kettle-init"));
+    cmd.arg("--local").arg(dir);
+    cmd
 }
 
 /// Probe script lines: a TCP connection to 127.0.0.1:`port`, a write to the rootfs,
@@ -43,6 +66,20 @@ if err=$( {{ echo x > /bin/owned; }} 2>&1 ); then echo "rootfs OPEN"; else echo 
 echo "{id_args}"
 echo "dev=$(ls /dev | tr '\n' ' ')""#
     )
+}
+
+/// Asserts what [`net_rootfs_and_id_probes`] found: no network (its own network namespace,
+/// loopback down), a read-only rootfs, the id line `ids` and only the private /dev.
+fn assert_no_network_read_only_rootfs(probe: &str, ids: &str) {
+    assert_denied(
+        probe,
+        &[
+            ("net", "Network is unreachable"),
+            ("rootfs", "Read-only file system"),
+        ],
+    );
+    assert!(probe.contains(&format!("{ids}\n")), "{probe}");
+    assert!(probe.contains(PRIVATE_DEV), "{probe}");
 }
 
 /// Probe script lines: the build's session and terminal (from /proc/$$/stat: session id
@@ -122,8 +159,7 @@ fn the_build_has_its_own_session_and_never_the_terminal_kettle_init_runs_on() {
     // to read it or push input into it (TIOCSTI needs a descriptor: /dev/tty, or an
     // inherited fd), and must lead a session of its own.
     let base = tempfile::tempdir().unwrap();
-    let script = format!("mkdir -p out\n{PROBE_FN}\n{{\n{SESSION_PROBES}\n}} > {PROBE_OUTPUT}");
-    let dir = probe_dir(base.path(), &script);
+    let dir = probe_dir(base.path(), SESSION_PROBES);
     let (master, slave) = open_pty();
     // Drain the terminal so kettle-init's log never blocks on it.
     let drain = std::thread::spawn(move || {
@@ -131,14 +167,12 @@ fn the_build_has_its_own_session_and_never_the_terminal_kettle_init_runs_on() {
         let _ = std::io::Read::read_to_end(&mut &master, &mut seen);
         seen
     });
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kettle-init"));
-    cmd.arg("--local").arg(&dir);
+    let mut cmd = kettle_init_local(&dir);
     on_terminal(&mut cmd, &slave);
     let status = cmd.status().unwrap();
     let log = String::from_utf8_lossy(&drain.join().unwrap()).into_owned();
     assert!(status.success(), "kettle-init --local failed:\n{log}");
-    let probe = fs::read_to_string(dir.join("out/artifacts").join(PROBE_OUTPUT)).unwrap();
-    assert_own_session_without_terminal(&probe);
+    assert_own_session_without_terminal(&probe_found(&dir.join("out")));
 }
 
 #[test]
@@ -152,7 +186,7 @@ fn the_build_cannot_make_a_user_namespace() {
         .rootfs_binaries(&["unshare"])
         .commit();
     let (_, out) = build_unattested(&sc);
-    let probe = fs::read_to_string(out.join("artifacts").join(PROBE_OUTPUT)).unwrap();
+    let probe = probe_found(&out);
     let denied = [
         ("userns", "Operation not permitted"),
         ("userns-root", "Operation not permitted"),
@@ -175,9 +209,7 @@ fn run_as_nobody(base: &Path, dir: &Path) -> String {
         .status()
         .unwrap();
     assert!(status.success());
-    let out = Command::new(env!("CARGO_BIN_EXE_kettle-init"))
-        .arg("--local")
-        .arg(dir)
+    let out = kettle_init_local(dir)
         .env("TMPDIR", base)
         .uid(NOBODY)
         .gid(NOBODY)
@@ -188,7 +220,7 @@ fn run_as_nobody(base: &Path, dir: &Path) -> String {
         out.status.success(),
         "kettle-init --local as nobody failed:\n{log}"
     );
-    fs::read_to_string(dir.join("out/artifacts").join(PROBE_OUTPUT)).unwrap()
+    probe_found(&dir.join("out"))
 }
 
 /// Asserts each `(what, why)` was probed and denied for exactly that reason.
@@ -207,10 +239,10 @@ fn the_sandbox_denies_devices_proc_mem_and_network() {
     listener.set_nonblocking(true).unwrap();
     let port = listener.local_addr().unwrap().port();
     // Each probe records why it failed, so a probe that fails for an unrelated reason cannot pass.
-    let script = format!(
-        r#"set -u; mkdir -p out
-{PROBE_FN}
-{{
+    let net_rootfs_and_ids =
+        net_rootfs_and_id_probes(port, "uid=$(id -u) gid=$(id -g) groups=$(id -G)");
+    let script = probe_script(&format!(
+        r#"set -u
 probe /dev/sev-guest
 probe /dev/vda
 probe /dev/virtio-ports/kettle.psp
@@ -218,15 +250,13 @@ probe /dev/vport0p1
 probe /proc/1/mem
 probe /proc/1/environ
 probe /sys/kernel/config/tsm/report
-{}
+{net_rootfs_and_ids}
 echo "pid=$$"
-{SESSION_PROBES}
-}} > {PROBE_OUTPUT}"#,
-        net_rootfs_and_id_probes(port, "uid=$(id -u) gid=$(id -g) groups=$(id -G)")
-    );
+{SESSION_PROBES}"#
+    ));
     let sc = Scenario::script(&script, &[PROBE_OUTPUT]).commit();
     let (_, out) = build_unattested(&sc);
-    let probe = fs::read_to_string(out.join("artifacts").join(PROBE_OUTPUT)).unwrap();
+    let probe = probe_found(&out);
     assert_denied(
         &probe,
         &[
@@ -240,13 +270,9 @@ echo "pid=$$"
             ("/proc/1/environ", "Permission denied"),
             // No /sys (and so no configfs-tsm) is mounted.
             ("/sys/kernel/config/tsm/report", "No such file or directory"),
-            // Own network namespace, loopback down.
-            ("net", "Network is unreachable"),
-            ("rootfs", "Read-only file system"),
         ],
     );
-    assert!(probe.contains("uid=1000 gid=1000 groups=1000\n"), "{probe}");
-    assert!(probe.contains(PRIVATE_DEV), "{probe}");
+    assert_no_network_read_only_rootfs(&probe, "uid=1000 gid=1000 groups=1000");
     assert_own_session_without_terminal(&probe);
     // The build is not pid 1 of its namespace: the non-dumpable sandbox init is.
     assert!(!probe.contains("pid=1\n"), "{probe}");
@@ -259,16 +285,12 @@ echo "pid=$$"
 
 #[test]
 fn fake_attestation_devices_outside_are_absent_inside() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "this test builds a fake /dev in a mount namespace"
-    );
+    assert_root("builds a fake /dev in a mount namespace");
     let base = tempfile::tempdir().unwrap();
-    let script = format!(
-        "mkdir -p out\n{}\n{{ probe /dev/sev-guest; probe /dev/virtio-ports/kettle.psp; probe /dev/kettle-psp-port; }} > {PROBE_OUTPUT}",
-        PROBE_FN
+    let dir = probe_dir(
+        base.path(),
+        "probe /dev/sev-guest; probe /dev/virtio-ports/kettle.psp; probe /dev/kettle-psp-port",
     );
-    let dir = probe_dir(base.path(), &script);
     // The fake /dev kettle-init will see: working null/zero/urandom plus the "attestation" nodes.
     let fake_dev = base.path().join("fake-dev");
     fs::create_dir_all(fake_dev.join("virtio-ports")).unwrap();
@@ -329,8 +351,7 @@ fn fake_attestation_devices_outside_are_absent_inside() {
         "the fake devices are not visible outside the sandbox"
     );
 
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kettle-init"));
-    cmd.arg("--local").arg(&dir);
+    let mut cmd = kettle_init_local(&dir);
     in_fake_dev_namespace(&mut cmd);
     let out = cmd.output().unwrap();
     assert!(
@@ -338,7 +359,7 @@ fn fake_attestation_devices_outside_are_absent_inside() {
         "kettle-init --local failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let probe = fs::read_to_string(dir.join("out/artifacts").join(PROBE_OUTPUT)).unwrap();
+    let probe = probe_found(&dir.join("out"));
     let absent = "No such file or directory";
     assert_denied(
         &probe,
@@ -354,24 +375,12 @@ const NOBODY: u32 = 65534;
 
 #[test]
 fn unprivileged_local_mode_still_sandboxes_the_build() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "this test sets up as root and drops to nobody"
-    );
+    assert_root("sets up as root and drops to nobody");
     let base = tempfile::tempdir().unwrap();
-    let script = format!(
-        r#"mkdir -p out
-{}
-{{
-probe /proc/1/mem
-probe /dev/vda
-{}
-{SESSION_PROBES}
-}} > {PROBE_OUTPUT}"#,
-        PROBE_FN,
-        net_rootfs_and_id_probes(9, "uid=$(id -u) gid=$(id -g)")
-    );
-    let dir = probe_dir(base.path(), &script);
+    let net_rootfs_and_ids = net_rootfs_and_id_probes(9, "uid=$(id -u) gid=$(id -g)");
+    let probes =
+        format!("probe /proc/1/mem\nprobe /dev/vda\n{net_rootfs_and_ids}\n{SESSION_PROBES}");
+    let dir = probe_dir(base.path(), &probes);
     let probe = run_as_nobody(base.path(), &dir);
     assert_own_session_without_terminal(&probe);
     assert_denied(
@@ -379,10 +388,7 @@ probe /dev/vda
         &[
             ("/proc/1/mem", "Permission denied"),
             ("/dev/vda", "No such file or directory"),
-            ("net", "Network is unreachable"),
-            ("rootfs", "Read-only file system"),
         ],
     );
-    assert!(probe.contains("uid=1000 gid=1000\n"), "{probe}");
-    assert!(probe.contains(PRIVATE_DEV), "{probe}");
+    assert_no_network_read_only_rootfs(&probe, "uid=1000 gid=1000");
 }

@@ -5,14 +5,15 @@
 mod common;
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use kettle_init::{run_local, LocalOptions, Step, HOST_CA_BUNDLE};
+use kettle_init::{run_local, ErrorReport, LocalOptions, Step, HOST_CA_BUNDLE};
 use kettle_provenance::{Provenance, Statement};
 use kettle_testkit::fixtures::hello_cargo_lock;
 use kettle_testkit::scenario::{REPO_PATH, ROOTFS_PATH};
 use kettle_testkit::{CountingProvider, HttpsServer, Scenario};
 use kettle_wire::inputs::crate_url;
+use kettle_wire::BuildRequest;
 
 use common::{expect_failure, hello_cargo_crates, host_tools};
 
@@ -41,26 +42,46 @@ fn trusting(server: &HttpsServer, sc: &Scenario) -> LocalOptions {
     }
 }
 
+/// Builds `req` in upstream mode (no inputs dir) into a fresh output dir of `sc`, with a
+/// counting report provider; returns the output dir and how many reports were requested.
+fn build_upstream(sc: &Scenario, req: &BuildRequest, options: &LocalOptions) -> (PathBuf, usize) {
+    let out = sc.out();
+    let mut provider = CountingProvider::default();
+    let no_inputs = Path::new(NO_INPUTS);
+    run_local(req, no_inputs, Some(&mut provider), &out, options)
+        .unwrap_or_else(|e| panic!("{}", e.message()));
+    (out, provider.calls)
+}
+
+/// [`expect_failure`] of `req` in upstream mode (no inputs dir), naming `input`.
+fn expect_upstream_failure(
+    req: &BuildRequest,
+    options: &LocalOptions,
+    step: Step,
+    input: &str,
+    message_has: &[&str],
+) -> ErrorReport {
+    expect_failure(
+        req,
+        Path::new(NO_INPUTS),
+        options,
+        step,
+        Some(input),
+        message_has,
+    )
+}
+
 #[test]
 fn upstream_mode_fetches_over_https_with_the_given_roots_only() {
     let server = HttpsServer::start();
     let sc = served_script(&server);
     let req = sc.upstream_request(&server);
-    let out = sc.out();
-    let mut provider = CountingProvider::default();
-    run_local(
-        &req,
-        Path::new(NO_INPUTS),
-        Some(&mut provider),
-        &out,
-        &trusting(&server, &sc),
-    )
-    .unwrap();
+    let (out, reports) = build_upstream(&sc, &req, &trusting(&server, &sc));
     assert_eq!(
         fs::read_to_string(out.join("artifacts/out/up.txt")).unwrap(),
         "fetched upstream\n"
     );
-    assert_eq!(provider.calls, 1);
+    assert_eq!(reports, 1);
 
     // A different CA (here: the host's public roots) must not be trusted for the test server.
     let options = LocalOptions {
@@ -68,14 +89,7 @@ fn upstream_mode_fetches_over_https_with_the_given_roots_only() {
         ..LocalOptions::default()
     };
     // The first thing fetched is the ref advertisement.
-    let report = expect_failure(
-        &req,
-        Path::new(NO_INPUTS),
-        &options,
-        Step::Fetch,
-        Some("ref"),
-        &[],
-    );
+    let report = expect_upstream_failure(&req, &options, Step::Fetch, "ref", &[]);
     assert!(
         report.message.to_lowercase().contains("certificate"),
         "{}",
@@ -92,14 +106,8 @@ fn upstream_content_is_verified_like_cached_content() {
     let mut req = sc.upstream_request(&server);
     req.commit = "1".repeat(40);
     sc.serve_refs(&server, &[(&req.commit, &req.git_ref)]);
-    expect_failure(
-        &req,
-        Path::new(NO_INPUTS),
-        &trusting(&server, &sc),
-        Step::Verify,
-        Some("commit object"),
-        &[],
-    );
+    let options = trusting(&server, &sc);
+    expect_upstream_failure(&req, &options, Step::Verify, "commit object", &[]);
 }
 
 #[test]
@@ -122,14 +130,9 @@ fn upstream_mode_fetches_and_verifies_crates() {
         tools: host_tools().tools,
         ..trusting(&server, &sc)
     };
-    expect_failure(
-        &sc.upstream_request(&server),
-        Path::new(NO_INPUTS),
-        &options,
-        Step::Verify,
-        Some("crate itoa 1.0.19"),
-        &["Cargo.lock pins"],
-    );
+    let req = sc.upstream_request(&server);
+    let itoa = "crate itoa 1.0.19";
+    expect_upstream_failure(&req, &options, Step::Verify, itoa, &["Cargo.lock pins"]);
 }
 
 /// internalParameters of the provenance in `out`.
@@ -159,16 +162,7 @@ fn upstream_mode_resolves_the_ref_itself_and_requires_the_requested_commit() {
             (&other, "refs/heads/dev"),
         ],
     );
-    let out = sc.out();
-    let mut provider = CountingProvider::default();
-    run_local(
-        &req,
-        Path::new(NO_INPUTS),
-        Some(&mut provider),
-        &out,
-        &options,
-    )
-    .unwrap_or_else(|e| panic!("{}", e.message()));
+    let (out, _) = build_upstream(&sc, &req, &options);
     assert_eq!(internal_parameters(&out)["kettle_refResolvedBy"], "guest");
 
     // An annotated tag resolves to its peeled commit, not to the tag object.
@@ -188,47 +182,31 @@ fn upstream_mode_resolves_the_ref_itself_and_requires_the_requested_commit() {
             .unwrap_or_else(|e| panic!("{git_ref}: {}", e.message()));
     }
 
+    // Each refusal below names the ref as its input.
+    let refused_at_ref = |step, message_has: &[&str]| {
+        expect_upstream_failure(&req, &options, step, "ref", message_has);
+    };
     // The ref names another commit: the verify step names both, nothing is built or attested.
     sc.serve_refs(&server, &[(&other, "refs/heads/main")]);
-    expect_failure(
-        &req,
-        Path::new(NO_INPUTS),
-        &options,
-        Step::Verify,
-        Some("ref"),
-        &[&other, &sc.commit, "refs/heads/main"],
-    );
+    refused_at_ref(Step::Verify, &[&other, &sc.commit, "refs/heads/main"]);
 
     // The repository does not have the ref at all.
     sc.serve_refs(&server, &[(&sc.commit, "refs/heads/elsewhere")]);
-    expect_failure(
-        &req,
-        Path::new(NO_INPUTS),
-        &options,
-        Step::Fetch,
-        Some("ref"),
-        &["does not advertise ref \"refs/heads/main\""],
-    );
+    refused_at_ref(Step::Fetch, &["does not advertise ref \"refs/heads/main\""]);
 
     // What is served is not a smart-HTTP advertisement (a dumb server's info/refs).
     server.serve(
         kettle_testkit::scenario::INFO_REFS_PATH,
         format!("{}\trefs/heads/main\n", sc.commit),
     );
-    expect_failure(
-        &req,
-        Path::new(NO_INPUTS),
-        &options,
-        Step::Fetch,
-        Some("ref"),
-        &["not a git smart-HTTP ref advertisement"],
-    );
+    refused_at_ref(Step::Fetch, &["not a git smart-HTTP ref advertisement"]);
 }
 
 #[test]
 fn upstream_mode_needs_an_https_repository() {
     let server = HttpsServer::start();
     let sc = served_script(&server);
+    let options = trusting(&server, &sc);
     for repository in [
         "http://127.0.0.1/repo.git",
         "git://example.org/repo.git",
@@ -238,14 +216,8 @@ fn upstream_mode_needs_an_https_repository() {
             repository: repository.into(),
             ..sc.upstream_request(&server)
         };
-        expect_failure(
-            &req,
-            Path::new(NO_INPUTS),
-            &trusting(&server, &sc),
-            Step::Request,
-            Some("request.json"),
-            &["is not an https:// URL", repository],
-        );
+        let not_https = ["is not an https:// URL", repository];
+        expect_upstream_failure(&req, &options, Step::Request, "request.json", &not_https);
     }
 }
 

@@ -13,7 +13,7 @@ use kettle_testkit::fixtures::{hello_cargo_lock, rootfs};
 use kettle_testkit::Scenario;
 use kettle_wire::cache;
 
-use common::{expect_failure, hello_cargo_crates, host_tools};
+use common::{expect_failure, hello_cargo_with_crates, host_tools};
 
 /// `archive` with data.txt's content replaced (same paths, same header otherwise).
 fn with_data_txt_tampered(archive: &[u8]) -> Vec<u8> {
@@ -94,9 +94,7 @@ fn tampered_source_archive_commit_object_and_toolchain_stop_at_verify() {
 
 #[test]
 fn tampered_crate_stops_at_verify() {
-    let sc = Scenario::hello_cargo()
-        .inputs(hello_cargo_crates())
-        .commit();
+    let sc = hello_cargo_with_crates();
     let inputs = sc.inputs();
     let locked = hello_cargo_lock();
     let hex = locked.iter().find(|k| k.name == "hex").unwrap();

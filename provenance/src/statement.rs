@@ -112,13 +112,13 @@ pub struct BuildDefinition {
 }
 
 /// SLSA `runDetails`: the builder and this particular run.
+#[serde_with_macros::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunDetails {
     /// The trusted build platform.
     pub builder: Builder,
     /// Invocation id and timestamps of this run.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<BuildMetadata>,
     /// Extra outputs that are not subjects (logs, SBOMs...).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -140,38 +140,33 @@ pub struct Builder {
 }
 
 /// SLSA `metadata` of one run.
+#[serde_with_macros::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BuildMetadata {
     /// Identifier of this invocation, unique per builder.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invocation_id: Option<String>,
     /// RFC 3339 UTC timestamp (`...Z`) at which the build started.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_on: Option<String>,
     /// RFC 3339 UTC timestamp (`...Z`) at which the build finished.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_on: Option<String>,
 }
 
 /// in-toto ResourceDescriptor: a reference to an artifact by URI, digest and/or content.
+#[serde_with_macros::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceDescriptor {
     /// URI locating or identifying the resource (e.g. a Package URL).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uri: Option<String>,
     /// Algorithm name -> lowercase hex digest.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub digest: BTreeMap<String, String>,
     /// Machine-readable name (for subjects: the artifact's path in the output).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Where the resource can be downloaded from.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub download_location: Option<String>,
     /// MIME type of the resource.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_type: Option<String>,
     /// The resource's bytes inline (base64 on the wire, as protobuf JSON `bytes`).
     #[serde(

@@ -205,21 +205,17 @@ mod tests {
         ] {
             assert_eq!(parse_rfc3339_utc(bad), Err(TimestampError::Shape), "{bad}");
         }
-        assert_eq!(
-            parse_rfc3339_utc("2023-02-29T00:00:00Z"),
-            Err(TimestampError::Range("day"))
-        );
-        assert_eq!(
-            parse_rfc3339_utc("2024-13-01T00:00:00Z"),
-            Err(TimestampError::Range("month"))
-        );
-        assert_eq!(
-            parse_rfc3339_utc("2024-01-01T24:00:00Z"),
-            Err(TimestampError::Range("hour"))
-        );
-        assert_eq!(
-            parse_rfc3339_utc("2024-01-01T00:00:60Z"),
-            Err(TimestampError::Range("second"))
-        );
+        for (out_of_range, field) in [
+            ("2023-02-29T00:00:00Z", "day"),
+            ("2024-13-01T00:00:00Z", "month"),
+            ("2024-01-01T24:00:00Z", "hour"),
+            ("2024-01-01T00:00:60Z", "second"),
+        ] {
+            assert_eq!(
+                parse_rfc3339_utc(out_of_range),
+                Err(TimestampError::Range(field)),
+                "{out_of_range}"
+            );
+        }
     }
 }

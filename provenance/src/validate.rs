@@ -435,56 +435,33 @@ mod tests {
         }
     }
 
+    /// The first error of a valid statement whose run metadata `f` changed.
+    fn broken_metadata(f: impl FnOnce(&mut BuildMetadata)) -> ValidationError {
+        broken(|s| f(s.predicate.run_details.metadata.as_mut().unwrap()))
+    }
+
     #[test]
     fn timestamps_must_be_utc_z() {
-        let e = broken(|s| {
-            s.predicate
-                .run_details
-                .metadata
-                .as_mut()
-                .unwrap()
-                .started_on = Some("2025-01-01T00:00:00+01:00".into())
-        });
-        assert!(
-            matches!(
-                e,
-                ValidationError::BadTimestamp {
-                    field: "startedOn",
-                    ..
-                }
+        for (field, e) in [
+            (
+                "startedOn",
+                broken_metadata(|m| m.started_on = Some("2025-01-01T00:00:00+01:00".into())),
             ),
-            "{e}"
-        );
-        let e = broken(|s| {
-            s.predicate
-                .run_details
-                .metadata
-                .as_mut()
-                .unwrap()
-                .finished_on = Some("yesterday".into())
-        });
-        assert!(
-            matches!(
-                e,
-                ValidationError::BadTimestamp {
-                    field: "finishedOn",
-                    ..
-                }
+            (
+                "finishedOn",
+                broken_metadata(|m| m.finished_on = Some("yesterday".into())),
             ),
-            "{e}"
-        );
+        ] {
+            assert!(
+                matches!(e, ValidationError::BadTimestamp { field: f, .. } if f == field),
+                "{field}: {e}"
+            );
+        }
     }
 
     #[test]
     fn finished_not_before_started() {
-        let e = broken(|s| {
-            s.predicate
-                .run_details
-                .metadata
-                .as_mut()
-                .unwrap()
-                .finished_on = Some("2024-12-31T23:59:59.999Z".into())
-        });
+        let e = broken_metadata(|m| m.finished_on = Some("2024-12-31T23:59:59.999Z".into()));
         assert!(
             matches!(e, ValidationError::FinishedBeforeStarted { .. }),
             "{e}"

@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 use crate::artifacts::CargoCvm;
 use crate::fixtures::write_sample;
 use crate::git::GitRepo;
-use crate::repo_root;
+use crate::{build_dir, repo_root};
 
 /// Runs `cmd`, panicking with its stderr unless it succeeds.
 pub fn run(cmd: &mut Command) -> Output {
@@ -90,29 +90,50 @@ fn verify_simulated(kettle: &Path, out: &Path, manifest: &Path, repo: &Path) -> 
     text(&verify)
 }
 
-/// `examples/<sample>` committed under `dir` with `cvm`'s bundles pinned (URLs
-/// `<url_base>/<file>`), built in the CVM (`kettle build --tee simulated`, 6 GiB,
-/// `timeout` seconds) and verified (VERIFIED (SIMULATED)); returns the output directory.
+/// `examples/<sample>` committed in a scratch directory under build/ with `cvm`'s bundles
+/// pinned (URLs `<url_base>/<file>`), built in the CVM by the kettle CLI (`kettle build
+/// --tee simulated`, 6 GiB, `timeout` seconds) and verified (VERIFIED (SIMULATED));
+/// returns the scratch directory (removed on drop) and the output directory in it.
 pub fn cargo_sample_verified_in_cvm(
-    kettle: &Path,
     cvm: &CargoCvm,
     sample: &str,
-    dir: &Path,
     url_base: &str,
     timeout: &str,
-) -> PathBuf {
-    let repo = commit_cargo_sample(sample, dir, cvm, url_base);
-    let out = dir.join("out");
+) -> (tempfile::TempDir, PathBuf) {
+    let kettle = kettle_binary();
+    let scratch = tempfile::tempdir_in(build_dir()).expect("a scratch dir under build/");
+    let repo = commit_cargo_sample(sample, scratch.path(), cvm, url_base);
+    let out = scratch.path().join("out");
     build_simulated(
-        kettle,
+        &kettle,
         &repo,
         &cvm.image,
         &out,
         &[&cvm.rootfs, &cvm.toolchain],
         &["--memory", "6144", "--timeout", timeout],
     );
-    verify_simulated(kettle, &out, &cvm.manifest, &repo);
-    out
+    verify_simulated(&kettle, &out, &cvm.manifest, &repo);
+    (scratch, out)
+}
+
+/// `out/provenance.json` of a cargo build, as text; asserts that it lists each of
+/// `crates` as a `pkg:cargo/<crate>@` PURL.
+pub fn provenance_with_crates(out: &Path, crates: &[&str]) -> String {
+    let provenance = fs::read_to_string(out.join("provenance.json")).expect("read provenance.json");
+    for krate in crates {
+        let purl = format!("pkg:cargo/{krate}@");
+        assert!(
+            provenance.contains(&purl),
+            "{purl} missing from {provenance}"
+        );
+    }
+    provenance
+}
+
+/// Runs the release binary `bin` a cargo build left in `out/artifacts`; returns its stdout.
+pub fn run_release_binary(out: &Path, bin: &str) -> String {
+    let binary = out.join("artifacts/target/release").join(bin);
+    String::from_utf8_lossy(&run(&mut Command::new(binary)).stdout).into_owned()
 }
 
 /// `kettle build REPO --tee simulated --accel tcg` into `out` with the image at `image`, each
@@ -138,14 +159,20 @@ pub fn build_simulated(
         cmd.arg("--input").arg(input);
     }
     let build = cmd.args(extra).output().expect("run kettle build");
+    assert_built(&build, out);
+    build
+}
+
+/// Asserts that a `kettle build` into `out` exited 0, showing what it printed and
+/// `out/build.log` (the console) if not.
+pub fn assert_built(build: &Output, out: &Path) {
     let log = fs::read_to_string(out.join("build.log")).unwrap_or_default();
     assert_eq!(
         build.status.code(),
         Some(0),
         "{}\n--- build.log ---\n{log}",
-        text(&build)
+        text(build)
     );
-    build
 }
 
 /// The SHA-256 of a file, as lowercase hex.

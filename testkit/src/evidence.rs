@@ -6,8 +6,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use kettle_attest::simulated::SimulatedPsp;
-use kettle_image::manifest::{FileRef, MANIFEST_SCHEMA};
-use kettle_image::{GuestFeatures, ImageManifest, LaunchDigest, VcpuType, VmmType};
+use kettle_image::manifest::FileRef;
+use kettle_image::{GuestFeatures, ImageManifest, LaunchDigest, VcpuConfig, VcpuType, VmmType};
 use kettle_provenance::statement::DIGEST_GIT_COMMIT;
 use kettle_provenance::{
     ids, jcs, BuildDefinition, Builder, JsonObject, Provenance, ResourceDescriptor, RunDetails,
@@ -91,24 +91,21 @@ impl StatementSpec<'_> {
 /// An image manifest with launch digest `digest` naming `bzImage`, `initramfs.cpio` and
 /// `OVMF.fd` whose contents are their own names (as [`image_dir`] writes them).
 pub fn image_manifest(digest: [u8; 48]) -> ImageManifest {
-    let file = |name: &str| FileRef {
-        file: name.into(),
-        sha256: Sha256Digest::of_bytes(name.as_bytes()).to_hex(),
-    };
-    ImageManifest {
-        schema: MANIFEST_SCHEMA,
-        kernel: file("bzImage"),
-        initrd: file("initramfs.cpio"),
-        ovmf: file("OVMF.fd"),
-        cmdline: "console=ttyS0".into(),
+    let file = |name: &str| FileRef::new(name, Sha256Digest::of_bytes(name.as_bytes()).to_hex());
+    let vm = VcpuConfig {
         vcpus: 1,
         vcpu_type: "EPYC-v4".parse::<VcpuType>().expect("a known vCPU type"),
         vmm_type: VmmType::Qemu,
         guest_features: GuestFeatures::default(),
-        launch_digest: LaunchDigest(digest),
-        initramfs: Vec::new(),
-        versions: Default::default(),
-    }
+    };
+    ImageManifest::new(
+        file("bzImage"),
+        file("initramfs.cpio"),
+        file("OVMF.fd"),
+        "console=ttyS0",
+        &vm,
+        LaunchDigest(digest),
+    )
 }
 
 /// An image directory at `dir`: placeholder files and [`image_manifest`]`(digest)` as manifest.json.

@@ -1,6 +1,6 @@
-//! A tiny HTTPS server on 127.0.0.1 for upstream-mode tests: it serves byte
-//! strings by path with a certificate from its own test CA (made with rcgen),
-//! so a client trusts it only when given [`HttpsServer::ca_pem`].
+//! A tiny HTTPS server on 127.0.0.1 for upstream-mode tests and the fetch bench:
+//! it serves byte strings by path with a certificate from its own test CA (made
+//! with rcgen), so a client trusts it only when given [`HttpsServer::ca_pem`].
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -11,10 +11,21 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// How long a server runs at most (a test that forgets to drop it does not hang the run).
-const MAX_LIFETIME: Duration = Duration::from_secs(300);
+/// How long a server waits for a new connection before it stops accepting (a test that
+/// forgets to drop it does not hang the run).
+const MAX_IDLE: Duration = Duration::from_secs(300);
 
-type Files = Arc<Mutex<HashMap<String, Vec<u8>>>>;
+type Files = Arc<Mutex<HashMap<String, Arc<[u8]>>>>;
+
+/// How an [`HttpsServer`] answers; the default is one request per connection, answered at once.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ServerOptions {
+    /// Serve many requests on a connection (HTTP/1.1 keep-alive), as a crates mirror does;
+    /// each connection then has its own thread, so that an idle one blocks no other.
+    pub keep_alive: bool,
+    /// How long to wait before each answer: the round trip to a mirror that far away.
+    pub latency: Duration,
+}
 
 /// A running server; stopped when dropped.
 pub struct HttpsServer {
@@ -28,6 +39,11 @@ pub struct HttpsServer {
 impl HttpsServer {
     /// Starts a server with a fresh CA and a certificate for 127.0.0.1, serving nothing yet.
     pub fn start() -> HttpsServer {
+        HttpsServer::start_with(ServerOptions::default())
+    }
+
+    /// [`HttpsServer::start`] answering as `options` say.
+    pub fn start_with(options: ServerOptions) -> HttpsServer {
         let ca_key = rcgen::KeyPair::generate().expect("generate the CA key");
         let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -59,11 +75,18 @@ impl HttpsServer {
         let thread = {
             let (files, stop) = (Arc::clone(&files), Arc::clone(&stop));
             std::thread::spawn(move || {
-                let deadline = Instant::now() + MAX_LIFETIME;
-                while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
-                    match listener.accept() {
-                        Ok((tcp, _)) => answer(tcp, &config, &files),
-                        Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                let mut last_connection = Instant::now();
+                while !stop.load(Ordering::Relaxed) && last_connection.elapsed() < MAX_IDLE {
+                    let Ok((tcp, _)) = listener.accept() else {
+                        std::thread::sleep(Duration::from_millis(10));
+                        continue;
+                    };
+                    last_connection = Instant::now();
+                    if options.keep_alive {
+                        let (config, files) = (Arc::clone(&config), Arc::clone(&files));
+                        std::thread::spawn(move || answer(tcp, &config, &files, options));
+                    } else {
+                        answer(tcp, &config, &files, options);
                     }
                 }
             })
@@ -98,7 +121,7 @@ impl HttpsServer {
         self.files
             .lock()
             .unwrap()
-            .insert(path.to_string(), body.into());
+            .insert(path.to_string(), body.into().into());
     }
 }
 
@@ -128,38 +151,70 @@ pub fn git_ref_advertisement(refs: &[(&str, &str)]) -> Vec<u8> {
     out
 }
 
-/// Answers one connection: a GET for a served path gets 200 and its body, anything else 404.
-fn answer(tcp: TcpStream, config: &Arc<rustls::ServerConfig>, files: &Files) {
+/// Answers one connection: a GET for a served path gets 200 and its body, anything else
+/// 404; then the next request if `options` keep connections alive and the client does too.
+fn answer(
+    tcp: TcpStream,
+    config: &Arc<rustls::ServerConfig>,
+    files: &Files,
+    options: ServerOptions,
+) {
     tcp.set_nonblocking(false).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // An answer goes out in two writes (head, body): Nagle would hold the body back until
+    // the client's delayed ACK, a pause per request that no real mirror has.
+    let _ = tcp.set_nodelay(true);
     let conn = rustls::ServerConnection::new(Arc::clone(config)).unwrap();
-    let mut tls = rustls::StreamOwned::new(conn, tcp);
-    let mut reader = BufReader::new(&mut tls);
-    let mut first = String::new();
-    if reader.read_line(&mut first).is_err() {
-        return; // e.g. the client refused our certificate
-    }
-    loop {
-        let mut l = String::new();
-        if reader.read_line(&mut l).unwrap_or(0) == 0 || l == "\r\n" {
-            break;
+    let mut tls = BufReader::new(rustls::StreamOwned::new(conn, tcp));
+    // None: the client went away, or refused our certificate.
+    while let Some((path, client_closes)) = read_request(&mut tls) {
+        if !options.latency.is_zero() {
+            std::thread::sleep(options.latency);
+        }
+        let body = files.lock().unwrap().get(&path).cloned();
+        let (status, body) = match &body {
+            Some(b) => ("200 OK", &b[..]),
+            None => ("404 Not Found", &b"not found"[..]),
+        };
+        let keep_alive = options.keep_alive && !client_closes;
+        let head = format!(
+            "HTTP/1.1 {status}\r\nContent-Length: {}\r\n{}\r\n",
+            body.len(),
+            if keep_alive {
+                ""
+            } else {
+                "Connection: close\r\n"
+            }
+        );
+        let out = tls.get_mut();
+        let written = out
+            .write_all(head.as_bytes())
+            .and_then(|_| out.write_all(body))
+            .and_then(|_| out.flush());
+        if written.is_err() || !keep_alive {
+            out.conn.send_close_notify();
+            let _ = out.flush();
+            return;
         }
     }
+}
+
+/// Reads a request's line and headers: its path, and whether the client asked to close.
+fn read_request(tls: &mut impl BufRead) -> Option<(String, bool)> {
+    let mut first = String::new();
+    if tls.read_line(&mut first).unwrap_or(0) == 0 {
+        return None;
+    }
+    let mut client_closes = false;
+    loop {
+        let mut header = String::new();
+        if tls.read_line(&mut header).unwrap_or(0) == 0 || header == "\r\n" {
+            break;
+        }
+        client_closes |= header.to_ascii_lowercase().starts_with("connection: close");
+    }
     let path = first.split_whitespace().nth(1).unwrap_or("").to_string();
-    let (status, body) = match files.lock().unwrap().get(&path) {
-        Some(b) => ("200 OK", b.clone()),
-        None => ("404 Not Found", b"not found".to_vec()),
-    };
-    let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    let _ = tls
-        .write_all(head.as_bytes())
-        .and_then(|_| tls.write_all(&body))
-        .and_then(|_| tls.flush());
-    tls.conn.send_close_notify();
-    let _ = tls.flush();
+    Some((path, client_closes))
 }
 
 impl Drop for HttpsServer {

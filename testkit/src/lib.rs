@@ -12,11 +12,13 @@ pub mod error;
 pub mod evidence;
 pub mod fixtures;
 pub mod git;
+pub mod hostile;
 pub mod hostroot;
 pub mod https;
 pub mod initramfs;
 pub mod qemu;
 pub mod scenario;
+pub mod stand_in;
 pub mod tarball;
 
 pub use artifacts::{

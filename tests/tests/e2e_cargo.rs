@@ -6,12 +6,10 @@
 //! provenance lists every crate as a PURL, and the binary runs. Skips off CI
 //! when the image or the bundles have not been built; fails on CI.
 
-use std::fs;
 use std::process::Command;
 
-use kettle_testkit::{
-    build_dir, cargo_sample_verified_in_cvm, kettle_binary, require_cargo_cvm, run, Requirement,
-};
+use kettle_testkit::cli::{provenance_with_crates, run_release_binary};
+use kettle_testkit::{cargo_sample_verified_in_cvm, require_cargo_cvm, run, Requirement};
 
 #[test]
 fn cargo_build_in_the_cvm_verifies_and_runs() {
@@ -19,25 +17,11 @@ fn cargo_build_in_the_cvm_verifies_and_runs() {
     let Some(cvm) = require_cargo_cvm(req) else {
         return;
     };
-    let kettle = kettle_binary();
-    let tmp = tempfile::tempdir_in(build_dir()).unwrap();
-    let out = cargo_sample_verified_in_cvm(
-        &kettle,
-        &cvm,
-        "hello-cargo",
-        tmp.path(),
-        "https://kettle.invalid/test",
-        "2400",
-    );
+    let url_base = "https://kettle.invalid/test";
+    let (_scratch, out) = cargo_sample_verified_in_cvm(&cvm, "hello-cargo", url_base, "2400");
 
-    let provenance = fs::read_to_string(out.join("provenance.json")).unwrap();
+    let provenance = provenance_with_crates(&out, &["fnv", "hex", "itoa"]);
     assert!(provenance.contains("https://kettle.confidential.ai/cargo-build/v1"));
-    for krate in ["pkg:cargo/fnv@", "pkg:cargo/hex@", "pkg:cargo/itoa@"] {
-        assert!(
-            provenance.contains(krate),
-            "{krate} missing from {provenance}"
-        );
-    }
     // The bundles made by `make bundles` carry their manifests: the guest lists the
     // rootfs's packages and the toolchain's rustc version. Bundles from before manifests
     // (a developer's old build/) add none; on CI the bundles are made fresh and must.
@@ -58,9 +42,7 @@ fn cargo_build_in_the_cvm_verifies_and_runs() {
         );
     }
 
-    let hello = out.join("artifacts/target/release/hello-cargo");
-    let ran = run(&mut Command::new(&hello));
-    let said = String::from_utf8_lossy(&ran.stdout);
+    let said = run_release_binary(&out, "hello-cargo");
     assert!(
         said.starts_with("hello from a kettle build (fnv1a64 "),
         "{said}"

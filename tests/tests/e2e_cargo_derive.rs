@@ -7,46 +7,21 @@
 //! as PURLs, and the binary says the derive and the build script ran. Skips
 //! off CI when the image or the bundles have not been built; fails on CI.
 
-use std::fs;
-use std::process::Command;
-
-use kettle_testkit::{
-    build_dir, cargo_sample_verified_in_cvm, kettle_binary, require_cargo_cvm, run, Requirement,
-};
+use kettle_testkit::cli::{provenance_with_crates, run_release_binary};
+use kettle_testkit::{cargo_sample_verified_in_cvm, require_cargo_cvm, Requirement};
 
 #[test]
 fn a_proc_macro_and_a_build_script_build_in_the_cvm() {
     let Some(cvm) = require_cargo_cvm(Requirement::from_env()) else {
         return;
     };
-    let kettle = kettle_binary();
-    let tmp = tempfile::tempdir_in(build_dir()).unwrap();
-    let out = cargo_sample_verified_in_cvm(
-        &kettle,
-        &cvm,
-        "hello-derive",
-        tmp.path(),
-        "https://kettle-bundle.invalid",
-        "3000",
-    );
+    let url_base = "https://kettle-bundle.invalid";
+    let (_scratch, out) = cargo_sample_verified_in_cvm(&cvm, "hello-derive", url_base, "3000");
 
-    let provenance = fs::read_to_string(out.join("provenance.json")).unwrap();
-    for krate in [
-        "pkg:cargo/serde@",
-        "pkg:cargo/serde_derive@",
-        "pkg:cargo/syn@",
-        "pkg:cargo/quote@",
-        "pkg:cargo/proc-macro2@",
-    ] {
-        assert!(
-            provenance.contains(krate),
-            "{krate} missing from {provenance}"
-        );
-    }
+    let proc_macro_crates = ["serde", "serde_derive", "syn", "quote", "proc-macro2"];
+    provenance_with_crates(&out, &proc_macro_crates);
 
-    let hello = out.join("artifacts/target/release/hello-derive");
-    let ran = run(&mut Command::new(&hello));
-    let said = String::from_utf8_lossy(&ran.stdout);
+    let said = run_release_binary(&out, "hello-derive");
     assert_eq!(
         said.trim(),
         "hello from a kettle build (serde derive: fields text, target; build script: target x86_64-unknown-linux-gnu)"

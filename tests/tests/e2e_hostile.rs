@@ -14,6 +14,7 @@ use kettle::psp_host::PspServer;
 use kettle::qemu::{self, Accel, Disks, Isolation, VmConfig};
 use kettle_attest::simulated::SimulatedPsp;
 use kettle_image::ImageManifest;
+use kettle_testkit::hostile::git_dir_with_fsmonitor;
 use kettle_testkit::tarball::{entry, with_entries};
 use kettle_testkit::{build_dir, require_artifact, Requirement, Scenario};
 use kettle_wire::output::{read_output_disk, ERROR_FILE, EVIDENCE_FILE, STATUS_FILE};
@@ -111,18 +112,7 @@ fn the_guest_refuses_a_hostile_hosts_lies_in_the_vm() {
 
     // 1. A .git/config beside the verified tree (core.fsmonitor would run host commands).
     let mut s = project();
-    s.archive = with_entries(
-        &s.archive,
-        &[
-            entry(".git/", b'5', "", b""),
-            entry(
-                ".git/config",
-                b'0',
-                "",
-                b"[core]\n\tfsmonitor = touch /tmp/pwned\n",
-            ),
-        ],
-    );
+    s.archive = with_entries(&s.archive, &git_dir_with_fsmonitor());
     // 2. A request field the guest does not know (the request is never trusted blindly).
     let t = project();
     let mut unknown = serde_json::to_value(&t.request).unwrap();

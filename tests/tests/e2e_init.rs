@@ -13,18 +13,15 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use kettle_testkit::{build_dir, kettle_binary, require_cargo_cvm, run, text, Requirement};
+use kettle_testkit::cli::{assert_built, provenance_with_crates, run_release_binary};
+use kettle_testkit::{
+    build_dir, kettle_binary, require_cargo_cvm, run, text, CargoCvm, Requirement,
+};
 
-/// The image directory to build with: build/image if it carries bundles.json, else a
-/// copy of it (links) with the pins `make bundles` would write and the bundles beside it.
-fn image_with_pins(
-    kettle: &Path,
-    manifest: &Path,
-    rootfs: &Path,
-    toolchain: &Path,
-    tmp: &Path,
-) -> PathBuf {
-    let image = manifest.parent().unwrap();
+/// The image directory to build with: `cvm`'s if it carries bundles.json, else a copy
+/// of it (links) with the pins `make bundles` would write and the bundles beside it.
+fn image_with_pins(kettle: &Path, cvm: &CargoCvm, tmp: &Path) -> PathBuf {
+    let image = &cvm.image;
     if image.join("bundles.json").is_file() {
         return image.to_path_buf();
     }
@@ -34,7 +31,7 @@ fn image_with_pins(
     for f in ["bzImage", "initramfs.cpio", "OVMF.fd", "manifest.json"] {
         symlink(image.join(f).canonicalize().unwrap(), copy.join(f)).unwrap();
     }
-    for b in [rootfs, toolchain] {
+    for b in [&cvm.rootfs, &cvm.toolchain] {
         symlink(b.canonicalize().unwrap(), dir.join(b.file_name().unwrap())).unwrap();
     }
     run(Command::new(kettle)
@@ -79,13 +76,7 @@ fn cargo_new_to_verified_with_kettle_init() {
     };
     let kettle = kettle_binary();
     let tmp = tempfile::tempdir_in(build_dir()).unwrap();
-    let image = image_with_pins(
-        &kettle,
-        &cvm.manifest,
-        &cvm.rootfs,
-        &cvm.toolchain,
-        tmp.path(),
-    );
+    let image = image_with_pins(&kettle, &cvm, tmp.path());
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     // Outside Kettle's tree: `cargo new` inside a workspace would join it.
     let home = tempfile::tempdir().unwrap();
@@ -136,13 +127,8 @@ fn cargo_new_to_verified_with_kettle_init() {
     )
     .output()
     .unwrap();
-    let log = fs::read_to_string(project.join("out/build.log")).unwrap_or_default();
-    assert_eq!(
-        build.status.code(),
-        Some(0),
-        "{}\n--- build.log ---\n{log}",
-        text(&build)
-    );
+    let out = project.join("out");
+    assert_built(&build, &out);
     let said = String::from_utf8_lossy(&build.stderr);
     let line = said
         .lines()
@@ -161,11 +147,8 @@ fn cargo_new_to_verified_with_kettle_init() {
             .ends_with("VERIFIED (SIMULATED: signed with test keys; nothing is hardware-attested)"),
         "{v}"
     );
-    let provenance = fs::read_to_string(project.join("out/provenance.json")).unwrap();
-    assert!(provenance.contains("pkg:cargo/paste@"), "{provenance}");
-    let bin = project.join("out/artifacts/target/release/myproj");
-    let ran = run(&mut Command::new(&bin));
-    assert_eq!(String::from_utf8_lossy(&ran.stdout).trim(), "Hello, world!");
+    provenance_with_crates(&out, &["paste"]);
+    assert_eq!(run_release_binary(&out, "myproj").trim(), "Hello, world!");
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 use kettle_attest::report_data_for;
 
-use crate::check::{CheckId, CheckList, Failure, Outcome, Skipped};
+use crate::check::{CheckId, CheckList, Failure, Outcome};
 
 /// Checks the report's report_data (None: the report did not parse) against the exact
 /// provenance bytes; for a report alone, against the verifier's expected value, or
@@ -42,9 +42,7 @@ pub(crate) fn verify_binding(
             ),
             None => checks.push(
                 CheckId::ReportData,
-                Outcome::Skip(Skipped::NoInput {
-                    message: "no provenance given: the report is not bound to any build (pass --provenance to check it); report_data[32..64] is zero".into(),
-                }),
+                Outcome::no_input("no provenance given: the report is not bound to any build (pass --provenance to check it); report_data[32..64] is zero"),
             ),
         },
         (Some(found), Some(bytes)) => {

@@ -136,18 +136,7 @@ pub struct BundleFiles {
 impl BundleFiles {
     /// The files of an output directory of `kettle build`.
     pub fn output_dir(dir: &Path) -> Result<BundleFiles, LoadError> {
-        let meta = fs::metadata(dir).map_err(|source| LoadError::Read {
-            what: "output directory",
-            path: dir.into(),
-            source,
-        })?;
-        if !meta.is_dir() {
-            return Err(LoadError::NotRegular {
-                what: "output directory",
-                path: dir.into(),
-                kind: "not a directory",
-            });
-        }
+        require_dir(dir, "output directory", fs::metadata(dir))?;
         let present = |name: &str| Some(dir.join(name)).filter(|p| fs::symlink_metadata(p).is_ok());
         let provenance = present(PROVENANCE_FILE).ok_or(LoadError::MissingInDir {
             dir: dir.into(),
@@ -209,6 +198,32 @@ impl Bundle {
 }
 
 /// What a non-regular file is, for messages.
+/// Requires `meta`, the metadata of `path`, to be that of a directory.
+fn require_dir(
+    path: &Path,
+    what: &'static str,
+    meta: std::io::Result<fs::Metadata>,
+) -> Result<(), LoadError> {
+    let meta = meta.map_err(|source| LoadError::Read {
+        what,
+        path: path.into(),
+        source,
+    })?;
+    let ft = meta.file_type();
+    if ft.is_dir() {
+        return Ok(());
+    }
+    Err(LoadError::NotRegular {
+        what,
+        path: path.into(),
+        kind: if ft.is_file() {
+            "not a directory"
+        } else {
+            kind_of(&ft)
+        },
+    })
+}
+
 fn kind_of(ft: &fs::FileType) -> &'static str {
     use std::os::unix::fs::FileTypeExt;
     if ft.is_symlink() {
@@ -299,18 +314,8 @@ fn hash_artifact(label: String, subject_name: Option<String>, path: &Path) -> Ar
 /// Hashes every entry under `root` (recursively, never through a symlink), naming each by its
 /// `/`-separated path relative to `root` (the subject name it must carry).
 pub fn load_artifacts(root: &Path) -> Result<Vec<Artifact>, LoadError> {
-    let meta = fs::symlink_metadata(root).map_err(|source| LoadError::Read {
-        what: "artifacts directory",
-        path: root.into(),
-        source,
-    })?;
-    if !meta.is_dir() {
-        return Err(LoadError::NotRegular {
-            what: "artifacts directory",
-            path: root.into(),
-            kind: kind_of(&meta.file_type()),
-        });
-    }
+    // Not followed: an artifacts directory that is a symlink could point anywhere.
+    require_dir(root, "artifacts directory", fs::symlink_metadata(root))?;
     let mut out = Vec::new();
     walk(root, root, &mut out)?;
     out.sort_by(|a, b| a.label.cmp(&b.label));

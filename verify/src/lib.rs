@@ -31,16 +31,18 @@ pub mod policy;
 mod provenance;
 pub mod render;
 mod report;
+pub mod verdict;
 
 use std::path::Path;
 
 pub use bundle::{Artifact, Bundle, BundleFiles, LoadError};
-pub use check::{AppliedPolicy, Check, CheckId, Failure, Outcome, Skipped, Status, Verdict};
+pub use check::{Check, CheckId, Failure, Outcome, Skipped, Status};
 pub use expect::{
     builtin_tcb_floor, parse_measurement, parse_min_tcb, Expectations, GuestPolicyRules, MinTcb,
     ProvenanceExpectations, SourcePin, TcbFloor,
 };
 pub use policy::{LoadedPolicy, Policy, PolicyError};
+pub use verdict::{AppliedPolicy, Verdict};
 
 /// Runs the whole trust chain over `bundle`, in DESIGN.md's order.
 pub fn verify(bundle: &Bundle, expect: &Expectations) -> Verdict {

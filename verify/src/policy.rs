@@ -74,19 +74,17 @@ pub struct Policy {
 }
 
 /// One accepted launch digest and where it comes from.
+#[serde_with_macros::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AcceptedMeasurement {
     /// 96 hex digits.
     pub launch_digest: String,
     /// The vCPU count it is for (informative).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vcpus: Option<u32>,
     /// The vCPU type it is for (informative).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vcpu_type: Option<String>,
     /// SHA-256 of the image manifest it comes from (informative).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_manifest_sha256: Option<String>,
 }
 
@@ -127,17 +125,15 @@ fn default_guest_policy() -> GuestPolicyField {
 }
 
 /// TCB floors per generation (absent: Kettle's built-in floor for it).
+#[serde_with_macros::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TcbFloors {
     /// AMD EPYC 7003.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub milan: Option<MinTcb>,
     /// AMD EPYC 9004.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub genoa: Option<MinTcb>,
     /// AMD EPYC 9005.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub turin: Option<MinTcb>,
 }
 
@@ -180,11 +176,11 @@ fn default_build_types() -> Vec<String> {
 }
 
 /// `source`.
+#[serde_with_macros::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourcePolicy {
     /// `externalParameters.repository` must equal this.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repository: Option<String>,
     /// `externalParameters.ref` must match one of these (exact, or `*` wildcards).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -5,7 +5,8 @@
 
 use std::fmt;
 
-use crate::check::{Status, Verdict};
+use crate::check::Status;
+use crate::verdict::Verdict;
 
 /// `text` with control characters (C0, DEL, C1) and bidirectional or zero-width
 /// formatting characters shown as `\u{..}` escapes, and backslashes doubled.
@@ -70,27 +71,23 @@ impl fmt::Display for Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::{CheckId, CheckList, Failure, Outcome, Skipped};
+    use crate::check::{CheckId, CheckList, Failure, Outcome};
 
     #[test]
     fn verdict_fails_when_any_check_fails_and_names_them() {
-        let mut list = CheckList::default();
-        list.push(CheckId::Chain, Outcome::Pass("ok".into()));
-        list.push(
-            CheckId::Signature,
-            Outcome::Fail(Failure::untrusted("differs")),
-        );
-        list.push(
-            CheckId::Repository,
-            Outcome::Skip(Skipped::NotRequested {
-                message: "no input".into(),
-            }),
-        );
-        list.push(
-            CheckId::Ref,
-            Outcome::Fail(Failure::mismatch("ref", "x", "y")),
-        );
-        let v = Verdict::new(list, true, false);
+        let list = [
+            (CheckId::Chain, Outcome::Pass("ok".into())),
+            (
+                CheckId::Signature,
+                Outcome::Fail(Failure::untrusted("differs")),
+            ),
+            (CheckId::Repository, Outcome::not_requested("no input")),
+            (
+                CheckId::Ref,
+                Outcome::Fail(Failure::mismatch("ref", "x", "y")),
+            ),
+        ];
+        let v = Verdict::new(list.into_iter().collect(), true, false);
         assert!(!v.verified);
         let text = v.to_string();
         assert!(text.contains("[FAIL] report.signature"), "{text}");
@@ -107,9 +104,8 @@ mod tests {
     #[test]
     fn verdict_lines_never_overstate() {
         let line = |simulated, bound| {
-            let mut list = CheckList::default();
-            list.push(CheckId::Signature, Outcome::Pass("ok".into()));
-            Verdict::new(list, bound, simulated)
+            let list = [(CheckId::Signature, Outcome::Pass("ok".into()))];
+            Verdict::new(list.into_iter().collect(), bound, simulated)
                 .to_string()
                 .lines()
                 .last()
@@ -123,15 +119,11 @@ mod tests {
 
     #[test]
     fn skips_do_not_fail_but_unbound_reports_say_so() {
-        let mut list = CheckList::default();
-        list.push(CheckId::Signature, Outcome::Pass("ok".into()));
-        list.push(
-            CheckId::ReportData,
-            Outcome::Skip(Skipped::NoInput {
-                message: "no provenance".into(),
-            }),
-        );
-        let v = Verdict::new(list, false, true);
+        let list = [
+            (CheckId::Signature, Outcome::Pass("ok".into())),
+            (CheckId::ReportData, Outcome::no_input("no provenance")),
+        ];
+        let v = Verdict::new(list.into_iter().collect(), false, true);
         assert!(v.verified);
         let text = v.to_string();
         assert!(text.contains("NOT checked"), "{text}");

@@ -11,7 +11,7 @@ use kettle_attest::report::Tcb;
 use kettle_attest::signature::{SIGNING_KEY_NONE, SIGNING_KEY_VCEK, SIGNING_KEY_VLEK};
 
 use crate::bundle::Bundle;
-use crate::check::{CheckId, CheckList, Failure, Outcome, Skipped};
+use crate::check::{CheckId, CheckList, Failure, Outcome};
 use crate::expect::{Expectations, MinTcb, TcbFloor};
 
 /// What step 1 established, for the steps after it.
@@ -191,22 +191,18 @@ fn verify_revocation_and_validity(
     checks.push(
         CheckId::CertValidity,
         match expect.at {
-            None => Outcome::Skip(Skipped::NotRequested {
-                message: "offline verification has no trusted clock: the certificates' validity windows were not checked (pass --at TIME)".into(),
-            }),
+            None => Outcome::not_requested("offline verification has no trusted clock: the certificates' validity windows were not checked (pass --at TIME)"),
             Some(at) => {
                 let problems: Vec<String> = [("ARK", &ark), ("ASK", &ask), ("VCEK", &vcek)]
                     .into_iter()
                     .filter_map(|(what, c)| revocation::invalid_at(what, c, at))
                     .collect();
-                if problems.is_empty() {
-                    Outcome::Pass(format!(
+                passes_unless(problems, || {
+                    format!(
                         "ARK, ASK and VCEK are valid at {}",
                         revocation::kettle_time(at)
-                    ))
-                } else {
-                    Outcome::Fail(Failure::refused(problems.join("; ")))
-                }
+                    )
+                })
             }
         },
     );
@@ -220,10 +216,9 @@ fn check_revocation(
     expect: &Expectations,
 ) -> Outcome {
     if expect.crls.is_empty() {
-        return Outcome::Skip(Skipped::NotRequested {
-            message: "no CRL given: revocation was not checked (pass --crl FILE, or --fetch-crl)"
-                .into(),
-        });
+        return Outcome::not_requested(
+            "no CRL given: revocation was not checked (pass --crl FILE, or --fetch-crl)",
+        );
     }
     let mut why_not = Vec::new();
     let crl = expect.crls.iter().find_map(|der| {
@@ -262,13 +257,20 @@ fn check_revocation(
             })
         })
         .collect();
-    if revoked.is_empty() {
-        Outcome::Pass(format!(
+    passes_unless(revoked, || {
+        format!(
             "neither the ASK nor the VCEK is on ARK-{product}'s CRL of {}",
             revocation::kettle_time(this_update)
-        ))
+        )
+    })
+}
+
+/// Passes with `detail` when there are no `problems`; else fails, refusing all of them.
+fn passes_unless(problems: Vec<String>, detail: impl FnOnce() -> String) -> Outcome {
+    if problems.is_empty() {
+        Outcome::Pass(detail())
     } else {
-        Outcome::Fail(Failure::refused(revoked.join("; ")))
+        Outcome::Fail(Failure::refused(problems.join("; ")))
     }
 }
 

@@ -41,6 +41,39 @@ fn failed(v: &Verdict) -> BTreeSet<CheckId> {
         .collect()
 }
 
+/// Asserts that of steps 1-3 exactly `checks` failed in `v` (none: all passed); `case`
+/// says which verification `v` is.
+fn assert_failed(v: &Verdict, checks: &[CheckId], case: &str) {
+    let expected: BTreeSet<CheckId> = checks.iter().copied().collect();
+    assert_eq!(failed(v), expected, "{case}: {v}");
+}
+
+/// Asserts that check `id` is among the failed ones of `v`; `case` says which verification `v` is.
+fn assert_fails(v: &Verdict, id: CheckId, case: &str) {
+    assert!(failed(v).contains(&id), "{case}: {id:?} did not fail: {v}");
+}
+
+/// Asserts that check `id` of `v` ended with `status`.
+fn assert_status(v: &Verdict, id: CheckId, status: Status) {
+    assert_eq!(v.check(id).unwrap().status(), status, "{id:?}: {v}");
+}
+
+/// Asserts that the detail of check `id` of `v` contains `text`.
+fn assert_detail(v: &Verdict, id: CheckId, text: &str) {
+    let detail = v.check(id).unwrap().detail();
+    assert!(
+        detail.contains(text),
+        "{id:?}: {text:?} not in {detail:?}: {v}"
+    );
+}
+
+/// `bytes` with the bits of `mask` flipped at `pos`.
+fn flipped(bytes: &[u8], pos: usize, mask: u8) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    out[pos] ^= mask;
+    out
+}
+
 fn milan() -> (Vec<u8>, CertChain, Expectations) {
     let report = testdata::milan_report();
     let r = Report::parse(&report).unwrap();
@@ -68,21 +101,9 @@ fn real_milan_report_verifies() {
         .collect();
     assert_eq!(names, report_checks, "every check of steps 1-3, in order");
     assert_eq!(names.len(), 15);
-    assert!(
-        v.check(CheckId::Chain)
-            .unwrap()
-            .detail()
-            .contains("ARK-Milan"),
-        "{v}"
-    );
-    assert_eq!(v.check(CheckId::ReportData).unwrap().status(), Status::Pass);
-    assert!(
-        v.check(CheckId::MinTcb)
-            .unwrap()
-            .detail()
-            .contains("built-in Milan floor"),
-        "{v}"
-    );
+    assert_detail(&v, CheckId::Chain, "ARK-Milan");
+    assert_status(&v, CheckId::ReportData, Status::Pass);
+    assert_detail(&v, CheckId::MinTcb, "built-in Milan floor");
     assert!(
         v.to_string()
             .ends_with("VERIFIED (report only: not bound to any build)"),
@@ -120,17 +141,27 @@ fn sweep(range: std::ops::Range<usize>, budget: usize, exhaustive: bool) -> Vec<
     out
 }
 
-#[test]
-fn flips_of_the_signed_part_fail_signature() {
-    signed_part_sweep(false);
+/// `#[test] fn $quick`, a `sweep` over sample positions, and `#[test] #[ignore] fn
+/// $exhaustive` (with its doc), the same over every position.
+macro_rules! sweep_tests {
+    ($sweep:ident: $quick:ident, $(#[doc = $doc:expr])* $exhaustive:ident) => {
+        #[test]
+        fn $quick() {
+            $sweep(false);
+        }
+
+        $(#[doc = $doc])*
+        #[test]
+        #[ignore]
+        fn $exhaustive() {
+            $sweep(true);
+        }
+    };
 }
 
-/// Every byte of 0x0..0x2A0 (about 3 minutes in a debug build).
-#[test]
-#[ignore]
-fn every_flip_of_the_signed_part_fails_signature() {
-    signed_part_sweep(true);
-}
+sweep_tests!(signed_part_sweep: flips_of_the_signed_part_fail_signature,
+    /// Every byte of 0x0..0x2A0 (about 3 minutes in a debug build).
+    every_flip_of_the_signed_part_fails_signature);
 
 fn signed_part_sweep(exhaustive: bool) {
     let (report, chain, expect) = milan();
@@ -141,41 +172,22 @@ fn signed_part_sweep(exhaustive: bool) {
         0x180, 0x188, 0x1A0, 0x1E0, 0x1E8, 0x1EC, 0x1F0, 0x1F8,
     ]);
     for pos in positions {
-        let mut bad = report.clone();
-        bad[pos] ^= 0x01;
-        let v = verify_report(&bad, &chain, None, &expect);
+        let v = verify_report(&flipped(&report, pos, 0x01), &chain, None, &expect);
         assert!(!v.verified);
-        assert!(
-            failed(&v).contains(&CheckId::Signature),
-            "flip at 0x{pos:x}: {v}"
-        );
+        assert_fails(&v, CheckId::Signature, &format!("flip at 0x{pos:x}"));
     }
 }
 
-#[test]
-fn flips_of_the_signature_fail_signature() {
-    signature_sweep(false);
-}
-
-/// Every byte of r and s.
-#[test]
-#[ignore]
-fn every_flip_of_the_signature_fails_signature() {
-    signature_sweep(true);
-}
+sweep_tests!(signature_sweep: flips_of_the_signature_fail_signature,
+    /// Every byte of r and s.
+    every_flip_of_the_signature_fails_signature);
 
 fn signature_sweep(exhaustive: bool) {
     let (report, chain, expect) = milan();
     let sig = report::SIGNATURE_OFFSET..report::SIGNATURE_OFFSET + 2 * report::SIG_COMPONENT_LEN;
     for pos in sweep(sig, 40, exhaustive) {
-        let mut bad = report.clone();
-        bad[pos] ^= 0x80;
-        let v = verify_report(&bad, &chain, None, &expect);
-        assert_eq!(
-            failed(&v),
-            BTreeSet::from([CheckId::Signature]),
-            "flip at 0x{pos:x}: {v}"
-        );
+        let v = verify_report(&flipped(&report, pos, 0x80), &chain, None, &expect);
+        assert_failed(&v, &[CheckId::Signature], &format!("flip at 0x{pos:x}"));
     }
 }
 
@@ -183,14 +195,8 @@ fn signature_sweep(exhaustive: bool) {
 fn flips_of_the_reserved_tail_fail_report_format() {
     let (report, chain, expect) = milan();
     for pos in (report::SIGNATURE_OFFSET + 144..report::REPORT_LEN).step_by(7) {
-        let mut bad = report.clone();
-        bad[pos] ^= 0x01;
-        let v = verify_report(&bad, &chain, None, &expect);
-        assert_eq!(
-            failed(&v),
-            BTreeSet::from([CheckId::ReportFormat]),
-            "flip at 0x{pos:x}: {v}"
-        );
+        let v = verify_report(&flipped(&report, pos, 0x01), &chain, None, &expect);
+        assert_failed(&v, &[CheckId::ReportFormat], &format!("flip at 0x{pos:x}"));
     }
 }
 
@@ -204,62 +210,36 @@ fn tbs_range(der: &[u8]) -> std::ops::Range<usize> {
     4..4 + tbs_len
 }
 
-#[test]
-fn flips_of_the_vcek_tbs_fail_chain() {
-    vcek_tbs_sweep(false);
-}
-
-/// Every byte of the VCEK's TBS certificate.
-#[test]
-#[ignore]
-fn every_flip_of_the_vcek_tbs_fails_chain() {
-    vcek_tbs_sweep(true);
-}
+sweep_tests!(vcek_tbs_sweep: flips_of_the_vcek_tbs_fail_chain,
+    /// Every byte of the VCEK's TBS certificate.
+    every_flip_of_the_vcek_tbs_fails_chain);
 
 fn vcek_tbs_sweep(exhaustive: bool) {
     let (report, chain, expect) = milan();
     for pos in sweep(tbs_range(&chain.vcek), 64, exhaustive) {
-        let mut vcek = chain.vcek.clone();
-        vcek[pos] ^= 0x01;
-        let bad = CertChain::from_der_parts(None, None, vcek);
+        let bad = CertChain::from_der_parts(None, None, flipped(&chain.vcek, pos, 0x01));
         let v = verify_report(&report, &bad, None, &expect);
-        assert!(
-            failed(&v).contains(&CheckId::Chain),
-            "VCEK flip at {pos}: {v}"
-        );
+        assert_fails(&v, CheckId::Chain, &format!("VCEK flip at {pos}"));
     }
 }
 
-#[test]
-fn flips_of_the_ask_and_ark_tbs_fail_chain() {
-    ca_tbs_sweep(false);
-}
-
-/// Every byte of the ARK's and the ASK's TBS certificates.
-#[test]
-#[ignore]
-fn every_flip_of_the_ask_and_ark_tbs_fails_chain() {
-    ca_tbs_sweep(true);
-}
+sweep_tests!(ca_tbs_sweep: flips_of_the_ask_and_ark_tbs_fail_chain,
+    /// Every byte of the ARK's and the ASK's TBS certificates.
+    every_flip_of_the_ask_and_ark_tbs_fails_chain);
 
 fn ca_tbs_sweep(exhaustive: bool) {
     let (report, chain, expect) = milan();
     let (ark, ask) = Product::Milan.pinned_der().unwrap();
     for (which, der) in [("ARK", &ark), ("ASK", &ask)] {
         for pos in sweep(tbs_range(der), 24, exhaustive) {
-            let mut m = der.clone();
-            m[pos] ^= 0x01;
+            let m = flipped(der, pos, 0x01);
             let bad = if which == "ARK" {
                 CertChain::from_der_parts(Some(m), Some(ask.clone()), chain.vcek.clone())
             } else {
                 CertChain::from_der_parts(Some(ark.clone()), Some(m), chain.vcek.clone())
             };
             let v = verify_report(&report, &bad, None, &expect);
-            assert_eq!(
-                failed(&v),
-                BTreeSet::from([CheckId::Chain]),
-                "{which} flip at {pos}: {v}"
-            );
+            assert_failed(&v, &[CheckId::Chain], &format!("{which} flip at {pos}"));
         }
     }
 }
@@ -269,15 +249,9 @@ fn wrong_vcek_fails_signature_and_match() {
     let (report, _, expect) = milan();
     let chain = CertChain::from_der_parts(None, None, testdata::turin_vcek_der());
     let v = verify_report(&report, &chain, None, &expect);
-    assert_eq!(
-        failed(&v),
-        BTreeSet::from([CheckId::VcekMatchesReport, CheckId::Signature]),
-        "{v}"
-    );
-    assert!(
-        v.check(CheckId::Chain).unwrap().detail().contains("Turin"),
-        "{v}"
-    );
+    let mismatch = [CheckId::VcekMatchesReport, CheckId::Signature];
+    assert_failed(&v, &mismatch, "Turin's VCEK");
+    assert_detail(&v, CheckId::Chain, "Turin");
 }
 
 #[test]
@@ -285,10 +259,8 @@ fn expectation_mismatches_on_real_report_fail_only_their_check() {
     let (report, chain, expect) = milan();
     let mut e = expect.clone();
     e.measurements[0].0[0] ^= 1;
-    assert_eq!(
-        failed(&verify_report(&report, &chain, None, &e)),
-        BTreeSet::from([CheckId::Measurement])
-    );
+    let v = verify_report(&report, &chain, None, &e);
+    assert_failed(&v, &[CheckId::Measurement], "another measurement");
     let mut e = expect.clone();
     e.min_tcb = TcbFloor::Fixed(MinTcb {
         bootloader: 3,
@@ -296,20 +268,14 @@ fn expectation_mismatches_on_real_report_fail_only_their_check() {
         ..MinTcb::default()
     });
     let v = verify_report(&report, &chain, None, &e);
-    assert_eq!(failed(&v), BTreeSet::from([CheckId::MinTcb]));
-    assert!(v
-        .check(CheckId::MinTcb)
-        .unwrap()
-        .detail()
-        .contains("snp 8 < 9"));
+    assert_failed(&v, &[CheckId::MinTcb], "a higher TCB floor");
+    assert_detail(&v, CheckId::MinTcb, "snp 8 < 9");
     let v = verify_report(&report, &chain, Some(b"{}"), &expect);
-    assert_eq!(failed(&v), BTreeSet::from([CheckId::ReportData]));
+    assert_failed(&v, &[CheckId::ReportData], "a provenance it does not bind");
     let mut e = expect;
     e.vmpl = 1;
-    assert_eq!(
-        failed(&verify_report(&report, &chain, None, &e)),
-        BTreeSet::from([CheckId::Vmpl])
-    );
+    let v = verify_report(&report, &chain, None, &e);
+    assert_failed(&v, &[CheckId::Vmpl], "another VMPL");
 }
 
 #[test]
@@ -371,6 +337,21 @@ fn chain_of(psp: &SimulatedPsp) -> CertChain {
     CertChain::from_pem_bundle(&psp.cert_chain_pem().unwrap()).unwrap()
 }
 
+/// A report `psp` signs at `vmpl`, binding [`PROVENANCE`].
+fn report_of(psp: &SimulatedPsp, vmpl: u32) -> Vec<u8> {
+    psp.report(&report_data_for(PROVENANCE), vmpl).unwrap()
+}
+
+/// Verifies a simulated report, which must bind [`PROVENANCE`].
+fn verify_simulated(report: &[u8], chain: &CertChain, expect: &Expectations) -> Verdict {
+    verify_report(report, chain, Some(PROVENANCE), expect)
+}
+
+/// Verifies the report `psp` signs at `vmpl` (see [`report_of`]) with `psp`'s own chain.
+fn verify_psp(psp: &SimulatedPsp, vmpl: u32, expect: &Expectations) -> Verdict {
+    verify_simulated(&report_of(psp, vmpl), &chain_of(psp), expect)
+}
+
 #[test]
 fn simulated_round_trip_verifies_only_when_simulated_is_allowed() {
     let (guest, host) = UnixStream::pair().unwrap();
@@ -382,69 +363,42 @@ fn simulated_round_trip_verifies_only_when_simulated_is_allowed() {
     server.join().unwrap().unwrap();
     let chain = CertChain::from_pem_bundle(evidence.cert_chain_pem.as_ref().unwrap()).unwrap();
 
-    let v = verify_report(
-        &evidence.report,
-        &chain,
-        Some(PROVENANCE),
-        &simulated_expect(true),
-    );
-    assert!(failed(&v).is_empty(), "{v}");
+    let v = verify_simulated(&evidence.report, &chain, &simulated_expect(true));
+    assert_failed(&v, &[], "simulated evidence accepted");
     assert!(v.simulated);
     assert!(v.to_string().contains("SIMULATED"), "{v}");
     assert_eq!(serde_json::to_value(&v).unwrap()["simulated"], true);
 
-    let v = verify_report(
-        &evidence.report,
-        &chain,
-        Some(PROVENANCE),
-        &simulated_expect(false),
-    );
-    assert_eq!(failed(&v), BTreeSet::from([CheckId::Simulated]), "{v}");
+    let v = verify_simulated(&evidence.report, &chain, &simulated_expect(false));
+    assert_failed(&v, &[CheckId::Simulated], "simulated evidence refused");
 
     // The second report binds other data: it fails report_data and nothing else.
-    let v = verify_report(
-        &again.report,
-        &chain,
-        Some(PROVENANCE),
-        &simulated_expect(true),
-    );
-    assert_eq!(failed(&v), BTreeSet::from([CheckId::ReportData]), "{v}");
+    let v = verify_simulated(&again.report, &chain, &simulated_expect(true));
+    assert_failed(&v, &[CheckId::ReportData], "the report binding other data");
 }
 
 #[test]
 fn simulated_evidence_without_bundle_roots_is_still_recognised() {
     let psp = SimulatedPsp::new(MEASUREMENT);
-    let report = psp.report(&report_data_for(PROVENANCE), 0).unwrap();
+    let report = report_of(&psp, 0);
     // Only the VCEK supplied: the pinned simulated root is found, and still refused by default.
     let chain = CertChain::from_der_parts(None, None, chain_of(&psp).vcek);
-    let v = verify_report(&report, &chain, Some(PROVENANCE), &simulated_expect(false));
-    assert_eq!(failed(&v), BTreeSet::from([CheckId::Simulated]), "{v}");
-    let v = verify_report(&report, &chain, Some(PROVENANCE), &simulated_expect(true));
-    assert!(failed(&v).is_empty(), "{v}");
+    let v = verify_simulated(&report, &chain, &simulated_expect(false));
+    assert_failed(&v, &[CheckId::Simulated], "simulated evidence refused");
+    let v = verify_simulated(&report, &chain, &simulated_expect(true));
+    assert_failed(&v, &[], "simulated evidence accepted");
 }
 
 #[test]
 fn simulated_policy_failures_fail_exactly_their_own_check() {
-    let rd = report_data_for(PROVENANCE);
-    let check = |psp: &SimulatedPsp, vmpl: u32, expect: &Expectations| {
-        let report = psp.report(&rd, vmpl).unwrap();
-        failed(&verify_report(
-            &report,
-            &chain_of(psp),
-            Some(PROVENANCE),
-            expect,
-        ))
-    };
     let expect = simulated_expect(true);
     let base = SimulatedPsp::new(MEASUREMENT);
-    assert!(check(&base, 0, &expect).is_empty());
+    assert_failed(&verify_psp(&base, 0, &expect), &[], "the default PSP");
 
     // Debug allowed in the guest policy.
     let debug = SimulatedPsp::new(MEASUREMENT).with_guest_policy(DEFAULT_GUEST_POLICY | (1 << 19));
-    assert_eq!(
-        check(&debug, 0, &expect),
-        BTreeSet::from([CheckId::DebugDisallowed])
-    );
+    let v = verify_psp(&debug, 0, &expect);
+    assert_failed(&v, &[CheckId::DebugDisallowed], "debug allowed");
     let lax = Expectations {
         guest_policy: GuestPolicyRules {
             allow_debug: true,
@@ -452,10 +406,11 @@ fn simulated_policy_failures_fail_exactly_their_own_check() {
         },
         ..expect.clone()
     };
-    assert!(check(&debug, 0, &lax).is_empty());
+    let v = verify_psp(&debug, 0, &lax);
+    assert_failed(&v, &[], "debug allowed where the rules allow it");
 
     // Requested at VMPL 1.
-    assert_eq!(check(&base, 1, &expect), BTreeSet::from([CheckId::Vmpl]));
+    assert_failed(&verify_psp(&base, 1, &expect), &[CheckId::Vmpl], "VMPL 1");
 
     // Reported TCB below the minimum (the VCEK matches the lower TCB, so only min_tcb fails).
     let old = SimulatedPsp::new(MEASUREMENT).with_tcb(Tcb {
@@ -471,53 +426,46 @@ fn simulated_policy_failures_fail_exactly_their_own_check() {
         }),
         ..expect.clone()
     };
-    assert_eq!(check(&old, 0, &min), BTreeSet::from([CheckId::MinTcb]));
-    assert!(check(&base, 0, &min).is_empty());
+    assert_failed(
+        &verify_psp(&old, 0, &min),
+        &[CheckId::MinTcb],
+        "TCB below the floor",
+    );
+    assert_failed(&verify_psp(&base, 0, &min), &[], "TCB above the floor");
 
     // Wrong measurement.
-    assert_eq!(
-        check(&SimulatedPsp::new([0x11; 48]), 0, &expect),
-        BTreeSet::from([CheckId::Measurement])
-    );
+    let other_image = SimulatedPsp::new([0x11; 48]);
+    let v = verify_psp(&other_image, 0, &expect);
+    assert_failed(&v, &[CheckId::Measurement], "another measurement");
 }
 
 #[test]
 fn vcek_for_another_tcb_fails_vcek_matches_report() {
-    let rd = report_data_for(PROVENANCE);
     let new = SimulatedPsp::new(MEASUREMENT);
     let old = SimulatedPsp::new(MEASUREMENT).with_tcb(Tcb {
         microcode: 73, // above the floor, so only the VCEK's TCB disagrees
         ..DEFAULT_TCB
     });
-    let report = old.report(&rd, 0).unwrap();
     // Same key, but the certificate is for the newer TCB: the extensions disagree.
-    let v = verify_report(
-        &report,
+    let v = verify_simulated(
+        &report_of(&old, 0),
         &chain_of(&new),
-        Some(PROVENANCE),
         &simulated_expect(true),
     );
-    assert_eq!(
-        failed(&v),
-        BTreeSet::from([CheckId::VcekMatchesReport]),
-        "{v}"
-    );
-    assert!(v
-        .check(CheckId::VcekMatchesReport)
-        .unwrap()
-        .detail()
-        .contains("microcode"));
+    assert_failed(&v, &[CheckId::VcekMatchesReport], "the newer TCB's VCEK");
+    assert_detail(&v, CheckId::VcekMatchesReport, "microcode");
 }
 
 #[test]
 fn every_simulated_report_version_verifies() {
-    let rd = report_data_for(PROVENANCE);
     let chain = chain_of(&SimulatedPsp::new(MEASUREMENT));
     for version in [2, 3, 5] {
-        let psp = SimulatedPsp::new(MEASUREMENT).with_report_version(version);
-        let report = psp.report(&rd, 0).unwrap();
-        let v = verify_report(&report, &chain, Some(PROVENANCE), &simulated_expect(true));
-        assert!(failed(&v).is_empty(), "version {version}: {v}");
+        let report = report_of(
+            &SimulatedPsp::new(MEASUREMENT).with_report_version(version),
+            0,
+        );
+        let v = verify_simulated(&report, &chain, &simulated_expect(true));
+        assert_failed(&v, &[], &format!("version {version}"));
         assert_eq!(Report::parse(&report).unwrap().version(), version);
     }
 }
@@ -531,93 +479,91 @@ fn a_real_report_alone_needs_a_zero_second_half_or_the_expected_value() {
         ..expect.clone()
     };
     let v = verify_report(&report, &chain, None, &alone);
-    assert_eq!(failed(&v), BTreeSet::from([CheckId::ReportData]), "{v}");
-    assert!(v
-        .check(CheckId::ReportData)
-        .unwrap()
-        .detail()
-        .contains("32 zero bytes"));
+    assert_failed(&v, &[CheckId::ReportData], "no report_data expected");
+    assert_detail(&v, CheckId::ReportData, "32 zero bytes");
     let mut other = expect;
     other.report_data.as_mut().unwrap()[0] ^= 1;
-    assert_eq!(
-        failed(&verify_report(&report, &chain, None, &other)),
-        BTreeSet::from([CheckId::ReportData])
-    );
+    let v = verify_report(&report, &chain, None, &other);
+    assert_failed(&v, &[CheckId::ReportData], "another report_data expected");
 }
 
 #[test]
 fn every_isolation_weakening_policy_bit_fails_the_guest_policy_check() {
-    let rd = report_data_for(PROVENANCE);
-    let with_policy = |policy: u64, rules: GuestPolicyRules| {
-        let psp = SimulatedPsp::new(MEASUREMENT).with_guest_policy(policy);
-        let report = psp.report(&rd, 0).unwrap();
+    // Asserts what a report under guest `policy` fails against `rules`: the policy check or nothing.
+    let assert_policy = |policy: u64, rules: GuestPolicyRules, refused: bool, case: &str| {
         let e = Expectations {
             guest_policy: rules,
             ..simulated_expect(true)
         };
-        failed(&verify_report(
-            &report,
-            &chain_of(&psp),
-            Some(PROVENANCE),
+        let v = verify_psp(
+            &SimulatedPsp::new(MEASUREMENT).with_guest_policy(policy),
+            0,
             &e,
-        ))
+        );
+        let checks: &[CheckId] = if refused {
+            &[CheckId::GuestPolicy]
+        } else {
+            &[]
+        };
+        assert_failed(&v, checks, case);
     };
     let strict = GuestPolicyRules::default();
-    let only = |id| BTreeSet::from([id]);
-    assert!(with_policy(DEFAULT_GUEST_POLICY, strict).is_empty());
+    assert_policy(DEFAULT_GUEST_POLICY, strict, false, "the default policy");
     for (bit, what) in [
         (18, "migration agent"),
         (21, "CXL"),
         (30, "reserved high bit"),
     ] {
-        assert_eq!(
-            with_policy(DEFAULT_GUEST_POLICY | 1 << bit, strict),
-            only(CheckId::GuestPolicy),
-            "{what}"
-        );
+        assert_policy(DEFAULT_GUEST_POLICY | 1 << bit, strict, true, what);
     }
-    assert_eq!(
-        with_policy(DEFAULT_GUEST_POLICY & !(1 << 17), strict),
-        only(CheckId::GuestPolicy),
-        "bit 17 clear"
+    assert_policy(
+        DEFAULT_GUEST_POLICY & !(1 << 17),
+        strict,
+        true,
+        "bit 17 clear",
     );
     let no_smt = GuestPolicyRules {
         allow_smt: false,
         ..strict
     };
-    assert_eq!(
-        with_policy(DEFAULT_GUEST_POLICY, no_smt),
-        only(CheckId::GuestPolicy)
+    assert_policy(
+        DEFAULT_GUEST_POLICY,
+        no_smt,
+        true,
+        "SMT allowed, not accepted",
     );
-    assert!(with_policy(DEFAULT_GUEST_POLICY & !(1 << 16), no_smt).is_empty());
+    assert_policy(DEFAULT_GUEST_POLICY & !(1 << 16), no_smt, false, "no SMT");
     let one_socket = GuestPolicyRules {
         require_single_socket: true,
         ..strict
     };
-    assert_eq!(
-        with_policy(DEFAULT_GUEST_POLICY, one_socket),
-        only(CheckId::GuestPolicy)
+    assert_policy(DEFAULT_GUEST_POLICY, one_socket, true, "several sockets");
+    assert_policy(
+        DEFAULT_GUEST_POLICY | 1 << 20,
+        one_socket,
+        false,
+        "a single socket",
     );
-    assert!(with_policy(DEFAULT_GUEST_POLICY | 1 << 20, one_socket).is_empty());
     let abi = GuestPolicyRules {
         min_abi: (1, 51),
         ..strict
     };
-    assert_eq!(
-        with_policy(DEFAULT_GUEST_POLICY, abi),
-        only(CheckId::GuestPolicy)
-    );
-    assert!(with_policy(DEFAULT_GUEST_POLICY | 0x0133, abi).is_empty());
+    assert_policy(DEFAULT_GUEST_POLICY, abi, true, "an ABI below the minimum");
+    assert_policy(DEFAULT_GUEST_POLICY | 0x0133, abi, false, "the minimum ABI");
     let ma = GuestPolicyRules {
         allow_migration_agent: true,
         ..strict
     };
-    assert!(with_policy(DEFAULT_GUEST_POLICY | 1 << 18, ma).is_empty());
+    assert_policy(
+        DEFAULT_GUEST_POLICY | 1 << 18,
+        ma,
+        false,
+        "an accepted migration agent",
+    );
 }
 
 #[test]
 fn the_builtin_floor_refuses_a_tcb_below_it_by_default() {
-    let rd = report_data_for(PROVENANCE);
     for low in [
         Tcb {
             bootloader: 0,
@@ -631,22 +577,10 @@ fn the_builtin_floor_refuses_a_tcb_below_it_by_default() {
             ..DEFAULT_TCB
         },
     ] {
-        let psp = SimulatedPsp::new(MEASUREMENT).with_tcb(low);
-        let report = psp.report(&rd, 0).unwrap();
-        let v = verify_report(
-            &report,
-            &chain_of(&psp),
-            Some(PROVENANCE),
-            &simulated_expect(true),
-        );
-        assert_eq!(failed(&v), BTreeSet::from([CheckId::MinTcb]), "{v}");
-        assert!(
-            v.check(CheckId::MinTcb)
-                .unwrap()
-                .detail()
-                .contains("built-in"),
-            "{v}"
-        );
+        let low_tcb = SimulatedPsp::new(MEASUREMENT).with_tcb(low);
+        let v = verify_psp(&low_tcb, 0, &simulated_expect(true));
+        assert_failed(&v, &[CheckId::MinTcb], &format!("{low:?}"));
+        assert_detail(&v, CheckId::MinTcb, "built-in");
     }
 }
 
@@ -672,21 +606,12 @@ fn real_genoa_and_turin_version_5_reports_verify_under_their_roots() {
     for (e, root) in [(GENOA_V5, "ARK-Genoa"), (TURIN_V5, "ARK-Turin")] {
         let v = verify_real(&e, &own(&e));
         assert!(v.verified, "{}: {v}", e.name);
-        assert!(
-            v.check(CheckId::Chain).unwrap().detail().contains(root),
-            "{v}"
-        );
+        assert_detail(&v, CheckId::Chain, root);
         assert_eq!(Report::parse(e.report).unwrap().version(), 5);
     }
     // Turin's TCB has an FMC SVN and its VCEK an 8-byte hwID.
     let v = verify_real(&TURIN_V5, &own(&TURIN_V5));
-    assert!(
-        v.check(CheckId::VcekMatchesReport)
-            .unwrap()
-            .detail()
-            .contains("fmc=0"),
-        "{v}"
-    );
+    assert_detail(&v, CheckId::VcekMatchesReport, "fmc=0");
 }
 
 #[test]
@@ -696,40 +621,22 @@ fn real_vlek_evidence_verifies_only_where_vlek_is_accepted() {
         ..own(&MILAN_VLEK)
     };
     let v = verify_real(&MILAN_VLEK, &base);
-    assert_eq!(failed(&v), BTreeSet::from([CheckId::Signer]), "{v}");
-    assert_eq!(
-        v.check(CheckId::Signature).unwrap().status(),
-        Status::Skip,
-        "{v}"
-    );
+    assert_failed(&v, &[CheckId::Signer], "VLEK not accepted");
+    assert_status(&v, CheckId::Signature, Status::Skip);
     let vlek = Expectations {
         accept_vlek: true,
         ..base
     };
     let v = verify_real(&MILAN_VLEK, &vlek);
     assert!(v.verified, "{v}");
-    assert!(
-        v.check(CheckId::Chain)
-            .unwrap()
-            .detail()
-            .contains("ARK-Milan"),
-        "{v}"
-    );
-    assert!(
-        v.check(CheckId::VcekMatchesReport)
-            .unwrap()
-            .detail()
-            .starts_with("VLEK"),
-        "{v}"
-    );
+    assert_detail(&v, CheckId::Chain, "ARK-Milan");
+    let signer = v.check(CheckId::VcekMatchesReport).unwrap().detail();
+    assert!(signer.starts_with("VLEK"), "{v}");
     // Without its ASVK the VLEK does not chain, and the error says what to add.
     let alone = kettle_attest::CertChain::from_der_parts(None, None, MILAN_VLEK.key_der.to_vec());
     let v = verify_report(MILAN_VLEK.report, &alone, None, &vlek);
-    assert!(failed(&v).contains(&CheckId::Chain), "{v}");
-    assert!(
-        v.check(CheckId::Chain).unwrap().detail().contains("ASVK"),
-        "{v}"
-    );
+    assert_fails(&v, CheckId::Chain, "the VLEK without its ASVK");
+    assert_detail(&v, CheckId::Chain, "ASVK");
 }
 
 #[test]
@@ -741,17 +648,10 @@ fn a_real_report_that_allows_debugging_fails_only_the_debug_check() {
         ..own(&e)
     };
     let v = verify_real(&e, &low_floor);
-    assert_eq!(
-        failed(&v),
-        BTreeSet::from([CheckId::DebugDisallowed]),
-        "{v}"
-    );
+    assert_failed(&v, &[CheckId::DebugDisallowed], "a floor it meets");
     let v = verify_real(&e, &own(&e));
-    assert_eq!(
-        failed(&v),
-        BTreeSet::from([CheckId::DebugDisallowed, CheckId::MinTcb]),
-        "{v}"
-    );
+    let below_floor = [CheckId::DebugDisallowed, CheckId::MinTcb];
+    assert_failed(&v, &below_floor, "the built-in floor");
 }
 
 // --- revocation and validity --------------------------------------------
@@ -780,7 +680,7 @@ const DEC_2026: u64 = 1_796_083_200;
 fn a_crl_listing_the_vcek_or_the_ask_rejects_it() {
     use kettle_attest::simulated::certs::test_crl;
     let psp = SimulatedPsp::new(MEASUREMENT);
-    let report = psp.report(&report_data_for(PROVENANCE), 0).unwrap();
+    let report = report_of(&psp, 0);
     let (ask, vcek) = serials(&psp);
     let run = |crls: Vec<Vec<u8>>, at: Option<u64>| {
         let e = Expectations {
@@ -788,42 +688,20 @@ fn a_crl_listing_the_vcek_or_the_ask_rejects_it() {
             at,
             ..simulated_expect(true)
         };
-        verify_report(&report, &chain_of(&psp), Some(PROVENANCE), &e)
+        verify_simulated(&report, &chain_of(&psp), &e)
     };
     let v = run(Vec::new(), None);
-    assert_eq!(
-        v.check(CheckId::Revocation).unwrap().status(),
-        Status::Skip,
-        "{v}"
-    );
-    assert!(v
-        .check(CheckId::Revocation)
-        .unwrap()
-        .detail()
-        .contains("--crl"));
+    assert_status(&v, CheckId::Revocation, Status::Skip);
+    assert_detail(&v, CheckId::Revocation, "--crl");
 
     let clean = test_crl(&[], JAN_2026, DEC_2026).unwrap();
     let v = run(vec![clean.clone()], None);
-    assert_eq!(
-        v.check(CheckId::Revocation).unwrap().status(),
-        Status::Pass,
-        "{v}"
-    );
+    assert_status(&v, CheckId::Revocation, Status::Pass);
 
     for (which, serial) in [("VCEK", vcek), ("ASK", ask)] {
         let v = run(vec![test_crl(&[serial], JAN_2026, DEC_2026).unwrap()], None);
-        assert_eq!(
-            failed(&v),
-            BTreeSet::from([CheckId::Revocation]),
-            "{which}: {v}"
-        );
-        assert!(
-            v.check(CheckId::Revocation)
-                .unwrap()
-                .detail()
-                .contains(&format!("the {which}")),
-            "{v}"
-        );
+        assert_failed(&v, &[CheckId::Revocation], which);
+        assert_detail(&v, CheckId::Revocation, &format!("the {which}"));
     }
 
     // A CRL whose signature does not verify is not the ARK's.
@@ -831,17 +709,11 @@ fn a_crl_listing_the_vcek_or_the_ask_rejects_it() {
     let n = forged.len();
     forged[n - 5] ^= 1;
     let v = run(vec![forged], None);
-    assert_eq!(failed(&v), BTreeSet::from([CheckId::Revocation]), "{v}");
+    assert_failed(&v, &[CheckId::Revocation], "a forged CRL");
     // A CRL past its nextUpdate at the verifier's time is stale.
     let v = run(vec![clean], Some(DEC_2026 + 1));
-    assert!(failed(&v).contains(&CheckId::Revocation), "{v}");
-    assert!(
-        v.check(CheckId::Revocation)
-            .unwrap()
-            .detail()
-            .contains("expired"),
-        "{v}"
-    );
+    assert_fails(&v, CheckId::Revocation, "a stale CRL");
+    assert_detail(&v, CheckId::Revocation, "expired");
 }
 
 #[test]
@@ -853,18 +725,11 @@ fn validity_windows_are_checked_against_the_verifiers_time_only() {
         ..own(&MILAN_VLEK)
     };
     let v = verify_real(&MILAN_VLEK, &vlek(None));
-    let c = v.check(CheckId::CertValidity).unwrap();
-    assert_eq!(c.status(), Status::Skip);
-    assert!(c.detail().contains("no trusted clock"), "{v}");
+    assert_status(&v, CheckId::CertValidity, Status::Skip);
+    assert_detail(&v, CheckId::CertValidity, "no trusted clock");
     // The VLEK was valid from 2024-12-10 to 2025-12-10.
     assert!(verify_real(&MILAN_VLEK, &vlek(Some(1_750_000_000))).verified);
     let v = verify_real(&MILAN_VLEK, &vlek(Some(DEC_2026)));
-    assert_eq!(failed(&v), BTreeSet::from([CheckId::CertValidity]), "{v}");
-    assert!(
-        v.check(CheckId::CertValidity)
-            .unwrap()
-            .detail()
-            .contains("VCEK expired"),
-        "{v}"
-    );
+    assert_failed(&v, &[CheckId::CertValidity], "after the VLEK expired");
+    assert_detail(&v, CheckId::CertValidity, "VCEK expired");
 }

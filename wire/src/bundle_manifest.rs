@@ -27,6 +27,7 @@ pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
 pub const DEB_VENDOR: &str = "debian";
 
 /// What a bundle holds.
+#[serde_with_macros::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BundleManifest {
@@ -40,7 +41,6 @@ pub struct BundleManifest {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub packages: Vec<Package>,
     /// Toolchain: `rustc -vV`'s release line and fields.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rustc: Option<RustcInfo>,
     /// Toolchain: the components it carries (binaries, the std of each target).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

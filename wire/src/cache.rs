@@ -137,34 +137,37 @@ mod tests {
     use super::*;
     use crate::unpack::{unpack, UnpackLimits};
 
+    /// What the caches below hold: one commit, its source archive, one blob.
+    const COMMIT: &str = "abababababababababababababababababababab";
+    const COMMIT_OBJECT: &[u8] = b"tree x\n";
+    const SOURCE_ARCHIVE: &[u8] = b"not really a tar";
+    const BLOB: &[u8] = b"crate bytes";
+
     #[test]
     fn disk_and_dir_have_the_same_layout() {
         let tmp = tempfile::tempdir().unwrap();
-        let src = tmp.path().join("src.tar");
-        fs::write(&src, b"not really a tar").unwrap();
-        let commit = "ab".repeat(20);
-        let disk = tmp.path().join("cache.img");
-        let dir = tmp.path().join("dir");
+        let at = |name: &str| tmp.path().join(name);
+        let src = at("src.tar");
+        fs::write(&src, SOURCE_ARCHIVE).unwrap();
+        let disk = at("cache.img");
+        let dir = at("dir");
         let mut shas = Vec::new();
         for mut w in [
             CacheWriter::create_disk(&disk).unwrap(),
             CacheWriter::create_dir(&dir).unwrap(),
         ] {
-            w.add_commit_object(&commit, b"tree x\n").unwrap();
-            w.add_source_archive(&commit, &src).unwrap();
-            shas.push(w.add_blob_bytes(b"crate bytes").unwrap());
+            w.add_commit_object(COMMIT, COMMIT_OBJECT).unwrap();
+            w.add_source_archive(COMMIT, &src).unwrap();
+            shas.push(w.add_blob_bytes(BLOB).unwrap());
             w.finish().unwrap();
         }
         assert_eq!(shas[0], shas[1]);
-        let out = tmp.path().join("from-disk");
+        let out = at("from-disk");
         unpack(File::open(&disk).unwrap(), &out, &UnpackLimits::CACHE_DISK).unwrap();
         for root in [&out, &dir] {
-            assert_eq!(fs::read(commit_path(root, &commit)).unwrap(), b"tree x\n");
-            assert_eq!(
-                fs::read(source_path(root, &commit)).unwrap(),
-                b"not really a tar"
-            );
-            assert_eq!(fs::read(blob_path(root, &shas[0])).unwrap(), b"crate bytes");
+            assert_eq!(fs::read(commit_path(root, COMMIT)).unwrap(), COMMIT_OBJECT);
+            assert_eq!(fs::read(source_path(root, COMMIT)).unwrap(), SOURCE_ARCHIVE);
+            assert_eq!(fs::read(blob_path(root, &shas[0])).unwrap(), BLOB);
         }
     }
 }

@@ -188,20 +188,21 @@ mod tests {
     #[test]
     fn output_disk_keeps_the_exec_bit_and_nothing_else() {
         let dir = tempfile::tempdir().unwrap();
-        let tool = dir.path().join("tool");
-        let data = dir.path().join("data");
+        let at = |name: &str| dir.path().join(name);
+        let tool = at("tool");
+        let data = at("data");
         fs::write(&tool, b"#!/bin/sh\n").unwrap();
         fs::set_permissions(&tool, fs::Permissions::from_mode(0o4750)).unwrap();
         fs::write(&data, b"x").unwrap();
         fs::set_permissions(&data, fs::Permissions::from_mode(0o600)).unwrap();
 
-        let disk = dir.path().join("out.img");
+        let disk = at("out.img");
         let mut sink = TarSink::new(File::create(&disk).unwrap());
         sink.put_file("artifacts/tool", &tool).unwrap();
         sink.put_file("artifacts/data", &data).unwrap();
         sink.finish().unwrap();
 
-        let got = dir.path().join("got");
+        let got = at("got");
         read_output_disk(&disk, &got).unwrap();
         let mode = |p: &str| fs::metadata(got.join(p)).unwrap().permissions().mode() & 0o7777;
         assert_eq!(mode("artifacts/tool"), 0o755);

@@ -28,6 +28,7 @@ pub const MAX_REQUEST_BYTES: u64 = 64 * 1024;
 pub const MAX_REQUEST_DISK_READ: u64 = MAX_REQUEST_BYTES + 16 * 1024;
 
 /// A build request (request.json on the request disk).
+#[serde_with_macros::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BuildRequest {
@@ -52,11 +53,9 @@ pub struct BuildRequest {
     #[serde(default)]
     pub limits: Limits,
     /// Required in upstream mode: where to fetch from (untrusted hints).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream: Option<Upstream>,
     /// The image the host says it booted (a claim: the report's measurement is what counts;
     /// the guest records it in the provenance's builderDependencies, the verifier compares).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<ImageRef>,
 }
 
@@ -81,14 +80,13 @@ pub enum FetchMode {
 }
 
 /// Resource limits for the build step (defaults apply when absent).
+#[serde_with_macros::skip_serializing_none]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
     /// Wall-clock and CPU-time limit of the build, in seconds (default 3600).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_build_seconds: Option<u64>,
     /// Data-segment limit of each build process, in bytes (default: none).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_memory_bytes: Option<u64>,
 }
 
@@ -107,6 +105,7 @@ impl Limits {
 }
 
 /// Upstream-mode locations. All untrusted: whatever they serve is verified.
+#[serde_with_macros::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Upstream {
@@ -118,7 +117,6 @@ pub struct Upstream {
     #[serde(default = "default_crates_url")]
     pub crates_url: String,
     /// IPv4 DNS resolver to query (default: the kernel's DHCP answer in /proc/net/pnp).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns_resolver: Option<Ipv4Addr>,
 }
 
@@ -369,25 +367,25 @@ pub fn parse_request(json: &[u8]) -> Result<BuildRequest, RequestError> {
 }
 
 #[cfg(test)]
-pub(crate) fn sample() -> BuildRequest {
-    BuildRequest {
-        schema: REQUEST_SCHEMA.into(),
-        repository: "https://github.com/kettle-build/hello".into(),
-        git_ref: "refs/heads/main".into(),
-        commit: "0123456789abcdef0123456789abcdef01234567".into(),
-        object_format: ObjectFormat::Sha1,
-        mode: FetchMode::Cached,
-        tee: Tee::Simulated,
-        invocation_id: "inv-1".into(),
-        limits: Limits::default(),
-        upstream: None,
-        image: None,
-    }
-}
-
-#[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A valid cached-mode request: each test changes what it is about.
+    fn sample() -> BuildRequest {
+        BuildRequest {
+            schema: REQUEST_SCHEMA.into(),
+            repository: "https://github.com/kettle-build/hello".into(),
+            git_ref: "refs/heads/main".into(),
+            commit: "0123456789abcdef0123456789abcdef01234567".into(),
+            object_format: ObjectFormat::Sha1,
+            mode: FetchMode::Cached,
+            tee: Tee::Simulated,
+            invocation_id: "inv-1".into(),
+            limits: Limits::default(),
+            upstream: None,
+            image: None,
+        }
+    }
 
     #[test]
     fn disk_round_trip() {

@@ -404,6 +404,15 @@ fn errno_refused(shown: &str, e: rustix::io::Errno) -> UnpackError {
     refused(shown)(BeneathError::from_errno(Path::new(shown), e))
 }
 
+/// The target a symlink or hard-link entry names (an entry without one is refused).
+fn link_target(entry: &tar::Entry<impl Read>, shown: &str) -> Result<PathBuf, UnpackError> {
+    Ok(entry
+        .link_name()
+        .map_err(io_err(shown.to_string()))?
+        .ok_or_else(|| UnpackError::UnsafePath(shown.to_string()))?
+        .into_owned())
+}
+
 /// Extracts the tar stream `reader` into `dest` (created if missing) under `limits`.
 pub fn unpack(
     reader: impl Read,
@@ -501,11 +510,7 @@ pub fn unpack(
                 stats.bytes += written;
             }
             tar::EntryType::Symlink => {
-                let link = entry
-                    .link_name()
-                    .map_err(io_err(shown.clone()))?
-                    .ok_or_else(|| UnpackError::UnsafePath(shown.clone()))?
-                    .into_owned();
+                let link = link_target(&entry, &shown)?;
                 if !symlink_target_inside(&rel, &link) {
                     return Err(UnpackError::SymlinkEscape {
                         path: shown,
@@ -516,11 +521,7 @@ pub fn unpack(
                 links.push((rel, link));
             }
             tar::EntryType::Link => {
-                let link = entry
-                    .link_name()
-                    .map_err(io_err(shown.clone()))?
-                    .ok_or_else(|| UnpackError::UnsafePath(shown.clone()))?
-                    .into_owned();
+                let link = link_target(&entry, &shown)?;
                 let bad = || UnpackError::BadHardLink {
                     path: shown.clone(),
                     target: link.to_string_lossy().into_owned(),
@@ -587,308 +588,4 @@ fn check_links_stay_beneath(
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-    use std::os::unix::fs::PermissionsExt;
-
-    /// Builds a tar from (path, type, data-or-link) triples, bypassing the tar crate's path checks.
-    pub(crate) fn hostile_tar(entries: &[(&str, tar::EntryType, &[u8])]) -> Vec<u8> {
-        let mut out = Vec::new();
-        for (path, kind, data) in entries {
-            let mut h = tar::Header::new_gnu();
-            {
-                let gnu = h.as_gnu_mut().unwrap();
-                gnu.name[..path.len()].copy_from_slice(path.as_bytes());
-            }
-            h.set_entry_type(*kind);
-            h.set_mode(0o644);
-            if matches!(kind, tar::EntryType::Symlink | tar::EntryType::Link) {
-                h.as_gnu_mut().unwrap().linkname[..data.len()].copy_from_slice(data);
-                h.set_size(0);
-            } else {
-                h.set_size(data.len() as u64);
-            }
-            h.set_cksum();
-            out.extend_from_slice(h.as_bytes());
-            if !matches!(kind, tar::EntryType::Symlink | tar::EntryType::Link) {
-                out.extend_from_slice(data);
-                out.resize(out.len().div_ceil(512) * 512, 0);
-            }
-        }
-        out.resize(out.len() + 1024, 0);
-        out
-    }
-
-    fn try_unpack(
-        entries: &[(&str, tar::EntryType, &[u8])],
-    ) -> (tempfile::TempDir, Result<UnpackStats, UnpackError>) {
-        let dir = tempfile::tempdir().unwrap();
-        let dest = dir.path().join("dest");
-        let r = unpack(
-            hostile_tar(entries).as_slice(),
-            &dest,
-            &UnpackLimits::SOURCE,
-        );
-        (dir, r)
-    }
-
-    use tar::EntryType as T;
-
-    #[test]
-    fn extracts_a_normal_tree_with_modes_and_inner_links() {
-        let (dir, r) = try_unpack(&[
-            ("./", T::Directory, b""),
-            ("a/", T::Directory, b""),
-            ("a/file.txt", T::Regular, b"hello"),
-            ("a/link", T::Symlink, b"file.txt"),
-            ("b/up", T::Symlink, b"../a/file.txt"),
-            ("a/hard", T::Link, b"a/file.txt"),
-        ]);
-        let stats = r.unwrap();
-        assert_eq!(stats.bytes, 5);
-        let dest = dir.path().join("dest");
-        assert_eq!(fs::read(dest.join("b/up")).unwrap(), b"hello");
-        assert_eq!(fs::read(dest.join("a/hard")).unwrap(), b"hello");
-        assert_eq!(
-            fs::metadata(dest.join("a/file.txt"))
-                .unwrap()
-                .permissions()
-                .mode()
-                & 0o7777,
-            0o644
-        );
-    }
-
-    #[test]
-    fn refuses_absolute_and_parent_paths() {
-        assert!(matches!(
-            try_unpack(&[("/etc/evil", T::Regular, b"x")]).1,
-            Err(UnpackError::UnsafePath(_))
-        ));
-        assert!(matches!(
-            try_unpack(&[("a/../../evil", T::Regular, b"x")]).1,
-            Err(UnpackError::UnsafePath(_))
-        ));
-        assert!(matches!(
-            try_unpack(&[("../evil", T::Directory, b"")]).1,
-            Err(UnpackError::UnsafePath(_))
-        ));
-    }
-
-    #[test]
-    fn refuses_escaping_symlinks_and_writes_through_links() {
-        let (dir, r) = try_unpack(&[("l", T::Symlink, b"/etc")]);
-        assert!(matches!(r, Err(UnpackError::SymlinkEscape { .. })), "{r:?}");
-        drop(dir);
-        let (_d, r) = try_unpack(&[("a/l", T::Symlink, b"../../outside")]);
-        assert!(matches!(r, Err(UnpackError::SymlinkEscape { .. })), "{r:?}");
-        // An inside link followed by a write through it.
-        let (_d, r) = try_unpack(&[
-            ("d/", T::Directory, b""),
-            ("l", T::Symlink, b"d"),
-            ("l/f", T::Regular, b"x"),
-        ]);
-        assert!(matches!(r, Err(UnpackError::ThroughSymlink(_))), "{r:?}");
-        // The chained-link escape that a purely lexical check lets through.
-        let (dir, r) = try_unpack(&[
-            ("p/q/y", T::Symlink, b"../../z"),
-            ("p/q/x", T::Symlink, b"y/../.."),
-            ("p/q/x/evil", T::Regular, b"x"),
-        ]);
-        assert!(r.is_err(), "{r:?}");
-        assert!(!dir.path().join("evil").exists());
-    }
-
-    /// Unpacks `entries` into `<tmp>/outer/dest`; returns the temp dir and the result.
-    /// `<tmp>/outer` stands for "everything outside the destination".
-    fn try_unpack_nested(
-        entries: &[(&str, tar::EntryType, &[u8])],
-    ) -> (tempfile::TempDir, Result<UnpackStats, UnpackError>) {
-        let dir = tempfile::tempdir().unwrap();
-        let dest = dir.path().join("outer/dest");
-        let r = unpack(
-            hostile_tar(entries).as_slice(),
-            &dest,
-            &UnpackLimits::SOURCE,
-        );
-        (dir, r)
-    }
-
-    #[test]
-    fn a_link_to_the_parent_then_a_write_through_it_is_refused() {
-        let (dir, r) = try_unpack_nested(&[("a", T::Symlink, b".."), ("a/b", T::Regular, b"x")]);
-        assert!(r.is_err(), "{r:?}");
-        assert!(!dir.path().join("outer/b").exists(), "written outside");
-        // The same one level down, where the link itself stays inside: the write is refused by the kernel.
-        let (dir, r) = try_unpack_nested(&[
-            ("d/a", T::Symlink, b".."),
-            ("d/a/b", T::Symlink, b"../x"),
-            ("d/a/c", T::Regular, b"x"),
-        ]);
-        assert!(matches!(r, Err(UnpackError::ThroughSymlink(_))), "{r:?}");
-        assert!(!dir.path().join("outer/x").exists());
-        assert!(!dir.path().join("outer/dest/c").exists());
-    }
-
-    #[test]
-    fn a_two_hop_link_chain_out_of_the_destination_is_refused() {
-        for entries in [
-            &[
-                ("x", T::Symlink, &b"y"[..]),
-                ("y", T::Symlink, b"../../etc"),
-                ("x/kettle-owned", T::Regular, b"x"),
-            ][..],
-            &[
-                ("d/x", T::Symlink, &b"y"[..]),
-                ("d/y", T::Symlink, b"../../etc"),
-                ("d/x/kettle-owned", T::Regular, b"x"),
-            ][..],
-        ] {
-            let (dir, r) = try_unpack_nested(entries);
-            assert!(r.is_err(), "{r:?}");
-            assert!(!dir.path().join("etc").exists());
-            assert!(!dir.path().join("outer/etc").exists());
-        }
-        assert!(!Path::new("/etc/kettle-owned").exists());
-    }
-
-    #[test]
-    fn a_link_chain_that_only_the_kernel_sees_leaving_is_refused() {
-        // As text, p/q/x -> y/.. stays in p/q; resolved, y is the root and y/.. is outside.
-        // No entry is written through it, yet leaving it in the tree would hand any later
-        // reader (or writer) of p/q/x the directory above the destination.
-        let (dir, r) = try_unpack_nested(&[
-            ("p/q/y", T::Symlink, b"../.."),
-            ("p/q/x", T::Symlink, b"y/.."),
-        ]);
-        assert!(
-            matches!(&r, Err(UnpackError::SymlinkEscape { path, .. }) if path == "p/q/x"),
-            "{r:?}"
-        );
-        drop(dir);
-        // Links that resolve inside, dangle or loop are fine.
-        let (_d, r) = try_unpack_nested(&[
-            ("p/q/y", T::Symlink, b"../.."),
-            ("p/q/dangling", T::Symlink, b"nowhere"),
-            ("p/q/loop", T::Symlink, b"loop"),
-        ]);
-        r.unwrap();
-    }
-
-    #[test]
-    fn beneath_never_writes_through_a_symlink() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("root");
-        fs::create_dir_all(root.join("real")).unwrap();
-        std::os::unix::fs::symlink("..", root.join("up")).unwrap();
-        std::os::unix::fs::symlink("../outside.json", root.join("real/link.json")).unwrap();
-        let b = Beneath::open(&root).unwrap();
-        assert!(matches!(
-            b.create_file(Path::new("up/outside.json"), 0o644),
-            Err(BeneathError::Symlink(_))
-        ));
-        assert!(b.create_file(Path::new("real/link.json"), 0o644).is_err());
-        assert!(matches!(
-            b.create_file(Path::new("../outside.json"), 0o644),
-            Err(BeneathError::Escapes(_))
-        ));
-        assert!(!dir.path().join("outside.json").exists());
-        // Removing a link removes the link, not its target; then the name can be created.
-        b.remove_file(Path::new("real/link.json")).unwrap();
-        let mut f = b.create_file(Path::new("real/link.json"), 0o600).unwrap();
-        io::Write::write_all(&mut f, b"{}").unwrap();
-        assert_eq!(fs::read(root.join("real/link.json")).unwrap(), b"{}");
-        assert_eq!(
-            fs::metadata(root.join("real/link.json"))
-                .unwrap()
-                .permissions()
-                .mode()
-                & 0o777,
-            0o600
-        );
-        assert!(b.create_dirs(Path::new("new/deeper")).is_ok());
-        assert!(root.join("new/deeper").is_dir());
-        assert!(matches!(
-            b.create_dirs(Path::new("up/x")),
-            Err(BeneathError::Symlink(_))
-        ));
-    }
-
-    #[test]
-    fn refuses_bad_hard_links() {
-        let (_d, r) = try_unpack(&[("h", T::Link, b"/etc/passwd")]);
-        assert!(matches!(r, Err(UnpackError::BadHardLink { .. })), "{r:?}");
-        let (_d, r) = try_unpack(&[("h", T::Link, b"../x")]);
-        assert!(matches!(r, Err(UnpackError::BadHardLink { .. })), "{r:?}");
-        let (_d, r) = try_unpack(&[("h", T::Link, b"never-extracted")]);
-        assert!(matches!(r, Err(UnpackError::BadHardLink { .. })), "{r:?}");
-        let (_d, r) = try_unpack(&[("s", T::Symlink, b"."), ("h", T::Link, b"s")]);
-        assert!(matches!(r, Err(UnpackError::BadHardLink { .. })), "{r:?}");
-    }
-
-    #[test]
-    fn refuses_devices_fifos_and_duplicates() {
-        for kind in [T::Char, T::Block, T::Fifo] {
-            let (_d, r) = try_unpack(&[("dev", kind, b"")]);
-            assert!(
-                matches!(r, Err(UnpackError::ForbiddenType { .. })),
-                "{kind:?}: {r:?}"
-            );
-        }
-        // Sparse entries are refused (by the tar parser or by type).
-        assert!(try_unpack(&[("sparse", T::GNUSparse, b"")]).1.is_err());
-        let (_d, r) = try_unpack(&[("f", T::Regular, b"a"), ("f", T::Regular, b"b")]);
-        assert!(matches!(r, Err(UnpackError::Duplicate(_))), "{r:?}");
-    }
-
-    #[test]
-    fn enforces_limits() {
-        let tar = hostile_tar(&[("a", T::Regular, b"12345"), ("b", T::Regular, b"12345")]);
-        let dir = tempfile::tempdir().unwrap();
-        let small = UnpackLimits {
-            max_entries: 10,
-            max_total_bytes: 8,
-            max_path_bytes: 100,
-        };
-        assert!(matches!(
-            unpack(tar.as_slice(), dir.path(), &small),
-            Err(UnpackError::TooLarge(8))
-        ));
-        let few = UnpackLimits {
-            max_entries: 1,
-            max_total_bytes: 100,
-            max_path_bytes: 100,
-        };
-        let dir = tempfile::tempdir().unwrap();
-        assert!(matches!(
-            unpack(tar.as_slice(), dir.path(), &few),
-            Err(UnpackError::TooManyEntries(1))
-        ));
-        let short = UnpackLimits {
-            max_entries: 10,
-            max_total_bytes: 100,
-            max_path_bytes: 0,
-        };
-        let dir = tempfile::tempdir().unwrap();
-        assert!(matches!(
-            unpack(tar.as_slice(), dir.path(), &short),
-            Err(UnpackError::PathTooLong(1))
-        ));
-    }
-
-    #[test]
-    fn reads_gzip_transparently() {
-        let tar = hostile_tar(&[("a", T::Regular, b"gz")]);
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        io::Write::write_all(&mut gz, &tar).unwrap();
-        let gz = gz.finish().unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        unpack(
-            maybe_gunzip(gz.as_slice()).unwrap(),
-            dir.path(),
-            &UnpackLimits::SOURCE,
-        )
-        .unwrap();
-        assert_eq!(fs::read(dir.path().join("a")).unwrap(), b"gz");
-    }
-}
+pub(crate) mod tests;

@@ -64,13 +64,7 @@ pub struct PinsArgs {
 
 /// Runs `kettle bundle`.
 pub fn run(cmd: BundleCommand) -> ExitCode {
-    match bundle(cmd) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("kettle bundle: {e}");
-            ExitCode::from(crate::EXIT_CANNOT_RUN)
-        }
-    }
+    crate::exit_code("kettle bundle", bundle(cmd))
 }
 
 fn write(path: &PathBuf, bytes: &[u8]) -> Result<(), BundlesError> {

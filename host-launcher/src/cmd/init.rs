@@ -59,13 +59,7 @@ pub fn recipe_for(dir: &Path, image: &Path) -> Result<(String, PathBuf), InitErr
 
 /// Runs `kettle init`.
 pub fn run(args: InitArgs) -> ExitCode {
-    match init(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("kettle init: {e}");
-            ExitCode::from(crate::EXIT_CANNOT_RUN)
-        }
-    }
+    crate::exit_code("kettle init", init(&args))
 }
 
 fn init(args: &InitArgs) -> Result<(), InitError> {

@@ -352,7 +352,7 @@ fn render_audit(audit: &Audit, format: OutputFormat) -> String {
 mod tests {
     use super::*;
     use clap::Parser;
-    use kettle_image::manifest::{FileRef, MANIFEST_SCHEMA};
+    use kettle_image::manifest::FileRef;
 
     #[derive(Parser)]
     struct Cli {
@@ -410,29 +410,15 @@ mod tests {
                 guest_features: GuestFeatures::default(),
             },
         };
-        let manifest = ImageManifest {
-            schema: MANIFEST_SCHEMA,
-            kernel: FileRef {
-                file: "bzImage".into(),
-                sha256: sha("bzImage"),
-            },
-            initrd: FileRef {
-                file: "initramfs.cpio".into(),
-                sha256: sha("initramfs.cpio"),
-            },
-            ovmf: FileRef {
-                file: "OVMF.fd".into(),
-                sha256: sha("OVMF.fd"),
-            },
-            cmdline: "console=ttyS0".into(),
-            vcpus: 2,
-            vcpu_type: "EPYC-Milan".parse().unwrap(),
-            vmm_type: VmmType::Qemu,
-            guest_features: GuestFeatures::default(),
-            launch_digest: inputs.launch_digest().unwrap(),
-            initramfs: vec![],
-            versions: Default::default(),
-        };
+        let file = |n: &str| FileRef::new(n, sha(n));
+        let manifest = ImageManifest::new(
+            file("bzImage"),
+            file("initramfs.cpio"),
+            file("OVMF.fd"),
+            "console=ttyS0",
+            &inputs.vcpu,
+            inputs.launch_digest().unwrap(),
+        );
         let path = dir.path().join("manifest.json");
         std::fs::write(&path, manifest.to_json_pretty()).unwrap();
         let path_s = path.to_str().unwrap();

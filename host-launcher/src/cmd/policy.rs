@@ -52,13 +52,7 @@ pub struct InitArgs {
 /// Runs `kettle policy`.
 pub fn run(cmd: PolicyCommand) -> ExitCode {
     let PolicyCommand::Init(args) = cmd;
-    match init(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("kettle policy init: {e}");
-            ExitCode::from(crate::EXIT_CANNOT_RUN)
-        }
-    }
+    crate::exit_code("kettle policy init", init(&args))
 }
 
 fn init(args: &InitArgs) -> Result<(), String> {

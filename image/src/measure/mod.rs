@@ -30,7 +30,7 @@ use sha2::{Digest, Sha256, Sha384};
 pub use cpu::{cpu_model_names, cpu_signature, CpuError, GuestFeatures, VcpuType, VmmType};
 pub use ovmf::{MetadataSection, Ovmf, OvmfError, SectionType};
 
-use ovmf::{guid_le, PAGE_SIZE};
+use ovmf::{guid, PAGE_SIZE};
 
 /// Length of a launch digest (SHA-384).
 pub const LAUNCH_DIGEST_LEN: usize = 48;
@@ -51,30 +51,10 @@ enum PageType {
 }
 
 /// GUIDs of QEMU's SEV hashes table (`target/i386/sev.c`).
-const SEV_HASH_TABLE_HEADER_GUID: [u8; 16] = guid_le(
-    0x9438d606,
-    0x4f22,
-    0x4cc9,
-    [0xb4, 0x79, 0xa7, 0x93, 0xd4, 0x11, 0xfd, 0x21],
-);
-const SEV_KERNEL_ENTRY_GUID: [u8; 16] = guid_le(
-    0x4de79437,
-    0xabd2,
-    0x427f,
-    [0xb8, 0x35, 0xd5, 0xb1, 0x72, 0xd2, 0x04, 0x5b],
-);
-const SEV_INITRD_ENTRY_GUID: [u8; 16] = guid_le(
-    0x44baf731,
-    0x3a2f,
-    0x4bd7,
-    [0x9a, 0xf1, 0x41, 0xe2, 0x91, 0x69, 0x78, 0x1d],
-);
-const SEV_CMDLINE_ENTRY_GUID: [u8; 16] = guid_le(
-    0x97d02dd8,
-    0xbd20,
-    0x4c94,
-    [0xaa, 0x78, 0xe7, 0x71, 0x4d, 0x36, 0xab, 0x2a],
-);
+const SEV_HASH_TABLE_HEADER_GUID: [u8; 16] = guid("9438d606-4f22-4cc9-b479-a793d411fd21");
+const SEV_KERNEL_ENTRY_GUID: [u8; 16] = guid("4de79437-abd2-427f-b835-d5b172d2045b");
+const SEV_INITRD_ENTRY_GUID: [u8; 16] = guid("44baf731-3a2f-4bd7-9af1-41e29169781d");
+const SEV_CMDLINE_ENTRY_GUID: [u8; 16] = guid("97d02dd8-bd20-4c94-aa78-e7714d36ab2a");
 /// One table entry: GUID, u16 length, SHA-256.
 const HASH_ENTRY_LEN: usize = 16 + 2 + 32;
 /// The table: GUID, u16 length, three entries.
@@ -464,7 +444,35 @@ pub fn sha256_file(path: &Path, what: &'static str) -> Result<[u8; 32], MeasureE
 /// Test helpers shared with the manifest and bundle tests.
 #[cfg(test)]
 pub(crate) mod tests_support {
+    use super::{GuestFeatures, VcpuConfig, VmmType};
     use std::path::{Path, PathBuf};
+
+    /// The manifest of `dir`'s bzImage, initramfs.cpio and OVMF.fd (hashed as they are now)
+    /// booted with `cmdline` on 2 x EPYC-v4, with a zero launch digest.
+    pub(crate) fn manifest_of_dir(dir: &Path, cmdline: &str) -> crate::ImageManifest {
+        let file = |name: &str| {
+            let sha = super::sha256_file(&dir.join(name), "test").unwrap();
+            crate::manifest::FileRef::new(name, hex::encode(sha))
+        };
+        crate::ImageManifest::new(
+            file("bzImage"),
+            file("initramfs.cpio"),
+            file("OVMF.fd"),
+            cmdline,
+            &vm(2, "EPYC-v4"),
+            super::LaunchDigest([0; 48]),
+        )
+    }
+
+    /// `vcpus` vCPUs of type `vcpu` under QEMU with the default SEV features.
+    pub(crate) fn vm(vcpus: u32, vcpu: &str) -> VcpuConfig {
+        VcpuConfig {
+            vcpus,
+            vcpu_type: vcpu.parse().unwrap(),
+            vmm_type: VmmType::Qemu,
+            guest_features: GuestFeatures::default(),
+        }
+    }
 
     /// Writes a small valid AmdSev-shaped firmware (with a kernel hashes page) as `dir/OVMF.fd`.
     pub(crate) fn synthetic_ovmf_file(dir: &Path) -> PathBuf {
@@ -484,164 +492,4 @@ pub(crate) mod tests_support {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::ovmf::tests::synthetic_ovmf;
-    use super::*;
-
-    fn vm(vcpus: u32, vcpu: &str) -> VcpuConfig {
-        VcpuConfig {
-            vcpus,
-            vcpu_type: vcpu.parse().unwrap(),
-            vmm_type: VmmType::Qemu,
-            guest_features: GuestFeatures::default(),
-        }
-    }
-
-    #[test]
-    fn digest_hex_round_trip() {
-        let d = LaunchDigest([0xab; 48]);
-        assert_eq!(d.to_string().len(), 96);
-        assert_eq!(d.to_string().parse::<LaunchDigest>().unwrap(), d);
-        assert!("abcd".parse::<LaunchDigest>().is_err());
-        assert_eq!(serde_json::to_string(&d).unwrap(), format!("\"{d}\""));
-    }
-
-    #[test]
-    fn hashes_table_layout() {
-        let h = KernelHashes::new([1; 32], None, Some("console=ttyS0"));
-        let t = h.table();
-        assert_eq!(t.len(), 176);
-        assert_eq!(u16::from_le_bytes([t[16], t[17]]), 168);
-        // GUID 9438d606-4f22-... stored little-endian.
-        assert_eq!(&t[..4], &[0x06, 0xd6, 0x38, 0x94]);
-        assert_eq!(u16::from_le_bytes([t[34], t[35]]), 50);
-        assert_eq!(&t[36..68], &Sha256::digest(b"console=ttyS0\0")[..]);
-        assert_eq!(&t[86..118], &Sha256::digest(b"")[..]);
-        assert_eq!(&t[136..168], &[1; 32]);
-        assert_eq!(&t[168..], &[0; 8]);
-    }
-
-    #[test]
-    fn every_input_changes_the_digest() {
-        let ovmf = Ovmf::parse(synthetic_ovmf(
-            16,
-            &[
-                (0x80_0000, 0x2000, 1),
-                (0x80_2000, 0x1000, 2),
-                (0x80_3000, 0x1000, 3),
-                (0x80_f000, 0x1000, 0x10),
-            ],
-        ))
-        .unwrap();
-        let h = KernelHashes::new([1; 32], Some([2; 32]), Some("a"));
-        let base = launch_digest(&ovmf, None, Some(&h), &vm(2, "EPYC-v4")).unwrap();
-        let variants = [
-            launch_digest(&ovmf, None, Some(&h), &vm(1, "EPYC-v4")).unwrap(),
-            launch_digest(&ovmf, None, Some(&h), &vm(2, "EPYC-Milan")).unwrap(),
-            launch_digest(&ovmf, None, None, &vm(2, "EPYC-v4")).unwrap(),
-            launch_digest(
-                &ovmf,
-                None,
-                Some(&KernelHashes::new([1; 32], Some([2; 32]), Some("b"))),
-                &vm(2, "EPYC-v4"),
-            )
-            .unwrap(),
-            launch_digest(
-                &ovmf,
-                None,
-                Some(&KernelHashes::new([1; 32], None, Some("a"))),
-                &vm(2, "EPYC-v4"),
-            )
-            .unwrap(),
-            launch_digest(
-                &ovmf,
-                None,
-                Some(&h),
-                &VcpuConfig {
-                    vmm_type: VmmType::Ec2,
-                    ..vm(2, "EPYC-v4")
-                },
-            )
-            .unwrap(),
-            launch_digest(
-                &ovmf,
-                None,
-                Some(&h),
-                &VcpuConfig {
-                    vmm_type: VmmType::Gce,
-                    ..vm(2, "EPYC-v4")
-                },
-            )
-            .unwrap(),
-            launch_digest(
-                &ovmf,
-                None,
-                Some(&h),
-                &VcpuConfig {
-                    guest_features: GuestFeatures(0x21),
-                    ..vm(2, "EPYC-v4")
-                },
-            )
-            .unwrap(),
-        ];
-        for (i, v) in variants.iter().enumerate() {
-            assert_ne!(*v, base, "variant {i} should differ");
-        }
-        // The precomputed firmware hash is a pure shortcut.
-        let seed = ovmf_hash(&ovmf);
-        assert_eq!(
-            launch_digest(&ovmf, Some(&seed), Some(&h), &vm(2, "EPYC-v4")).unwrap(),
-            base
-        );
-        assert!(matches!(
-            launch_digest(&ovmf, None, None, &vm(0, "EPYC-v4")),
-            Err(MeasureError::NoVcpus)
-        ));
-        // One pass over the counts gives each count's own digest.
-        let all =
-            launch_digests_up_to(&ovmf, Some(&seed), Some(&h), &vm(99, "EPYC-Milan"), 5).unwrap();
-        assert_eq!(all.len(), 5);
-        for (i, d) in all.iter().enumerate() {
-            let n = i as u32 + 1;
-            assert_eq!(
-                *d,
-                launch_digest(&ovmf, None, Some(&h), &vm(n, "EPYC-Milan")).unwrap(),
-                "{n} vCPUs"
-            );
-        }
-        assert!(launch_digests_up_to(&ovmf, None, None, &vm(1, "EPYC-v4"), 0).is_err());
-    }
-
-    #[test]
-    fn kernel_needs_hashes_section() {
-        let ovmf = Ovmf::parse(synthetic_ovmf(8, &[(0x80_0000, 0x1000, 1)])).unwrap();
-        let h = KernelHashes::new([1; 32], None, None);
-        assert!(matches!(
-            launch_digest(&ovmf, None, Some(&h), &vm(1, "EPYC")),
-            Err(MeasureError::NoKernelHashesSection)
-        ));
-        assert!(launch_digest(&ovmf, None, None, &vm(1, "EPYC")).is_ok());
-    }
-
-    #[test]
-    fn initrd_or_cmdline_without_kernel_is_an_error() {
-        let inputs = MeasureInputs {
-            ovmf: "/nonexistent".into(),
-            kernel: None,
-            initrd: None,
-            cmdline: Some("x".into()),
-            vcpu: vm(1, "EPYC"),
-        };
-        assert!(matches!(
-            inputs.kernel_hashes(),
-            Err(MeasureError::NeedsKernel(_))
-        ));
-        assert!(matches!(
-            inputs.launch_digest(),
-            Err(MeasureError::Read {
-                what: "firmware",
-                ..
-            })
-        ));
-    }
-}
+mod tests;

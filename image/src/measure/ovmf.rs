@@ -24,40 +24,43 @@ const METADATA_ITEM_LEN: usize = 12;
 pub(crate) const PAGE_SIZE: usize = 4096;
 
 /// GUIDs as their little-endian byte encoding (how they sit in the image).
-const OVMF_TABLE_FOOTER_GUID: [u8; 16] = guid_le(
-    0x96b582de,
-    0x1fb2,
-    0x45f7,
-    [0xba, 0xea, 0xa3, 0x66, 0xc5, 0x5a, 0x08, 0x2d],
-);
-const SEV_HASH_TABLE_RV_GUID: [u8; 16] = guid_le(
-    0x7255371f,
-    0x3a3b,
-    0x4b04,
-    [0x92, 0x7b, 0x1d, 0xa6, 0xef, 0xa8, 0xd4, 0x54],
-);
-const SEV_ES_RESET_BLOCK_GUID: [u8; 16] = guid_le(
-    0x00f771de,
-    0x1a7e,
-    0x4fcb,
-    [0x89, 0x0e, 0x68, 0xc7, 0x7e, 0x2f, 0xb4, 0x4e],
-);
-const OVMF_SEV_METADATA_GUID: [u8; 16] = guid_le(
-    0xdc886566,
-    0x984a,
-    0x4798,
-    [0xa7, 0x5e, 0x55, 0x85, 0xa7, 0xbf, 0x67, 0xcc],
-);
+const OVMF_TABLE_FOOTER_GUID: [u8; 16] = guid("96b582de-1fb2-45f7-baea-a366c55a082d");
+const SEV_HASH_TABLE_RV_GUID: [u8; 16] = guid("7255371f-3a3b-4b04-927b-1da6efa8d454");
+const SEV_ES_RESET_BLOCK_GUID: [u8; 16] = guid("00f771de-1a7e-4fcb-890e-68c77e2fb44e");
+const OVMF_SEV_METADATA_GUID: [u8; 16] = guid("dc886566-984a-4798-a75e-5585a7bf67cc");
 
-/// Encodes a GUID the way UEFI stores it (first three fields little-endian).
-pub(crate) const fn guid_le(d1: u32, d2: u16, d3: u16, d4: [u8; 8]) -> [u8; 16] {
-    let a = d1.to_le_bytes();
-    let b = d2.to_le_bytes();
-    let c = d3.to_le_bytes();
+/// A GUID from its text form (as edk2 and QEMU write it) in the byte order UEFI stores it:
+/// the first three fields little-endian. A malformed literal fails the build.
+pub(crate) const fn guid(text: &str) -> [u8; 16] {
+    let t = text.as_bytes();
+    assert!(
+        t.len() == 36 && t[8] == b'-' && t[13] == b'-' && t[18] == b'-' && t[23] == b'-',
+        "a GUID is written xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"
+    );
+    // The bytes in reading order, then the first three fields byte-swapped.
+    let mut be = [0u8; 16];
+    let (mut i, mut at) = (0, 0);
+    while i < 16 {
+        if t[at] == b'-' {
+            at += 1;
+        }
+        be[i] = (hex_digit(t[at]) << 4) | hex_digit(t[at + 1]);
+        at += 2;
+        i += 1;
+    }
     [
-        a[0], a[1], a[2], a[3], b[0], b[1], c[0], c[1], d4[0], d4[1], d4[2], d4[3], d4[4], d4[5],
-        d4[6], d4[7],
+        be[3], be[2], be[1], be[0], be[5], be[4], be[7], be[6], be[8], be[9], be[10], be[11],
+        be[12], be[13], be[14], be[15],
     ]
+}
+
+const fn hex_digit(c: u8) -> u8 {
+    match c {
+        b'0'..=b'9' => c - b'0',
+        b'a'..=b'f' => c - b'a' + 10,
+        b'A'..=b'F' => c - b'A' + 10,
+        _ => panic!("a GUID is written in hex digits"),
+    }
 }
 
 /// Why a firmware image cannot be measured.
@@ -341,6 +344,17 @@ pub(crate) mod tests {
         let end = len - FOOTER_GAP;
         data[end - table.len()..end].copy_from_slice(&table);
         data
+    }
+
+    #[test]
+    fn guid_text_is_stored_with_the_first_three_fields_swapped() {
+        assert_eq!(
+            guid("00112233-4455-6677-8899-aAbBcCdDeEfF"),
+            [
+                0x33, 0x22, 0x11, 0x00, 0x55, 0x44, 0x77, 0x66, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd,
+                0xee, 0xff
+            ]
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! paths and arguments are turned into C strings beforehand ([`prepare`]), and a
 //! failure is written to the error pipe and ends the process ([`die`]).
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::fs;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -210,21 +210,32 @@ macro_rules! try_or_die {
 
 const NONE: Option<&str> = None;
 
-/// B: pid 1 of the sandbox. Mounts, pivots, forks C, reaps, exits with C's status.
-fn sandbox_init(p: &Prepared, limits: &SandboxLimits, log_fd: i32, err_fd: i32) -> ! {
-    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
-    let nosuid = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+/// Bind-mounts `src` (recursively) onto `target`, or dies naming `what`.
+fn bind(err_fd: i32, what: &str, src: &CStr, target: &CStr) {
     try_or_die!(
         err_fd,
-        "bind the build root",
+        what,
         mount(
-            Some(p.root.as_c_str()),
-            p.root.as_c_str(),
+            Some(src),
+            target,
             NONE,
             MsFlags::MS_BIND | MsFlags::MS_REC,
             NONE
         )
     );
+}
+
+/// Remounts the bind mount at `target` with `flags` added, or dies naming `what`.
+fn remount_bind(err_fd: i32, what: &str, target: &CStr, flags: MsFlags) {
+    let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags;
+    try_or_die!(err_fd, what, mount(NONE, target, NONE, flags, NONE));
+}
+
+/// B: pid 1 of the sandbox. Mounts, pivots, forks C, reaps, exits with C's status.
+fn sandbox_init(p: &Prepared, limits: &SandboxLimits, log_fd: i32, err_fd: i32) -> ! {
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+    let nosuid = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    bind(err_fd, "bind the build root", &p.root, &p.root);
     for (src, target, link) in &p.host_dirs {
         match link {
             Some(l) => {
@@ -236,71 +247,23 @@ fn sandbox_init(p: &Prepared, limits: &SandboxLimits, log_fd: i32, err_fd: i32) 
                 }
             }
             None => {
-                try_or_die!(
-                    err_fd,
-                    "bind a host dir",
-                    mount(
-                        Some(src.as_c_str()),
-                        target.as_c_str(),
-                        NONE,
-                        MsFlags::MS_BIND | MsFlags::MS_REC,
-                        NONE
-                    )
-                );
-                try_or_die!(
-                    err_fd,
-                    "remount a host dir read-only",
-                    mount(
-                        NONE,
-                        target.as_c_str(),
-                        NONE,
-                        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | nosuid,
-                        NONE
-                    )
-                );
+                bind(err_fd, "bind a host dir", src, target);
+                let flags = MsFlags::MS_RDONLY | nosuid;
+                remount_bind(err_fd, "remount a host dir read-only", target, flags);
             }
         }
     }
     // The root itself goes read-only before anything is mounted on it.
-    try_or_die!(
-        err_fd,
-        "remount the build root read-only",
-        mount(
-            NONE,
-            p.root.as_c_str(),
-            NONE,
-            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | nosuid,
-            NONE
-        )
-    );
+    let flags = MsFlags::MS_RDONLY | nosuid;
+    remount_bind(err_fd, "remount the build root read-only", &p.root, flags);
     for (src, target, writable) in &p.binds {
-        try_or_die!(
-            err_fd,
-            "bind mount",
-            mount(
-                Some(src.as_c_str()),
-                target.as_c_str(),
-                NONE,
-                MsFlags::MS_BIND | MsFlags::MS_REC,
-                NONE
-            )
-        );
+        bind(err_fd, "bind mount", src, target);
         let ro = if *writable {
             MsFlags::empty()
         } else {
             MsFlags::MS_RDONLY
         };
-        try_or_die!(
-            err_fd,
-            "bind remount",
-            mount(
-                NONE,
-                target.as_c_str(),
-                NONE,
-                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | ro | nosuid,
-                NONE
-            )
-        );
+        remount_bind(err_fd, "bind remount", target, ro | nosuid);
     }
     try_or_die!(
         err_fd,
@@ -518,7 +481,7 @@ fn build_process(p: &Prepared, limits: &SandboxLimits, log_fd: i32, err_fd: i32)
 }
 
 /// Writes `data` to a /proc/self file (user namespace id maps), or dies.
-fn write_proc_self(err_fd: i32, path: &std::ffi::CStr, data: &[u8]) {
+fn write_proc_self(err_fd: i32, path: &CStr, data: &[u8]) {
     let fd = try_or_die!(
         err_fd,
         "open a /proc/self id map",

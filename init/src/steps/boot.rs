@@ -37,57 +37,22 @@ pub enum BootError {
     Clock(#[from] ClockError),
 }
 
+/// No set-uid programs, no device nodes.
+const NOSUID_NODEV: MsFlags = MsFlags::MS_NOSUID.union(MsFlags::MS_NODEV);
+/// And nothing executable (proc, sysfs, configfs).
+const NOSUID_NODEV_NOEXEC: MsFlags = NOSUID_NODEV.union(MsFlags::MS_NOEXEC);
+
 /// The kernel filesystems init mounts: (source, target, type, flags, data).
+#[rustfmt::skip]
 const MOUNTS: &[(&str, &str, &str, MsFlags, Option<&str>)] = &[
-    (
-        "proc",
-        "/proc",
-        "proc",
-        MsFlags::MS_NOSUID
-            .union(MsFlags::MS_NODEV)
-            .union(MsFlags::MS_NOEXEC),
-        None,
-    ),
-    (
-        "sysfs",
-        "/sys",
-        "sysfs",
-        MsFlags::MS_NOSUID
-            .union(MsFlags::MS_NODEV)
-            .union(MsFlags::MS_NOEXEC),
-        None,
-    ),
-    (
-        "devtmpfs",
-        "/dev",
-        "devtmpfs",
-        MsFlags::MS_NOSUID.union(MsFlags::MS_NOEXEC),
-        Some("mode=0755"),
-    ),
-    (
-        "tmpfs",
-        "/tmp",
-        "tmpfs",
-        MsFlags::MS_NOSUID.union(MsFlags::MS_NODEV),
-        Some("mode=1777"),
-    ),
+    ("proc", "/proc", "proc", NOSUID_NODEV_NOEXEC, None),
+    ("sysfs", "/sys", "sysfs", NOSUID_NODEV_NOEXEC, None),
+    // devtmpfs holds the device nodes, so it keeps nodev off.
+    ("devtmpfs", "/dev", "devtmpfs", MsFlags::MS_NOSUID.union(MsFlags::MS_NOEXEC), Some("mode=0755")),
+    ("tmpfs", "/tmp", "tmpfs", NOSUID_NODEV, Some("mode=1777")),
     // The build's work area (cache, source, rootfs, toolchain) lives here, in guest RAM.
-    (
-        "tmpfs",
-        "/run",
-        "tmpfs",
-        MsFlags::MS_NOSUID.union(MsFlags::MS_NODEV),
-        Some("mode=0755,size=90%"),
-    ),
-    (
-        "configfs",
-        "/sys/kernel/config",
-        "configfs",
-        MsFlags::MS_NOSUID
-            .union(MsFlags::MS_NODEV)
-            .union(MsFlags::MS_NOEXEC),
-        None,
-    ),
+    ("tmpfs", "/run", "tmpfs", NOSUID_NODEV, Some("mode=0755,size=90%")),
+    ("configfs", "/sys/kernel/config", "configfs", NOSUID_NODEV_NOEXEC, None),
 ];
 
 /// Mounts, console, logger, entropy, the clock; logs the step's console line (also when it fails).

@@ -347,10 +347,10 @@ mod tests {
 
     #[test]
     fn an_oversized_file_is_named_with_its_own_limit() {
-        let tmp = tempfile::tempdir().unwrap();
-        let big = tmp.path().join("big.crate");
-        fs::write(&big, vec![0u8; 2048]).unwrap();
-        let err = read_bounded(&big, "crate big 1.0.0", 1024).unwrap_err();
+        let big = tempfile::NamedTempFile::new().unwrap();
+        let big = big.path();
+        fs::write(big, vec![0u8; 2048]).unwrap();
+        let err = read_bounded(big, "crate big 1.0.0", 1024).unwrap_err();
         let msg = err.to_string();
         assert!(
             matches!(&err, FetchError::TooLarge { what, limit: 1024 } if what == "crate big 1.0.0"),
@@ -363,7 +363,7 @@ mod tests {
         assert!(!msg.contains("commit object"), "{msg}");
         // At the limit is fine.
         assert_eq!(
-            read_bounded(&big, "crate big 1.0.0", 2048).unwrap().len(),
+            read_bounded(big, "crate big 1.0.0", 2048).unwrap().len(),
             2048
         );
     }

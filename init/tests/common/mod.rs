@@ -1,14 +1,15 @@
-//! The glue only kettle-init's own tests need, because it calls kettle-init
-//! (the kettle-testkit crate cannot depend on it); every other helper is
-//! kettle_testkit's. Each test binary uses part of it.
+//! The glue only tests that call kettle-init need (the kettle-testkit crate cannot
+//! depend on it). Every other helper is kettle_testkit's. Each test binary uses
+//! part of it.
 #![allow(dead_code)]
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use kettle_attest::ReportProvider;
 use kettle_init::http::{load_roots, Https};
-use kettle_init::{run_local, LocalOptions, Outcome, Step, Tools};
+use kettle_init::{run_local, LocalOptions, Outcome, Step, StepError, Tools};
 use kettle_provenance::Sha256Digest;
 use kettle_testkit::fixtures::{assert_only_error, hello_cargo_lock, host_toolchain};
 use kettle_testkit::{CountingProvider, Scenario};
@@ -73,18 +74,39 @@ pub fn expect_failure(
     report
 }
 
+/// examples/hello-cargo committed, with its crates.io crates in the inputs.
+pub fn hello_cargo_with_crates() -> Scenario {
+    Scenario::hello_cargo()
+        .inputs(hello_cargo_crates())
+        .commit()
+}
+
+/// Runs `sc`'s request locally on fresh inputs into a fresh output dir with `options`,
+/// asking `provider` (if any) for the report; returns the result and the output dir.
+pub fn run_scenario(
+    sc: &Scenario,
+    provider: Option<&mut dyn ReportProvider>,
+    options: &LocalOptions,
+) -> (Result<Outcome, StepError>, PathBuf) {
+    let out = sc.out();
+    let result = run_local(&sc.request, &sc.inputs(), provider, &out, options);
+    (result, out)
+}
+
+/// [`run_scenario`] that must succeed (else panics with the failing step's message);
+/// returns the outcome and the output dir.
+pub fn build_scenario(
+    sc: &Scenario,
+    provider: Option<&mut dyn ReportProvider>,
+    options: &LocalOptions,
+) -> (Outcome, PathBuf) {
+    let (result, out) = run_scenario(sc, provider, options);
+    (result.unwrap_or_else(|e| panic!("{}", e.message())), out)
+}
+
 /// Builds `sc` locally without a report provider (default options); returns the outcome and the output dir.
 pub fn build_unattested(sc: &Scenario) -> (Outcome, PathBuf) {
-    let out = sc.out();
-    let outcome = run_local(
-        &sc.request,
-        &sc.inputs(),
-        None,
-        &out,
-        &LocalOptions::default(),
-    )
-    .unwrap_or_else(|e| panic!("{}", e.message()));
-    (outcome, out)
+    build_scenario(sc, None, &LocalOptions::default())
 }
 
 /// Local options building with this host's toolchain and root directories (not verified).

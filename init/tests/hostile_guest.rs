@@ -9,11 +9,17 @@
 use std::fs;
 use std::path::Path;
 
-use kettle_init::{run_local, LocalOptions, Step};
+use kettle_init::{LocalOptions, Step};
 use kettle_testkit::fixtures::{assert_only_error, rootfs, CountingProvider, PROBE_FN};
+use kettle_testkit::hostile::{git_dir_with_fsmonitor, FSMONITOR_PWNED};
 use kettle_testkit::tarball::{entry, with_entries};
 use kettle_testkit::Scenario;
 use kettle_wire::request::Upstream;
+use kettle_wire::BuildRequest;
+
+mod common;
+
+use common::run_scenario;
 
 const MARKER: &str = "BUILD-RAN";
 
@@ -27,15 +33,8 @@ fn project() -> kettle_testkit::scenario::ScenarioBuilder {
 
 /// Runs the scenario as the guest would and asserts `step` refused it with no report.
 fn refused_at(s: &Scenario, step: Step, what: &str) {
-    let out = s.out();
     let mut provider = CountingProvider::default();
-    let result = run_local(
-        &s.request,
-        &s.inputs(),
-        Some(&mut provider),
-        &out,
-        &LocalOptions::default(),
-    );
+    let (result, out) = run_scenario(s, Some(&mut provider), &LocalOptions::default());
     let err = result
         .err()
         .unwrap_or_else(|| panic!("{what}: the pipeline succeeded"));
@@ -48,88 +47,69 @@ fn refused_at(s: &Scenario, step: Step, what: &str) {
     );
 }
 
-fn archive_with(extra: &[Vec<u8>]) -> impl Fn(&mut Scenario) {
-    let extra = extra.to_vec();
-    move |s: &mut Scenario| s.archive = with_entries(&s.archive, &extra)
+type Case = (&'static str, Box<dyn Fn(&mut Scenario)>, Step);
+
+/// The case `what`: the host changes the request (unmeasured) with `change`; the request
+/// step refuses it.
+fn bad_request(what: &'static str, change: impl Fn(&mut BuildRequest) + 'static) -> Case {
+    (
+        what,
+        Box::new(move |s| change(&mut s.request)),
+        Step::Request,
+    )
 }
 
-type Case = (&'static str, Box<dyn Fn(&mut Scenario)>, Step);
+/// The case `what`: the host adds the `extra` tar entries to the source archive; the
+/// verify step refuses it.
+fn archive_with(what: &'static str, extra: Vec<Vec<u8>>) -> Case {
+    let add = move |s: &mut Scenario| s.archive = with_entries(&s.archive, &extra);
+    (what, Box::new(add), Step::Verify)
+}
+
+/// [`archive_with`] one entry: `name` of `kind`, linking to `link`, holding `data` ([`entry`]).
+fn archive_entry(what: &'static str, name: &str, kind: u8, link: &str, data: &[u8]) -> Case {
+    archive_with(what, vec![entry(name, kind, link, data)])
+}
 
 fn host_cases() -> Vec<Case> {
     vec![
         // --- the request (unmeasured, from the host) ---
-        (
-            "another schema",
-            Box::new(|s| s.request.schema = "kettle.request/v9".into()),
-            Step::Request,
-        ),
-        (
-            "commit not hex",
-            Box::new(|s| s.request.commit = "z".repeat(40)),
-            Step::Request,
-        ),
-        (
-            "commit of the wrong length",
-            Box::new(|s| s.request.commit.push('a')),
-            Step::Request,
-        ),
+        bad_request("another schema", |r| r.schema = "kettle.request/v9".into()),
+        bad_request("commit not hex", |r| r.commit = "z".repeat(40)),
+        bad_request("commit of the wrong length", |r| r.commit.push('a')),
         (
             "commit with a path in it",
             Box::new(|s| s.request.commit = format!("../{}", &s.commit[3..])),
             Step::Request,
         ),
-        (
-            "ref with ..",
-            Box::new(|s| s.request.git_ref = "refs/heads/../../x".into()),
-            Step::Request,
-        ),
-        (
-            "ref with a control character",
-            Box::new(|s| s.request.git_ref = "refs/heads/a\u{1b}[2K".into()),
-            Step::Request,
-        ),
-        (
-            "repository with a newline",
-            Box::new(|s| s.request.repository = "https://h/r\nVERIFIED".into()),
-            Step::Request,
-        ),
-        (
-            "repository of an unknown scheme",
-            Box::new(|s| s.request.repository = "javascript:alert(1)".into()),
-            Step::Request,
-        ),
-        (
-            "invocation id with a slash",
-            Box::new(|s| s.request.invocation_id = "../../etc".into()),
-            Step::Request,
-        ),
-        (
-            "zero build time",
-            Box::new(|s| s.request.limits.max_build_seconds = Some(0)),
-            Step::Request,
-        ),
-        (
-            "absurd build time",
-            Box::new(|s| s.request.limits.max_build_seconds = Some(u64::MAX)),
-            Step::Request,
-        ),
-        (
-            "memory limit too small to run",
-            Box::new(|s| s.request.limits.max_memory_bytes = Some(1)),
-            Step::Request,
-        ),
-        (
-            "upstream URLs in cached mode",
-            Box::new(|s| {
-                s.request.upstream = Some(Upstream {
-                    source_archive_url: "https://evil.example/a.tar".into(),
-                    commit_object_url: "https://evil.example/c".into(),
-                    crates_url: "https://evil.example/crates".into(),
-                    dns_resolver: None,
-                })
-            }),
-            Step::Request,
-        ),
+        bad_request("ref with ..", |r| r.git_ref = "refs/heads/../../x".into()),
+        bad_request("ref with a control character", |r| {
+            r.git_ref = "refs/heads/a\u{1b}[2K".into()
+        }),
+        bad_request("repository with a newline", |r| {
+            r.repository = "https://h/r\nVERIFIED".into()
+        }),
+        bad_request("repository of an unknown scheme", |r| {
+            r.repository = "javascript:alert(1)".into()
+        }),
+        bad_request("invocation id with a slash", |r| {
+            r.invocation_id = "../../etc".into()
+        }),
+        bad_request("zero build time", |r| r.limits.max_build_seconds = Some(0)),
+        bad_request("absurd build time", |r| {
+            r.limits.max_build_seconds = Some(u64::MAX)
+        }),
+        bad_request("memory limit too small to run", |r| {
+            r.limits.max_memory_bytes = Some(1)
+        }),
+        bad_request("upstream URLs in cached mode", |r| {
+            r.upstream = Some(Upstream {
+                source_archive_url: "https://evil.example/a.tar".into(),
+                commit_object_url: "https://evil.example/c".into(),
+                crates_url: "https://evil.example/crates".into(),
+                dns_resolver: None,
+            })
+        }),
         // --- the commit and the source archive ---
         (
             "commit object of another commit",
@@ -156,85 +136,57 @@ fn host_cases() -> Vec<Case> {
             Box::new(|s| s.archive = b"GARBAGE".repeat(100)),
             Step::Verify,
         ),
-        (
+        archive_with(
             "a .git/config (core.fsmonitor) beside the tree",
-            Box::new(archive_with(&[
-                entry(".git/", b'5', "", b""),
-                entry(
-                    ".git/config",
-                    b'0',
-                    "",
-                    b"[core]\n\tfsmonitor = touch /tmp/pwned\n",
-                ),
-            ])),
-            Step::Verify,
+            git_dir_with_fsmonitor(),
         ),
-        (
+        archive_entry(
             "a nested .git",
-            Box::new(archive_with(&[entry(
-                "sub/.git",
-                b'0',
-                "",
-                b"gitdir: /tmp/evil\n",
-            )])),
-            Step::Verify,
+            "sub/.git",
+            b'0',
+            "",
+            b"gitdir: /tmp/evil\n",
         ),
-        (
+        archive_entry(
             "an empty directory beside the tree",
-            Box::new(archive_with(&[entry("empty/", b'5', "", b"")])),
-            Step::Verify,
+            "empty/",
+            b'5',
+            "",
+            b"",
         ),
-        (
-            "an entry with ..",
-            Box::new(archive_with(&[entry("../escape", b'0', "", b"x")])),
-            Step::Verify,
-        ),
-        (
+        archive_entry("an entry with ..", "../escape", b'0', "", b"x"),
+        archive_entry(
             "an absolute entry",
-            Box::new(archive_with(&[entry(
-                "/tmp/kettle-hostile-abs",
-                b'0',
-                "",
-                b"x",
-            )])),
-            Step::Verify,
+            "/tmp/kettle-hostile-abs",
+            b'0',
+            "",
+            b"x",
         ),
-        (
+        archive_entry(
             "a symlink out of the tree",
-            Box::new(archive_with(&[entry("link", b'2', "/etc/passwd", b"")])),
-            Step::Verify,
+            "link",
+            b'2',
+            "/etc/passwd",
+            b"",
         ),
-        (
+        archive_entry(
             "a relative symlink climbing out",
-            Box::new(archive_with(&[entry("link", b'2', "../../../etc", b"")])),
-            Step::Verify,
+            "link",
+            b'2',
+            "../../../etc",
+            b"",
         ),
-        (
+        archive_with(
             "a write through a symlink",
-            Box::new(archive_with(&[
+            vec![
                 entry("dir", b'2', "/tmp", b""),
                 entry("dir/kettle-hostile-through", b'0', "", b"x"),
-            ])),
-            Step::Verify,
+            ],
         ),
-        (
-            "a hard link to a host file",
-            Box::new(archive_with(&[entry("h", b'1', "/etc/passwd", b"")])),
-            Step::Verify,
-        ),
-        (
-            "a device node",
-            Box::new(archive_with(&[entry("dev", b'3', "", b"")])),
-            Step::Verify,
-        ),
-        (
-            "a duplicate entry",
-            Box::new(|s| {
-                let first = entry("kettle.toml", b'0', "", b"[build]\n");
-                s.archive = with_entries(&s.archive, &[first]);
-            }),
-            Step::Verify,
-        ),
+        archive_entry("a hard link to a host file", "h", b'1', "/etc/passwd", b""),
+        archive_entry("a device node", "dev", b'3', "", b""),
+        // The archive already holds kettle.toml: this is a second entry of that name.
+        archive_entry("a duplicate entry", "kettle.toml", b'0', "", b"[build]\n"),
         // --- the pinned inputs ---
         (
             "the rootfs is missing",
@@ -259,14 +211,8 @@ fn every_hostile_host_input_is_refused_by_the_step_that_checks_it() {
     // The untouched scenario builds: every refusal below is the mutation's.
     let good = project().commit();
     let mut provider = CountingProvider::default();
-    run_local(
-        &good.request,
-        &good.inputs(),
-        Some(&mut provider),
-        &good.out(),
-        &LocalOptions::default(),
-    )
-    .unwrap_or_else(|e| panic!("the unchanged scenario fails: {}", e.message()));
+    let (result, _) = run_scenario(&good, Some(&mut provider), &LocalOptions::default());
+    result.unwrap_or_else(|e| panic!("the unchanged scenario fails: {}", e.message()));
     assert_eq!(provider.calls, 1);
     for (what, mutate, step) in cases {
         let mut s = project().commit();
@@ -276,7 +222,7 @@ fn every_hostile_host_input_is_refused_by_the_step_that_checks_it() {
     for outside in [
         "/tmp/kettle-hostile-abs",
         "/tmp/kettle-hostile-through",
-        "/tmp/pwned",
+        FSMONITOR_PWNED,
     ] {
         assert!(!Path::new(outside).exists(), "{outside} was written");
     }
@@ -316,41 +262,33 @@ fn hostile_root_filesystems_are_refused_at_unpack() {
 
 #[test]
 fn malicious_builds_fail_their_own_step_and_are_never_attested() {
-    let cases: Vec<(&str, &str, &[&str], Step)> = vec![
-        ("the build fails", "exit 3", &["out/a.txt"], Step::Build),
+    // (what the build does, its command, the step that refuses it); each declares out/a.txt.
+    let cases: Vec<(&str, &str, Step)> = vec![
+        ("the build fails", "exit 3", Step::Build),
         (
             "the build runs past its time limit",
             "sleep 30",
-            &["out/a.txt"],
             Step::Build,
         ),
-        (
-            "the declared output is not produced",
-            "true",
-            &["out/a.txt"],
-            Step::Hash,
-        ),
+        ("the declared output is not produced", "true", Step::Hash),
         (
             "the output is a symlink to a host file",
             "mkdir -p out && ln -s /etc/passwd out/a.txt",
-            &["out/a.txt"],
             Step::Hash,
         ),
         (
             "the output is reached through a symlinked directory",
             "mkdir -p real && echo x > real/a.txt && ln -s real out",
-            &["out/a.txt"],
             Step::Hash,
         ),
         (
             "the output is a directory",
             "mkdir -p out/a.txt",
-            &["out/a.txt"],
             Step::Hash,
         ),
     ];
-    for (what, command, outputs, step) in cases {
-        let mut s = Scenario::script(command, outputs).commit();
+    for (what, command, step) in cases {
+        let mut s = Scenario::script(command, &["out/a.txt"]).commit();
         s.request.limits.max_build_seconds = Some(5);
         refused_at(&s, step, what);
     }
@@ -366,15 +304,8 @@ fn a_build_cannot_reach_out_of_its_sandbox() {
     let s = Scenario::script(&probe, &["out/probe.txt"])
         .rootfs_binaries(&["unshare"])
         .commit();
-    let out = s.out();
-    run_local(
-        &s.request,
-        &s.inputs(),
-        None,
-        &out,
-        &LocalOptions::default(),
-    )
-    .unwrap_or_else(|e| panic!("the probe build failed: {}", e.message()));
+    let (result, out) = run_scenario(&s, None, &LocalOptions::default());
+    result.unwrap_or_else(|e| panic!("the probe build failed: {}", e.message()));
     let text = fs::read_to_string(out.join("artifacts/out/probe.txt")).unwrap();
     assert!(
         !text.contains("OPEN") && !text.contains("made"),

@@ -1,0 +1,124 @@
+use super::*;
+use crate::bundles::{BundlePins, MARKER_URL_BASE};
+use std::fs;
+
+fn pins(dir: &Path) -> BundlePins {
+    fs::write(dir.join("toolchain.tar.gz"), b"t").unwrap();
+    fs::write(dir.join("rootfs.tar.gz"), b"r").unwrap();
+    BundlePins::for_files(
+        &dir.join("toolchain.tar.gz"),
+        &dir.join("rootfs.tar.gz"),
+        MARKER_URL_BASE,
+    )
+    .unwrap()
+}
+
+fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    for (p, c) in files {
+        let path = d.path().join(p);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, c).unwrap();
+    }
+    d
+}
+
+#[test]
+fn bins_are_found_like_cargo_finds_them() {
+    let d = project(&[
+        ("Cargo.toml", "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[[bin]]\nname = \"extra\"\npath = \"tools/extra.rs\"\n\n[[bin]]\nname = \"gated\"\npath = \"tools/gated.rs\"\nrequired-features = [\"x\"]\n\n[features]\nx = []\n"),
+        ("Cargo.lock", "version = 3\n"),
+        ("src/main.rs", "fn main() {}\n"),
+        ("src/bin/second.rs", "fn main() {}\n"),
+        ("src/bin/third/main.rs", "fn main() {}\n"),
+        ("tools/extra.rs", "fn main() {}\n"),
+        ("tools/gated.rs", "fn main() {}\n"),
+        ("rust-toolchain.toml", "[toolchain]\nchannel = \"1.80.0\"\n"),
+    ]);
+    let (bins, skipped) = bins_from_manifests(&DirTree(d.path())).unwrap();
+    assert_eq!(bins, ["app", "extra", "second", "third"]);
+    assert_eq!(skipped.len(), 1);
+    let p = detect(d.path()).unwrap();
+    assert_eq!(
+        p.bins,
+        ["app", "extra", "second", "third"],
+        "{}",
+        p.found_by
+    );
+    assert_eq!(p.skipped[0].0, "gated");
+    assert_eq!(p.channel.as_deref(), Some("1.80.0"));
+}
+
+#[test]
+fn workspaces_build_their_default_members() {
+    let d = project(&[
+        ("Cargo.toml", "[workspace]\nmembers = [\"crates/*\"]\n"),
+        (
+            "crates/a/Cargo.toml",
+            "[package]\nname = \"a\"\nversion = \"0.1.0\"\n",
+        ),
+        ("crates/a/src/main.rs", "fn main() {}\n"),
+        (
+            "crates/b/Cargo.toml",
+            "[package]\nname = \"b-lib\"\nversion = \"0.1.0\"\n",
+        ),
+        ("crates/b/src/lib.rs", ""),
+    ]);
+    assert_eq!(bins_from_manifests(&DirTree(d.path())).unwrap().0, ["a"]);
+}
+
+#[test]
+fn init_refuses_what_it_cannot_pin() {
+    let d = project(&[("README", "x")]);
+    assert!(matches!(detect(d.path()), Err(ProjectError::NotCargo(_))));
+    let d = project(&[(
+        "Cargo.toml",
+        "[package]\nname = \"x\"\nversion = \"0.1.0\"\n",
+    )]);
+    let err = detect(d.path()).unwrap_err();
+    assert!(err.to_string().contains("cargo generate-lockfile"), "{err}");
+}
+
+#[test]
+fn the_written_recipe_parses_and_is_not_overwritten() {
+    let d = project(&[
+        (
+            "Cargo.toml",
+            "[package]\nname = \"hello\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+        ),
+        ("Cargo.lock", "version = 3\n"),
+        ("src/main.rs", "fn main() {}\n"),
+        ("rust-toolchain", "1.79\n"),
+    ]);
+    let p = detect(d.path()).unwrap();
+    let pins = pins(d.path());
+    let text = render_recipe(&p, &pins, Path::new("build/image/bundles.json"));
+    let recipe = Recipe::parse(&text).unwrap();
+    assert_eq!(recipe.build_type, BuildType::CargoBuild);
+    assert_eq!(recipe.outputs, ["target/release/hello"]);
+    assert_eq!(
+        recipe.rootfs.url,
+        "https://kettle-bundle.invalid/rootfs.tar.gz"
+    );
+    assert_eq!(
+        recipe.toolchain.unwrap().sha256.to_hex(),
+        pins.toolchain.sha256
+    );
+    assert!(text.contains("channel \"1.79\""), "{text}");
+    write_recipe(d.path(), &text, false).unwrap();
+    let err = write_recipe(d.path(), &text, false).unwrap_err();
+    assert!(matches!(err, ProjectError::Exists(_)), "{err}");
+    write_recipe(d.path(), &text, true).unwrap();
+}
+
+#[test]
+fn outputs_the_recipe_cannot_make_are_named() {
+    let bins = ["hello".to_string()];
+    assert!(check_cargo_output("target/release/hello", Some(&bins)).is_ok());
+    assert!(check_cargo_output("target/release/libhello.so", Some(&bins)).is_ok());
+    assert!(check_cargo_output("target/release/hello", None).is_ok());
+    let err = check_cargo_output("target/debug/hello", Some(&bins)).unwrap_err();
+    assert!(err.contains("target/release/"), "{err}");
+    let err = check_cargo_output("target/release/helo", Some(&bins)).unwrap_err();
+    assert!(err.contains("binaries: hello"), "{err}");
+}
