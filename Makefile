@@ -56,9 +56,9 @@ init:
 # 8 vCPUs) and provenance.json (pins, kettle-init's crates, rustc, CA roots, the
 # commit, marked modified when the work tree has uncommitted changes).
 # kettle-init embeds SOURCE_DATE_EPOCH (its clock floor, init/src/clock.rs):
-# the committer time of the last commit outside image/published/, so that
-# committing a freshly published manifest does not change the image it describes.
-image: export SOURCE_DATE_EPOCH := $(shell git log -1 --format=%ct -- . ':(exclude)image/published' 2>/dev/null)
+# scripts/guest-epoch.sh, the time of the last commit that changed kettle-init's
+# own inputs, so that committing docs, tests or a freshly published manifest does
+# not change the image it describes.
 image: kernel ovmf init
 	$(CARGO) tree --locked --offline -q -p kettle-init -e normal \
 		--target x86_64-unknown-linux-gnu --prefix none --format '{p}' >$(BUILD)/kettle-init.crates

@@ -5,7 +5,8 @@
 # Reproducibility: --locked dependencies, the workspace release profile
 # (codegen-units=1, lto, strip, panic=abort), a dedicated target dir
 # (build/target-guest, so host builds never share or invalidate it),
-# CARGO_INCREMENTAL=0, SOURCE_DATE_EPOCH from the last commit (outside image/published/), and every
+# CARGO_INCREMENTAL=0, SOURCE_DATE_EPOCH from the last commit that changed kettle-init's inputs
+# (scripts/guest-epoch.sh), and every
 # machine-specific path remapped (registry, checkout, toolchain), so two
 # builds of one commit with one toolchain give one SHA-256.
 #
@@ -33,9 +34,11 @@ fi
 
 export CARGO_TARGET_DIR=$BUILD/target-guest
 export CARGO_INCREMENTAL=0
-# The last commit outside image/published/: committing a freshly published
-# manifest must not change the kettle-init it describes (same rule as `make image`).
-export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct -- . ':(exclude)image/published' 2>/dev/null || echo 0)}
+# The last commit that changed what kettle-init is built from: committing docs,
+# tests or a freshly published manifest must not change the kettle-init it describes.
+"$CARGO" fetch --locked -q
+SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(CARGO=$CARGO bash scripts/guest-epoch.sh)}
+export SOURCE_DATE_EPOCH
 export RUSTFLAGS="-C target-feature=+crt-static \
 --remap-path-prefix=$CARGO_HOME_DIR/registry/src=/cargo/registry/src \
 --remap-path-prefix=$CARGO_HOME_DIR/git/checkouts=/cargo/git/checkouts \

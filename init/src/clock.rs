@@ -4,7 +4,8 @@
 //! date ([`BUILD_EPOCH`]) is refused outright: it is certainly wrong.
 //!
 //! The build date is reproducible: `SOURCE_DATE_EPOCH` at compile time (the
-//! image build sets it to the last commit's time), never the wall clock of the
+//! image build sets it to the time of the last commit that changed kettle-init's
+//! inputs, scripts/guest-epoch.sh), never the wall clock of the
 //! machine that compiled it, and never earlier than [`FALLBACK_BUILD_EPOCH`],
 //! the date this check was written (no build of this code can be older).
 
