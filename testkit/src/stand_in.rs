@@ -75,17 +75,15 @@ pub fn build_command(
 }
 
 /// Dot-names beside `out`: what a build leaves there only while it runs (work and staging dirs).
+/// The directory must exist: a check of a directory that is not there could never fail.
 pub fn leftovers(out: &Path) -> Vec<String> {
     let parent = out.parent().expect("--out has a parent directory");
     fs::read_dir(parent)
-        .map(|entries| {
-            entries
-                .map(|e| e.expect("read a directory entry").file_name())
-                .map(|name| name.to_string_lossy().into_owned())
-                .filter(|name| name.starts_with('.'))
-                .collect()
-        })
-        .unwrap_or_default()
+        .unwrap_or_else(|e| panic!("read {}: {e}", parent.display()))
+        .map(|e| e.expect("read a directory entry").file_name())
+        .map(|name| name.to_string_lossy().into_owned())
+        .filter(|name| name.starts_with('.'))
+        .collect()
 }
 
 /// A project committed in a temporary directory: a [`script_recipe`] pinning [`ROOTFS`], the
@@ -124,13 +122,16 @@ impl StandInProject {
         fs::write(&rootfs, ROOTFS).expect("write the rootfs bundle");
         let image = r.join("image");
         image_dir(&image, MEASUREMENT);
+        // --out's own directory, so that what a build leaves beside it is all [`leftovers`] sees.
+        let out = r.join("outputs").join("out");
+        fs::create_dir(r.join("outputs")).expect("create the outputs directory");
         StandInProject {
             repo,
             commit,
             image,
             rootfs,
             cache: r.join("cache"),
-            out: r.join("outputs").join("out"),
+            out,
             root,
         }
     }
