@@ -15,9 +15,9 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use kettle::download::{Downloader, RetryPolicy};
 use kettle::inputs::{resolve_with, Delivered, ResolveOptions, DEFAULT_FETCH_JOBS};
 use kettle::source::resolve_checkout;
-use kettle::store::{Sha256Digest, Store};
+use kettle::store::Store;
 use kettle_testkit::https::{HttpsServer, ServerOptions};
-use kettle_testkit::stand_in::{cargo_recipe, ROOTFS, TOOLCHAIN};
+use kettle_testkit::stand_in::{cargo_project, ROOTFS, TOOLCHAIN};
 
 /// A crates mirror on 127.0.0.1 serving `files`, with keep-alive, each answer after `latency`.
 fn mirror(files: &[(String, Vec<u8>)], latency: Duration) -> HttpsServer {
@@ -34,39 +34,23 @@ fn mirror(files: &[(String, Vec<u8>)], latency: Duration) -> HttpsServer {
 /// A cargo-build/v1 commit locking `n` crates (4 to 64 KiB each, distinct bytes), the
 /// mirror's files, and the toolchain and rootfs bytes (pre-seeded in each store).
 fn project(n: usize) -> (kettle_testkit::GitRepo, Vec<(String, Vec<u8>)>, u64) {
-    let recipe = cargo_recipe(
-        "target/release/x",
-        "https://example.invalid",
-        TOOLCHAIN,
-        ROOTFS,
-    );
-    let mut lock = String::from("version = 4\n");
-    let mut files = Vec::new();
-    let mut total = 0u64;
     let mut seed = 0x2545_f491_4f6c_dd1du64;
-    for i in 0..n {
-        let name = format!("bench-crate-{i:03}");
-        let len = 4096 + (i * 7919) % (60 * 1024);
-        let bytes: Vec<u8> = (0..len)
-            .map(|_| {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                seed as u8
-            })
-            .collect();
-        total += len as u64;
-        lock.push_str(&format!(
-            "\n[[package]]\nname = \"{name}\"\nversion = \"1.0.{i}\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\nchecksum = \"{}\"\n",
-            Sha256Digest::of_bytes(&bytes)
-        ));
-        files.push((format!("/crates/{name}/{name}-1.0.{i}.crate"), bytes));
-    }
-    let repo = kettle_testkit::GitRepo::new();
-    repo.write("kettle.toml", recipe);
-    repo.write("Cargo.lock", lock);
-    repo.write("src/main.rs", "fn main() {}\n");
-    repo.commit_all("bench");
+    let crates: Vec<(String, Vec<u8>)> = (0..n)
+        .map(|i| {
+            let len = 4096 + (i * 7919) % (60 * 1024);
+            let bytes = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    seed as u8
+                })
+                .collect();
+            (format!("bench-crate-{i:03}"), bytes)
+        })
+        .collect();
+    let total = crates.iter().map(|(_, b)| b.len() as u64).sum();
+    let (repo, files) = cargo_project(crates);
     (repo, files, total)
 }
 

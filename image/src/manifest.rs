@@ -409,7 +409,7 @@ impl FromStr for ImageManifest {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::measure::tests_support::{synthetic_ovmf_file, vm};
+    use crate::measure::tests_support::{manifest_of_dir, synthetic_ovmf_file};
 
     /// Writes a tiny image (synthetic firmware, fake kernel/initrd) and its manifest.
     fn sample(dir: &Path) -> (ImageManifest, ImageFiles) {
@@ -420,7 +420,6 @@ mod tests {
         };
         std::fs::write(&files.kernel, b"kernel bytes").unwrap();
         std::fs::write(&files.initrd, b"initrd bytes").unwrap();
-        let sha = |p: &Path| hex::encode(sha256_file(p, "test").unwrap());
         let mut m = ImageManifest {
             initramfs: vec![InitramfsEntry {
                 path: "init".into(),
@@ -428,14 +427,7 @@ mod tests {
                 sha256: Some("00".into()),
             }],
             versions: BTreeMap::from([("kettle".to_string(), "0.1.0".to_string())]),
-            ..ImageManifest::new(
-                FileRef::new("bzImage", sha(&files.kernel)),
-                FileRef::new("initramfs.cpio", sha(&files.initrd)),
-                FileRef::new("OVMF.fd", sha(&files.ovmf)),
-                "console=ttyS0",
-                &vm(2, "EPYC-v4"),
-                LaunchDigest([0; 48]),
-            )
+            ..manifest_of_dir(dir, "console=ttyS0")
         };
         m.launch_digest = m.recompute_digest(&files).unwrap();
         (m, files)

@@ -57,21 +57,38 @@ pub fn script_recipe(
     rootfs: &Pin,
     toolchain: Option<&Pin>,
 ) -> String {
-    let pin = |table: &str, p: &Pin| {
-        format!(
-            "[{table}]\nurl = \"{}\"\nsha256 = \"{}\"\n",
-            p.url, p.sha256
-        )
-    };
-    // TOML arrays of strings are written as JSON arrays (same quoting rules for these).
-    let json = |v: &[&str]| serde_json::to_string(v).expect("strings serialize");
     format!(
         "[build]\ntype = \"script/v1\"\noutputs = {}\ncommand = {}\n{}{}",
-        json(outputs),
-        json(&["bash", "-c", command]),
-        toolchain.map(|t| pin("toolchain", t)).unwrap_or_default(),
-        pin("rootfs", rootfs)
+        toml_strings(outputs),
+        toml_strings(&["bash", "-c", command]),
+        toolchain
+            .map(|t| pin_table("toolchain", t))
+            .unwrap_or_default(),
+        pin_table("rootfs", rootfs)
     )
+}
+
+/// A cargo-build/v1 kettle.toml declaring `outputs`, pinning `toolchain` and `rootfs`.
+pub fn cargo_recipe(outputs: &[&str], toolchain: &Pin, rootfs: &Pin) -> String {
+    format!(
+        "[build]\ntype = \"cargo-build/v1\"\noutputs = {}\n{}{}",
+        toml_strings(outputs),
+        pin_table("toolchain", toolchain),
+        pin_table("rootfs", rootfs)
+    )
+}
+
+/// A recipe's `[table]` pinning `pin`.
+fn pin_table(table: &str, pin: &Pin) -> String {
+    format!(
+        "[{table}]\nurl = \"{}\"\nsha256 = \"{}\"\n",
+        pin.url, pin.sha256
+    )
+}
+
+/// A TOML array of strings, written as a JSON array (the same quoting rules for these).
+fn toml_strings(v: &[&str]) -> String {
+    serde_json::to_string(v).expect("strings serialize")
 }
 
 /// The request the pipeline tests send for `commit`: cached mode, simulated TEE, 600 s.

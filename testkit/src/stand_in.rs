@@ -9,8 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use kettle_provenance::Sha256Digest;
+use kettle_wire::Pin;
 
 use crate::evidence::image_dir;
+use crate::fixtures::{self, PLACEHOLDER_BASE_URL};
 use crate::git::GitRepo;
 use crate::repo_root;
 
@@ -23,24 +25,53 @@ pub const MEASUREMENT: [u8; 48] = [0x42; 48];
 /// How long a stand-in build may take unless the test says otherwise (`--timeout`, seconds).
 const TIMEOUT_SECONDS: &str = "120";
 
-/// A script/v1 kettle.toml making `out/hello.txt` with `sh -c true`, pinning `rootfs` at `<url_base>/rootfs.tar.gz`.
+/// A script/v1 kettle.toml declaring `out/hello.txt` (the stand-in QEMU makes it; the command
+/// never runs), pinning `rootfs` at `<url_base>/rootfs.tar.gz`.
 pub fn script_recipe(url_base: &str, rootfs: &[u8]) -> String {
-    format!(
-        "[build]\ntype = \"script/v1\"\noutputs = [\"out/hello.txt\"]\ncommand = [\"sh\", \"-c\", \"true\"]\n\n\
-         [rootfs]\nurl = \"{url_base}/rootfs.tar.gz\"\nsha256 = \"{}\"\n",
-        Sha256Digest::of_bytes(rootfs)
-    )
+    let rootfs = bundle_pin(url_base, "rootfs", rootfs);
+    fixtures::script_recipe("true", &["out/hello.txt"], &rootfs, None)
 }
 
 /// A cargo-build/v1 kettle.toml declaring `output`, pinning `toolchain` and `rootfs` at `<url_base>/{toolchain,rootfs}.tar.gz`.
 pub fn cargo_recipe(output: &str, url_base: &str, toolchain: &[u8], rootfs: &[u8]) -> String {
-    format!(
-        "[build]\ntype = \"cargo-build/v1\"\noutputs = [\"{output}\"]\n\n\
-         [toolchain]\nurl = \"{url_base}/toolchain.tar.gz\"\nsha256 = \"{}\"\n\n\
-         [rootfs]\nurl = \"{url_base}/rootfs.tar.gz\"\nsha256 = \"{}\"\n",
-        Sha256Digest::of_bytes(toolchain),
-        Sha256Digest::of_bytes(rootfs)
+    fixtures::cargo_recipe(
+        &[output],
+        &bundle_pin(url_base, "toolchain", toolchain),
+        &bundle_pin(url_base, "rootfs", rootfs),
     )
+}
+
+/// A committed cargo-build/v1 project: a [`cargo_recipe`] declaring `target/release/x` and
+/// pinning [`TOOLCHAIN`] and [`ROOTFS`], and a Cargo.lock locking each of `crates` (name,
+/// .crate bytes) as version `1.0.<index>` from crates.io. Returns the repository and, in
+/// Cargo.lock order, each crate's path under a crates mirror (crates.io's layout,
+/// `/crates/<name>/<name>-<version>.crate`) with its bytes.
+pub fn cargo_project(crates: Vec<(String, Vec<u8>)>) -> (GitRepo, Vec<(String, Vec<u8>)>) {
+    let mut lock = String::from("version = 4\n");
+    let mut files = Vec::new();
+    for (i, (name, bytes)) in crates.into_iter().enumerate() {
+        let version = format!("1.0.{i}");
+        lock.push_str(&format!(
+            "\n[[package]]\nname = \"{name}\"\nversion = \"{version}\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\nchecksum = \"{}\"\n",
+            Sha256Digest::of_bytes(&bytes)
+        ));
+        files.push((format!("/crates/{name}/{name}-{version}.crate"), bytes));
+    }
+    let repo = GitRepo::new();
+    let recipe = cargo_recipe("target/release/x", PLACEHOLDER_BASE_URL, TOOLCHAIN, ROOTFS);
+    repo.write("kettle.toml", recipe)
+        .write("Cargo.lock", lock)
+        .write("src/main.rs", "fn main() {}\n")
+        .commit_all("a cargo project");
+    (repo, files)
+}
+
+/// The pin of a bundle made of `bytes` at `<url_base>/<name>.tar.gz`.
+fn bundle_pin(url_base: &str, name: &str, bytes: &[u8]) -> Pin {
+    Pin {
+        url: format!("{url_base}/{name}.tar.gz"),
+        sha256: Sha256Digest::of_bytes(bytes),
+    }
 }
 
 /// host-launcher's `tests/fake-qemu.py`: a QEMU that plays the guest as `FAKE_QEMU_MODE` says.

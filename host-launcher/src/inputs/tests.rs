@@ -1,11 +1,15 @@
 use super::*;
 use crate::download::RetryPolicy;
 use crate::source::{resolve_checkout, tests::repo_with};
+use kettle_testkit::stand_in::{self, ROOTFS, TOOLCHAIN};
 
+/// A script/v1 recipe declaring `out/x`, pinning a rootfs of SHA-256 `rootfs_sha`.
 fn recipe(rootfs_sha: &str) -> String {
-    format!(
-        "[build]\ntype = \"script/v1\"\noutputs = [\"out/x\"]\ncommand = [\"sh\", \"-c\", \"true\"]\n\n[rootfs]\nurl = \"https://example.invalid/rootfs.tar.gz\"\nsha256 = \"{rootfs_sha}\"\n"
-    )
+    let rootfs = kettle_wire::Pin {
+        url: "https://example.invalid/rootfs.tar.gz".into(),
+        sha256: Sha256Digest::from_hex(rootfs_sha).unwrap(),
+    };
+    kettle_testkit::fixtures::script_recipe("true", &["out/x"], &rootfs, None)
 }
 
 /// A fresh store and work directory, and a downloader that tries each URL once.
@@ -126,36 +130,16 @@ fn a_missing_pinned_input_says_how_to_supply_it() {
 /// A cargo-build/v1 commit locking `n` crates whose .crate bytes are returned (in
 /// Cargo.lock order), with its toolchain and rootfs already in `store`.
 fn cargo_project(n: usize, store: &Store) -> (kettle_testkit::GitRepo, Vec<(String, Vec<u8>)>) {
-    let (toolchain, rootfs) = (
-        b"pretend toolchain".as_slice(),
-        b"pretend rootfs".as_slice(),
-    );
-    store.insert_bytes("toolchain", toolchain, None).unwrap();
-    store.insert_bytes("rootfs", rootfs, None).unwrap();
-    let recipe = format!(
-        "[build]\ntype = \"cargo-build/v1\"\noutputs = [\"target/release/x\"]\n\n\
-         [toolchain]\nurl = \"https://example.invalid/t.tar.gz\"\nsha256 = \"{}\"\n\n\
-         [rootfs]\nurl = \"https://example.invalid/r.tar.gz\"\nsha256 = \"{}\"\n",
-        Sha256Digest::of_bytes(toolchain),
-        Sha256Digest::of_bytes(rootfs)
-    );
-    let mut lock = String::from("version = 4\n");
-    let mut crates = Vec::new();
-    for i in 0..n {
-        let name = format!("crate{i:03}");
-        // Sizes and contents differ per crate, so any mix-up changes a digest.
-        let bytes: Vec<u8> = (0..(100 + 37 * i)).map(|j| (i * 7 + j) as u8).collect();
-        lock.push_str(&format!(
-            "\n[[package]]\nname = \"{name}\"\nversion = \"1.0.{i}\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\nchecksum = \"{}\"\n",
-            Sha256Digest::of_bytes(&bytes)
-        ));
-        crates.push((format!("/crates/{name}/{name}-1.0.{i}.crate"), bytes));
-    }
-    let repo = repo_with(&[
-        ("kettle.toml", recipe.as_bytes()),
-        ("Cargo.lock", lock.as_bytes()),
-    ]);
-    (repo, crates)
+    store.insert_bytes("toolchain", TOOLCHAIN, None).unwrap();
+    store.insert_bytes("rootfs", ROOTFS, None).unwrap();
+    // Sizes and contents differ per crate, so any mix-up changes a digest.
+    let crates = (0..n)
+        .map(|i| {
+            let bytes = (0..(100 + 37 * i)).map(|j| (i * 7 + j) as u8).collect();
+            (format!("crate{i:03}"), bytes)
+        })
+        .collect();
+    stand_in::cargo_project(crates)
 }
 
 /// Every blob in the store: name -> bytes.
