@@ -4,18 +4,21 @@
 # Debian version of the package owning the binary the build's PATH resolves
 # to; `kettle image` records it in the image manifest).
 #
-# Source: the Debian tarball pinned in kernel-config/source.pin (package
-# version and SHA-256 checked). Config: `make tinyconfig` + kernel-config/
+# Source: the Debian tarball pinned in kernel-config/source.pin, SHA-256
+# checked: from the installed package if it is the pinned version, else from
+# the pinned .deb (apt, or KETTLE_KERNEL_DEB), kept in the cache. Config: `make tinyconfig` + kernel-config/
 # kettle.config + `make olddefconfig`, then every option the fragment names
 # is asserted. Fixed KBUILD_BUILD_* values make two builds give one bzImage.
 #
 # Cached under ${KETTLE_CACHE:-/var/cache/kettle}/kernel/<input hash>/; the
-# hash covers the pin, the fragment, this script and the compiler/linker
-# versions, so a rebuild with the same inputs is a copy. bzImage.tools is kept
+# hash covers the pin, the fragment, this script, scripts/lib/pinned-build.sh
+# and the compiler/linker versions, so a rebuild with the same inputs is a copy. bzImage.tools is kept
 # in the entry: a cache hit reports the tools that built the cached bzImage.
 #
 # Env: BUILD (output dir, default <repo>/build), KETTLE_CACHE,
-#      KEEP_KERNEL_SRC=1 to keep the build tree after a successful build.
+#      KEEP_KERNEL_SRC=1 to keep the build tree after a successful build,
+#      KETTLE_KERNEL_DEB=<.deb> the pinned linux-source package, where apt
+#      no longer offers it (e.g. from snapshot.debian.org).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -25,62 +28,51 @@ PIN=$ROOT/kernel-config/source.pin
 FRAGMENT=$ROOT/kernel-config/kettle.config
 SCRIPT=$ROOT/scripts/build-kernel.sh
 CACHE=${KETTLE_CACHE:-/var/cache/kettle}/kernel
+SRC_CACHE=$CACHE/source
 
-log() { printf 'kernel: %s\n' "$*"; }
-die() { printf 'kernel: error: %s\n' "$*" >&2; exit 1; }
+NAME=kernel
+# shellcheck source=scripts/lib/pinned-build.sh
+. "$ROOT/scripts/lib/pinned-build.sh"
 
-# pin_value KEY: the value of KEY=... in the pin file.
-pin_value() {
-    local v
-    v=$(sed -n "s/^$1=//p" "$PIN")
-    [ -n "$v" ] || die "$PIN has no '$1=' line"
-    printf '%s' "$v"
-}
-
-# check_pin: the installed package and tarball are exactly the pinned ones.
-check_pin() {
-    local installed actual
-    installed=$(dpkg-query -W -f='${Version}' "$PKG" 2>/dev/null || true)
-    if [ -z "$installed" ]; then
-        die "$PKG is not installed; run 'make setup' (or apt-get install $PKG=$VERSION)"
+# fetch_source: the pinned tarball, verified, at $SOURCE. Taken from the
+# installed package when that is the pinned version, else from the pinned
+# .deb, fetched with apt (signed by the archive) or given as $KETTLE_KERNEL_DEB,
+# and kept in $SRC_CACHE. The system's linux-source package may be newer: a
+# security upgrade must not move the measured kernel.
+fetch_source() {
+    local deb stage
+    SOURCE=$SRC_CACHE/$SHA256.tar.xz
+    verified "$SOURCE" "$SHA256" && return 0
+    if [ "$(pkg_version "$PKG")" = "$VERSION" ] && verified "$TARBALL" "$SHA256"; then
+        SOURCE=$TARBALL
+        return 0
     fi
-    if [ "$installed" != "$VERSION" ]; then
-        die "$PKG $installed is installed but $PIN pins $VERSION.
-  Debian's security suite keeps only the newest $PKG, so an upgrade replaces the
-  pinned version. Either install the pinned one (apt-get install $PKG=$VERSION,
-  from snapshot.debian.org if the archive dropped it), or move the pin: set
-  version=$installed and sha256=\$(sha256sum $TARBALL) in $PIN (and
-  build_timestamp= to the new changelog date), rebuild, and publish the new
-  image manifest: the kernel is measured, so the launch digest changes."
+    mkdir -p "$SRC_CACHE"
+    stage=$(mktemp -d "$SRC_CACHE/.fetch.XXXXXX")
+    if [ -n "${KETTLE_KERNEL_DEB:-}" ]; then
+        deb=$KETTLE_KERNEL_DEB
+        log "taking $PKG $VERSION from $deb"
+    else
+        log "fetching $PKG $VERSION with apt (installed: $(pkg_version "$PKG" || true))"
+        # _apt must be able to write here, or apt downloads unsandboxed with a warning.
+        chmod 777 "$stage"
+        (cd "$stage" && apt-get download -qq "$PKG=$VERSION" >/dev/null 2>&1) || {
+            rm -rf "$stage"
+            die "apt cannot fetch $PKG=$VERSION (dropped from the archive, or no network).
+  Download ${PKG}_${VERSION}_all.deb from https://snapshot.debian.org/binary/$PKG/ and
+  run again with KETTLE_KERNEL_DEB=<that file>, or move the pin in $PIN (see its header:
+  this changes the launch digest)."
+        }
+        deb=$(printf '%s\n' "$stage"/*.deb | head -n1)
     fi
-    [ -f "$TARBALL" ] || die "$TARBALL is missing although $PKG $installed is installed; reinstall it"
-    actual=$(sha256sum "$TARBALL" | cut -d' ' -f1)
-    if [ "$actual" != "$SHA256" ]; then
-        die "$TARBALL has SHA-256 $actual but $PIN pins $SHA256.
-  The tarball changed under the same package version; reinstall $PKG=$VERSION
-  (apt-get install --reinstall) or, if the change is intended, move the pin as
-  above (this changes the launch digest)."
+    dpkg-deb --fsys-tarfile "$deb" | tar -xO ".$TARBALL" >"$stage/source.tar.xz" \
+        || { rm -rf "$stage"; die "$deb holds no $TARBALL"; }
+    if ! verified "$stage/source.tar.xz" "$SHA256"; then
+        rm -rf "$stage"
+        die "$TARBALL in $deb does not have the SHA-256 $SHA256 that $PIN pins"
     fi
-}
-
-# pkg_version PKG: the installed version of PKG, or nothing.
-pkg_version() {
-    dpkg-query -W -f='${Status} ${Version}' "$1" 2>/dev/null | sed -n 's/^install ok installed //p'
-}
-
-# file_package FILE: the Debian package that installed FILE (a resolved path;
-# tried with and without the /usr prefix for bookworm's /bin and /sbin).
-file_package() {
-    local f=$1 alt p pkg
-    case $f in
-        /usr/*) alt=${f#/usr} ;;
-        *) alt=/usr$f ;;
-    esac
-    for p in "$f" "$alt"; do
-        pkg=$(dpkg-query -S "$p" 2>/dev/null | grep -v '^diversion ' | sed -n '1s/^\([^:]*\)\(:[^:]*\)\?: .*/\1/p')
-        [ -n "$pkg" ] && { printf '%s' "$pkg"; return 0; }
-    done
-    return 1
+    mv -f "$stage/source.tar.xz" "$SOURCE"
+    rm -rf "$stage"
 }
 
 # tool_line NAME CMD-OR-PATH: "NAME VERSION", VERSION being the Debian version
@@ -127,9 +119,10 @@ tool_versions() {
 # input_hash: SHA-256 over everything that determines the bzImage bytes.
 input_hash() {
     {
-        printf 'pin %s\n' "$(sha256sum <"$PIN" | cut -d' ' -f1)"
-        printf 'fragment %s\n' "$(sha256sum <"$FRAGMENT" | cut -d' ' -f1)"
-        printf 'script %s\n' "$(sha256sum <"$SCRIPT" | cut -d' ' -f1)"
+        printf 'pin %s\n' "$(sha256_of "$PIN")"
+        printf 'fragment %s\n' "$(sha256_of "$FRAGMENT")"
+        printf 'script %s\n' "$(sha256_of "$SCRIPT")"
+        printf 'lib %s\n' "$(sha256_of "$ROOT/scripts/lib/pinned-build.sh")"
         printf 'gcc %s\n' "$(gcc --version | head -n1)"
         printf 'ld %s\n' "$(ld --version | head -n1)"
     } | sha256sum | cut -d' ' -f1
@@ -181,13 +174,12 @@ VERSION=$(pin_value version)
 TARBALL=$(pin_value tarball)
 SHA256=$(pin_value sha256)
 TIMESTAMP=$(pin_value build_timestamp)
-check_pin
 
 HASH=$(input_hash)
 ENTRY=$CACHE/$HASH
 if [ -f "$ENTRY/bzImage" ] && [ -f "$ENTRY/kernel.config" ] && [ -f "$ENTRY/bzImage.sha256" ] \
     && [ -s "$ENTRY/bzImage.tools" ] \
-    && [ "$(sha256sum <"$ENTRY/bzImage" | cut -d' ' -f1)" = "$(cat "$ENTRY/bzImage.sha256")" ]; then
+    && [ "$(sha256_of "$ENTRY/bzImage")" = "$(cat "$ENTRY/bzImage.sha256")" ]; then
     log "cache hit $HASH"
     install_outputs "$ENTRY"
     log "$BUILD/bzImage sha256 $(cat "$ENTRY/bzImage.sha256")"
@@ -196,6 +188,7 @@ fi
 log "cache miss $HASH: building $PKG $VERSION with -j$(nproc)"
 
 mkdir -p "$CACHE" 2>/dev/null || die "cannot create cache dir $CACHE; set KETTLE_CACHE to a writable dir"
+fetch_source
 TOOLS=$(tool_versions)
 SRC=$BUILD/kernel-src
 LOGFILE=$BUILD/kernel-build.log
@@ -213,7 +206,7 @@ SOURCE_DATE_EPOCH=$(date -u -d "$TIMESTAMP" +%s)
 export SOURCE_DATE_EPOCH
 unset KCFLAGS KCPPFLAGS KAFLAGS CROSS_COMPILE
 
-tar -xf "$TARBALL" -C "$SRC" --strip-components=1
+tar -xf "$SOURCE" -C "$SRC" --strip-components=1
 make -C "$SRC" tinyconfig >>"$LOGFILE" 2>&1
 (cd "$SRC" && scripts/kconfig/merge_config.sh -m .config "$FRAGMENT") >>"$LOGFILE" 2>&1
 make -C "$SRC" olddefconfig >>"$LOGFILE" 2>&1
@@ -227,7 +220,7 @@ STAGE=$(mktemp -d "$CACHE/.stage.XXXXXX")
 chmod 755 "$STAGE"
 cp "$SRC/arch/x86/boot/bzImage" "$STAGE/bzImage"
 cp "$SRC/.config" "$STAGE/kernel.config"
-sha256sum <"$STAGE/bzImage" | cut -d' ' -f1 >"$STAGE/bzImage.sha256"
+sha256_of "$STAGE/bzImage" >"$STAGE/bzImage.sha256"
 printf '%s\n' "$TOOLS" >"$STAGE/bzImage.tools"
 rm -rf "$ENTRY"
 mv -T "$STAGE" "$ENTRY"

@@ -19,7 +19,7 @@
 # from the pinned debian/changelog (the date of the file in grub's FAT memdisk).
 #
 # Cached under ${KETTLE_CACHE:-/var/cache/kettle}/ovmf/<input hash>/; the hash
-# covers the pin, this script and the OVMF.fd.tools lines (gcc, binutils,
+# covers the pin, this script, scripts/lib/pinned-build.sh and the OVMF.fd.tools lines (gcc, binutils,
 # nasm, iasl, python3, make, mtools, dosfstools, grub-mkimage, grub's EFI modules).
 #
 # Env: BUILD (output dir, default <repo>/build), KETTLE_CACHE,
@@ -50,37 +50,9 @@ BUILD_DEPS=(build-essential nasm acpica-tools uuid-dev grub-efi-amd64-bin dosfst
 # AmdSevX64.fdf names its flash device [FD.OVMF] (AMDSEV in older edk2).
 FD=Build/AmdSev/RELEASE_GCC5/FV/OVMF.fd
 
-log() { printf 'ovmf: %s\n' "$*"; }
-die() { printf 'ovmf: error: %s\n' "$*" >&2; exit 1; }
-
-# pin_value KEY: the value of KEY=... in the pin file.
-pin_value() {
-    local v
-    v=$(sed -n "s/^$1=//p" "$PIN")
-    [ -n "$v" ] || die "$PIN has no '$1=' line"
-    printf '%s' "$v"
-}
-
-# pkg_version PKG: the installed version of PKG, or nothing.
-pkg_version() {
-    dpkg-query -W -f='${Status} ${Version}' "$1" 2>/dev/null | sed -n 's/^install ok installed //p'
-}
-
-# file_package FILE: the Debian package that installed FILE (a resolved path;
-# tried with and without the /usr prefix, as bookworm still ships some
-# packages, dosfstools among them, in /sbin and /bin).
-file_package() {
-    local f=$1 alt p pkg
-    case $f in
-        /usr/*) alt=${f#/usr} ;;
-        *) alt=/usr$f ;;
-    esac
-    for p in "$f" "$alt"; do
-        pkg=$(dpkg-query -S "$p" 2>/dev/null | grep -v '^diversion ' | sed -n '1s/^\([^:]*\)\(:[^:]*\)\?: .*/\1/p')
-        [ -n "$pkg" ] && { printf '%s' "$pkg"; return 0; }
-    done
-    return 1
-}
+NAME=ovmf
+# shellcheck source=scripts/lib/pinned-build.sh
+. "$ROOT/scripts/lib/pinned-build.sh"
 
 # tool_line NAME CMD-OR-PATH: "NAME VERSION", VERSION being the Debian version
 # of the package providing the binary that CMD resolves to (on the fixed PATH).
@@ -114,8 +86,9 @@ tool_versions() {
 # input_hash TOOLS: SHA-256 over everything that determines the OVMF.fd bytes.
 input_hash() {
     {
-        printf 'pin %s\n' "$(sha256sum <"$PIN" | cut -d' ' -f1)"
-        printf 'script %s\n' "$(sha256sum <"$SCRIPT" | cut -d' ' -f1)"
+        printf 'pin %s\n' "$(sha256_of "$PIN")"
+        printf 'script %s\n' "$(sha256_of "$SCRIPT")"
+        printf 'lib %s\n' "$(sha256_of "$ROOT/scripts/lib/pinned-build.sh")"
         printf '%s\n' "$1"
     } | sha256sum | cut -d' ' -f1
 }
@@ -130,11 +103,6 @@ ensure_build_deps() {
     [ "$(id -u)" -eq 0 ] || die "missing build dependencies: ${missing[*]}; run 'make setup' as root"
     log "installing build dependencies: ${missing[*]}"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
-
-# verified FILE SHA256: FILE exists and has that SHA-256.
-verified() {
-    [ -f "$1" ] && [ "$(sha256sum <"$1" | cut -d' ' -f1)" = "$2" ]
 }
 
 # fetch_sources: the pinned tarballs into $SRC_CACHE, from Debian via apt.
@@ -275,7 +243,7 @@ else
     STAGE=$(mktemp -d "$CACHE/.stage.XXXXXX")
     chmod 755 "$STAGE"
     cp "$SRC/$FD" "$STAGE/OVMF.fd"
-    sha256sum <"$STAGE/OVMF.fd" | cut -d' ' -f1 >"$STAGE/OVMF.fd.sha256"
+    sha256_of "$STAGE/OVMF.fd" >"$STAGE/OVMF.fd.sha256"
     printf '%s\n' "$TOOLS" >"$STAGE/OVMF.fd.tools"
     rm -rf "$ENTRY"
     mv -T "$STAGE" "$ENTRY"

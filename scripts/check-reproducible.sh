@@ -15,7 +15,7 @@
 # with an empty KETTLE_CACHE inside the temp dir, kettle-init and kettle from
 # an empty cargo target dir. ~15-20 min on 2 idle cores (kernel ~9, OVMF ~4,
 # kettle-init and kettle ~5); longer under load. It needs what `make setup`
-# installs (the pinned linux-source, edk2's tarballs are fetched if not cached).
+# installs (the pinned linux-source .deb and edk2's tarballs are fetched when not cached).
 #
 # --cached (development): the kernel and firmware come from the input-hash
 # cache (${KETTLE_CACHE:-/var/cache/kettle}) and kettle from $CARGO_TARGET_DIR

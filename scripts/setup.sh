@@ -27,8 +27,8 @@ SRC
 fi
 
 PKGS=(
-    # kernel build (make kernel)
-    linux-source-6.12 build-essential bc bison flex libelf-dev libssl-dev cpio xz-utils lz4
+    # kernel build (make kernel; it fetches the pinned linux-source-6.12 itself)
+    build-essential bc bison flex libelf-dev libssl-dev cpio xz-utils lz4
     # firmware build (make ovmf): edk2's AmdSev package from Debian's source
     dpkg-dev quilt nasm acpica-tools uuid-dev grub-efi-amd64-bin dosfstools mtools python3
     # guest tests, benchmarks and the demo (pkg-config: snpguest, the bench's peer, builds against libssl)
