@@ -103,7 +103,7 @@ fn real_milan_report_alone_verifies_and_says_binding_not_checked() {
     assert!(
         r.stdout
             .trim_end()
-            .ends_with("VERIFIED (report only: not bound to any build)"),
+            .ends_with("VERIFIED (report only: not bound to any build); not checked: report.revocation, report.cert_validity"),
         "{}",
         r.stdout
     );
@@ -136,7 +136,7 @@ fn real_milan_report_json_verdict() {
     assert_eq!(v["simulated"], false);
     assert_eq!(
         v["verdict"],
-        "VERIFIED (report only: not bound to any build)"
+        "VERIFIED (report only: not bound to any build); not checked: report.revocation, report.cert_validity"
     );
     let names: Vec<&str> = v["checks"]
         .as_array()

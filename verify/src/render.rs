@@ -118,6 +118,36 @@ mod tests {
     }
 
     #[test]
+    fn a_verified_line_names_the_checks_nobody_asked_for() {
+        let list = [
+            (CheckId::Signature, Outcome::Pass("ok".into())),
+            (CheckId::Revocation, Outcome::not_requested("no CRL given")),
+            (
+                CheckId::CertValidity,
+                Outcome::not_requested("no trusted clock"),
+            ),
+            (CheckId::ReportData, Outcome::Pass("bound".into())),
+        ];
+        let v = Verdict::new(list.into_iter().collect(), true, false);
+        assert!(v.verified);
+        assert_eq!(
+            v.headline(),
+            "VERIFIED; not checked: report.revocation, report.cert_validity"
+        );
+        assert_eq!(v.to_string().lines().last().unwrap(), v.headline());
+        // A skip for want of input (report-only) is said by the headline's own words instead.
+        let list = [
+            (CheckId::Signature, Outcome::Pass("ok".into())),
+            (CheckId::ReportData, Outcome::no_input("no provenance")),
+        ];
+        let v = Verdict::new(list.into_iter().collect(), false, false);
+        assert_eq!(
+            v.headline(),
+            "VERIFIED (report only: not bound to any build)"
+        );
+    }
+
+    #[test]
     fn skips_do_not_fail_but_unbound_reports_say_so() {
         let list = [
             (CheckId::Signature, Outcome::Pass("ok".into())),

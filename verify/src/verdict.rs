@@ -66,7 +66,9 @@ impl Verdict {
     }
 
     /// The verdict in one line; it never claims more than was shown:
-    /// `VERIFIED`, `VERIFIED (SIMULATED ...)`, `VERIFIED (report only ...)` or `REJECTED: ...`.
+    /// `VERIFIED`, `VERIFIED (SIMULATED ...)`, `VERIFIED (report only ...)` or `REJECTED: ...`,
+    /// a VERIFIED line ending `; not checked: <checks>` when checks were skipped for want
+    /// of an expectation (no CRL, no trusted time, no `--repo`).
     pub fn headline(&self) -> String {
         let under = match &self.policy {
             Some(p) => format!(
@@ -97,7 +99,17 @@ impl Verdict {
                 "VERIFIED (SIMULATED, report only: test keys, not bound to any build)".into()
             }
         };
-        format!("{line}{under}")
+        let not_checked: Vec<String> = self
+            .checks
+            .iter()
+            .filter(|c| matches!(c.outcome, Outcome::Skip(Skipped::NotRequested { .. })))
+            .map(|c| crate::render::escape(&c.name()))
+            .collect();
+        if not_checked.is_empty() {
+            format!("{line}{under}")
+        } else {
+            format!("{line}{under}; not checked: {}", not_checked.join(", "))
+        }
     }
 
     /// The checks that failed.
