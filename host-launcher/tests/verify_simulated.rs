@@ -408,3 +408,60 @@ fn a_policy_from_kettle_policy_init_is_the_documented_way_to_verify() {
     assert_eq!(v["policy"]["sha256"], sha);
     fs::remove_file(&policy).unwrap();
 }
+
+#[test]
+fn a_policy_that_requires_revocation_and_time_rejects_until_the_auditor_gives_them() {
+    let dir = output_dir();
+    let files = tempfile::tempdir().unwrap();
+    let policy = files.path().join("policy.json");
+    let crl = files.path().join("simulated-ark.crl");
+    let init = kettle(&[
+        "policy",
+        "init",
+        "--manifest",
+        s(published_manifest()),
+        "--allow-simulated",
+        "--require-revocation-check",
+        "--require-trusted-time",
+        "--repo",
+        REPO,
+        "--ref",
+        "refs/heads/*",
+        "--out",
+        s(&policy),
+    ]);
+    assert_eq!(
+        init.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let written: serde_json::Value = serde_json::from_slice(&fs::read(&policy).unwrap()).unwrap();
+    assert_eq!(written["require_revocation_check"], true);
+    assert_eq!(written["require_trusted_time"], true);
+
+    let under_policy = |extra: &[&str]| {
+        let mut args = vec![s(dir.path()), "--policy", s(&policy), "--commit", COMMIT];
+        args.extend_from_slice(extra);
+        verify(&args)
+    };
+    let (code, out) = under_policy(&[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("2 check(s) failed: report.revocation, report.cert_validity"),
+        "{out}"
+    );
+    assert!(out.contains("require_revocation_check"), "{out}");
+    // With the simulated ARK's (empty) CRL and a time inside its window, it verifies.
+    let jan_2026 = 1_767_225_600;
+    let dec_2026 = 1_796_083_200;
+    fs::write(
+        &crl,
+        kettle_attest::simulated::certs::test_crl(&[], jan_2026, dec_2026).unwrap(),
+    )
+    .unwrap();
+    let (code, out) = under_policy(&["--crl", s(&crl), "--at", "2026-06-01T00:00:00Z"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("[PASS] report.revocation"), "{out}");
+    assert!(!out.contains("not checked"), "{out}");
+}

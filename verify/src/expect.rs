@@ -186,6 +186,10 @@ pub struct Expectations {
     pub at: Option<u64>,
     /// AMD CRLs (DER) to check the chain against; none: revocation is not checked, and the check says so.
     pub crls: Vec<Vec<u8>>,
+    /// Without a CRL, fail `report.revocation` instead of skipping it (a policy's `require_revocation_check`).
+    pub require_revocation: bool,
+    /// Without a trusted time, fail `report.cert_validity` instead of skipping it (a policy's `require_trusted_time`).
+    pub require_trusted_time: bool,
     /// Report only: the exact report_data expected (e.g. a verifier's nonce); None = the
     /// binding to provenance.json, or for a report alone a zero second half.
     pub report_data: Option<[u8; 64]>,
@@ -206,6 +210,8 @@ impl Expectations {
             allow_simulated: false,
             at: None,
             crls: Vec::new(),
+            require_revocation: false,
+            require_trusted_time: false,
             report_data: None,
             provenance: ProvenanceExpectations::default(),
         }

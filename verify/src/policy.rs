@@ -18,6 +18,8 @@
 //! | `source.refs` | accepted refs, exact or with `*` wildcards (`refs/tags/v*`) | not compared |
 //! | `source.any_commit` | accept any built commit (else the auditor pins it: `--commit`/`--source`) | false |
 //! | `allow_simulated` | accept the simulated PSP's test-key evidence | false |
+//! | `require_revocation_check` | reject unless the chain was checked against AMD's CRL (`--crl`, `--fetch-crl`) | false: skipped, and the verdict line says so |
+//! | `require_trusted_time` | reject unless the certificates' validity was checked at a time the auditor gives (`--at`) | false: skipped, and the verdict line says so |
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -71,6 +73,12 @@ pub struct Policy {
     /// Accept simulated evidence.
     #[serde(default)]
     pub allow_simulated: bool,
+    /// Reject evidence whose chain was not checked against a CRL.
+    #[serde(default)]
+    pub require_revocation_check: bool,
+    /// Reject evidence whose certificates' validity was not checked at a trusted time.
+    #[serde(default)]
+    pub require_trusted_time: bool,
 }
 
 /// One accepted launch digest and where it comes from.
@@ -318,6 +326,8 @@ impl Policy {
             build_types: default_build_types(),
             source: SourcePolicy::default(),
             allow_simulated: false,
+            require_revocation_check: false,
+            require_trusted_time: false,
         }
     }
 
@@ -349,6 +359,8 @@ impl Policy {
             min_tcb: TcbFloor::PerProduct(self.min_tcb.clone()),
             accept_vlek: self.signers.contains(&Signer::Vlek),
             accept_vcek: self.signers.contains(&Signer::Vcek),
+            require_revocation: self.require_revocation_check,
+            require_trusted_time: self.require_trusted_time,
             provenance: ProvenanceExpectations {
                 repository: self.source.repository.clone(),
                 git_ref: None,

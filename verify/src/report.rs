@@ -191,7 +191,11 @@ fn verify_revocation_and_validity(
     checks.push(
         CheckId::CertValidity,
         match expect.at {
-            None => Outcome::not_requested("offline verification has no trusted clock: the certificates' validity windows were not checked (pass --at TIME)"),
+            None => unchecked(
+                expect.require_trusted_time,
+                "require_trusted_time",
+                "offline verification has no trusted clock: the certificates' validity windows were not checked (pass --at TIME)",
+            ),
             Some(at) => {
                 let problems: Vec<String> = [("ARK", &ark), ("ASK", &ask), ("VCEK", &vcek)]
                     .into_iter()
@@ -208,6 +212,17 @@ fn verify_revocation_and_validity(
     );
 }
 
+/// A check the caller gave no input for: skipped, or failed where the policy field `field` requires it.
+fn unchecked(required: bool, field: &str, why: &str) -> Outcome {
+    if required {
+        Outcome::Fail(Failure::refused(format!(
+            "the policy requires it ({field}), but {why}"
+        )))
+    } else {
+        Outcome::not_requested(why)
+    }
+}
+
 fn check_revocation(
     product: Product,
     ark: &Certificate,
@@ -216,7 +231,9 @@ fn check_revocation(
     expect: &Expectations,
 ) -> Outcome {
     if expect.crls.is_empty() {
-        return Outcome::not_requested(
+        return unchecked(
+            expect.require_revocation,
+            "require_revocation_check",
             "no CRL given: revocation was not checked (pass --crl FILE, or --fetch-crl)",
         );
     }

@@ -204,6 +204,67 @@ fn every_policy_field_violated_alone_fails_its_check_on_simulated_evidence() {
     assert!(under(&any, &good, None).verified);
 }
 
+#[test]
+fn a_policy_can_require_the_checks_offline_verification_skips() {
+    use kettle_attest::simulated::certs::test_crl;
+    const JAN_2026: u64 = 1_767_225_600;
+    const DEC_2026: u64 = 1_796_083_200;
+    let commit = StatementSpec::default().commit.unwrap();
+    let good = simulated_bundle(DEFAULT_GUEST_POLICY);
+    let run = |p: &Policy, crls: Vec<Vec<u8>>, at: Option<u64>| {
+        let mut e = p.expectations();
+        e.provenance.source = SourcePin::Commit(commit.into());
+        e.crls = crls;
+        e.at = at;
+        verify(&good, &e).under_policy(applied(p))
+    };
+    let v = run(&simulated_policy(), Vec::new(), None);
+    assert!(v.verified, "{v}");
+    assert!(
+        v.headline()
+            .ends_with("; not checked: report.revocation, report.cert_validity"),
+        "{}",
+        v.headline()
+    );
+
+    let mut strict = simulated_policy();
+    strict.require_revocation_check = true;
+    strict.require_trusted_time = true;
+    let v = run(&strict, Vec::new(), None);
+    assert_eq!(
+        failed(&v),
+        [CheckId::Revocation, CheckId::CertValidity]
+            .into_iter()
+            .collect(),
+        "{v}"
+    );
+    for (id, field, flag) in [
+        (CheckId::Revocation, "require_revocation_check", "--crl"),
+        (CheckId::CertValidity, "require_trusted_time", "--at"),
+    ] {
+        let detail = v.check(id).unwrap().detail();
+        assert!(detail.contains(field) && detail.contains(flag), "{detail}");
+    }
+    // Given a CRL and a time, the strict policy verifies, and nothing is left unchecked.
+    let crl = test_crl(&[], JAN_2026, DEC_2026).unwrap();
+    let v = run(&strict, vec![crl], Some(JAN_2026 + 86_400));
+    assert!(v.verified, "{v}");
+    assert!(!v.headline().contains("not checked"), "{}", v.headline());
+    // Absent from the file, both are off; present, they are read.
+    let read: Policy = serde_json::from_value(serde_json::json!({
+        "schema": POLICY_SCHEMA,
+        "name": "strict",
+        "measurements": [{"launch_digest": hex::encode(MEASUREMENT)}],
+        "require_revocation_check": true,
+        "require_trusted_time": true,
+    }))
+    .unwrap();
+    let e = read.expectations();
+    assert!(e.require_revocation && e.require_trusted_time);
+    let e = policy(MEASUREMENT).expectations();
+    assert!(!e.require_revocation && !e.require_trusted_time);
+}
+
 /// Report-only expectations for a real report: the policy plus its report_data.
 fn real_under(p: &Policy, e: &RealEvidence) -> Verdict {
     let mut x = p.expectations();

@@ -47,6 +47,12 @@ pub struct InitArgs {
     /// Also accept VLEK-signed reports (AWS EC2).
     #[arg(long)]
     pub allow_vlek: bool,
+    /// Reject evidence not checked against AMD's CRL (auditors then pass --crl or --fetch-crl).
+    #[arg(long)]
+    pub require_revocation_check: bool,
+    /// Reject evidence whose certificates were not checked at a trusted time (auditors then pass --at).
+    #[arg(long)]
+    pub require_trusted_time: bool,
 }
 
 /// Runs `kettle policy`.
@@ -72,6 +78,8 @@ fn init(args: &InitArgs) -> Result<(), String> {
     if args.allow_vlek {
         policy.signers.push(Signer::Vlek);
     }
+    policy.require_revocation_check = args.require_revocation_check;
+    policy.require_trusted_time = args.require_trusted_time;
     policy.check().map_err(|e| e.to_string())?;
     let mut text = serde_json::to_string_pretty(&policy).expect("a policy serializes");
     text.push('\n');
