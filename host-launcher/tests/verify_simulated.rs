@@ -336,32 +336,46 @@ fn a_local_build_or_missing_dir_cannot_be_verified() {
     assert_eq!(code, 2);
 }
 
-#[test]
-fn a_policy_from_kettle_policy_init_is_the_documented_way_to_verify() {
-    let dir = output_dir();
-    let policy = dir.path().join("../policy-under-test.json");
-    let _ = fs::remove_file(&policy);
-    let init = kettle(&[
+/// `kettle policy init` for the sample's repository and `refs/heads/*`, accepting simulated
+/// evidence, with `extra`, written to `out`; it must succeed.
+fn simulated_policy_init(out: &Path, extra: &[&str]) {
+    let mut args = vec![
         "policy",
         "init",
         "--manifest",
         s(published_manifest()),
-        "--name",
-        "hello-ci",
         "--allow-simulated",
         "--repo",
         REPO,
         "--ref",
         "refs/heads/*",
         "--out",
-        s(&policy),
-    ]);
+        s(out),
+    ];
+    args.extend_from_slice(extra);
+    let init = kettle(&args);
     assert_eq!(
         init.status.code(),
         Some(0),
         "{}",
         String::from_utf8_lossy(&init.stderr)
     );
+}
+
+/// `kettle verify DIR --policy POLICY`, the auditor pinning the built commit (a policy names
+/// none), with `extra`.
+fn verify_under_policy(dir: &Path, policy: &Path, extra: &[&str]) -> (i32, String) {
+    let mut args = vec![s(dir), "--policy", s(policy), "--commit", COMMIT];
+    args.extend_from_slice(extra);
+    verify(&args)
+}
+
+#[test]
+fn a_policy_from_kettle_policy_init_is_the_documented_way_to_verify() {
+    let dir = output_dir();
+    let files = tempfile::tempdir().unwrap();
+    let policy = files.path().join("policy.json");
+    simulated_policy_init(&policy, &["--name", "hello-ci"]);
     // Never overwritten.
     let again = kettle(&[
         "policy",
@@ -373,12 +387,7 @@ fn a_policy_from_kettle_policy_init_is_the_documented_way_to_verify() {
     ]);
     assert_eq!(again.status.code(), Some(2));
 
-    // The policy names no commit: the auditor pins the built one.
-    let under_policy = |extra: &[&str]| {
-        let mut args = vec![s(dir.path()), "--policy", s(&policy), "--commit", COMMIT];
-        args.extend_from_slice(extra);
-        verify(&args)
-    };
+    let under_policy = |extra: &[&str]| verify_under_policy(dir.path(), &policy, extra);
     let (code, text) = under_policy(&[]);
     assert_eq!(code, 0, "{text}");
     assert!(
@@ -406,7 +415,6 @@ fn a_policy_from_kettle_policy_init_is_the_documented_way_to_verify() {
         .unwrap()
         .to_hex();
     assert_eq!(v["policy"]["sha256"], sha);
-    fs::remove_file(&policy).unwrap();
 }
 
 #[test]
@@ -415,37 +423,15 @@ fn a_policy_that_requires_revocation_and_time_rejects_until_the_auditor_gives_th
     let files = tempfile::tempdir().unwrap();
     let policy = files.path().join("policy.json");
     let crl = files.path().join("simulated-ark.crl");
-    let init = kettle(&[
-        "policy",
-        "init",
-        "--manifest",
-        s(published_manifest()),
-        "--allow-simulated",
-        "--require-revocation-check",
-        "--require-trusted-time",
-        "--repo",
-        REPO,
-        "--ref",
-        "refs/heads/*",
-        "--out",
-        s(&policy),
-    ]);
-    assert_eq!(
-        init.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&init.stderr)
+    simulated_policy_init(
+        &policy,
+        &["--require-revocation-check", "--require-trusted-time"],
     );
     let written: serde_json::Value = serde_json::from_slice(&fs::read(&policy).unwrap()).unwrap();
     assert_eq!(written["require_revocation_check"], true);
     assert_eq!(written["require_trusted_time"], true);
 
-    let under_policy = |extra: &[&str]| {
-        let mut args = vec![s(dir.path()), "--policy", s(&policy), "--commit", COMMIT];
-        args.extend_from_slice(extra);
-        verify(&args)
-    };
-    let (code, out) = under_policy(&[]);
+    let (code, out) = verify_under_policy(dir.path(), &policy, &[]);
     assert_eq!(code, 1, "{out}");
     assert!(
         out.contains("2 check(s) failed: report.revocation, report.cert_validity"),
@@ -460,7 +446,11 @@ fn a_policy_that_requires_revocation_and_time_rejects_until_the_auditor_gives_th
         kettle_attest::simulated::certs::test_crl(&[], jan_2026, dec_2026).unwrap(),
     )
     .unwrap();
-    let (code, out) = under_policy(&["--crl", s(&crl), "--at", "2026-06-01T00:00:00Z"]);
+    let (code, out) = verify_under_policy(
+        dir.path(),
+        &policy,
+        &["--crl", s(&crl), "--at", "2026-06-01T00:00:00Z"],
+    );
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("[PASS] report.revocation"), "{out}");
     assert!(!out.contains("not checked"), "{out}");
