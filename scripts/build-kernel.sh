@@ -56,11 +56,10 @@ fetch_source() {
         log "fetching $PKG $VERSION with apt (installed: $(pkg_version "$PKG" || true))"
         # _apt must be able to write here, or apt downloads unsandboxed with a warning.
         chmod 777 "$stage"
+        download() { (cd "$stage" && apt-get download -qq "$PKG=$VERSION" >/dev/null 2>&1); }
         # Lists older than the pin do not know it: refresh them once (as root) and retry.
-        (cd "$stage" && apt-get download -qq "$PKG=$VERSION" >/dev/null 2>&1) \
-            || { [ "$(id -u)" -eq 0 ] && log "apt-get update (lists without $PKG $VERSION)" \
-                && apt-get update -qq && (cd "$stage" && apt-get download -qq "$PKG=$VERSION" >/dev/null 2>&1); } \
-            || {
+        download || { [ "$(id -u)" -eq 0 ] && log "apt-get update (lists without $PKG $VERSION)" \
+            && apt-get update -qq && download; } || {
             rm -rf "$stage"
             die "apt cannot fetch $PKG=$VERSION (dropped from the archive, or no network).
   Download ${PKG}_${VERSION}_all.deb from https://snapshot.debian.org/binary/$PKG/ and
