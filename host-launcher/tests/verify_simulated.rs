@@ -439,13 +439,7 @@ fn a_policy_that_requires_revocation_and_time_rejects_until_the_auditor_gives_th
     );
     assert!(out.contains("require_revocation_check"), "{out}");
     // With the simulated ARK's (empty) CRL and a time inside its window, it verifies.
-    let jan_2026 = 1_767_225_600;
-    let dec_2026 = 1_796_083_200;
-    fs::write(
-        &crl,
-        kettle_attest::simulated::certs::test_crl(&[], jan_2026, dec_2026).unwrap(),
-    )
-    .unwrap();
+    fs::write(&crl, kettle_testkit::evidence::clean_simulated_crl()).unwrap();
     let (code, out) = verify_under_policy(
         dir.path(),
         &policy,

@@ -141,3 +141,16 @@ pub fn simulated_output_dir(dir: &Path, spec: &StatementSpec<'_>, measurement: [
     .expect("write chain.pem");
     fs::write(dir.join("build.log"), b"console\n").expect("write build.log");
 }
+
+/// When the CRLs of [`clean_simulated_crl`] (and the revocation tests' own) were issued:
+/// 2026-01-01T00:00:00Z, Unix seconds.
+pub const CRL_THIS_UPDATE: u64 = 1_767_225_600;
+/// Their nextUpdate: 2026-12-01T00:00:00Z, Unix seconds.
+pub const CRL_NEXT_UPDATE: u64 = 1_796_083_200;
+
+/// The simulated ARK's CRL revoking nothing, valid from [`CRL_THIS_UPDATE`] to
+/// [`CRL_NEXT_UPDATE`] (DER).
+pub fn clean_simulated_crl() -> Vec<u8> {
+    kettle_attest::simulated::certs::test_crl(&[], CRL_THIS_UPDATE, CRL_NEXT_UPDATE)
+        .expect("the simulated ARK signs a CRL")
+}

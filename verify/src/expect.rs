@@ -187,7 +187,7 @@ pub struct Expectations {
     /// AMD CRLs (DER) to check the chain against; none: revocation is not checked, and the check says so.
     pub crls: Vec<Vec<u8>>,
     /// Without a CRL, fail `report.revocation` instead of skipping it (a policy's `require_revocation_check`).
-    pub require_revocation: bool,
+    pub require_revocation_check: bool,
     /// Without a trusted time, fail `report.cert_validity` instead of skipping it (a policy's `require_trusted_time`).
     pub require_trusted_time: bool,
     /// Report only: the exact report_data expected (e.g. a verifier's nonce); None = the
@@ -210,7 +210,7 @@ impl Expectations {
             allow_simulated: false,
             at: None,
             crls: Vec::new(),
-            require_revocation: false,
+            require_revocation_check: false,
             require_trusted_time: false,
             report_data: None,
             provenance: ProvenanceExpectations::default(),

@@ -359,7 +359,7 @@ impl Policy {
             min_tcb: TcbFloor::PerProduct(self.min_tcb.clone()),
             accept_vlek: self.signers.contains(&Signer::Vlek),
             accept_vcek: self.signers.contains(&Signer::Vcek),
-            require_revocation: self.require_revocation_check,
+            require_revocation_check: self.require_revocation_check,
             require_trusted_time: self.require_trusted_time,
             provenance: ProvenanceExpectations {
                 repository: self.source.repository.clone(),

@@ -232,7 +232,7 @@ fn check_revocation(
 ) -> Outcome {
     if expect.crls.is_empty() {
         return unchecked(
-            expect.require_revocation,
+            expect.require_revocation_check,
             "require_revocation_check",
             "no CRL given: revocation was not checked (pass --crl FILE, or --fetch-crl)",
         );

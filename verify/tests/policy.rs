@@ -206,9 +206,7 @@ fn every_policy_field_violated_alone_fails_its_check_on_simulated_evidence() {
 
 #[test]
 fn a_policy_can_require_the_checks_offline_verification_skips() {
-    use kettle_attest::simulated::certs::test_crl;
-    const JAN_2026: u64 = 1_767_225_600;
-    const DEC_2026: u64 = 1_796_083_200;
+    use kettle_testkit::evidence::{clean_simulated_crl, CRL_THIS_UPDATE};
     let commit = StatementSpec::default().commit.unwrap();
     let good = simulated_bundle(DEFAULT_GUEST_POLICY);
     let run = |p: &Policy, crls: Vec<Vec<u8>>, at: Option<u64>| {
@@ -246,8 +244,11 @@ fn a_policy_can_require_the_checks_offline_verification_skips() {
         assert!(detail.contains(field) && detail.contains(flag), "{detail}");
     }
     // Given a CRL and a time, the strict policy verifies, and nothing is left unchecked.
-    let crl = test_crl(&[], JAN_2026, DEC_2026).unwrap();
-    let v = run(&strict, vec![crl], Some(JAN_2026 + 86_400));
+    let v = run(
+        &strict,
+        vec![clean_simulated_crl()],
+        Some(CRL_THIS_UPDATE + 86_400),
+    );
     assert!(v.verified, "{v}");
     assert!(!v.headline().contains("not checked"), "{}", v.headline());
     // Absent from the file, both are off; present, they are read.
@@ -260,9 +261,9 @@ fn a_policy_can_require_the_checks_offline_verification_skips() {
     }))
     .unwrap();
     let e = read.expectations();
-    assert!(e.require_revocation && e.require_trusted_time);
+    assert!(e.require_revocation_check && e.require_trusted_time);
     let e = policy(MEASUREMENT).expectations();
-    assert!(!e.require_revocation && !e.require_trusted_time);
+    assert!(!e.require_revocation_check && !e.require_trusted_time);
 }
 
 /// Report-only expectations for a real report: the policy plus its report_data.

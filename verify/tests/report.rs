@@ -675,12 +675,12 @@ fn serials(
     (cert(chain.ask.as_ref().unwrap()), cert(&chain.vcek))
 }
 
-const JAN_2026: u64 = 1_767_225_600;
 const DEC_2026: u64 = 1_796_083_200;
 
 #[test]
 fn a_crl_listing_the_vcek_or_the_ask_rejects_it() {
     use kettle_attest::simulated::certs::test_crl;
+    use kettle_testkit::evidence::{clean_simulated_crl, CRL_NEXT_UPDATE, CRL_THIS_UPDATE};
     let psp = SimulatedPsp::new(MEASUREMENT);
     let report = report_of(&psp, 0);
     let (ask, vcek) = serials(&psp);
@@ -696,12 +696,13 @@ fn a_crl_listing_the_vcek_or_the_ask_rejects_it() {
     assert_status(&v, CheckId::Revocation, Status::Skip);
     assert_detail(&v, CheckId::Revocation, "--crl");
 
-    let clean = test_crl(&[], JAN_2026, DEC_2026).unwrap();
+    let clean = clean_simulated_crl();
     let v = run(vec![clean.clone()], None);
     assert_status(&v, CheckId::Revocation, Status::Pass);
 
     for (which, serial) in [("VCEK", vcek), ("ASK", ask)] {
-        let v = run(vec![test_crl(&[serial], JAN_2026, DEC_2026).unwrap()], None);
+        let crl = test_crl(&[serial], CRL_THIS_UPDATE, CRL_NEXT_UPDATE).unwrap();
+        let v = run(vec![crl], None);
         assert_failed(&v, &[CheckId::Revocation], which);
         assert_detail(&v, CheckId::Revocation, &format!("the {which}"));
     }
@@ -713,7 +714,7 @@ fn a_crl_listing_the_vcek_or_the_ask_rejects_it() {
     let v = run(vec![forged], None);
     assert_failed(&v, &[CheckId::Revocation], "a forged CRL");
     // A CRL past its nextUpdate at the verifier's time is stale.
-    let v = run(vec![clean], Some(DEC_2026 + 1));
+    let v = run(vec![clean], Some(CRL_NEXT_UPDATE + 1));
     assert_fails(&v, CheckId::Revocation, "a stale CRL");
     assert_detail(&v, CheckId::Revocation, "expired");
 }
