@@ -534,7 +534,8 @@ pub(crate) mod tests {
         );
         // The commit id is the git object hash of the raw commit object.
         let id =
-            kettle_provenance::git::commit_id(&raw, kettle_provenance::git::ObjectFormat::Sha1);
+            kettle_provenance::git::commit_id(&raw, kettle_provenance::git::ObjectFormat::Sha1)
+                .unwrap();
         assert_eq!(id, s.commit);
         assert_eq!(
             s.read_file("kettle.toml").unwrap().as_deref(),

@@ -5,6 +5,12 @@
 //! This is how the guest ties an unpacked source tree to a pinned commit:
 //! verify the raw commit object against the commit id, then compare the tree
 //! id it names with the tree id of the files on disk.
+//!
+//! SHA-1 objects are hashed with collision detection (SHA-1DC, Stevens'
+//! algorithm, as git and the forges use; the `sha1-checked` crate): an object
+//! whose blocks carry the marks of a SHA-1 collision attack is refused
+//! ([`GitError::Sha1Collision`]), since a chosen-prefix collision would let two
+//! different commits or trees share one id. SHA-256 objects need no such check.
 
 use std::fmt;
 use std::fs;
@@ -13,7 +19,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use sha1::Sha1;
+use sha1_checked::Sha1;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
@@ -47,7 +53,8 @@ impl ObjectFormat {
 
     fn hasher(self) -> ObjectHasher {
         match self {
-            ObjectFormat::Sha1 => ObjectHasher::Sha1(Sha1::new()),
+            // Detection on, with SHA-1DC's "safe hash" for a detected block (the crate's default).
+            ObjectFormat::Sha1 => ObjectHasher::Sha1(Box::new(Sha1::new())),
             ObjectFormat::Sha256 => ObjectHasher::Sha256(Sha256::new()),
         }
     }
@@ -135,11 +142,24 @@ pub enum GitError {
     /// The commit object is not shaped like a git commit.
     #[error("malformed commit object: {0}")]
     MalformedCommit(String),
+    /// SHA-1 collision detection fired: the object was crafted for a SHA-1 collision.
+    #[error("the {kind} object {object} carries a SHA-1 collision attack (SHA-1 collision detection fired): it is refused, since another object can share its id; rebuild from a commit that does not contain it (or from a SHA-256 repository)")]
+    Sha1Collision {
+        /// The object kind (`blob`, `tree`, `commit`, `tag`).
+        kind: String,
+        /// Which object: a path in the tree, or what the bytes are.
+        object: String,
+    },
 }
+
+/// SHA-1 collision detection fired while hashing (the caller names the object).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct CollisionDetected;
 
 /// Streams `"<kind> <len>\0" + body` through the format's hash.
 enum ObjectHasher {
-    Sha1(Sha1),
+    /// Boxed: the detector's state is much larger than SHA-256's.
+    Sha1(Box<Sha1>),
     Sha256(Sha256),
 }
 
@@ -151,10 +171,15 @@ impl ObjectHasher {
         }
     }
 
-    fn finalize(self) -> Vec<u8> {
+    /// The digest, or [`CollisionDetected`] when SHA-1 collision detection fired.
+    fn finalize(self) -> Result<Vec<u8>, CollisionDetected> {
         match self {
-            ObjectHasher::Sha1(h) => h.finalize().to_vec(),
-            ObjectHasher::Sha256(h) => h.finalize().to_vec(),
+            ObjectHasher::Sha1(h) => match (*h).try_finalize() {
+                sha1_checked::CollisionResult::Ok(out) => Ok(out.to_vec()),
+                // Mitigated (the "safe hash") or not: the object was built for a collision.
+                _ => Err(CollisionDetected),
+            },
+            ObjectHasher::Sha256(h) => Ok(h.finalize().to_vec()),
         }
     }
 }
@@ -165,16 +190,41 @@ fn start_object(format: ObjectFormat, kind: &str, len: u64) -> ObjectHasher {
     h
 }
 
-/// Raw id of the object `kind` (`blob`, `tree`, `commit`, `tag`) with `body`.
-pub fn object_id(format: ObjectFormat, kind: &str, body: &[u8]) -> Vec<u8> {
+/// The id of `kind` with `body`; `object` names it in the error if detection fires.
+fn hash_object(
+    format: ObjectFormat,
+    kind: &str,
+    body: &[u8],
+    object: impl FnOnce() -> String,
+) -> Result<Vec<u8>, GitError> {
     let mut h = start_object(format, kind, body.len() as u64);
     h.update(body);
-    h.finalize()
+    finish(h, kind, object)
 }
 
-/// Hex id of a blob with these bytes (`git hash-object`).
-pub fn blob_id(format: ObjectFormat, data: &[u8]) -> String {
-    hex::encode(object_id(format, "blob", data))
+/// The id `h` computed, or [`GitError::Sha1Collision`] naming the object (`kind`, `object`).
+fn finish(
+    h: ObjectHasher,
+    kind: &str,
+    object: impl FnOnce() -> String,
+) -> Result<Vec<u8>, GitError> {
+    h.finalize()
+        .map_err(|CollisionDetected| GitError::Sha1Collision {
+            kind: kind.to_string(),
+            object: object(),
+        })
+}
+
+/// Raw id of the object `kind` (`blob`, `tree`, `commit`, `tag`) with `body`;
+/// [`GitError::Sha1Collision`] if SHA-1 collision detection fires on it.
+pub fn object_id(format: ObjectFormat, kind: &str, body: &[u8]) -> Result<Vec<u8>, GitError> {
+    hash_object(format, kind, body, || format!("of {} bytes", body.len()))
+}
+
+/// Hex id of a blob with these bytes (`git hash-object`); [`GitError::Sha1Collision`] if
+/// SHA-1 collision detection fires on it.
+pub fn blob_id(format: ObjectFormat, data: &[u8]) -> Result<String, GitError> {
+    object_id(format, "blob", data).map(hex::encode)
 }
 
 /// Hex id of the tree git would record for the directory `root`
@@ -185,7 +235,10 @@ pub fn blob_id(format: ObjectFormat, data: &[u8]) -> String {
 /// directories. Directories holding no files at any depth are left out, as git
 /// does not track them. A directory with nothing in it hashes to the empty tree.
 pub fn tree_id(root: &Path, format: ObjectFormat) -> Result<TreeId, GitError> {
-    let raw = hash_dir(root, format, true)?.unwrap_or_else(|| object_id(format, "tree", b""));
+    let raw = match hash_dir(root, format, true)? {
+        Some(raw) => raw,
+        None => object_id(format, "tree", b"")?,
+    };
     Ok(TreeId(hex::encode(raw)))
 }
 
@@ -219,10 +272,10 @@ fn hash_dir(dir: &Path, format: ObjectFormat, top: bool) -> Result<Option<Vec<u8
         let kind = meta.file_type();
         let (mode, id) = if kind.is_symlink() {
             let target = fs::read_link(&path).map_err(io_err(&path))?;
-            (
-                "120000",
-                object_id(format, "blob", target.as_os_str().as_bytes()),
-            )
+            let id = hash_object(format, "blob", target.as_os_str().as_bytes(), || {
+                format!("of the symlink {}", path.display())
+            })?;
+            ("120000", id)
         } else if kind.is_file() {
             let mode = if meta.permissions().mode() & 0o100 != 0 {
                 "100755"
@@ -261,7 +314,10 @@ fn hash_dir(dir: &Path, format: ObjectFormat, top: bool) -> Result<Option<Vec<u8
         body.push(0);
         body.extend_from_slice(&e.id);
     }
-    Ok(Some(object_id(format, "tree", &body)))
+    let id = hash_object(format, "tree", &body, || {
+        format!("of the directory {}", dir.display())
+    })?;
+    Ok(Some(id))
 }
 
 /// Streams a regular file into a blob hash without holding it in memory.
@@ -292,12 +348,13 @@ fn hash_file(path: &Path, len: u64, format: ObjectFormat) -> Result<Vec<u8>, Git
             read,
         });
     }
-    Ok(h.finalize())
+    finish(h, "blob", || format!("of the file {}", path.display()))
 }
 
-/// Hex id of a commit object whose body (what `git cat-file commit` prints) is `raw`.
-pub fn commit_id(raw: &[u8], format: ObjectFormat) -> String {
-    hex::encode(object_id(format, "commit", raw))
+/// Hex id of a commit object whose body (what `git cat-file commit` prints) is `raw`;
+/// [`GitError::Sha1Collision`] if SHA-1 collision detection fires on it.
+pub fn commit_id(raw: &[u8], format: ObjectFormat) -> Result<String, GitError> {
+    hash_object(format, "commit", raw, || "given as the commit".into()).map(hex::encode)
 }
 
 /// Checks that `raw` (the commit object's body, as `git cat-file commit <id>`
@@ -314,7 +371,7 @@ pub fn verify_commit(
             format,
         });
     }
-    let computed = commit_id(raw, format);
+    let computed = commit_id(raw, format)?;
     if computed != commit_id_hex {
         return Err(GitError::CommitIdMismatch {
             expected: commit_id_hex.into(),
@@ -461,7 +518,7 @@ mod tests {
         // A blob id agrees with git hash-object.
         let blob = git_line(root, &["hash-object", "big.bin"]);
         assert_eq!(
-            blob_id(format, &fs::read(root.join("big.bin")).unwrap()),
+            blob_id(format, &fs::read(root.join("big.bin")).unwrap()).unwrap(),
             blob
         );
 
@@ -496,11 +553,11 @@ mod tests {
             "6ef19b41225c5369f1c104d45d8d85efa9b057b53b14b4b9b939dd74decc5321"
         );
         assert_eq!(
-            blob_id(ObjectFormat::Sha1, b""),
+            blob_id(ObjectFormat::Sha1, b"").unwrap(),
             "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"
         );
         assert_eq!(
-            blob_id(ObjectFormat::Sha256, b""),
+            blob_id(ObjectFormat::Sha256, b"").unwrap(),
             "473a0f4c3be8a93681a267e3b1e9a7dcda1185436fe141f7749120a303721813"
         );
     }
@@ -532,7 +589,7 @@ mod tests {
     #[test]
     fn commit_verification_rejects_bad_input() {
         let raw = b"tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\nauthor A <a@b> 0 +0000\ncommitter A <a@b> 0 +0000\n\nm\n";
-        let id = commit_id(raw, ObjectFormat::Sha1);
+        let id = commit_id(raw, ObjectFormat::Sha1).unwrap();
         assert_eq!(
             verify_commit(raw, &id, ObjectFormat::Sha1).unwrap(),
             "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
@@ -556,7 +613,7 @@ mod tests {
             b"tree xyz\n",
             b"no newline",
         ] {
-            let id = commit_id(body, ObjectFormat::Sha1);
+            let id = commit_id(body, ObjectFormat::Sha1).unwrap();
             assert!(
                 matches!(
                     verify_commit(body, &id, ObjectFormat::Sha1),
@@ -565,5 +622,57 @@ mod tests {
                 "{body:?}"
             );
         }
+    }
+
+    /// The SHAttered collision (Stevens et al., 2017): the first 320 bytes of its two PDFs,
+    /// different bytes with one SHA-1 (taken from the sha1-checked crate's test data).
+    const SHATTERED: [&[u8]; 2] = [
+        include_bytes!("../tests/data/shattered-1-prefix.bin"),
+        include_bytes!("../tests/data/shattered-2-prefix.bin"),
+    ];
+
+    #[test]
+    fn a_real_sha1_collision_is_refused_with_a_named_error() {
+        // Plain SHA-1 cannot tell the two apart.
+        assert_ne!(SHATTERED[0], SHATTERED[1]);
+        let plain = |data: &[u8]| {
+            let mut h = sha1_checked::Sha1::builder()
+                .detect_collision(false)
+                .build();
+            Digest::update(&mut h, data);
+            hex::encode(h.finalize())
+        };
+        assert_eq!(
+            plain(SHATTERED[0]),
+            "f92d74e3874587aaf443d1db961d4e26dde13e9c"
+        );
+        assert_eq!(plain(SHATTERED[0]), plain(SHATTERED[1]));
+        // The object hasher refuses each half, naming the object. (The collision is of the raw
+        // SHA-1 stream; behind a git object header its blocks no longer line up, as in git's
+        // own SHA-1DC test, so it is fed to the object hasher without one.)
+        for half in SHATTERED {
+            let mut h = ObjectFormat::Sha1.hasher();
+            h.update(half);
+            match finish(h, "blob", || "of the file shattered.pdf".into()) {
+                Err(GitError::Sha1Collision { kind, object }) => {
+                    assert_eq!(
+                        (kind.as_str(), object.as_str()),
+                        ("blob", "of the file shattered.pdf")
+                    )
+                }
+                other => panic!("the collision was not detected: {other:?}"),
+            }
+        }
+        // SHA-256 objects have no such check to make, and the same bytes are fine there.
+        let mut h = ObjectFormat::Sha256.hasher();
+        h.update(SHATTERED[0]);
+        assert!(finish(h, "blob", String::new).is_ok());
+        // An ordinary object passes detection and keeps git's id.
+        let mut h = ObjectFormat::Sha1.hasher();
+        h.update(b"blob 0\0");
+        assert_eq!(
+            hex::encode(finish(h, "blob", String::new).unwrap()),
+            "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"
+        );
     }
 }

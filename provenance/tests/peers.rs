@@ -59,7 +59,7 @@ fn sha256_hex(data: &[u8]) -> String {
 /// A Statement like the guest writes after a cargo build.
 fn sample_statement() -> Statement {
     let commit_raw = b"tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\nauthor K <k@kettle.invalid> 1700000000 +0000\ncommitter K <k@kettle.invalid> 1700000000 +0000\n\nrelease\n";
-    let commit = git::commit_id(commit_raw, ObjectFormat::Sha1);
+    let commit = git::commit_id(commit_raw, ObjectFormat::Sha1).unwrap();
     let tree = git::verify_commit(commit_raw, &commit, ObjectFormat::Sha1).unwrap();
 
     let toolchain_sha = sha256_hex(b"rust toolchain tarball");
