@@ -4,7 +4,8 @@
 //! or the disks), a private /proc for its own pid namespace, no network (the new
 //! namespace's loopback stays down), resource limits, no_new_privs, a seccomp
 //! deny list (`sandbox/seccomp.rs`: no new user namespaces, keyrings, bpf,
-//! ptrace, mounts, module loading, ...), an unprivileged uid/gid with
+//! ptrace, mounts, module loading, ..., and no sockets but AF_UNIX, AF_INET and
+//! AF_INET6, the families the network namespace isolates), an unprivileged uid/gid with
 //! supplementary groups cleared, and a session of its own with no controlling
 //! terminal (stdin is /dev/null, stdout and stderr a pipe to kettle-init).
 //!
@@ -19,8 +20,10 @@
 //! privileges, installs the seccomp filters and execs the build. B reaps every orphan and exits with C's
 //! status; when B exits the kernel kills whatever the build left behind. The
 //! caller enforces the wall-clock limit by killing A (B dies with it through
-//! PR_SET_PDEATHSIG). Children only make raw syscalls and write to pipes
-//! between fork and exec; failures are sent back over a close-on-exec pipe.
+//! PR_SET_PDEATHSIG). Children only make async-signal-safe calls (raw syscalls,
+//! writes of bytes already in memory) between fork and exec, and never allocate:
+//! the caller may be multi-threaded, and a lock another thread held at the fork
+//! stays held in the child. Failures are sent back over a close-on-exec pipe.
 //!
 //! Run by root (the guest; local mode as root) the build gets its own uid
 //! 1000. Run by anyone else (local mode only), A also unshares a user
@@ -38,7 +41,10 @@
 mod process;
 mod seccomp;
 
-pub use seccomp::{DENIED as SECCOMP_DENIED, DENIED_WITH_NEWUSER as SECCOMP_DENIED_WITH_NEWUSER};
+pub use seccomp::{
+    ALLOWED_SOCKET_FAMILIES as SECCOMP_ALLOWED_SOCKET_FAMILIES, DENIED as SECCOMP_DENIED,
+    DENIED_WITH_NEWUSER as SECCOMP_DENIED_WITH_NEWUSER,
+};
 
 use std::collections::VecDeque;
 use std::fs;

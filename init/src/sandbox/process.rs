@@ -3,8 +3,18 @@
 //! privileges and execs the build. Everything here runs between fork and exec:
 //! paths and arguments are turned into C strings beforehand ([`prepare`]), and a
 //! failure is written to the error pipe and ends the process ([`die`]).
+//!
+//! The caller may be multi-threaded (the test harness; a reader thread in
+//! kettle-init), and a fork copies only the calling thread: a lock another
+//! thread held at that instant (the allocator's, stdio's, the environment's)
+//! stays held forever in the child. So between fork and exec (or `_exit`) the
+//! children make only async-signal-safe calls: raw system calls (through nix's
+//! thin wrappers, which build short paths on the stack), `write(2)` of bytes
+//! already in memory or formatted into a stack buffer, and `_exit`. Nothing
+//! allocates: argv and envp are arrays of pointers built by [`prepare`], and
+//! [`die`] formats into a fixed buffer on the stack.
 
-use std::ffi::{CStr, CString};
+use std::ffi::{c_char, CStr, CString};
 use std::fs;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -37,8 +47,16 @@ pub(super) struct Prepared {
     proc_: CString,
     tmp: CString,
     exe: CString,
+    /// The strings `argv_ptrs` points into: held, never read, so the pointers stay valid.
+    #[expect(dead_code, reason = "owns the memory argv_ptrs points into")]
     argv: Vec<CString>,
+    /// The strings `env_ptrs` points into (`KEY=value`).
+    #[expect(dead_code, reason = "owns the memory env_ptrs points into")]
     env: Vec<CString>,
+    /// execve's argv: pointers into `argv`, NULL-terminated (built before fork: no allocation after).
+    argv_ptrs: Vec<*const c_char>,
+    /// execve's envp: pointers into `env`, NULL-terminated.
+    env_ptrs: Vec<*const c_char>,
     cwd: CString,
     /// Set when not root: (uid_map line, gid_map line) for a user namespace.
     rootless: Option<(String, String)>,
@@ -94,6 +112,17 @@ fn resolve_exe(spec: &SandboxSpec) -> Result<String, SandboxError> {
     )))
 }
 
+/// A NULL-terminated array of pointers to `strings`' bytes, for execve. The pointers stay
+/// valid while `strings` is neither dropped nor changed: a CString's heap buffer does not
+/// move when the Vec or the struct holding it moves.
+fn exec_array(strings: &[CString]) -> Vec<*const c_char> {
+    strings
+        .iter()
+        .map(|s| s.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect()
+}
+
 /// Everything the children need, computed before forking (mount points created, argv[0] found).
 pub(super) fn prepare(spec: &SandboxSpec) -> Result<Prepared, SandboxError> {
     let perr = |what: &str, e: std::io::Error| SandboxError::Prepare(format!("{what}: {e}"));
@@ -138,6 +167,13 @@ pub(super) fn prepare(spec: &SandboxSpec) -> Result<Prepared, SandboxError> {
     }
     let exe = resolve_exe(spec)?;
     let seccomp = seccomp::build_filters()?;
+    let argv: Vec<CString> = spec.argv.iter().map(cstr).collect::<Result<_, _>>()?;
+    let env: Vec<CString> = spec
+        .env
+        .iter()
+        .map(|(k, v)| cstr(format!("{k}={v}")))
+        .collect::<Result<_, _>>()?;
+    let (argv_ptrs, env_ptrs) = (exec_array(&argv), exec_array(&env));
     Ok(Prepared {
         root: cstr(root.as_os_str().as_encoded_bytes())?,
         host_dirs,
@@ -171,12 +207,10 @@ pub(super) fn prepare(spec: &SandboxSpec) -> Result<Prepared, SandboxError> {
         proc_: cstr(root.join("proc").as_os_str().as_encoded_bytes())?,
         tmp: cstr(root.join("tmp").as_os_str().as_encoded_bytes())?,
         exe: cstr(&exe)?,
-        argv: spec.argv.iter().map(cstr).collect::<Result<_, _>>()?,
-        env: spec
-            .env
-            .iter()
-            .map(|(k, v)| cstr(format!("{k}={v}")))
-            .collect::<Result<_, _>>()?,
+        argv,
+        env,
+        argv_ptrs,
+        env_ptrs,
         cwd: cstr(&spec.cwd)?,
         rootless: (!nix::unistd::geteuid().is_root()).then(|| {
             // Map only the caller's own ids, as the build uid/gid inside.
@@ -189,14 +223,43 @@ pub(super) fn prepare(spec: &SandboxSpec) -> Result<Prepared, SandboxError> {
     })
 }
 
-/// Writes a setup failure to the error pipe and exits the child.
-fn die(err_fd: i32, what: &str, e: nix::Error) -> ! {
-    let msg = format!("{what}: {e}\n");
-    let _ = nix::unistd::write(
-        unsafe { std::os::fd::BorrowedFd::borrow_raw(err_fd) },
-        msg.as_bytes(),
-    );
-    unsafe { nix::libc::_exit(SETUP_FAILED) }
+/// Longest setup failure message [`die`] writes; a longer one is cut (the step is named first).
+const DIE_MESSAGE_BYTES: usize = 512;
+
+/// A message being formatted on the stack: `core::fmt` into a fixed buffer, no allocation,
+/// no lock, so it is usable between fork and exec. Text beyond the buffer is dropped.
+struct StackMessage {
+    buf: [u8; DIE_MESSAGE_BYTES],
+    len: usize,
+}
+
+impl std::fmt::Write for StackMessage {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let room = self.buf.len() - self.len;
+        let n = s.len().min(room);
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
+}
+
+/// Writes a setup failure (`what: EXXX: description`) to the error pipe and exits the child.
+/// Async-signal-safe: `what` is static, nix's Errno Display writes static strings, the
+/// message is formatted on the stack and leaves with one raw write(2).
+fn die(err_fd: i32, what: &'static str, e: nix::Error) -> ! {
+    use std::fmt::Write as _;
+    let mut msg = StackMessage {
+        buf: [0; DIE_MESSAGE_BYTES],
+        len: 0,
+    };
+    let _ = writeln!(msg, "{what}: {e}");
+    // SAFETY: write(2) and _exit(2) are async-signal-safe; `msg.buf[..msg.len]` is
+    // initialised memory on this stack frame, valid for the call's duration. A failed
+    // write (the parent gone) changes nothing: the exit status still says setup failed.
+    unsafe {
+        nix::libc::write(err_fd, msg.buf.as_ptr().cast(), msg.len);
+        nix::libc::_exit(SETUP_FAILED)
+    }
 }
 
 macro_rules! try_or_die {
@@ -211,7 +274,7 @@ macro_rules! try_or_die {
 const NONE: Option<&str> = None;
 
 /// Bind-mounts `src` (recursively) onto `target`, or dies naming `what`.
-fn bind(err_fd: i32, what: &str, src: &CStr, target: &CStr) {
+fn bind(err_fd: i32, what: &'static str, src: &CStr, target: &CStr) {
     try_or_die!(
         err_fd,
         what,
@@ -226,7 +289,7 @@ fn bind(err_fd: i32, what: &str, src: &CStr, target: &CStr) {
 }
 
 /// Remounts the bind mount at `target` with `flags` added, or dies naming `what`.
-fn remount_bind(err_fd: i32, what: &str, target: &CStr, flags: MsFlags) {
+fn remount_bind(err_fd: i32, what: &'static str, target: &CStr, flags: MsFlags) {
     let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags;
     try_or_die!(err_fd, what, mount(NONE, target, NONE, flags, NONE));
 }
@@ -393,6 +456,8 @@ fn sandbox_init(p: &Prepared, limits: &SandboxLimits, log_fd: i32, err_fd: i32) 
     // Not dumpable: the build (another uid) can neither ptrace pid 1 nor open /proc/1/mem.
     let _ = nix::sys::prctl::set_dumpable(false);
 
+    // SAFETY: B is single-threaded (a forked child), and C makes only async-signal-safe
+    // calls until it execs or _exits (the module docs).
     let child = match unsafe { fork() } {
         Ok(ForkResult::Child) => build_process(p, limits, log_fd, err_fd),
         Ok(ForkResult::Parent { child }) => child,
@@ -402,6 +467,8 @@ fn sandbox_init(p: &Prepared, limits: &SandboxLimits, log_fd: i32, err_fd: i32) 
     let _ = nix::unistd::close(err_fd);
     loop {
         match waitpid(None, None) {
+            // SAFETY (each _exit): ends this forked process without running atexit
+            // handlers or flushing stdio buffers copied from the parent; async-signal-safe.
             Ok(WaitStatus::Exited(pid, code)) if pid == child => unsafe { nix::libc::_exit(code) },
             Ok(WaitStatus::Signaled(pid, sig, _)) if pid == child => unsafe {
                 nix::libc::_exit(128 + sig as i32)
@@ -418,7 +485,8 @@ fn build_process(p: &Prepared, limits: &SandboxLimits, log_fd: i32, err_fd: i32)
     // A session of its own, with no controlling terminal: the build can neither read
     // nor inject (TIOCSTI) input on a terminal kettle-init was started from.
     try_or_die!(err_fd, "setsid", nix::unistd::setsid());
-    let rl = |r: Resource, v: u64, what: &str| try_or_die!(err_fd, what, setrlimit(r, v, v));
+    let rl =
+        |r: Resource, v: u64, what: &'static str| try_or_die!(err_fd, what, setrlimit(r, v, v));
     rl(Resource::RLIMIT_CPU, limits.cpu_seconds, "RLIMIT_CPU");
     rl(Resource::RLIMIT_FSIZE, limits.file_bytes, "RLIMIT_FSIZE");
     rl(Resource::RLIMIT_NPROC, limits.processes, "RLIMIT_NPROC");
@@ -450,6 +518,8 @@ fn build_process(p: &Prepared, limits: &SandboxLimits, log_fd: i32, err_fd: i32)
         "open /dev/null",
         nix::fcntl::open("/dev/null", nix::fcntl::OFlag::O_RDONLY, Mode::empty())
     );
+    // SAFETY: dup2(2) on descriptors this process owns (devnull was just opened; log_fd
+    // was dup'ed for C by A); async-signal-safe. 0-2 are replaced, not leaked.
     unsafe {
         nix::libc::dup2(devnull, 0);
         nix::libc::dup2(log_fd, 1);
@@ -457,6 +527,9 @@ fn build_process(p: &Prepared, limits: &SandboxLimits, log_fd: i32, err_fd: i32)
     }
     for fd in 3..4096 {
         if fd != err_fd {
+            // SAFETY: close(2) of every other descriptor the build must not inherit; none
+            // of them is owned by a Rust object that will use it again (this process execs
+            // or _exits next). Async-signal-safe.
             unsafe { nix::libc::close(fd) };
         }
     }
@@ -469,13 +542,24 @@ fn build_process(p: &Prepared, limits: &SandboxLimits, log_fd: i32, err_fd: i32)
     // A binary the parent process just unpacked can still be open for writing in a
     // fork made by another of its threads for an instant (ETXTBSY, seen in the
     // multi-threaded test runner): retry for up to 1 s before failing the build.
-    let mut e = nix::unistd::execve(p.exe.as_c_str(), &p.argv, &p.env).unwrap_err();
+    // (nix's execve builds its pointer arrays on the heap; this one uses prepare's.)
+    let exec = || {
+        // SAFETY: execve(2) is async-signal-safe. `exe` is a NUL-terminated string, and
+        // `argv_ptrs`/`env_ptrs` are NULL-terminated arrays of pointers into `p.argv` and
+        // `p.env`'s NUL-terminated strings, which `p` keeps alive and unchanged (prepare).
+        unsafe {
+            nix::libc::execve(p.exe.as_ptr(), p.argv_ptrs.as_ptr(), p.env_ptrs.as_ptr());
+        }
+        nix::Error::last() // execve returns only on failure
+    };
+    let mut e = exec();
     for _ in 0..50 {
         if e != nix::Error::ETXTBSY {
             break;
         }
+        // nanosleep(2) underneath: async-signal-safe, no allocation.
         std::thread::sleep(std::time::Duration::from_millis(20));
-        e = nix::unistd::execve(p.exe.as_c_str(), &p.argv, &p.env).unwrap_err();
+        e = exec();
     }
     die(err_fd, "exec the build command", e)
 }
@@ -491,6 +575,7 @@ fn write_proc_self(err_fd: i32, path: &CStr, data: &[u8]) {
             Mode::empty()
         )
     );
+    // SAFETY: `fd` was just opened above and is closed only after this write.
     let r = nix::unistd::write(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }, data);
     let _ = nix::unistd::close(fd);
     try_or_die!(err_fd, "write a /proc/self id map", r);
@@ -506,8 +591,11 @@ fn above_stdio(fd: i32, cloexec: bool) -> i32 {
     } else {
         nix::libc::F_DUPFD
     };
+    // SAFETY: fcntl(F_DUPFD*) and close(2) on a descriptor this process owns (A's copy
+    // of a pipe end); async-signal-safe. The old number is closed only once it has a copy.
     let moved = unsafe { nix::libc::fcntl(fd, cmd, 3) };
     if moved >= 0 {
+        // SAFETY: as above; `fd` is no longer used after this.
         unsafe { nix::libc::close(fd) };
     }
     moved
@@ -519,6 +607,7 @@ fn namespace_parent(p: &Prepared, limits: &SandboxLimits, log_fd: i32, err_fd: i
     let err_fd = above_stdio(err_fd, true);
     let log_fd = above_stdio(log_fd, false);
     if err_fd < 0 || log_fd < 0 {
+        // SAFETY: _exit(2) is async-signal-safe; with no error pipe there is nothing to report on.
         unsafe { nix::libc::_exit(SETUP_FAILED) }
     }
     // Leave kettle-init's session and its terminal (local mode may run on one): nothing
@@ -530,6 +619,7 @@ fn namespace_parent(p: &Prepared, limits: &SandboxLimits, log_fd: i32, err_fd: i
         nix::fcntl::open("/dev/null", nix::fcntl::OFlag::O_RDWR, Mode::empty())
     );
     for fd in 0..3 {
+        // SAFETY: dup2(2) of a descriptor just opened onto 0-2; async-signal-safe.
         unsafe { nix::libc::dup2(devnull, fd) };
     }
     if devnull > 2 {
@@ -559,6 +649,8 @@ fn namespace_parent(p: &Prepared, limits: &SandboxLimits, log_fd: i32, err_fd: i
         mount(NONE, "/", NONE, MsFlags::MS_REC | MsFlags::MS_PRIVATE, NONE)
     );
     try_or_die!(err_fd, "sethostname", sethostname("kettle-build"));
+    // SAFETY: A is single-threaded (a forked child), and B makes only async-signal-safe
+    // calls until it _exits (the module docs).
     let child = match unsafe { fork() } {
         Ok(ForkResult::Child) => sandbox_init(p, limits, log_fd, err_fd),
         Ok(ForkResult::Parent { child }) => child,
@@ -567,6 +659,8 @@ fn namespace_parent(p: &Prepared, limits: &SandboxLimits, log_fd: i32, err_fd: i
     let _ = nix::unistd::close(log_fd);
     loop {
         match waitpid(child, None) {
+            // SAFETY (each _exit): ends this forked process without running atexit
+            // handlers or flushing stdio buffers copied from the parent; async-signal-safe.
             Ok(WaitStatus::Exited(_, code)) => unsafe { nix::libc::_exit(code) },
             Ok(WaitStatus::Signaled(_, sig, _)) => unsafe { nix::libc::_exit(128 + sig as i32) },
             Ok(_) | Err(nix::Error::EINTR) => continue,
@@ -583,9 +677,13 @@ pub(super) fn spawn(
     log_w: &impl AsRawFd,
     err_w: &impl AsRawFd,
 ) -> Result<Pid, SandboxError> {
+    // SAFETY: the caller may have other threads, so the child (A) makes only
+    // async-signal-safe calls until it _exits: everything it uses was built by `prepare`
+    // before this fork, and it neither allocates nor takes a lock (the module docs).
     match unsafe { fork() } {
         Ok(ForkResult::Child) => {
             // dup the log pipe without CLOEXEC so C keeps it across exec; err pipe stays CLOEXEC.
+            // SAFETY: dup(2) of the caller's open pipe end; async-signal-safe.
             let log_fd = unsafe { nix::libc::dup(log_w.as_raw_fd()) };
             namespace_parent(prepared, limits, log_fd, err_w.as_raw_fd())
         }

@@ -14,7 +14,17 @@
 //! * mounts: `mount`, `umount2`, `pivot_root`, and the new mount API
 //!   (`open_tree`, `move_mount`, `fsopen`, `fsconfig`, `fsmount`, `fspick`,
 //!   `mount_setattr`);
-//! * file handles: `open_by_handle_at` (the "shocker" escape).
+//! * file handles: `open_by_handle_at` (the "shocker" escape);
+//! * socket families other than AF_UNIX, AF_INET and AF_INET6: `socket` and
+//!   `socketpair` fail with EAFNOSUPPORT (what the kernel answers for a family
+//!   it lacks, so tools fall back as they would there). The build's network
+//!   namespace isolates only those three: AF_VSOCK reaches the hypervisor host
+//!   from the guest (and the VM host from `--local` on one) whatever namespace
+//!   the build is in, and AF_NETLINK's families are a wide kernel surface, some
+//!   of them (uevents, audit, the proc connector) not per network namespace. A
+//!   build needs no netlink: there is no interface to configure, and glibc's
+//!   getaddrinfo treats a failed netlink socket as "both address families
+//!   present" and goes on.
 //!
 //! On x86-64 the x32 numbering of each (syscall number | 0x4000_0000, same
 //! audit arch) is denied too, and a call from another architecture's ABI (a
@@ -66,6 +76,21 @@ pub const DENIED: &[(&str, i64)] = &[
 /// System calls denied (EPERM) only when their first argument (the flags) has CLONE_NEWUSER.
 pub const DENIED_WITH_NEWUSER: &[(&str, i64)] =
     &[("unshare", libc::SYS_unshare), ("clone", libc::SYS_clone)];
+
+/// The socket families a build may create (`socket`/`socketpair` domain argument);
+/// the build's network namespace isolates these. Every other fails with EAFNOSUPPORT.
+pub const ALLOWED_SOCKET_FAMILIES: &[(&str, i32)] = &[
+    ("AF_UNIX", libc::AF_UNIX),
+    ("AF_INET", libc::AF_INET),
+    ("AF_INET6", libc::AF_INET6),
+];
+
+/// System calls whose first argument is a socket family, checked against
+/// [`ALLOWED_SOCKET_FAMILIES`].
+pub const SOCKET_CALLS: &[(&str, i64)] = &[
+    ("socket", libc::SYS_socket),
+    ("socketpair", libc::SYS_socketpair),
+];
 
 /// x86-64's x32 ABI: the same audit arch, syscall numbers with this bit set.
 #[cfg(target_arch = "x86_64")]
@@ -127,9 +152,29 @@ pub(super) fn build_filters() -> Result<Vec<BpfProgram>, SandboxError> {
     for n in numbers(libc::SYS_clone3) {
         enosys.insert(n, Vec::new());
     }
+    // One rule whose conditions all hold (AND) when the family is none of the allowed ones.
+    // The domain is an int: compare its low 32 bits only, so no high garbage can slip past.
+    let other_family = ALLOWED_SOCKET_FAMILIES
+        .iter()
+        .map(|(_, af)| {
+            SeccompCondition::new(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Ne, *af as u64)
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .and_then(SeccompRule::new)
+        .map_err(|e| SandboxError::Prepare(format!("seccomp socket rule: {e}")))?;
+    let mut eafnosupport: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
+    for (_, nr) in SOCKET_CALLS {
+        for n in numbers(*nr) {
+            eafnosupport.insert(n, vec![other_family.clone()]);
+        }
+    }
     Ok(vec![
         compile(eperm, SeccompAction::Errno(libc::EPERM as u32))?,
         compile(enosys, SeccompAction::Errno(libc::ENOSYS as u32))?,
+        compile(
+            eafnosupport,
+            SeccompAction::Errno(libc::EAFNOSUPPORT as u32),
+        )?,
     ])
 }
 
@@ -149,14 +194,18 @@ mod tests {
     #[test]
     fn the_filters_compile_for_this_architecture() {
         let filters = build_filters().unwrap();
-        assert_eq!(filters.len(), 2);
+        assert_eq!(filters.len(), 3);
         assert!(filters.iter().all(|f| !f.is_empty() && f.len() < 4096));
     }
 
     #[test]
-    fn a_filtered_process_gets_eperm_for_a_new_user_namespace_and_enosys_for_clone3() {
+    fn a_filtered_process_gets_eperm_for_a_new_user_namespace_enosys_for_clone3_and_eafnosupport_for_vsock(
+    ) {
         // In a forked child, so the test runner itself stays unfiltered.
         let filters = build_filters().unwrap();
+        // SAFETY: the child makes only raw system calls (no allocation, no lock: the test
+        // runner has other threads) and ends with _exit; every libc call below passes plain
+        // integers or a pointer to the local `pair` array, valid for the call.
         match unsafe { nix::unistd::fork() }.unwrap() {
             nix::unistd::ForkResult::Child => {
                 let code = (|| {
@@ -172,6 +221,33 @@ mod tests {
                     }
                     let clone3 = unsafe { libc::syscall(libc::SYS_clone3, 0, 0) };
                     if clone3 != -1 || nix::Error::last() != nix::Error::ENOSYS {
+                        return None;
+                    }
+                    // Socket families outside the namespace's reach: EAFNOSUPPORT.
+                    for af in [libc::AF_VSOCK, libc::AF_NETLINK, libc::AF_PACKET] {
+                        let s = unsafe { libc::socket(af, libc::SOCK_STREAM, 0) };
+                        if s != -1 || nix::Error::last() != nix::Error::EAFNOSUPPORT {
+                            return None;
+                        }
+                    }
+                    let mut pair = [0; 2];
+                    let vsock_pair = unsafe {
+                        libc::socketpair(libc::AF_VSOCK, libc::SOCK_STREAM, 0, pair.as_mut_ptr())
+                    };
+                    if vsock_pair != -1 || nix::Error::last() != nix::Error::EAFNOSUPPORT {
+                        return None;
+                    }
+                    // The allowed ones still work (the family is all the filter looks at).
+                    for af in [libc::AF_UNIX, libc::AF_INET, libc::AF_INET6] {
+                        let s = unsafe { libc::socket(af, libc::SOCK_STREAM, 0) };
+                        if s < 0 && nix::Error::last() == nix::Error::EAFNOSUPPORT {
+                            return None;
+                        }
+                    }
+                    let unix_pair = unsafe {
+                        libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, pair.as_mut_ptr())
+                    };
+                    if unix_pair != 0 {
                         return None;
                     }
                     // Ordinary calls still work: a plain unshare of nothing, getpid.

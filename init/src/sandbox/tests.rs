@@ -113,3 +113,223 @@ fn a_script_build_sees_its_binds_environment_and_limits() {
     );
     assert_eq!(spec.limits.data_bytes, Some(1 << 30));
 }
+
+/// A sandbox on the host's own tools (local mode's `--host-tools` layout): an empty build
+/// root, the host's /usr, /bin, ... read-only, and `work` writable at [`SANDBOX_SRC`]
+/// (made writable for everyone here, since the build runs as [`BUILD_UID`]).
+fn host_tools_spec(root: &Path, work: &Path, argv: &[&str]) -> SandboxSpec {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(work, fs::Permissions::from_mode(0o777)).unwrap();
+    SandboxSpec {
+        root: root.to_path_buf(),
+        host_dirs: HOST_TOOL_DIRS.iter().map(PathBuf::from).collect(),
+        binds: vec![Bind {
+            source: work.to_path_buf(),
+            target: SANDBOX_SRC.into(),
+            writable: true,
+        }],
+        argv: argv.iter().map(|s| s.to_string()).collect(),
+        env: vec![("PATH".into(), "/usr/bin:/bin".into())],
+        cwd: SANDBOX_SRC.into(),
+        limits: SandboxLimits {
+            wall_seconds: 60,
+            cpu_seconds: 60,
+            data_bytes: None,
+            file_bytes: 1 << 30,
+            processes: 4096,
+            open_files: 1024,
+        },
+    }
+}
+
+#[test]
+fn a_sandboxed_build_cannot_open_vsock_or_netlink_sockets_but_can_open_unix_and_inet_ones() {
+    // The network namespace does not cover AF_VSOCK (the way out to the VM host) nor
+    // netlink: only AF_UNIX, AF_INET and AF_INET6 may be created. perl's socket() takes
+    // the raw family numbers, so nothing but the kernel's answer decides each line.
+    let tmp = tempfile::tempdir().unwrap();
+    let (root, work) = (tmp.path().join("root"), tmp.path().join("work"));
+    fs::create_dir_all(&root).unwrap();
+    fs::create_dir_all(&work).unwrap();
+    let families = [
+        ("AF_UNIX", nix::libc::AF_UNIX),
+        ("AF_INET", nix::libc::AF_INET),
+        ("AF_INET6", nix::libc::AF_INET6),
+        ("AF_VSOCK", nix::libc::AF_VSOCK),
+        ("AF_NETLINK", nix::libc::AF_NETLINK),
+    ];
+    let probes: String = families
+        .iter()
+        .map(|(name, af)| {
+            format!(
+                "print F socket(S, {af}, {}, 0) ? \"{name} OPEN\\n\" : \"{name} denied: $!\\n\"; close S;",
+                if *af == nix::libc::AF_NETLINK { nix::libc::SOCK_RAW } else { nix::libc::SOCK_STREAM }
+            )
+        })
+        .collect();
+    let pair = format!(
+        "print F socketpair(A, B, {}, {}, 0) ? \"pair OPEN\\n\" : \"pair denied: $!\\n\";",
+        nix::libc::AF_VSOCK,
+        nix::libc::SOCK_STREAM
+    );
+    let script = format!("open(F, '>', 'probe.txt') or die; {probes} {pair} close F;");
+    run(&host_tools_spec(&root, &work, &["perl", "-e", &script])).unwrap();
+    let probe = fs::read_to_string(work.join("probe.txt")).unwrap();
+    let refused = "denied: Address family not supported by protocol\n";
+    for name in ["AF_VSOCK", "AF_NETLINK", "pair"] {
+        assert!(
+            probe.contains(&format!("{name} {refused}")),
+            "{name}:\n{probe}"
+        );
+    }
+    for name in ["AF_UNIX", "AF_INET", "AF_INET6"] {
+        assert!(
+            probe.contains(&format!("{name} OPEN\n")),
+            "{name}:\n{probe}"
+        );
+    }
+}
+
+/// This test binary's allocator: the system's, plus a count of every allocation made in a
+/// forked child before it execs (see [`allocations_after_fork`]). An allocation there can
+/// deadlock when another thread of the parent held the allocator's lock at the fork.
+mod fork_checked_alloc {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+    use std::sync::Once;
+
+    /// Set by the pthread_atfork child handler: this process is a fork that has not exec'd.
+    static IN_FORKED_CHILD: AtomicBool = AtomicBool::new(false);
+    /// A MAP_SHARED page holding the count, so a forked child's increments reach the parent.
+    static COUNT: AtomicPtr<AtomicU64> = AtomicPtr::new(std::ptr::null_mut());
+    static SETUP: Once = Once::new();
+
+    struct ForkChecked;
+
+    // SAFETY: every call is forwarded unchanged to the system allocator; the bookkeeping
+    // only loads a flag and bumps an atomic in a page that is never unmapped.
+    unsafe impl GlobalAlloc for ForkChecked {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            note();
+            // SAFETY: the caller's contract for `layout` is passed on as is.
+            unsafe { System.alloc(layout) }
+        }
+        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            note();
+            // SAFETY: as in `alloc`.
+            unsafe { System.alloc_zeroed(layout) }
+        }
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            note();
+            // SAFETY: as in `alloc`; `ptr` came from this allocator, i.e. from System.
+            unsafe { System.realloc(ptr, layout, new_size) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            note();
+            // SAFETY: `ptr` came from this allocator, i.e. from System, with `layout`.
+            unsafe { System.dealloc(ptr, layout) }
+        }
+    }
+
+    #[global_allocator]
+    static ALLOCATOR: ForkChecked = ForkChecked;
+
+    fn note() {
+        if IN_FORKED_CHILD.load(Ordering::Relaxed) {
+            let count = COUNT.load(Ordering::Relaxed);
+            if !count.is_null() {
+                // SAFETY: `count` points into the shared page `start` mapped and never unmaps.
+                unsafe { (*count).fetch_add(1, Ordering::Relaxed) };
+            }
+        }
+    }
+
+    extern "C" fn in_child() {
+        IN_FORKED_CHILD.store(true, Ordering::Relaxed);
+    }
+
+    /// Starts counting (once per process); returns the count so far.
+    pub(super) fn allocations_after_fork() -> u64 {
+        SETUP.call_once(|| {
+            // SAFETY: a fresh anonymous shared mapping (no file, no existing memory
+            // touched); checked for MAP_FAILED before use.
+            let page = unsafe {
+                nix::libc::mmap(
+                    std::ptr::null_mut(),
+                    4096,
+                    nix::libc::PROT_READ | nix::libc::PROT_WRITE,
+                    nix::libc::MAP_SHARED | nix::libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                )
+            };
+            assert_ne!(page, nix::libc::MAP_FAILED, "mmap a shared page");
+            COUNT.store(page.cast(), Ordering::SeqCst);
+            // SAFETY: registers a handler that only stores to an atomic (async-signal-safe),
+            // run by libc in each forked child.
+            let r = unsafe { nix::libc::pthread_atfork(None, None, Some(in_child)) };
+            assert_eq!(r, 0, "pthread_atfork");
+        });
+        // SAFETY: set above, never unmapped.
+        unsafe { (*COUNT.load(Ordering::SeqCst)).load(Ordering::SeqCst) }
+    }
+}
+
+#[test]
+fn the_sandbox_children_never_allocate_between_fork_and_exec() {
+    // A fork copies one thread of a multi-threaded parent: an allocator lock another
+    // thread held stays held in the child, so a child that allocates before exec can
+    // hang. Every path through the sandbox's children is run here with each allocation
+    // they make counted (fork_checked_alloc): a build that execs, a command that cannot
+    // be exec'd, and a setup step that fails (die's message).
+    let before = fork_checked_alloc::allocations_after_fork();
+    let tmp = tempfile::tempdir().unwrap();
+    let (root, work) = (tmp.path().join("root"), tmp.path().join("work"));
+    fs::create_dir_all(&root).unwrap();
+    fs::create_dir_all(&work).unwrap();
+    // Meanwhile other threads allocate without pause, as the test harness's or a reader's would.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let churn: Vec<_> = (0..2)
+        .map(|_| {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::hint::black_box(vec![0u8; 4096]);
+                }
+            })
+        })
+        .collect();
+    let ok = host_tools_spec(&root, &work, &["true"]);
+    let no_exe = host_tools_spec(&root, &work, &["/nonexistent/build-command"]);
+    let mut no_cwd = host_tools_spec(&root, &work, &["true"]);
+    no_cwd.cwd = "/nonexistent-dir".into();
+    for _ in 0..5 {
+        run(&ok).unwrap();
+        match run(&no_exe) {
+            Err(SandboxError::Setup(m)) => {
+                assert_eq!(
+                    m,
+                    "exec the build command: ENOENT: No such file or directory"
+                )
+            }
+            other => panic!("expected an exec setup failure, got {other:?}"),
+        }
+        match run(&no_cwd) {
+            Err(SandboxError::Setup(m)) => {
+                assert!(m.starts_with("chdir to the build directory: ENOENT"), "{m}")
+            }
+            other => panic!("expected a chdir setup failure, got {other:?}"),
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for t in churn {
+        t.join().unwrap();
+    }
+    let after = fork_checked_alloc::allocations_after_fork();
+    assert_eq!(
+        after - before,
+        0,
+        "the sandbox's children allocated {} times between fork and exec",
+        after - before
+    );
+}
