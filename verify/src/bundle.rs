@@ -3,21 +3,31 @@
 //! untrusted host, so only regular files are read (no symlinks, FIFOs or
 //! devices), every read is bounded, and artifacts are hashed as streams.
 //! Bytes are kept exactly as read: the binding is over them, never over a
-//! re-serialization.
+//! re-serialization. An output directory's file that no subject of the
+//! provenance names is refused without being read (the host chose its size),
+//! and the bytes hashed over all artifacts are bounded.
 
+use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use kettle_attest::CertChain;
-use kettle_provenance::Sha256Digest;
+use kettle_provenance::{Sha256Digest, Statement};
 use kettle_wire::output::{ARTIFACTS_DIR, CHAIN_FILE, EVIDENCE_FILE, PROVENANCE_FILE};
 
 /// Largest evidence file read (a report is 1184 bytes; more is kept only to say so).
 pub const MAX_EVIDENCE_BYTES: u64 = 64 << 10;
-/// Largest provenance.json read.
-pub const MAX_PROVENANCE_BYTES: u64 = 64 << 20;
+/// Largest provenance.json read. A real one is a few KiB (a cargo build locking a
+/// thousand crates: a few hundred KiB); parsing costs about fifteen times the size
+/// in memory, so a 64 MiB one cost about 1 GB.
+pub const MAX_PROVENANCE_BYTES: u64 = 4 << 20;
+/// Most bytes hashed over all the artifacts of one verification: the guest builds
+/// in its own RAM, so no build's outputs come near it, and a host's 8 TiB sparse
+/// file is refused by its size instead of being hashed for hours.
+pub const MAX_ARTIFACT_BYTES: u64 = 64 << 30;
 /// Largest certificate chain read.
 pub const MAX_CHAIN_BYTES: u64 = 1 << 20;
 /// Most artifacts one output directory may hold.
@@ -48,12 +58,14 @@ pub enum LoadError {
         kind: &'static str,
     },
     /// A file is larger than its limit.
-    #[error("{what} {path} is larger than {limit} bytes: not a Kettle output")]
+    #[error("{what} {path} is larger than {limit} bytes ({size} bytes): not a Kettle output, refusing to read it")]
     TooLarge {
         /// What the file is for.
         what: &'static str,
         /// The path.
         path: PathBuf,
+        /// Its size (at least; a file that grew while read is cut at limit + 1).
+        size: u64,
         /// The limit.
         limit: u64,
     },
@@ -161,6 +173,7 @@ impl BundleFiles {
 
 impl Bundle {
     /// Reads every file `files` names (no chain file: the chain check fails saying so).
+    /// Artifacts are read only when the provenance can name them (see [`Subjects`]).
     pub fn load(files: &BundleFiles) -> Result<Bundle, LoadError> {
         let report = read_regular("attestation report", &files.evidence, MAX_EVIDENCE_BYTES)?;
         let provenance = files
@@ -177,16 +190,20 @@ impl Bundle {
                 Err("no certificate chain was given (chain.pem, --chain or --fetch-vcek)".into())
             }
         };
+        let subjects = Subjects::of(provenance.as_deref());
+        let mut budget = HashBudget::new(MAX_ARTIFACT_BYTES);
         let mut artifacts = match &files.artifacts_dir {
-            Some(d) => load_artifacts(d)?,
+            Some(d) => load_artifacts(d, &subjects, &mut budget)?,
             None => Vec::new(),
         };
-        artifacts.extend(
-            files
-                .artifact_files
-                .iter()
-                .map(|p| hash_artifact(p.display().to_string(), None, p)),
-        );
+        artifacts.extend(files.artifact_files.iter().map(|p| {
+            let label = p.display().to_string();
+            if subjects.readable() {
+                hash_artifact(label, None, p, &mut budget)
+            } else {
+                not_read(label, None, subjects.why_not_read())
+            }
+        }));
         Ok(Bundle {
             report,
             chain,
@@ -194,6 +211,75 @@ impl Bundle {
             artifacts,
             complete_output: files.complete_output,
         })
+    }
+}
+
+/// The subject names of the provenance, read before any artifact is: an output
+/// directory's file is hashed only when a subject carries its name, and nothing is
+/// hashed when there is no provenance to hold a digest against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subjects {
+    /// No provenance was given: no artifact can be checked, so none is read.
+    NoProvenance,
+    /// The provenance is not an in-toto Statement: its checks fail and no artifact is checked.
+    Unparsed,
+    /// The subject names of the Statement.
+    Named(BTreeSet<String>),
+}
+
+impl Subjects {
+    /// The subject names in `provenance` (the exact bytes that will be verified).
+    pub fn of(provenance: Option<&[u8]>) -> Subjects {
+        let Some(bytes) = provenance else {
+            return Subjects::NoProvenance;
+        };
+        // The predicate is not needed here; the verifier parses the whole Statement itself.
+        match serde_json::from_slice::<Statement<serde::de::IgnoredAny>>(bytes) {
+            Ok(st) => Subjects::Named(st.subject.into_iter().filter_map(|s| s.name).collect()),
+            Err(_) => Subjects::Unparsed,
+        }
+    }
+
+    /// Whether artifacts are read at all.
+    fn readable(&self) -> bool {
+        matches!(self, Subjects::Named(_))
+    }
+
+    /// Whether a subject is named `name`.
+    fn names(&self, name: &str) -> bool {
+        matches!(self, Subjects::Named(n) if n.contains(name))
+    }
+
+    fn why_not_read(&self) -> String {
+        match self {
+            Subjects::NoProvenance => "not read: there is no provenance to name it".into(),
+            Subjects::Unparsed => {
+                "not read: the provenance is not an in-toto Statement (see provenance.parse)".into()
+            }
+            Subjects::Named(_) => "not read".into(),
+        }
+    }
+}
+
+/// How many artifact bytes may still be hashed ([`MAX_ARTIFACT_BYTES`] in all).
+#[derive(Debug)]
+pub struct HashBudget {
+    left: u64,
+}
+
+impl HashBudget {
+    /// A budget of `bytes`.
+    pub fn new(bytes: u64) -> HashBudget {
+        HashBudget { left: bytes }
+    }
+}
+
+/// An artifact that was not read, and why.
+fn not_read(label: String, subject_name: Option<String>, why: String) -> Artifact {
+    Artifact {
+        label,
+        subject_name,
+        sha256: Err(why),
     }
 }
 
@@ -277,32 +363,64 @@ fn open_regular(what: &'static str, path: &Path) -> Result<File, LoadError> {
 /// Reads a regular file of at most `limit` bytes.
 pub fn read_regular(what: &'static str, path: &Path, limit: u64) -> Result<Vec<u8>, LoadError> {
     let f = open_regular(what, path)?;
+    let too_large = |size| LoadError::TooLarge {
+        what,
+        path: path.into(),
+        size,
+        limit,
+    };
+    let read_err = |source| LoadError::Read {
+        what,
+        path: path.into(),
+        source,
+    };
+    // Refused by its size before a byte is read (a sparse file costs nothing to make).
+    let size = f.metadata().map_err(read_err)?.len();
+    if size > limit {
+        return Err(too_large(size));
+    }
     let mut bytes = Vec::new();
     f.take(limit + 1)
         .read_to_end(&mut bytes)
-        .map_err(|source| LoadError::Read {
-            what,
-            path: path.into(),
-            source,
-        })?;
+        .map_err(read_err)?;
     if bytes.len() as u64 > limit {
-        return Err(LoadError::TooLarge {
-            what,
-            path: path.into(),
-            limit,
-        });
+        return Err(too_large(bytes.len() as u64));
     }
     Ok(bytes)
 }
 
-/// Hashes one artifact as a stream; a file that is not regular or unreadable is recorded, not read.
-fn hash_artifact(label: String, subject_name: Option<String>, path: &Path) -> Artifact {
+/// Hashes one artifact as a stream, within `budget`; a file that is not regular, is
+/// larger than what is left of the budget, or is unreadable is recorded, not read.
+fn hash_artifact(
+    label: String,
+    subject_name: Option<String>,
+    path: &Path,
+    budget: &mut HashBudget,
+) -> Artifact {
     let sha256 = open_regular("artifact", path)
         .map_err(|e| e.to_string())
         .and_then(|f| {
-            Sha256Digest::of_reader(f)
-                .map(|(d, _)| d)
-                .map_err(|e| format!("reading {}: {e}", path.display()))
+            let size = f
+                .metadata()
+                .map_err(|e| format!("reading {}: {e}", path.display()))?
+                .len();
+            if size > budget.left {
+                return Err(format!(
+                    "{size} bytes, more than the {} left of the {MAX_ARTIFACT_BYTES} bytes hashed per verification: not read",
+                    budget.left
+                ));
+            }
+            // Bounded even if the file grows while it is read.
+            let (digest, read) = Sha256Digest::of_reader(f.take(budget.left + 1))
+                .map_err(|e| format!("reading {}: {e}", path.display()))?;
+            if read > budget.left {
+                return Err(format!(
+                    "grew past the {} bytes left of the {MAX_ARTIFACT_BYTES} bytes hashed per verification while it was read",
+                    budget.left
+                ));
+            }
+            budget.left -= read;
+            Ok(digest)
         });
     Artifact {
         label,
@@ -311,18 +429,52 @@ fn hash_artifact(label: String, subject_name: Option<String>, path: &Path) -> Ar
     }
 }
 
-/// Hashes every entry under `root` (recursively, never through a symlink), naming each by its
-/// `/`-separated path relative to `root` (the subject name it must carry).
-pub fn load_artifacts(root: &Path) -> Result<Vec<Artifact>, LoadError> {
+/// The artifacts under `root` (recursively, never through a symlink), each named by its
+/// `/`-separated path relative to `root` (the subject name it must carry). Only a file
+/// that a subject names is hashed, within `budget`; any other entry is refused unread.
+pub fn load_artifacts(
+    root: &Path,
+    subjects: &Subjects,
+    budget: &mut HashBudget,
+) -> Result<Vec<Artifact>, LoadError> {
     // Not followed: an artifacts directory that is a symlink could point anywhere.
     require_dir(root, "artifacts directory", fs::symlink_metadata(root))?;
-    let mut out = Vec::new();
-    walk(root, root, &mut out)?;
-    out.sort_by(|a, b| a.label.cmp(&b.label));
-    Ok(out)
+    let mut found = Vec::new();
+    walk(root, root, &mut found)?;
+    // Sorted before hashing, so what the budget reaches does not depend on directory order.
+    found.sort_by(|a, b| a.0.as_os_str().as_bytes().cmp(b.0.as_os_str().as_bytes()));
+    Ok(found
+        .into_iter()
+        .map(|(rel, path)| artifact_at(&rel, &path, subjects, budget))
+        .collect())
 }
 
-fn walk(root: &Path, dir: &Path, out: &mut Vec<Artifact>) -> Result<(), LoadError> {
+/// One entry of an output directory's artifacts/, hashed only when a subject names it.
+fn artifact_at(rel: &Path, path: &Path, subjects: &Subjects, budget: &mut HashBudget) -> Artifact {
+    let Some(name) = rel.to_str() else {
+        // Lossy, two different names would both read as U+FFFD and both match one subject.
+        return not_read(
+            rel.to_string_lossy().into_owned(),
+            None,
+            format!(
+                "its name {:?} is not UTF-8, and an in-toto subject name is a string: no subject can name it; not read",
+                rel.as_os_str()
+            ),
+        );
+    };
+    let name = name.to_string();
+    if !subjects.readable() {
+        return not_read(name.clone(), Some(name), subjects.why_not_read());
+    }
+    if !subjects.names(&name) {
+        let why = format!("no subject of the provenance is named {name:?}: not read");
+        return not_read(name.clone(), Some(name), why);
+    }
+    hash_artifact(name.clone(), Some(name), path, budget)
+}
+
+/// Collects every non-directory entry under `dir` as (path relative to `root`, path).
+fn walk(root: &Path, dir: &Path, out: &mut Vec<(PathBuf, PathBuf)>) -> Result<(), LoadError> {
     let read_err = |path: &Path| {
         let path = path.to_path_buf();
         move |source| LoadError::Read {
@@ -343,13 +495,11 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<Artifact>) -> Result<(), LoadErro
             walk(root, &path, out)?;
             continue;
         }
-        let rel = path.strip_prefix(root).expect("walk stays under root");
-        let name = rel
-            .components()
-            .map(|c| c.as_os_str().to_string_lossy())
-            .collect::<Vec<_>>()
-            .join("/");
-        out.push(hash_artifact(name.clone(), Some(name), &path));
+        let rel = path
+            .strip_prefix(root)
+            .expect("walk stays under root")
+            .to_path_buf();
+        out.push((rel, path));
     }
     Ok(())
 }
@@ -369,7 +519,14 @@ mod tests {
         fs::write(d.join("artifacts/README"), b"x").unwrap();
         let files = BundleFiles::output_dir(d).unwrap();
         assert_eq!(files.chain, None);
-        let arts = load_artifacts(files.artifacts_dir.as_ref().unwrap()).unwrap();
+        let subjects = Subjects::Named(["README".into(), "bin/hello".into()].into());
+        let mut budget = HashBudget::new(MAX_ARTIFACT_BYTES);
+        let arts = load_artifacts(
+            files.artifacts_dir.as_ref().unwrap(),
+            &subjects,
+            &mut budget,
+        )
+        .unwrap();
         let names: Vec<_> = arts
             .iter()
             .map(|a| a.subject_name.clone().unwrap())
