@@ -191,6 +191,16 @@ impl Recipe {
         for (i, out) in outputs.iter().enumerate() {
             check_relative(out)
                 .map_err(|why| bad("build.outputs", format!("entry {i} {out:?}: {why}")))?;
+            // Output names become subject names that hosts and verifiers print: an escape
+            // sequence in one could write to the operator's terminal or forge a line.
+            if let Some(c) = out.chars().find(|c| c.is_control()) {
+                return Err(bad(
+                    "build.outputs",
+                    format!(
+                        "entry {i} {out:?} contains the control character {c:?}: output names must be printable"
+                    ),
+                ));
+            }
             if outputs[..i].contains(out) {
                 return Err(bad("build.outputs", format!("{out:?} is listed twice")));
             }
@@ -306,6 +316,22 @@ mod tests {
             match Recipe::parse(&text) {
                 Err(RecipeError::Field { field: f, .. }) => assert_eq!(f, field, "{text}"),
                 other => panic!("{field}: expected field error, got {other:?}"),
+            }
+        }
+        // Control characters (C0, DEL, C1) in an output name: escape sequences, line breaks.
+        for name in [
+            "out/\\u001b]52;c;ZXZpbA==\\u0007",
+            "out/a\\nVERIFIED",
+            "out/\\u009b2J",
+            "out/\\u007f",
+        ] {
+            let text = script("").replace("out/a", name);
+            match Recipe::parse(&text) {
+                Err(RecipeError::Field { field, reason }) => {
+                    assert_eq!(field, "build.outputs", "{name}");
+                    assert!(reason.contains("control character"), "{name}: {reason}");
+                }
+                other => panic!("{name}: expected a build.outputs error, got {other:?}"),
             }
         }
         let err = Recipe::parse(&script("surprise = 1")).unwrap_err();
