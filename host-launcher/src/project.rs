@@ -146,21 +146,50 @@ pub fn detect(dir: &Path) -> Result<CargoProject, ProjectError> {
 
 type Bins = (Vec<String>, Vec<(String, String)>);
 
+/// Host-side `cargo ARGS --manifest-path MANIFEST`, run so that nothing in the project
+/// chooses which cargo runs or how: from `outside` (a directory outside the project, so
+/// `manifest` must be absolute). rustup picks the toolchain by the current directory, so a
+/// `rust-toolchain.toml` in the project (which can name a `path` toolchain inside the
+/// repository, i.e. the repository's own `cargo`) is never applied: the toolchain is the
+/// user's `RUSTUP_TOOLCHAIN` when set (inherited), else rustup's default for `outside`.
+/// cargo reads `.cargo/config.toml` from the current directory's ancestors, so the
+/// project's cargo config (a `rustc-wrapper`, say) is not read either.
+fn host_cargo(args: &[&str], manifest: &Path, outside: &Path) -> Command {
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.args(args)
+        .arg("--manifest-path")
+        .arg(manifest)
+        .current_dir(outside)
+        .stdin(std::process::Stdio::null());
+    cmd
+}
+
 /// `cargo metadata --no-deps`: None when cargo cannot be run at all.
 fn bins_from_metadata(dir: &Path) -> Option<Result<Bins, ProjectError>> {
-    let out = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-        .args([
-            "metadata",
-            "--no-deps",
-            "--format-version",
-            "1",
-            "--offline",
-        ])
-        .arg("--manifest-path")
-        .arg(dir.join("Cargo.toml"))
-        .stdin(std::process::Stdio::null())
-        .output()
-        .ok()?;
+    let manifest = dir.join("Cargo.toml");
+    let manifest_err = |message: String| ProjectError::Manifest {
+        path: manifest.clone(),
+        message,
+    };
+    let absolute = match std::path::absolute(&manifest) {
+        Ok(p) => p,
+        Err(e) => {
+            return Some(Err(manifest_err(format!(
+                "cannot make the path absolute: {e}"
+            ))))
+        }
+    };
+    // `/`: no directory of the project's is at or above it (a project at the filesystem's
+    // root aside), so none of its toolchain files, cargo config or rustup overrides apply.
+    let outside = Path::new("/");
+    let args = [
+        "metadata",
+        "--no-deps",
+        "--format-version",
+        "1",
+        "--offline",
+    ];
+    let out = host_cargo(&args, &absolute, outside).output().ok()?;
     if !out.status.success() {
         return Some(Err(ProjectError::Manifest {
             path: dir.join("Cargo.toml"),
