@@ -150,7 +150,7 @@ pub enum SandboxError {
         tail: String,
     },
     /// The build ran longer than the wall-clock limit.
-    #[error("build exceeded its {0} s time limit and was killed")]
+    #[error("build exceeded its {0} s time limit and was killed (the request's limits.max_build_seconds: raise `kettle build --timeout`)")]
     TimedOut(u64),
     /// Preparing the build's writable directories failed.
     #[error("{what}: {source}")]

@@ -84,7 +84,9 @@ pub enum FetchMode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
-    /// Wall-clock and CPU-time limit of the build, in seconds (default 3600).
+    /// Wall-clock and CPU-time limit of the build command, in seconds (default 3600):
+    /// `kettle build --timeout`, the one number the guest's sandbox enforces and the host's
+    /// VM deadline is counted from.
     pub max_build_seconds: Option<u64>,
     /// Data-segment limit of each build process, in bytes (default: none).
     pub max_memory_bytes: Option<u64>,

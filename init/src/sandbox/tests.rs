@@ -333,3 +333,42 @@ fn the_sandbox_children_never_allocate_between_fork_and_exec() {
         after - before
     );
 }
+
+#[test]
+fn the_build_time_limit_is_the_requests_number_above_or_below_an_hour() {
+    // `kettle build --timeout` reaches the guest as limits.max_build_seconds; the sandbox's
+    // wall-clock and CPU limits are that number, with no cap of its own.
+    let recipe = Recipe::parse(&format!(
+        "[build]\ntype = \"script/v1\"\noutputs = [\"o\"]\ncommand = [\"true\"]\n[rootfs]\nurl = \"https://h/r.tar\"\nsha256 = \"{}\"\n",
+        "0".repeat(64)
+    ))
+    .unwrap();
+    let dirs = BuildDirs {
+        root: "/w/rootfs".into(),
+        src: "/w/src".into(),
+        home: "/w/home".into(),
+        vendor: "/w/vendor".into(),
+        toolchain: None,
+        host_tools: false,
+    };
+    for (asked, enforced) in [
+        (Some(7200), 7200),
+        (Some(30), 30),
+        (None, kettle_wire::request::DEFAULT_BUILD_SECONDS),
+    ] {
+        let limits = Limits {
+            max_build_seconds: asked,
+            max_memory_bytes: None,
+        };
+        let spec = spec_for(&recipe, &dirs, b"tree x\n\nm", &limits);
+        assert_eq!(
+            (spec.limits.wall_seconds, spec.limits.cpu_seconds),
+            (enforced, enforced),
+            "{asked:?}"
+        );
+    }
+    assert_eq!(
+        SandboxError::TimedOut(7200).to_string(),
+        "build exceeded its 7200 s time limit and was killed (the request's limits.max_build_seconds: raise `kettle build --timeout`)"
+    );
+}

@@ -79,7 +79,7 @@ pub(super) fn build_vm(args: &BuildArgs) -> Result<ExitCode, BuildError> {
         &args.qemu,
         &qemu::argv(&cfg),
         &log_path,
-        Duration::from_secs(args.timeout),
+        vm_deadline(&request.limits),
         interrupt().flag(),
         progress,
     )?;
@@ -238,11 +238,11 @@ fn start_isolation(
     })
 }
 
-/// Says how QEMU ended when that was not a clean power-off, and what QEMU itself said.
+/// Says how QEMU ended when the guest did not end the VM cleanly, and what QEMU itself said.
 fn report_vm_end(run: &vm::VmRun) {
     match &run.end {
         VmEnd::TimedOut(t) => eprintln!(
-            "kettle build: the VM did not finish within {}s and was killed (raise --timeout)",
+            "kettle build: the VM did not finish within {}s (--timeout plus {VM_ALLOWANCE_SECONDS}s for the guest's steps around the build) and was killed (raise --timeout)",
             t.as_secs()
         ),
         VmEnd::Exited(status) if !status.success() => {
@@ -251,20 +251,16 @@ fn report_vm_end(run: &vm::VmRun) {
         VmEnd::Exited(_) | VmEnd::Interrupted => {}
     }
     if !run.qemu_stderr.trim().is_empty() {
-        eprintln!(
-            "QEMU said:\n{}",
-            kettle_verify::render::escape(run.qemu_stderr.trim_end()).replace("\\u{a}", "\n")
-        );
+        eprintln!("QEMU said:\n{}", escape_lines(run.qemu_stderr.trim_end()));
     }
 }
 
 /// The guest's own account of a failed build: error.json, else its console, else the log tail.
 fn report_guest_failure(staging: &Path, run: &vm::VmRun, log_path: &Path) {
-    let escape = kettle_verify::render::escape;
     match kettle_verify::bundle::read_regular("error.json", &staging.join(ERROR_FILE), 64 << 10) {
         Ok(bytes) => eprintln!(
             "kettle build: the guest reported a failure:\n{}",
-            escape(String::from_utf8_lossy(&bytes).trim_end()).replace("\\u{a}", "\n")
+            escape_lines(String::from_utf8_lossy(&bytes).trim_end())
         ),
         Err(_) => match &run.console_failure {
             Some((step, message)) => eprintln!(
@@ -308,7 +304,11 @@ fn verify_and_publish(
     let verdict = match verdict {
         Ok(v) => v,
         Err(why) => {
-            eprintln!("kettle build: the outputs cannot be verified: {why}");
+            // The error may name a file under artifacts/, a name the build chose.
+            eprintln!(
+                "kettle build: the outputs cannot be verified: {}",
+                escape(&why.to_string())
+            );
             let out = staging.publish()?;
             eprintln!("outputs (unverified) are in {}", out.display());
             return Ok(ExitCode::from(EXIT_FAILED));
@@ -389,12 +389,11 @@ fn pad_to_sector(path: &Path) -> Result<(), BuildError> {
     Ok(())
 }
 
+/// The console's last lines, escaped (the guest wrote them) and read in bounded memory.
 fn print_log_tail(path: &Path) {
-    if let Ok(text) = fs::read_to_string(path) {
-        let lines: Vec<&str> = text.lines().collect();
-        let start = lines.len().saturating_sub(20);
+    if let Ok(lines) = kettle::console::log_tail(path, 20) {
         eprintln!("--- last console lines ({}) ---", path.display());
-        for l in &lines[start..] {
+        for l in lines {
             eprintln!("{l}");
         }
     }

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
 use kettle::bundles::{BundlePins, BundlesError};
-use kettle::console::{human_duration, Progress};
+use kettle::console::{escape, escape_lines, human_duration, Progress};
 use kettle::download::{Downloader, RetryPolicy};
 use kettle::inputs::{self, Delivered, InputError};
 use kettle::interrupt::Interrupt;
@@ -36,8 +36,8 @@ use kettle_wire::cache::CacheWriter;
 use kettle_wire::devices::SECTOR_BYTES;
 use kettle_wire::output::{self, CHAIN_FILE, ERROR_FILE, EVIDENCE_FILE, STATUS_FILE};
 use kettle_wire::request::{
-    write_request_disk, BuildRequest, FetchMode, ImageRef, Limits, Upstream, DEFAULT_CRATES_URL,
-    REQUEST_SCHEMA,
+    write_request_disk, BuildRequest, FetchMode, ImageRef, Limits, Upstream, DEFAULT_BUILD_SECONDS,
+    DEFAULT_CRATES_URL, MAX_BUILD_SECONDS, REQUEST_SCHEMA,
 };
 use kettle_wire::Tee;
 
@@ -115,8 +115,10 @@ pub struct BuildArgs {
     /// Guest memory in MiB (the build runs in RAM: toolchain, rootfs and sources).
     #[arg(long, default_value_t = 4096, value_name = "MIB")]
     pub memory: u64,
-    /// Kill the VM after this many seconds.
-    #[arg(long, default_value_t = 3600, value_name = "SECONDS")]
+    /// The build's time limit: the guest kills the build command after this many seconds
+    /// (the request carries it), and the host kills the VM 15 minutes after that (booting,
+    /// fetching, verifying, hashing and attesting take time of their own).
+    #[arg(long, default_value_t = DEFAULT_BUILD_SECONDS, value_name = "SECONDS")]
     pub timeout: u64,
     /// Size of the output disk in MiB (sparse).
     #[arg(long, default_value_t = 2048, value_name = "MIB")]
@@ -363,18 +365,30 @@ fn shell_quote(s: &str) -> String {
     }
 }
 
+/// Largest status.json or error.json read from a build's output (the guest wrote them).
+const MAX_REPORT_BYTES: u64 = 1 << 20;
+
+/// The build's status.json, when it is one (a bounded read of a regular file).
+fn read_status(out: &Path) -> Option<kettle_wire::BuildStatus> {
+    let path = out.join(STATUS_FILE);
+    let bytes = kettle_verify::bundle::read_regular("status.json", &path, MAX_REPORT_BYTES).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// The build's error.json, when it is one (a bounded read of a regular file).
+fn read_error_report(out: &Path) -> Option<kettle_wire::ErrorReport> {
+    let path = out.join(ERROR_FILE);
+    let bytes = kettle_verify::bundle::read_regular("error.json", &path, MAX_REPORT_BYTES).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
 /// The last lines of a build: total time, the artifacts, and how to verify them.
 fn print_summary(started: Instant, out: &Path, verify: &str) {
     eprintln!("built in {}", human_duration(started.elapsed()));
-    if let Ok(bytes) = fs::read(out.join(STATUS_FILE)) {
-        if let Ok(status) = serde_json::from_slice::<kettle_wire::BuildStatus>(&bytes) {
-            for a in &status.artifacts {
-                eprintln!(
-                    "  artifact: {}",
-                    out.join(output::ARTIFACTS_DIR).join(a).display()
-                );
-            }
-        }
+    // The names are the guest's (status.json is not what was verified): escaped.
+    for a in read_status(out).map(|s| s.artifacts).unwrap_or_default() {
+        let path = out.join(output::ARTIFACTS_DIR).join(a);
+        eprintln!("  artifact: {}", escape(&path.display().to_string()));
     }
     eprintln!("  provenance: {}", out.join("provenance.json").display());
     eprintln!("verify it with:\n  {verify}");
@@ -460,6 +474,31 @@ fn image_ref(image: &Image) -> Result<ImageRef, BuildError> {
     })
 }
 
+/// What the VM gets beyond `--timeout` for the guest's other steps (boot, fetch, verify,
+/// unpack, hash, attest, emit) before the host kills it, so that a build over its limit is
+/// stopped by the guest, which says so in error.json, rather than by the host, which cannot.
+pub const VM_ALLOWANCE_SECONDS: u64 = 15 * 60;
+
+/// The request's limits for `--timeout SECONDS`: the build's time limit is that one number,
+/// in the guest (the sandbox's wall-clock and CPU limits) and on the host ([`vm_deadline`]).
+fn build_limits(timeout: u64) -> Result<Limits, BuildError> {
+    if timeout == 0 || timeout > MAX_BUILD_SECONDS {
+        return Err(BuildError::Args(format!(
+            "--timeout {timeout} is outside 1..={MAX_BUILD_SECONDS} seconds (the longest build a request may ask for is a week)"
+        )));
+    }
+    Ok(Limits {
+        max_build_seconds: Some(timeout),
+        max_memory_bytes: None,
+    })
+}
+
+/// When the host kills the VM: the build's own limit (`limits.max_build_seconds`, i.e.
+/// `--timeout`) plus [`VM_ALLOWANCE_SECONDS`] for the guest's other steps.
+fn vm_deadline(limits: &Limits) -> Duration {
+    Duration::from_secs(limits.build_seconds() + VM_ALLOWANCE_SECONDS)
+}
+
 fn make_request(
     args: &BuildArgs,
     src: &ResolvedSource,
@@ -491,7 +530,7 @@ fn make_request(
         },
         tee,
         invocation_id: invocation_id()?,
-        limits: Limits::default(),
+        limits: build_limits(args.timeout)?,
         upstream,
         image: image.map(image_ref).transpose()?,
     };
@@ -512,4 +551,69 @@ fn work_dir(out: &Path) -> Result<tempfile::TempDir, BuildError> {
         .prefix(".kettle-work-")
         .tempdir_in(parent)
         .map_err(io_err(parent.display().to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        build: BuildArgs,
+    }
+
+    fn args(flags: &[&str]) -> BuildArgs {
+        let argv = ["kettle", "."].iter().chain(flags);
+        Cli::try_parse_from(argv).unwrap().build
+    }
+
+    fn source() -> ResolvedSource {
+        ResolvedSource {
+            repository: "https://example.com/r.git".into(),
+            repository_from: source::RepoOrigin::Flag,
+            worktree: None,
+            git_ref: "refs/heads/main".into(),
+            commit: "a".repeat(40),
+            object_format: kettle_wire::ObjectFormat::Sha1,
+            git_dir: PathBuf::from("/nonexistent"),
+        }
+    }
+
+    #[test]
+    fn the_timeout_is_the_guests_build_limit_and_the_vm_deadline_starts_from_it() {
+        let cases: [(&[&str], u64); 3] = [
+            (&[], DEFAULT_BUILD_SECONDS),
+            (&["--timeout", "7200"], 7200),
+            (&["--timeout", "60"], 60),
+        ];
+        for (flags, secs) in cases {
+            let request = make_request(&args(flags), &source(), Tee::Simulated, None).unwrap();
+            // What the guest reads back from the request disk is the one number.
+            let disk = tempfile::NamedTempFile::new().unwrap();
+            write_request_disk(disk.path(), &request).unwrap();
+            let read =
+                kettle_wire::request::read_request_disk(File::open(disk.path()).unwrap()).unwrap();
+            assert_eq!(read.limits.max_build_seconds, Some(secs), "{flags:?}");
+            assert_eq!(read.limits.build_seconds(), secs, "{flags:?}");
+            assert_eq!(
+                vm_deadline(&read.limits),
+                Duration::from_secs(secs + VM_ALLOWANCE_SECONDS),
+                "{flags:?}"
+            );
+        }
+        let too_long = (MAX_BUILD_SECONDS + 1).to_string();
+        for bad in ["0", too_long.as_str()] {
+            match make_request(&args(&["--timeout", bad]), &source(), Tee::Simulated, None) {
+                Err(BuildError::Args(m)) => assert!(
+                    m.starts_with(&format!(
+                        "--timeout {bad} is outside 1..={MAX_BUILD_SECONDS}"
+                    )),
+                    "{m}"
+                ),
+                other => panic!("--timeout {bad}: expected an argument error, got {other:?}"),
+            }
+        }
+    }
 }
