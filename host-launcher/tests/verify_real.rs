@@ -45,7 +45,8 @@ struct Run {
 
 impl Milan {
     /// `kettle verify` of the Milan report with its evidence, chain, measurement and
-    /// report_data; `drop` leaves flags out, `set` gives flags other values, `extra` adds more.
+    /// report_data, opting in to Milan (`--allow-milan`) so the other checks decide;
+    /// `drop` leaves flags out, `set` gives flags other values, `extra` adds more.
     fn verify(&self, drop: &[&str], set: &[(&str, &str)], extra: &[&str]) -> Run {
         let defaults = [
             ("--evidence", self.report.to_str().unwrap()),
@@ -64,6 +65,9 @@ impl Milan {
                 .find(|(f, _)| *f == flag)
                 .map_or(value, |(_, v)| *v);
             cmd.args([flag, value]);
+        }
+        if !drop.contains(&"--allow-milan") {
+            cmd.arg("--allow-milan");
         }
         run(cmd.args(extra))
     }
@@ -103,9 +107,33 @@ fn real_milan_report_alone_verifies_and_says_binding_not_checked() {
     assert!(
         r.stdout
             .trim_end()
-            .ends_with("VERIFIED (report only: not bound to any build); not checked: report.revocation, report.cert_validity"),
+            .ends_with("VERIFIED (report only: not bound to any build); OPTED IN: EPYC Milan accepted (its VCEK root seed can be extracted, arXiv 2605.12990); not checked: report.revocation, report.cert_validity"),
         "{}",
         r.stdout
+    );
+}
+
+/// Issue 25: the real Milan report is REJECTED by default, by the check that names the VCEK
+/// root seed extraction; VERIFIED with --allow-milan, the verdict line naming the opt-in.
+#[test]
+fn real_milan_report_is_refused_unless_milan_is_allowed() {
+    let m = milan();
+    let r = m.verify(&["--allow-milan"], &[], &[]);
+    rejected_by(&r, "report.processor_generation");
+    assert!(
+        r.stdout
+            .trim_end()
+            .ends_with("REJECTED: 1 check(s) failed: report.processor_generation"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("arXiv 2605.12990"), "{}", r.stdout);
+    let r = m.verify(&[], &[], &[]);
+    assert_eq!(r.code, Some(0), "{}{}", r.stdout, r.stderr);
+    let last = r.stdout.trim_end().lines().last().unwrap().to_string();
+    assert!(
+        last.starts_with("VERIFIED") && last.contains("OPTED IN: EPYC Milan accepted"),
+        "{last}"
     );
 }
 
@@ -136,7 +164,7 @@ fn real_milan_report_json_verdict() {
     assert_eq!(v["simulated"], false);
     assert_eq!(
         v["verdict"],
-        "VERIFIED (report only: not bound to any build); not checked: report.revocation, report.cert_validity"
+        "VERIFIED (report only: not bound to any build); OPTED IN: EPYC Milan accepted (its VCEK root seed can be extracted, arXiv 2605.12990); not checked: report.revocation, report.cert_validity"
     );
     let names: Vec<&str> = v["checks"]
         .as_array()

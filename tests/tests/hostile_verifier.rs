@@ -312,6 +312,27 @@ fn cases() -> Vec<Case> {
             provenance_edited(|st| st.predicate.build_definition.resolved_dependencies.clear()),
             Rejected("provenance.source"),
         ),
+        // Issue 25: the host built its own commit and claimed the victim's repository and ref;
+        // the auditor accepts any commit, so nothing witnessed the claim.
+        (
+            "a host-resolved repository and ref with any commit accepted",
+            provenance_edited(|st| {
+                let internal = &mut st.predicate.build_definition.internal_parameters;
+                internal.insert(ids::REF_RESOLVED_BY.into(), "host".into());
+            }),
+            Rejected("provenance.repository"),
+        ),
+        // Issue 25: a short ref says neither branch nor tag (an old tag passed a branch pattern).
+        (
+            "a short ref recorded as guest-resolved",
+            provenance_edited(|st| {
+                let bd = &mut st.predicate.build_definition;
+                bd.external_parameters.insert("ref".into(), "main".into());
+                bd.internal_parameters
+                    .insert(ids::REF_RESOLVED_BY.into(), "guest".into());
+            }),
+            Rejected("provenance.ref"),
+        ),
         // --- the report ---
         (
             "report of another build",
@@ -460,6 +481,14 @@ fn cases() -> Vec<Case> {
             Rejected("report.chain"),
         ),
         (
+            "the VCEK of another chip (same key, another hwID)",
+            Box::new(|d| {
+                let other = SimulatedPsp::new(MEASUREMENT).with_vcek_hw_id(vec![0xB2; 64]);
+                fs::write(d.join("chain.pem"), other.cert_chain_pem().unwrap()).unwrap();
+            }),
+            Rejected("report.vcek_matches_report"),
+        ),
+        (
             "chain is a FIFO (must not hang)",
             Box::new(|d| replace_with_fifo(&d.join("chain.pem"))),
             CannotRun("is not a regular file"),
@@ -517,6 +546,9 @@ fn verify(dir: &Path, name: &str) -> Output {
         "the simulated PSP without --allow-simulated" => cmd.args(["--commit", commit]),
         "source not pinned" => cmd.arg("--allow-simulated"),
         "commit pinned to another" => cmd.args(["--allow-simulated", "--commit", &"cd".repeat(20)]),
+        "a host-resolved repository and ref with any commit accepted" => {
+            cmd.args(["--allow-simulated", "--any-source"])
+        }
         _ => cmd.args(["--allow-simulated", "--commit", commit]),
     };
     cmd.output().unwrap()

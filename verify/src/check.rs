@@ -38,6 +38,11 @@ pub enum CheckId {
     MinTcb,
     /// reported, committed and launch TCB are not above the current one (no rollback).
     TcbConsistency,
+    /// The processor generation (the AMD root the chain ends in) is one the verifier accepts:
+    /// EPYC Milan is refused by default (its VCEK root seed can be extracted, arXiv 2605.12990).
+    ProcessorGeneration,
+    /// The report's chip_id is one the verifier lists (only run when a list is given).
+    ChipId,
     /// The evidence is not from the simulated PSP (or that is allowed).
     Simulated,
     // Step 3: report_data binds the exact provenance.json bytes.
@@ -78,7 +83,7 @@ pub enum CheckId {
 
 impl CheckId {
     /// Every check, in order.
-    pub const ALL: [CheckId; 29] = [
+    pub const ALL: [CheckId; 31] = [
         CheckId::ReportFormat,
         CheckId::Chain,
         CheckId::Signer,
@@ -92,6 +97,8 @@ impl CheckId {
         CheckId::Vmpl,
         CheckId::MinTcb,
         CheckId::TcbConsistency,
+        CheckId::ProcessorGeneration,
+        CheckId::ChipId,
         CheckId::Simulated,
         CheckId::ReportData,
         CheckId::Canonical,
@@ -126,6 +133,8 @@ impl CheckId {
             CheckId::Vmpl => "report.vmpl",
             CheckId::MinTcb => "report.min_tcb",
             CheckId::TcbConsistency => "report.tcb_consistency",
+            CheckId::ProcessorGeneration => "report.processor_generation",
+            CheckId::ChipId => "report.chip_id",
             CheckId::Simulated => "report.simulated",
             CheckId::ReportData => "binding.report_data",
             CheckId::Canonical => "provenance.canonical",
@@ -159,7 +168,7 @@ impl CheckId {
             ReportFormat | Chain | Signer | VcekMatchesReport | Signature | Revocation
             | CertValidity => 1,
             Measurement | DebugDisallowed | GuestPolicy | Vmpl | MinTcb | TcbConsistency
-            | Simulated => 2,
+            | ProcessorGeneration | ChipId | Simulated => 2,
             ReportData => 3,
             Canonical | Parse | StatementType | PredicateType | Valid => 4,
             Artifacts | Artifact | ArtifactsComplete => 5,
@@ -373,6 +382,10 @@ pub struct Check {
     pub outcome: Outcome,
     /// The policy field it enforces, when a policy was applied.
     pub policy_field: Option<&'static str>,
+    /// It passed only because the verifier explicitly opted in to this (named in the verdict line).
+    pub opt_in: Option<String>,
+    /// A part of it that did not run for want of an input (named in the verdict line's `not checked`).
+    pub unchecked_part: Option<String>,
 }
 
 impl Check {
@@ -419,6 +432,12 @@ impl Serialize for Check {
         if let Some(field) = self.policy_field {
             m.serialize_entry("policy_field", field)?;
         }
+        if let Some(o) = &self.opt_in {
+            m.serialize_entry("opt_in", o)?;
+        }
+        if let Some(u) = &self.unchecked_part {
+            m.serialize_entry("unchecked_part", u)?;
+        }
         m.end()
     }
 }
@@ -446,7 +465,25 @@ impl CheckList {
             subject: None,
             outcome,
             policy_field: None,
+            opt_in: None,
+            unchecked_part: None,
         });
+    }
+
+    /// Records a pass that holds only because the verifier opted in to `opt_in`.
+    pub fn push_opted_in(&mut self, id: CheckId, detail: String, opt_in: impl Into<String>) {
+        self.push(id, Outcome::Pass(detail));
+        self.last_mut().opt_in = Some(opt_in.into());
+    }
+
+    /// Records an outcome of which `part` was not checked (for want of an input).
+    pub fn push_partial(&mut self, id: CheckId, outcome: Outcome, part: Option<String>) {
+        self.push(id, outcome);
+        self.last_mut().unchecked_part = part;
+    }
+
+    fn last_mut(&mut self) -> &mut Check {
+        self.0.last_mut().expect("a check was just pushed")
     }
 
     /// Records a per-artifact check's outcome.
@@ -456,6 +493,8 @@ impl CheckList {
             subject: Some(subject.into()),
             outcome,
             policy_field: None,
+            opt_in: None,
+            unchecked_part: None,
         });
     }
 

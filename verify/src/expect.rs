@@ -2,7 +2,7 @@
 //! guest-policy rules and TCB floor, the source it pins and what the
 //! provenance must say. Every default is the strict one.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use kettle_attest::chain::Product;
 use kettle_provenance::ids;
@@ -47,6 +47,14 @@ pub fn builtin_tcb_floor(product: Product) -> MinTcb {
     }
 }
 
+/// Why EPYC Milan reports are refused unless the verifier opts in (report.processor_generation).
+pub const MILAN_REFUSAL: &str = "EPYC Milan's VCEK root seed can be extracted by a software-only attack on the AMD secure processor (arXiv 2605.12990, May 2026): a host that runs it can forge a valid report for any TCB, which no TCB floor fixes";
+
+/// The processor generations accepted by default: every hardware root Kettle pins but Milan's.
+pub fn default_processor_generations() -> Vec<Product> {
+    vec![Product::Genoa, Product::Turin]
+}
+
 /// Which TCB floor applies.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum TcbFloor {
@@ -57,6 +65,8 @@ pub enum TcbFloor {
     Fixed(MinTcb),
     /// A policy's floor per generation; the built-in one where it sets none.
     PerProduct(crate::policy::TcbFloors),
+    /// Both: the first floor and, component-wise, at least the second (a flag narrowing a policy).
+    AtLeast(Box<TcbFloor>, MinTcb),
 }
 
 impl TcbFloor {
@@ -75,6 +85,17 @@ impl TcbFloor {
                 builtin_tcb_floor(product),
                 format!("Kettle's built-in {product}"),
             ),
+            TcbFloor::AtLeast(first, also) => {
+                let (m, whose) = first.for_product(product);
+                let max = MinTcb {
+                    fmc: m.fmc.max(also.fmc),
+                    bootloader: m.bootloader.max(also.bootloader),
+                    tee: m.tee.max(also.tee),
+                    snp: m.snp.max(also.snp),
+                    microcode: m.microcode.max(also.microcode),
+                };
+                (max, format!("{whose} and the verifier's (--min-tcb)"))
+            }
         }
     }
 }
@@ -133,14 +154,22 @@ pub enum SourcePin {
 /// What the provenance must say.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProvenanceExpectations {
-    /// `externalParameters.repository` must equal this, when given.
+    /// `externalParameters.repository` must equal this, when given...
     pub repository: Option<String>,
-    /// `externalParameters.ref` must equal this, when given.
+    /// ...and this too, when given (a `--repo` narrowing a policy's repository).
+    pub also_repository: Option<String>,
+    /// `externalParameters.ref` must equal this, when given (`--ref`)...
     pub git_ref: Option<String>,
-    /// Or match one of these patterns (`*` wildcards), when given (a policy's `source.refs`).
+    /// ...and match one of these patterns (`*` wildcards), when given (a policy's `source.refs`).
     pub refs: Vec<String>,
     /// The commit that must have been built.
     pub source: SourcePin,
+    /// The tree of each commit the auditor's clone holds (`--source`): the provenance's
+    /// gitTree of the built commit must be the clone's.
+    pub source_trees: BTreeMap<String, String>,
+    /// Accept a repository and ref that only the build host resolved (cached mode) when the
+    /// commit is not pinned; named in the verdict line (policy `source.accept_host_resolved`).
+    pub accept_host_resolved: bool,
     /// `runDetails.builder.id` must be one of these.
     pub builder_ids: Vec<String>,
     /// `buildDefinition.buildType` must be one of these.
@@ -152,9 +181,12 @@ impl Default for ProvenanceExpectations {
     fn default() -> Self {
         ProvenanceExpectations {
             repository: None,
+            also_repository: None,
             git_ref: None,
             refs: Vec::new(),
             source: SourcePin::Unpinned,
+            source_trees: BTreeMap::new(),
+            accept_host_resolved: false,
             builder_ids: vec![ids::BUILDER_ID_SEV_SNP.to_string()],
             build_types: vec![
                 ids::BUILD_TYPE_CARGO.to_string(),
@@ -181,6 +213,10 @@ pub struct Expectations {
     pub min_tcb: TcbFloor,
     /// Accept the simulated PSP's test keys.
     pub allow_simulated: bool,
+    /// The processor generations (chain roots) accepted; Milan only by explicit opt-in.
+    pub processor_generations: Vec<Product>,
+    /// The chip ids accepted (64 bytes, or a Turin-style 8-byte hwID); empty: any chip.
+    pub chip_ids: Vec<Vec<u8>>,
     /// The time the verifier trusts (Unix seconds) for certificate and CRL validity; None:
     /// offline verification has no trusted clock, and the validity check says so.
     pub at: Option<u64>,
@@ -208,6 +244,8 @@ impl Expectations {
             vmpl: 0,
             min_tcb: TcbFloor::Builtin,
             allow_simulated: false,
+            processor_generations: default_processor_generations(),
+            chip_ids: Vec::new(),
             at: None,
             crls: Vec::new(),
             require_revocation_check: false,
@@ -226,6 +264,18 @@ impl Expectations {
             self.provenance.builder_ids.push(id);
         }
         self
+    }
+}
+
+/// Parses a chip id: 128 hex digits, or 16 for a Turin-style 8-byte hwID.
+pub fn parse_chip_id(text: &str) -> Result<Vec<u8>, String> {
+    let bytes =
+        hex::decode(text.trim()).map_err(|e| format!("{text:?} is not a chip id (hex): {e}"))?;
+    match bytes.len() {
+        8 | 64 => Ok(bytes),
+        n => Err(format!(
+            "{text:?} is {n} bytes; a chip id is 64 bytes (128 hex digits), or 8 (16) for a Turin hwID"
+        )),
     }
 }
 

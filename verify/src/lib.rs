@@ -5,7 +5,8 @@
 //! step 1  report.report_format  report.chain  report.signer  report.vcek_matches_report
 //!         report.signature
 //! step 2  report.measurement  report.debug_disallowed  report.guest_policy  report.vmpl
-//!         report.min_tcb  report.tcb_consistency  report.simulated
+//!         report.min_tcb  report.tcb_consistency  report.processor_generation
+//!         report.chip_id (when chip ids are listed)  report.simulated
 //! step 3  binding.report_data
 //! step 4  provenance.canonical  provenance.parse  provenance.statement_type
 //!         provenance.predicate_type  provenance.valid
@@ -18,8 +19,9 @@
 //! depends on. The verdict is VERIFIED only when no check failed, and its line
 //! says SIMULATED or "report only" whenever that is what was shown. The
 //! defaults are strict: only the SEV-SNP builder, no debug or migration agent,
-//! a TCB floor per processor generation, and a build whose source commit the
-//! verifier did not pin is rejected.
+//! a TCB floor per processor generation, no EPYC Milan report unless the
+//! verifier opts in (named in the verdict line), and a build whose source
+//! commit the verifier did not pin is rejected.
 
 #![warn(missing_docs)]
 
@@ -38,8 +40,9 @@ use std::path::Path;
 pub use bundle::{Artifact, Bundle, BundleFiles, LoadError};
 pub use check::{Check, CheckId, Failure, Outcome, Skipped, Status};
 pub use expect::{
-    builtin_tcb_floor, parse_measurement, parse_min_tcb, Expectations, GuestPolicyRules, MinTcb,
-    ProvenanceExpectations, SourcePin, TcbFloor,
+    builtin_tcb_floor, default_processor_generations, parse_chip_id, parse_measurement,
+    parse_min_tcb, Expectations, GuestPolicyRules, MinTcb, ProvenanceExpectations, SourcePin,
+    TcbFloor, MILAN_REFUSAL,
 };
 pub use policy::{LoadedPolicy, Policy, PolicyError};
 pub use verdict::{AppliedPolicy, Verdict};

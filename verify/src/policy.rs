@@ -17,6 +17,9 @@
 //! | `source.repository` | `externalParameters.repository` | not compared |
 //! | `source.refs` | accepted refs, exact or with `*` wildcards (`refs/tags/v*`) | not compared |
 //! | `source.any_commit` | accept any built commit (else the auditor pins it: `--commit`/`--source`) | false |
+//! | `source.accept_host_resolved` | with the commit not pinned, accept a repository and ref that only the build host resolved (cached mode: `kettle_refResolvedBy` `host`); the verdict line names the opt-in | false: provenance.repository and provenance.ref fail |
+//! | `processor_generations` | accepted processor generations (AMD roots): `"milan"`, `"genoa"`, `"turin"`; Milan is an explicit opt-in, named in the verdict line (its VCEK root seed can be extracted, arXiv 2605.12990) | `["genoa", "turin"]` |
+//! | `chip_ids` | accepted chip ids (hex: 64 bytes, or a Turin 8-byte hwID), for platform teams that own their hosts | any chip |
 //! | `allow_simulated` | accept the simulated PSP's test-key evidence | false |
 //! | `require_revocation_check` | reject unless the chain was checked against AMD's CRL (`--crl`, `--fetch-crl`) | false: skipped, and the verdict line says so |
 //! | `require_trusted_time` | reject unless the certificates' validity was checked at a time the auditor gives (`--at`) | false: skipped, and the verdict line says so |
@@ -30,8 +33,8 @@ use kettle_provenance::{ids, Sha256Digest};
 use serde::{Deserialize, Serialize};
 
 use crate::expect::{
-    parse_measurement, Expectations, GuestPolicyRules, MinTcb, ProvenanceExpectations, SourcePin,
-    TcbFloor,
+    default_processor_generations, parse_chip_id, parse_measurement, Expectations,
+    GuestPolicyRules, MinTcb, ProvenanceExpectations, SourcePin, TcbFloor,
 };
 
 /// The only schema this verifier reads.
@@ -73,6 +76,12 @@ pub struct Policy {
     /// Accept simulated evidence.
     #[serde(default)]
     pub allow_simulated: bool,
+    /// Accepted processor generations (Milan only by listing it).
+    #[serde(default = "default_processor_generations")]
+    pub processor_generations: Vec<Product>,
+    /// Accepted chip ids, hex (empty: any chip).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chip_ids: Vec<String>,
     /// Reject evidence whose chain was not checked against a CRL.
     #[serde(default)]
     pub require_revocation_check: bool,
@@ -196,6 +205,9 @@ pub struct SourcePolicy {
     /// Accept any built commit (otherwise the auditor pins the commit).
     #[serde(default)]
     pub any_commit: bool,
+    /// With the commit not pinned, accept a repository and ref only the build host resolved.
+    #[serde(default)]
+    pub accept_host_resolved: bool,
 }
 
 /// Why a policy file was refused.
@@ -298,6 +310,21 @@ impl Policy {
                 "must accept at least one signer (\"vcek\", \"vlek\")",
             ));
         }
+        if self.processor_generations.is_empty() {
+            return Err(bad(
+                "processor_generations",
+                "must list at least one of \"milan\", \"genoa\", \"turin\"",
+            ));
+        }
+        if self.processor_generations.contains(&Product::Simulated) {
+            return Err(bad(
+                "processor_generations",
+                "\"simulated\" is not a processor generation; accept simulated evidence with allow_simulated",
+            ));
+        }
+        for c in &self.chip_ids {
+            parse_chip_id(c).map_err(|e| bad("chip_ids", e))?;
+        }
         if self.builder_ids.is_empty() || self.build_types.is_empty() {
             return Err(bad(
                 "builder_ids",
@@ -326,6 +353,8 @@ impl Policy {
             build_types: default_build_types(),
             source: SourcePolicy::default(),
             allow_simulated: false,
+            processor_generations: default_processor_generations(),
+            chip_ids: Vec::new(),
             require_revocation_check: false,
             require_trusted_time: false,
         }
@@ -361,8 +390,16 @@ impl Policy {
             accept_vcek: self.signers.contains(&Signer::Vcek),
             require_revocation_check: self.require_revocation_check,
             require_trusted_time: self.require_trusted_time,
+            processor_generations: self.processor_generations.clone(),
+            chip_ids: self
+                .chip_ids
+                .iter()
+                .map(|c| parse_chip_id(c).expect("checked when loaded"))
+                .collect(),
             provenance: ProvenanceExpectations {
                 repository: self.source.repository.clone(),
+                also_repository: None,
+                accept_host_resolved: self.source.accept_host_resolved,
                 git_ref: None,
                 refs: self.source.refs.clone(),
                 source: if self.source.any_commit {
@@ -372,6 +409,7 @@ impl Policy {
                 },
                 builder_ids: self.builder_ids.clone(),
                 build_types: self.build_types.clone(),
+                source_trees: Default::default(),
             },
             ..Expectations::new(accepted[0].0, accepted[0].1.clone())
         };
@@ -405,6 +443,8 @@ pub fn field_of(id: crate::CheckId) -> Option<&'static str> {
         GuestPolicy => "guest_policy",
         Vmpl => "vmpl",
         MinTcb => "min_tcb",
+        ProcessorGeneration => "processor_generations",
+        ChipId => "chip_ids",
         Simulated => "allow_simulated",
         Repository => "source.repository",
         Ref => "source.refs",
@@ -440,6 +480,21 @@ pub fn ref_matches(pattern: &str, text: &str) -> bool {
 
 /// Which of the policy's fields the caller's flags replaced (for the verdict's notes).
 pub type Overrides = BTreeMap<&'static str, String>;
+
+/// Every policy field a flag can replace (`kettle verify --loosen-policy FIELD`).
+pub const LOOSENABLE_FIELDS: [&str; 11] = [
+    "measurements",
+    "min_tcb",
+    "allow_simulated",
+    "signers",
+    "processor_generations",
+    "source.repository",
+    "source.refs",
+    "source.any_commit",
+    "source.accept_host_resolved",
+    "builder_ids",
+    "build_types",
+];
 
 #[cfg(test)]
 mod tests {

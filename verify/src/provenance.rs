@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use kettle_provenance::statement::{DIGEST_GIT_COMMIT, DIGEST_SHA256};
+use kettle_provenance::statement::{DIGEST_GIT_COMMIT, DIGEST_GIT_TREE, DIGEST_SHA256};
 use kettle_provenance::{ids, jcs, Statement};
 use kettle_wire::source_url;
 
@@ -240,35 +240,54 @@ pub(crate) fn verify_build_parameters(
     checks: &mut CheckList,
 ) -> Option<String> {
     let ext = &statement.predicate.build_definition.external_parameters;
-    // In cached mode the untrusted host resolved the ref: repository and ref are the
-    // requester's claim, and only the commit (provenance.source) is witnessed.
-    let host_resolved = statement
+    // Only upstream mode's guest witnesses repository and ref (it asked the repository
+    // itself); in cached mode (or when the provenance does not say) the untrusted host
+    // resolved the ref, so repository and ref are the requester's claim, and only the
+    // commit (provenance.source) is witnessed.
+    let resolved_by = statement
         .predicate
         .build_definition
         .internal_parameters
         .get(ids::REF_RESOLVED_BY)
-        .and_then(|v| v.as_str())
-        == Some("host");
-    let as_claim = |outcome: Outcome| {
-        match outcome {
-        Outcome::Pass(d) if host_resolved => Outcome::Pass(format!(
-            "{d} (the requester's claim: the build host resolved the ref, the guest witnessed only the commit)"
-        )),
-        other => other,
-    }
-    };
-    checks.push(
-        CheckId::Repository,
-        as_claim(parameter(
-            "repository",
-            ext.get("repository"),
-            expect.repository.as_deref(),
-            "--repo",
-        )),
+        .and_then(|v| v.as_str());
+    let witnessed = resolved_by == Some("guest");
+    let commit_pinned = matches!(
+        expect.source,
+        SourcePin::Commit(_) | SourcePin::ReachableFrom { .. }
     );
-    checks.push(CheckId::Ref, as_claim(check_ref(ext.get("ref"), expect)));
+    let repository = [&expect.repository, &expect.also_repository]
+        .into_iter()
+        .flatten()
+        .map(|r| parameter("repository", ext.get("repository"), Some(r), "--repo"))
+        .reduce(|a, b| if matches!(a, Outcome::Fail(_)) { a } else { b })
+        .unwrap_or_else(|| parameter("repository", ext.get("repository"), None, "--repo"));
+    for (id, outcome) in [
+        (CheckId::Repository, repository),
+        (CheckId::Ref, check_ref(ext.get("ref"), expect)),
+    ] {
+        match outcome {
+            Outcome::Pass(d) if witnessed => checks.push(id, Outcome::Pass(d)),
+            // The auditor pinned the commit: that is what was built, whatever the host called it.
+            Outcome::Pass(d) if commit_pinned => checks.push(id, Outcome::Pass(format!(
+                "{d} (the requester's claim: the build host resolved the ref, the guest witnessed only the commit, which you pinned)"
+            ))),
+            Outcome::Pass(d) if expect.accept_host_resolved => checks.push_opted_in(
+                id,
+                format!("{d} (only the build host's claim: the host resolved the ref and the commit is not pinned; accepted by explicit opt-in)"),
+                HOST_RESOLVED_OPT_IN,
+            ),
+            Outcome::Pass(d) => checks.push(id, Outcome::Fail(Failure::refused(format!(
+                "{d}, but only the build host says so (kettle_refResolvedBy {}) and the built commit is not pinned: nothing witnessed that the commit is this source's; pin the commit (--commit, or --source with your clone) or accept host-resolved sources explicitly (policy source.accept_host_resolved, --accept-host-resolved)",
+                resolved_by.map_or("absent".to_string(), |r| format!("{r:?}"))
+            )))),
+            other => checks.push(id, other),
+        }
+    }
     let commit = built_commit(statement);
-    checks.push(CheckId::Source, check_source(&commit, &expect.source));
+    checks.push(
+        CheckId::Source,
+        check_source(&commit, &expect.source).and_tree(statement, &commit, &expect.source_trees),
+    );
     let builder = &statement.predicate.run_details.builder.id;
     checks.push_result(
         CheckId::BuilderId,
@@ -306,23 +325,47 @@ pub(crate) fn verify_build_parameters(
     commit.ok()
 }
 
-/// externalParameters.ref against `--ref` (exact) or the policy's `source.refs` patterns.
+/// The opt-in a host-resolved repository or ref passes under, as the verdict line names it.
+const HOST_RESOLVED_OPT_IN: &str =
+    "host-resolved source (repository and ref are the build host's claim; commit not pinned)";
+
+/// externalParameters.ref against `--ref` (exact) and the policy's `source.refs` patterns:
+/// each given one must hold. A short name (no `refs/`) says neither branch nor tag, so it
+/// matches nothing (a Kettle guest records the full ref it resolved).
 fn check_ref(found: Option<&serde_json::Value>, expect: &ProvenanceExpectations) -> Outcome {
-    if expect.git_ref.is_some() || expect.refs.is_empty() {
-        return parameter("ref", found, expect.git_ref.as_deref(), "--ref");
+    if expect.git_ref.is_none() && expect.refs.is_empty() {
+        return parameter("ref", found, None, "--ref");
+    }
+    if let Some(serde_json::Value::String(r)) = found {
+        if !r.starts_with("refs/") {
+            return Outcome::Fail(Failure::refused(format!(
+                "externalParameters.ref {r:?} is a short name: it does not say whether a branch or a tag was built, so it matches no expected ref (a Kettle guest records the full ref, refs/heads/... or refs/tags/...)"
+            )));
+        }
+    }
+    let exact = expect
+        .git_ref
+        .as_deref()
+        .map(|want| parameter("ref", found, Some(want), "--ref"));
+    if let Some(fail @ Outcome::Fail(_)) = &exact {
+        return fail.clone();
+    }
+    if expect.refs.is_empty() {
+        return exact.expect("a --ref was given");
     }
     match found {
-        // Both sides in kettle_wire::source_url's one form (exact patterns too; `*` ones are full refs).
+        // Exact policy refs in kettle_wire::source_url's one form (`*` ones are full refs).
         Some(serde_json::Value::String(r))
             if expect.refs.iter().any(|p| {
                 let norm = |s: &str| source_url::normalize_ref(s).unwrap_or_else(|_| s.into());
                 let p = if p.contains('*') { p.clone() } else { norm(p) };
-                crate::policy::ref_matches(&p, &norm(r))
+                crate::policy::ref_matches(&p, r)
             }) =>
         {
             Outcome::Pass(format!(
-                "externalParameters.ref {r:?} matches the accepted refs {:?}",
-                expect.refs
+                "externalParameters.ref {r:?} matches the accepted refs {:?}{}",
+                expect.refs,
+                if exact.is_some() { " and --ref" } else { "" }
             ))
         }
         other => Outcome::Fail(Failure::mismatch(
@@ -330,6 +373,43 @@ fn check_ref(found: Option<&serde_json::Value>, expect: &ProvenanceExpectations)
             other.map_or("missing".to_string(), |v| v.to_string()),
             format!("one of {:?}", expect.refs),
         )),
+    }
+}
+
+impl Outcome {
+    /// A passed source check, also requiring the provenance's gitTree of `commit` to be the
+    /// tree `trees` (the auditor's clone) gives it; unchanged when there is no clone's tree.
+    fn and_tree(
+        self,
+        statement: &Statement,
+        commit: &Result<String, Failure>,
+        trees: &BTreeMap<String, String>,
+    ) -> Outcome {
+        let (Outcome::Pass(detail), Ok(commit)) = (&self, commit) else {
+            return self;
+        };
+        let Some(want) = trees.get(commit) else {
+            return self;
+        };
+        let found = statement
+            .predicate
+            .build_definition
+            .resolved_dependencies
+            .iter()
+            .find(|d| d.name.as_deref() == Some(ids::SOURCE_DEPENDENCY))
+            .and_then(|d| d.digest.get(DIGEST_GIT_TREE));
+        match found {
+            Some(t) if t.eq_ignore_ascii_case(want) => Outcome::Pass(format!(
+                "{detail}; its gitTree {t} is the tree of that commit in your clone"
+            )),
+            Some(t) => Outcome::Fail(
+                Failure::mismatch("source gitTree", t.as_str(), want.as_str())
+                    .meaning(format!("the provenance says commit {commit} has another tree than your clone does: the source the guest built is not that commit's")),
+            ),
+            None => Outcome::Fail(Failure::malformed(format!(
+                "the `source` dependency has no gitTree digest to compare with your clone's tree {want} of commit {commit}"
+            ))),
+        }
     }
 }
 
@@ -353,8 +433,9 @@ fn check_image(statement: &Statement, measured: Option<[u8; 48]>) -> Outcome {
     match images.as_slice() {
         [] => Outcome::no_input("the provenance does not name the image it ran in (builderDependencies kettle-image); the report's measurement identifies it"),
         [one] => match one.digest.get("sha384") {
+            // Only the launch digest is compared: the manifest's sha256 is the build's claim.
             Some(d) if *d == measured => Outcome::Pass(format!(
-                "the provenance names image manifest sha256 {}, whose launch digest is the measured one",
+                "the image the provenance names has the measured launch digest (sha384 {measured}); its manifest sha256 {} is not compared (the provenance's claim)",
                 one.digest.get(DIGEST_SHA256).map_or("(none)", String::as_str)
             )),
             Some(d) => Outcome::Fail(

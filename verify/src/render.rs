@@ -148,6 +148,31 @@ mod tests {
     }
 
     #[test]
+    fn a_verified_line_says_no_artifact_was_checked_and_names_opt_ins() {
+        let mut list = CheckList::default();
+        list.push(CheckId::ReportData, Outcome::Pass("bound".into()));
+        list.push(CheckId::Artifacts, Outcome::no_input("no artifact given"));
+        list.push_opted_in(
+            CheckId::ProcessorGeneration,
+            "Milan".into(),
+            "EPYC Milan accepted",
+        );
+        list.push_partial(
+            CheckId::Revocation,
+            Outcome::Pass("not on the CRL".into()),
+            Some("CRL age: not checked against a trusted time".into()),
+        );
+        let v = Verdict::new(list, true, false);
+        assert!(v.verified, "{v}");
+        assert_eq!(
+            v.headline(),
+            "VERIFIED; OPTED IN: EPYC Milan accepted; not checked: report.revocation (CRL age), artifacts"
+        );
+        let json = serde_json::to_value(&v).unwrap();
+        assert_eq!(json["checks"][1]["opt_in"], "EPYC Milan accepted");
+    }
+
+    #[test]
     fn skips_do_not_fail_but_unbound_reports_say_so() {
         let list = [
             (CheckId::Signature, Outcome::Pass("ok".into())),

@@ -184,10 +184,8 @@ fn verify_revocation_and_validity(
         );
         return;
     };
-    checks.push(
-        CheckId::Revocation,
-        check_revocation(product, &ark, &ask, &vcek, expect),
-    );
+    let (outcome, unchecked_part) = check_revocation(product, &ark, &ask, &vcek, expect);
+    checks.push_partial(CheckId::Revocation, outcome, unchecked_part);
     checks.push(
         CheckId::CertValidity,
         match expect.at {
@@ -223,45 +221,65 @@ fn unchecked(required: bool, field: &str, why: &str) -> Outcome {
     }
 }
 
+/// The revocation check's outcome, and the part of it not checked (the CRL's age, without a time).
 fn check_revocation(
     product: Product,
     ark: &Certificate,
     ask: &Certificate,
     vcek: &Certificate,
     expect: &Expectations,
-) -> Outcome {
+) -> (Outcome, Option<String>) {
     if expect.crls.is_empty() {
-        return unchecked(
-            expect.require_revocation_check,
-            "require_revocation_check",
-            "no CRL given: revocation was not checked (pass --crl FILE, or --fetch-crl)",
+        return (
+            unchecked(
+                expect.require_revocation_check,
+                "require_revocation_check",
+                "no CRL given: revocation was not checked (pass --crl FILE, or --fetch-crl)",
+            ),
+            None,
         );
     }
+    // Of the CRLs the ARK signed, the newest by thisUpdate: an older one could hide a revocation.
     let mut why_not = Vec::new();
-    let crl = expect.crls.iter().find_map(|der| {
-        match revocation::Crl::from_der(der).and_then(|c| c.verify_signed_by(ark).map(|()| c)) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                why_not.push(e);
-                None
+    let crl = expect
+        .crls
+        .iter()
+        .filter_map(|der| {
+            match revocation::Crl::from_der(der).and_then(|c| c.verify_signed_by(ark).map(|()| c)) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    why_not.push(e);
+                    None
+                }
             }
-        }
-    });
+        })
+        .max_by_key(|c| c.window().0);
     let Some(crl) = crl else {
-        return Outcome::Fail(Failure::untrusted(format!(
-            "no given CRL is ARK-{product}'s: {}",
-            why_not.join("; ")
-        )));
+        return (
+            Outcome::Fail(Failure::untrusted(format!(
+                "no given CRL is ARK-{product}'s: {}",
+                why_not.join("; ")
+            ))),
+            None,
+        );
     };
     let (this_update, next_update) = crl.window();
-    if let (Some(at), Some(next)) = (expect.at, next_update) {
-        if at > next {
-            return Outcome::Fail(Failure::refused(format!(
-                "ARK-{product}'s CRL expired at {} (its nextUpdate); fetch a current one",
-                revocation::kettle_time(next)
-            )));
+    let age_unchecked = match (expect.at, next_update) {
+        (Some(at), Some(next)) if at > next => {
+            return (
+                Outcome::Fail(Failure::refused(format!(
+                    "ARK-{product}'s newest CRL given expired at {} (its nextUpdate); fetch a current one",
+                    revocation::kettle_time(next)
+                ))),
+                None,
+            );
         }
-    }
+        (Some(_), _) => None,
+        (None, _) => Some(format!(
+            "CRL age: the CRL of {} was not checked against a trusted time (pass --at)",
+            revocation::kettle_time(this_update)
+        )),
+    };
     let revoked: Vec<String> = [("ASK", ask), ("VCEK", vcek)]
         .into_iter()
         .filter_map(|(what, c)| {
@@ -274,12 +292,22 @@ fn check_revocation(
             })
         })
         .collect();
-    passes_unless(revoked, || {
+    let of = match expect.crls.len() {
+        1 => String::new(),
+        n => format!(" (the newest of {n} given)"),
+    };
+    let outcome = passes_unless(revoked, || {
         format!(
-            "neither the ASK nor the VCEK is on ARK-{product}'s CRL of {}",
-            revocation::kettle_time(this_update)
+            "neither the ASK nor the VCEK is on ARK-{product}'s CRL of {}{of}{}",
+            revocation::kettle_time(this_update),
+            if age_unchecked.is_some() {
+                "; its age was not checked (no --at)"
+            } else {
+                ""
+            }
         )
-    })
+    });
+    (outcome, age_unchecked)
 }
 
 /// Passes with `detail` when there are no `problems`; else fails, refusing all of them.
@@ -323,7 +351,92 @@ pub(crate) fn verify_claims(signed: &Signed, expect: &Expectations, checks: &mut
         ),
     }
     checks.push_result(CheckId::TcbConsistency, check_tcb_consistency(r));
+    push_processor_generation(signed.product, expect, checks);
+    if !expect.chip_ids.is_empty() {
+        checks.push_result(CheckId::ChipId, check_chip_id(r, expect));
+    }
     checks.push_result(CheckId::Simulated, check_simulated(signed, expect));
+}
+
+/// The opt-in a Milan report passes under, as the verdict line names it.
+pub(crate) const MILAN_OPT_IN: &str =
+    "EPYC Milan accepted (its VCEK root seed can be extracted, arXiv 2605.12990)";
+
+/// Whether the processor generation the chain identified is one the verifier accepts.
+fn push_processor_generation(
+    product: Option<Product>,
+    expect: &Expectations,
+    checks: &mut CheckList,
+) {
+    let accepted: Vec<String> = expect
+        .processor_generations
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+    match product {
+        None => checks.skip_dependents(
+            &[CheckId::ProcessorGeneration],
+            CheckId::Chain,
+            "not checked: the processor generation is unknown without a verified chain",
+        ),
+        // Whether simulated evidence is acceptable is report.simulated's one decision.
+        Some(Product::Simulated) => checks.push(
+            CheckId::ProcessorGeneration,
+            Outcome::Pass("the simulated PSP's root: no processor generation (report.simulated decides)".into()),
+        ),
+        Some(p) if !expect.processor_generations.contains(&p) => checks.push(
+            CheckId::ProcessorGeneration,
+            Outcome::Fail(Failure::refused(match p {
+                Product::Milan => format!(
+                    "signed under AMD's Milan root: {}; refused unless the policy's processor_generations lists \"milan\" (or --allow-milan)",
+                    crate::expect::MILAN_REFUSAL
+                ),
+                _ => format!(
+                    "signed under AMD's {p} root; accepted generations: {}",
+                    accepted.join(", ")
+                ),
+            })),
+        ),
+        Some(Product::Milan) => checks.push_opted_in(
+            CheckId::ProcessorGeneration,
+            format!(
+                "signed under AMD's Milan root, accepted by explicit opt-in although {}",
+                crate::expect::MILAN_REFUSAL
+            ),
+            MILAN_OPT_IN,
+        ),
+        Some(p) => checks.push(
+            CheckId::ProcessorGeneration,
+            Outcome::Pass(format!(
+                "signed under AMD's {p} root (accepted: {})",
+                accepted.join(", ")
+            )),
+        ),
+    }
+}
+
+/// The report's chip_id against the verifier's list: a 64-byte id exactly, an 8-byte
+/// (Turin) hwID as the report's first 8 bytes followed by zeros.
+fn check_chip_id(r: &Report, expect: &Expectations) -> Result<String, Failure> {
+    let chip = r.chip_id();
+    let found = hex::encode(chip);
+    if chip.iter().all(|b| *b == 0) {
+        return Err(Failure::refused(
+            "the report's chip_id is all zero (the host masked it, MASK_CHIP_ID): it cannot be one of the accepted chips",
+        ));
+    }
+    let listed = expect.chip_ids.iter().any(|id| {
+        id.len() <= 64 && chip[..id.len()] == id[..] && chip[id.len()..].iter().all(|b| *b == 0)
+    });
+    if listed {
+        Ok(format!("chip_id {found} is an accepted chip"))
+    } else {
+        let accepted: Vec<String> = expect.chip_ids.iter().map(hex::encode).collect();
+        Err(
+            Failure::mismatch("chip_id", found, format!("one of {}", accepted.join(", ")))
+                .meaning("the report comes from a chip the verifier does not list"),
+        )
+    }
 }
 
 fn check_signer(key: u32, expect: &Expectations) -> Result<String, Failure> {
@@ -410,6 +523,11 @@ fn check_guest_policy(policy: u64, expect: &Expectations) -> Result<String, Fail
 
 fn check_measurement(r: &Report, expect: &Expectations) -> Result<String, Failure> {
     let found = hex::encode(r.measurement());
+    if expect.measurements.is_empty() {
+        return Err(Failure::refused(format!(
+            "measurement {found}: no launch digest is accepted (the one named by --manifest or --measurement is not among the policy's; --loosen-policy measurements replaces them)"
+        )));
+    }
     if let Some((_, source)) = expect
         .measurements
         .iter()

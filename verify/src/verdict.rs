@@ -58,24 +58,50 @@ impl Verdict {
             c.policy_field = crate::policy::field_of(c.id);
         }
         for (field, flag) in &policy.overrides {
-            self.notes
-                .push(format!("policy field {field} was replaced by {flag}"));
+            self.notes.push(format!(
+                "policy field {field} was replaced by {flag} (LOOSENED: --loosen-policy {field})"
+            ));
+        }
+        for (field, flag) in &policy.narrowed {
+            self.notes.push(format!(
+                "policy field {field} was narrowed by {flag} (both must hold)"
+            ));
+        }
+        for (field, flag) in &policy.not_applied {
+            self.notes.push(format!(
+                "{flag} was NOT applied: it would loosen policy field {field}; pass --loosen-policy {field} to replace the field"
+            ));
         }
         self.policy = Some(policy);
         self
     }
 
     /// The verdict in one line; it never claims more than was shown:
-    /// `VERIFIED`, `VERIFIED (SIMULATED ...)`, `VERIFIED (report only ...)` or `REJECTED: ...`,
-    /// a VERIFIED line ending `; not checked: <checks>` when checks were skipped for want
-    /// of an expectation (no CRL, no trusted time, no `--repo`).
+    /// `VERIFIED`, `VERIFIED (SIMULATED ...)`, `VERIFIED (report only ...)` or `REJECTED: ...`;
+    /// under a policy its name, digest and every field a flag LOOSENED; a VERIFIED line then
+    /// names every explicit opt-in a check passed by (`; OPTED IN: ...`: Milan, host-resolved
+    /// sources) and ends `; not checked: <checks>` when checks (or parts of them) were skipped
+    /// for want of an expectation or an input (no CRL, no trusted time, no `--repo`, no
+    /// artifact, the CRL's age without `--at`).
     pub fn headline(&self) -> String {
         let under = match &self.policy {
-            Some(p) => format!(
-                " under policy {:?} (sha256 {})",
-                crate::render::escape(&p.name),
-                p.sha256
-            ),
+            Some(p) => {
+                let loosened: Vec<String> = p
+                    .overrides
+                    .iter()
+                    .map(|(field, flag)| format!("{field} by {flag}"))
+                    .collect();
+                format!(
+                    " under policy {:?} (sha256 {}{})",
+                    crate::render::escape(&p.name),
+                    p.sha256,
+                    if loosened.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; LOOSENED: {}", loosened.join(", "))
+                    }
+                )
+            }
             None => String::new(),
         };
         if !self.verified {
@@ -99,17 +125,41 @@ impl Verdict {
                 "VERIFIED (SIMULATED, report only: test keys, not bound to any build)".into()
             }
         };
+        let mut opted_in: Vec<String> = Vec::new();
+        for o in self.checks.iter().filter_map(|c| c.opt_in.as_deref()) {
+            let o = crate::render::escape(o);
+            if !opted_in.contains(&o) {
+                opted_in.push(o);
+            }
+        }
         let not_checked: Vec<String> = self
             .checks
             .iter()
-            .filter(|c| matches!(c.outcome, Outcome::Skip(Skipped::NotRequested { .. })))
-            .map(|c| crate::render::escape(&c.name()))
+            .filter_map(|c| match (&c.outcome, &c.unchecked_part) {
+                (Outcome::Skip(Skipped::NotRequested { .. }), _) => {
+                    Some(crate::render::escape(&c.name()))
+                }
+                // No provenance is said by "report only"; any other missing input (no
+                // artifact given, no image named) is named, so the line never says more.
+                (Outcome::Skip(Skipped::NoInput { .. }), _) if c.id != CheckId::ReportData => {
+                    Some(crate::render::escape(&c.name()))
+                }
+                (_, Some(part)) => Some(format!(
+                    "{} ({})",
+                    crate::render::escape(&c.name()),
+                    crate::render::escape(part.split(':').next().unwrap_or(part))
+                )),
+                _ => None,
+            })
             .collect();
-        if not_checked.is_empty() {
-            format!("{line}{under}")
-        } else {
-            format!("{line}{under}; not checked: {}", not_checked.join(", "))
+        let mut out = format!("{line}{under}");
+        if !opted_in.is_empty() {
+            out.push_str(&format!("; OPTED IN: {}", opted_in.join("; ")));
         }
+        if !not_checked.is_empty() {
+            out.push_str(&format!("; not checked: {}", not_checked.join(", ")));
+        }
+        out
     }
 
     /// The checks that failed.
@@ -135,8 +185,12 @@ pub struct AppliedPolicy {
     pub name: String,
     /// SHA-256 of the policy file's bytes.
     pub sha256: kettle_provenance::Sha256Digest,
-    /// Fields the caller's flags replaced: field -> flag.
+    /// Fields the caller's flags replaced (loosened, each by `--loosen-policy FIELD`): field -> flag.
     pub overrides: std::collections::BTreeMap<&'static str, String>,
+    /// Fields a flag narrowed (the flag and the field must both hold): field -> flag.
+    pub narrowed: std::collections::BTreeMap<&'static str, String>,
+    /// Flags given but not applied, because they would loosen a field: field -> flag.
+    pub not_applied: std::collections::BTreeMap<&'static str, String>,
 }
 
 impl Serialize for Verdict {

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 
+use kettle_attest::chain::Product;
 use kettle_attest::report::Report;
 use kettle_attest::simulated::{SimulatedPsp, DEFAULT_GUEST_POLICY};
 use kettle_attest::testdata::{self, RealEvidence, MILAN_DEBUG, MILAN_VLEK};
@@ -43,6 +44,8 @@ fn applied(p: &Policy) -> AppliedPolicy {
         name: p.name.clone(),
         sha256: Sha256Digest::of_bytes(&serde_json::to_vec(p).unwrap()),
         overrides: Default::default(),
+        narrowed: Default::default(),
+        not_applied: Default::default(),
     }
 }
 
@@ -193,15 +196,52 @@ fn every_policy_field_violated_alone_fails_its_check_on_simulated_evidence() {
         &[CheckId::GuestPolicy],
         "allow_migration_agent",
     );
-    // source.any_commit: without it, and without the auditor's pin, the source is not pinned.
+    // source.any_commit: without it, and without the auditor's pin, the source is not pinned
+    // (and the repository and ref, which only the host resolved, are witnessed by nothing).
     fails_exactly(
         &under(&simulated_policy(), &good, None),
-        &[CheckId::Source],
+        &[CheckId::Repository, CheckId::Ref, CheckId::Source],
         "source.any_commit",
     );
+}
+
+/// Issue 25: a host built its own commit, claimed the victim's repository and ref, and a
+/// policy with `any_commit` passed them. A repository or ref only the host resolved now
+/// fails unless the policy explicitly accepts host-resolved sources, and then the verdict
+/// line names that opt-in.
+#[test]
+fn any_commit_does_not_let_a_host_resolved_repository_or_ref_pass() {
+    let good = simulated_bundle(DEFAULT_GUEST_POLICY);
     let mut any = simulated_policy();
     any.source.any_commit = true;
-    assert!(under(&any, &good, None).verified);
+    let v = under(&any, &good, None);
+    fails_exactly(
+        &v,
+        &[CheckId::Repository, CheckId::Ref],
+        "host-resolved with any_commit",
+    );
+    assert!(
+        v.check(CheckId::Repository)
+            .unwrap()
+            .detail()
+            .contains("source.accept_host_resolved"),
+        "{v}"
+    );
+    any.source.accept_host_resolved = true;
+    let v = under(&any, &good, None);
+    assert!(v.verified, "{v}");
+    assert!(
+        v.headline().contains("OPTED IN: host-resolved source"),
+        "{}",
+        v.headline()
+    );
+    // The auditor's own pin needs no opt-in: the commit is what was built.
+    let v = under(
+        &simulated_policy(),
+        &good,
+        Some(StatementSpec::default().commit.unwrap()),
+    );
+    assert!(v.verified && !v.headline().contains("OPTED IN"), "{v}");
 }
 
 #[test]
@@ -219,8 +259,9 @@ fn a_policy_can_require_the_checks_offline_verification_skips() {
     let v = run(&simulated_policy(), Vec::new(), None);
     assert!(v.verified, "{v}");
     assert!(
+        // The test provenance names no image: that too is said.
         v.headline()
-            .ends_with("; not checked: report.revocation, report.cert_validity"),
+            .ends_with("; not checked: report.revocation, report.cert_validity, provenance.image"),
         "{}",
         v.headline()
     );
@@ -250,7 +291,11 @@ fn a_policy_can_require_the_checks_offline_verification_skips() {
         Some(CRL_THIS_UPDATE + 86_400),
     );
     assert!(v.verified, "{v}");
-    assert!(!v.headline().contains("not checked"), "{}", v.headline());
+    assert!(
+        v.headline().ends_with("; not checked: provenance.image"),
+        "{}",
+        v.headline()
+    );
     // Absent from the file, both are off; present, they are read.
     let read: Policy = serde_json::from_value(serde_json::json!({
         "schema": POLICY_SCHEMA,
@@ -292,7 +337,12 @@ fn milan() -> RealEvidence {
 #[test]
 fn every_report_policy_field_violated_alone_fails_its_check_on_real_evidence() {
     let m = milan();
-    let own = |e: &RealEvidence| policy(Report::parse(e.report).unwrap().measurement());
+    // These are Milan reports: each policy opts in to Milan, so the other fields decide.
+    let own = |e: &RealEvidence| {
+        let mut p = policy(Report::parse(e.report).unwrap().measurement());
+        p.processor_generations.push(Product::Milan);
+        p
+    };
     assert!(real_under(&own(&m), &m).verified);
 
     let mut p = own(&m);
@@ -357,10 +407,80 @@ fn flags_that_replace_policy_fields_are_named_in_the_verdict() {
     assert!(
         v.notes
             .iter()
-            .any(|n| n == "policy field vmpl was replaced by --vmpl"),
+            .any(|n| n.starts_with("policy field vmpl was replaced by --vmpl (LOOSENED")),
         "{v}"
     );
     let json = serde_json::to_value(&v).unwrap();
     assert_eq!(json["policy"]["name"], "matrix");
     assert_eq!(json["policy"]["sha256"].as_str().unwrap().len(), 64);
+}
+
+/// Issue 25: the real Milan report the `sev` crate ships is refused by default, naming the
+/// attack, and verified under a policy that lists Milan, the verdict line saying so.
+#[test]
+fn the_real_milan_report_is_refused_unless_the_policy_lists_milan() {
+    let m = milan();
+    let p = policy(Report::parse(m.report).unwrap().measurement());
+    let written = serde_json::to_value(&p).unwrap();
+    assert_eq!(
+        written["processor_generations"],
+        serde_json::json!(["genoa", "turin"])
+    );
+    let v = real_under(&p, &m);
+    fails_exactly(&v, &[CheckId::ProcessorGeneration], "Milan by default");
+    let detail = v.check(CheckId::ProcessorGeneration).unwrap().detail();
+    assert!(
+        detail.contains("arXiv 2605.12990") && detail.contains("VCEK root seed"),
+        "{detail}"
+    );
+    assert!(
+        v.headline().contains("report.processor_generation"),
+        "{}",
+        v.headline()
+    );
+    let mut allow = p.clone();
+    allow.processor_generations.push(Product::Milan);
+    let v = real_under(&allow, &m);
+    assert!(v.verified, "{v}");
+    assert!(
+        v.headline().starts_with("VERIFIED (report only")
+            && v.headline().contains("OPTED IN: EPYC Milan accepted"),
+        "{}",
+        v.headline()
+    );
+    // Genoa and Turin need no opt-in; "simulated" is no generation.
+    for e in [
+        kettle_attest::testdata::GENOA_V5,
+        kettle_attest::testdata::TURIN_V5,
+    ] {
+        let v = real_under(&policy(Report::parse(e.report).unwrap().measurement()), &e);
+        assert!(
+            v.verified && !v.headline().contains("OPTED IN"),
+            "{}: {v}",
+            e.name
+        );
+    }
+    let mut bad = p;
+    bad.processor_generations = vec![Product::Simulated];
+    assert!(bad.check().is_err());
+}
+
+/// A policy listing chip ids accepts only those chips (the chip-ID binding itself is tested
+/// with simulated fixtures in tests/report.rs).
+#[test]
+fn a_policy_listing_chip_ids_accepts_only_those_chips() {
+    let e = kettle_attest::testdata::TURIN_V5;
+    let r = Report::parse(e.report).unwrap();
+    let mut p = policy(r.measurement());
+    let v = real_under(&p, &e);
+    assert!(v.check(CheckId::ChipId).is_none(), "no list, no check: {v}");
+    // Turin's 8-byte hwID, as a platform team copies it from the VCEK.
+    p.chip_ids = vec![hex::encode(&r.chip_id()[..8])];
+    p.check().unwrap();
+    let v = real_under(&p, &e);
+    assert!(v.verified, "{v}");
+    p.chip_ids = vec!["ab".repeat(64)];
+    fails_exactly(&real_under(&p, &e), &[CheckId::ChipId], "another chip");
+    p.chip_ids = vec!["abcd".into()];
+    assert!(p.check().is_err(), "a chip id of 2 bytes");
 }

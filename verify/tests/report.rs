@@ -81,32 +81,56 @@ fn milan() -> (Vec<u8>, CertChain, Expectations) {
         report,
         CertChain::from_der_parts(None, None, testdata::milan_vcek_der()),
         // Not a Kettle report: its report_data is whatever the sev crate's authors asked for.
+        // A Milan report: these tests opt in to Milan so the other checks decide.
         Expectations {
             report_data: Some(r.report_data()),
+            processor_generations: vec![Product::Milan, Product::Genoa, Product::Turin],
             ..Expectations::new(r.measurement(), "the report itself")
         },
     )
 }
 
+/// Issue 25: by default the real Milan report is refused by report.processor_generation,
+/// which names the VCEK root seed extraction; only that check fails.
 #[test]
-fn real_milan_report_verifies() {
+fn the_real_milan_report_is_refused_by_default_naming_the_attack() {
+    let (report, chain, expect) = milan();
+    let strict = Expectations {
+        processor_generations: kettle_verify::default_processor_generations(),
+        ..expect
+    };
+    let v = verify_report(&report, &chain, None, &strict);
+    assert_failed(&v, &[CheckId::ProcessorGeneration], "Milan by default");
+    assert_detail(&v, CheckId::ProcessorGeneration, "arXiv 2605.12990");
+    assert!(
+        v.headline()
+            .ends_with("REJECTED: 1 check(s) failed: report.processor_generation"),
+        "{}",
+        v.headline()
+    );
+}
+
+#[test]
+fn real_milan_report_verifies_when_milan_is_opted_in() {
     let (report, chain, expect) = milan();
     let v = verify_report(&report, &chain, None, &expect);
     assert!(v.verified, "{v}");
     assert!(!v.simulated);
     let names: Vec<CheckId> = v.checks.iter().map(|c| c.id).collect();
+    // Every one but the chip-id check, which runs only when chip ids are listed.
     let report_checks: Vec<CheckId> = CheckId::ALL
         .into_iter()
-        .filter(|c| c.trust_chain_step() <= 3)
+        .filter(|c| c.trust_chain_step() <= 3 && *c != CheckId::ChipId)
         .collect();
     assert_eq!(names, report_checks, "every check of steps 1-3, in order");
-    assert_eq!(names.len(), 15);
+    assert_eq!(names.len(), 16);
     assert_detail(&v, CheckId::Chain, "ARK-Milan");
     assert_status(&v, CheckId::ReportData, Status::Pass);
     assert_detail(&v, CheckId::MinTcb, "built-in Milan floor");
     assert!(
         v.to_string().ends_with(
             "VERIFIED (report only: not bound to any build); \
+             OPTED IN: EPYC Milan accepted (its VCEK root seed can be extracted, arXiv 2605.12990); \
              not checked: report.revocation, report.cert_validity"
         ),
         "{v}"
@@ -115,7 +139,7 @@ fn real_milan_report_verifies() {
     assert!(text.contains("[PASS] report.signature"), "{text}");
     let json = serde_json::to_value(&v).unwrap();
     assert_eq!(json["verified"], true);
-    assert_eq!(json["checks"].as_array().unwrap().len(), 15);
+    assert_eq!(json["checks"].as_array().unwrap().len(), 16);
 }
 
 #[test]
@@ -593,10 +617,13 @@ use kettle_attest::testdata::{RealEvidence, GENOA_V5, MILAN_DEBUG, MILAN_VLEK, T
 /// Strict report-only expectations for a real report (its own measurement and report_data).
 fn own(e: &RealEvidence) -> Expectations {
     let r = Report::parse(e.report).unwrap();
-    Expectations {
+    let mut x = Expectations {
         report_data: Some(r.report_data()),
         ..Expectations::new(r.measurement(), e.name)
-    }
+    };
+    // The Milan ones opt in to Milan, so the other checks decide.
+    x.processor_generations.push(Product::Milan);
+    x
 }
 
 fn verify_real(e: &RealEvidence, expect: &Expectations) -> Verdict {
@@ -735,4 +762,117 @@ fn validity_windows_are_checked_against_the_verifiers_time_only() {
     let v = verify_real(&MILAN_VLEK, &vlek(Some(DEC_2026)));
     assert_failed(&v, &[CheckId::CertValidity], "after the VLEK expired");
     assert_detail(&v, CheckId::CertValidity, "VCEK expired");
+}
+
+/// Issue 25: of several CRLs the ARK signed, the newest by thisUpdate decides: an older
+/// clean one given first must not hide a revocation the newer one lists. Without a time,
+/// the verdict line says the CRL's age was not checked.
+#[test]
+fn the_newest_crl_decides_and_its_unchecked_age_is_said() {
+    use kettle_attest::simulated::certs::test_crl;
+    use kettle_testkit::evidence::{CRL_NEXT_UPDATE, CRL_THIS_UPDATE};
+    let psp = SimulatedPsp::new(MEASUREMENT);
+    let report = report_of(&psp, 0);
+    let (_, vcek) = serials(&psp);
+    let old_clean = test_crl(&[], CRL_THIS_UPDATE, CRL_NEXT_UPDATE).unwrap();
+    let newer_revoking =
+        test_crl(&[vcek], CRL_THIS_UPDATE + 86_400, CRL_NEXT_UPDATE + 86_400).unwrap();
+    let run = |crls: Vec<Vec<u8>>, at: Option<u64>| {
+        let e = Expectations {
+            crls,
+            at,
+            ..simulated_expect(true)
+        };
+        verify_simulated(&report, &chain_of(&psp), &e)
+    };
+    for order in [
+        vec![old_clean.clone(), newer_revoking.clone()],
+        vec![newer_revoking.clone(), old_clean.clone()],
+    ] {
+        let v = run(order, None);
+        assert_failed(&v, &[CheckId::Revocation], "the newer CRL revokes the VCEK");
+        assert_detail(&v, CheckId::Revocation, "the VCEK");
+    }
+    let v = run(vec![old_clean.clone()], None);
+    assert_status(&v, CheckId::Revocation, Status::Pass);
+    assert_detail(&v, CheckId::Revocation, "its age was not checked");
+    // What the verdict line names (`not checked: report.revocation (CRL age)`).
+    let part = v.check(CheckId::Revocation).unwrap().unchecked_part.clone();
+    assert!(part.unwrap().starts_with("CRL age:"), "{v}");
+    let v = run(vec![old_clean], Some(CRL_THIS_UPDATE + 3_600));
+    assert_status(&v, CheckId::Revocation, Status::Pass);
+    assert_eq!(v.check(CheckId::Revocation).unwrap().unchecked_part, None);
+}
+
+/// Issue 25: the chip-ID to VCEK binding, on fixtures of our own (snpguest's own check never
+/// ran before its PR #159, so agreeing with it proves nothing).
+#[test]
+fn the_vcek_must_be_the_reporting_chips() {
+    let chip = |fill: u8, len: usize| {
+        let mut id = [0u8; 64];
+        id[..len].fill(fill);
+        id
+    };
+    let run = |psp: SimulatedPsp, expect: &Expectations| {
+        let report = report_of(&psp, 0);
+        verify_simulated(&report, &chain_of(&psp), expect)
+    };
+    let allow = simulated_expect(true);
+    // A chip's own VCEK.
+    let v = run(
+        SimulatedPsp::new(MEASUREMENT).with_chip_id(chip(0xA1, 64)),
+        &allow,
+    );
+    assert_failed(&v, &[], "its own VCEK");
+    // The VCEK of another chip (same key, another hwID): refused.
+    let other = SimulatedPsp::new(MEASUREMENT)
+        .with_chip_id(chip(0xA1, 64))
+        .with_vcek_hw_id(chip(0xB2, 64).to_vec());
+    let v = run(other, &allow);
+    assert_failed(&v, &[CheckId::VcekMatchesReport], "another chip's VCEK");
+    assert_detail(
+        &v,
+        CheckId::VcekMatchesReport,
+        "does not equal the report's chip_id",
+    );
+    // Turin: an 8-byte hwID and the report's chip_id padded with zeros.
+    let turin = SimulatedPsp::new(MEASUREMENT)
+        .with_chip_id(chip(0xC3, 8))
+        .with_vcek_hw_id(vec![0xC3; 8]);
+    assert_failed(&run(turin, &allow), &[], "a Turin-style 8-byte hwID");
+    // ...but not when the rest of the chip_id is not zero.
+    let mut padded = chip(0xC3, 8);
+    padded[40] = 1;
+    let turin_not_padded = SimulatedPsp::new(MEASUREMENT)
+        .with_chip_id(padded)
+        .with_vcek_hw_id(vec![0xC3; 8]);
+    assert_failed(
+        &run(turin_not_padded, &allow),
+        &[CheckId::VcekMatchesReport],
+        "8 matching bytes, then not zeros",
+    );
+    // A masked chip id (all zero) matches no chip's VCEK, and no listed chip.
+    let masked = SimulatedPsp::new(MEASUREMENT)
+        .with_chip_id([0; 64])
+        .with_vcek_hw_id(chip(0xA1, 64).to_vec());
+    let listing = Expectations {
+        chip_ids: vec![chip(0xA1, 64).to_vec()],
+        ..allow.clone()
+    };
+    let v = run(masked, &listing);
+    assert_failed(
+        &v,
+        &[CheckId::VcekMatchesReport, CheckId::ChipId],
+        "a masked chip id",
+    );
+    assert_detail(&v, CheckId::ChipId, "MASK_CHIP_ID");
+    // A listed chip passes report.chip_id; an unlisted one fails it alone.
+    let listed = SimulatedPsp::new(MEASUREMENT).with_chip_id(chip(0xA1, 64));
+    assert_failed(&run(listed, &listing), &[], "a listed chip");
+    let unlisted = SimulatedPsp::new(MEASUREMENT).with_chip_id(chip(0xD4, 64));
+    assert_failed(
+        &run(unlisted, &listing),
+        &[CheckId::ChipId],
+        "an unlisted chip",
+    );
 }

@@ -54,7 +54,9 @@ pub mod oids {
 }
 
 /// The processor product a root of trust belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Product {
     /// AMD EPYC 7003 (Milan).

@@ -140,7 +140,7 @@ fn ca_extensions(spki_der: &[u8]) -> Result<Vec<Extension>, SimulatedError> {
 }
 
 /// The AMD VCEK extensions for a TCB and chip id, in AMD's order.
-fn vcek_extensions(tcb: &Tcb, hw_id: &[u8; 64]) -> Result<Vec<Extension>, SimulatedError> {
+fn vcek_extensions(tcb: &Tcb, hw_id: &[u8]) -> Result<Vec<Extension>, SimulatedError> {
     let int = |v: u8| v.to_der();
     let mut out = vec![
         ext(oids::STRUCT_VERSION, false, 0u8.to_der()?)?,
@@ -219,8 +219,9 @@ pub fn build_ask() -> Result<Certificate, SimulatedError> {
     sign_rsa_pss(tbs, keys::ARK_KEY_PEM)
 }
 
-/// Builds the simulated VCEK for a TCB: P-384 key, signed by the simulated ASK.
-pub fn build_vcek(tcb: &Tcb, hw_id: &[u8; 64]) -> Result<Certificate, SimulatedError> {
+/// Builds the simulated VCEK for a TCB and chip (`hw_id`: 64 bytes, or Turin's 8): P-384
+/// key, signed by the simulated ASK.
+pub fn build_vcek(tcb: &Tcb, hw_id: &[u8]) -> Result<Certificate, SimulatedError> {
     let key = p384::SecretKey::from_pkcs8_pem(keys::VCEK_KEY_PEM)?;
     let spki_der = key.public_key().to_public_key_der()?;
     let tbs = TbsCertificate {

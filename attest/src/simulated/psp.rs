@@ -42,6 +42,9 @@ pub struct SimulatedPsp {
     report_version: u32,
     host_data: [u8; 32],
     report_id: [u8; 32],
+    chip_id: [u8; 64],
+    /// The hwID the VCEK is issued for; None: the chip id.
+    vcek_hw_id: Option<Vec<u8>>,
     /// PEM chain (ARK, ASK, VCEK) for the configured TCB, built on first use
     /// because the VCEK is RSA-signed by the ASK, which is slow in debug builds.
     chain_pem: Mutex<Option<Vec<u8>>>,
@@ -60,6 +63,8 @@ impl SimulatedPsp {
             report_version: 3,
             host_data: [0u8; 32],
             report_id,
+            chip_id: CHIP_ID,
+            vcek_hw_id: None,
             chain_pem: Mutex::new(None),
         }
     }
@@ -83,6 +88,21 @@ impl SimulatedPsp {
         self
     }
 
+    /// Sets the CHIP_ID written into reports (all zero: a host that masks it, MASK_CHIP_ID).
+    pub fn with_chip_id(mut self, chip_id: [u8; 64]) -> SimulatedPsp {
+        self.chip_id = chip_id;
+        self.chain_pem = Mutex::new(None);
+        self
+    }
+
+    /// Issues the VCEK for this hwID instead of the chip id (another chip's, or a Turin-style
+    /// 8-byte one), for tests of the VCEK-to-report binding.
+    pub fn with_vcek_hw_id(mut self, hw_id: Vec<u8>) -> SimulatedPsp {
+        self.vcek_hw_id = Some(hw_id);
+        self.chain_pem = Mutex::new(None);
+        self
+    }
+
     /// Sets the HOST_DATA field.
     pub fn with_host_data(mut self, host_data: [u8; 32]) -> SimulatedPsp {
         self.host_data = host_data;
@@ -100,7 +120,8 @@ impl SimulatedPsp {
         if let Some(pem) = cached.as_ref() {
             return Ok(pem.clone());
         }
-        let vcek = certs::build_vcek(&self.tcb, &CHIP_ID)?;
+        let hw_id = self.vcek_hw_id.as_deref().unwrap_or(&self.chip_id);
+        let vcek = certs::build_vcek(&self.tcb, hw_id)?;
         let mut pem = Vec::new();
         pem.extend_from_slice(keys::ARK_PEM);
         pem.extend_from_slice(keys::ASK_PEM);
@@ -153,7 +174,7 @@ impl SimulatedPsp {
         if self.report_version >= 3 {
             put(&mut r, offsets::CPUID_FAM_ID, &SIMULATED_CPUID);
         }
-        put(&mut r, offsets::CHIP_ID, &CHIP_ID);
+        put(&mut r, offsets::CHIP_ID, &self.chip_id);
         put(&mut r, offsets::COMMITTED_TCB, &tcb);
         put(&mut r, offsets::CURRENT_VERSION, &FIRMWARE_VERSION);
         put(&mut r, offsets::COMMITTED_VERSION, &FIRMWARE_VERSION);

@@ -23,7 +23,14 @@ pub enum PolicyCommand {
 #[command(
     after_long_help = "The policy accepts the manifest's launch digest, Kettle's SEV-SNP builder and recipes, \
 VCEK-signed reports only, no debug / migration agent / CXL, VMPL 0 and Kettle's built-in TCB floor per \
-processor generation. Review it, tighten min_tcb from AMD's security bulletins, and publish it next to the image."
+processor generation. Review it, tighten min_tcb from AMD's security bulletins, and publish it next to the image.\n\n\
+processor_generations is written out explicitly: [\"genoa\", \"turin\"]. EPYC Milan is left out because a \
+software-only attack extracts its VCEK root seed (arXiv 2605.12990, May 2026), so a host running it can forge a \
+valid report for any TCB; --allow-milan adds it, and every verdict it passes then says OPTED IN.\n\n\
+source.any_commit (not set here) accepts any built commit. In cached mode the build host resolves the ref, so \
+the provenance's repository and ref are only its claim: with the commit not pinned, provenance.repository and \
+provenance.ref then FAIL unless source.accept_host_resolved is true (--accept-host-resolved), which every \
+verdict it passes names as OPTED IN. Auditors who pin the commit (--commit, --source) need neither."
 )]
 pub struct InitArgs {
     /// The image's published manifest.json.
@@ -47,6 +54,18 @@ pub struct InitArgs {
     /// Also accept VLEK-signed reports (AWS EC2).
     #[arg(long)]
     pub allow_vlek: bool,
+    /// Also accept EPYC Milan reports (left out by default: its VCEK root seed can be
+    /// extracted, arXiv 2605.12990).
+    #[arg(long)]
+    pub allow_milan: bool,
+    /// With the commit not pinned, accept a repository and ref only the build host resolved
+    /// (source.accept_host_resolved; verdicts then say OPTED IN).
+    #[arg(long)]
+    pub accept_host_resolved: bool,
+    /// An accepted chip id (repeatable; hex, 64 bytes or a Turin 8-byte hwID), for platform
+    /// teams that own their hosts.
+    #[arg(long = "chip-id", value_name = "HEX")]
+    pub chip_ids: Vec<String>,
     /// Reject evidence not checked against AMD's CRL (auditors then pass --crl or --fetch-crl).
     #[arg(long)]
     pub require_revocation_check: bool,
@@ -78,6 +97,13 @@ fn init(args: &InitArgs) -> Result<(), String> {
     if args.allow_vlek {
         policy.signers.push(Signer::Vlek);
     }
+    if args.allow_milan {
+        policy
+            .processor_generations
+            .insert(0, kettle_attest::chain::Product::Milan);
+    }
+    policy.source.accept_host_resolved = args.accept_host_resolved;
+    policy.chip_ids = args.chip_ids.clone();
     policy.require_revocation_check = args.require_revocation_check;
     policy.require_trusted_time = args.require_trusted_time;
     policy.check().map_err(|e| e.to_string())?;

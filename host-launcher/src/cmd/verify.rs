@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use kettle::kds::{self, KdsClient};
+use kettle_attest::chain::Product;
 use kettle_attest::CertChain;
 use kettle_image::ImageManifest;
 use kettle_verify::{
@@ -23,10 +24,19 @@ pub const EXIT_REJECTED: u8 = 1;
 (ARK -> ASK -> VCEK, pinned AMD roots), its signer and signature; 2. measurement = the launch digest YOU name \
 (--manifest of the published image, or --measurement), debug, migration agent and CXL forbidden by the guest \
 policy, VMPL 0, reported TCB at least the floor (built in per processor generation, or --min-tcb), no TCB \
-rollback, no simulated evidence unless --allow-simulated; 3. report_data = SHA-256(provenance.json bytes as \
+rollback, the processor generation accepted (report.processor_generation: EPYC Milan refused unless \
+--allow-milan or the policy's processor_generations, because its VCEK root seed can be extracted, arXiv \
+2605.12990), the chip one the policy lists (report.chip_id, only with a chip_ids list), no simulated evidence \
+unless --allow-simulated; 3. report_data = SHA-256(provenance.json bytes as \
 read) || 32 zero bytes; 4. provenance.json is canonical (RFC 8785), an in-toto Statement v1 with SLSA \
 provenance v1; 5. every artifact is a subject; 6. repository and ref as given, the built commit is the one you \
-pinned (--commit, --source, or --any-source), builder.id and buildType accepted.\n\nExit status: 0 verified, \
+pinned (--commit, --source, or --any-source; with --source the provenance's gitTree must be your clone's tree \
+of it), builder.id and buildType accepted. A repository or ref only the build host resolved (cached mode) fails \
+when the commit is not pinned, unless --accept-host-resolved.\n\nThe verdict line never says more than was \
+checked: SIMULATED, report only, LOOSENED (policy fields a flag replaced), OPTED IN (Milan, host-resolved \
+sources) and `not checked: ...` (no CRL, no --at, no artifact, ...) are all on it.\n\nUnder --policy, flags only \
+narrow it (--ref R: the ref must be R AND match the policy's refs); --allow-* flags and --any-source are not \
+applied unless --loosen-policy FIELD names the field they replace.\n\nExit status: 0 verified, \
 1 rejected (every failed check is named, with the policy field it enforces), 2 could not run.\n\nThe documented way \
 to verify is against the platform team's published policy (kettle policy init):\n  kettle verify out/ --policy \
 policy.json --ref refs/tags/v1.2.0 --source ~/src/my-clone\nWithout a policy:\n  kettle verify out/ --manifest \
@@ -65,13 +75,10 @@ pub struct VerifyArgs {
     /// The commit that must have been built (full hex id).
     #[arg(long, value_name = "SHA", conflicts_with_all = ["source", "any_source"])]
     pub commit: Option<String>,
-    /// Your own clone of the repository: the built commit must be the tip of --ref there.
-    #[arg(
-        long,
-        value_name = "DIR",
-        requires = "git_ref",
-        conflicts_with = "any_source"
-    )]
+    /// Your own clone of the repository: the built commit must be the tip of --ref there
+    /// (under a policy naming exactly one ref, that ref), and the provenance's gitTree the
+    /// tree of that commit in your clone.
+    #[arg(long, value_name = "DIR", conflicts_with = "any_source")]
     pub source: Option<PathBuf>,
     /// With --source: accept any commit reachable from the ref's tip, not only the tip.
     #[arg(long, requires = "source")]
@@ -80,9 +87,19 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub any_source: bool,
     /// The verification policy to enforce (the platform team's `kettle policy init` output,
-    /// reviewed); the flags below replace single fields of it, and the verdict says which.
+    /// reviewed). Under a policy a flag only NARROWS it (--ref, --repo, --commit, --source,
+    /// --builder-id, --build-type, --min-tcb, --manifest/--measurement: the flag and the policy
+    /// must both hold); a flag that would loosen it (--allow-simulated, --allow-vlek,
+    /// --allow-milan, --accept-host-resolved, --any-source) is not applied unless
+    /// --loosen-policy names the field.
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
+    /// Let the flag for policy field FIELD replace it (repeatable): e.g. `--loosen-policy
+    /// source.refs --ref R` accepts ref R whatever the policy's refs. The verdict line says
+    /// LOOSENED and names each field and flag.
+    #[arg(long = "loosen-policy", value_name = "FIELD",
+          value_parser = clap::builder::PossibleValuesParser::new(kettle_verify::policy::LOOSENABLE_FIELDS))]
+    pub loosen_policy: Vec<String>,
     /// Accepted runDetails.builder.id (repeatable; default: the policy's, else Kettle's SEV-SNP builder).
     #[arg(long = "builder-id", value_name = "ID")]
     pub builder_ids: Vec<String>,
@@ -99,6 +116,16 @@ pub struct VerifyArgs {
     /// nothing about hardware; the verdict says SIMULATED).
     #[arg(long)]
     pub allow_simulated: bool,
+    /// Accept EPYC Milan reports, refused by default: a software-only attack extracts Milan's
+    /// VCEK root seed (arXiv 2605.12990, May 2026), so a host running it can forge reports for
+    /// any TCB. The verdict line says OPTED IN.
+    #[arg(long)]
+    pub allow_milan: bool,
+    /// With the commit not pinned, accept a repository and ref that only the build host
+    /// resolved (cached mode; otherwise provenance.repository and provenance.ref fail).
+    /// The verdict line says OPTED IN.
+    #[arg(long)]
+    pub accept_host_resolved: bool,
     /// Report only (no provenance): the exact report_data expected, 128 hex digits
     /// (e.g. your nonce). Without it a report alone must have a zero second half.
     #[arg(long, value_name = "HEX", conflicts_with_all = ["dir", "provenance"])]
@@ -169,6 +196,16 @@ pub enum VerifyCmdError {
     /// Fetching the VCEK failed.
     #[error(transparent)]
     Kds(#[from] kds::KdsError),
+    /// The auditor's clone could not say which tree a commit has.
+    #[error("--source {dir}: cannot list the commits and trees of {git_ref}: {message}")]
+    CloneTrees {
+        /// The clone.
+        dir: PathBuf,
+        /// The ref listed.
+        git_ref: String,
+        /// What git said.
+        message: String,
+    },
 }
 
 /// Runs `kettle verify`.
@@ -265,8 +302,72 @@ pub fn verify(args: &VerifyArgs) -> Result<Verdict, VerifyCmdError> {
     })
 }
 
-/// What the verifier requires: the policy's fields (or the strict defaults), each flag
-/// replacing one field (recorded, so the verdict can say which).
+/// How the flags meet a policy: the one place that decides, for every flag that touches a
+/// policy field, whether it narrows the field, replaces it (loosening, only with
+/// `--loosen-policy FIELD`) or is not applied, and records which for the verdict.
+struct FlagsOverPolicy {
+    under_policy: bool,
+    loosen: std::collections::BTreeSet<String>,
+    overrides: Overrides,
+    narrowed: Overrides,
+    not_applied: Overrides,
+}
+
+impl FlagsOverPolicy {
+    /// A flag that either narrows `field` or replaces it: true when it replaces (no policy,
+    /// or `--loosen-policy field`), false when it narrows. Either way recorded.
+    fn narrows_or_replaces(&mut self, field: &'static str, flag: &str) -> bool {
+        if !self.under_policy {
+            return true;
+        }
+        if self.loosen.contains(field) {
+            self.overrides.insert(field, flag.to_string());
+            true
+        } else {
+            self.narrowed.insert(field, flag.to_string());
+            false
+        }
+    }
+
+    /// A flag that can only loosen `field`: true when it applies (no policy, or
+    /// `--loosen-policy field`); false, recorded as not applied, otherwise.
+    fn loosens(&mut self, field: &'static str, flag: &str) -> bool {
+        if !self.under_policy {
+            return true;
+        }
+        if self.loosen.contains(field) {
+            self.overrides.insert(field, flag.to_string());
+            true
+        } else {
+            self.not_applied.insert(field, flag.to_string());
+            false
+        }
+    }
+
+    /// Every `--loosen-policy FIELD` must have loosened something: a stray one is a mistake.
+    fn check_all_used(&self) -> Result<(), VerifyCmdError> {
+        if !self.loosen.is_empty() && !self.under_policy {
+            return Err(VerifyCmdError::BadArgument {
+                flag: "--loosen-policy",
+                message: "there is no policy to loosen (pass --policy FILE)".into(),
+            });
+        }
+        match self.loosen.iter().find(|f| !self.overrides.contains_key(f.as_str())) {
+            Some(field) => Err(VerifyCmdError::BadArgument {
+                flag: "--loosen-policy",
+                message: format!(
+                    "{field}: no flag given replaces this policy field (or it already allows what the flag asks)"
+                ),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+type Overrides = std::collections::BTreeMap<&'static str, String>;
+
+/// What the verifier requires: the policy's fields (or the strict defaults), and each flag
+/// narrowing or (with `--loosen-policy`) replacing one field, recorded so the verdict says which.
 fn expectations(
     args: &VerifyArgs,
 ) -> Result<(Expectations, Option<AppliedPolicy>), VerifyCmdError> {
@@ -284,65 +385,130 @@ fn expectations(
         )),
         (None, None) => None,
     };
-    let mut overrides = std::collections::BTreeMap::new();
-    let (mut expect, loaded) = match (&args.policy, measurement) {
-        (Some(path), m) => {
-            let loaded = Policy::load(path)?;
-            let mut e = loaded.policy.expectations();
+    let loaded = args.policy.as_deref().map(Policy::load).transpose()?;
+    let mut flags = FlagsOverPolicy {
+        under_policy: loaded.is_some(),
+        loosen: args.loosen_policy.iter().cloned().collect(),
+        overrides: Overrides::new(),
+        narrowed: Overrides::new(),
+        not_applied: Overrides::new(),
+    };
+    let mut expect = match (&loaded, measurement) {
+        (Some(l), m) => {
+            let mut e = l.policy.expectations();
             if let Some((digest, source, flag)) = m {
-                e.measurements = vec![(digest, source)];
-                overrides.insert("measurements", flag.to_string());
+                if flags.narrows_or_replaces("measurements", flag) {
+                    e.measurements = vec![(digest, source)];
+                } else {
+                    // Both must hold: only the named digest, if the policy accepts it.
+                    e.measurements.retain(|(m, _)| *m == digest);
+                }
             }
-            (e, Some(loaded))
+            e
         }
-        (None, Some((digest, source, _))) => (Expectations::new(digest, source), None),
+        (None, Some((digest, source, _))) => Expectations::new(digest, source),
         (None, None) => return Err(VerifyCmdError::NoMeasurement),
     };
-    let mut set = |field: &'static str, flag: &str| {
-        if loaded.is_some() {
-            overrides.insert(field, flag.to_string());
-        }
-    };
     if let Some(t) = args.min_tcb {
-        expect.min_tcb = TcbFloor::Fixed(t);
-        set("min_tcb", "--min-tcb");
+        expect.min_tcb = if flags.narrows_or_replaces("min_tcb", "--min-tcb") {
+            TcbFloor::Fixed(t)
+        } else {
+            TcbFloor::AtLeast(Box::new(expect.min_tcb.clone()), t)
+        };
     }
-    if args.allow_simulated && !expect.allow_simulated {
+    if args.allow_simulated
+        && !expect.allow_simulated
+        && flags.loosens("allow_simulated", "--allow-simulated")
+    {
         expect = expect.accepting_simulated();
-        set("allow_simulated", "--allow-simulated");
     }
-    if args.allow_vlek && !expect.accept_vlek {
+    if args.allow_vlek && !expect.accept_vlek && flags.loosens("signers", "--allow-vlek") {
         expect.accept_vlek = true;
-        set("signers", "--allow-vlek");
+    }
+    if args.allow_milan
+        && !expect.processor_generations.contains(&Product::Milan)
+        && flags.loosens("processor_generations", "--allow-milan")
+    {
+        expect.processor_generations.push(Product::Milan);
+    }
+    if args.accept_host_resolved
+        && !expect.provenance.accept_host_resolved
+        && flags.loosens("source.accept_host_resolved", "--accept-host-resolved")
+    {
+        expect.provenance.accept_host_resolved = true;
     }
     if let Some(r) = &args.repo {
-        expect.provenance.repository = Some(r.clone());
-        set("source.repository", "--repo");
+        if flags.narrows_or_replaces("source.repository", "--repo") {
+            expect.provenance.repository = Some(r.clone());
+        } else {
+            expect.provenance.also_repository = Some(r.clone());
+        }
     }
-    if let Some(r) = expected_ref(args)? {
-        expect.provenance.git_ref = Some(r);
-        set("source.refs", "--ref");
+    if let Some(r) = &args.git_ref {
+        let full = match &args.source {
+            Some(dir) => kettle::source::full_ref_in(dir, r)?,
+            None => r.clone(),
+        };
+        if flags.narrows_or_replaces("source.refs", "--ref") {
+            expect.provenance.refs.clear();
+        }
+        expect.provenance.git_ref = Some(full);
     }
     if !args.builder_ids.is_empty() {
-        expect.provenance.builder_ids = args.builder_ids.clone();
-        if args.allow_simulated {
-            expect = expect.accepting_simulated();
+        if flags.narrows_or_replaces("builder_ids", "--builder-id") {
+            expect.provenance.builder_ids = args.builder_ids.clone();
+            if args.allow_simulated && expect.allow_simulated {
+                expect = expect.accepting_simulated();
+            }
+        } else {
+            expect
+                .provenance
+                .builder_ids
+                .retain(|b| args.builder_ids.contains(b));
         }
-        set("builder_ids", "--builder-id");
     }
     if let Some(t) = &args.build_type {
-        expect.provenance.build_types = vec![t.clone()];
-        set("build_types", "--build-type");
-    }
-    match source_pin(args)? {
-        SourcePin::Unpinned => {}
-        pin => {
-            if expect.provenance.source == SourcePin::Any && pin != SourcePin::Any {
-                set("source.any_commit", "--commit/--source");
-            }
-            expect.provenance.source = pin;
+        if flags.narrows_or_replaces("build_types", "--build-type") {
+            expect.provenance.build_types = vec![t.clone()];
+        } else {
+            expect.provenance.build_types.retain(|b| b == t);
         }
     }
+    let policy_ref = loaded
+        .as_ref()
+        .and_then(|l| match l.policy.source.refs.as_slice() {
+            [one] if !one.contains('*') => Some(one.clone()),
+            _ => None,
+        });
+    let pin = source_pin(args, policy_ref.as_deref())?;
+    match (&pin, expect.provenance.source == SourcePin::Any) {
+        (SourcePin::Unpinned, _) => {}
+        // The policy asks the auditor to pin the commit: --any-source would loosen that.
+        (SourcePin::Any, false) => {
+            if flags.loosens("source.any_commit", "--any-source") {
+                expect.provenance.source = pin.clone();
+            }
+        }
+        (SourcePin::Any, true) => {}
+        (_, policy_any) => {
+            if policy_any {
+                flags
+                    .narrowed
+                    .insert("source.any_commit", "--commit/--source".into());
+            }
+            expect.provenance.source = pin.clone();
+        }
+    }
+    if let Some(dir) = &args.source {
+        let r = args
+            .git_ref
+            .clone()
+            .or(policy_ref)
+            .expect("source_pin checked a ref");
+        expect.provenance.source_trees =
+            clone_trees(dir, &kettle::source::full_ref_in(dir, &r)?, args.reachable)?;
+    }
+    flags.check_all_used()?;
     expect.at = args
         .at
         .as_deref()
@@ -371,26 +537,49 @@ fn expectations(
     let applied = loaded.map(|l| AppliedPolicy {
         name: l.policy.name,
         sha256: l.sha256,
-        overrides,
+        overrides: flags.overrides,
+        narrowed: flags.narrowed,
+        not_applied: flags.not_applied,
     });
     Ok((expect, applied))
 }
 
-/// `--ref` as a full ref: with `--source`, git says whether a short name is a branch or
-/// a tag in the auditor's clone; otherwise kettle_wire::source_url's rule (a branch).
-/// The comparison itself normalizes both sides again.
-fn expected_ref(args: &VerifyArgs) -> Result<Option<String>, VerifyCmdError> {
-    let Some(r) = &args.git_ref else {
-        return Ok(None);
+/// commit -> tree of the ref's tip in the auditor's clone (with `reachable`, of every commit
+/// reachable from it), for comparing with the provenance's gitTree.
+fn clone_trees(
+    dir: &Path,
+    git_ref: &str,
+    reachable: bool,
+) -> Result<std::collections::BTreeMap<String, String>, VerifyCmdError> {
+    let err = |message: String| VerifyCmdError::CloneTrees {
+        dir: dir.to_path_buf(),
+        git_ref: git_ref.to_string(),
+        message,
     };
-    Ok(Some(match &args.source {
-        Some(dir) => kettle::source::full_ref_in(dir, r)?,
-        None => r.clone(),
-    }))
+    let mut cmd = std::process::Command::new("git");
+    cmd.arg("-C").arg(dir).args(["log", "--format=%H %T"]);
+    if !reachable {
+        cmd.arg("-n1");
+    }
+    // `--end-of-options` so that a ref can never be read as an option.
+    cmd.args(["--end-of-options", git_ref]);
+    let out = cmd.output().map_err(|e| err(e.to_string()))?;
+    if !out.status.success() {
+        return Err(err(String::from_utf8_lossy(&out.stderr).trim().to_string()));
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            l.split_once(' ')
+                .map(|(c, t)| (c.to_string(), t.to_string()))
+                .ok_or_else(|| err(format!("unexpected git log line {l:?}")))
+        })
+        .collect()
 }
 
-/// The commit the auditor pins: `--commit`, the ref's tip in `--source`, `--any-source`, or none.
-fn source_pin(args: &VerifyArgs) -> Result<SourcePin, VerifyCmdError> {
+/// The commit the auditor pins: `--commit`, the ref's tip in `--source` (`--ref`, else the
+/// policy's one exact ref), `--any-source`, or none.
+fn source_pin(args: &VerifyArgs, policy_ref: Option<&str>) -> Result<SourcePin, VerifyCmdError> {
     Ok(match (&args.commit, &args.source) {
         (Some(c), _) => {
             let ok = matches!(c.len(), 40 | 64) && c.bytes().all(|b| b.is_ascii_hexdigit());
@@ -402,11 +591,19 @@ fn source_pin(args: &VerifyArgs) -> Result<SourcePin, VerifyCmdError> {
             }
             SourcePin::Commit(c.to_ascii_lowercase())
         }
-        (None, Some(dir)) => kettle::source::pin_from_clone(
-            dir,
-            &expected_ref(args)?.expect("clap: --source requires --ref"),
-            args.reachable,
-        )?,
+        (None, Some(dir)) => {
+            let r = args.git_ref.as_deref().or(policy_ref).ok_or_else(|| {
+                VerifyCmdError::BadArgument {
+                    flag: "--source",
+                    message: "which ref's tip must have been built? pass --ref REF (a policy gives it only when its source.refs is exactly one ref without `*`)".into(),
+                }
+            })?;
+            kettle::source::pin_from_clone(
+                dir,
+                &kettle::source::full_ref_in(dir, r)?,
+                args.reachable,
+            )?
+        }
         (None, None) if args.any_source => SourcePin::Any,
         (None, None) => SourcePin::Unpinned,
     })

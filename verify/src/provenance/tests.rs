@@ -97,6 +97,19 @@ fn the_image_a_provenance_names_must_be_the_measured_one() {
     };
     assert_eq!(image([7; 48]), Status::Pass);
     assert_eq!(image([8; 48]), Status::Fail);
+    // Issue 25: only the launch digest is compared; the manifest's sha256 is not claimed.
+    let mut list = CheckList::default();
+    verify_build_parameters(&st, &pinned(), Some([7; 48]), &mut list);
+    let detail = list
+        .into_sorted()
+        .into_iter()
+        .find(|c| c.id == CheckId::Image)
+        .unwrap()
+        .detail();
+    assert!(
+        detail.contains("not compared") && !detail.contains("whose launch digest"),
+        "{detail}"
+    );
     let plain = Statement::from_json(&statement(b"hello")).unwrap();
     let mut list = CheckList::default();
     verify_build_parameters(&plain, &pinned(), Some([7; 48]), &mut list);
@@ -173,7 +186,7 @@ fn wrong_parameters_builder_and_build_type_are_named() {
         builder_ids: vec!["https://example.com/builder".into()],
         refs: Vec::new(),
         build_types: vec![ids::BUILD_TYPE_SCRIPT.into()],
-        source: SourcePin::Commit(COMMIT.into()),
+        ..pinned()
     };
     let checks = check_provenance(&bytes, None, &exp, &[], false);
     assert_eq!(
@@ -287,4 +300,116 @@ fn host_resolved_repository_and_ref_are_called_claims() {
     }
     let src = checks.iter().find(|c| c.id == CheckId::Source).unwrap();
     assert!(!src.detail().contains("claim"), "the commit is witnessed");
+    // Issue 25: with any commit accepted, nothing witnessed them: they fail, unless the
+    // verifier opts in to host-resolved sources (then named as an opt-in).
+    let any = ProvenanceExpectations {
+        source: SourcePin::Any,
+        ..exp
+    };
+    let checks = check_provenance(&bytes, None, &any, &[], false);
+    assert_eq!(failed(&checks), ["provenance.repository", "provenance.ref"]);
+    let opted = ProvenanceExpectations {
+        accept_host_resolved: true,
+        ..any
+    };
+    let checks = check_provenance(&bytes, None, &opted, &[], false);
+    assert!(failed(&checks).is_empty(), "{checks:?}");
+    assert!(check_named(&checks, CheckId::Ref).opt_in.is_some());
+}
+
+/// A Statement from [`statement`] with `edit` applied, as canonical bytes.
+fn edited(edit: impl FnOnce(&mut Statement)) -> Vec<u8> {
+    let mut st = Statement::from_json(&statement(b"hello")).unwrap();
+    edit(&mut st);
+    jcs::to_canonical_bytes(&st).unwrap()
+}
+
+fn check_named(checks: &[Check], id: CheckId) -> &Check {
+    checks.iter().find(|c| c.id == id).unwrap()
+}
+
+/// Issue 25: upstream mode recorded the short ref, and an old tag passed a
+/// `refs/heads/release-*` policy. A short name says neither branch nor tag: it matches nothing.
+#[test]
+fn a_short_ref_matches_no_expected_ref() {
+    let bytes = edited(|st| {
+        let bd = &mut st.predicate.build_definition;
+        bd.external_parameters
+            .insert("ref".into(), "release-2019".into());
+        bd.internal_parameters
+            .insert(ids::REF_RESOLVED_BY.into(), "guest".into());
+    });
+    for exp in [
+        ProvenanceExpectations {
+            refs: vec!["refs/heads/release-*".into()],
+            ..pinned()
+        },
+        ProvenanceExpectations {
+            git_ref: Some("refs/heads/release-2019".into()),
+            ..pinned()
+        },
+    ] {
+        let checks = check_provenance(&bytes, None, &exp, &[], false);
+        assert_eq!(failed(&checks), ["provenance.ref"], "{exp:?}");
+        assert!(
+            check_named(&checks, CheckId::Ref)
+                .detail()
+                .contains("short name"),
+            "{checks:?}"
+        );
+    }
+}
+
+/// Issue 25: `--ref` narrows a policy's refs: a ref must match the flag AND the policy.
+#[test]
+fn an_exact_ref_and_the_policy_patterns_must_both_hold() {
+    let bytes = statement(b"hello"); // refs/heads/main
+    let both = |git_ref: &str, pattern: &str| {
+        let exp = ProvenanceExpectations {
+            git_ref: Some(git_ref.into()),
+            refs: vec![pattern.into()],
+            ..pinned()
+        };
+        check_named(
+            &check_provenance(&bytes, None, &exp, &[], false),
+            CheckId::Ref,
+        )
+        .status()
+    };
+    assert_eq!(both("refs/heads/main", "refs/heads/*"), Status::Pass);
+    assert_eq!(
+        both("refs/heads/main", "refs/tags/v*"),
+        Status::Fail,
+        "a tags-only policy"
+    );
+    assert_eq!(
+        both("refs/heads/other", "refs/heads/*"),
+        Status::Fail,
+        "another --ref"
+    );
+}
+
+/// Issue 25: with the auditor's clone, the provenance's gitTree must be the clone's tree of
+/// the built commit.
+#[test]
+fn the_source_tree_must_be_the_clones() {
+    let tree = "cd".repeat(20);
+    let bytes = edited(|st| {
+        let dep = &mut st.predicate.build_definition.resolved_dependencies[0];
+        dep.digest.insert(DIGEST_GIT_TREE.into(), tree.clone());
+    });
+    let with_tree = |t: &str| ProvenanceExpectations {
+        source_trees: [(COMMIT.to_string(), t.to_string())].into(),
+        ..pinned()
+    };
+    let checks = check_provenance(&bytes, None, &with_tree(&tree), &[], false);
+    assert_eq!(check_named(&checks, CheckId::Source).status(), Status::Pass);
+    assert!(check_named(&checks, CheckId::Source)
+        .detail()
+        .contains("gitTree"));
+    let checks = check_provenance(&bytes, None, &with_tree(&"ef".repeat(20)), &[], false);
+    assert_eq!(failed(&checks), ["provenance.source"]);
+    // A provenance with no gitTree cannot be compared with the clone: refused.
+    let checks = check_provenance(&statement(b"hello"), None, &with_tree(&tree), &[], false);
+    assert_eq!(failed(&checks), ["provenance.source"]);
 }
