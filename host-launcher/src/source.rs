@@ -3,8 +3,16 @@
 //! tree. The host is untrusted: the guest recomputes the tree hash from the
 //! archive and checks it against the commit object, and the commit id against
 //! the request. Everything here runs `git`.
+//!
+//! The archive is written from the commit's tree objects (`git ls-tree` and
+//! `git cat-file --batch`), not with `git archive`: that applies
+//! `.gitattributes` (`export-ignore` leaves files out, `export-subst` rewrites
+//! them, and `$GIT_DIR/info/attributes` counts too), so the guest would receive
+//! another tree than the commit's and refuse it.
 
 use std::ffi::OsStr;
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -110,6 +118,22 @@ pub enum SourceError {
         /// What is wrong with it.
         #[source]
         source: SourceUrlError,
+    },
+    /// The commit's tree holds a submodule (a gitlink), which no archive of the tree can carry.
+    #[error("commit {commit} has a submodule at {path:?}: the guest builds exactly the commit's tree and cannot fetch another repository's commit; vendor the submodule's files into the repository instead")]
+    Submodule {
+        /// The commit.
+        commit: String,
+        /// The submodule's path in the tree.
+        path: String,
+    },
+    /// `git ls-tree` or `git cat-file --batch` said something this reader does not expect.
+    #[error("reading commit {commit}'s tree from git: {message}")]
+    TreeObjects {
+        /// The commit.
+        commit: String,
+        /// What was wrong.
+        message: String,
     },
     /// The file system failed.
     #[error("{path}: {source}")]
@@ -451,16 +475,85 @@ impl ResolvedSource {
         ])
     }
 
-    /// A tar of the commit's tree, like `git archive` (written to `dest`).
+    /// A tar of exactly the commit's tree (written to `dest`): every directory, file and
+    /// symlink of its tree objects, with git's modes (0755 or 0644, symlinks), byte for
+    /// byte as stored, so the guest's tree hash of it is the commit's tree id. No
+    /// `.gitattributes` applies (see the module docs); a submodule is refused.
     pub fn write_archive(&self, dest: &Path) -> Result<(), SourceError> {
-        self.git([
-            OsStr::new("archive"),
-            OsStr::new("--format=tar"),
-            OsStr::new("-o"),
-            dest.as_os_str(),
+        let listing = self.git([
+            OsStr::new("ls-tree"),
+            OsStr::new("-r"),
+            OsStr::new("-t"),
+            OsStr::new("-z"),
+            OsStr::new("--full-tree"),
             OsStr::new(&self.commit),
-        ])
-        .map(drop)
+        ])?;
+        let entries = parse_ls_tree(&listing).map_err(|message| self.tree_err(message))?;
+        if let Some(sub) = entries.iter().find(|e| e.kind == TreeEntryKind::Submodule) {
+            return Err(SourceError::Submodule {
+                commit: self.commit.clone(),
+                path: String::from_utf8_lossy(&sub.path).into_owned(),
+            });
+        }
+        let mtime = commit_time(&self.commit_object()?);
+        let io = |source| SourceError::Io {
+            path: dest.to_path_buf(),
+            source,
+        };
+        let mut tar = tar::Builder::new(BufWriter::new(std::fs::File::create(dest).map_err(io)?));
+        let mut objects = CatFile::start(&self.git_dir)?;
+        for e in &entries {
+            let path = Path::new(OsStr::from_bytes(&e.path));
+            let mut header = tar::Header::new_gnu();
+            header.set_mtime(mtime);
+            header.set_uid(0);
+            header.set_gid(0);
+            match e.kind {
+                TreeEntryKind::Dir => {
+                    header.set_entry_type(tar::EntryType::Directory);
+                    header.set_mode(0o755);
+                    header.set_size(0);
+                    tar.append_data(&mut header, path, std::io::empty())
+                        .map_err(io)?;
+                }
+                TreeEntryKind::Symlink => {
+                    let target = objects
+                        .blob(&e.oid, |size, body| {
+                            let mut t = Vec::with_capacity(size as usize);
+                            body.read_to_end(&mut t).map(|_| t)
+                        })
+                        .map_err(|m| self.tree_err(m))?;
+                    header.set_entry_type(tar::EntryType::Symlink);
+                    header.set_mode(0o777);
+                    header.set_size(0);
+                    tar.append_link(&mut header, path, Path::new(OsStr::from_bytes(&target)))
+                        .map_err(io)?;
+                }
+                TreeEntryKind::File { executable } => {
+                    header.set_entry_type(tar::EntryType::Regular);
+                    header.set_mode(if executable { 0o755 } else { 0o644 });
+                    objects
+                        .blob(&e.oid, |size, body| {
+                            header.set_size(size);
+                            tar.append_data(&mut header, path, body)
+                        })
+                        .map_err(|m| self.tree_err(m))?;
+                }
+                TreeEntryKind::Submodule => unreachable!("refused above"),
+            }
+        }
+        objects.finish().map_err(|m| self.tree_err(m))?;
+        tar.into_inner()
+            .and_then(|w| w.into_inner().map_err(|e| e.into_error()))
+            .and_then(|f| f.sync_all())
+            .map_err(io)
+    }
+
+    fn tree_err(&self, message: String) -> SourceError {
+        SourceError::TreeObjects {
+            commit: self.commit.clone(),
+            message,
+        }
     }
 
     /// The files of the commit's tree under directory `dir` (recursively), relative to the root.
@@ -499,6 +592,157 @@ impl ResolvedSource {
             OsStr::new(&spec),
         ])
         .map(Some)
+    }
+}
+
+/// What a `git ls-tree` entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TreeEntryKind {
+    /// A tree (040000).
+    Dir,
+    /// A blob, 100644 or 100755.
+    File { executable: bool },
+    /// A blob holding a symlink's target (120000).
+    Symlink,
+    /// A gitlink (160000): another repository's commit.
+    Submodule,
+}
+
+/// One entry of `git ls-tree -r -t -z --full-tree`.
+#[derive(Debug)]
+struct LsTreeEntry {
+    kind: TreeEntryKind,
+    oid: String,
+    /// The path from the tree's root, raw bytes (git paths need not be UTF-8).
+    path: Vec<u8>,
+}
+
+/// Parses `git ls-tree -z` output: `<mode> SP <type> SP <oid> TAB <path> NUL` per entry.
+fn parse_ls_tree(out: &[u8]) -> Result<Vec<LsTreeEntry>, String> {
+    let mut entries = Vec::new();
+    for record in out.split(|&b| b == 0).filter(|r| !r.is_empty()) {
+        let bad = || {
+            format!(
+                "unexpected ls-tree entry {:?}",
+                String::from_utf8_lossy(record)
+            )
+        };
+        let tab = record.iter().position(|&b| b == b'\t').ok_or_else(bad)?;
+        let (meta, path) = (&record[..tab], &record[tab + 1..]);
+        let meta = std::str::from_utf8(meta).map_err(|_| bad())?;
+        let [mode, kind, oid] = meta.split(' ').collect::<Vec<_>>()[..] else {
+            return Err(bad());
+        };
+        let kind = match (mode, kind) {
+            ("040000", "tree") => TreeEntryKind::Dir,
+            ("100644", "blob") => TreeEntryKind::File { executable: false },
+            ("100755", "blob") => TreeEntryKind::File { executable: true },
+            ("120000", "blob") => TreeEntryKind::Symlink,
+            ("160000", "commit") => TreeEntryKind::Submodule,
+            _ => return Err(format!("{} (mode {mode}, type {kind})", bad())),
+        };
+        if oid.is_empty() || !oid.bytes().all(|b| b.is_ascii_hexdigit()) || path.is_empty() {
+            return Err(bad());
+        }
+        entries.push(LsTreeEntry {
+            kind,
+            oid: oid.to_string(),
+            path: path.to_vec(),
+        });
+    }
+    Ok(entries)
+}
+
+/// The committer time of a raw commit object (the archive's mtimes, as `git archive`
+/// uses), or 0 when it has none.
+fn commit_time(raw: &[u8]) -> u64 {
+    let header = raw.split(|&b| b == b'\n').take_while(|l| !l.is_empty());
+    header
+        .filter_map(|l| l.strip_prefix(b"committer "))
+        .filter_map(|l| std::str::from_utf8(l).ok())
+        .find_map(|l| l.rsplit(' ').nth(1).and_then(|t| t.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// `git cat-file --batch`, asked one object at a time (it answers each before reading on).
+struct CatFile {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    stdout: BufReader<std::process::ChildStdout>,
+}
+
+impl CatFile {
+    fn start(git_dir: &Path) -> Result<CatFile, SourceError> {
+        let mut child = Command::new("git")
+            .arg("--git-dir")
+            .arg(git_dir)
+            .args(["cat-file", "--batch"])
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(SourceError::NoGit)?;
+        let (stdin, stdout) = (child.stdin.take(), child.stdout.take());
+        match (stdin, stdout) {
+            (Some(stdin), Some(stdout)) => Ok(CatFile {
+                child,
+                stdin,
+                stdout: BufReader::new(stdout),
+            }),
+            _ => Err(SourceError::NoGit(std::io::Error::other(
+                "git cat-file --batch without pipes",
+            ))),
+        }
+    }
+
+    /// Asks for blob `oid` and hands `with` its size and exactly its bytes (raw: no filter,
+    /// no attribute applies in cat-file's batch output).
+    fn blob<T>(
+        &mut self,
+        oid: &str,
+        with: impl FnOnce(u64, &mut dyn Read) -> std::io::Result<T>,
+    ) -> Result<T, String> {
+        let io = |e: std::io::Error| format!("git cat-file --batch, object {oid}: {e}");
+        writeln!(self.stdin, "{oid}").map_err(io)?;
+        self.stdin.flush().map_err(io)?;
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).map_err(io)?;
+        let header = line.trim_end_matches('\n');
+        let size = match header.split(' ').collect::<Vec<_>>()[..] {
+            [id, "blob", size] if id == oid => size.parse::<u64>().ok(),
+            _ => None,
+        }
+        .ok_or_else(|| format!("git cat-file --batch answered {header:?} for blob {oid}"))?;
+        let mut body = (&mut self.stdout).take(size);
+        let value = with(size, &mut body).map_err(io)?;
+        if body.limit() != 0 {
+            return Err(format!(
+                "blob {oid}: {} of its {size} bytes were not read",
+                body.limit()
+            ));
+        }
+        let mut newline = [0u8; 1];
+        self.stdout.read_exact(&mut newline).map_err(io)?;
+        if newline != *b"\n" {
+            return Err(format!("git cat-file --batch: no newline after blob {oid}"));
+        }
+        Ok(value)
+    }
+
+    /// Ends the batch (EOF on its stdin) and checks git exited cleanly.
+    fn finish(self) -> Result<(), String> {
+        let CatFile {
+            mut child, stdin, ..
+        } = self;
+        drop(stdin);
+        let status = child
+            .wait()
+            .map_err(|e| format!("git cat-file --batch: {e}"))?;
+        if !status.success() {
+            return Err(format!("git cat-file --batch ended with {status}"));
+        }
+        Ok(())
     }
 }
 
@@ -591,5 +835,127 @@ pub(crate) mod tests {
         assert!(err.to_string().contains("not a git checkout"), "{err}");
         assert!(is_url("https://github.com/o/r"));
         assert!(!is_url("."));
+    }
+
+    /// What the guest does with a source archive in cached mode: unpack it with the guest's
+    /// unpacker and limits, hash the tree, and compare it with the tree the verified commit
+    /// object names. Returns the unpacked directory's (temp dir, computed, expected) tree ids.
+    fn guest_tree_check(s: &ResolvedSource) -> (tempfile::TempDir, String, String) {
+        use kettle_provenance::git;
+        use kettle_wire::unpack::{open_archive, unpack, UnpackLimits};
+        let tmp = tempfile::tempdir().unwrap();
+        let tar = tmp.path().join("source.tar");
+        s.write_archive(&tar).unwrap();
+        let tree = tmp.path().join("tree");
+        unpack(open_archive(&tar).unwrap(), &tree, &UnpackLimits::SOURCE).unwrap();
+        let expected = git::verify_commit(&s.commit_object().unwrap(), &s.commit, s.object_format)
+            .unwrap()
+            .into_string();
+        let computed = git::tree_id(&tree, s.object_format).unwrap().into_string();
+        (tmp, computed, expected)
+    }
+
+    #[test]
+    fn the_archive_is_the_commits_tree_whatever_gitattributes_say() {
+        // export-ignore drops a file from `git archive`, export-subst rewrites one, and
+        // $GIT_DIR/info/attributes (the host's own) counts too: the guest would receive
+        // another tree than the commit's and refuse it.
+        let repo = repo_with(&[
+            (
+                ".gitattributes",
+                b"secret.txt export-ignore\nversion.txt export-subst\ntests/ export-ignore\n",
+            ),
+            ("secret.txt", b"left out by git archive\n"),
+            ("version.txt", b"commit $Format:%H$\n"),
+            ("tests/case.rs", b"#[test] fn t() {}\n"),
+            ("kettle.toml", b"x"),
+            (
+                &format!("{}/long-name.rs", "deep/".repeat(30)),
+                b"a path over 100 bytes\n",
+            ),
+        ]);
+        repo.write_executable("run.sh", b"#!/bin/sh\necho hi\n");
+        std::os::unix::fs::symlink("version.txt", repo.path().join("link")).unwrap();
+        repo.commit_all("more");
+        fs::write(
+            repo.path().join(".git/info/attributes"),
+            "kettle.toml export-ignore\n",
+        )
+        .unwrap();
+        let s = resolve_checkout(repo.path(), None, false).unwrap();
+        let (tmp, computed, expected) = guest_tree_check(&s);
+        assert_eq!(computed, expected, "the archive is not the commit's tree");
+        let tree = tmp.path().join("tree");
+        let read = |p: &str| fs::read(tree.join(p)).unwrap();
+        assert_eq!(read("version.txt"), b"commit $Format:%H$\n");
+        assert_eq!(read("secret.txt"), b"left out by git archive\n");
+        assert_eq!(read("kettle.toml"), b"x");
+        assert_eq!(read("tests/case.rs"), b"#[test] fn t() {}\n");
+        assert_eq!(
+            fs::read_link(tree.join("link")).unwrap(),
+            Path::new("version.txt")
+        );
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &str| fs::metadata(tree.join(p)).unwrap().permissions().mode() & 0o777;
+        assert_eq!((mode("run.sh"), mode("secret.txt")), (0o755, 0o644));
+        // Control: `git archive` of the same commit is not the commit's tree.
+        let archived = repo.archive(&s.commit);
+        let names: Vec<String> = tar::Archive::new(archived.as_slice())
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        assert!(
+            !names
+                .iter()
+                .any(|n| n == "secret.txt" || n == "kettle.toml"),
+            "{names:?}"
+        );
+    }
+
+    #[test]
+    fn a_submodule_is_refused_naming_it() {
+        let repo = repo_with(&[("a", b"1")]);
+        let other = repo.rev_parse("HEAD");
+        repo.git(&[
+            "update-index",
+            "--add",
+            "--cacheinfo",
+            &format!("160000,{other},vendor/lib"),
+        ]);
+        repo.git(&["commit", "-q", "-m", "a submodule"]);
+        let s = resolve_checkout(repo.path(), None, true).unwrap();
+        let dest = tempfile::tempdir().unwrap();
+        match s.write_archive(&dest.path().join("s.tar")) {
+            Err(SourceError::Submodule { commit, path }) => {
+                assert_eq!(
+                    (commit.as_str(), path.as_str()),
+                    (s.commit.as_str(), "vendor/lib")
+                )
+            }
+            other => panic!("expected the submodule to be refused, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn ls_tree_entries_and_commit_times_are_read_exactly() {
+        let out = b"040000 tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\td\x00100755 blob e69de29bb2d1d6434b8b29ae775ad8c2e48c5391\td/x y\x00120000 blob e69de29bb2d1d6434b8b29ae775ad8c2e48c5391\tl\x00";
+        let e = parse_ls_tree(out).unwrap();
+        let kinds: Vec<_> = e.iter().map(|e| (e.kind, e.path.as_slice())).collect();
+        assert_eq!(
+            kinds,
+            [
+                (TreeEntryKind::Dir, &b"d"[..]),
+                (TreeEntryKind::File { executable: true }, b"d/x y"),
+                (TreeEntryKind::Symlink, b"l"),
+            ]
+        );
+        let err = parse_ls_tree(b"100664 blob e69de29bb2d1d6434b8b29ae775ad8c2e48c5391\tf\x00")
+            .unwrap_err();
+        assert!(err.contains("mode 100664"), "{err}");
+        assert!(parse_ls_tree(b"garbage\x00").is_err());
+        let raw = b"tree t\nauthor A <a@x> 5 +0000\ncommitter C <c@x> 1700000000 -0500\n\ncommitter 9 +0000\n";
+        assert_eq!(commit_time(raw), 1_700_000_000);
+        assert_eq!(commit_time(b"tree t\n\nmessage"), 0);
     }
 }
