@@ -79,7 +79,9 @@ impl Pipeline<'_> {
                 timed(Step::Verify, "ref", || {
                     steps::verify::resolved_ref(req, &resolved)
                 })?;
-                RefResolvedBy::Guest
+                RefResolvedBy::Guest {
+                    full_ref: resolved.name,
+                }
             }
             Fetcher::Dir(_) => RefResolvedBy::Host,
         };

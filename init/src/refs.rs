@@ -50,8 +50,9 @@ pub enum RefError {
         /// The full names looked for.
         tried: Vec<String>,
     },
-    /// A short ref names both a branch and a tag, pointing at different commits.
-    #[error("ref {git_ref:?} is ambiguous: refs/heads/{git_ref} is {head} but refs/tags/{git_ref} is {tag}; name it in full (refs/heads/... or refs/tags/...)")]
+    /// A short ref names both a branch and a tag (whatever commits they point at: the
+    /// provenance must say which one was built).
+    #[error("ref {git_ref:?} is ambiguous: the repository has both refs/heads/{git_ref} ({head}) and refs/tags/{git_ref} ({tag}); name it in full (refs/heads/... or refs/tags/...)")]
     Ambiguous {
         /// The requested ref.
         git_ref: String,
@@ -209,8 +210,9 @@ pub fn parse_advertisement(body: &[u8], oid_hex_len: usize) -> Result<Advertisem
     Ok(ads)
 }
 
-/// The commit `git_ref` names in `ads`: a full name (`refs/...`, `HEAD`) exactly; a short
-/// name as `refs/heads/<name>` or `refs/tags/<name>` (refused when both exist and differ).
+/// The commit `git_ref` names in `ads`, and its full name: a full name (`refs/...`, `HEAD`)
+/// exactly; a short name as `refs/heads/<name>` or `refs/tags/<name>`, refused when both
+/// exist (even at one commit: the provenance records which full ref was built).
 /// An annotated tag resolves to its peeled (`^{}`) object.
 pub fn resolve(ads: &Advertisement, git_ref: &str) -> Result<ResolvedRef, RefError> {
     let lookup = |name: &str| {
@@ -237,7 +239,6 @@ pub fn resolve(ads: &Advertisement, git_ref: &str) -> Result<ResolvedRef, RefErr
             tried,
         }),
         [one] => Ok(one.clone()),
-        [head, tag, ..] if head.commit == tag.commit => Ok(head.clone()),
         [head, tag, ..] => Err(RefError::Ambiguous {
             git_ref: git_ref.to_string(),
             head: head.commit.clone(),
@@ -311,6 +312,9 @@ mod tests {
             resolve(&ads, "both"),
             Err(RefError::Ambiguous { .. })
         ));
+        // The short name resolves to its full name, which the provenance records.
+        assert_eq!(resolve(&ads, "v1").unwrap().name, "refs/tags/v1");
+        assert_eq!(resolve(&ads, "main").unwrap().name, "refs/heads/main");
         assert!(matches!(
             resolve(&ads, "refs/heads/nope"),
             Err(RefError::Missing { .. })
@@ -319,6 +323,24 @@ mod tests {
             resolve(&ads, "nope"),
             Err(RefError::Missing { .. })
         ));
+    }
+
+    /// Issue 25: a short name that is both a branch and a tag is refused by name even when
+    /// both point at one commit (the provenance must say which was built).
+    #[test]
+    fn a_short_ref_naming_a_branch_and_a_tag_is_refused_even_at_one_commit() {
+        let ads = parse_advertisement(
+            &advertisement_bytes(&[(A, "refs/heads/same"), (A, "refs/tags/same")]),
+            40,
+        )
+        .unwrap();
+        let err = resolve(&ads, "same").unwrap_err();
+        assert!(matches!(err, RefError::Ambiguous { .. }), "{err}");
+        assert!(err.to_string().contains("name it in full"), "{err}");
+        assert_eq!(
+            resolve(&ads, "refs/tags/same").unwrap().name,
+            "refs/tags/same"
+        );
     }
 
     #[test]

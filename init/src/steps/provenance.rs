@@ -108,23 +108,32 @@ impl BuilderMode {
 }
 
 /// Who resolved the requested ref to the built commit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RefResolvedBy {
     /// Cached mode: the host did; the guest only witnessed the commit.
     Host,
-    /// Upstream mode: the guest asked the repository over HTTPS and got the commit.
-    Guest,
+    /// Upstream mode: the guest asked the repository over HTTPS and got the commit for
+    /// this full ref (`refs/heads/...` or `refs/tags/...`), which the provenance records:
+    /// a short name would not say whether a branch or a tag was built.
+    Guest {
+        /// The full name the repository advertised for the requested ref.
+        full_ref: String,
+    },
 }
 
 impl RefResolvedBy {
     /// The value of [`REF_RESOLVED_BY_KEY`].
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &'static str {
         match self {
             RefResolvedBy::Host => "host",
-            RefResolvedBy::Guest => "guest",
+            RefResolvedBy::Guest { .. } => "guest",
         }
     }
 }
+
+/// internalParameters key: the ref as the request named it, when the guest recorded the full
+/// name it resolved it to instead (externalParameters.ref).
+pub const REQUESTED_REF_KEY: &str = "kettle_requestedRef";
 
 /// What a Statement is made from.
 pub struct ProvenanceInputs<'a> {
@@ -171,7 +180,7 @@ pub fn resolved_dependencies(
     let req = p.request;
     let mut deps =
         vec![
-            ResourceDescriptor::from_uri(format!("git+{}@{}", req.repository, req.git_ref))
+            ResourceDescriptor::from_uri(format!("git+{}@{}", req.repository, recorded_ref(p)))
                 .with_name("source")
                 .with_digest(DIGEST_GIT_COMMIT, req.commit.clone())
                 .with_digest(DIGEST_GIT_TREE, p.tree.to_string()),
@@ -242,6 +251,15 @@ fn image_dependency(req: &BuildRequest) -> Vec<ResourceDescriptor> {
         .collect()
 }
 
+/// The ref the provenance records (and a verifier compares): the full name the guest resolved
+/// (upstream mode), else the request's (cached mode: the host's claim, which it sends in full).
+fn recorded_ref<'a>(p: &'a ProvenanceInputs<'_>) -> &'a str {
+    match &p.ref_resolved_by {
+        RefResolvedBy::Guest { full_ref } => full_ref,
+        RefResolvedBy::Host => &p.request.git_ref,
+    }
+}
+
 /// Builds, validates and canonicalizes the Statement; refuses a clock before the build date.
 pub fn build(p: &ProvenanceInputs<'_>) -> Result<Vec<u8>, ProvenanceError> {
     let req = p.request;
@@ -257,7 +275,8 @@ pub fn build(p: &ProvenanceInputs<'_>) -> Result<Vec<u8>, ProvenanceError> {
     let host_tools = matches!(p.tools, Tools::Host { .. });
     let mut external = JsonObject::new();
     external.insert("repository".into(), Value::String(req.repository.clone()));
-    external.insert("ref".into(), Value::String(req.git_ref.clone()));
+    let recorded_ref = recorded_ref(p).to_string();
+    external.insert("ref".into(), Value::String(recorded_ref.clone()));
     let mut internal = JsonObject::new();
     internal.insert(
         TEE_PLATFORM_KEY.into(),
@@ -267,6 +286,9 @@ pub fn build(p: &ProvenanceInputs<'_>) -> Result<Vec<u8>, ProvenanceError> {
         REF_RESOLVED_BY_KEY.into(),
         Value::String(p.ref_resolved_by.as_str().into()),
     );
+    if recorded_ref != req.git_ref {
+        internal.insert(REQUESTED_REF_KEY.into(), Value::String(req.git_ref.clone()));
+    }
     internal.insert(CLOCK_KEY.into(), Value::String(CLOCK_PROVENANCE.into()));
     internal.insert(
         "kettle_version".into(),
@@ -344,6 +366,16 @@ mod tests {
 
     fn statement_with(mode: BuilderMode, manifests: &BundleManifests) -> Statement<Provenance> {
         let req = test_request(&"a".repeat(40));
+        statement_of(&req, mode, manifests, RefResolvedBy::Host)
+    }
+
+    /// The Statement of a build of `req`, whose ref `ref_resolved_by` resolved.
+    fn statement_of(
+        req: &BuildRequest,
+        mode: BuilderMode,
+        manifests: &BundleManifests,
+        ref_resolved_by: RefResolvedBy,
+    ) -> Statement<Provenance> {
         let rootfs = Pin {
             url: "https://example.invalid/rootfs.tar".into(),
             sha256: Sha256Digest::of_bytes(b"rootfs"),
@@ -358,7 +390,7 @@ mod tests {
             path: "/nonexistent".into(),
         }];
         let bytes = build(&ProvenanceInputs {
-            request: &req,
+            request: req,
             build_type: BuildType::Script,
             tree: &"b".repeat(40),
             crates: &[],
@@ -368,12 +400,43 @@ mod tests {
             manifests,
             subjects: &subjects,
             mode,
-            ref_resolved_by: RefResolvedBy::Host,
+            ref_resolved_by,
             started_on: BUILD_EPOCH,
             finished_on: BUILD_EPOCH + 1,
         })
         .unwrap();
         Statement::from_json(&bytes).unwrap()
+    }
+
+    /// Issue 25: upstream mode recorded the short ref the request named (`release-2019`),
+    /// which a verifier read as a branch though the guest had resolved a tag. The provenance
+    /// records the full ref the guest resolved, and the request's own name beside it.
+    #[test]
+    fn upstream_mode_records_the_full_ref_the_guest_resolved() {
+        let mut req = test_request(&"a".repeat(40));
+        req.git_ref = "release-2019".into();
+        let st = statement_of(
+            &req,
+            BuilderMode::SevSnp,
+            &BundleManifests::default(),
+            RefResolvedBy::Guest {
+                full_ref: "refs/tags/release-2019".into(),
+            },
+        );
+        let bd = &st.predicate.build_definition;
+        assert_eq!(bd.external_parameters["ref"], "refs/tags/release-2019");
+        assert_eq!(bd.internal_parameters[REF_RESOLVED_BY_KEY], "guest");
+        assert_eq!(bd.internal_parameters[REQUESTED_REF_KEY], "release-2019");
+        // Cached mode keeps the request's ref (the host's claim) and adds nothing.
+        let st = statement_of(
+            &req,
+            BuilderMode::SevSnp,
+            &BundleManifests::default(),
+            RefResolvedBy::Host,
+        );
+        let bd = &st.predicate.build_definition;
+        assert_eq!(bd.external_parameters["ref"], "release-2019");
+        assert!(!bd.internal_parameters.contains_key(REQUESTED_REF_KEY));
     }
 
     #[test]
