@@ -135,7 +135,9 @@ impl KdsClient {
     }
 
     /// AMD's CRL (DER) for the generation of `report_bytes` (the VLEK one for a VLEK-signed
-    /// report), from `cache_dir` while it is current (before its nextUpdate), else the KDS.
+    /// report), always fetched from the KDS: a copy cached earlier could be older than the
+    /// CRL AMD publishes now and hide a revocation, so it is never read here. A copy is kept
+    /// in `cache_dir` (`<kind>-<product>.crl`) for later offline use with `--crl`.
     pub fn fetch_crl_for_report(
         &self,
         report_bytes: &[u8],
@@ -148,26 +150,13 @@ impl KdsClient {
         } else {
             "vcek"
         };
-        let cached = cache_dir.join(format!("{kind}-{}.crl", product.kds_name()));
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        if let Ok(der) = std::fs::read(&cached) {
-            let current = kettle_attest::revocation::Crl::from_der(&der)
-                .ok()
-                .and_then(|c| c.window().1)
-                .is_some_and(|next| next > now);
-            if current {
-                log::info!("using the cached CRL {}", cached.display());
-                return Ok(der);
-            }
-        }
         let url = format!("{}/{kind}/v1/{}/crl", self.base, product.kds_name());
         log::info!("fetching the CRL from {url}");
         let der = self.downloader.get_bytes(&url, MAX_CRL_BYTES)?;
-        // The cache only saves a download: the verifier checks the CRL's signature every time.
+        // The copy only serves a later `--crl`: the verifier checks the CRL's signature every time.
+        let copy = cache_dir.join(format!("{kind}-{}.crl", product.kds_name()));
         if std::fs::create_dir_all(cache_dir).is_ok() {
-            let _ = std::fs::write(&cached, &der);
+            let _ = std::fs::write(&copy, &der);
         }
         Ok(der)
     }

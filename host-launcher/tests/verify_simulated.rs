@@ -712,3 +712,79 @@ fn policy_init_writes_the_milan_and_host_resolved_opt_ins_explicitly() {
         assert!(help.contains(text), "{text}: {help}");
     }
 }
+
+/// A one-request HTTP server on loopback answering `body`; returns its base URL and the
+/// request line it got.
+fn serve_once(body: Vec<u8>) -> (String, std::thread::JoinHandle<String>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut request_line = String::new();
+        reader.read_line(&mut request_line).unwrap();
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap() == 0 || h == "\r\n" {
+                break;
+            }
+        }
+        let mut stream = stream;
+        write!(
+            stream,
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .unwrap();
+        stream.write_all(&body).unwrap();
+        request_line
+    });
+    (base, server)
+}
+
+/// Issue 25: with a stale `--crl` (and a stale copy in the cache), `--fetch-crl` still
+/// decides: the newest CRL by thisUpdate, here AMD's (a stand-in's) revoking the VCEK, wins.
+#[test]
+fn fetch_crl_is_not_shadowed_by_an_older_crl() {
+    use kettle_attest::simulated::certs::test_crl_revoking_vcek;
+    use kettle_testkit::evidence::{clean_simulated_crl, CRL_NEXT_UPDATE, CRL_THIS_UPDATE};
+    let dir = output_dir();
+    let newer = test_crl_revoking_vcek(CRL_THIS_UPDATE + 86_400, CRL_NEXT_UPDATE + 86_400).unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let old = files.path().join("old.crl");
+    fs::write(&old, clean_simulated_crl()).unwrap();
+    // A copy an earlier --fetch-crl left, still before its nextUpdate.
+    let cache = files.path().join("cache");
+    fs::create_dir_all(cache.join("crl")).unwrap();
+    fs::write(cache.join("crl/vcek-Genoa.crl"), clean_simulated_crl()).unwrap();
+    let (base, server) = serve_once(newer);
+    let out = Command::new(env!("CARGO_BIN_EXE_kettle"))
+        .env("KETTLE_CACHE_DIR", &cache)
+        .args([
+            "verify",
+            s(dir.path()),
+            "--allow-simulated",
+            "--manifest",
+            s(published_manifest()),
+            "--commit",
+            COMMIT,
+            "--crl",
+            s(&old),
+            "--fetch-crl",
+            "--kds-url",
+            &base,
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(failed_checks(&text), ["report.revocation"], "{text}");
+    assert!(text.contains("the VCEK"), "{text}");
+    assert!(server.join().unwrap().contains("/vcek/v1/Genoa/crl"));
+}

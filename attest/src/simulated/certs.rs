@@ -226,7 +226,7 @@ pub fn build_vcek(tcb: &Tcb, hw_id: &[u8]) -> Result<Certificate, SimulatedError
     let spki_der = key.public_key().to_public_key_der()?;
     let tbs = TbsCertificate {
         version: Version::V3,
-        serial_number: SerialNumber::new(&[0x00])?,
+        serial_number: SerialNumber::new(VCEK_SERIAL)?,
         signature: pss_algorithm()?,
         issuer: simulated_name(ASK_CN)?,
         validity: validity(7)?,
@@ -237,6 +237,17 @@ pub fn build_vcek(tcb: &Tcb, hw_id: &[u8]) -> Result<Certificate, SimulatedError
         extensions: Some(vcek_extensions(tcb, hw_id)?),
     };
     sign_rsa_pss(tbs, keys::ASK_KEY_PEM)
+}
+
+/// The serial number of every simulated VCEK.
+pub const VCEK_SERIAL: &[u8] = &[0x00];
+
+/// A CRL of the simulated ARK revoking the simulated VCEK (for tests that have no x509 types).
+pub fn test_crl_revoking_vcek(
+    this_update: u64,
+    next_update: u64,
+) -> Result<Vec<u8>, SimulatedError> {
+    test_crl(&[SerialNumber::new(VCEK_SERIAL)?], this_update, next_update)
 }
 
 /// A CRL of the simulated ARK revoking `serials` (for tests of revocation checking),

@@ -130,11 +130,13 @@ pub struct VerifyArgs {
     /// (e.g. your nonce). Without it a report alone must have a zero second half.
     #[arg(long, value_name = "HEX", conflicts_with_all = ["dir", "provenance"])]
     pub report_data: Option<String>,
-    /// AMD's CRL for the report's processor generation (DER, repeatable); revoked ASK/ASVK
-    /// or VCEK/VLEK serials are rejected. Without one, revocation is not checked (said so).
+    /// AMD's CRL for the report's processor generation (DER, repeatable; of several, the
+    /// newest by thisUpdate decides); revoked ASK/ASVK or VCEK/VLEK serials are rejected.
+    /// Without one, revocation is not checked; without --at, the CRL's age is not (both said).
     #[arg(long = "crl", value_name = "FILE")]
     pub crls: Vec<PathBuf>,
-    /// Fetch the CRL from AMD's KDS (cached under the cache dir until its nextUpdate).
+    /// Fetch the CRL from AMD's KDS, always afresh (a copy is kept under the cache dir for a
+    /// later --crl). With --crl files too, the newest CRL by thisUpdate decides.
     #[arg(long)]
     pub fetch_crl: bool,
     /// The time to check certificate and CRL validity at (RFC 3339 UTC, e.g.
