@@ -392,3 +392,47 @@ fn unprivileged_local_mode_still_sandboxes_the_build() {
     );
     assert_no_network_read_only_rootfs(&probe, "uid=1000 gid=1000");
 }
+
+#[test]
+fn the_build_can_create_only_the_socket_families_its_network_namespace_isolates() {
+    // A fresh network namespace does not cover AF_VSOCK (a way to the VM host, and from
+    // local mode on a VM host, to its hypervisor) nor netlink: seccomp lets the build create
+    // AF_UNIX, AF_INET and AF_INET6 sockets only, as root (the guest's sandbox) and in
+    // rootless local mode alike. perl's socket() takes the raw numbers (no module needed).
+    let families = [
+        ("AF_UNIX", nix::libc::AF_UNIX, nix::libc::SOCK_STREAM),
+        ("AF_INET", nix::libc::AF_INET, nix::libc::SOCK_STREAM),
+        ("AF_INET6", nix::libc::AF_INET6, nix::libc::SOCK_STREAM),
+        ("AF_VSOCK", nix::libc::AF_VSOCK, nix::libc::SOCK_STREAM),
+        ("AF_NETLINK", nix::libc::AF_NETLINK, nix::libc::SOCK_RAW),
+        ("AF_PACKET", nix::libc::AF_PACKET, nix::libc::SOCK_RAW),
+    ];
+    let perl: String = families
+        .iter()
+        .map(|(name, af, ty)| {
+            format!("print socket(S, {af}, {ty}, 0) ? \"{name} OPEN\\n\" : \"{name} denied: $!\\n\"; close S; ")
+        })
+        .collect();
+    let script = format!("mkdir -p out\nperl -e '{perl}' > {PROBE_OUTPUT}");
+    let sc = Scenario::script(&script, &[PROBE_OUTPUT])
+        .rootfs_binaries(&["perl"])
+        .commit();
+    let refused = "Address family not supported by protocol";
+    let denied = [
+        ("AF_VSOCK", refused),
+        ("AF_NETLINK", refused),
+        ("AF_PACKET", refused),
+    ];
+    let (_, out) = build_unattested(&sc);
+    let probe = probe_found(&out);
+    assert_denied(&probe, &denied);
+    for open in ["AF_UNIX OPEN\n", "AF_INET OPEN\n", "AF_INET6 OPEN\n"] {
+        assert!(probe.contains(open), "{open:?} missing:\n{probe}");
+    }
+
+    let base = tempfile::tempdir().unwrap();
+    let dir = sc.write_local_dir(&base.path().join("dir"));
+    let probe = run_as_nobody(base.path(), &dir);
+    assert_denied(&probe, &denied);
+    assert!(probe.contains("AF_UNIX OPEN\n"), "{probe}");
+}
