@@ -76,7 +76,7 @@ pub enum ReportError {
         actual: usize,
     },
     /// The report's version field is not one this verifier knows.
-    #[error("attestation report version {0} is not supported (known versions: 2, 3, 5)")]
+    #[error("attestation report version {0} is not supported (known versions: 2, 3, 5): its layout is not one this verifier parses (a newer SNP ABI's, e.g. version 6), so it is refused rather than misread")]
     UnknownVersion(u32),
     /// The `sev` crate rejected the report body.
     #[error("attestation report version {version} could not be parsed: {message}")]
@@ -378,6 +378,11 @@ mod tests {
             let err = Report::parse(&b).unwrap_err();
             assert_eq!(err, ReportError::UnknownVersion(v));
             assert!(err.to_string().contains("not supported"), "{err}");
+            assert!(
+                err.to_string()
+                    .starts_with(&format!("attestation report version {v} ")),
+                "the version is named: {err}"
+            );
         }
     }
 

@@ -411,6 +411,11 @@ fn cases() -> Vec<Case> {
             Rejected("report.report_format"),
         ),
         (
+            "report version 6 (a newer SNP ABI's layout is refused, never misread)",
+            Box::new(|d| set_byte(&d.join("evidence"), 0, 6)),
+            Rejected("report.report_format"),
+        ),
+        (
             "truncated report",
             Box::new(|d| {
                 let b = fs::read(d.join("evidence")).unwrap();
