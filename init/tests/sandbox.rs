@@ -117,6 +117,8 @@ fn assert_own_session_without_terminal(probe: &str) {
 /// Opens a pseudo-terminal: (master, slave path).
 fn open_pty() -> (fs::File, PathBuf) {
     use std::os::fd::FromRawFd;
+    // SAFETY: libc pty calls on the descriptor just opened; `name` is a local buffer whose
+    // length is passed, and ptsname_r NUL-terminates it before CStr reads it.
     unsafe {
         let m = nix::libc::posix_openpt(nix::libc::O_RDWR | nix::libc::O_NOCTTY);
         assert!(m >= 0, "posix_openpt: {}", std::io::Error::last_os_error());
@@ -135,6 +137,8 @@ fn open_pty() -> (fs::File, PathBuf) {
 /// Runs `cmd` with the pty slave `slave` as its controlling terminal and stdin/stdout/stderr.
 fn on_terminal(cmd: &mut Command, slave: &Path) {
     let slave = std::ffi::CString::new(slave.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: the hook runs between fork and exec and makes only raw system calls on the
+    // C string built before the fork (no allocation).
     unsafe {
         cmd.pre_exec(move || {
             if nix::libc::setsid() < 0 {
@@ -318,6 +322,8 @@ fn fake_attestation_devices_outside_are_absent_inside() {
 
     let in_fake_dev_namespace = |cmd: &mut Command| {
         let dev = fake_dev.clone();
+        // SAFETY: the hook runs between fork and exec and makes only system calls (nix
+        // builds the short paths on the stack).
         unsafe {
             cmd.pre_exec(move || {
                 unshare(CloneFlags::CLONE_NEWNS)?;

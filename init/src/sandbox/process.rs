@@ -465,19 +465,18 @@ fn sandbox_init(p: &Prepared, limits: &SandboxLimits, log_fd: i32, err_fd: i32) 
     };
     let _ = nix::unistd::close(log_fd);
     let _ = nix::unistd::close(err_fd);
-    loop {
+    let code = loop {
         match waitpid(None, None) {
-            // SAFETY (each _exit): ends this forked process without running atexit
-            // handlers or flushing stdio buffers copied from the parent; async-signal-safe.
-            Ok(WaitStatus::Exited(pid, code)) if pid == child => unsafe { nix::libc::_exit(code) },
-            Ok(WaitStatus::Signaled(pid, sig, _)) if pid == child => unsafe {
-                nix::libc::_exit(128 + sig as i32)
-            },
+            Ok(WaitStatus::Exited(pid, code)) if pid == child => break code,
+            Ok(WaitStatus::Signaled(pid, sig, _)) if pid == child => break 128 + sig as i32,
             Ok(_) => continue, // an orphan reparented to us
             Err(nix::Error::EINTR) => continue,
-            Err(_) => unsafe { nix::libc::_exit(SETUP_FAILED) },
+            Err(_) => break SETUP_FAILED,
         }
-    }
+    };
+    // SAFETY: ends this forked process without running atexit handlers or flushing stdio
+    // buffers copied from the parent; async-signal-safe.
+    unsafe { nix::libc::_exit(code) }
 }
 
 /// C: its own session, drops to the build uid, seccomp, and execs the command.
@@ -657,16 +656,17 @@ fn namespace_parent(p: &Prepared, limits: &SandboxLimits, log_fd: i32, err_fd: i
         Err(e) => die(err_fd, "fork sandbox init", e),
     };
     let _ = nix::unistd::close(log_fd);
-    loop {
+    let code = loop {
         match waitpid(child, None) {
-            // SAFETY (each _exit): ends this forked process without running atexit
-            // handlers or flushing stdio buffers copied from the parent; async-signal-safe.
-            Ok(WaitStatus::Exited(_, code)) => unsafe { nix::libc::_exit(code) },
-            Ok(WaitStatus::Signaled(_, sig, _)) => unsafe { nix::libc::_exit(128 + sig as i32) },
+            Ok(WaitStatus::Exited(_, code)) => break code,
+            Ok(WaitStatus::Signaled(_, sig, _)) => break 128 + sig as i32,
             Ok(_) | Err(nix::Error::EINTR) => continue,
-            Err(_) => unsafe { nix::libc::_exit(SETUP_FAILED) },
+            Err(_) => break SETUP_FAILED,
         }
-    }
+    };
+    // SAFETY: ends this forked process without running atexit handlers or flushing stdio
+    // buffers copied from the parent; async-signal-safe.
+    unsafe { nix::libc::_exit(code) }
 }
 
 /// Forks A (which runs the whole sandbox); returns its pid. `log_w` becomes the build's

@@ -211,26 +211,31 @@ mod tests {
                 let code = (|| {
                     nix::sys::prctl::set_no_new_privs().ok()?;
                     install(&filters).ok()?;
+                    // SAFETY: unshare(2) with integer flags; only this forked child is affected.
                     let userns = unsafe { libc::unshare(libc::CLONE_NEWUSER) };
                     if userns != -1 || nix::Error::last() != nix::Error::EPERM {
                         return None;
                     }
+                    // SAFETY: a raw system call with integer arguments (null pointers are not read).
                     let keyring = unsafe { libc::syscall(libc::SYS_keyctl, 0, 0, 0, 0, 0) };
                     if keyring != -1 || nix::Error::last() != nix::Error::EPERM {
                         return None;
                     }
+                    // SAFETY: a raw system call with integer arguments (null pointers are not read).
                     let clone3 = unsafe { libc::syscall(libc::SYS_clone3, 0, 0) };
                     if clone3 != -1 || nix::Error::last() != nix::Error::ENOSYS {
                         return None;
                     }
                     // Socket families outside the namespace's reach: EAFNOSUPPORT.
                     for af in [libc::AF_VSOCK, libc::AF_NETLINK, libc::AF_PACKET] {
+                        // SAFETY: socket(2) with integer arguments.
                         let s = unsafe { libc::socket(af, libc::SOCK_STREAM, 0) };
                         if s != -1 || nix::Error::last() != nix::Error::EAFNOSUPPORT {
                             return None;
                         }
                     }
                     let mut pair = [0; 2];
+                    // SAFETY: socketpair(2) writes two descriptors into the local `pair`, valid here.
                     let vsock_pair = unsafe {
                         libc::socketpair(libc::AF_VSOCK, libc::SOCK_STREAM, 0, pair.as_mut_ptr())
                     };
@@ -239,11 +244,13 @@ mod tests {
                     }
                     // The allowed ones still work (the family is all the filter looks at).
                     for af in [libc::AF_UNIX, libc::AF_INET, libc::AF_INET6] {
+                        // SAFETY: socket(2) with integer arguments.
                         let s = unsafe { libc::socket(af, libc::SOCK_STREAM, 0) };
                         if s < 0 && nix::Error::last() == nix::Error::EAFNOSUPPORT {
                             return None;
                         }
                     }
+                    // SAFETY: socketpair(2) writes two descriptors into the local `pair`, valid here.
                     let unix_pair = unsafe {
                         libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, pair.as_mut_ptr())
                     };
@@ -251,12 +258,14 @@ mod tests {
                         return None;
                     }
                     // Ordinary calls still work: a plain unshare of nothing, getpid.
+                    // SAFETY: unshare(2) with integer flags; only this forked child is affected.
                     if unsafe { libc::unshare(0) } != 0 || nix::unistd::getpid().as_raw() <= 0 {
                         return None;
                     }
                     Some(0)
                 })()
                 .unwrap_or(1);
+                // SAFETY: _exit(2) ends the forked child without running the parent's atexit handlers.
                 unsafe { libc::_exit(code) }
             }
             nix::unistd::ForkResult::Parent { child } => {
