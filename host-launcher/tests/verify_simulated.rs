@@ -788,3 +788,27 @@ fn fetch_crl_is_not_shadowed_by_an_older_crl() {
     assert!(text.contains("the VCEK"), "{text}");
     assert!(server.join().unwrap().contains("/vcek/v1/Genoa/crl"));
 }
+
+/// Issue 25: a VERIFIED over a provenance with no artifact given checked no artifact, and
+/// its verdict line says so.
+#[test]
+fn a_verified_line_says_when_no_artifact_was_checked() {
+    let dir = output_dir();
+    let mut args = file_flags(
+        dir.path(),
+        &[
+            ("--provenance", "provenance.json"),
+            REPORT_FILES[0],
+            REPORT_FILES[1],
+        ],
+    );
+    args.push("--allow-simulated".into());
+    let (code, text) = verify(&args);
+    assert_eq!(code, 0, "{text}");
+    let line = verdict_line(&text);
+    assert!(line.starts_with("VERIFIED"), "{line}");
+    assert!(
+        line.contains("not checked:") && line.contains("artifacts"),
+        "{line}"
+    );
+}
