@@ -508,6 +508,15 @@ fn under_a_policy_ref_only_narrows_and_loosening_is_named() {
         line.contains("under policy") && line.contains("LOOSENED: source.refs by --ref"),
         "{line}"
     );
+    // Without a policy there is nothing to loosen.
+    let (code, text) = verify(&[
+        s(dir.path()),
+        "--allow-simulated",
+        "--loosen-policy",
+        "source.refs",
+    ]);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("no policy to loosen"), "{text}");
     // A --loosen-policy that loosens nothing is a mistake, said before anything runs.
     let (code, text) = verify_under_policy(
         dir.path(),

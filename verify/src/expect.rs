@@ -234,7 +234,8 @@ pub struct Expectations {
 }
 
 impl Expectations {
-    /// Strict defaults around a measurement the verifier names: no debug, VMPL 0, no simulated evidence.
+    /// Strict defaults around a measurement the verifier names: no debug, VMPL 0, no simulated
+    /// evidence, no EPYC Milan report, no chip list.
     pub fn new(measurement: [u8; 48], measurement_source: impl Into<String>) -> Expectations {
         Expectations {
             measurements: vec![(measurement, measurement_source.into())],
