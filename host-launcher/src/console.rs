@@ -3,13 +3,22 @@
 //! progress display. The console is untrusted output: it only informs the
 //! user (escaped, bounded); success is decided by the output disk and
 //! verification.
+//!
+//! Whatever the host prints that the guest, the build or the recipe chose
+//! (console lines, error.json, `--local`'s output, artifact names) goes
+//! through [`escape`] (or [`escape_lines`], which keeps the line breaks):
+//! one function, so an escape sequence can neither drive the terminal (OSC 52
+//! clipboard writes, clearing the screen) nor forge a line the host prints.
 
-use std::io::{self, BufRead, Write};
+use std::io::{self, BufRead, Read, Seek, Write};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use kettle_verify::render::escape;
+/// The one escaping function for text the host did not choose (the verifier's,
+/// so a verdict and a build's output are escaped alike).
+pub use kettle_verify::render::escape;
 use kettle_wire::console::{parse_line, ConsoleEvent};
 use kettle_wire::Step;
 
@@ -21,6 +30,52 @@ pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(30);
 
 /// Longest excerpt of a console line shown in the bar or a heartbeat.
 const EXCERPT_CHARS: usize = 100;
+
+/// Most bytes of build.log read to show its last lines (the guest chose its length).
+pub const MAX_TAIL_BYTES: u64 = 64 * 1024;
+
+/// `text` escaped line by line: its line breaks stay, and every other control or
+/// formatting character (a `\r` too, which could overwrite a line) is shown as an escape.
+pub fn escape_lines(text: &str) -> String {
+    text.split('\n')
+        .map(|line| escape(line.strip_suffix('\r').unwrap_or(line)))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Copies `input` to `out` line by line, each line escaped and at most
+/// [`MAX_LINE_BYTES`] long, until EOF: how a child's output that the build chose
+/// (`kettle-init --local`) reaches the terminal.
+pub fn relay(input: impl io::Read, mut out: impl Write) -> io::Result<()> {
+    let mut reader = io::BufReader::new(input);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        if read_line_bounded(&mut reader, &mut buf, &mut io::sink())? == 0 {
+            return Ok(());
+        }
+        let text = String::from_utf8_lossy(&buf);
+        writeln!(out, "{}", escape(text.trim_end_matches(['\n', '\r'])))?;
+        out.flush()?;
+    }
+}
+
+/// The last `n` lines of the log at `path` (at most [`MAX_TAIL_BYTES`] of it), escaped.
+pub fn log_tail(path: &Path, n: usize) -> io::Result<Vec<String>> {
+    let mut f = std::fs::File::open(path)?;
+    let len = f.metadata()?.len();
+    let start = len.saturating_sub(MAX_TAIL_BYTES);
+    f.seek(io::SeekFrom::Start(start))?;
+    let mut bytes = Vec::new();
+    f.take(MAX_TAIL_BYTES).read_to_end(&mut bytes)?;
+    let text = String::from_utf8_lossy(&bytes);
+    let mut lines: Vec<&str> = text.lines().collect();
+    if start > 0 && !lines.is_empty() {
+        lines.remove(0); // begun mid-line
+    }
+    let from = lines.len().saturating_sub(n);
+    Ok(lines[from..].iter().map(|l| escape(l)).collect())
+}
 
 /// Shows the guest's progress: one bar over the steps, with the current step's name.
 /// Without a terminal the bar is hidden and every step becomes a plain line with its
@@ -218,7 +273,7 @@ pub fn pump(
         log.flush()?;
         let text = String::from_utf8_lossy(&buf);
         let line = text.trim_end_matches(['\n', '\r']);
-        log::debug!("guest: {line}");
+        log::debug!("guest: {}", escape(line));
         progress.line(line);
     }
     log.flush()
@@ -265,6 +320,29 @@ mod tests {
         assert_eq!(log, console);
         assert_eq!(p.failure(), Some((Step::Fetch, "no disk".to_string())));
         assert_eq!(p.bar.position(), 1);
+    }
+
+    #[test]
+    fn escaped_lines_keep_their_breaks_and_nothing_else() {
+        let text = "ok\r\n\u{1b}]52;c;ZXZpbA==\u{7}\nline\rover\u{9b}2J";
+        assert_eq!(
+            escape_lines(text),
+            "ok\n\\u{1b}]52;c;ZXZpbA==\\u{7}\nline\\u{d}over\\u{9b}2J"
+        );
+        let mut out = Vec::new();
+        relay(text.as_bytes(), &mut out).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), escape_lines(text) + "\n");
+    }
+
+    #[test]
+    fn the_log_tail_is_escaped_and_read_in_bounded_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("build.log");
+        let mut log = vec![b'x'; 10 * MAX_TAIL_BYTES as usize];
+        log.extend_from_slice(b"\nlast \x1b[2J line\n");
+        std::fs::write(&path, &log).unwrap();
+        // The endless first line starts before the bytes read: it is dropped, not shown cut.
+        assert_eq!(log_tail(&path, 20).unwrap(), ["last \\u{1b}[2J line"]);
     }
 
     #[test]

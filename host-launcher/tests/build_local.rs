@@ -91,3 +91,55 @@ fn local_build_writes_provenance_and_artifacts_but_no_evidence() {
     assert_eq!(v.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&v.stderr).contains("never hardware-attested"));
 }
+
+/// A kettle-init stand-in whose output and error.json carry escape sequences (an OSC 52
+/// clipboard write, a clear-screen, a green VERIFIED on a line of its own), as a hostile
+/// build's would: `kettle build --local` must relay and report every one escaped.
+const HOSTILE_INIT: &str = r#"#!/bin/sh
+# kettle-init --local DIR --out OUT --work WORK
+out="$4"
+printf 'relayed \033]52;c;ZXZpbA==\007\033[2J\033[H\n\033[32mVERIFIED\033[0m\n'
+printf 'on stderr \033[2J\r\033[32mVERIFIED\033[0m\n' >&2
+mkdir -p "$out"
+printf '{"ok":false,"step":"build","message":"boom \\u001b]52;c;ZXZpbA==\\u0007\\n\\u001b[32mVERIFIED\\u001b[0m"}' > "$out/error.json"
+exit 1
+"#;
+
+#[test]
+fn local_output_and_failure_reach_the_terminal_escaped() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = kettle_testkit::stand_in::StandInProject::create();
+    let init = f.root.path().join("kettle-init");
+    fs::write(&init, HOSTILE_INIT).unwrap();
+    fs::set_permissions(&init, fs::Permissions::from_mode(0o755)).unwrap();
+    let out = f
+        .build(
+            env!("CARGO_BIN_EXE_kettle"),
+            &["--local", "--init", init.to_str().unwrap()],
+        )
+        .output()
+        .unwrap();
+    let text = kettle_testkit::cli::text(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let controls: Vec<char> = text
+        .chars()
+        .filter(|c| c.is_control() && *c != '\n')
+        .collect();
+    assert!(
+        controls.is_empty(),
+        "control characters {controls:?} reached the terminal: {text}"
+    );
+    // Relayed (stdout and stderr) and reported (error.json), each escaped.
+    for needle in [
+        "relayed \\u{1b}]52;c;ZXZpbA==\\u{7}\\u{1b}[2J",
+        "on stderr \\u{1b}[2J\\u{d}\\u{1b}[32mVERIFIED",
+        "kettle build --local: step build failed: boom \\u{1b}]52;c;ZXZpbA==\\u{7}",
+    ] {
+        assert!(text.contains(needle), "no {needle:?} in: {text}");
+    }
+    // A line break the build chose may start a line, but never with a live escape sequence.
+    assert!(
+        text.lines().any(|l| l.starts_with("\\u{1b}[32mVERIFIED")),
+        "{text}"
+    );
+}

@@ -212,3 +212,58 @@ fn upstream_mode_gives_the_guest_a_nic_and_no_cache_disk() {
         "{log}"
     );
 }
+
+/// What the hostile stand-in guest (FAKE_QEMU_HOSTILE=1) writes, as the host must print it.
+const OSC52_ESCAPED: &str = "\\u{1b}]52;c;ZXZpbA==\\u{7}";
+
+/// The bytes that would act on a terminal: C0 controls but the line breaks, DEL, and C1 (as UTF-8).
+fn terminal_controls(out: &Output) -> Vec<String> {
+    let t = text(out);
+    t.chars()
+        .filter(|c| c.is_control() && *c != '\n')
+        .map(|c| format!("{c:?}"))
+        .collect()
+}
+
+#[test]
+fn a_hostile_guest_s_escape_sequences_reach_the_terminal_escaped() {
+    // ok -v: the debug console lines and the success summary's artifact names;
+    // fail: error.json's message; crash: the console's tail, printed whenever the guest
+    // left no result (as when --timeout fires, which takes 15 minutes more than --timeout).
+    let cases: [(&str, &[&str], &[&str]); 3] = [
+        ("ok", &["-v"], &["guest: ", "  artifact: "]),
+        ("fail", &[], &["the guest reported a failure"]),
+        (
+            "crash",
+            &[],
+            &["QEMU exited with", "--- last console lines"],
+        ),
+    ];
+    for (mode, extra, says) in cases {
+        let f = StandInProject::create();
+        let out = f
+            .build(KETTLE, extra)
+            .env("FAKE_QEMU_MODE", mode)
+            .env("FAKE_QEMU_HOSTILE", "1")
+            .output()
+            .unwrap();
+        let t = text(&out);
+        let want = if mode == "ok" { 0 } else { 1 };
+        assert_eq!(out.status.code(), Some(want), "{mode}: {t}");
+        assert_eq!(
+            terminal_controls(&out),
+            Vec::<String>::new(),
+            "{mode}: control characters reached the terminal: {t}"
+        );
+        for needle in says {
+            assert!(t.contains(needle), "{mode}: no {needle:?} in: {t}");
+        }
+        // Shown, escaped, where the host prints the guest's words: the forged green
+        // VERIFIED stays inside the line that carries it.
+        assert!(t.contains(OSC52_ESCAPED), "{mode}: {t}");
+        assert!(
+            !t.lines().any(|l| l.starts_with("\\u{1b}[32mVERIFIED")),
+            "{mode}: a line begins with what the guest wrote: {t}"
+        );
+    }
+}

@@ -5,12 +5,17 @@ simulated PSP for a report over the PSP socket (the real framed protocol),
 and writes an output disk in kettle-init's layout, then "powers off".
 
 FAKE_QEMU_MODE selects the behaviour: ok (default), fail (error.json),
-tamper (an artifact that differs from its subject), hang (never exits).
+tamper (an artifact that differs from its subject), hang (never exits),
+crash (exits after the build line, writing nothing).
 FAKE_QEMU_SLEEP=SECONDS makes the build step take that long (one compiler
 line, then silence), as a slow TCG rustc does. FAKE_QEMU_PIDFILE=PATH
 records, one per line, this process's pid, the pid of a child it starts in
 its process group (a stand-in for QEMU's helpers, which must die with it),
 and the PSP socket path, so a test can check that nothing outlives a build.
+FAKE_QEMU_HOSTILE=1 makes the guest's words hostile to the operator's
+terminal: escape sequences (an OSC 52 clipboard write, a clear-screen, a
+green VERIFIED) in console lines, in error.json's message and in an
+artifact name of status.json; the host must print every one escaped.
 """
 import subprocess
 import hashlib
@@ -29,6 +34,12 @@ if args == ["--version"]:
     sys.exit(0)
 
 mode = os.environ.get("FAKE_QEMU_MODE", "ok")
+HOSTILE = os.environ.get("FAKE_QEMU_HOSTILE") == "1"
+# What a hostile guest writes to the operator's terminal through the host.
+OSC52 = "\x1b]52;c;ZXZpbA==\x07"
+CLEAR = "\x1b[2J\x1b[H"
+GREEN_VERIFIED = "\x1b[32mVERIFIED\x1b[0m"
+EVIL = OSC52 + CLEAR + GREEN_VERIFIED if HOSTILE else ""
 
 
 def opt_values(flag):
@@ -45,7 +56,9 @@ def sub(value, key):
 drives = {sub(d, "id"): sub(d, "file") for d in opt_values("-drive")}
 psp_socket = next((sub(c, "path") for c in opt_values("-chardev") if sub(c, "id") == "psp"), None)
 print("[    0.000000] Linux version 6.12 (stand-in)", flush=True)
-print("[INFO] [boot] ok in 0.01s: kettle-init as PID 1", flush=True)
+print(f"[INFO] [boot] ok in 0.01s: kettle-init as PID 1{EVIL}", flush=True)
+if HOSTILE:
+    print(f"{EVIL}\r{GREEN_VERIFIED}", flush=True)
 
 with tarfile.open(drives["req"], "r:") as t:
     request = json.load(t.extractfile("request.json"))
@@ -78,15 +91,20 @@ if pidfile:
 
 print("[INFO] [verify] ok in 0.01s: inputs verified", flush=True)
 print("[INFO] [unpack] ok in 0.01s: unpacked", flush=True)
-print("  build|    Compiling serde_derive v1.0.228", flush=True)
+print(f"  build|    Compiling serde_derive v1.0.228{EVIL}", flush=True)
 time.sleep(float(os.environ.get("FAKE_QEMU_SLEEP", "0")))
 
 if mode == "hang":
     time.sleep(3600)
 
+if mode == "crash":
+    # Ends without a result (no output disk, no FAILED line): the host shows the console's tail.
+    sys.exit(1)
+
 if mode == "fail":
     print("[ERROR] [verify] FAILED after 0.01s: inputs: rootfs: sha256 mismatch (input: rootfs)", flush=True)
-    add("error.json", json.dumps({"ok": False, "step": "verify", "message": "rootfs: sha256 mismatch", "input": "rootfs"}).encode())
+    message = "rootfs: sha256 mismatch" + (f"{EVIL}\n{GREEN_VERIFIED}" if HOSTILE else "")
+    add("error.json", json.dumps({"ok": False, "step": "verify", "message": message, "input": "rootfs"}).encode())
 else:
     artifact = b"hello from a kettle build\n"
     statement = {
@@ -134,7 +152,8 @@ else:
     add("provenance.json", provenance)
     add("evidence", report)
     add("chain.pem", chain)
-    add("status.json", json.dumps({"ok": True, "attested": True, "attestation": "simulated", "artifacts": ["out/hello.txt"]}).encode())
+    listed = ["out/hello.txt"] + ([f"out/{EVIL}"] if HOSTILE else [])
+    add("status.json", json.dumps({"ok": True, "attested": True, "attestation": "simulated", "artifacts": listed}).encode())
     print("[INFO] build succeeded: 1 artifacts, attested", flush=True)
 
 buf = io.BytesIO()

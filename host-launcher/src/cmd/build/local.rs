@@ -44,13 +44,19 @@ pub(super) fn build_local(args: &BuildArgs) -> Result<ExitCode, BuildError> {
         .arg("--work")
         .arg(work.path().join("work"))
         .stdin(std::process::Stdio::null())
+        // Its output is the build's: relayed escaped, never written to the terminal raw.
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         // Its own process group, like QEMU: a signal is forwarded deliberately, and
         // whatever kettle-init started goes with its group when it is killed.
         .process_group(0);
-    let child = cmd
+    let mut child = cmd
         .spawn()
         .map_err(io_err(format!("running {}", init.display())))?;
-    let status = match wait_local(kettle::vm::ChildGuard::new(child))? {
+    let relays = Relays::start(&mut child);
+    let waited = wait_local(kettle::vm::ChildGuard::new(child));
+    relays.finish();
+    let status = match waited? {
         Some(status) => status,
         None => {
             drop((work, staging));
@@ -79,27 +85,70 @@ pub(super) fn build_local(args: &BuildArgs) -> Result<ExitCode, BuildError> {
     fs::remove_dir(&out_dir).map_err(io_err(out_dir.display().to_string()))?;
     let out = staging.publish()?;
     if built {
-        let artifacts = fs::read(out.join(STATUS_FILE))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<kettle_wire::BuildStatus>(&b).ok())
-            .map_or(0, |s| s.artifacts.len());
+        let artifacts = read_status(&out).map_or(0, |s| s.artifacts.len());
         eprintln!(
             "built {artifacts} artifact(s) into {}; provenance.json written; NOT hardware-attested (local mode has no evidence)",
             out.display()
         );
         Ok(ExitCode::SUCCESS)
     } else {
-        if let Some(e) = fs::read(out.join(ERROR_FILE))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<kettle_wire::ErrorReport>(&b).ok())
-        {
+        if let Some(e) = read_error_report(&out) {
             eprintln!(
                 "kettle build --local: step {} failed: {}",
-                e.step, e.message
+                e.step,
+                escape_lines(&e.message)
             );
         }
         eprintln!("error.json is in {}", out.display());
         Ok(ExitCode::from(EXIT_FAILED))
+    }
+}
+
+/// How long the relays get to pass on what kettle-init wrote last, once it has ended
+/// (a process of the build that left its group may hold the pipes open for ever).
+const RELAY_DRAIN: Duration = Duration::from_secs(2);
+
+/// Threads copying kettle-init's stdout and stderr to ours, escaped ([`kettle::console::relay`]).
+struct Relays {
+    done: std::sync::mpsc::Receiver<()>,
+    running: usize,
+}
+
+impl Relays {
+    fn start(child: &mut std::process::Child) -> Relays {
+        let (tx, done) = std::sync::mpsc::channel();
+        let mut running = 0;
+        let mut spawn = |input: Box<dyn std::io::Read + Send>, to_stdout: bool| {
+            let tx = tx.clone();
+            running += 1;
+            std::thread::spawn(move || {
+                let _ = if to_stdout {
+                    kettle::console::relay(input, std::io::stdout())
+                } else {
+                    kettle::console::relay(input, std::io::stderr())
+                };
+                let _ = tx.send(());
+            });
+        };
+        if let Some(out) = child.stdout.take() {
+            spawn(Box::new(out), true);
+        }
+        if let Some(err) = child.stderr.take() {
+            spawn(Box::new(err), false);
+        }
+        Relays { done, running }
+    }
+
+    /// Waits until both pipes are drained, or [`RELAY_DRAIN`] has passed.
+    fn finish(self) {
+        let deadline = Instant::now() + RELAY_DRAIN;
+        for _ in 0..self.running {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if self.done.recv_timeout(left).is_err() {
+                log::debug!("kettle-init's output is still open after it ended; no longer relayed");
+                return;
+            }
+        }
     }
 }
 
