@@ -274,9 +274,13 @@ fn check_revocation(
                 None,
             );
         }
-        (Some(_), _) => None,
+        (Some(_), Some(_)) => None,
+        (Some(_), None) => Some(format!(
+            "CRL age: its age was not checked: the CRL of {} has no nextUpdate",
+            revocation::kettle_time(this_update)
+        )),
         (None, _) => Some(format!(
-            "CRL age: the CRL of {} was not checked against a trusted time (pass --at)",
+            "CRL age: its age was not checked: no trusted time to hold the CRL of {} against (pass --at)",
             revocation::kettle_time(this_update)
         )),
     };
@@ -300,11 +304,10 @@ fn check_revocation(
         format!(
             "neither the ASK nor the VCEK is on ARK-{product}'s CRL of {}{of}{}",
             revocation::kettle_time(this_update),
-            if age_unchecked.is_some() {
-                "; its age was not checked (no --at)"
-            } else {
-                ""
-            }
+            age_unchecked
+                .as_deref()
+                .and_then(|a| a.strip_prefix("CRL age: "))
+                .map_or(String::new(), |a| format!("; {a}"))
         )
     });
     (outcome, age_unchecked)
