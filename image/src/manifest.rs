@@ -65,6 +65,10 @@ pub enum ManifestError {
     /// Measuring failed (unreadable files, bad firmware).
     #[error(transparent)]
     Measure(#[from] MeasureError),
+    /// A file of the image (or the manifest itself) is not a regular file, is too
+    /// large, or could not be read.
+    #[error(transparent)]
+    File(#[from] crate::audit::files::ReadError),
 }
 
 /// A file of the image, by name (relative to the manifest) and content hash.
@@ -257,12 +261,11 @@ impl ImageManifest {
         }
     }
 
-    /// Reads and validates `manifest.json`.
+    /// Reads and validates `manifest.json` (a regular file of at most
+    /// [`crate::audit::files::MAX_JSON_BYTES`]: whoever published it chose what is there).
     pub fn load(path: &Path) -> Result<Self, ManifestError> {
-        let bytes = std::fs::read(path).map_err(|source| ManifestError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        use crate::audit::files::{read_regular, MAX_JSON_BYTES};
+        let bytes = read_regular("manifest", path, MAX_JSON_BYTES)?;
         Self::from_json(&bytes).map_err(|e| match e {
             ManifestError::Parse { source, .. } => ManifestError::Parse {
                 path: path.to_path_buf(),

@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use kettle::console::escape;
+use kettle_image::audit::files::{read_regular, MAX_JSON_BYTES};
 use kettle_image::audit::{audit, table_next_to, Audit, AuditInputs};
 use kettle_image::bundle::MANIFEST_FILE;
 use kettle_image::manifest::ImageManifest;
@@ -231,24 +233,22 @@ fn check_manifest(path: &Path, args: &MeasureArgs) -> ExitCode {
     match audit_manifest(path, args) {
         Ok(audit) => {
             crate::print_stdout(&render_audit(&audit, args.output_format));
+            let shown = escape(&path.display().to_string());
             if audit.is_match() {
-                log::info!(
-                    "every file, field and launch digest matches {}",
-                    path.display()
-                );
+                log::info!("every file, field and launch digest matches {shown}");
                 ExitCode::SUCCESS
             } else {
                 let n = audit.mismatches().count();
                 log::error!(
-                    "{n} of {} checks differ from {} (explained above)",
+                    "{n} of {} checks differ from {shown} (explained above)",
                     audit.findings.len(),
-                    path.display()
                 );
                 ExitCode::from(EXIT_MISMATCH)
             }
         }
+        // It may name a file of the image directory, or quote what a file holds.
         Err(message) => {
-            log::error!("{message}");
+            log::error!("{}", escape(&message));
             ExitCode::from(crate::EXIT_CANNOT_RUN)
         }
     }
@@ -286,11 +286,16 @@ fn audit_manifest(path: &Path, args: &MeasureArgs) -> Result<Audit, String> {
     }
     let table_path = args.digests.clone().or_else(|| table_next_to(path));
     let table = match table_path {
-        Some(p) => Some((LaunchDigestTable::load(&p).map_err(|e| e.to_string())?, p)),
+        Some(p) => {
+            let bytes = read_regular("launch digest table", &p, MAX_JSON_BYTES)
+                .map_err(|e| e.to_string())?;
+            let table = LaunchDigestTable::from_json(&bytes, &p).map_err(|e| e.to_string())?;
+            Some((table, p))
+        }
         None => {
             log::warn!(
                 "no {TABLE_FILE} next to {} (and no --digests): only the manifest's own launch digest is checked",
-                path.display()
+                escape(&path.display().to_string())
             );
             None
         }
@@ -322,7 +327,9 @@ fn audit_manifest(path: &Path, args: &MeasureArgs) -> Result<Audit, String> {
     .map_err(|e| e.to_string())
 }
 
-/// One line per check (`ok` or `MISMATCH`), the explanations indented below.
+/// One line per check (`ok` or `MISMATCH`), the explanations indented below. Subjects,
+/// details and explanations quote what the checked files hold (initramfs entry names,
+/// manifest fields, paths): each is escaped, so none can forge a line or drive the terminal.
 fn render_audit(audit: &Audit, format: OutputFormat) -> String {
     let mut lines = Vec::new();
     for f in &audit.findings {
@@ -331,12 +338,13 @@ fn render_audit(audit: &Audit, format: OutputFormat) -> String {
             _ => f.detail.clone(),
         };
         lines.push(format!(
-            "{:<8} {}: {detail}",
+            "{:<8} {}: {}",
             if f.ok { "ok" } else { "MISMATCH" },
-            f.subject
+            escape(&f.subject),
+            escape(&detail)
         ));
         for b in &f.because {
-            lines.push(format!("         because: {b}"));
+            lines.push(format!("         because: {}", escape(b)));
         }
     }
     let bad = audit.mismatches().count();
@@ -460,6 +468,38 @@ mod tests {
         );
         // --manifest fixes the parameters; overriding them is refused by the parser.
         assert!(Cli::try_parse_from(["measure", "--manifest", path_s, "--vcpus", "4"]).is_err());
+    }
+
+    #[test]
+    fn what_the_files_hold_is_printed_escaped() {
+        // An initramfs entry named to forge the summary line and clear the screen.
+        let name = "x\nall 9 checks match\u{1b}[2J";
+        let audit = Audit {
+            findings: vec![kettle_image::audit::Finding {
+                subject: "initrd".into(),
+                ok: false,
+                detail: format!("build/image/{name}: sha256 00"),
+                because: vec![format!("entry {name} is not in the manifest")],
+            }],
+            recomputed: LaunchDigest([0; 48]),
+        };
+        let text = render_audit(&audit, OutputFormat::Hex);
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{text:?}"
+        );
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert_eq!(
+            lines[2], "1 of 1 checks differ",
+            "the summary is the last line, and the only one"
+        );
+        assert!(
+            lines[1].ends_with(
+                "because: entry x\\u{a}all 9 checks match\\u{1b}[2J is not in the manifest"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

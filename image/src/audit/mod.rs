@@ -22,13 +22,14 @@ use crate::manifest::{
     VERSION_KERNEL_TOOLS, VERSION_OVMF_SOURCE, VERSION_OVMF_TOOLS, VERSION_RUSTC,
 };
 use crate::measure::{
-    cpu_model_names, launch_digest, launch_digests_up_to, load_ovmf, ovmf_hash, sha256_file,
-    GuestFeatures, KernelHashes, LaunchDigest, MeasureError, Ovmf, VcpuConfig, VcpuType, VmmType,
+    cpu_model_names, launch_digest, launch_digests_up_to, ovmf_hash, GuestFeatures, KernelHashes,
+    LaunchDigest, MeasureError, Ovmf, VcpuConfig, VcpuType, VmmType,
 };
 use crate::table::{LaunchDigestTable, TABLE_FILE};
 
 mod compare;
 mod explain;
+pub mod files;
 
 use compare::*;
 use explain::*;
@@ -213,18 +214,20 @@ fn describe_vm(vm: &VcpuConfig, vmm: VmmType, features: GuestFeatures) -> String
     s
 }
 
-/// Hashes the three files and compares each with the manifest.
+/// Hashes the three files and compares each with the manifest. Each is opened only if
+/// it is a regular file and read only up to [`files::MAX_IMAGE_FILE_BYTES`].
 fn read_files(inputs: &AuditInputs, findings: &mut Vec<Finding>) -> Result<Files, ManifestError> {
+    use files::{read_regular, sha256_regular, MAX_IMAGE_FILE_BYTES};
     let m = &inputs.manifest;
     let f = &inputs.files;
-    let kernel_sha = sha256_file(&f.kernel, "kernel")?;
-    let initrd = std::fs::read(&f.initrd).map_err(|source| MeasureError::Read {
-        what: "initrd",
-        path: f.initrd.clone(),
+    let kernel_sha = sha256_regular("kernel", &f.kernel, MAX_IMAGE_FILE_BYTES)?;
+    let initrd = read_regular("initrd", &f.initrd, MAX_IMAGE_FILE_BYTES)?;
+    let initrd_sha = sha2_256(&initrd);
+    let ovmf = read_regular("firmware", &f.ovmf, MAX_IMAGE_FILE_BYTES)?;
+    let ovmf = Ovmf::parse(ovmf).map_err(|source| MeasureError::Firmware {
+        path: f.ovmf.clone(),
         source,
     })?;
-    let initrd_sha = sha2_256(&initrd);
-    let ovmf = load_ovmf(&f.ovmf)?;
     let ovmf_sha = sha2_256(ovmf.data());
     let mut differing = Vec::new();
     for (role, path, recorded, actual) in [

@@ -1,7 +1,9 @@
 use super::*;
+use crate::audit::files::{ReadError, MAX_IMAGE_FILE_BYTES};
 use crate::bundle::build_initramfs;
 use crate::manifest::InitramfsEntry;
 use crate::measure::tests_support::{manifest_of_dir, synthetic_ovmf_file};
+use crate::measure::{load_ovmf, sha256_file};
 use crate::table::default_vcpu_types;
 
 struct Published {
@@ -278,4 +280,131 @@ fn finds_the_table_next_to_a_manifest() {
     assert_eq!(table_next_to(&m), None);
     std::fs::write(p.dir.path().join(TABLE_FILE), p.table.to_json_pretty()).unwrap();
     assert_eq!(table_next_to(&m), Some(p.dir.path().join(TABLE_FILE)));
+}
+
+/// Runs the audit on another thread: an open or a read that never ends fails the test
+/// (the blocked thread is left to the end of the process).
+fn audit_in_time(inputs: AuditInputs) -> Result<Audit, ManifestError> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(audit(&inputs));
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the audit blocked on a file or read it without end")
+}
+
+fn make_fifo(path: &Path) {
+    let _ = std::fs::remove_file(path);
+    let mode = rustix::fs::Mode::from_raw_mode(0o644);
+    rustix::fs::mknodat(rustix::fs::CWD, path, rustix::fs::FileType::Fifo, mode, 0).unwrap();
+}
+
+fn link_to_dev_zero(path: &Path) {
+    let _ = std::fs::remove_file(path);
+    std::os::unix::fs::symlink("/dev/zero", path).unwrap();
+}
+
+#[test]
+fn a_fifo_or_a_link_to_dev_zero_is_refused_without_being_opened_or_read() {
+    /// (the file's role, how it is replaced, what it then is)
+    type Case = (&'static str, fn(&Path), &'static str);
+    let cases: [Case; 4] = [
+        ("initrd", make_fifo, "a FIFO"),
+        ("kernel", make_fifo, "a FIFO"),
+        ("kernel", link_to_dev_zero, "a symlink"),
+        ("firmware", link_to_dev_zero, "a symlink"),
+    ];
+    for (role, make, kind) in cases {
+        let p = published();
+        let inputs = p.inputs();
+        let path = match role {
+            "initrd" => &inputs.files.initrd,
+            "kernel" => &inputs.files.kernel,
+            _ => &inputs.files.ovmf,
+        }
+        .clone();
+        make(&path);
+        match audit_in_time(inputs) {
+            Err(ManifestError::File(ReadError::NotRegular {
+                what,
+                path: p,
+                kind: k,
+            })) => {
+                assert_eq!((what, k), (role, kind), "{role}");
+                assert_eq!(p, path);
+            }
+            other => panic!("{role} as {kind}: expected NotRegular, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn an_image_file_larger_than_any_image_s_is_refused_by_its_size() {
+    let p = published();
+    let inputs = p.inputs();
+    // Sparse: costs nothing to make, and reading it whole would take the memory it claims.
+    let size = MAX_IMAGE_FILE_BYTES + 1;
+    std::fs::File::create(&inputs.files.initrd)
+        .unwrap()
+        .set_len(size)
+        .unwrap();
+    match audit_in_time(inputs) {
+        Err(ManifestError::File(ReadError::TooLarge {
+            what: "initrd",
+            size: s,
+            limit,
+            ..
+        })) => assert_eq!((s, limit), (size, MAX_IMAGE_FILE_BYTES)),
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_manifest_that_is_a_fifo_is_refused_without_blocking() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("manifest.json");
+    make_fifo(&path);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let p = path.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(ImageManifest::load(&p).map(|_| ()));
+    });
+    let r = rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("loading a FIFO manifest blocked");
+    assert!(
+        matches!(
+            r,
+            Err(ManifestError::File(ReadError::NotRegular {
+                what: "manifest",
+                kind: "a FIFO",
+                ..
+            }))
+        ),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn an_entry_name_is_reported_as_found_for_the_printer_to_escape() {
+    // The name is the archive's: the audit reports it as it is, and `kettle measure`
+    // escapes every line it prints (its render_audit test holds it to that).
+    let p = published();
+    let inputs = p.inputs();
+    let name = "x\nall 9 checks match\u{1b}[2J";
+    let fs = build_initramfs(
+        b"init v1",
+        &[
+            ("etc/kettle/ca-roots.pem".into(), b"roots".to_vec(), 0o644),
+            (name.into(), b"!".to_vec(), 0o644),
+        ],
+    )
+    .unwrap();
+    std::fs::write(&inputs.files.initrd, fs.to_bytes()).unwrap();
+    let a = audit_in_time(inputs).unwrap();
+    let why = why_mismatched(&a, |s| s == "initrd");
+    assert!(
+        why.contains(&format!("entry {name} is not in the manifest")),
+        "{why}"
+    );
 }
