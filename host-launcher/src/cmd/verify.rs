@@ -231,7 +231,11 @@ pub fn run(args: VerifyArgs) -> ExitCode {
                 let error = serde_json::json!({ "verified": false, "error": e.to_string() });
                 crate::print_stdout(&error.to_string());
             }
-            eprintln!("kettle verify: could not run: {e}");
+            // It names host paths (the output directory, the files in it): escaped.
+            eprintln!(
+                "kettle verify: could not run: {}",
+                kettle::console::escape(&e.to_string())
+            );
             ExitCode::from(crate::EXIT_CANNOT_RUN)
         }
     }
