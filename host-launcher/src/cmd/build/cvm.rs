@@ -104,7 +104,11 @@ pub(super) fn build_vm(args: &BuildArgs) -> Result<ExitCode, BuildError> {
     // Collect what the guest wrote (an all-zero disk is an empty archive).
     let t = Instant::now();
     if let Err(e) = output::read_output_disk(&out_disk, staging.path()) {
-        eprintln!("kettle build: the output disk could not be read: {e}");
+        // The error may quote an entry name of the disk, which the guest chose.
+        eprintln!(
+            "kettle build: the output disk could not be read: {}",
+            escape(&e.to_string())
+        );
     }
     copy_manifest(&image.manifest_path, staging.path())?;
     drop(work); // disks are no longer needed
