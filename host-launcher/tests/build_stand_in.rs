@@ -101,7 +101,7 @@ fn a_successful_build_is_collected_and_verified() {
     assert!(
         text(&v)
             .trim_end()
-            .ends_with("VERIFIED (SIMULATED: signed with test keys; nothing is hardware-attested); not checked: report.revocation, report.cert_validity, provenance.repository, provenance.ref"),
+            .ends_with("VERIFIED (SIMULATED: signed with test keys; nothing is hardware-attested); not checked: report.revocation, report.cert_validity, provenance.repository, provenance.ref, provenance.image"),
         "{}",
         text(&v)
     );
