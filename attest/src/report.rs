@@ -145,6 +145,61 @@ impl From<sev::firmware::host::TcbVersion> for Tcb {
     }
 }
 
+/// How a processor generation lays out TCB_VERSION's 8 bytes (SNP ABI): Milan and Genoa
+/// `bootloader, tee, 4 reserved, snp, microcode`; Turin (and Venice after it) `fmc,
+/// bootloader, tee, snp, 3 reserved, microcode`. A verifier takes the layout from the AMD
+/// root the chain verified under, never from a guess over the report's own bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcbLayout {
+    /// Milan and Genoa (and the simulated PSP, which signs in Genoa's layout).
+    Legacy,
+    /// Turin and later: an FMC SVN first.
+    Turin,
+}
+
+impl TcbLayout {
+    /// The layout of `product`'s reports.
+    pub fn of(product: crate::chain::Product) -> TcbLayout {
+        match product {
+            crate::chain::Product::Turin => TcbLayout::Turin,
+            _ => TcbLayout::Legacy,
+        }
+    }
+
+    /// Reads the 8 TCB bytes in this layout.
+    pub fn decode(self, b: [u8; 8]) -> Tcb {
+        match self {
+            TcbLayout::Legacy => Tcb {
+                fmc: None,
+                bootloader: b[0],
+                tee: b[1],
+                snp: b[6],
+                microcode: b[7],
+            },
+            TcbLayout::Turin => Tcb {
+                fmc: Some(b[0]),
+                bootloader: b[1],
+                tee: b[2],
+                snp: b[3],
+                microcode: b[7],
+            },
+        }
+    }
+}
+
+/// The four TCBs a report carries, read in one layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReportTcbs {
+    /// The TCB the signing key was derived for (reported_tcb).
+    pub reported: Tcb,
+    /// The TCB the firmware runs now (current_tcb).
+    pub current: Tcb,
+    /// The TCB the firmware committed to (committed_tcb).
+    pub committed: Tcb,
+    /// The TCB at the guest's launch (launch_tcb).
+    pub launch: Tcb,
+}
+
 /// A parsed attestation report together with its raw bytes.
 #[derive(Debug, Clone)]
 pub struct Report {
@@ -225,6 +280,23 @@ impl Report {
     /// The TCB when the guest was launched.
     pub fn launch_tcb(&self) -> Tcb {
         self.parsed.launch_tcb.into()
+    }
+
+    /// The four TCBs read in `layout` (the one the chain's AMD root names): the `sev` crate
+    /// guesses a version 2 report's layout from its chip_id, which a masked chip id misleads.
+    pub fn tcbs_in(&self, layout: TcbLayout) -> ReportTcbs {
+        let at = |offset: usize| {
+            let bytes: [u8; 8] = self.raw[offset..offset + 8]
+                .try_into()
+                .expect("a parsed report is 1184 bytes");
+            layout.decode(bytes)
+        };
+        ReportTcbs {
+            reported: at(offsets::REPORTED_TCB),
+            current: at(offsets::CURRENT_TCB),
+            committed: at(offsets::COMMITTED_TCB),
+            launch: at(offsets::LAUNCH_TCB),
+        }
     }
 
     /// The key that signed the report (key_info bits 2..4: 0 VCEK, 1 VLEK, 7 none).
@@ -384,6 +456,30 @@ mod tests {
                 "the version is named: {err}"
             );
         }
+    }
+
+    #[test]
+    fn tcb_layouts_read_the_real_reports_as_the_sev_crate_does() {
+        let milan = Report::parse(&testdata::milan_report()).unwrap();
+        let tcbs = milan.tcbs_in(TcbLayout::Legacy);
+        assert_eq!(tcbs.reported, milan.reported_tcb());
+        assert_eq!(tcbs.current, milan.current_tcb());
+        assert_eq!(tcbs.committed, milan.committed_tcb());
+        assert_eq!(tcbs.launch, milan.launch_tcb());
+        let turin = Report::parse(testdata::TURIN_V5.report).unwrap();
+        let tcbs = turin.tcbs_in(TcbLayout::Turin);
+        assert_eq!(tcbs.reported, turin.reported_tcb());
+        assert!(tcbs.reported.fmc.is_some());
+        assert_eq!(
+            TcbLayout::Turin.decode([1, 2, 3, 4, 0, 0, 0, 8]),
+            Tcb {
+                fmc: Some(1),
+                bootloader: 2,
+                tee: 3,
+                snp: 4,
+                microcode: 8
+            }
+        );
     }
 
     #[test]

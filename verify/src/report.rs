@@ -7,7 +7,7 @@ use kettle_attest::report::{self, offsets, Report};
 use kettle_attest::{revocation, signature};
 use x509_cert::Certificate;
 
-use kettle_attest::report::Tcb;
+use kettle_attest::report::{ReportTcbs, Tcb, TcbLayout};
 use kettle_attest::signature::{SIGNING_KEY_NONE, SIGNING_KEY_VCEK, SIGNING_KEY_VLEK};
 
 use crate::bundle::Bundle;
@@ -105,7 +105,13 @@ pub(crate) fn verify_signer(
                     } else {
                         chain::EndorsementKey::Vcek
                     };
-                    chain::compare_vcek_with_report(v, &ext, key, &r.chip_id(), &r.reported_tcb())
+                    chain::compare_vcek_with_report(
+                        v,
+                        &ext,
+                        key,
+                        &r.chip_id(),
+                        &tcbs(r, product).reported,
+                    )
                 })
                 .map_err(Failure::untrusted),
         ),
@@ -346,14 +352,20 @@ pub(crate) fn verify_claims(signed: &Signed, expect: &Expectations, checks: &mut
         (_, None) => None,
     };
     match floor {
-        Some((m, whose)) => checks.push_result(CheckId::MinTcb, check_min_tcb(r.reported_tcb(), &m, &whose)),
+        Some((m, whose)) => checks.push_result(
+            CheckId::MinTcb,
+            check_min_tcb(tcbs(r, signed.product).reported, &m, &whose),
+        ),
         None => checks.skip_dependents(
             &[CheckId::MinTcb],
             CheckId::Chain,
             "not checked: the processor generation (whose TCB floor applies) is unknown without a verified chain",
         ),
     }
-    checks.push_result(CheckId::TcbConsistency, check_tcb_consistency(r));
+    checks.push_result(
+        CheckId::TcbConsistency,
+        check_tcb_consistency(&tcbs(r, signed.product)),
+    );
     push_processor_generation(signed.product, expect, checks);
     if !expect.chip_ids.is_empty() {
         checks.push_result(CheckId::ChipId, check_chip_id(r, expect));
@@ -460,6 +472,20 @@ fn check_signer(key: u32, expect: &Expectations) -> Result<String, Failure> {
         other => Err(Failure::malformed(format!(
             "key_info names signing key {other}, which the SNP ABI does not define"
         ))),
+    }
+}
+
+/// The report's TCBs in the layout of the generation whose AMD root the chain verified under;
+/// without one (the chain failed, and the checks that use them say so), the `sev` crate's reading.
+fn tcbs(r: &Report, product: Option<Product>) -> ReportTcbs {
+    match product {
+        Some(p) => r.tcbs_in(TcbLayout::of(p)),
+        None => ReportTcbs {
+            reported: r.reported_tcb(),
+            current: r.current_tcb(),
+            committed: r.committed_tcb(),
+            launch: r.launch_tcb(),
+        },
     }
 }
 
@@ -632,13 +658,13 @@ fn check_min_tcb(t: Tcb, floor: &MinTcb, whose: &str) -> Result<String, Failure>
 
 /// The firmware runs at `current`; it never runs below what it committed to, signs with a
 /// VCEK no newer than what runs, and was not rolled back since the guest launched.
-fn check_tcb_consistency(r: &Report) -> Result<String, Failure> {
-    let current = r.current_tcb();
+fn check_tcb_consistency(t: &ReportTcbs) -> Result<String, Failure> {
+    let current = t.current;
     let mut wrong = Vec::new();
     for (what, tcb) in [
-        ("reported", r.reported_tcb()),
-        ("committed", r.committed_tcb()),
-        ("launch", r.launch_tcb()),
+        ("reported", t.reported),
+        ("committed", t.committed),
+        ("launch", t.launch),
     ] {
         let above = tcb_below(&current, &as_floor(&tcb));
         if !above.is_empty() {
@@ -651,9 +677,7 @@ fn check_tcb_consistency(r: &Report) -> Result<String, Failure> {
     if wrong.is_empty() {
         Ok(format!(
             "reported {} <= current {current}, committed {} <= current, launch {} <= current",
-            r.reported_tcb(),
-            r.committed_tcb(),
-            r.launch_tcb()
+            t.reported, t.committed, t.launch
         ))
     } else {
         Err(Failure::refused(format!(

@@ -275,7 +275,13 @@ fn wrong_vcek_fails_signature_and_match() {
     let (report, _, expect) = milan();
     let chain = CertChain::from_der_parts(None, None, testdata::turin_vcek_der());
     let v = verify_report(&report, &chain, None, &expect);
-    let mismatch = [CheckId::VcekMatchesReport, CheckId::Signature];
+    // The chain says Turin, so the Milan report's TCB is read in Turin's layout: it then
+    // also falls below Turin's floor.
+    let mismatch = [
+        CheckId::VcekMatchesReport,
+        CheckId::Signature,
+        CheckId::MinTcb,
+    ];
     assert_failed(&v, &mismatch, "Turin's VCEK");
     assert_detail(&v, CheckId::Chain, "Turin");
 }
@@ -875,4 +881,25 @@ fn the_vcek_must_be_the_reporting_chips() {
         &[CheckId::ChipId],
         "an unlisted chip",
     );
+}
+
+/// Issue 25 (never misread): the `sev` crate guesses a version 2 report's TCB layout from its
+/// chip_id (Turin's when only the first 8 bytes are set), so a Genoa-layout report from such
+/// a chip id was read as Turin's: the VCEK then "disagreed" and the floor looked unmet. The
+/// verifier reads the layout of the AMD root the chain verified under.
+#[test]
+fn a_version_2_report_is_read_in_its_roots_tcb_layout_whatever_its_chip_id() {
+    let mut chip = [0u8; 64];
+    chip[..8].fill(0xC3);
+    let psp = SimulatedPsp::new(MEASUREMENT)
+        .with_report_version(2)
+        .with_chip_id(chip)
+        .with_vcek_hw_id(chip[..8].to_vec());
+    let v = verify_psp(&psp, 0, &simulated_expect(true));
+    assert_failed(
+        &v,
+        &[],
+        "a Turin-like chip id on a Genoa-layout version 2 report",
+    );
+    assert_detail(&v, CheckId::MinTcb, &DEFAULT_TCB.to_string());
 }
