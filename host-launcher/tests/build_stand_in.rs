@@ -145,8 +145,8 @@ fn a_hung_guest_is_killed_at_the_timeout() {
     failed_build(
         &f,
         "hang",
-        &["--timeout", "0"],
-        &["did not finish within 0s"],
+        &["--timeout", "1", "--vm-allowance", "0"],
+        &["did not finish within 1s"],
     );
     assert!(leftovers(&f.out).is_empty(), "{:?}", leftovers(&f.out));
 }

@@ -79,7 +79,7 @@ pub(super) fn build_vm(args: &BuildArgs) -> Result<ExitCode, BuildError> {
         &args.qemu,
         &qemu::argv(&cfg),
         &log_path,
-        vm_deadline(&request.limits),
+        vm_deadline(&request.limits, args.vm_allowance),
         interrupt().flag(),
         progress,
     )?;
@@ -246,7 +246,7 @@ fn start_isolation(
 fn report_vm_end(run: &vm::VmRun) {
     match &run.end {
         VmEnd::TimedOut(t) => eprintln!(
-            "kettle build: the VM did not finish within {}s (--timeout plus {VM_ALLOWANCE_SECONDS}s for the guest's steps around the build) and was killed (raise --timeout)",
+            "kettle build: the VM did not finish within {}s (--timeout plus --vm-allowance for the guest's steps around the build) and was killed (raise --timeout, or --vm-allowance if the build itself was not what ran long)",
             t.as_secs()
         ),
         VmEnd::Exited(status) if !status.success() => {

@@ -116,10 +116,13 @@ pub struct BuildArgs {
     #[arg(long, default_value_t = 4096, value_name = "MIB")]
     pub memory: u64,
     /// The build's time limit: the guest kills the build command after this many seconds
-    /// (the request carries it), and the host kills the VM 15 minutes after that (booting,
-    /// fetching, verifying, hashing and attesting take time of their own).
+    /// (the request carries it), and the host kills the VM --vm-allowance seconds after that.
     #[arg(long, default_value_t = DEFAULT_BUILD_SECONDS, value_name = "SECONDS")]
     pub timeout: u64,
+    /// How much longer than --timeout the VM may run before the host kills it: booting,
+    /// fetching, verifying, unpacking, hashing and attesting take time of their own.
+    #[arg(long, default_value_t = VM_ALLOWANCE_SECONDS, value_name = "SECONDS")]
+    pub vm_allowance: u64,
     /// Size of the output disk in MiB (sparse).
     #[arg(long, default_value_t = 2048, value_name = "MIB")]
     pub output_size: u64,
@@ -474,9 +477,10 @@ fn image_ref(image: &Image) -> Result<ImageRef, BuildError> {
     })
 }
 
-/// What the VM gets beyond `--timeout` for the guest's other steps (boot, fetch, verify,
-/// unpack, hash, attest, emit) before the host kills it, so that a build over its limit is
-/// stopped by the guest, which says so in error.json, rather than by the host, which cannot.
+/// What the VM gets beyond `--timeout` by default (`--vm-allowance`) for the guest's other
+/// steps (boot, fetch, verify, unpack, hash, attest, emit) before the host kills it, so that
+/// a build over its limit is stopped by the guest, which says so in error.json, rather than
+/// by the host, which cannot say which step was slow.
 pub const VM_ALLOWANCE_SECONDS: u64 = 15 * 60;
 
 /// The request's limits for `--timeout SECONDS`: the build's time limit is that one number,
@@ -494,9 +498,9 @@ fn build_limits(timeout: u64) -> Result<Limits, BuildError> {
 }
 
 /// When the host kills the VM: the build's own limit (`limits.max_build_seconds`, i.e.
-/// `--timeout`) plus [`VM_ALLOWANCE_SECONDS`] for the guest's other steps.
-fn vm_deadline(limits: &Limits) -> Duration {
-    Duration::from_secs(limits.build_seconds() + VM_ALLOWANCE_SECONDS)
+/// `--timeout`) plus `allowance` (`--vm-allowance`) for the guest's other steps.
+fn vm_deadline(limits: &Limits, allowance: u64) -> Duration {
+    Duration::from_secs(limits.build_seconds().saturating_add(allowance))
 }
 
 fn make_request(
@@ -598,11 +602,18 @@ mod tests {
             assert_eq!(read.limits.max_build_seconds, Some(secs), "{flags:?}");
             assert_eq!(read.limits.build_seconds(), secs, "{flags:?}");
             assert_eq!(
-                vm_deadline(&read.limits),
+                vm_deadline(&read.limits, VM_ALLOWANCE_SECONDS),
                 Duration::from_secs(secs + VM_ALLOWANCE_SECONDS),
                 "{flags:?}"
             );
         }
+        let quick = args(&["--timeout", "5", "--vm-allowance", "0"]);
+        assert_eq!(quick.vm_allowance, 0);
+        let limits = build_limits(quick.timeout).unwrap();
+        assert_eq!(
+            vm_deadline(&limits, quick.vm_allowance),
+            Duration::from_secs(5)
+        );
         let too_long = (MAX_BUILD_SECONDS + 1).to_string();
         for bad in ["0", too_long.as_str()] {
             match make_request(&args(&["--timeout", bad]), &source(), Tee::Simulated, None) {
