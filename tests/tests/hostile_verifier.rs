@@ -121,6 +121,31 @@ fn replace_with_symlink(dir: &Path, name: &str, aside: &str) {
     symlink(aside, dir.join(name)).unwrap();
 }
 
+/// Where the auditor's policy for the case in `dir` is written (beside the output directory).
+fn policy_path(dir: &Path) -> PathBuf {
+    dir.with_extension("policy.json")
+}
+
+/// The mutation writing a policy for the sample's repository accepting `refs`, and simulated
+/// evidence when `allow_simulated`: the output directory itself stays good.
+fn policy(refs: &'static [&'static str], allow_simulated: bool) -> Box<dyn Fn(&Path)> {
+    Box::new(move |d| {
+        let spec = StatementSpec::default();
+        let policy = serde_json::json!({
+            "schema": "kettle.policy/v1",
+            "name": "hostile",
+            "measurements": [{"launch_digest": hex_of(&MEASUREMENT)}],
+            "allow_simulated": allow_simulated,
+            "source": {"repository": spec.repository, "refs": refs},
+        });
+        fs::write(policy_path(d), policy.to_string()).unwrap();
+    })
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn artifact(dir: &Path) -> PathBuf {
     dir.join("artifacts/out/hello.txt")
 }
@@ -498,6 +523,22 @@ fn cases() -> Vec<Case> {
             Box::new(|d| replace_with_fifo(&d.join("chain.pem"))),
             CannotRun("is not a regular file"),
         ),
+        // --- flags under a policy (issue 25): they only narrow it ---
+        (
+            "a branch build under a tags-only policy, --ref naming the branch",
+            policy(&["refs/tags/v*"], true),
+            Rejected("provenance.ref"),
+        ),
+        (
+            "--allow-simulated under a policy forbidding simulated evidence",
+            policy(&["refs/heads/*"], false),
+            Rejected("report.simulated"),
+        ),
+        (
+            "--any-source under a policy that has the auditor pin the commit",
+            policy(&["refs/heads/*"], true),
+            Rejected("provenance.source"),
+        ),
         // --- what the host left beside the evidence ---
         (
             "the host's manifest.json copy names another image",
@@ -547,12 +588,18 @@ fn verify(dir: &Path, name: &str) -> Output {
         .arg("--manifest")
         .arg(published_manifest());
     cmd.args(["--repo", spec.repository, "--ref", spec.git_ref]);
+    if policy_path(dir).exists() {
+        cmd.arg("--policy").arg(policy_path(dir));
+    }
     match name {
         "the simulated PSP without --allow-simulated" => cmd.args(["--commit", commit]),
         "source not pinned" => cmd.arg("--allow-simulated"),
         "commit pinned to another" => cmd.args(["--allow-simulated", "--commit", &"cd".repeat(20)]),
         "a host-resolved repository and ref with any commit accepted" => {
             cmd.args(["--allow-simulated", "--any-source"])
+        }
+        "--any-source under a policy that has the auditor pin the commit" => {
+            cmd.arg("--any-source")
         }
         _ => cmd.args(["--allow-simulated", "--commit", commit]),
     };
