@@ -35,7 +35,7 @@ of it), builder.id and buildType accepted. A repository or ref only the build ho
 when the commit is not pinned, unless --accept-host-resolved.\n\nThe verdict line never says more than was \
 checked: SIMULATED, report only, LOOSENED (policy fields a flag replaced), OPTED IN (Milan, host-resolved \
 sources) and `not checked: ...` (no CRL, no --at, no artifact, ...) are all on it.\n\nUnder --policy, flags only \
-narrow it (--ref R: the ref must be R AND match the policy's refs); --allow-* flags and --any-source are not \
+narrow it (--ref R: the ref must be R AND match the policy's refs); --allow-* flags, --accept-host-resolved and --any-source are not \
 applied unless --loosen-policy FIELD names the field they replace.\n\nExit status: 0 verified, \
 1 rejected (every failed check is named, with the policy field it enforces), 2 could not run.\n\nThe documented way \
 to verify is against the platform team's published policy (kettle policy init):\n  kettle verify out/ --policy \
