@@ -204,8 +204,13 @@ fn local_init(args: &BuildArgs, work: &Path) -> Result<PathBuf, BuildError> {
         dir: args.image.clone(),
         message,
     };
-    let initrd =
-        fs::read(&image.files.initrd).map_err(io_err(image.files.initrd.display().to_string()))?;
+    // Bounded, and only a regular file: the image directory may be one someone else published.
+    let initrd = kettle_image::audit::files::read_regular(
+        "initrd",
+        &image.files.initrd,
+        kettle_image::audit::files::MAX_IMAGE_FILE_BYTES,
+    )
+    .map_err(|e| err(e.to_string()))?;
     let digest = kettle_provenance::Sha256Digest::of_bytes(&initrd).to_hex();
     if digest != image.manifest.initrd.sha256 {
         return Err(err(format!(
