@@ -228,11 +228,16 @@ fn terminal_controls(out: &Output) -> Vec<String> {
 #[test]
 fn a_hostile_guest_s_escape_sequences_reach_the_terminal_escaped() {
     // ok -v: the debug console lines and the success summary's artifact names;
-    // fail: error.json's message; crash: the console's tail, printed whenever the guest
-    // left no result (as when --timeout fires, which takes 15 minutes more than --timeout).
-    let cases: [(&str, &[&str], &[&str]); 3] = [
+    // fail: error.json's message; hang: the console tail printed when the time limit
+    // fires; crash: the same tail, when the guest ends leaving no result.
+    let cases: [(&str, &[&str], &[&str]); 4] = [
         ("ok", &["-v"], &["guest: ", "  artifact: "]),
         ("fail", &[], &["the guest reported a failure"]),
+        (
+            "hang",
+            &["--timeout", "1", "--vm-allowance", "0"],
+            &["did not finish within 1s", "--- last console lines"],
+        ),
         (
             "crash",
             &[],
