@@ -252,6 +252,13 @@ fn check_pin(name: &'static str, p: RawPin) -> Result<Pin, RecipeError> {
     if !p.url.starts_with("https://") && !p.url.starts_with("http://") {
         return Err(bad(name, format!("url {:?} must be http(s)", p.url)));
     }
+    // The URL is printed in download errors and progress: no escape sequence, no line break.
+    if let Some(c) = p.url.chars().find(|c| c.is_control()) {
+        return Err(bad(
+            name,
+            format!("url {:?} contains the control character {c:?}", p.url),
+        ));
+    }
     Ok(Pin { url: p.url, sha256 })
 }
 
@@ -333,6 +340,15 @@ mod tests {
                 }
                 other => panic!("{name}: expected a build.outputs error, got {other:?}"),
             }
+        }
+        // And in a pinned URL, which download errors print.
+        let text = script("").replace("https://h/r.tar", "https://h/r.tar\\u001b[2J");
+        match Recipe::parse(&text) {
+            Err(RecipeError::Field { field, reason }) => {
+                assert_eq!(field, "rootfs");
+                assert!(reason.contains("control character"), "{reason}");
+            }
+            other => panic!("expected a rootfs error, got {other:?}"),
         }
         let err = Recipe::parse(&script("surprise = 1")).unwrap_err();
         assert!(matches!(err, RecipeError::Toml(_)), "{err}");

@@ -281,8 +281,9 @@ pub fn run(args: BuildArgs) -> ExitCode {
             }
             ExitCode::from(crate::EXIT_CANNOT_RUN)
         }
+        // The error may quote the recipe, git or a download (their words: escaped, lines kept).
         Err(e) => {
-            eprintln!("kettle build: {e}");
+            eprintln!("kettle build: {}", escape_lines(&e.to_string()));
             ExitCode::from(crate::EXIT_CANNOT_RUN)
         }
     }
