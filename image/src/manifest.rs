@@ -11,8 +11,8 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::measure::{
-    launch_digest, load_ovmf, sha256_file, GuestFeatures, KernelHashes, LaunchDigest, MeasureError,
-    MeasureInputs, VcpuConfig, VcpuType, VmmType,
+    launch_digest, GuestFeatures, KernelHashes, LaunchDigest, MeasureError, MeasureInputs, Ovmf,
+    VcpuConfig, VcpuType, VmmType,
 };
 
 /// The manifest format version this code reads and writes.
@@ -345,8 +345,11 @@ impl ImageManifest {
         Ok(self.measure_inputs(files).launch_digest()?)
     }
 
-    /// Hashes each file and recomputes the digest; lists every disagreement.
+    /// Hashes each file and recomputes the digest; lists every disagreement. Each file
+    /// is opened only if it is a regular file, and read within
+    /// [`crate::audit::files::MAX_IMAGE_FILE_BYTES`].
     pub fn check(&self, files: &ImageFiles) -> Result<ManifestCheck, ManifestError> {
+        use crate::audit::files::{read_regular, sha256_regular, MAX_IMAGE_FILE_BYTES};
         let mut mismatches = Vec::new();
         let mut hashes = BTreeMap::new();
         for ((role, recorded), path) in
@@ -354,7 +357,7 @@ impl ImageManifest {
                 .into_iter()
                 .zip([&files.ovmf, &files.kernel, &files.initrd])
         {
-            let actual = sha256_file(path, role)?;
+            let actual = sha256_regular(role, path, MAX_IMAGE_FILE_BYTES)?;
             if !hex::encode(actual).eq_ignore_ascii_case(recorded.sha256.trim()) {
                 mismatches.push(Mismatch::FileHash {
                     role,
@@ -365,7 +368,11 @@ impl ImageManifest {
             }
             hashes.insert(role, actual);
         }
-        let ovmf = load_ovmf(&files.ovmf)?;
+        let ovmf = read_regular("ovmf", &files.ovmf, MAX_IMAGE_FILE_BYTES)?;
+        let ovmf = Ovmf::parse(ovmf).map_err(|source| MeasureError::Firmware {
+            path: files.ovmf.clone(),
+            source,
+        })?;
         let kernel_hashes = KernelHashes::new(
             hashes["kernel"],
             Some(hashes["initrd"]),

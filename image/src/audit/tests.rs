@@ -408,3 +408,28 @@ fn an_entry_name_is_reported_as_found_for_the_printer_to_escape() {
         "{why}"
     );
 }
+
+#[test]
+fn the_manifest_check_refuses_a_fifo_without_blocking() {
+    let p = published();
+    let files = p.manifest.files_in(p.dir.path()).unwrap();
+    make_fifo(&files.kernel);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let manifest = p.manifest.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(manifest.check(&files).map(|_| ()));
+    });
+    let r = rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("ImageManifest::check blocked on a FIFO");
+    assert!(
+        matches!(
+            r,
+            Err(ManifestError::File(ReadError::NotRegular {
+                kind: "a FIFO",
+                ..
+            }))
+        ),
+        "{r:?}"
+    );
+}
