@@ -6,13 +6,15 @@
 #
 # Source: the Debian tarball pinned in kernel-config/source.pin, SHA-256
 # checked: from the installed package if it is the pinned version, else from
-# the pinned .deb (apt, or KETTLE_KERNEL_DEB), kept in the cache. Config: `make tinyconfig` + kernel-config/
-# kettle.config + `make olddefconfig`, then every option the fragment names
-# is asserted. Fixed KBUILD_BUILD_* values make two builds give one bzImage.
+# the pinned .deb (apt, or KETTLE_KERNEL_DEB), kept in the cache. Patches:
+# kernel-config/patches.sha256 lists each kernel-config/patches/*.patch with its
+# SHA-256, in the order they are applied; an unlisted or changed patch stops the
+# build. Config: `make tinyconfig` + kernel-config/kettle.config + `make
+# olddefconfig`, then every option the fragment names is asserted. Fixed KBUILD_BUILD_* values make two builds give one bzImage.
 #
 # Cached under ${KETTLE_CACHE:-/var/cache/kettle}/kernel/<input hash>/; the
-# hash covers the pin, the fragment, this script, scripts/lib/pinned-build.sh
-# and the compiler/linker versions, so a rebuild with the same inputs is a copy. bzImage.tools is kept
+# hash covers the pin, the patch list (which pins each patch by SHA-256), the
+# fragment, this script, scripts/lib/pinned-build.sh and the compiler/linker versions, so a rebuild with the same inputs is a copy. bzImage.tools is kept
 # in the entry: a cache hit reports the tools that built the cached bzImage.
 #
 # Env: BUILD (output dir, default <repo>/build), KETTLE_CACHE,
@@ -26,6 +28,7 @@ ROOT=$PWD
 BUILD=${BUILD:-$ROOT/build}
 PIN=$ROOT/kernel-config/source.pin
 FRAGMENT=$ROOT/kernel-config/kettle.config
+PATCHES=$ROOT/kernel-config/patches.sha256
 SCRIPT=$ROOT/scripts/build-kernel.sh
 CACHE=${KETTLE_CACHE:-/var/cache/kettle}/kernel
 SRC_CACHE=$CACHE/source
@@ -78,6 +81,30 @@ fetch_source() {
     rm -rf "$stage"
 }
 
+# patch_files: the pinned patches, one path a line in the order of
+# $PATCHES, each checked against its SHA-256; fails on a missing or changed
+# patch, on a patch in kernel-config/patches/ that the list does not name, and
+# on a list line that is not "<sha256>  patches/<name>.patch".
+patch_files() {
+    local sha rel extra f listed=()
+    [ -f "$PATCHES" ] || die "$PATCHES is missing (it pins the kernel patches; an empty file means none)"
+    while read -r sha rel; do
+        case $sha in '' | '#'*) continue ;; esac
+        [[ $sha =~ ^[0-9a-f]{64}$ && $rel == patches/*.patch ]] \
+            || die "${PATCHES#"$ROOT"/}: not '<sha256>  patches/<name>.patch': $sha $rel"
+        f=$ROOT/kernel-config/$rel
+        [ -f "$f" ] || die "${PATCHES#"$ROOT"/} pins $rel, which does not exist"
+        verified "$f" "$sha" || die "$rel has SHA-256 $(sha256_of "$f"), ${PATCHES#"$ROOT"/} pins $sha (a changed patch must be pinned anew: it changes the bzImage and the launch digest)"
+        listed+=("$rel")
+        printf '%s\n' "$f"
+    done <"$PATCHES"
+    for f in "$ROOT"/kernel-config/patches/*.patch; do
+        [ -e "$f" ] || continue
+        extra=${f#"$ROOT"/kernel-config/}
+        [[ " ${listed[*]} " == *" $extra "* ]] || die "$extra is not pinned in ${PATCHES#"$ROOT"/} (add its SHA-256 there, or remove it)"
+    done
+}
+
 # tool_line NAME CMD-OR-PATH: "NAME VERSION", VERSION being the Debian version
 # of the package providing the binary CMD resolves to on the build's PATH
 # (NAME "-": that package's name, for a tool with alternatives such as awk); a
@@ -114,6 +141,7 @@ tool_versions() {
     tool_line bison bison                 # kconfig's parser
     tool_line bc bc                       # kernel/time/timeconst.h
     tool_line - awk                       # mawk or gawk: arch/x86's inat-tables.c
+    tool_line patch patch                 # kernel-config/patches
     tool_line lz4 lz4                     # CONFIG_KERNEL_LZ4: the compressed payload
     tool_line libelf /usr/lib/x86_64-linux-gnu/libelf.so.1 # libelf1: objtool
     tool_line libc6-dev /usr/include/stdio.h               # the host programs (relocs, objtool)
@@ -123,6 +151,7 @@ tool_versions() {
 input_hash() {
     {
         printf 'pin %s\n' "$(sha256_of "$PIN")"
+        printf 'patches %s\n' "$(sha256_of "$PATCHES")"
         printf 'fragment %s\n' "$(sha256_of "$FRAGMENT")"
         printf 'script %s\n' "$(sha256_of "$SCRIPT")"
         printf 'lib %s\n' "$(sha256_of "$ROOT/scripts/lib/pinned-build.sh")"
@@ -178,6 +207,7 @@ TARBALL=$(pin_value tarball)
 SHA256=$(pin_value sha256)
 TIMESTAMP=$(pin_value build_timestamp)
 
+PATCH_FILES=$(patch_files)
 HASH=$(input_hash)
 ENTRY=$CACHE/$HASH
 if [ -f "$ENTRY/bzImage" ] && [ -f "$ENTRY/kernel.config" ] && [ -f "$ENTRY/bzImage.sha256" ] \
@@ -210,6 +240,12 @@ export SOURCE_DATE_EPOCH
 unset KCFLAGS KCPPFLAGS KAFLAGS CROSS_COMPILE
 
 tar -xf "$SOURCE" -C "$SRC" --strip-components=1
+while IFS= read -r f; do
+    [ -n "$f" ] || continue
+    log "applying ${f#"$ROOT"/}"
+    patch -d "$SRC" -p1 --batch --forward --no-backup-if-mismatch -s <"$f" >>"$LOGFILE" 2>&1 \
+        || die "${f#"$ROOT"/} does not apply to $PKG $VERSION (log: $LOGFILE)"
+done <<<"$PATCH_FILES"
 make -C "$SRC" tinyconfig >>"$LOGFILE" 2>&1
 (cd "$SRC" && scripts/kconfig/merge_config.sh -m .config "$FRAGMENT") >>"$LOGFILE" 2>&1
 make -C "$SRC" olddefconfig >>"$LOGFILE" 2>&1

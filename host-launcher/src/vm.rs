@@ -19,7 +19,7 @@ use crate::console::{self, Progress};
 /// How a VM run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VmEnd {
-    /// QEMU exited by itself (the guest powered off, or QEMU failed).
+    /// QEMU exited by itself (the guest ended the VM, or QEMU failed).
     Exited(ExitStatus),
     /// The timeout passed and QEMU was killed.
     TimedOut(Duration),

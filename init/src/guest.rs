@@ -1,5 +1,5 @@
 //! PID 1's life in the guest: boot, the pipeline over the host's disks, the
-//! output disk, power off. Never returns. The host's disks are found by serial
+//! output disk, end the VM. Never returns. The host's disks are found by serial
 //! ([`kettle_wire::devices`]), never by order.
 
 use std::fs::{File, OpenOptions};
@@ -80,11 +80,11 @@ pub fn write_output_disk(
 /// PID 1's whole life.
 pub fn run_guest() -> ! {
     // PID 1 must never just die (the kernel would panic and the host would wait for a
-    // VM that never powers off): log the panic, then power off. The host then finds no
+    // VM that never ends): log the panic, then end the VM. The host then finds no
     // status.json on the output disk, which is a failed build.
     std::panic::set_hook(Box::new(|info| {
-        log::error!("kettle-init panicked: {info}; powering off without results");
-        boot::power_off();
+        log::error!("kettle-init panicked: {info}; ending the VM without results");
+        boot::end_vm();
     }));
     let result = boot::boot().and_then(|()| {
         let built = build_from_disks(
@@ -117,6 +117,6 @@ pub fn run_guest() -> ! {
     if let Err(e) = write_output_disk(&virtio_disk, &result) {
         log::error!("could not write the output disk: {}", e.message());
     }
-    log::info!("powering off");
-    boot::power_off()
+    log::info!("ending the VM");
+    boot::end_vm()
 }

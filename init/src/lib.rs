@@ -2,12 +2,12 @@
 //! disk, fetches the pinned inputs, verifies every one of them, builds in a
 //! sandbox, hashes the outputs, writes provenance.json (JCS) and requests an
 //! SNP report whose report_data binds it, then writes everything to the output
-//! disk and powers off.
+//! disk and ends the VM.
 //!
 //! * [`steps`]: one module per step, each with its error type.
 //! * [`pipeline`]: the one place that runs the steps in order.
 //! * [`sandbox`]: the build sandbox, and what a recipe's build sees in it.
-//! * [`guest`]: PID 1's life (boot, disks, power off); [`local`]: the same
+//! * [`guest`]: PID 1's life (boot, disks, end of the VM); [`local`]: the same
 //!   pipeline as an ordinary process ([`run_local`], `kettle-init --local`).
 //!
 //! The formats the host reads and writes (request, cache and output disks,

@@ -1,4 +1,4 @@
-//! The guest's disk path (everything but boot and power-off): the request and
+//! The guest's disk path (everything but boot and the end of the VM): the request and
 //! cache disks in, the output disk out, found by serial through a locator that
 //! maps serials to image files.
 

@@ -265,7 +265,7 @@ impl Qemu {
         }
     }
 
-    /// Waits for QEMU to exit by itself (the guest powered off) and returns its status.
+    /// Waits for QEMU to exit by itself (the guest ended the VM) and returns its status.
     pub fn wait_for_exit(&mut self, timeout: Duration) -> Result<ExitStatus, TestError> {
         let deadline = Instant::now() + timeout;
         loop {

@@ -14,7 +14,10 @@ use kettle::psp_host::PspServer;
 use kettle::qemu::{self, Accel, Disks, Isolation, VmConfig};
 use kettle_attest::simulated::SimulatedPsp;
 use kettle_image::ImageManifest;
-use kettle_testkit::hostile::git_dir_with_fsmonitor;
+use kettle_testkit::hostile::{
+    git_dir_with_fsmonitor, hostile_acpi_args, ssdt_writing_io_port, AML_RAN_EXIT_STATUS,
+    DEBUG_EXIT_PORT, DEBUG_EXIT_VALUE,
+};
 use kettle_testkit::tarball::{entry, with_entries};
 use kettle_testkit::{build_dir, require_artifact, Requirement, Scenario};
 use kettle_wire::output::{read_output_disk, ERROR_FILE, EVIDENCE_FILE, STATUS_FILE};
@@ -27,15 +30,25 @@ fn pad(path: &Path) {
     f.set_len(len.div_ceil(512).max(1) * 512).unwrap();
 }
 
-/// Boots the image with `request` (the request disk's bytes) and `s`'s cache disk;
-/// returns what the guest wrote to its output disk.
+/// How a VM of [`boot_with`] ended: what the guest wrote to its output disk,
+/// its console, and QEMU's exit status.
+struct Booted {
+    out: tempfile::TempDir,
+    console: String,
+    status: std::process::ExitStatus,
+}
+
+/// Boots the image on `vcpus` vCPUs with `request` (the request disk's bytes),
+/// `s`'s cache disk and `extra_qemu` appended to the launcher's own QEMU
+/// arguments (what a hostile host's `--qemu` wrapper adds).
 fn boot_with(
     image: &Path,
     work: &Path,
     request: Vec<u8>,
     s: &Scenario,
-    extra_qemu: &[&str],
-) -> (tempfile::TempDir, String) {
+    vcpus: u32,
+    extra_qemu: &[String],
+) -> Booted {
     let manifest = ImageManifest::load(&image.join("manifest.json")).unwrap();
     let files = manifest.files_in(image).unwrap();
     fs::create_dir_all(work).unwrap();
@@ -57,7 +70,7 @@ fn boot_with(
         cpu: qemu::cpu_model(&isolation, Accel::Tcg, "EPYC-v4"),
         isolation,
         accel: Accel::Tcg,
-        vcpus: 1,
+        vcpus,
         memory_mib: 1024,
         ovmf: files.ovmf.clone(),
         kernel: files.kernel.clone(),
@@ -86,12 +99,14 @@ fn boot_with(
     let staging = tempfile::tempdir().unwrap();
     read_output_disk(&output, staging.path()).unwrap();
     let console = fs::read_to_string(&log).unwrap_or_default();
-    assert!(
-        matches!(run.end, kettle::vm::VmEnd::Exited(_)),
-        "{:?}\n{console}",
-        run.end
-    );
-    (staging, console)
+    let kettle::vm::VmEnd::Exited(status) = run.end else {
+        panic!("{:?}\n{console}", run.end);
+    };
+    Booted {
+        out: staging,
+        console,
+        status,
+    }
 }
 
 /// The request disk as the host writes it, with the request's JSON replaced by `json`.
@@ -121,7 +136,7 @@ fn the_guest_refuses_a_hostile_hosts_lies_in_the_vm() {
     let c = project();
 
     // (what the host did, the request bytes it sent, the scenario, extra QEMU args, the failing step)
-    type Case<'a> = (&'a str, Vec<u8>, &'a Scenario, Vec<&'a str>, Step);
+    type Case<'a> = (&'a str, Vec<u8>, &'a Scenario, Vec<String>, Step);
     let cases: Vec<Case> = vec![
         (
             ".git in the source archive",
@@ -141,16 +156,17 @@ fn the_guest_refuses_a_hostile_hosts_lies_in_the_vm() {
             "a clock from 2001",
             serde_json::to_vec(&c.request).unwrap(),
             &c,
-            vec!["-rtc", "base=2001-01-01T00:00:00"],
+            vec!["-rtc".into(), "base=2001-01-01T00:00:00".into()],
             Step::Boot,
         ),
     ];
     for (i, (what, request, scenario, extra, step)) in cases.into_iter().enumerate() {
-        let (out, console) = boot_with(
+        let Booted { out, console, .. } = boot_with(
             &image,
             &tmp.path().join(format!("case{i}")),
             request_disk(&request),
             scenario,
+            1,
             &extra,
         );
         let names: Vec<String> = fs::read_dir(out.path())
@@ -171,4 +187,52 @@ fn the_guest_refuses_a_hostile_hosts_lies_in_the_vm() {
             "{what}: a report was requested\n{console}"
         );
     }
+}
+
+/// BadAML: the host adds an SSDT whose module-level code writes QEMU's
+/// `isa-debug-exit` port. The measured kernel never loads a definition block
+/// (kernel-config/patches/0001-acpi-no-aml.patch), so the AML never runs: QEMU
+/// does not exit with 67, the guest brings up both vCPUs from the static
+/// tables, and the build completes and is attested.
+#[test]
+fn the_hosts_acpi_code_never_runs_in_the_guest() {
+    let Some(manifest) = require_artifact("image/manifest.json", "image", Requirement::from_env())
+    else {
+        return;
+    };
+    let image = manifest.parent().unwrap().to_path_buf();
+    let tmp = tempfile::tempdir_in(build_dir()).unwrap();
+    let ssdt = tmp.path().join("evil.aml");
+    fs::write(
+        &ssdt,
+        ssdt_writing_io_port(DEBUG_EXIT_PORT, DEBUG_EXIT_VALUE),
+    )
+    .unwrap();
+    let s = Scenario::script("mkdir -p out && echo hi > out/a.txt", &["out/a.txt"]).commit();
+    let Booted {
+        out,
+        console,
+        status,
+    } = boot_with(
+        &image,
+        &tmp.path().join("vm"),
+        request_disk(&serde_json::to_vec(&s.request).unwrap()),
+        &s,
+        2,
+        &hostile_acpi_args(&ssdt),
+    );
+    assert_ne!(
+        status.code(),
+        Some(AML_RAN_EXIT_STATUS),
+        "the guest kernel ran the host's AML\n{console}"
+    );
+    assert!(
+        console.contains("2 CPUs online"),
+        "the guest did not bring up both vCPUs\n{console}"
+    );
+    assert!(
+        out.path().join(EVIDENCE_FILE).exists() && out.path().join(STATUS_FILE).exists(),
+        "the build did not complete\n{console}"
+    );
+    assert!(!out.path().join(ERROR_FILE).exists(), "{console}");
 }

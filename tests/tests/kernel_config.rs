@@ -83,3 +83,29 @@ fn built_kernel_config_has_every_option_of_the_fragment() {
         wrong.join("\n")
     );
 }
+
+/// kernel-config/patches.sha256 pins every patch in kernel-config/patches/ by its
+/// SHA-256 (scripts/build-kernel.sh refuses the build otherwise; this checks the
+/// same without building), and the AML patch is among them.
+#[test]
+fn every_kernel_patch_is_pinned_by_its_sha256() {
+    let dir = repo_root().join("kernel-config");
+    let list = std::fs::read_to_string(dir.join("patches.sha256")).expect("patches.sha256");
+    let mut pinned = Vec::new();
+    for line in list.lines().filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        let (sha, rel) = line.split_once("  ").expect("'<sha256>  patches/<name>.patch'");
+        let actual = kettle_provenance::Sha256Digest::of_file(&dir.join(rel))
+            .unwrap_or_else(|e| panic!("{rel}: {e}"));
+        assert_eq!(actual.to_hex(), sha, "{rel} is not the patch pinned");
+        pinned.push(rel.to_owned());
+    }
+    let mut present: Vec<String> = std::fs::read_dir(dir.join("patches"))
+        .expect("kernel-config/patches")
+        .map(|e| format!("patches/{}", e.unwrap().file_name().to_string_lossy()))
+        .collect();
+    present.sort();
+    let mut listed = pinned.clone();
+    listed.sort();
+    assert_eq!(present, listed, "every patch file is pinned, and only those");
+    assert!(pinned.contains(&"patches/0001-acpi-no-aml.patch".to_owned()));
+}

@@ -1,6 +1,6 @@
 //! The boot step (guest only): mount the kernel filesystems, put the console
-//! on stdio and the logger, wait for the entropy pool, and the PID 1 duties
-//! (reaping orphans, powering off).
+//! on stdio and the logger, wait for the entropy pool, count the CPUs, and the
+//! PID 1 duties (reaping orphans, ending the VM).
 
 use std::fs::OpenOptions;
 use std::os::fd::AsRawFd;
@@ -70,14 +70,40 @@ pub fn boot() -> Result<(), StepError> {
             .map_err(|e| BootError::Entropy(e.to_string()))
             .in_step(Step::Boot)?;
         let now = check_clock(Clock::System)?;
+        // The vCPU count is part of the launch digest; the line shows the kernel
+        // brought them all up from the static ACPI tables alone (no AML runs).
+        let cpus = std::fs::read_to_string(ONLINE_CPUS)
+            .ok()
+            .and_then(|list| count_cpus(&list))
+            .map_or_else(|| "CPUs unknown".to_owned(), |n| format!("{n} CPUs online"));
         Ok((
             (),
             format!(
-                "filesystems mounted, entropy ready, clock {} (host-provided, unverified)",
+                "filesystems mounted, {cpus}, entropy ready (seeded by the CPU), clock {} (host-provided, unverified)",
                 kettle_provenance::timestamp::format_rfc3339_utc(now)
             ),
         ))
     })
+}
+
+/// The kernel's list of online CPUs.
+const ONLINE_CPUS: &str = "/sys/devices/system/cpu/online";
+
+/// The number of CPUs in a kernel CPU list (`0`, `0-3`, `0-1,4`), or `None`
+/// if it is not one.
+fn count_cpus(list: &str) -> Option<usize> {
+    let mut n = 0usize;
+    for part in list.trim().split(',') {
+        let (first, last) = match part.split_once('-') {
+            Some((a, b)) => (a.parse::<usize>().ok()?, b.parse::<usize>().ok()?),
+            None => {
+                let one = part.parse::<usize>().ok()?;
+                (one, one)
+            }
+        };
+        n += last.checked_sub(first)? + 1;
+    }
+    Some(n)
 }
 
 /// The host sets the guest's clock: refuse one before this binary's build date, before
@@ -138,11 +164,17 @@ pub fn reap_zombies() {
     }
 }
 
-/// Flushes filesystems and powers the VM off. Only PID 1 may call it.
-pub fn power_off() -> ! {
+/// Flushes filesystems and ends the VM. Only PID 1 may call it.
+///
+/// It resets the VM rather than powering it off: ACPI power-off needs the
+/// firmware's `\_S5` AML, and the kernel never runs AML (the host supplies it;
+/// kernel-config/patches/0001-acpi-no-aml.patch), so a power-off request
+/// would only halt the vCPUs. The launcher runs QEMU with `-no-reboot`, which
+/// turns the reset into QEMU exiting.
+pub fn end_vm() -> ! {
     nix::unistd::sync();
     log::logger().flush();
-    let _ = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_POWER_OFF);
+    let _ = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_AUTOBOOT);
     // reboot(2) only returns on error; PID 1 must not exit (that panics the kernel).
     loop {
         std::thread::sleep(std::time::Duration::from_secs(3600));
@@ -169,5 +201,15 @@ mod tests {
             err.message()
         );
         assert!(check_clock(Clock::Fixed(BUILD_EPOCH + 1)).is_ok());
+    }
+
+    #[test]
+    fn counts_the_cpus_of_a_kernel_cpu_list() {
+        assert_eq!(count_cpus("0\n"), Some(1));
+        assert_eq!(count_cpus("0-1\n"), Some(2));
+        assert_eq!(count_cpus("0-3,6,8-9"), Some(7));
+        assert_eq!(count_cpus(""), None);
+        assert_eq!(count_cpus("3-1"), None);
+        assert_eq!(count_cpus("0-x"), None);
     }
 }
