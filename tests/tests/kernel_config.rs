@@ -92,8 +92,13 @@ fn every_kernel_patch_is_pinned_by_its_sha256() {
     let dir = repo_root().join("kernel-config");
     let list = std::fs::read_to_string(dir.join("patches.sha256")).expect("patches.sha256");
     let mut pinned = Vec::new();
-    for line in list.lines().filter(|l| !l.is_empty() && !l.starts_with('#')) {
-        let (sha, rel) = line.split_once("  ").expect("'<sha256>  patches/<name>.patch'");
+    for line in list
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let (sha, rel) = line
+            .split_once("  ")
+            .expect("'<sha256>  patches/<name>.patch'");
         let actual = kettle_provenance::Sha256Digest::of_file(&dir.join(rel))
             .unwrap_or_else(|e| panic!("{rel}: {e}"));
         assert_eq!(actual.to_hex(), sha, "{rel} is not the patch pinned");
@@ -106,6 +111,9 @@ fn every_kernel_patch_is_pinned_by_its_sha256() {
     present.sort();
     let mut listed = pinned.clone();
     listed.sort();
-    assert_eq!(present, listed, "every patch file is pinned, and only those");
+    assert_eq!(
+        present, listed,
+        "every patch file is pinned, and only those"
+    );
     assert!(pinned.contains(&"patches/0001-acpi-no-aml.patch".to_owned()));
 }
