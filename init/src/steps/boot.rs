@@ -75,7 +75,10 @@ pub fn boot() -> Result<(), StepError> {
         let cpus = std::fs::read_to_string(ONLINE_CPUS)
             .ok()
             .and_then(|list| count_cpus(&list))
-            .map_or_else(|| "CPUs unknown".to_owned(), |n| format!("{n} CPUs online"));
+            .map_or_else(
+                || "CPU count unknown".to_owned(),
+                |n| format!("{n} CPU{} online", if n == 1 { "" } else { "s" }),
+            );
         Ok((
             (),
             format!(
