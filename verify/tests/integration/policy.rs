@@ -466,7 +466,7 @@ fn the_real_milan_report_is_refused_unless_the_policy_lists_milan() {
 }
 
 /// A policy listing chip ids accepts only those chips (the chip-ID binding itself is tested
-/// with simulated fixtures in tests/report.rs).
+/// with simulated fixtures in report.rs).
 #[test]
 fn a_policy_listing_chip_ids_accepts_only_those_chips() {
     let e = kettle_attest::testdata::TURIN_V5;
