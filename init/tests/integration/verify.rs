@@ -1,8 +1,6 @@
 //! Tampered inputs stop the build at the verify step, naming the input and
 //! the pin it breaks, before anything is unpacked and with no report requested.
 
-mod common;
-
 use std::fs;
 use std::io::Read;
 use std::path::Path;
@@ -13,7 +11,7 @@ use kettle_testkit::fixtures::{hello_cargo_lock, rootfs};
 use kettle_testkit::Scenario;
 use kettle_wire::cache;
 
-use common::{expect_failure, hello_cargo_with_crates, host_tools};
+use crate::common::{expect_failure, hello_cargo_with_crates, host_tools};
 
 /// `archive` with data.txt's content replaced (same paths, same header otherwise).
 fn with_data_txt_tampered(archive: &[u8]) -> Vec<u8> {

@@ -2,15 +2,13 @@
 //! vendored from the inputs, built by this host's toolchain (host tools: the
 //! provenance says so) in the sandbox, and the binary runs.
 
-mod common;
-
 use std::process::Command;
 use std::time::Instant;
 
 use kettle_provenance::{Provenance, Sha256Digest, Statement};
 use kettle_testkit::{run, CountingProvider};
 
-use common::{build_scenario, hello_cargo_with_crates, host_tools};
+use crate::common::{build_scenario, hello_cargo_with_crates, host_tools};
 
 #[test]
 fn cargo_build_of_hello_cargo_with_vendored_crates() {

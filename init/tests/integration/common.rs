@@ -1,7 +1,5 @@
 //! The glue only tests that call kettle-init need (the kettle-testkit crate cannot
-//! depend on it). Every other helper is kettle_testkit's. Each test binary uses
-//! part of it.
-#![allow(dead_code)]
+//! depend on it). Every other helper is kettle_testkit's.
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -3,8 +3,6 @@
 //! tests run as root), and a counting fake report provider or the simulated
 //! PSP. What a successful build emits, and how a failing one stops.
 
-mod common;
-
 use std::fs;
 
 use kettle_init::{run_local, Clock, LocalOptions, Step};
@@ -14,7 +12,7 @@ use kettle_testkit::{CountingProvider, Scenario};
 use kettle_wire::cache;
 use kettle_wire::output::{CHAIN_FILE, EVIDENCE_FILE, PROVENANCE_FILE};
 
-use common::{build_scenario, build_unattested, expect_failure, run_scenario};
+use crate::common::{build_scenario, build_unattested, expect_failure, run_scenario};
 
 #[test]
 fn script_build_end_to_end() {

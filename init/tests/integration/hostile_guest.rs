@@ -17,9 +17,7 @@ use kettle_testkit::Scenario;
 use kettle_wire::request::Upstream;
 use kettle_wire::BuildRequest;
 
-mod common;
-
-use common::run_scenario;
+use crate::common::run_scenario;
 
 const MARKER: &str = "BUILD-RAN";
 

@@ -19,9 +19,7 @@ use nix::mount::{mount, MsFlags};
 use nix::sched::{unshare, CloneFlags};
 use nix::sys::stat::{makedev, mknod, Mode, SFlag};
 
-use common::build_unattested;
-
-mod common;
+use crate::common::build_unattested;
 
 /// Where the probe scripts write what they found.
 const PROBE_OUTPUT: &str = "out/probe.txt";

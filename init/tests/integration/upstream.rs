@@ -2,8 +2,6 @@
 //! 127.0.0.1 with its own CA), trusting only the CA roots given, and are
 //! verified exactly like cached inputs.
 
-mod common;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -15,7 +13,7 @@ use kettle_testkit::{CountingProvider, HttpsServer, Scenario};
 use kettle_wire::inputs::crate_url;
 use kettle_wire::BuildRequest;
 
-use common::{expect_failure, hello_cargo_crates, host_tools};
+use crate::common::{expect_failure, hello_cargo_crates, host_tools};
 
 /// Upstream mode has no inputs dir.
 const NO_INPUTS: &str = "/nonexistent";
@@ -224,7 +222,7 @@ fn upstream_mode_needs_an_https_repository() {
 #[test]
 fn cached_mode_says_the_host_resolved_the_ref() {
     let sc = Scenario::script("mkdir -p out && echo x > out/x", &["out/x"]).commit();
-    let (_, out) = common::build_unattested(&sc);
+    let (_, out) = crate::common::build_unattested(&sc);
     let internal = internal_parameters(&out);
     assert_eq!(internal["kettle_refResolvedBy"], "host");
     assert_eq!(internal["kettle_clock"], "host-provided, unverified");
