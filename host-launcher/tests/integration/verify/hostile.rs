@@ -15,13 +15,13 @@ use kettle_attest::simulated::SimulatedPsp;
 use kettle_attest::CertChain;
 use kettle_provenance::{ids, jcs, Statement};
 use kettle_testkit::evidence::{image_dir, simulated_output_dir, StatementSpec};
-use kettle_testkit::{kettle_binary, text};
+use kettle_testkit::text;
 
 const MEASUREMENT: [u8; 48] = [0x5a; 48];
 
+/// The kettle binary this test run built.
 fn kettle() -> &'static Path {
-    static K: OnceLock<PathBuf> = OnceLock::new();
-    K.get_or_init(kettle_binary)
+    Path::new(env!("CARGO_BIN_EXE_kettle"))
 }
 
 fn published_manifest() -> &'static Path {
