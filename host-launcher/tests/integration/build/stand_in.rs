@@ -2,7 +2,7 @@
 //! for QEMU (tests/fake-qemu.py) that plays the guest: it reads the request
 //! and cache disks, asks the host's simulated PSP for a report over the real
 //! socket protocol and writes an output disk. No VM boots here; the booting
-//! versions live in tests/tests/e2e_*.rs.
+//! versions live in tests/tests/e2e/.
 
 use std::fs;
 use std::process::{Command, Output};

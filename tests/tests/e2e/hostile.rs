@@ -120,6 +120,7 @@ fn the_guest_refuses_a_hostile_hosts_lies_in_the_vm() {
     else {
         return;
     };
+    let _vm = crate::small_vm();
     let image = manifest.parent().unwrap().to_path_buf();
     let tmp = tempfile::tempdir_in(build_dir()).unwrap();
     let project =
@@ -200,6 +201,7 @@ fn the_hosts_acpi_code_never_runs_in_the_guest() {
     else {
         return;
     };
+    let _vm = crate::small_vm();
     let image = manifest.parent().unwrap().to_path_buf();
     let tmp = tempfile::tempdir_in(build_dir()).unwrap();
     let ssdt = tmp.path().join("evil.aml");

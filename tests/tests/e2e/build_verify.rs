@@ -74,6 +74,7 @@ fn build_in_the_cvm_then_verify_and_reject_tampering() {
     let Some(init) = require_artifact("kettle-init", "init", Requirement::from_env()) else {
         return;
     };
+    let _vm = crate::small_vm();
     let image = manifest.parent().unwrap().to_path_buf();
     let kettle = kettle_binary();
     let tmp = tempfile::tempdir_in(build_dir()).unwrap();

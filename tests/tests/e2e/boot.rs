@@ -162,6 +162,7 @@ fn kernel_boots_two_cpus_with_configfs_virtio_and_namespaces_and_runs_no_host_am
     let Some(kernel) = require_artifact("bzImage", "kernel", Requirement::from_env()) else {
         return;
     };
+    let _vm = crate::small_vm();
     let work = tempfile::tempdir().expect("temporary directory");
     let root = work.path().join("root");
     std::fs::create_dir(&root).expect("initramfs root");

@@ -74,6 +74,7 @@ fn cargo_new_to_verified_with_kettle_init() {
     let Some(cvm) = require_cargo_cvm(Requirement::from_env()) else {
         return;
     };
+    let _vm = crate::big_vm();
     let kettle = kettle_binary();
     let tmp = tempfile::tempdir_in(build_dir()).unwrap();
     let image = image_with_pins(&kettle, &cvm, tmp.path());

@@ -1,7 +1,7 @@
 //! A cargo-build/v1 build in the CVM of a crate with a proc-macro and a build
 //! script: examples/hello-derive (serde's derive, so serde_derive, syn, quote
 //! and proc-macro2 are compiled and run as host code inside the sandbox, plus
-//! the sample's own build.rs). Like e2e_cargo.rs: build/image under QEMU (TCG +
+//! the sample's own build.rs). Like cargo.rs: build/image under QEMU (TCG +
 //! the simulated PSP), the toolchain and Debian root filesystem of `make
 //! bundles`. The output verifies, its provenance lists the proc-macro crates
 //! as PURLs, and the binary says the derive and the build script ran. Skips
@@ -15,6 +15,7 @@ fn a_proc_macro_and_a_build_script_build_in_the_cvm() {
     let Some(cvm) = require_cargo_cvm(Requirement::from_env()) else {
         return;
     };
+    let _vm = crate::big_vm();
     let url_base = "https://kettle-bundle.invalid";
     let (_scratch, out) = cargo_sample_verified_in_cvm(&cvm, "hello-derive", url_base, "3000");
 

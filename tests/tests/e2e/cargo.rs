@@ -17,6 +17,7 @@ fn cargo_build_in_the_cvm_verifies_and_runs() {
     let Some(cvm) = require_cargo_cvm(req) else {
         return;
     };
+    let _vm = crate::big_vm();
     let url_base = "https://kettle.invalid/test";
     let (_scratch, out) = cargo_sample_verified_in_cvm(&cvm, "hello-cargo", url_base, "2400");
 
