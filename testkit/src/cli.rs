@@ -40,7 +40,7 @@ pub fn kettle_init_binary() -> PathBuf {
 }
 
 /// Builds binary `bin` of workspace package `package` (debug profile) and returns its path.
-fn workspace_binary(package: &str, bin: &str) -> PathBuf {
+pub(crate) fn workspace_binary(package: &str, bin: &str) -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     run(Command::new(cargo)
         .current_dir(repo_root())

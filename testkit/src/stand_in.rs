@@ -1,12 +1,14 @@
 //! Stand-ins for what `kettle build` takes from outside, for the host-side tests
-//! and benches that boot nothing: bundle bytes that recipes pin, host-launcher's
-//! `tests/fake-qemu.py` as QEMU (it plays the guest), and a committed project
-//! with its image directory ([`StandInProject`]).
+//! and benches that boot nothing: bundle bytes that recipes pin, this crate's
+//! `kettle-fake-qemu` binary as QEMU (it plays the guest with the contract's own
+//! code: [`fake_qemu`]), and a committed project with its image directory
+//! ([`StandInProject`]).
 
 use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 
 use kettle_provenance::Sha256Digest;
 use kettle_wire::Pin;
@@ -14,7 +16,6 @@ use kettle_wire::Pin;
 use crate::evidence::image_dir;
 use crate::fixtures::{self, PLACEHOLDER_BASE_URL};
 use crate::git::GitRepo;
-use crate::repo_root;
 
 /// The bytes that stand in for a rootfs bundle.
 pub const ROOTFS: &[u8] = b"stand-in rootfs bundle";
@@ -74,9 +75,23 @@ fn bundle_pin(url_base: &str, name: &str, bytes: &[u8]) -> Pin {
     }
 }
 
-/// host-launcher's `tests/fake-qemu.py`: a QEMU that plays the guest as `FAKE_QEMU_MODE` says.
+/// The stand-in QEMU's behaviour: `ok` (default), `fail`, `tamper`, `hang` or `crash`.
+pub const MODE_VAR: &str = "FAKE_QEMU_MODE";
+/// Seconds the stand-in's build step takes (one compiler line, then silence).
+pub const SLEEP_VAR: &str = "FAKE_QEMU_SLEEP";
+/// Where the stand-in records its pid, a helper's in its process group and the PSP socket.
+pub const PIDFILE_VAR: &str = "FAKE_QEMU_PIDFILE";
+/// `1`: the stand-in guest's words carry escape sequences aimed at the operator's terminal.
+pub const HOSTILE_VAR: &str = "FAKE_QEMU_HOSTILE";
+
+/// A QEMU that plays the guest as [`MODE_VAR`] and its siblings say: this crate's
+/// `kettle-fake-qemu` binary (`src/bin/kettle-fake-qemu.rs`), built on first use with the
+/// cargo running the test.
 pub fn fake_qemu() -> PathBuf {
-    repo_root().join("host-launcher/tests/fake-qemu.py")
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY
+        .get_or_init(|| crate::cli::workspace_binary("kettle-testkit", "kettle-fake-qemu"))
+        .clone()
 }
 
 /// `kettle build REPO --tee simulated --accel tcg` with [`fake_qemu`] as QEMU, into `out`,

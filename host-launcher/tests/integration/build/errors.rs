@@ -1,7 +1,7 @@
 //! What `kettle build`, `kettle init` and `kettle verify` say when something is
 //! off, and the one repository/ref normalization on both sides: each message
 //! names the value, where it came from and what to do. The guest is
-//! tests/fake-qemu.py; nothing boots.
+//! the testkit's kettle-fake-qemu; nothing boots.
 
 use std::fs;
 use std::path::{Path, PathBuf};

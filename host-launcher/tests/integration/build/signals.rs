@@ -1,5 +1,5 @@
 //! `kettle build` under SIGINT, SIGTERM and SIGHUP, and without a terminal:
-//! tests/fake-qemu.py plays a guest that hangs (and starts a helper in its
+//! the testkit's kettle-fake-qemu plays a guest that hangs (and starts a helper in its
 //! process group); the signal must stop QEMU's whole group, remove the work
 //! dir, the sparse disks, the staging dir and the PSP socket, write nothing
 //! to --out and exit 128+signo. `--local` does the same with a stand-in
@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use kettle_testkit::cli::text;
-use kettle_testkit::stand_in::{leftovers, StandInProject};
+use kettle_testkit::stand_in::{leftovers, StandInProject, MODE_VAR, PIDFILE_VAR, SLEEP_VAR};
 use rustix::process::Signal;
 
 /// `kettle build` of the stand-in project with `extra`, as from a script: no terminal, output captured.
@@ -80,8 +80,8 @@ fn interrupt_cvm(signal: Signal, code: i32, name: &str) {
     let pidfile = f.root.path().join("qemu.pids");
     let (child, pids) = start(
         command(&f, &[])
-            .env("FAKE_QEMU_MODE", "hang")
-            .env("FAKE_QEMU_PIDFILE", &pidfile),
+            .env(MODE_VAR, "hang")
+            .env(PIDFILE_VAR, &pidfile),
         &pidfile,
     );
     let (qemu, helper, socket) = (&pids[0], &pids[1], Path::new(&pids[2]));
@@ -165,7 +165,7 @@ fn local_mode_handles_ctrl_c_like_the_vm_path() {
 fn without_a_terminal_a_slow_build_has_heartbeats_durations_and_a_summary() {
     let f = StandInProject::create();
     let out = command(&f, &["--heartbeat", "1"])
-        .env("FAKE_QEMU_SLEEP", "3.5")
+        .env(SLEEP_VAR, "3.5")
         .output()
         .unwrap();
     let t = text(&out);
@@ -213,7 +213,7 @@ fn no_color_means_no_escape_codes_even_on_errors() {
     let f = StandInProject::create();
     let out = command(&f, &["-v"])
         .env("NO_COLOR", "1")
-        .env("FAKE_QEMU_MODE", "fail")
+        .env(MODE_VAR, "fail")
         .output()
         .unwrap();
     let t = text(&out);

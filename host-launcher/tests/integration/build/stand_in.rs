@@ -1,5 +1,5 @@
 //! `kettle build --tee simulated` end to end on the host side, with a stand-in
-//! for QEMU (tests/fake-qemu.py) that plays the guest: it reads the request
+//! for QEMU (the testkit's kettle-fake-qemu) that plays the guest: it reads the request
 //! and cache disks, asks the host's simulated PSP for a report over the real
 //! socket protocol and writes an output disk. No VM boots here; the booting
 //! versions live in tests/tests/e2e/.
@@ -9,15 +9,14 @@ use std::process::{Command, Output};
 
 use kettle_provenance::Sha256Digest;
 use kettle_testkit::cli::text;
-use kettle_testkit::stand_in::{fake_qemu, leftovers, StandInProject, ROOTFS};
+use kettle_testkit::stand_in::{
+    fake_qemu, leftovers, StandInProject, HOSTILE_VAR, MODE_VAR, ROOTFS,
+};
 
 const KETTLE: &str = env!("CARGO_BIN_EXE_kettle");
 
 fn build(f: &StandInProject, mode: &str, extra: &[&str]) -> Output {
-    f.build(KETTLE, extra)
-        .env("FAKE_QEMU_MODE", mode)
-        .output()
-        .unwrap()
+    f.build(KETTLE, extra).env(MODE_VAR, mode).output().unwrap()
 }
 
 /// A build with the stand-in guest in `mode` that must fail (exit 1) saying each of `says`.
@@ -248,8 +247,8 @@ fn a_hostile_guest_s_escape_sequences_reach_the_terminal_escaped() {
         let f = StandInProject::create();
         let out = f
             .build(KETTLE, extra)
-            .env("FAKE_QEMU_MODE", mode)
-            .env("FAKE_QEMU_HOSTILE", "1")
+            .env(MODE_VAR, mode)
+            .env(HOSTILE_VAR, "1")
             .output()
             .unwrap();
         let t = text(&out);
