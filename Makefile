@@ -9,15 +9,21 @@ BUILD ?= $(CURDIR)/build
 KETTLE_VENV ?= /opt/kettle-venv
 export KETTLE_VENV BUILD
 
-.PHONY: setup test demo image publish-image kernel ovmf init bundles bench clean check-reproducible fuzz
+.PHONY: setup test lint demo image publish-image kernel ovmf init bundles bench clean check-reproducible fuzz
 
 setup:
 	bash scripts/setup.sh
 
 # The end-to-end tests boot build/image under QEMU, so the image comes first;
 # the cargo-build test also needs the toolchain and root filesystem bundles.
-test: setup image bundles
+# The house rules are gates: formatting, then clippy with every warning an error
+# (the workspace's [workspace.lints]: docs, SAFETY notes, truncating casts).
+test: setup lint image bundles
 	$(CARGO) test --workspace --locked
+
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
 demo: setup
 	bash scripts/demo.sh

@@ -10,6 +10,8 @@
 //!
 //! Env: `KETTLE_BENCH_BLOBS` (colon-separated files to use as the blobs; default two
 //! 128 MiB files written to the temp dir).
+// criterion_group! defines a pub fn without a doc comment.
+#![allow(missing_docs)]
 
 use std::fs::File;
 use std::io::Write;

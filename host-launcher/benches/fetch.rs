@@ -7,6 +7,8 @@
 //! mirror one 10 ms round trip away.
 //!
 //! Env: `KETTLE_BENCH_CRATES` (default 200).
+// criterion_group! defines a pub fn without a doc comment.
+#![allow(missing_docs)]
 
 use std::path::Path;
 use std::time::Duration;
@@ -43,7 +45,7 @@ fn project(n: usize) -> (kettle_testkit::GitRepo, Vec<(String, Vec<u8>)>, u64) {
                     seed ^= seed << 13;
                     seed ^= seed >> 7;
                     seed ^= seed << 17;
-                    seed as u8
+                    seed.to_le_bytes()[0]
                 })
                 .collect();
             (format!("bench-crate-{i:03}"), bytes)

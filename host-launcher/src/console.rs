@@ -338,7 +338,7 @@ mod tests {
     fn the_log_tail_is_escaped_and_read_in_bounded_memory() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("build.log");
-        let mut log = vec![b'x'; 10 * MAX_TAIL_BYTES as usize];
+        let mut log = vec![b'x'; 10 * usize::try_from(MAX_TAIL_BYTES).unwrap()];
         log.extend_from_slice(b"\nlast \x1b[2J line\n");
         std::fs::write(&path, &log).unwrap();
         // The endless first line starts before the bytes read: it is dropped, not shown cut.

@@ -61,7 +61,8 @@ impl Interrupt {
     pub fn signal(&self) -> i32 {
         match self.signal.load(Ordering::SeqCst) {
             0 => SIGINT,
-            n => n as i32,
+            // Only raise() stores here, and it stores an i32.
+            n => i32::try_from(n).unwrap_or(SIGINT),
         }
     }
 
@@ -78,7 +79,7 @@ impl Interrupt {
 
 /// 128 + `signal`, the shell's convention for "ended by this signal".
 pub fn exit_code(signal: i32) -> u8 {
-    (128 + signal.clamp(0, 127)) as u8
+    128 + u8::try_from(signal.clamp(0, 127)).expect("clamped to 0..=127")
 }
 
 /// The name of one of [`SIGNALS`].

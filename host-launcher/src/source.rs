@@ -519,7 +519,8 @@ impl ResolvedSource {
                 TreeEntryKind::Symlink => {
                     let target = objects
                         .blob(&e.oid, |size, body| {
-                            let mut t = Vec::with_capacity(size as usize);
+                            // A capacity hint only: read_to_end takes what there is.
+                            let mut t = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
                             body.read_to_end(&mut t).map(|_| t)
                         })
                         .map_err(|m| self.tree_err(m))?;

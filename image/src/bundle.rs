@@ -231,7 +231,10 @@ pub fn check_static_elf(bytes: &[u8]) -> Result<(), String> {
     if u16_at(18) != 62 {
         return Err("not an x86-64 binary".into());
     }
-    let phoff = u64::from_le_bytes(bytes[32..40].try_into().expect("8 bytes")) as usize;
+    let phoff = usize::try_from(u64::from_le_bytes(
+        bytes[32..40].try_into().expect("8 bytes"),
+    ))
+    .map_err(|_| "program header offset beyond the address space".to_owned())?;
     let phentsize = usize::from(u16_at(54));
     let phnum = usize::from(u16_at(56));
     for i in 0..phnum {

@@ -133,7 +133,9 @@ fn walk(archive: &[u8], mut visit: impl FnMut(&[u8], u32, &[u8])) -> Result<(), 
         if name == TRAILER.as_bytes() {
             return Ok(());
         }
-        visit(name, mode as u32, data);
+        // Eight hex digits: always a u32.
+        let mode = u32::try_from(mode).map_err(|_| bad("mode field over 32 bits"))?;
+        visit(name, mode, data);
         at = (data_at + filesize).next_multiple_of(4);
     }
 }

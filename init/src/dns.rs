@@ -49,15 +49,17 @@ pub fn encode_query(id: u16, name: &str) -> Result<Vec<u8>, DnsError> {
     q.extend_from_slice(&[0x01, 0x00]); // RD
     q.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]); // QD=1, AN=NS=AR=0
     for label in name.split('.') {
-        if label.is_empty()
-            || label.len() > 63
+        // A label is 1 to 63 bytes, its length one byte on the wire.
+        let len = u8::try_from(label.len()).unwrap_or(u8::MAX);
+        if len == 0
+            || len > 63
             || !label
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         {
             return Err(DnsError::BadName(name.into()));
         }
-        q.push(label.len() as u8);
+        q.push(len);
         q.extend_from_slice(label.as_bytes());
     }
     q.push(0);
@@ -183,7 +185,7 @@ mod tests {
         let mut r = query.to_vec();
         r[2] = 0x81;
         r[3] = 0x80;
-        r[7] = (addrs.len() + 1) as u8;
+        r[7] = u8::try_from(addrs.len() + 1).expect("a test reply has a few records");
         // CNAME record pointing at the question name (offset 12).
         r.extend_from_slice(&[0xc0, 12, 0, 5, 0, 1, 0, 0, 0, 60, 0, 2, 0xc0, 12]);
         for a in addrs {

@@ -54,7 +54,9 @@ pub fn parse_rfc3339_utc(text: &str) -> Result<Timestamp, TimestampError> {
     let nanos = match &b[19..b.len() - 1] {
         [] => 0,
         [b'.', frac @ ..] if (1..=9).contains(&frac.len()) => {
-            num(20..20 + frac.len())? * 10u32.pow(9 - frac.len() as u32)
+            // 1 to 9 digits (the guard above): the exponent is 0 to 8.
+            let exponent = 9 - u32::try_from(frac.len()).expect("at most 9 digits");
+            num(20..20 + frac.len())? * 10u32.pow(exponent)
         }
         _ => return Err(TimestampError::Shape),
     };
@@ -139,8 +141,9 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
     let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
     let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    // Hinnant's algorithm: day is 1..=31 and month 1..=12 for every input.
+    let day = u32::try_from(doy - (153 * mp + 2) / 5 + 1).expect("a day of the month");
+    let month = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).expect("a month");
     let year = yoe + era * 400 + i64::from(month <= 2);
     (year, month, day)
 }

@@ -5,6 +5,8 @@
 //! a project, its request and its inputs), an HTTPS test server, fixtures,
 //! throwaway initramfs images, and QEMU boots under TCG with the serial
 //! console watched.
+// Unit tests build fixtures with small casts; the lint guards the formats themselves.
+#![cfg_attr(test, allow(clippy::cast_possible_truncation))]
 
 pub mod artifacts;
 pub mod cli;

@@ -8,6 +8,8 @@
 //! Env: `KETTLE_BENCH_BUNDLES` (default 1000), `KETTLE_BENCH_ROUNDS` (default 3),
 //! `KETTLE_BENCH_OUT` (directory for verify_batch.json; default: print only).
 //! Runs under `cargo bench` (harness = false); `--bench` and other arguments are ignored.
+// criterion_group! defines a pub fn without a doc comment.
+#![allow(missing_docs)]
 
 use std::fs;
 use std::path::{Path, PathBuf};

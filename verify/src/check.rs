@@ -161,6 +161,42 @@ impl CheckId {
             .filter(move |c| c.trust_chain_step() == step)
     }
 
+    /// What trust-chain step `step` (1-6) establishes, as the docs title it.
+    pub fn step_title(step: u8) -> &'static str {
+        match step {
+            1 => "the signer",
+            2 => "the guest",
+            3 => "the binding",
+            4 => "the statement",
+            5 => "the artifacts",
+            6 => "the build",
+            _ => "no such step",
+        }
+    }
+
+    /// The name as the docs and the check list show it (`artifact:<path>` per file).
+    pub fn listed_name(self) -> &'static str {
+        match self {
+            CheckId::Artifact => "artifact:<path>",
+            c => c.name(),
+        }
+    }
+
+    /// Every check by trust-chain step, one line a step (`kettle verify --help`
+    /// prints it, and a test holds the crate's docs and README to it).
+    pub fn listing() -> String {
+        (1..=6)
+            .map(|step| {
+                let names: Vec<&str> = CheckId::of_step(step).map(CheckId::listed_name).collect();
+                format!(
+                    "  {step} {}: {}\n",
+                    CheckId::step_title(step),
+                    names.join(", ")
+                )
+            })
+            .collect()
+    }
+
     /// The DESIGN.md trust-chain step (1-6) the check belongs to.
     pub fn trust_chain_step(self) -> u8 {
         use CheckId::*;
@@ -538,6 +574,39 @@ impl CheckList {
 
 #[cfg(test)]
 mod tests {
+    /// The README's table and the crate docs list every check under its step: the
+    /// prose is held to `CheckId::ALL`, so a new check cannot go undocumented.
+    #[test]
+    fn the_readme_and_the_crate_docs_list_every_check_under_its_step() {
+        let readme = include_str!("../README.md");
+        let lib = include_str!("lib.rs");
+        for step in 1..=6u8 {
+            let row_start = format!("| {step} {} |", super::CheckId::step_title(step));
+            let row = readme
+                .lines()
+                .find(|l| l.starts_with(&row_start))
+                .unwrap_or_else(|| panic!("README.md has no row {row_start:?}"));
+            let block: String = lib
+                .lines()
+                .skip_while(|l| !l.starts_with(&format!("//! step {step} ")))
+                .take_while(|l| {
+                    l.starts_with(&format!("//! step {step} ")) || l.starts_with("//!         ")
+                })
+                .collect();
+            for c in super::CheckId::of_step(step) {
+                let name = c.listed_name();
+                assert!(
+                    row.contains(&format!("`{name}`")),
+                    "README.md step {step} lacks {name}"
+                );
+                assert!(
+                    block.contains(name),
+                    "lib.rs's docs, step {step}, lack {name}"
+                );
+            }
+        }
+    }
+
     use super::*;
 
     #[test]

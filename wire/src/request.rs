@@ -342,7 +342,8 @@ pub fn read_request_disk(disk: impl Read) -> Result<BuildRequest, RequestError> 
     if size > MAX_REQUEST_BYTES {
         return Err(RequestError::TooLarge(size));
     }
-    let mut json = Vec::with_capacity(size as usize);
+    // size <= MAX_REQUEST_BYTES, checked above.
+    let mut json = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
     entry
         .by_ref()
         .take(MAX_REQUEST_BYTES + 1)

@@ -94,7 +94,8 @@ impl SevGuestDevice {
                     rsvd: [0; 28],
                 },
                 certs_address: certs.as_mut_ptr() as u64,
-                certs_len: certs.len() as u32,
+                certs_len: u32::try_from(certs.len())
+                    .expect("certs holds at most MAX_CERTS_LEN bytes, which fits u32"),
             };
             // SAFETY: a snp_ext_report_req for SNP_GET_EXT_REPORT; `certs` outlives the call.
             let result = unsafe { guest_request::<{ SNP_GET_EXT_REPORT }, _>(file, &mut req) };
@@ -112,9 +113,10 @@ impl SevGuestDevice {
                     error.errno = Some(errno.raw_os_error());
                     // The kernel wrote the needed size back into our request.
                     // SAFETY: plain read of our own struct after the kernel wrote it.
-                    let needed = unsafe { std::ptr::read_volatile(&req.certs_len) } as usize;
+                    let needed_len = unsafe { std::ptr::read_volatile(&req.certs_len) };
+                    let needed = needed_len as usize;
                     if error.is_invalid_length() {
-                        error.required_len = Some(needed as u32);
+                        error.required_len = Some(needed_len);
                         if attempt == 0 && needed > certs.len() && needed <= MAX_CERTS_LEN {
                             certs = vec![0u8; needed];
                             continue;

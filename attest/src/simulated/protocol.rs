@@ -155,7 +155,7 @@ fn write_frame(w: &mut impl Write, kind: FrameKind, body: &[u8]) -> Result<(), P
     frame.extend_from_slice(&MAGIC);
     frame.extend_from_slice(&VERSION.to_le_bytes());
     frame.extend_from_slice(&(kind as u16).to_le_bytes());
-    frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    frame.extend_from_slice(&field_len(body.len())?);
     frame.extend_from_slice(body);
     w.write_all(&frame)?;
     w.flush()?;
@@ -242,9 +242,9 @@ pub fn write_response(w: &mut impl Write, resp: &Response) -> Result<(), Protoco
             report,
             cert_chain_pem,
         } => {
-            body.extend_from_slice(&(report.len() as u32).to_le_bytes());
+            body.extend_from_slice(&field_len(report.len())?);
             body.extend_from_slice(report);
-            body.extend_from_slice(&(cert_chain_pem.len() as u32).to_le_bytes());
+            body.extend_from_slice(&field_len(cert_chain_pem.len())?);
             body.extend_from_slice(cert_chain_pem);
             FrameKind::ReportResponse
         }
@@ -259,12 +259,24 @@ pub fn write_response(w: &mut impl Write, resp: &Response) -> Result<(), Protoco
                 msg = &msg[..end];
             }
             body.extend_from_slice(&(*code as u32).to_le_bytes());
-            body.extend_from_slice(&(msg.len() as u32).to_le_bytes());
+            body.extend_from_slice(&field_len(msg.len())?);
             body.extend_from_slice(msg);
             FrameKind::Error
         }
     };
     write_frame(w, kind, &body)
+}
+
+/// A field's length as the frame's little-endian u32 prefix; a length no frame
+/// can carry is refused (the whole body is bounded by [`MAX_BODY`] anyway).
+fn field_len(len: usize) -> Result<[u8; 4], ProtocolError> {
+    match u32::try_from(len) {
+        Ok(n) if len <= MAX_BODY => Ok(n.to_le_bytes()),
+        _ => Err(ProtocolError::TooLarge {
+            len: len as u64,
+            max: MAX_BODY,
+        }),
+    }
 }
 
 /// Takes a length-prefixed field from the front of `body`.

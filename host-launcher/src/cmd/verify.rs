@@ -10,17 +10,15 @@ use kettle_attest::chain::Product;
 use kettle_attest::CertChain;
 use kettle_image::ImageManifest;
 use kettle_verify::{
-    AppliedPolicy, Bundle, BundleFiles, Expectations, LoadError, MinTcb, Policy, PolicyError,
-    SourcePin, TcbFloor, Verdict,
+    AppliedPolicy, Bundle, BundleFiles, CheckId, Expectations, LoadError, MinTcb, Policy,
+    PolicyError, SourcePin, TcbFloor, Verdict,
 };
 
 /// Exit code of a verification that ran and rejected the evidence.
 pub const EXIT_REJECTED: u8 = 1;
 
-/// Options of `kettle verify`.
-#[derive(Args, Debug)]
-#[command(
-    after_long_help = "Checks, in order (DESIGN.md's trust chain): 1. the report's certificate chain \
+/// What `kettle verify --help` says after the generated check list ([`CheckId::listing`]).
+const VERIFY_HELP: &str = "In words: 1. the report's certificate chain \
 (ARK -> ASK -> VCEK, pinned AMD roots), its signer and signature; 2. measurement = the launch digest YOU name \
 (--manifest of the published image, or --measurement), debug, migration agent and CXL forbidden by the guest \
 policy, VMPL 0, reported TCB at least the floor (built in per processor generation, or --min-tcb), no TCB \
@@ -42,8 +40,14 @@ to verify is against the platform team's published policy (kettle policy init):\
 policy.json --ref refs/tags/v1.2.0 --source ~/src/my-clone\nWithout a policy:\n  kettle verify out/ --manifest \
 image/manifest.json --repo https://github.com/o/r --ref refs/heads/main --commit 1f2e...\n  kettle verify \
 --provenance out/provenance.json --evidence out/evidence --chain out/chain.pem --measurement HEX \
---source ~/src/r --ref refs/tags/v1.2.0 --artifact out/artifacts/hello"
-)]
+--source ~/src/r --ref refs/tags/v1.2.0 --artifact out/artifacts/hello";
+
+/// Options of `kettle verify`.
+#[derive(Args, Debug)]
+#[command(after_long_help = format!(
+    "Checks, in order (DESIGN.md's trust chain):\n{}\n{VERIFY_HELP}",
+    CheckId::listing()
+))]
 pub struct VerifyArgs {
     /// An output directory of `kettle build` (provenance.json, evidence, chain.pem, artifacts/).
     #[arg(value_name = "DIR", conflicts_with_all = ["provenance", "evidence"])]
@@ -623,4 +627,34 @@ fn manifest_measurement(path: &Path) -> Result<[u8; 48], VerifyCmdError> {
             path: path.into(),
             message: e.to_string(),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Args;
+
+    use super::*;
+
+    /// `kettle verify --help` names every check (the list is generated from `CheckId`).
+    #[test]
+    fn the_long_help_lists_every_check_under_its_step() {
+        let help = VerifyArgs::augment_args(clap::Command::new("verify"))
+            .render_long_help()
+            .to_string();
+        for c in CheckId::ALL {
+            let line = format!(
+                "  {} {}: ",
+                c.trust_chain_step(),
+                CheckId::step_title(c.trust_chain_step())
+            );
+            let listed = help
+                .lines()
+                .find(|l| l.starts_with(&line))
+                .unwrap_or_else(|| panic!("no line {line:?} in:\n{help}"));
+            assert!(
+                listed.contains(c.listed_name()),
+                "{c} missing from {listed:?}"
+            );
+        }
+    }
 }

@@ -135,7 +135,9 @@ fn cargo_project(n: usize, store: &Store) -> (kettle_testkit::GitRepo, Vec<(Stri
     // Sizes and contents differ per crate, so any mix-up changes a digest.
     let crates = (0..n)
         .map(|i| {
-            let bytes = (0..(100 + 37 * i)).map(|j| (i * 7 + j) as u8).collect();
+            let bytes = (0..(100 + 37 * i))
+                .map(|j| ((i * 7 + j) % 256).to_le_bytes()[0])
+                .collect();
             (format!("crate{i:03}"), bytes)
         })
         .collect();

@@ -278,11 +278,12 @@ pub(super) fn search_vcpus(
             };
             let digests =
                 launch_digests_up_to(ovmf, Some(seed), Some(hashes), &vm, SEARCH_MAX_VCPUS)?;
-            if let Some(i) = digests.iter().position(|d| *d == rec.digest) {
-                return Ok(Some(VcpuConfig {
-                    vcpus: i as u32 + 1,
-                    ..vm
-                }));
+            // launch_digests_up_to gives one digest per count, 1..=SEARCH_MAX_VCPUS.
+            if let Some(vcpus) = (1..=SEARCH_MAX_VCPUS)
+                .zip(&digests)
+                .find_map(|(n, d)| (*d == rec.digest).then_some(n))
+            {
+                return Ok(Some(VcpuConfig { vcpus, ..vm }));
             }
         }
     }

@@ -59,6 +59,16 @@ const SEV_CMDLINE_ENTRY_GUID: [u8; 16] = guid("97d02dd8-bd20-4c94-aa78-e7714d36a
 const HASH_ENTRY_LEN: usize = 16 + 2 + 32;
 /// The table: GUID, u16 length, three entries.
 const HASH_TABLE_LEN: usize = 16 + 2 + 3 * HASH_ENTRY_LEN;
+/// The two lengths as the table's little-endian u16 fields (checked to fit at compile time).
+const HASH_ENTRY_LEN_LE: [u8; 2] = u16_le(HASH_ENTRY_LEN);
+const HASH_TABLE_LEN_LE: [u8; 2] = u16_le(HASH_TABLE_LEN);
+
+/// `n` as a little-endian u16; a constant over 16 bits fails the build.
+const fn u16_le(n: usize) -> [u8; 2] {
+    assert!(n <= u16::MAX as usize, "a table length field is 16 bits");
+    #[allow(clippy::cast_possible_truncation)] // asserted above
+    (n as u16).to_le_bytes()
+}
 /// QEMU pads the table to a multiple of 16 bytes.
 const PADDED_HASH_TABLE_LEN: usize = (HASH_TABLE_LEN + 15) & !15;
 
@@ -219,7 +229,7 @@ impl KernelHashes {
     fn table(&self) -> [u8; PADDED_HASH_TABLE_LEN] {
         let mut t = [0u8; PADDED_HASH_TABLE_LEN];
         t[..16].copy_from_slice(&SEV_HASH_TABLE_HEADER_GUID);
-        t[16..18].copy_from_slice(&(HASH_TABLE_LEN as u16).to_le_bytes());
+        t[16..18].copy_from_slice(&HASH_TABLE_LEN_LE);
         let entries = [
             (SEV_CMDLINE_ENTRY_GUID, &self.cmdline),
             (SEV_INITRD_ENTRY_GUID, &self.initrd),
@@ -228,7 +238,7 @@ impl KernelHashes {
         for (i, (guid, hash)) in entries.iter().enumerate() {
             let at = 18 + i * HASH_ENTRY_LEN;
             t[at..at + 16].copy_from_slice(guid);
-            t[at + 16..at + 18].copy_from_slice(&(HASH_ENTRY_LEN as u16).to_le_bytes());
+            t[at + 16..at + 18].copy_from_slice(&HASH_ENTRY_LEN_LE);
             t[at + 18..at + 50].copy_from_slice(*hash);
         }
         t
@@ -356,7 +366,9 @@ fn hashes_page(
             section.size
         )));
     }
-    let offset = (ovmf.sev_hashes_table_gpa()? & (PAGE_SIZE as u64 - 1)) as usize;
+    // Masked to the page: always below PAGE_SIZE.
+    let offset = usize::try_from(ovmf.sev_hashes_table_gpa()? & (PAGE_SIZE as u64 - 1))
+        .expect("an offset within a page");
     if offset + PADDED_HASH_TABLE_LEN > PAGE_SIZE {
         return Err(MeasureError::BadKernelHashesArea(format!(
             "table offset {offset:#x} leaves no room for the {PADDED_HASH_TABLE_LEN}-byte table"

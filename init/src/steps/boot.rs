@@ -143,6 +143,8 @@ fn console_on_stdio() {
         .open("/dev/console")
     {
         for fd in 0..3 {
+            // SAFETY: dup2 on a descriptor we own (kept open by `console` for
+            // the call) onto 0-2; it touches no memory.
             unsafe { nix::libc::dup2(console.as_raw_fd(), fd) };
         }
     }

@@ -152,7 +152,7 @@ fn a_provenance_of_several_mib_is_refused_before_it_is_parsed() {
     // Valid JSON, a few MiB of whitespace: parsing and hashing would accept its shape.
     let mut prov = fs::read(d.join("provenance.json")).unwrap();
     let size = MAX_PROVENANCE_BYTES + 1;
-    prov.resize(size as usize, b' ');
+    prov.resize(usize::try_from(size).unwrap(), b' ');
     fs::write(d.join("provenance.json"), &prov).unwrap();
     let err = Bundle::load(&BundleFiles::output_dir(d).unwrap()).unwrap_err();
     match &err {

@@ -37,10 +37,10 @@ fn image() -> AssembledImage {
         launch_digests: ["EPYC-v4", "EPYC-Milan"]
             .iter()
             .flat_map(|t| {
-                [1, 2].map(|n| TableRow {
+                [1u8, 2].map(|n| TableRow {
                     vcpu_type: t.parse().unwrap(),
-                    vcpus: n,
-                    launch_digest: LaunchDigest([n as u8; 48]),
+                    vcpus: n.into(),
+                    launch_digest: LaunchDigest([n; 48]),
                 })
             })
             .collect(),
