@@ -8,7 +8,8 @@
 # fuzz/corpus/<target>; the corpus keeps growing across runs and stays out of
 # git. Reproducers land in fuzz/artifacts/<target>/, libFuzzer's log of each
 # run in fuzz/artifacts/<target>.log. A finding becomes a regression test in
-# the crate that owns the code (e.g. wire/tests/fuzz_regressions.rs).
+# the crate that owns the code (a fuzz_regressions module of its one test binary,
+# e.g. verify/tests/integration/fuzz_regressions.rs; see fuzz/README.md).
 #
 # Needs cargo-fuzz (`cargo install cargo-fuzz --locked`) and a C++ compiler
 # (libfuzzer-sys builds libFuzzer). cargo-fuzz needs nightly features: on a
