@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 use kettle_provenance::Sha256Digest;
 use kettle_testkit::cli::text;
 use kettle_testkit::stand_in::{
-    fake_qemu, leftovers, StandInProject, HOSTILE_VAR, MODE_VAR, ROOTFS,
+    build_command, fake_qemu, leftovers, StandInProject, HOSTILE_VAR, MODE_VAR, ROOTFS,
 };
 
 const KETTLE: &str = env!("CARGO_BIN_EXE_kettle");
@@ -210,6 +210,29 @@ fn upstream_mode_gives_the_guest_a_nic_and_no_cache_disk() {
         log.contains("upstream from https://example.com/hello/archive.tar.gz"),
         "{log}"
     );
+}
+
+/// QEMU splits an option value at commas: kettle::qemu doubles those in the disk and PSP
+/// socket paths, and the stand-in reads them back as QEMU does, so the guest still finds
+/// every disk by its serial and the PSP by its port name.
+#[test]
+fn disk_and_socket_paths_with_commas_reach_the_guest_intact() {
+    let f = StandInProject::create();
+    let (outputs, tmp) = (f.root.path().join("out,puts"), f.root.path().join("t,mp"));
+    fs::create_dir(&outputs).unwrap();
+    fs::create_dir(&tmp).unwrap();
+    let out = outputs.join("out");
+    let build = build_command(KETTLE, &f.repo, &f.image, &out, &f.cache)
+        .arg("--input")
+        .arg(&f.rootfs)
+        .args(["--timeout", "120"])
+        // The PSP socket's directory is a temporary one.
+        .env("TMPDIR", &tmp)
+        .output()
+        .unwrap();
+    assert_eq!(build.status.code(), Some(0), "{}", text(&build));
+    assert!(out.join("artifacts/out/hello.txt").is_file());
+    assert!(leftovers(&out).is_empty(), "{:?}", leftovers(&out));
 }
 
 /// What the hostile stand-in guest (FAKE_QEMU_HOSTILE=1) writes, as the host must print it.
