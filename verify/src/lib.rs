@@ -34,6 +34,7 @@ mod provenance;
 pub mod render;
 mod report;
 pub mod verdict;
+pub mod vsa;
 
 use std::path::Path;
 

@@ -10,7 +10,7 @@ use kettle_attest::chain::Product;
 use kettle_attest::CertChain;
 use kettle_image::ImageManifest;
 use kettle_verify::{
-    AppliedPolicy, Bundle, BundleFiles, CheckId, Expectations, LoadError, MinTcb, Policy,
+    vsa, AppliedPolicy, Bundle, BundleFiles, CheckId, Expectations, LoadError, MinTcb, Policy,
     PolicyError, SourcePin, TcbFloor, Verdict,
 };
 
@@ -160,6 +160,12 @@ pub struct VerifyArgs {
     /// Print the verdict as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Also write a SLSA Verification Summary Attestation v1 (an in-toto Statement, RFC 8785
+    /// JSON) to FILE, for a pass and for a rejection alike: the verified artifacts, the policy
+    /// and its digest, the provenance and evidence digests, PASSED or FAILED, and the build level
+    /// shown (SLSA_BUILD_LEVEL_3 only for hardware-attested evidence bound to its provenance).
+    #[arg(long, value_name = "FILE")]
+    pub vsa: Option<PathBuf>,
 }
 
 /// Why `kettle verify` could not run.
@@ -202,6 +208,14 @@ pub enum VerifyCmdError {
     /// Fetching the VCEK failed.
     #[error(transparent)]
     Kds(#[from] kds::KdsError),
+    /// The VSA could not be written.
+    #[error("--vsa {path}: cannot write it: {source}")]
+    WriteVsa {
+        /// Where it was to go.
+        path: PathBuf,
+        /// Why not.
+        source: std::io::Error,
+    },
     /// The auditor's clone could not say which tree a commit has.
     #[error("--source {dir}: cannot list the commits and trees of {git_ref}: {message}")]
     CloneTrees {
@@ -216,7 +230,12 @@ pub enum VerifyCmdError {
 
 /// Runs `kettle verify`.
 pub fn run(args: VerifyArgs) -> ExitCode {
-    match verify(&args) {
+    match verify(&args).and_then(|(verdict, bundle)| {
+        if let Some(path) = &args.vsa {
+            write_vsa(path, &verdict, &bundle, &args)?;
+        }
+        Ok(verdict)
+    }) {
         Ok(verdict) => {
             let text = if args.json {
                 serde_json::to_string_pretty(&verdict).expect("a verdict always serializes")
@@ -245,8 +264,56 @@ pub fn run(args: VerifyArgs) -> ExitCode {
     }
 }
 
-/// Reads the inputs and runs the verifier.
-pub fn verify(args: &VerifyArgs) -> Result<Verdict, VerifyCmdError> {
+/// Writes the VSA over `verdict` to `path`, whole or not at all (a temporary file beside
+/// it, renamed into place).
+fn write_vsa(
+    path: &Path,
+    verdict: &Verdict,
+    bundle: &Bundle,
+    args: &VerifyArgs,
+) -> Result<(), VerifyCmdError> {
+    let name_of = |p: Option<&PathBuf>, default: &str| {
+        p.and_then(|p| p.file_name())
+            .map_or_else(|| default.to_owned(), |n| n.to_string_lossy().into_owned())
+    };
+    let (evidence_uri, provenance_uri) = match &args.dir {
+        Some(_) => ("evidence".to_owned(), "provenance.json".to_owned()),
+        None => (
+            name_of(args.evidence.as_ref(), "evidence"),
+            name_of(args.provenance.as_ref(), "provenance.json"),
+        ),
+    };
+    let resource_uri = vsa::repository_of(bundle.provenance.as_deref())
+        .or_else(|| {
+            let dir = std::path::absolute(args.dir.as_ref()?).ok()?;
+            Some(format!("file://{}", dir.display()))
+        })
+        .unwrap_or_else(|| "urn:kettle:unnamed-resource".to_owned());
+    let ctx = vsa::VsaContext {
+        verifier_version: [("kettle".to_owned(), env!("CARGO_PKG_VERSION").to_owned())].into(),
+        time_verified: kettle_provenance::timestamp::now_rfc3339_utc(),
+        flags_policy_uri: "urn:kettle:policy:command-line".to_owned(),
+        resource_uri,
+        evidence_uri,
+        provenance_uri,
+    };
+    let bytes = vsa::summary(verdict, bundle, &ctx);
+    let err = |source| VerifyCmdError::WriteVsa {
+        path: path.to_owned(),
+        source,
+    };
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
+    std::io::Write::write_all(&mut tmp, &bytes).map_err(err)?;
+    tmp.persist(path).map_err(|e| err(e.error))?;
+    Ok(())
+}
+
+/// Reads the inputs and runs the verifier; returns the verdict and what it judged.
+pub fn verify(args: &VerifyArgs) -> Result<(Verdict, Bundle), VerifyCmdError> {
     let mut files = match &args.dir {
         Some(dir) => BundleFiles::output_dir(dir)?,
         None => BundleFiles {
@@ -306,10 +373,11 @@ pub fn verify(args: &VerifyArgs) -> Result<Verdict, VerifyCmdError> {
         );
     }
     let verdict = kettle_verify::verify(&bundle, &expect);
-    Ok(match applied {
+    let verdict = match applied {
         Some(p) => verdict.under_policy(p),
         None => verdict,
-    })
+    };
+    Ok((verdict, bundle))
 }
 
 /// How the flags meet a policy: the one place that decides, for every flag that touches a

@@ -4,3 +4,4 @@ mod escaped;
 mod hostile;
 mod real;
 mod simulated;
+mod vsa;
