@@ -32,6 +32,8 @@ pub use ovmf::{MetadataSection, Ovmf, OvmfError, SectionType};
 
 use ovmf::{guid, PAGE_SIZE};
 
+use crate::audit::files;
+
 /// Length of a launch digest (SHA-384).
 pub const LAUNCH_DIGEST_LEN: usize = 48;
 
@@ -75,16 +77,10 @@ const PADDED_HASH_TABLE_LEN: usize = (HASH_TABLE_LEN + 15) & !15;
 /// Why a launch digest cannot be computed.
 #[derive(Debug, thiserror::Error)]
 pub enum MeasureError {
-    /// An input file could not be read.
-    #[error("cannot read {what} {path}: {source}")]
-    Read {
-        /// Which input (firmware, kernel, initrd).
-        what: &'static str,
-        /// Its path.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
+    /// An input file could not be read, is not a regular file, or is larger than any
+    /// image's (a FIFO or a link to `/dev/zero` is refused, never read).
+    #[error(transparent)]
+    Read(#[from] crate::audit::files::ReadError),
     /// The firmware is not a usable SEV-SNP OVMF.
     #[error("firmware {path}: {source}")]
     Firmware {
@@ -427,30 +423,22 @@ impl MeasureInputs {
     }
 }
 
-/// Reads and parses a firmware file.
+/// Reads and parses a firmware file (a regular file within an image file's limit).
 pub fn load_ovmf(path: &Path) -> Result<Ovmf, MeasureError> {
-    let data = std::fs::read(path).map_err(|source| MeasureError::Read {
-        what: "firmware",
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let data = files::read_regular("firmware", path, files::MAX_IMAGE_FILE_BYTES)?;
     Ovmf::parse(data).map_err(|source| MeasureError::Firmware {
         path: path.to_path_buf(),
         source,
     })
 }
 
-/// SHA-256 of a file, streamed.
+/// SHA-256 of a regular file within an image file's limit, streamed.
 pub fn sha256_file(path: &Path, what: &'static str) -> Result<[u8; 32], MeasureError> {
-    let err = |source| MeasureError::Read {
+    Ok(files::sha256_regular(
         what,
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut file = std::fs::File::open(path).map_err(err)?;
-    let mut h = Sha256::new();
-    std::io::copy(&mut file, &mut h).map_err(err)?;
-    Ok(h.finalize().into())
+        path,
+        files::MAX_IMAGE_FILE_BYTES,
+    )?)
 }
 
 /// Test helpers shared with the manifest and bundle tests.

@@ -1,6 +1,7 @@
 use super::ovmf::tests::synthetic_ovmf;
 use super::tests_support::vm;
 use super::*;
+use crate::audit::files::ReadError;
 
 #[test]
 fn digest_hex_round_trip() {
@@ -115,9 +116,37 @@ fn initrd_or_cmdline_without_kernel_is_an_error() {
     ));
     assert!(matches!(
         inputs.launch_digest(),
-        Err(MeasureError::Read {
+        Err(MeasureError::Read(ReadError::Io {
             what: "firmware",
             ..
-        })
+        }))
     ));
+}
+
+/// Plain `kettle measure --ovmf/--kernel/--initrd` takes the operator's paths: a FIFO or a
+/// link to /dev/zero is refused without blocking or reading, as the manifest audit does.
+#[test]
+fn measure_inputs_that_are_not_regular_files_are_refused_without_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    let zero = dir.path().join("zero");
+    std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+    for (path, kind) in [(&fifo, "a FIFO"), (&zero, "a symlink")] {
+        match sha256_file(path, "kernel") {
+            Err(MeasureError::Read(ReadError::NotRegular { kind: k, .. })) => assert_eq!(k, kind),
+            other => panic!("{}: {other:?}", path.display()),
+        }
+        assert!(matches!(
+            load_ovmf(path),
+            Err(MeasureError::Read(ReadError::NotRegular { .. }))
+        ));
+    }
 }
