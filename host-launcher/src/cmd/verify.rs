@@ -395,31 +395,34 @@ impl FlagsOverPolicy {
     /// A flag that either narrows `field` or replaces it: true when it replaces (no policy,
     /// or `--loosen-policy field`), false when it narrows. Either way recorded.
     fn narrows_or_replaces(&mut self, field: &'static str, flag: &str) -> bool {
-        if !self.under_policy {
-            return true;
-        }
-        if self.loosen.contains(field) {
-            self.overrides.insert(field, flag.to_string());
-            true
-        } else {
-            self.narrowed.insert(field, flag.to_string());
-            false
-        }
+        self.replaces(field, flag, |f| &mut f.narrowed)
     }
 
     /// A flag that can only loosen `field`: true when it applies (no policy, or
     /// `--loosen-policy field`); false, recorded as not applied, otherwise.
     fn loosens(&mut self, field: &'static str, flag: &str) -> bool {
+        self.replaces(field, flag, |f| &mut f.not_applied)
+    }
+
+    /// True when `flag` replaces `field` (no policy, or `--loosen-policy field`: recorded
+    /// as an override); otherwise records it where `kept` says and returns false.
+    fn replaces(
+        &mut self,
+        field: &'static str,
+        flag: &str,
+        kept: fn(&mut Self) -> &mut Overrides,
+    ) -> bool {
         if !self.under_policy {
             return true;
         }
-        if self.loosen.contains(field) {
-            self.overrides.insert(field, flag.to_string());
-            true
+        let replaced = self.loosen.contains(field);
+        let record = if replaced {
+            &mut self.overrides
         } else {
-            self.not_applied.insert(field, flag.to_string());
-            false
-        }
+            kept(self)
+        };
+        record.insert(field, flag.to_string());
+        replaced
     }
 
     /// Every `--loosen-policy FIELD` must have loosened something: a stray one is a mistake.
