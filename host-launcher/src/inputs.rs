@@ -68,6 +68,14 @@ pub enum InputError {
         /// Why it cannot be produced.
         reason: String,
     },
+    /// A cargo path dependency the guest cannot see (outside the repository, or not committed).
+    #[error("commit {commit}: {message}")]
+    BadDependency {
+        /// The commit.
+        commit: String,
+        /// Which dependency and what to do.
+        message: String,
+    },
     /// A pin that no given file matches, while a file that looks like the pinned one was given.
     #[error("{RECIPE_FILE} pins {what} sha256 {pinned}, but {}: if that is the {what} to build with, update the pin in {RECIPE_FILE} (`kettle init --force` rewrites the pins from the image's bundles.json) and commit it", describe_candidates(candidates))]
     WrongPin {
@@ -216,6 +224,13 @@ pub fn resolve_with(
     })?;
     if recipe.build_type == BuildType::CargoBuild {
         check_outputs(source, &recipe)?;
+        // Caught here, not minutes later in the VM: the guest sees only this commit's tree.
+        crate::project::check_path_dependencies(source, "the commit").map_err(|e| {
+            InputError::BadDependency {
+                commit: commit.into(),
+                message: e.to_string(),
+            }
+        })?;
     }
     let crates = if recipe.build_type.uses_lockfile() {
         let lock = source.read_file("Cargo.lock")?.ok_or_else(|| InputError::BadLockfile {

@@ -6,16 +6,15 @@
 //! write, and to refuse outputs the recipe cannot produce before any VM boots.
 
 use std::collections::BTreeSet;
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use kettle_wire::recipe::{BuildType, Recipe, RECIPE_FILE};
-
-use crate::bundles::{BundlePin, BundlePins};
-
 /// Where cargo-build/v1 outputs are (`cargo build --release` in the source root).
 pub const RELEASE_DIR: &str = "target/release/";
+/// Why a binary behind required features is not an output.
+const DEFAULT_FEATURES_ONLY: &str = "cargo-build/v1 builds default features only";
+/// Binaries that are a workspace's build tooling by convention (`cargo xtask`), not its product.
+const TOOLING_BINS: [&str; 1] = ["xtask"];
 
 /// Why a project cannot get a recipe, or a recipe's outputs cannot be built.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +38,41 @@ pub enum ProjectError {
         path: PathBuf,
         /// What is wrong.
         message: String,
+    },
+    /// A path dependency climbs out of the repository.
+    #[error("{manifest}: dependency {name} has path {path:?}, outside the repository: the build sees only the commit's tree; move {name} into the repository (a workspace member) or depend on a published version")]
+    PathDependencyOutside {
+        /// The manifest that declares it.
+        manifest: String,
+        /// The dependency.
+        name: String,
+        /// Its `path` as written.
+        path: String,
+    },
+    /// A path dependency the tree does not hold.
+    #[error("{manifest}: dependency {name} has path {path:?}, which is not in {in_tree} (no {path}/Cargo.toml): commit it (git add {path} && git commit), or remove the dependency")]
+    PathDependencyMissing {
+        /// The manifest that declares it.
+        manifest: String,
+        /// The dependency.
+        name: String,
+        /// Its `path` as written.
+        path: String,
+        /// What was looked in ("the commit", "the directory").
+        in_tree: String,
+    },
+    /// Cargo.lock pins something the guest cannot fetch or check.
+    #[error("Cargo.lock: {0}; cargo-build/v1 fetches only what Cargo.lock pins by checksum: depend on a published version, or vendor the crate into the repository as a path dependency")]
+    Lockfile(kettle_wire::lockfile::LockfileError),
+    /// `--bin` named a binary the project does not build.
+    #[error(
+        "--bin {name}: not a binary that `cargo build --release` builds here (binaries: {bins})"
+    )]
+    UnknownBin {
+        /// The name given.
+        name: String,
+        /// The binaries there are, comma-separated.
+        bins: String,
     },
     /// A file could not be read or written.
     #[error("{path}: {source}")]
@@ -144,6 +178,44 @@ pub fn detect(dir: &Path) -> Result<CargoProject, ProjectError> {
     })
 }
 
+/// Chooses the outputs: the binaries `wanted` names (each one the project builds), or when
+/// none is named every binary but build tooling (`xtask`), which is listed as skipped.
+pub fn select_bins(project: &mut CargoProject, wanted: &[String]) -> Result<(), ProjectError> {
+    let all: Vec<String> = project
+        .bins
+        .iter()
+        .chain(project.skipped.iter().map(|(b, _)| b))
+        .cloned()
+        .collect();
+    if let Some(name) = wanted.iter().find(|w| !all.contains(w)) {
+        return Err(ProjectError::UnknownBin {
+            name: name.clone(),
+            bins: all.join(", "),
+        });
+    }
+    let (chosen, left): (Vec<String>, Vec<String>) = if wanted.is_empty() {
+        project
+            .bins
+            .drain(..)
+            .partition(|b| !TOOLING_BINS.contains(&b.as_str()))
+    } else {
+        project.bins.drain(..).partition(|b| wanted.contains(b))
+    };
+    let why = if wanted.is_empty() {
+        "build tooling by convention; `kettle init --bin NAME` lists exactly the binaries named"
+    } else {
+        "not named by --bin"
+    };
+    project
+        .skipped
+        .extend(left.into_iter().map(|b| (b, why.to_string())));
+    project.bins = chosen;
+    if project.bins.is_empty() {
+        return Err(ProjectError::NoBins(project.dir.clone()));
+    }
+    Ok(())
+}
+
 type Bins = (Vec<String>, Vec<(String, String)>);
 
 /// Host-side `cargo ARGS --manifest-path MANIFEST`, run so that nothing in the project
@@ -230,7 +302,7 @@ fn bins_from_metadata(dir: &Path) -> Option<Result<Bins, ProjectError>> {
                 Some(f) => skipped.push((
                     name.to_string(),
                     format!(
-                        "needs features {}",
+                        "needs features {}; {DEFAULT_FEATURES_ONLY}",
                         f.iter()
                             .filter_map(|v| v.as_str())
                             .collect::<Vec<_>>()
@@ -348,7 +420,10 @@ fn package_bins(tree: &dyn Tree, dir: &str, manifest: &toml::Table) -> Bins {
             named_paths.insert(join(dir, p));
         }
         match b.get("required-features").and_then(|f| f.as_array()) {
-            Some(f) if !f.is_empty() => skipped.push((n.to_string(), "needs features".into())),
+            Some(f) if !f.is_empty() => skipped.push((
+                n.to_string(),
+                format!("needs features; {DEFAULT_FEATURES_ONLY}"),
+            )),
             _ => {
                 bins.insert(n.to_string());
             }
@@ -399,140 +474,6 @@ pub fn toolchain_channel(tree: &dyn Tree) -> Option<String> {
     (!line.is_empty() && !line.starts_with('[')).then(|| line.to_string())
 }
 
-/// The commented kettle.toml `kettle init` writes for `project`, pinned to `pins`
-/// (read from `pins_from`). It parses with [`Recipe::parse`].
-pub fn render_recipe(project: &CargoProject, pins: &BundlePins, pins_from: &Path) -> String {
-    let mut t = String::new();
-    let w = &mut t;
-    let _ = writeln!(
-        w,
-        "# kettle.toml: how Kettle builds this project in its confidential VM,"
-    );
-    let _ = writeln!(
-        w,
-        "# written by `kettle init`. The commit covers this file, so the recipe and"
-    );
-    let _ = writeln!(
-        w,
-        "# its pins are exactly as trustworthy as the commit id: commit it, then"
-    );
-    let _ = writeln!(
-        w,
-        "# `kettle build . --tee snp` (or `--tee simulated` on a machine without SEV-SNP)."
-    );
-    let _ = writeln!(w, "#");
-    let _ = writeln!(
-        w,
-        "# cargo-build/v1 runs `cargo build --locked --offline --release` in the"
-    );
-    let _ = writeln!(
-        w,
-        "# source root, in the pinned root filesystem with the pinned toolchain and"
-    );
-    let _ = writeln!(
-        w,
-        "# every crate of Cargo.lock checked against its checksum and vendored; no network."
-    );
-    if let Some(c) = &project.channel {
-        let _ = writeln!(w, "#");
-        let _ = writeln!(
-            w,
-            "# rust-toolchain.toml asks for channel {c:?}. It is not used: the toolchain"
-        );
-        let _ = writeln!(
-            w,
-            "# bundle pinned below decides the compiler ({}).",
-            pins.toolchain.summary
-        );
-    }
-    let _ = writeln!(w);
-    let _ = writeln!(w, "[build]");
-    let _ = writeln!(w, "type = \"{}\"", BuildType::CargoBuild.name());
-    let _ = writeln!(
-        w,
-        "# One provenance subject per output: the binaries `cargo build --release`"
-    );
-    let _ = writeln!(w, "# makes here (found by {}).", project.found_by);
-    for (bin, why) in &project.skipped {
-        let _ = writeln!(
-            w,
-            "# Not listed: {bin} ({why}; cargo-build/v1 builds default features only)."
-        );
-    }
-    let outputs: Vec<String> = project
-        .bins
-        .iter()
-        .map(|b| format!("\"{RELEASE_DIR}{b}\""))
-        .collect();
-    let _ = writeln!(w, "outputs = [{}]", outputs.join(", "));
-    let _ = writeln!(w);
-    let pin = |w: &mut String, section: &str, what: &str, p: &BundlePin| {
-        let _ = writeln!(w, "[{section}]");
-        let _ = writeln!(w, "# {what}: {}", p.summary);
-        match &p.manifest {
-            Some(m) => {
-                let _ = writeln!(w, "# Its manifest: {} (sha256 {}),", m.file, m.sha256);
-                let _ = writeln!(w, "# also inside the bundle as /{}.", m.inside);
-            }
-            None => {
-                let _ = writeln!(w, "# (This bundle was made without a manifest.)");
-            }
-        }
-        if crate::bundles::is_marker_url(&p.url) {
-            let _ = writeln!(
-                w,
-                "# The URL is a marker, never downloaded: `.invalid` never resolves. The"
-            );
-            let _ = writeln!(
-                w,
-                "# bundle is delivered with the build: `kettle build` finds {} beside",
-                p.file
-            );
-            let _ = writeln!(
-                w,
-                "# the image, or takes it with `--input FILE`; its sha256 alone identifies it."
-            );
-        }
-        let _ = writeln!(w, "url = \"{}\"", p.url);
-        let _ = writeln!(w, "sha256 = \"{}\"", p.sha256);
-    };
-    pin(w, "toolchain", "The Rust toolchain", &pins.toolchain);
-    let _ = writeln!(w);
-    pin(w, "rootfs", "The build's root filesystem", &pins.rootfs);
-    let _ = writeln!(w);
-    let _ = writeln!(w, "# Pins from {}.", pins_from.display());
-    t
-}
-
-/// Writes `dir/kettle.toml` (refusing to replace one unless `force`) and returns its path.
-pub fn write_recipe(dir: &Path, text: &str, force: bool) -> Result<PathBuf, ProjectError> {
-    debug_assert!(
-        Recipe::parse(text).is_ok(),
-        "kettle init writes a valid recipe"
-    );
-    let path = dir.join(RECIPE_FILE);
-    let io = |source| ProjectError::Io {
-        path: path.clone(),
-        source,
-    };
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true);
-    if force {
-        opts.create(true).truncate(true);
-    } else {
-        opts.create_new(true);
-    }
-    let mut f = match opts.open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            return Err(ProjectError::Exists(path))
-        }
-        Err(e) => return Err(io(e)),
-    };
-    std::io::Write::write_all(&mut f, text.as_bytes()).map_err(io)?;
-    Ok(path)
-}
-
 /// Why a cargo-build/v1 output cannot be produced, if it cannot: it must be under
 /// `target/release/`, and a file directly there without an extension must be one of
 /// `bins` (when they are known). Libraries (`lib*.so`, `.a`, `.rlib`) and deeper
@@ -558,6 +499,15 @@ pub fn check_cargo_output(output: &str, bins: Option<&[String]>) -> Result<(), S
         _ => Ok(()),
     }
 }
+
+mod dependencies;
+mod git_state;
+mod recipe;
+pub use dependencies::{
+    check_lockfile, check_path_dependencies, path_dependencies, PathDependency,
+};
+pub use git_state::commit_warnings;
+pub use recipe::{render_recipe, write_recipe};
 
 #[cfg(test)]
 mod tests;

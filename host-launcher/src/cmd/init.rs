@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
-use kettle::bundles::{BundlePins, BundlesError, BUNDLES_FILE};
+use kettle::bundles::{BundlePins, BundlesError};
 use kettle::project::{self, ProjectError};
 
 /// Options of `kettle init`.
@@ -33,6 +33,9 @@ pub struct InitArgs {
     /// Replace an existing kettle.toml.
     #[arg(long)]
     pub force: bool,
+    /// List only this binary as an output (repeat for more; default: every binary but `xtask`).
+    #[arg(long = "bin", value_name = "NAME")]
+    pub bins: Vec<String>,
 }
 
 /// Why `kettle init` could not write a recipe.
@@ -46,15 +49,34 @@ pub enum InitError {
     Bundles(#[from] BundlesError),
 }
 
-/// The recipe `kettle init` writes for the project in `dir` with the pins of `image`, and its path.
+/// The recipe `kettle init` would write for the project in `dir` with the pins of `image`,
+/// and its path (what `kettle build` suggests when a project has none).
 pub fn recipe_for(dir: &Path, image: &Path) -> Result<(String, PathBuf), InitError> {
+    init_recipe(dir, image, &[]).map(|(text, path, _)| (text, path))
+}
+
+/// The recipe `kettle init` writes for the project in `dir` (its outputs the binaries
+/// `bins` names, or all but build tooling) with the pins of `image`, its path, and the
+/// warnings about what is not committed yet. Refuses what the guest could never build
+/// (a git dependency, a path dependency outside the repository) before anything is written.
+pub fn init_recipe(
+    dir: &Path,
+    image: &Path,
+    bins: &[String],
+) -> Result<(String, PathBuf, Vec<String>), InitError> {
     let existing = dir.join(kettle_wire::recipe::RECIPE_FILE);
-    let project = project::detect(dir)?;
+    let tree = project::DirTree(dir);
+    if dir.join("Cargo.toml").is_file() {
+        // Before cargo reads the project: its own message for a missing path is less clear.
+        project::check_lockfile(&tree)?;
+        project::check_path_dependencies(&tree, "the directory")?;
+    }
+    let mut project = project::detect(dir)?;
+    project::select_bins(&mut project, bins)?;
+    let path_deps = project::path_dependencies(&tree).unwrap_or_default();
+    let warnings = project::commit_warnings(dir, &path_deps);
     let pins = BundlePins::load(image)?;
-    Ok((
-        project::render_recipe(&project, &pins, &image.join(BUNDLES_FILE)),
-        existing,
-    ))
+    Ok((project::render_recipe(&project, &pins), existing, warnings))
 }
 
 /// Runs `kettle init`.
@@ -67,7 +89,10 @@ fn init(args: &InitArgs) -> Result<(), InitError> {
     if !args.print && !args.force && target.exists() {
         return Err(ProjectError::Exists(target).into());
     }
-    let (text, path) = recipe_for(&args.dir, &args.image)?;
+    let (text, path, warnings) = init_recipe(&args.dir, &args.image, &args.bins)?;
+    for w in &warnings {
+        eprintln!("warning: {}", kettle::console::escape(w));
+    }
     if args.print {
         crate::print_stdout(text.trim_end());
         return Ok(());

@@ -1,5 +1,6 @@
 use super::*;
 use crate::bundles::{BundlePins, MARKER_URL_BASE};
+use kettle_wire::recipe::{BuildType, Recipe};
 use std::fs;
 
 fn pins(dir: &Path) -> BundlePins {
@@ -92,7 +93,7 @@ fn the_written_recipe_parses_and_is_not_overwritten() {
     ]);
     let p = detect(d.path()).unwrap();
     let pins = pins(d.path());
-    let text = render_recipe(&p, &pins, Path::new("build/image/bundles.json"));
+    let text = render_recipe(&p, &pins);
     let recipe = Recipe::parse(&text).unwrap();
     assert_eq!(recipe.build_type, BuildType::CargoBuild);
     assert_eq!(recipe.outputs, ["target/release/hello"]);
@@ -105,6 +106,10 @@ fn the_written_recipe_parses_and_is_not_overwritten() {
         pins.toolchain.sha256
     );
     assert!(text.contains("channel \"1.79\""), "{text}");
+    // Committed into the user's repository: nothing of the builder's machine.
+    let host = d.path().display().to_string();
+    assert!(!text.contains(&host), "a host path in the recipe:\n{text}");
+    assert!(!text.contains("build/image"), "{text}");
     write_recipe(d.path(), &text, false).unwrap();
     let err = write_recipe(d.path(), &text, false).unwrap_err();
     assert!(matches!(err, ProjectError::Exists(_)), "{err}");
@@ -121,4 +126,97 @@ fn outputs_the_recipe_cannot_make_are_named() {
     assert!(err.contains("target/release/"), "{err}");
     let err = check_cargo_output("target/release/helo", Some(&bins)).unwrap_err();
     assert!(err.contains("binaries: hello"), "{err}");
+}
+
+fn bins_project(bins: &[&str]) -> CargoProject {
+    CargoProject {
+        dir: PathBuf::from("/p"),
+        bins: bins.iter().map(|b| b.to_string()).collect(),
+        skipped: Vec::new(),
+        channel: None,
+        found_by: "test",
+    }
+}
+
+#[test]
+fn xtask_is_build_tooling_not_an_output_unless_named() {
+    let mut p = bins_project(&["app", "xtask"]);
+    select_bins(&mut p, &[]).unwrap();
+    assert_eq!(p.bins, ["app"]);
+    assert_eq!(
+        p.skipped,
+        [(
+            "xtask".to_string(),
+            "build tooling by convention; `kettle init --bin NAME` lists exactly the binaries named"
+                .to_string()
+        )]
+    );
+    let mut p = bins_project(&["app", "xtask", "other"]);
+    select_bins(&mut p, &["xtask".into(), "other".into()]).unwrap();
+    assert_eq!(p.bins, ["xtask", "other"]);
+    assert_eq!(p.skipped[0].1, "not named by --bin");
+}
+
+#[test]
+fn bin_names_a_binary_the_project_builds() {
+    let mut p = bins_project(&["app", "xtask"]);
+    let err = select_bins(&mut p, &["apps".into()]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "--bin apps: not a binary that `cargo build --release` builds here (binaries: app, xtask)"
+    );
+    let mut p = bins_project(&["xtask"]);
+    assert!(matches!(
+        select_bins(&mut p, &[]),
+        Err(ProjectError::NoBins(_))
+    ));
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let ok = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(ok.status.success(), "git {args:?}: {ok:?}");
+}
+
+#[test]
+fn uncommitted_lockfiles_and_path_dependencies_are_warned_about_with_the_fix() {
+    let d = project(&[
+        (
+            "Cargo.toml",
+            "[package]\nname = \"app\"\nversion = \"0.1.0\"\n\n[dependencies]\nhelper = { path = \"helper\" }\n",
+        ),
+        ("Cargo.lock", "version = 3\n"),
+        (
+            "helper/Cargo.toml",
+            "[package]\nname = \"helper\"\nversion = \"0.1.0\"\n",
+        ),
+        (".gitignore", "Cargo.lock\n"),
+    ]);
+    let shown = d.path().display().to_string();
+    let deps = path_dependencies(&DirTree(d.path())).unwrap();
+    assert_eq!(
+        commit_warnings(d.path(), &deps),
+        [format!(
+            "{shown} is not a git checkout: kettle build builds a commit; run `git -C {shown} init` and commit the project with Cargo.lock and kettle.toml"
+        )]
+    );
+    git(d.path(), &["init", "-q"]);
+    assert_eq!(
+        commit_warnings(d.path(), &deps),
+        [
+            format!("Cargo.lock is ignored by git (a .gitignore rule), so no commit carries it and cargo-build/v1 cannot build: `git -C {shown} add -f Cargo.lock`, then commit"),
+            format!("Cargo.toml: path dependency helper (helper) is not committed: `git -C {shown} add helper`, then commit"),
+        ]
+    );
+    fs::write(d.path().join(".gitignore"), "target\n").unwrap();
+    assert_eq!(
+        commit_warnings(d.path(), &deps)[0],
+        format!("Cargo.lock is not committed: `git -C {shown} add Cargo.lock` before the commit you build")
+    );
+    git(d.path(), &["add", "-A"]);
+    assert_eq!(commit_warnings(d.path(), &deps), Vec::<String>::new());
 }

@@ -340,3 +340,104 @@ fn outputs_cargo_cannot_make_are_refused_before_the_build() {
         assert!(!t.contains("run the VM"), "refused after booting: {t}");
     }
 }
+
+/// [`cargo_project`] whose Cargo.toml depends on `helper` at `path`.
+fn cargo_project_with_path_dependency(repo: &GitRepo, path: &str) {
+    cargo_project(repo);
+    repo.write(
+        "Cargo.toml",
+        format!("[package]\nname = \"mine\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\nhelper = {{ path = \"{path}\" }}\n\n[workspace]\n"),
+    );
+}
+
+#[test]
+fn path_dependencies_the_guest_cannot_see_are_refused_before_any_vm_boots() {
+    let w = world();
+    let outside = w.root.path().join("helper");
+    fs::create_dir_all(outside.join("src")).unwrap();
+    fs::write(
+        outside.join("Cargo.toml"),
+        "[package]\nname = \"helper\"\nversion = \"0.1.0\"\n",
+    )
+    .unwrap();
+    fs::write(outside.join("src/lib.rs"), "").unwrap();
+    let repo = w.repo("mine");
+    cargo_project_with_path_dependency(&repo, "../helper");
+    let says = "Cargo.toml: dependency helper has path \"../helper\", outside the repository: the build sees only the commit's tree; move helper into the repository (a workspace member) or depend on a published version";
+    let init = kettle_init(repo.path(), &w.image);
+    assert_eq!(init.status.code(), Some(2), "{}", text(&init));
+    assert_eq!(
+        String::from_utf8_lossy(&init.stderr).trim_end(),
+        format!("kettle init: {says}")
+    );
+    assert!(!repo.path().join("kettle.toml").exists());
+
+    repo.write(
+        "kettle.toml",
+        cargo_recipe("target/release/mine", BUNDLE_MARKER, TOOLCHAIN, ROOTFS),
+    );
+    repo.commit_all("outside");
+    let t = w.refused(repo.path(), &[], &[says]);
+    assert!(!t.contains("run the VM"), "refused after booting: {t}");
+
+    // Inside the repository but never committed: init warns, build refuses.
+    cargo_project_with_path_dependency(&repo, "helper");
+    repo.commit_all("inside, uncommitted");
+    let inside = repo.path().join("helper");
+    fs::create_dir_all(inside.join("src")).unwrap();
+    fs::write(
+        inside.join("Cargo.toml"),
+        "[package]\nname = \"helper\"\nversion = \"0.1.0\"\n",
+    )
+    .unwrap();
+    fs::write(inside.join("src/lib.rs"), "").unwrap();
+    let init = kettle()
+        .args(["init", "--print", "--image"])
+        .arg(&w.image)
+        .arg(repo.path())
+        .output()
+        .unwrap();
+    assert_eq!(init.status.code(), Some(0), "{}", text(&init));
+    assert_eq!(
+        String::from_utf8_lossy(&init.stderr).trim_end(),
+        format!(
+            "warning: Cargo.toml: path dependency helper (helper) is not committed: `git -C {} add helper`, then commit",
+            repo.path().display()
+        )
+    );
+    let t = w.refused(
+        repo.path(),
+        &[],
+        &["Cargo.toml: dependency helper has path \"helper\", which is not in the commit (no helper/Cargo.toml): commit it (git add helper && git commit), or remove the dependency"],
+    );
+    assert!(!t.contains("run the VM"), "refused after booting: {t}");
+}
+
+#[test]
+fn kettle_init_refuses_a_git_dependency_and_warns_about_an_ignored_lockfile() {
+    let w = world();
+    let repo = w.repo("mine");
+    cargo_project(&repo);
+    repo.write(
+        "Cargo.lock",
+        "version = 3\n\n[[package]]\nname = \"mine\"\nversion = \"0.1.0\"\n\n[[package]]\nname = \"x\"\nversion = \"1.0.0\"\nsource = \"git+https://github.com/o/x#abc\"\n",
+    );
+    let init = kettle_init(repo.path(), &w.image);
+    assert_eq!(init.status.code(), Some(2), "{}", text(&init));
+    assert_eq!(
+        String::from_utf8_lossy(&init.stderr).trim_end(),
+        "kettle init: Cargo.lock: package x 1.0.0 comes from \"git+https://github.com/o/x#abc\": only crates.io registry and path dependencies are supported; cargo-build/v1 fetches only what Cargo.lock pins by checksum: depend on a published version, or vendor the crate into the repository as a path dependency"
+    );
+    cargo_project(&repo);
+    repo.write(".gitignore", "Cargo.lock\n");
+    let init = kettle_init(repo.path(), &w.image);
+    assert_eq!(init.status.code(), Some(0), "{}", text(&init));
+    let shown = repo.path().display();
+    assert!(
+        String::from_utf8_lossy(&init.stderr).starts_with(&format!(
+            "warning: Cargo.lock is ignored by git (a .gitignore rule), so no commit carries it and cargo-build/v1 cannot build: `git -C {shown} add -f Cargo.lock`, then commit\n"
+        )),
+        "{}",
+        text(&init)
+    );
+}
