@@ -174,18 +174,9 @@ fn resolve(dir: &str, path: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::project::tests::project as tree;
     use crate::project::DirTree;
     use std::fs;
-
-    fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
-        let d = tempfile::tempdir().unwrap();
-        for (p, c) in files {
-            let path = d.path().join(p);
-            fs::create_dir_all(path.parent().unwrap()).unwrap();
-            fs::write(path, c).unwrap();
-        }
-        d
-    }
 
     #[test]
     fn paths_resolve_from_the_member_and_never_climb_out() {

@@ -14,7 +14,8 @@ fn pins(dir: &Path) -> BundlePins {
     .unwrap()
 }
 
-fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
+/// A temporary directory holding `files` (path, contents).
+pub(super) fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
     for (p, c) in files {
         let path = d.path().join(p);

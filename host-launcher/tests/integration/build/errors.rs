@@ -341,6 +341,17 @@ fn outputs_cargo_cannot_make_are_refused_before_the_build() {
     }
 }
 
+/// A library crate `helper` in `dir`.
+fn helper_crate(dir: &Path) {
+    fs::create_dir_all(dir.join("src")).unwrap();
+    fs::write(
+        dir.join("Cargo.toml"),
+        "[package]\nname = \"helper\"\nversion = \"0.1.0\"\n",
+    )
+    .unwrap();
+    fs::write(dir.join("src/lib.rs"), "").unwrap();
+}
+
 /// [`cargo_project`] whose Cargo.toml depends on `helper` at `path`.
 fn cargo_project_with_path_dependency(repo: &GitRepo, path: &str) {
     cargo_project(repo);
@@ -353,14 +364,7 @@ fn cargo_project_with_path_dependency(repo: &GitRepo, path: &str) {
 #[test]
 fn path_dependencies_the_guest_cannot_see_are_refused_before_any_vm_boots() {
     let w = world();
-    let outside = w.root.path().join("helper");
-    fs::create_dir_all(outside.join("src")).unwrap();
-    fs::write(
-        outside.join("Cargo.toml"),
-        "[package]\nname = \"helper\"\nversion = \"0.1.0\"\n",
-    )
-    .unwrap();
-    fs::write(outside.join("src/lib.rs"), "").unwrap();
+    helper_crate(&w.root.path().join("helper"));
     let repo = w.repo("mine");
     cargo_project_with_path_dependency(&repo, "../helper");
     let says = "Cargo.toml: dependency helper has path \"../helper\", outside the repository: the build sees only the commit's tree; move helper into the repository (a workspace member) or depend on a published version";
@@ -383,14 +387,7 @@ fn path_dependencies_the_guest_cannot_see_are_refused_before_any_vm_boots() {
     // Inside the repository but never committed: init warns, build refuses.
     cargo_project_with_path_dependency(&repo, "helper");
     repo.commit_all("inside, uncommitted");
-    let inside = repo.path().join("helper");
-    fs::create_dir_all(inside.join("src")).unwrap();
-    fs::write(
-        inside.join("Cargo.toml"),
-        "[package]\nname = \"helper\"\nversion = \"0.1.0\"\n",
-    )
-    .unwrap();
-    fs::write(inside.join("src/lib.rs"), "").unwrap();
+    helper_crate(&repo.path().join("helper"));
     let init = kettle()
         .args(["init", "--print", "--image"])
         .arg(&w.image)
