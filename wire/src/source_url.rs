@@ -10,6 +10,7 @@
 //! | `git@github.com:o/r.git` (scp-like) | `https://github.com/o/r` |
 //! | `ssh://git@github.com:22/o/r.git` | `https://github.com/o/r` |
 //! | `git://github.com/o/r`, `http://github.com/o/r` | `https://github.com/o/r` |
+//! | `github.com/o/r` (no scheme, as slsa-verifier's `--source-uri`) | `https://github.com/o/r` |
 //! | `https://user:token@GitHub.COM/o/r.git/` | `https://github.com/o/r` |
 //! | `https://git.example.com:8443/o/r` | kept (the port names another server) |
 //! | `file:///srv/git/r.git/` | `file:///srv/git/r.git` (only the trailing `/` goes) |
@@ -40,7 +41,7 @@ pub enum SourceUrlError {
     #[error("{0:?} contains whitespace or control characters")]
     BadCharacters(String),
     /// A scheme this builder does not know.
-    #[error("{0:?} is not a repository URL (https://, http://, ssh://, git://, file:// or user@host:path)")]
+    #[error("{0:?} is not a repository URL (https://, http://, ssh://, git://, file://, user@host:path or host.name/path)")]
     UnknownScheme(String),
     /// No host, or no path after it.
     #[error("{0:?} names no host and repository path")]
@@ -88,7 +89,10 @@ pub fn normalize_repository(url: &str) -> Result<String, SourceUrlError> {
         }
         None => match scp_like(url) {
             Some((authority, path)) => (authority, path, None),
-            None => return Err(SourceUrlError::UnknownScheme(url.into())),
+            None => match bare_host_path(url) {
+                Some((host, path)) => (host, path, Some("443")),
+                None => return Err(SourceUrlError::UnknownScheme(url.into())),
+            },
         },
     };
     // user info (a user name, or a token) never reaches a provenance
@@ -181,6 +185,22 @@ fn scp_like(url: &str) -> Option<(&str, &str)> {
     Some((&url[..colon], url[colon + 1..].trim_start_matches('/')))
 }
 
+/// `host.name/path` without a scheme, as slsa-verifier's `--source-uri github.com/o/r`
+/// takes it: the first segment must be a DNS name with a dot (so `./dir` or `dir/x`
+/// stays a path, refused as one).
+fn bare_host_path(url: &str) -> Option<(&str, &str)> {
+    let (host, path) = url.split_once('/')?;
+    let dns = !host.is_empty()
+        && host.contains('.')
+        && !host.starts_with(['.', '-'])
+        && !host.ends_with('.')
+        && !host.contains("..")
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+    (dns && host.bytes().any(|b| b.is_ascii_alphabetic())).then_some((host, path))
+}
+
 /// `host:port` (also `[v6]:port`) into host and port.
 fn split_port(host_port: &str) -> (&str, Option<&str>) {
     if let Some(rest) = host_port.strip_prefix('[') {
@@ -220,6 +240,8 @@ mod tests {
             ("git@github.com:o/r.git", gh),
             ("git@github.com:/o/r.git", gh),
             ("github.com:o/r", gh),
+            ("github.com/o/r", gh),
+            ("GitHub.com/o/r.git", gh),
             ("  https://github.com//o//r.git  ", gh),
             // The path keeps its case: only some forges ignore it.
             (
@@ -259,7 +281,7 @@ mod tests {
     #[test]
     fn bad_repository_urls_say_why() {
         type Is = fn(&SourceUrlError) -> bool;
-        let cases: [(&str, Is); 7] = [
+        let cases: [(&str, Is); 8] = [
             ("", |e| matches!(e, SourceUrlError::Empty)),
             ("https://a b/c", |e| {
                 matches!(e, SourceUrlError::BadCharacters(_))
@@ -268,6 +290,9 @@ mod tests {
                 matches!(e, SourceUrlError::UnknownScheme(_))
             }),
             ("./relative/path", |e| {
+                matches!(e, SourceUrlError::UnknownScheme(_))
+            }),
+            ("relative/path", |e| {
                 matches!(e, SourceUrlError::UnknownScheme(_))
             }),
             ("https://github.com/", |e| {

@@ -144,6 +144,8 @@ fn build_and_verify_normalize_repository_and_ref_one_way() {
         ("git@github.com:o/r.git", "main"),
         ("ssh://git@github.com/o/r", "heads/main"),
         ("https://GitHub.com/o/r.git/", "refs/heads/main"),
+        // As slsa-verifier's --source-uri takes it.
+        ("github.com/o/r", "main"),
     ] {
         let v = verify(r, rf);
         assert_eq!(v.status.code(), Some(0), "{r} {rf}: {}", text(&v));
