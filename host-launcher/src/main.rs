@@ -12,7 +12,12 @@ mod cmd;
 pub const EXIT_CANNOT_RUN: u8 = 2;
 
 #[derive(Parser)]
-#[command(name = "kettle", version, about, long_about = None)]
+#[command(
+    name = "kettle",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("KETTLE_COMMIT"), ")"),
+    about,
+    long_about = None
+)]
 struct Cli {
     /// Log more (repeat for more detail).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]

@@ -440,3 +440,19 @@ fn kettle_init_refuses_a_git_dependency_and_warns_about_an_ignored_lockfile() {
         text(&init)
     );
 }
+
+#[test]
+fn version_names_the_commit_it_was_built_from() {
+    let out = kettle().arg("--version").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let head = Command::new("git")
+        .args(["-C", env!("CARGO_MANIFEST_DIR"), "rev-parse", "HEAD"])
+        .output()
+        .unwrap();
+    let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
+    assert_eq!(head.len(), 40, "this test runs in a checkout: {head:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim_end(),
+        format!("kettle {} (commit {head})", env!("CARGO_PKG_VERSION"))
+    );
+}
