@@ -104,6 +104,12 @@ struct State {
     heartbeat: Duration,
 }
 
+/// Prints `text` and a newline on stdout; a closed pipe (`| head`) is not an error.
+pub fn print_stdout(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}").and_then(|()| out.flush());
+}
+
 /// Whether stderr may carry a progress bar and colors: a terminal, and neither
 /// `NO_COLOR` (any value, <https://no-color.org>) nor `TERM=dumb`.
 pub fn stderr_is_fancy() -> bool {

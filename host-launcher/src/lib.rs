@@ -5,6 +5,10 @@
 // Unit tests build fixtures with small casts; the lint guards the formats themselves.
 #![cfg_attr(test, allow(clippy::cast_possible_truncation))]
 
+/// Exit code when a command could not run at all (bad input, missing tools).
+pub const EXIT_CANNOT_RUN: u8 = 2;
+
+pub mod build_pipeline;
 pub mod bundles;
 pub mod console;
 pub mod download;

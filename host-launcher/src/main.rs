@@ -8,8 +8,8 @@ use clap::{Parser, Subcommand};
 
 mod cmd;
 
-/// Exit code when a command could not run at all (bad input, missing tools).
-pub const EXIT_CANNOT_RUN: u8 = 2;
+pub use kettle::console::print_stdout;
+pub use kettle::EXIT_CANNOT_RUN;
 
 #[derive(Parser)]
 #[command(
@@ -57,13 +57,6 @@ pub fn exit_code<E: std::fmt::Display>(command: &str, result: Result<(), E>) -> 
             ExitCode::from(EXIT_CANNOT_RUN)
         }
     }
-}
-
-/// Prints `text` and a newline on stdout; a closed pipe (`| head`) is not an error.
-pub fn print_stdout(text: &str) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{text}").and_then(|()| out.flush());
 }
 
 fn main() -> ExitCode {

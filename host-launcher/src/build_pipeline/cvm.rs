@@ -1,21 +1,43 @@
-//! `kettle build` in a CVM: disks, QEMU, the simulated PSP, collecting and verifying out/.
+//! `kettle build` in a CVM: the host's checks, the disks, QEMU and the simulated PSP.
 
-use super::*;
+use std::fs::{self, File};
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
-use std::time::Instant;
+use kettle_attest::simulated::SimulatedPsp;
+use kettle_wire::cache::CacheWriter;
+use kettle_wire::devices::SECTOR_BYTES;
+use kettle_wire::output::{self, STATUS_FILE};
+use kettle_wire::request::{write_request_disk, BuildRequest, FetchMode};
+use kettle_wire::Tee;
 
-/// Logs how long a host-side step took (`kettle build -v`; scripts/bench.sh reads these).
-fn timed(step: &str, since: Instant) {
-    log::debug!("timing: {step} {:.3}s", since.elapsed().as_secs_f64());
-}
+use super::collect::{
+    copy_manifest, print_summary, report_guest_failure, supply_vcek, verify_and_publish,
+    verify_command,
+};
+use super::prepare::{load_image, open_store, resolve_source, Image};
+use super::request::{make_request_for, vm_deadline};
+use super::{
+    check_interrupted, host_step, interrupt, interrupted, io_err, timed, work_dir, BuildError,
+    BuildOptions, EXIT_FAILED,
+};
+use crate::console::{escape, escape_lines, human_duration, Progress};
+use crate::download::{Downloader, RetryPolicy};
+use crate::inputs;
+use crate::outdir::Staging;
+use crate::psp_host::PspServer;
+use crate::qemu::{self, Accel, Disks, Isolation, VmConfig};
+use crate::source::ResolvedSource;
+use crate::vm::{self, VmEnd};
 
 /// The whole `kettle build` in a CVM, as a sequence of named steps.
-pub(super) fn build_vm(args: &BuildArgs) -> Result<ExitCode, BuildError> {
+pub(super) fn build_vm(opts: &BuildOptions) -> Result<ExitCode, BuildError> {
     let started = Instant::now();
     // Check QEMU, KVM and the image before anything is downloaded.
-    let image = load_image(&args.image)?;
-    let (tee, accel) = host_step("check QEMU and the image", || check_host(args))?;
-    let vcpus = args.vcpus.unwrap_or(image.manifest.vcpus);
+    let image = load_image(&opts.image)?;
+    let (tee, accel) = host_step("check QEMU and the image", || check_host(opts))?;
+    let vcpus = opts.vcpus.unwrap_or(image.manifest.vcpus);
     if tee == Tee::SevSnp && vcpus != image.manifest.vcpus {
         return Err(BuildError::Args(format!(
             "--vcpus {vcpus}: the image's launch digest is for {} vCPUs (the vCPU count is measured)",
@@ -23,23 +45,23 @@ pub(super) fn build_vm(args: &BuildArgs) -> Result<ExitCode, BuildError> {
         )));
     }
 
-    let staging = Staging::new(&args.out, args.force)?;
-    let work = work_dir(&args.out)?;
+    let staging = Staging::new(&opts.out, opts.force)?;
+    let work = work_dir(&opts.out)?;
     let t = Instant::now();
-    let src = host_step("resolve the source", || resolve_source(args, work.path()))?;
+    let src = host_step("resolve the source", || resolve_source(opts, work.path()))?;
     timed("resolve source", t);
     check_interrupted()?;
-    let request = make_request(args, &src, tee, Some(&image))?;
+    let request = make_request_for(opts, &src, tee, Some(&image))?;
     eprintln!(
         "building {} {} @ {} ({:?} mode, tee {})",
         src.repository,
         src.git_ref,
         src.commit,
-        args.mode,
+        opts.mode,
         tee.platform_name()
     );
     let disks = host_step("resolve the inputs and write the disks", || {
-        write_disks(args, &src, &request, work.path())
+        write_disks(opts, &src, &request, work.path())
     })?;
     check_interrupted()?;
 
@@ -55,31 +77,31 @@ pub(super) fn build_vm(args: &BuildArgs) -> Result<ExitCode, BuildError> {
         isolation,
         accel,
         vcpus,
-        memory_mib: args.memory,
+        memory_mib: opts.memory,
         ovmf: image.files.ovmf.clone(),
         kernel: image.files.kernel.clone(),
         initrd: image.files.initrd.clone(),
         cmdline: image.manifest.cmdline.clone(),
         disks,
-        network: args.mode == ModeArg::Upstream,
+        network: opts.mode == FetchMode::Upstream,
     };
     let log_path = staging.path().join(output::BUILD_LOG_FILE);
     eprintln!(
         "build log: {} (written as the build goes; it ends up in {})",
         log_path.display(),
-        args.out.join(output::BUILD_LOG_FILE).display()
+        opts.out.join(output::BUILD_LOG_FILE).display()
     );
     let progress = Progress::with_heartbeat(
-        kettle::console::stderr_is_fancy(),
-        Duration::from_secs(args.heartbeat.max(1)),
+        crate::console::stderr_is_fancy(),
+        Duration::from_secs(opts.heartbeat.max(1)),
     );
     let vm_started = Instant::now();
     let t = vm_started;
     let run = vm::run(
-        &args.qemu,
+        &opts.qemu,
         &qemu::argv(&cfg),
         &log_path,
-        vm_deadline(&request.limits, args.vm_allowance),
+        vm_deadline(&request.limits, opts.vm_allowance),
         interrupt().flag(),
         progress,
     )?;
@@ -91,7 +113,7 @@ pub(super) fn build_vm(args: &BuildArgs) -> Result<ExitCode, BuildError> {
         // Everything goes before the message says so: disks, the PSP socket, the staging dir.
         drop((work, sock_dir, staging));
         return Ok(interrupted(
-            &args.out,
+            &opts.out,
             "QEMU (its whole process group) stopped",
         ));
     }
@@ -129,18 +151,18 @@ pub(super) fn build_vm(args: &BuildArgs) -> Result<ExitCode, BuildError> {
         verify_and_publish(staging, &image, &src, tee)
     })?;
     if code == ExitCode::SUCCESS {
-        print_summary(started, &args.out, &verify_command(args, &image, &src, tee));
+        print_summary(started, &opts.out, &verify_command(opts, &image, &src, tee));
     }
     Ok(code)
 }
 
 /// QEMU, KVM and SNP support for the requested TEE; the accelerator to use.
-fn check_host(args: &BuildArgs) -> Result<(Tee, Accel), BuildError> {
-    match args.tee {
+fn check_host(opts: &BuildOptions) -> Result<(Tee, Accel), BuildError> {
+    match opts.tee {
         Tee::SevSnp => {
-            let v = qemu::check_snp(&args.qemu)?;
+            let v = qemu::check_snp(&opts.qemu)?;
             log::info!("QEMU {v} with SEV-SNP, KVM");
-            if matches!(args.accel, AccelArg::Tcg) {
+            if matches!(opts.accel, Some(Accel::Tcg)) {
                 return Err(BuildError::Args(
                     "SEV-SNP guests need KVM: drop --accel tcg, or use --tee simulated".into(),
                 ));
@@ -148,14 +170,14 @@ fn check_host(args: &BuildArgs) -> Result<(Tee, Accel), BuildError> {
             Ok((Tee::SevSnp, Accel::Kvm))
         }
         Tee::Simulated => {
-            let v = qemu::version(&args.qemu)?;
-            let accel = match args.accel {
-                AccelArg::Kvm => {
+            let v = qemu::version(&opts.qemu)?;
+            let accel = match opts.accel {
+                Some(Accel::Kvm) => {
                     qemu::kvm_usable().map_err(qemu::ProbeError::NoKvm)?;
                     Accel::Kvm
                 }
-                AccelArg::Tcg => Accel::Tcg,
-                AccelArg::Auto => match qemu::kvm_usable() {
+                Some(Accel::Tcg) => Accel::Tcg,
+                None => match qemu::kvm_usable() {
                     Ok(()) => Accel::Kvm,
                     Err(why) => {
                         log::info!("KVM not usable ({why}): using TCG (slow)");
@@ -172,7 +194,7 @@ fn check_host(args: &BuildArgs) -> Result<(Tee, Accel), BuildError> {
 
 /// The request disk, the cache disk (cached mode: every input resolved first) and a sparse output disk.
 fn write_disks(
-    args: &BuildArgs,
+    opts: &BuildOptions,
     src: &ResolvedSource,
     request: &BuildRequest,
     work: &Path,
@@ -182,10 +204,10 @@ fn write_disks(
     write_request_disk(&req_disk, request).map_err(|e| BuildError::Request(e.to_string()))?;
     pad_to_sector(&req_disk)?;
     timed("request disk", t);
-    let cache = match args.mode {
-        ModeArg::Cached => {
+    let cache = match opts.mode {
+        FetchMode::Cached => {
             let t = Instant::now();
-            let (store, delivered) = open_store(args)?;
+            let (store, delivered) = open_store(opts)?;
             timed("add --input files", t);
             let t = Instant::now();
             let downloader = Downloader::new(RetryPolicy::default());
@@ -206,11 +228,11 @@ fn write_disks(
             );
             Some(path)
         }
-        ModeArg::Upstream => None,
+        FetchMode::Upstream => None,
     };
     let output = work.join("output.img");
     File::create(&output)
-        .and_then(|f| f.set_len(args.output_size << 20))
+        .and_then(|f| f.set_len(opts.output_size << 20))
         .map_err(io_err(output.display().to_string()))?;
     Ok(Disks {
         request: req_disk,
@@ -259,124 +281,6 @@ fn report_vm_end(run: &vm::VmRun) {
     }
 }
 
-/// The guest's own account of a failed build: error.json, else its console, else the log tail.
-fn report_guest_failure(staging: &Path, run: &vm::VmRun, log_path: &Path) {
-    match kettle_verify::bundle::read_regular("error.json", &staging.join(ERROR_FILE), 64 << 10) {
-        Ok(bytes) => eprintln!(
-            "kettle build: the guest reported a failure:\n{}",
-            escape_lines(String::from_utf8_lossy(&bytes).trim_end())
-        ),
-        Err(_) => match &run.console_failure {
-            Some((step, message)) => eprintln!(
-                "kettle build: the guest console reported step {step} failed: {} (no error.json was written)",
-                escape(message)
-            ),
-            None => {
-                eprintln!("kettle build: the guest wrote no result; see the console log");
-                print_log_tail(log_path);
-            }
-        },
-    }
-}
-
-/// Verifies the collected outputs exactly as an auditor would, then publishes --out.
-fn verify_and_publish(
-    staging: Staging,
-    image: &Image,
-    src: &ResolvedSource,
-    tee: Tee,
-) -> Result<ExitCode, BuildError> {
-    // The host built this commit itself, so it pins it; an auditor pins it from their own clone.
-    let mut expect = Expectations {
-        provenance: ProvenanceExpectations {
-            repository: Some(src.repository.clone()),
-            git_ref: Some(src.git_ref.clone()),
-            source: SourcePin::Commit(src.commit.clone()),
-            ..Default::default()
-        },
-        ..Expectations::new(
-            image.manifest.launch_digest.0,
-            format!("manifest {}", image.manifest_path.display()),
-        )
-    };
-    if tee == Tee::Simulated {
-        expect = expect.accepting_simulated();
-    }
-    let t = Instant::now();
-    let verdict = kettle_verify::verify_output_dir(staging.path(), &expect);
-    timed("verify", t);
-    let verdict = match verdict {
-        Ok(v) => v,
-        Err(why) => {
-            // The error may name a file under artifacts/, a name the build chose.
-            eprintln!(
-                "kettle build: the outputs cannot be verified: {}",
-                escape(&why.to_string())
-            );
-            let out = staging.publish()?;
-            eprintln!("outputs (unverified) are in {}", out.display());
-            return Ok(ExitCode::from(EXIT_FAILED));
-        }
-    };
-    crate::print_stdout(&verdict.to_string());
-    let out = staging.publish()?;
-    if verdict.verified {
-        eprintln!("outputs verified and written to {}", out.display());
-        Ok(ExitCode::SUCCESS)
-    } else {
-        eprintln!(
-            "kettle build: the outputs in {} do NOT verify (see the failed checks above)",
-            out.display()
-        );
-        Ok(ExitCode::from(EXIT_FAILED))
-    }
-}
-
-/// On SNP the guest gets no certificate chain unless the host configured one:
-/// fetch the report's VCEK from AMD's KDS and write it as chain.pem (the ASK
-/// and ARK are pinned in the verifier). The VCEK is checked like any other.
-fn supply_vcek(dir: &Path) {
-    let chain = dir.join(CHAIN_FILE);
-    if fs::symlink_metadata(&chain).is_ok() {
-        return;
-    }
-    let Ok(report) = kettle_verify::bundle::read_regular(
-        "attestation report",
-        &dir.join(EVIDENCE_FILE),
-        kettle_verify::bundle::MAX_EVIDENCE_BYTES,
-    ) else {
-        return;
-    };
-    match kettle::kds::KdsClient::new(kettle::kds::AMD_KDS_URL).fetch_vcek_for_report(&report) {
-        Ok(der) => {
-            let pem = kettle_attest::chain::der_to_pem(&der);
-            if let Err(e) = fs::write(&chain, pem) {
-                log::warn!("cannot write {}: {e}", chain.display());
-            }
-        }
-        Err(e) => log::warn!("no chain.pem from the guest, and the VCEK could not be fetched: {e}"),
-    }
-}
-
-/// Copies the image manifest into the staging dir; refuses to write through
-/// anything the output disk put there (a symlink named manifest.json).
-fn copy_manifest(manifest: &Path, staging: &Path) -> Result<(), BuildError> {
-    let dest = staging.join(output::MANIFEST_FILE);
-    if fs::symlink_metadata(&dest).is_ok() {
-        fs::remove_file(&dest).map_err(io_err(dest.display().to_string()))?;
-    }
-    let bytes = fs::read(manifest).map_err(io_err(manifest.display().to_string()))?;
-    fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&dest)
-        .and_then(|mut f| std::io::Write::write_all(&mut f, &bytes))
-        .map_err(io_err(format!(
-            "copying manifest.json to {}",
-            dest.display()
-        )))
-}
-
 /// virtio-blk exposes whole 512-byte sectors: pad an image to a multiple.
 fn pad_to_sector(path: &Path) -> Result<(), BuildError> {
     let len = fs::metadata(path)
@@ -391,14 +295,4 @@ fn pad_to_sector(path: &Path) -> Result<(), BuildError> {
             .map_err(io_err(path.display().to_string()))?;
     }
     Ok(())
-}
-
-/// The console's last lines, escaped (the guest wrote them) and read in bounded memory.
-fn print_log_tail(path: &Path) {
-    if let Ok(lines) = kettle::console::log_tail(path, 20) {
-        eprintln!("--- last console lines ({}) ---", path.display());
-        for l in lines {
-            eprintln!("{l}");
-        }
-    }
 }

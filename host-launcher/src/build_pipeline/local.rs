@@ -1,25 +1,43 @@
 //! `kettle build --local`: the guest's own pipeline as a host process.
 
+use std::fs;
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
-use super::*;
+use kettle_wire::cache::CacheWriter;
+use kettle_wire::request::FetchMode;
+use kettle_wire::Tee;
+
+use super::collect::{read_error_report, read_status};
+use super::prepare::{load_image, open_store, resolve_source};
+use super::request::make_request;
+use super::{
+    check_interrupted, interrupt, interrupted, io_err, work_dir, BuildError, BuildOptions,
+    EXIT_FAILED,
+};
+use crate::console::escape_lines;
+use crate::download::{Downloader, RetryPolicy};
+use crate::inputs;
+use crate::outdir::Staging;
 
 /// `kettle build --local`: the guest's pipeline as a host process, no VM, no TEE.
 /// The pipeline is kettle-init's own (`kettle-init --local`), so local mode runs
 /// the guest's code, not a host copy of it.
-pub(super) fn build_local(args: &BuildArgs) -> Result<ExitCode, BuildError> {
+pub(super) fn build_local(opts: &BuildOptions) -> Result<ExitCode, BuildError> {
     eprintln!("kettle build --local: no VM and no TEE: the result is NOT hardware-attested (no evidence is produced)");
-    let staging = Staging::new(&args.out, args.force)?;
-    let work = work_dir(&args.out)?;
-    let init = local_init(args, work.path())?;
-    let src = resolve_source(args, work.path())?;
+    let staging = Staging::new(&opts.out, opts.force)?;
+    let work = work_dir(&opts.out)?;
+    let init = local_init(opts, work.path())?;
+    let src = resolve_source(opts, work.path())?;
     // The request says "simulated" only because it must name a provider; local mode requests no report.
     // Local mode names no image: it runs no VM, whatever binary it runs.
-    let request = make_request(args, &src, Tee::Simulated, None)?;
+    let request = make_request(opts, &src, Tee::Simulated)?;
     let inputs_dir = work.path().join("inputs");
     check_interrupted()?;
-    if args.mode == ModeArg::Cached {
-        let (store, delivered) = open_store(args)?;
+    if opts.mode == FetchMode::Cached {
+        let (store, delivered) = open_store(opts)?;
         let downloader = Downloader::new(RetryPolicy::default());
         let resolved = inputs::resolve(&src, &store, &downloader, work.path(), &delivered)?;
         check_interrupted()?;
@@ -54,14 +72,14 @@ pub(super) fn build_local(args: &BuildArgs) -> Result<ExitCode, BuildError> {
         .spawn()
         .map_err(io_err(format!("running {}", init.display())))?;
     let relays = Relays::start(&mut child);
-    let waited = wait_local(kettle::vm::ChildGuard::new(child));
+    let waited = wait_local(crate::vm::ChildGuard::new(child));
     relays.finish();
     let status = match waited? {
         Some(status) => status,
         None => {
             drop((work, staging));
             return Ok(interrupted(
-                &args.out,
+                &opts.out,
                 "kettle-init (its whole process group) stopped and reaped",
             ));
         }
@@ -108,7 +126,7 @@ pub(super) fn build_local(args: &BuildArgs) -> Result<ExitCode, BuildError> {
 /// (a process of the build that left its group may hold the pipes open for ever).
 const RELAY_DRAIN: Duration = Duration::from_secs(2);
 
-/// Threads copying kettle-init's stdout and stderr to ours, escaped ([`kettle::console::relay`]).
+/// Threads copying kettle-init's stdout and stderr to ours, escaped ([`crate::console::relay`]).
 struct Relays {
     done: std::sync::mpsc::Receiver<()>,
     running: usize,
@@ -123,9 +141,9 @@ impl Relays {
             running += 1;
             std::thread::spawn(move || {
                 let _ = if to_stdout {
-                    kettle::console::relay(input, std::io::stdout())
+                    crate::console::relay(input, std::io::stdout())
                 } else {
-                    kettle::console::relay(input, std::io::stderr())
+                    crate::console::relay(input, std::io::stderr())
                 };
                 let _ = tx.send(());
             });
@@ -158,9 +176,9 @@ const LOCAL_GRACE: Duration = Duration::from_secs(5);
 /// Waits for kettle-init; on a signal, forwards it to kettle-init's process group, then
 /// kills the group after [`LOCAL_GRACE`] and reaps it (None: interrupted).
 fn wait_local(
-    mut guard: kettle::vm::ChildGuard,
+    mut guard: crate::vm::ChildGuard,
 ) -> Result<Option<std::process::ExitStatus>, BuildError> {
-    let waited = |g: &mut kettle::vm::ChildGuard| {
+    let waited = |g: &mut crate::vm::ChildGuard| {
         g.child()
             .try_wait()
             .map_err(io_err("waiting for kettle-init"))
@@ -195,13 +213,13 @@ fn wait_local(
 
 /// The kettle-init binary local mode runs: `--init`, else `/init` of the image's
 /// initramfs (after checking the initramfs against the image manifest).
-fn local_init(args: &BuildArgs, work: &Path) -> Result<PathBuf, BuildError> {
-    if let Some(p) = &args.init {
+fn local_init(opts: &BuildOptions, work: &Path) -> Result<PathBuf, BuildError> {
+    if let Some(p) = &opts.init {
         return Ok(p.clone());
     }
-    let image = load_image(&args.image)?;
+    let image = load_image(&opts.image)?;
     let err = |message: String| BuildError::Image {
-        dir: args.image.clone(),
+        dir: opts.image.clone(),
         message,
     };
     // Bounded, and only a regular file: the image directory may be one someone else published.

@@ -1,0 +1,214 @@
+//! After the VM: what the guest wrote (status.json, error.json), the image
+//! manifest beside it, the VCEK on SNP, and the outputs verified exactly as an
+//! auditor would before --out is published.
+
+use std::fs;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use kettle_verify::{Expectations, ProvenanceExpectations, SourcePin};
+use kettle_wire::output::{self, CHAIN_FILE, ERROR_FILE, EVIDENCE_FILE, STATUS_FILE};
+use kettle_wire::Tee;
+
+use super::prepare::Image;
+use super::{io_err, timed, BuildError, BuildOptions, EXIT_FAILED};
+use crate::console::{escape, escape_lines, human_duration, print_stdout};
+use crate::outdir::Staging;
+use crate::source::ResolvedSource;
+use crate::vm;
+
+/// The guest's own account of a failed build: error.json, else its console, else the log tail.
+pub(super) fn report_guest_failure(staging: &Path, run: &vm::VmRun, log_path: &Path) {
+    match kettle_verify::bundle::read_regular("error.json", &staging.join(ERROR_FILE), 64 << 10) {
+        Ok(bytes) => eprintln!(
+            "kettle build: the guest reported a failure:\n{}",
+            escape_lines(String::from_utf8_lossy(&bytes).trim_end())
+        ),
+        Err(_) => match &run.console_failure {
+            Some((step, message)) => eprintln!(
+                "kettle build: the guest console reported step {step} failed: {} (no error.json was written)",
+                escape(message)
+            ),
+            None => {
+                eprintln!("kettle build: the guest wrote no result; see the console log");
+                print_log_tail(log_path);
+            }
+        },
+    }
+}
+
+/// Verifies the collected outputs exactly as an auditor would, then publishes --out.
+pub(super) fn verify_and_publish(
+    staging: Staging,
+    image: &Image,
+    src: &ResolvedSource,
+    tee: Tee,
+) -> Result<ExitCode, BuildError> {
+    // The host built this commit itself, so it pins it; an auditor pins it from their own clone.
+    let mut expect = Expectations {
+        provenance: ProvenanceExpectations {
+            repository: Some(src.repository.clone()),
+            git_ref: Some(src.git_ref.clone()),
+            source: SourcePin::Commit(src.commit.clone()),
+            ..Default::default()
+        },
+        ..Expectations::new(
+            image.manifest.launch_digest.0,
+            format!("manifest {}", image.manifest_path.display()),
+        )
+    };
+    if tee == Tee::Simulated {
+        expect = expect.accepting_simulated();
+    }
+    let t = Instant::now();
+    let verdict = kettle_verify::verify_output_dir(staging.path(), &expect);
+    timed("verify", t);
+    let verdict = match verdict {
+        Ok(v) => v,
+        Err(why) => {
+            // The error may name a file under artifacts/, a name the build chose.
+            eprintln!(
+                "kettle build: the outputs cannot be verified: {}",
+                escape(&why.to_string())
+            );
+            let out = staging.publish()?;
+            eprintln!("outputs (unverified) are in {}", out.display());
+            return Ok(ExitCode::from(EXIT_FAILED));
+        }
+    };
+    print_stdout(&verdict.to_string());
+    let out = staging.publish()?;
+    if verdict.verified {
+        eprintln!("outputs verified and written to {}", out.display());
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "kettle build: the outputs in {} do NOT verify (see the failed checks above)",
+            out.display()
+        );
+        Ok(ExitCode::from(EXIT_FAILED))
+    }
+}
+
+/// On SNP the guest gets no certificate chain unless the host configured one:
+/// fetch the report's VCEK from AMD's KDS and write it as chain.pem (the ASK
+/// and ARK are pinned in the verifier). The VCEK is checked like any other.
+pub(super) fn supply_vcek(dir: &Path) {
+    let chain = dir.join(CHAIN_FILE);
+    if fs::symlink_metadata(&chain).is_ok() {
+        return;
+    }
+    let Ok(report) = kettle_verify::bundle::read_regular(
+        "attestation report",
+        &dir.join(EVIDENCE_FILE),
+        kettle_verify::bundle::MAX_EVIDENCE_BYTES,
+    ) else {
+        return;
+    };
+    match crate::kds::KdsClient::new(crate::kds::AMD_KDS_URL).fetch_vcek_for_report(&report) {
+        Ok(der) => {
+            let pem = kettle_attest::chain::der_to_pem(&der);
+            if let Err(e) = fs::write(&chain, pem) {
+                log::warn!("cannot write {}: {e}", chain.display());
+            }
+        }
+        Err(e) => log::warn!("no chain.pem from the guest, and the VCEK could not be fetched: {e}"),
+    }
+}
+
+/// Copies the image manifest into the staging dir; refuses to write through
+/// anything the output disk put there (a symlink named manifest.json).
+pub(super) fn copy_manifest(manifest: &Path, staging: &Path) -> Result<(), BuildError> {
+    let dest = staging.join(output::MANIFEST_FILE);
+    if fs::symlink_metadata(&dest).is_ok() {
+        fs::remove_file(&dest).map_err(io_err(dest.display().to_string()))?;
+    }
+    let bytes = fs::read(manifest).map_err(io_err(manifest.display().to_string()))?;
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&dest)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, &bytes))
+        .map_err(io_err(format!(
+            "copying manifest.json to {}",
+            dest.display()
+        )))
+}
+
+/// The console's last lines, escaped (the guest wrote them) and read in bounded memory.
+fn print_log_tail(path: &Path) {
+    if let Ok(lines) = crate::console::log_tail(path, 20) {
+        eprintln!("--- last console lines ({}) ---", path.display());
+        for l in lines {
+            eprintln!("{l}");
+        }
+    }
+}
+
+/// Largest status.json or error.json read from a build's output (the guest wrote them).
+const MAX_REPORT_BYTES: u64 = 1 << 20;
+
+/// The build's status.json, when it is one (a bounded read of a regular file).
+pub(super) fn read_status(out: &Path) -> Option<kettle_wire::BuildStatus> {
+    let path = out.join(STATUS_FILE);
+    let bytes = kettle_verify::bundle::read_regular("status.json", &path, MAX_REPORT_BYTES).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// The build's error.json, when it is one (a bounded read of a regular file).
+pub(super) fn read_error_report(out: &Path) -> Option<kettle_wire::ErrorReport> {
+    let path = out.join(ERROR_FILE);
+    let bytes = kettle_verify::bundle::read_regular("error.json", &path, MAX_REPORT_BYTES).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// The last lines of a build: total time, the artifacts, and how to verify them.
+pub(super) fn print_summary(started: Instant, out: &Path, verify: &str) {
+    eprintln!("built in {}", human_duration(started.elapsed()));
+    // The names are the guest's (status.json is not what was verified): escaped.
+    for a in read_status(out).map(|s| s.artifacts).unwrap_or_default() {
+        let path = out.join(output::ARTIFACTS_DIR).join(a);
+        eprintln!("  artifact: {}", escape(&path.display().to_string()));
+    }
+    eprintln!("  provenance: {}", out.join("provenance.json").display());
+    eprintln!("verify it with:\n  {verify}");
+}
+
+/// The `kettle verify` command an auditor would run on this build's output.
+pub(super) fn verify_command(
+    opts: &BuildOptions,
+    image: &Image,
+    src: &ResolvedSource,
+    tee: Tee,
+) -> String {
+    let mut cmd = vec![
+        "kettle".to_string(),
+        "verify".into(),
+        shell_quote(&opts.out.display().to_string()),
+        "--manifest".into(),
+        shell_quote(&image.manifest_path.display().to_string()),
+    ];
+    if tee == Tee::Simulated {
+        cmd.push("--allow-simulated".into());
+    }
+    cmd.extend(["--repo".into(), shell_quote(&src.repository)]);
+    cmd.extend(["--ref".into(), shell_quote(&src.git_ref)]);
+    match &src.worktree {
+        Some(dir) => cmd.extend(["--source".into(), shell_quote(&dir.display().to_string())]),
+        None => cmd.extend(["--commit".into(), src.commit.clone()]),
+    }
+    cmd.join(" ")
+}
+
+/// `s` as one POSIX shell word (quoted only when it needs to be).
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+:=@,%".contains(&b))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
