@@ -79,6 +79,9 @@ pub enum SourceError {
         /// What git said.
         stderr: String,
     },
+    /// A local SOURCE that is not there.
+    #[error("{0} does not exist (pass a local git checkout, or a repository URL with --ref)")]
+    Missing(String),
     /// The source is neither a checkout nor a URL.
     #[error("{0}: not a git checkout and not a repository URL (pass a local checkout, or a URL with --ref)")]
     NotASource(String),

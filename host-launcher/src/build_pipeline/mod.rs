@@ -92,6 +92,18 @@ pub struct BuildOptions {
     pub init: Option<PathBuf>,
 }
 
+/// Who chose the image directory `dir`, for messages about it: `$KETTLE_IMAGE`, the
+/// default, or (saying nothing) `--image`.
+pub fn image_origin(dir: &std::path::Path) -> String {
+    if std::env::var_os("KETTLE_IMAGE").is_some_and(|v| std::path::Path::new(&v) == dir) {
+        " (from $KETTLE_IMAGE)".into()
+    } else if dir == std::path::Path::new(DEFAULT_IMAGE_DIR) {
+        " (the default: build/image under the current directory)".into()
+    } else {
+        String::new()
+    }
+}
+
 /// Why `kettle build` could not run or failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -114,12 +126,20 @@ pub enum BuildError {
     #[error(transparent)]
     Vm(#[from] vm::VmError),
     /// The image directory is incomplete or does not match its manifest.
-    #[error("image {dir}: {message} (build it with `make image`, or pass --image DIR)")]
+    #[error("image {dir}{}: {message} (build it with `make image`, or pass --image DIR)", image_origin(.dir))]
     Image {
         /// The image directory.
         dir: PathBuf,
         /// What is wrong with it.
         message: String,
+    },
+    /// An `--input FILE` that is not there, or not a regular file.
+    #[error("--input {}: {reason}", .path.display())]
+    InputFile {
+        /// The file as given.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
     },
     /// The options contradict each other or the image.
     #[error("{0}")]

@@ -98,6 +98,19 @@ fn check_recipe(src: &ResolvedSource) -> Result<(), BuildError> {
 fn delivered(opts: &BuildOptions, store: &Store) -> Result<Delivered, BuildError> {
     let mut given = Vec::new();
     for input in &opts.inputs {
+        // Said as what it is, before the store's own (cache) error could be mistaken for it.
+        let reason = match std::fs::metadata(input) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some("no such file".to_string()),
+            Err(e) => Some(e.to_string()),
+            Ok(m) if !m.is_file() => Some("not a regular file".to_string()),
+            Ok(_) => None,
+        };
+        if let Some(reason) = reason {
+            return Err(BuildError::InputFile {
+                path: input.clone(),
+                reason,
+            });
+        }
         let d = store.insert_file(input, None)?;
         log::info!("input {} = sha256 {d}", input.display());
         given.push((input.clone(), d));

@@ -44,14 +44,15 @@ Exit status: 0 built and verified, 1 the build failed or its outputs did not ver
 128+N interrupted by signal N (130 SIGINT, 143 SIGTERM, 129 SIGHUP)."
 )]
 pub struct BuildArgs {
-    /// A local git checkout (HEAD is built), or a repository URL (with --ref).
-    #[arg(value_name = "SOURCE")]
+    /// A local git checkout (HEAD is built; default: the current directory), or a repository URL (with --ref).
+    #[arg(value_name = "SOURCE", default_value = ".")]
     pub source: String,
     /// The ref to build (default for a checkout: its current branch).
     #[arg(long = "ref", value_name = "REF")]
     pub git_ref: Option<String>,
     /// The repository URL to record (default: the checkout's origin remote, else its
-    /// file:// path; for a URL SOURCE, that URL), normalized as kettle_wire::source_url says.
+    /// file:// path; for a URL SOURCE, that URL), normalized: https, no credentials, no
+    /// `.git`, host lowercased (`git@github.com:o/r.git` and `github.com/o/r` are `https://github.com/o/r`).
     #[arg(long = "repo", value_name = "URL")]
     pub repo: Option<String>,
     /// The image directory (bzImage, initramfs.cpio, OVMF.fd, manifest.json, bundles.json).

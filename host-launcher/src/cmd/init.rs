@@ -45,8 +45,13 @@ pub enum InitError {
     #[error(transparent)]
     Project(#[from] ProjectError),
     /// The image's bundle pins are missing or unreadable.
-    #[error(transparent)]
-    Bundles(#[from] BundlesError),
+    #[error("image {}{}: {source}", .image.display(), kettle::build_pipeline::image_origin(.image))]
+    Bundles {
+        /// What is wrong with them.
+        source: BundlesError,
+        /// The image directory, to say who chose it.
+        image: PathBuf,
+    },
 }
 
 /// The recipe `kettle init` would write for the project in `dir` with the pins of `image`,
@@ -75,7 +80,10 @@ pub fn init_recipe(
     project::select_bins(&mut project, bins)?;
     let path_deps = project::path_dependencies(&tree).unwrap_or_default();
     let warnings = project::commit_warnings(dir, &path_deps);
-    let pins = BundlePins::load(image)?;
+    let pins = BundlePins::load(image).map_err(|source| InitError::Bundles {
+        source,
+        image: image.into(),
+    })?;
     Ok((project::render_recipe(&project, &pins), existing, warnings))
 }
 

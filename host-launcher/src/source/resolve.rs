@@ -37,6 +37,9 @@ pub fn resolve_checkout_as(
     allow_dirty: bool,
 ) -> Result<ResolvedSource, SourceError> {
     let shown = path.display().to_string();
+    if !path.exists() {
+        return Err(SourceError::Missing(shown));
+    }
     let top = git_line(Some(path), ["rev-parse", "--show-toplevel"])
         .map_err(|_| SourceError::NotASource(shown.clone()))?;
     let top = PathBuf::from(top);

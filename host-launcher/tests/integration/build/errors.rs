@@ -456,3 +456,125 @@ fn version_names_the_commit_it_was_built_from() {
         format!("kettle {} (commit {head})", env!("CARGO_PKG_VERSION"))
     );
 }
+
+/// Stderr's last line, trimmed.
+fn last_line(out: &Output) -> String {
+    let err = String::from_utf8_lossy(&out.stderr);
+    err.trim_end().lines().last().unwrap_or("").to_string()
+}
+
+#[test]
+fn the_first_commands_a_new_user_types_say_what_is_wrong() {
+    let w = world();
+    let empty = tempfile::tempdir().unwrap();
+    // SOURCE defaults to the current directory.
+    let out = kettle()
+        .args(["build", "--tee", "simulated", "--image"])
+        .arg(&w.image)
+        .current_dir(empty.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(
+        last_line(&out),
+        "kettle build: .: not a git checkout and not a repository URL (pass a local checkout, or a URL with --ref)"
+    );
+    // A SOURCE that is not there says so.
+    let out = kettle()
+        .args(["build", "nothere", "--tee", "simulated", "--image"])
+        .arg(&w.image)
+        .current_dir(empty.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        last_line(&out),
+        "kettle build: nothere does not exist (pass a local git checkout, or a repository URL with --ref)"
+    );
+    // --input with a missing file names the file, not the cache.
+    let repo = w.script_project(ROOTFS);
+    let missing = empty.path().join("toolchain.tar.gz");
+    let t = w.refused(repo.path(), &["--input", missing.to_str().unwrap()], &[]);
+    assert!(
+        t.contains(&format!(
+            "kettle build: --input {}: no such file",
+            missing.display()
+        )),
+        "{t}"
+    );
+    // Who chose the image directory: $KETTLE_IMAGE, or the default.
+    let gone = empty.path().join("no-image");
+    for (env, shown) in [
+        (
+            Some(&gone),
+            format!("{} (from $KETTLE_IMAGE)", gone.display()),
+        ),
+        (
+            None,
+            "build/image (the default: build/image under the current directory)".to_string(),
+        ),
+    ] {
+        let mut cmd = kettle();
+        cmd.args(["build", "--tee", "simulated"])
+            .current_dir(empty.path());
+        if let Some(dir) = env {
+            cmd.env("KETTLE_IMAGE", dir);
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            last_line(&out).starts_with(&format!(
+                "kettle build: image {shown}: cannot read manifest "
+            )),
+            "{}",
+            text(&out)
+        );
+    }
+    let cargo = w.repo("mine");
+    cargo_project(&cargo);
+    let out = kettle()
+        .arg("init")
+        .arg(cargo.path())
+        .env("KETTLE_IMAGE", &gone)
+        .output()
+        .unwrap();
+    assert!(
+        last_line(&out).starts_with(&format!(
+            "kettle init: image {} (from $KETTLE_IMAGE): ",
+            gone.display()
+        )),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn help_never_names_the_code_behind_it() {
+    for cmd in [
+        &["--help"][..],
+        &["init", "--help"],
+        &["build", "--help"],
+        &["measure", "--help"],
+        &["verify", "--help"],
+        &["image", "--help"],
+        &["policy", "init", "--help"],
+        &["bundle", "--help"],
+    ] {
+        let out = kettle().args(cmd).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{cmd:?}: {}", text(&out));
+        let help = String::from_utf8_lossy(&out.stdout);
+        // Module paths, crate names with `_`, source files (`~/src/r` in an example is a user's).
+        let internal = [
+            "::",
+            "kettle_",
+            ".rs",
+            "host-launcher/",
+            "wire/src",
+            "verify/src",
+        ];
+        for internal in internal {
+            assert!(
+                !help.contains(internal),
+                "kettle {cmd:?} --help names {internal:?}:\n{help}"
+            );
+        }
+    }
+}
