@@ -182,16 +182,20 @@ impl Progress {
         match event {
             ConsoleEvent::StepOk { step, summary } => {
                 let done = step.index() + 1;
-                self.bar.set_position(done as u64);
                 let took = human_duration(st.step_started.elapsed());
                 self.say(
                     &mut st,
                     format!("  [{step}] ok in {took}: {}", escape(&summary)),
                 );
-                st.step_started = Instant::now();
-                if let Some(next) = Step::ALL.get(done) {
-                    st.current = *next;
-                    self.bar.set_message(next.to_string());
+                // The console is the host's to replay or the build's to imitate: a step
+                // reported again, or out of order, never moves the counter back.
+                if done as u64 > self.bar.position() {
+                    self.bar.set_position(done as u64);
+                    st.step_started = Instant::now();
+                    if let Some(next) = Step::ALL.get(done) {
+                        st.current = *next;
+                        self.bar.set_message(next.to_string());
+                    }
                 }
             }
             ConsoleEvent::StepFailed { step, message } => {
@@ -326,6 +330,21 @@ mod tests {
         assert_eq!(log, console);
         assert_eq!(p.failure(), Some((Step::Fetch, "no disk".to_string())));
         assert_eq!(p.bar.position(), 1);
+    }
+
+    #[test]
+    fn the_step_counter_never_goes_backwards() {
+        let mut p = Progress::new(false);
+        let ok = |step| kettle_wire::console::step_ok(step, 0.1, "done", "");
+        p.line(&ok(Step::Boot));
+        p.line(&ok(Step::Request));
+        p.line(&ok(Step::Fetch));
+        assert_eq!(p.bar.position(), 3);
+        assert_eq!(p.state().current, Step::ALL[3]);
+        // A line that repeats an earlier step (a replay, or the build printing one).
+        p.line(&ok(Step::Boot));
+        assert_eq!(p.bar.position(), 3);
+        assert_eq!(p.state().current, Step::ALL[3]);
     }
 
     #[test]

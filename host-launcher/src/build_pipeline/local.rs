@@ -102,6 +102,7 @@ pub(super) fn build_local(opts: &BuildOptions) -> Result<ExitCode, BuildError> {
     }
     fs::remove_dir(&out_dir).map_err(io_err(out_dir.display().to_string()))?;
     let out = staging.publish()?;
+    clean_up(work);
     if built {
         let artifacts = read_status(&out).map_or(0, |s| s.artifacts.len());
         eprintln!(
@@ -119,6 +120,20 @@ pub(super) fn build_local(opts: &BuildOptions) -> Result<ExitCode, BuildError> {
         }
         eprintln!("error.json is in {}", out.display());
         Ok(ExitCode::from(EXIT_FAILED))
+    }
+}
+
+/// Removes local mode's work directory, saying so first: it holds the unpacked toolchain
+/// and root filesystem (a gigabyte), and removing them takes seconds that would otherwise
+/// look like a hang after the build's last line.
+fn clean_up(work: tempfile::TempDir) {
+    eprintln!(
+        "kettle build --local: cleaning up the work directory {} (the unpacked inputs)",
+        escape_lines(&work.path().display().to_string())
+    );
+    let shown = work.path().display().to_string();
+    if let Err(e) = work.close() {
+        log::warn!("could not remove the work directory {shown}: {e}");
     }
 }
 

@@ -137,6 +137,13 @@ fn local_output_and_failure_reach_the_terminal_escaped() {
     ] {
         assert!(text.contains(needle), "no {needle:?} in: {text}");
     }
+    // The work dir's removal (seconds for real inputs) is said once, not left to look like a hang.
+    assert_eq!(
+        text.matches("kettle build --local: cleaning up the work directory ")
+            .count(),
+        1,
+        "{text}"
+    );
     // A line break the build chose may start a line, but never with a live escape sequence.
     assert!(
         text.lines().any(|l| l.starts_with("\\u{1b}[32mVERIFIED")),
