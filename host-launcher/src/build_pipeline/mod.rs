@@ -13,6 +13,7 @@ mod cvm;
 mod local;
 mod prepare;
 pub mod request;
+pub mod result;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
