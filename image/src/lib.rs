@@ -8,6 +8,8 @@
 //! * [`audit`]: image files against the published manifest and table, each
 //!   difference explained by the input that causes it.
 //! * [`bundle`]: assembling an image directory from init, kernel and firmware.
+//! * [`provenance`]: the image's own `provenance.json` (in-toto + SLSA), what it
+//!   was built from and by which tools.
 // Unit tests build fixtures with small casts; the lint guards the formats themselves.
 #![cfg_attr(test, allow(clippy::cast_possible_truncation))]
 
@@ -16,6 +18,7 @@ pub mod bundle;
 pub mod cpio;
 pub mod manifest;
 pub mod measure;
+pub mod provenance;
 pub mod table;
 
 pub use bundle::{

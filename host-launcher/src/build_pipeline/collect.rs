@@ -13,19 +13,19 @@ use kettle_wire::Tee;
 
 use super::prepare::Image;
 use super::{io_err, timed, BuildError, BuildOptions, EXIT_FAILED};
-use crate::console::{escape, escape_lines, human_duration, print_stdout};
+use crate::console::{escape, human_duration, print_stdout};
 use crate::outdir::Staging;
 use crate::source::ResolvedSource;
 use crate::vm;
 
 /// The guest's own account of a failed build: error.json, else its console, else the log tail.
 pub(super) fn report_guest_failure(staging: &Path, run: &vm::VmRun, log_path: &Path) {
-    match kettle_verify::bundle::read_regular("error.json", &staging.join(ERROR_FILE), 64 << 10) {
-        Ok(bytes) => eprintln!(
-            "kettle build: the guest reported a failure:\n{}",
-            escape_lines(String::from_utf8_lossy(&bytes).trim_end())
+    match read_error_report(staging) {
+        Some(e) => eprintln!(
+            "kettle build: the guest reported a failure: {}",
+            render_error_report(&e)
         ),
-        Err(_) => match &run.console_failure {
+        None => match &run.console_failure {
             Some((step, message)) => eprintln!(
                 "kettle build: the guest console reported step {step} failed: {} (no error.json was written)",
                 escape(message)
@@ -161,6 +161,18 @@ pub(super) fn read_error_report(out: &Path) -> Option<kettle_wire::ErrorReport> 
     let path = out.join(ERROR_FILE);
     let bytes = kettle_verify::bundle::read_regular("error.json", &path, MAX_REPORT_BYTES).ok()?;
     serde_json::from_slice(&bytes).ok()
+}
+
+/// error.json as the host shows it, for a VM build and `--local` alike: the step, the
+/// input it names, and the message on one line (the guest's words: escaped, a line
+/// break too, so no line of the host's output begins with what the guest wrote).
+pub(super) fn render_error_report(e: &kettle_wire::ErrorReport) -> String {
+    let input = e
+        .input
+        .as_deref()
+        .map(|i| format!(" (input {})", escape(i)))
+        .unwrap_or_default();
+    format!("step {}{input} failed: {}", e.step, escape(&e.message))
 }
 
 /// The last lines of a build: total time, the artifacts, and how to verify them.

@@ -10,14 +10,13 @@ use kettle_wire::cache::CacheWriter;
 use kettle_wire::request::FetchMode;
 use kettle_wire::Tee;
 
-use super::collect::{read_error_report, read_status};
+use super::collect::{read_error_report, read_status, render_error_report};
 use super::prepare::{load_image, open_store, resolve_source};
 use super::request::make_request;
 use super::{
     check_interrupted, interrupt, interrupted, io_err, work_dir, BuildError, BuildOptions,
     EXIT_FAILED,
 };
-use crate::console::escape_lines;
 use crate::download::{Downloader, RetryPolicy};
 use crate::inputs;
 use crate::outdir::Staging;
@@ -112,11 +111,7 @@ pub(super) fn build_local(opts: &BuildOptions) -> Result<ExitCode, BuildError> {
         Ok(ExitCode::SUCCESS)
     } else {
         if let Some(e) = read_error_report(&out) {
-            eprintln!(
-                "kettle build --local: step {} failed: {}",
-                e.step,
-                escape_lines(&e.message)
-            );
+            eprintln!("kettle build --local: {}", render_error_report(&e));
         }
         eprintln!("error.json is in {}", out.display());
         Ok(ExitCode::from(EXIT_FAILED))

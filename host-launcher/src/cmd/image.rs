@@ -4,7 +4,6 @@
 //! count) and `provenance.json` (what the image was built from); all into one
 //! directory that appears complete or not at all.
 
-mod provenance;
 mod roots;
 
 use std::collections::BTreeMap;
@@ -20,9 +19,9 @@ use kettle_image::measure::{GuestFeatures, VcpuConfig, VcpuType, VmmType};
 use kettle_image::table::{DEFAULT_VCPU_COUNTS, DEFAULT_VCPU_TYPES};
 use kettle_wire::devices::GUEST_CA_ROOTS;
 
-pub use provenance::PROVENANCE_FILE;
-use provenance::{
-    crates_from_tree, ImageProvenance, PinFile, RustcVersion, SourceCommit, ToolRecord,
+use kettle_image::provenance::{
+    self, crates_from_tree, ImageProvenance, PinFile, RustcVersion, SourceCommit, ToolRecord,
+    PROVENANCE_FILE,
 };
 use roots::{CaRoots, CaRootsSource};
 

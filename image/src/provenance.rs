@@ -13,8 +13,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use kettle_image::bundle::{AssembledImage, INITRD_FILE, KERNEL_FILE, MANIFEST_FILE, OVMF_FILE};
-use kettle_image::table::TABLE_FILE;
+use crate::bundle::{AssembledImage, INITRD_FILE, KERNEL_FILE, MANIFEST_FILE, OVMF_FILE};
+use crate::table::TABLE_FILE;
 use kettle_provenance::merkle::{input_merkle_root_hex, INPUT_MERKLE_ROOT_KEY};
 use kettle_provenance::statement::{
     BuildDefinition, Builder, JsonObject, Provenance, RunDetails, DIGEST_GIT_COMMIT, DIGEST_SHA256,

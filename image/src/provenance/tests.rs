@@ -1,7 +1,7 @@
 use super::*;
-use kettle_image::manifest::{FileRef, ImageManifest};
-use kettle_image::measure::{GuestFeatures, LaunchDigest, VcpuConfig, VmmType};
-use kettle_image::table::{LaunchDigestTable, TableRow, TABLE_SCHEMA};
+use crate::manifest::{FileRef, ImageManifest};
+use crate::measure::{GuestFeatures, LaunchDigest, VcpuConfig, VmmType};
+use crate::table::{LaunchDigestTable, TableRow, TABLE_SCHEMA};
 use kettle_provenance::{jcs, Sha256Digest};
 use kettle_verify::{Artifact, Bundle, CheckId, Expectations, SourcePin, Status};
 
