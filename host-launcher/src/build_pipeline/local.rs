@@ -124,7 +124,7 @@ pub(super) fn build_local(opts: &BuildOptions) -> Result<ExitCode, BuildError> {
 fn clean_up(work: tempfile::TempDir) {
     eprintln!(
         "kettle build --local: cleaning up the work directory {} (the unpacked inputs)",
-        escape_lines(&work.path().display().to_string())
+        crate::console::escape(&work.path().display().to_string())
     );
     let shown = work.path().display().to_string();
     if let Err(e) = work.close() {
