@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use kettle_attest::simulated::SimulatedPsp;
 use kettle_image::manifest::FileRef;
 use kettle_image::{GuestFeatures, ImageManifest, LaunchDigest, VcpuConfig, VcpuType, VmmType};
-use kettle_provenance::statement::DIGEST_GIT_COMMIT;
+use kettle_provenance::statement::{DIGEST_GIT_COMMIT, DIGEST_GIT_TREE};
 use kettle_provenance::{
     ids, jcs, BuildDefinition, Builder, JsonObject, Provenance, ResourceDescriptor, RunDetails,
     Sha256Digest, Statement,
@@ -25,6 +25,8 @@ pub struct StatementSpec<'a> {
     pub git_ref: &'a str,
     /// The `source` dependency's gitCommit (None: no source dependency).
     pub commit: Option<&'a str>,
+    /// The `source` dependency's gitTree, as the guest records it (None: not recorded).
+    pub tree: Option<&'a str>,
     /// buildDefinition.buildType.
     pub build_type: &'a str,
     /// runDetails.builder.id.
@@ -38,6 +40,7 @@ impl Default for StatementSpec<'_> {
             repository: "https://example.com/hello.git",
             git_ref: "refs/heads/main",
             commit: Some("0123456789abcdef0123456789abcdef01234567"),
+            tree: None,
             build_type: ids::BUILD_TYPE_SCRIPT,
             builder_id: ids::BUILDER_ID_SEV_SNP,
         }
@@ -56,6 +59,10 @@ impl StatementSpec<'_> {
                 ResourceDescriptor::from_uri(format!("git+{}@{}", self.repository, self.git_ref))
                     .with_name(ids::SOURCE_DEPENDENCY)
                     .with_digest(DIGEST_GIT_COMMIT, c)
+            })
+            .map(|d| match self.tree {
+                Some(t) => d.with_digest(DIGEST_GIT_TREE, t),
+                None => d,
             })
             .into_iter()
             .collect();

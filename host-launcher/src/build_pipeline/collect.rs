@@ -7,35 +7,99 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
+use kettle_provenance::Sha256Digest;
 use kettle_verify::{Expectations, ProvenanceExpectations, SourcePin};
 use kettle_wire::output::{self, CHAIN_FILE, ERROR_FILE, EVIDENCE_FILE, STATUS_FILE};
 use kettle_wire::Tee;
 
 use super::prepare::Image;
+use super::result::{
+    BuildResult, Failure, ImageRef, Outcome, ResultContext, SourceRef, RESULT_FILE,
+};
 use super::{io_err, timed, BuildError, BuildOptions, EXIT_FAILED};
 use crate::console::{escape, human_duration, print_stdout};
 use crate::outdir::Staging;
 use crate::source::ResolvedSource;
 use crate::vm;
 
-/// The guest's own account of a failed build: error.json, else its console, else the log tail.
-pub(super) fn report_guest_failure(staging: &Path, run: &vm::VmRun, log_path: &Path) {
+/// The guest's own account of a failed build: error.json, else its console, else the log
+/// tail; returned as result.json's `failure` (plain text).
+pub(super) fn report_guest_failure(staging: &Path, run: &vm::VmRun, log_path: &Path) -> Failure {
     match read_error_report(staging) {
-        Some(e) => eprintln!(
-            "kettle build: the guest reported a failure: {}",
-            render_error_report(&e)
-        ),
+        Some(e) => {
+            eprintln!(
+                "kettle build: the guest reported a failure: {}",
+                render_error_report(&e)
+            );
+            Failure {
+                step: e.step.to_string(),
+                message: e.message,
+            }
+        }
         None => match &run.console_failure {
-            Some((step, message)) => eprintln!(
-                "kettle build: the guest console reported step {step} failed: {} (no error.json was written)",
-                escape(message)
-            ),
+            Some((step, message)) => {
+                eprintln!(
+                    "kettle build: the guest console reported step {step} failed: {} (no error.json was written)",
+                    escape(message)
+                );
+                Failure {
+                    step: step.to_string(),
+                    message: message.clone(),
+                }
+            }
             None => {
                 eprintln!("kettle build: the guest wrote no result; see the console log");
                 print_log_tail(log_path);
+                Failure {
+                    step: "vm".into(),
+                    message: "the guest wrote no result (see build.log)".into(),
+                }
             }
         },
     }
+}
+
+/// Writes result.json into the staging directory (before it is published, so the
+/// directory appears whole) and, with `--json`, prints it on stdout.
+pub(super) fn record_result(
+    staging: &Staging,
+    outcome: Outcome,
+    failure: Option<Failure>,
+    ctx: &ResultContext,
+    json: bool,
+) -> Result<(), BuildError> {
+    let result = BuildResult::for_output_dir(staging.path(), outcome, failure, ctx);
+    result
+        .write(staging.path())
+        .map_err(io_err(format!("writing {RESULT_FILE}")))?;
+    if json {
+        print_stdout(result.to_json().trim_end());
+    }
+    Ok(())
+}
+
+/// What every result.json of this build shares.
+pub(super) fn result_context(
+    opts: &BuildOptions,
+    image: &Image,
+    src: &ResolvedSource,
+    tee: Tee,
+) -> Result<ResultContext, BuildError> {
+    let manifest_sha256 = Sha256Digest::of_file(&image.manifest_path)
+        .map_err(io_err(image.manifest_path.display().to_string()))?;
+    Ok(ResultContext {
+        tee,
+        source: SourceRef {
+            repository: src.repository.clone(),
+            git_ref: src.git_ref.clone(),
+            commit: src.commit.clone(),
+        },
+        image: ImageRef {
+            launch_digest: image.manifest.launch_digest.to_string(),
+            manifest_sha256: manifest_sha256.to_hex(),
+        },
+        verify_command: verify_argv(opts, image, src, tee),
+    })
 }
 
 /// Verifies the collected outputs exactly as an auditor would, then publishes --out.
@@ -43,8 +107,10 @@ pub(super) fn verify_and_publish(
     staging: Staging,
     image: &Image,
     src: &ResolvedSource,
-    tee: Tee,
+    ctx: &ResultContext,
+    json: bool,
 ) -> Result<ExitCode, BuildError> {
+    let tee = ctx.tee;
     // The host built this commit itself, so it pins it; an auditor pins it from their own clone.
     let mut expect = Expectations {
         provenance: ProvenanceExpectations {
@@ -72,12 +138,37 @@ pub(super) fn verify_and_publish(
                 "kettle build: the outputs cannot be verified: {}",
                 escape(&why.to_string())
             );
+            let failure = Failure {
+                step: "host".into(),
+                message: format!("the outputs cannot be verified: {why}"),
+            };
+            record_result(&staging, Outcome::NotVerified, Some(failure), ctx, json)?;
             let out = staging.publish()?;
             eprintln!("outputs (unverified) are in {}", out.display());
             return Ok(ExitCode::from(EXIT_FAILED));
         }
     };
-    print_stdout(&verdict.to_string());
+    // With --json, stdout is result.json alone; the verdict goes to the terminal's stderr.
+    if json {
+        eprintln!("{verdict}");
+    } else {
+        print_stdout(&verdict.to_string());
+    }
+    let (outcome, failure) = if verdict.verified {
+        (Outcome::Verified, None)
+    } else {
+        let failed = verdict
+            .failures()
+            .map(|c| c.name())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let failure = Failure {
+            step: "host".into(),
+            message: format!("the outputs do not verify: failed checks {failed}"),
+        };
+        (Outcome::NotVerified, Some(failure))
+    };
+    record_result(&staging, outcome, failure, ctx, json)?;
     let out = staging.publish()?;
     if verdict.verified {
         eprintln!("outputs verified and written to {}", out.display());
@@ -187,30 +278,33 @@ pub(super) fn print_summary(started: Instant, out: &Path, verify: &str) {
     eprintln!("verify it with:\n  {verify}");
 }
 
-/// The `kettle verify` command an auditor would run on this build's output.
-pub(super) fn verify_command(
-    opts: &BuildOptions,
-    image: &Image,
-    src: &ResolvedSource,
-    tee: Tee,
-) -> String {
+/// The `kettle verify` argv an auditor would run on this build's output.
+fn verify_argv(opts: &BuildOptions, image: &Image, src: &ResolvedSource, tee: Tee) -> Vec<String> {
     let mut cmd = vec![
         "kettle".to_string(),
         "verify".into(),
-        shell_quote(&opts.out.display().to_string()),
+        opts.out.display().to_string(),
         "--manifest".into(),
-        shell_quote(&image.manifest_path.display().to_string()),
+        image.manifest_path.display().to_string(),
     ];
     if tee == Tee::Simulated {
         cmd.push("--allow-simulated".into());
     }
-    cmd.extend(["--repo".into(), shell_quote(&src.repository)]);
-    cmd.extend(["--ref".into(), shell_quote(&src.git_ref)]);
+    cmd.extend(["--repo".into(), src.repository.clone()]);
+    cmd.extend(["--ref".into(), src.git_ref.clone()]);
     match &src.worktree {
-        Some(dir) => cmd.extend(["--source".into(), shell_quote(&dir.display().to_string())]),
+        Some(dir) => cmd.extend(["--source".into(), dir.display().to_string()]),
         None => cmd.extend(["--commit".into(), src.commit.clone()]),
     }
-    cmd.join(" ")
+    cmd
+}
+
+/// [`verify_argv`] as one shell command line.
+pub(super) fn verify_command(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| shell_quote(a))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// `s` as one POSIX shell word (quoted only when it needs to be).

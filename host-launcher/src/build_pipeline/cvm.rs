@@ -13,11 +13,12 @@ use kettle_wire::request::{write_request_disk, BuildRequest, FetchMode};
 use kettle_wire::Tee;
 
 use super::collect::{
-    copy_manifest, print_summary, report_guest_failure, supply_vcek, verify_and_publish,
-    verify_command,
+    copy_manifest, print_summary, record_result, report_guest_failure, result_context, supply_vcek,
+    verify_and_publish, verify_command,
 };
 use super::prepare::{load_image, open_store, resolve_source, Image};
 use super::request::{make_request_for, vm_deadline};
+use super::result::Outcome;
 use super::{
     check_interrupted, host_step, interrupt, interrupted, io_err, timed, work_dir, BuildError,
     BuildOptions, EXIT_FAILED,
@@ -135,8 +136,16 @@ pub(super) fn build_vm(opts: &BuildOptions) -> Result<ExitCode, BuildError> {
     copy_manifest(&image.manifest_path, staging.path())?;
     drop(work); // disks are no longer needed
     timed("collect", t);
+    let ctx = result_context(opts, &image, &src, tee)?;
     if !staging.path().join(STATUS_FILE).is_file() {
-        report_guest_failure(staging.path(), &run, &log_path);
+        let failure = report_guest_failure(staging.path(), &run, &log_path);
+        record_result(
+            &staging,
+            Outcome::BuildFailed,
+            Some(failure),
+            &ctx,
+            opts.json,
+        )?;
         let out = staging.publish()?;
         eprintln!(
             "the console log and any error report are in {}",
@@ -148,10 +157,10 @@ pub(super) fn build_vm(opts: &BuildOptions) -> Result<ExitCode, BuildError> {
         supply_vcek(staging.path());
     }
     let code = host_step("verify the outputs", || {
-        verify_and_publish(staging, &image, &src, tee)
+        verify_and_publish(staging, &image, &src, &ctx, opts.json)
     })?;
     if code == ExitCode::SUCCESS {
-        print_summary(started, &opts.out, &verify_command(opts, &image, &src, tee));
+        print_summary(started, &opts.out, &verify_command(&ctx.verify_command));
     }
     Ok(code)
 }

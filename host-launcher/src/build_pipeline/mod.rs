@@ -91,6 +91,8 @@ pub struct BuildOptions {
     pub heartbeat: u64,
     /// With `local`: the kettle-init binary to run (default: /init of the image's initramfs).
     pub init: Option<PathBuf>,
+    /// Print result.json on stdout (the verdict goes to stderr).
+    pub json: bool,
 }
 
 /// Who chose the image directory `dir`, for messages about it: `$KETTLE_IMAGE`, the

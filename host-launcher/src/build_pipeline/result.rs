@@ -116,39 +116,32 @@ pub struct BuildResult {
     pub verify_command: Vec<String>,
 }
 
+/// What every result of one build shares, known before the outcome.
+#[derive(Debug, Clone)]
+pub struct ResultContext {
+    /// The TEE the build ran under.
+    pub tee: Tee,
+    /// The commit built.
+    pub source: SourceRef,
+    /// The image it ran in.
+    pub image: ImageRef,
+    /// The `kettle verify` argv that re-checks the published directory.
+    pub verify_command: Vec<String>,
+}
+
 impl BuildResult {
-    /// The result for the output directory `out` (already published): the files there
-    /// are hashed; artifacts are read from the provenance only when `outcome` is verified.
+    /// The result for the output directory `dir` (hashed as it is now); artifacts are
+    /// read from the provenance only when `outcome` is verified.
     pub fn for_output_dir(
-        out: &Path,
+        dir: &Path,
         outcome: Outcome,
-        tee: Tee,
-        source: SourceRef,
-        image: ImageRef,
-        manifest: &Path,
         failure: Option<Failure>,
+        ctx: &ResultContext,
     ) -> BuildResult {
-        let provenance = digest_of(out, PROVENANCE_FILE);
         let artifacts = match outcome {
-            Outcome::Verified => verified_artifacts(out),
+            Outcome::Verified => verified_artifacts(dir),
             Outcome::NotVerified | Outcome::BuildFailed => Vec::new(),
         };
-        let mut verify_command: Vec<String> = vec![
-            "kettle".into(),
-            "verify".into(),
-            out.display().to_string(),
-            "--manifest".into(),
-            manifest.display().to_string(),
-            "--repo".into(),
-            source.repository.clone(),
-            "--ref".into(),
-            source.git_ref.clone(),
-            "--commit".into(),
-            source.commit.clone(),
-        ];
-        if tee == Tee::Simulated {
-            verify_command.push("--allow-simulated".into());
-        }
         BuildResult {
             schema: RESULT_SCHEMA.into(),
             exit_code: match outcome {
@@ -156,14 +149,14 @@ impl BuildResult {
                 Outcome::NotVerified | Outcome::BuildFailed => super::EXIT_FAILED,
             },
             outcome,
-            tee: tee.platform_name().into(),
-            source,
-            image,
+            tee: ctx.tee.platform_name().into(),
+            source: ctx.source.clone(),
+            image: ctx.image.clone(),
             artifacts,
-            provenance,
-            evidence: digest_of(out, EVIDENCE_FILE),
+            provenance: digest_of(dir, PROVENANCE_FILE),
+            evidence: digest_of(dir, EVIDENCE_FILE),
             failure,
-            verify_command,
+            verify_command: ctx.verify_command.clone(),
         }
     }
 

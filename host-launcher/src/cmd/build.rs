@@ -95,6 +95,9 @@ pub struct BuildArgs {
     /// Run the pipeline on this host with no VM and no TEE (nothing is hardware-attested).
     #[arg(long)]
     pub local: bool,
+    /// Print result.json (outcome, artifacts and digests, the verify command) on stdout; the verdict goes to stderr.
+    #[arg(long)]
+    pub json: bool,
     /// Add a local file to the input cache (e.g. a toolchain or rootfs bundle that kettle.toml pins).
     #[arg(long = "input", value_name = "FILE")]
     pub inputs: Vec<PathBuf>,
@@ -153,6 +156,7 @@ impl BuildArgs {
             cache_dir: self.cache_dir.clone(),
             allow_dirty: self.allow_dirty,
             source_archive_url: self.source_archive_url.clone(),
+            json: self.json,
             commit_object_url: self.commit_object_url.clone(),
             qemu: self.qemu.clone(),
             heartbeat: self.heartbeat,

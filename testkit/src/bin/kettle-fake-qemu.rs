@@ -132,6 +132,8 @@ fn run(args: &[OsString]) -> Result<(), String> {
     );
     log("INFO", &console::step_ok(Step::Request, 0.0, &what, ""));
     let cache_disk = vm.disk(devices::CACHE_DISK_SERIAL);
+    // The commit's tree id, as the guest records it (gitTree) after hashing the archive.
+    let mut tree = None;
     match (request.mode, &cache_disk) {
         (FetchMode::Upstream, None) if vm.network => {
             let upstream = request
@@ -142,7 +144,8 @@ fn run(args: &[OsString]) -> Result<(), String> {
             log("INFO", &console::step_ok(Step::Fetch, 0.01, &what, ""));
         }
         (FetchMode::Cached, Some(path)) => {
-            let entries = cache_entries(path, &request.commit)?;
+            let (entries, commit_tree) = cache_entries(path, &request.commit)?;
+            tree = commit_tree;
             let what = format!("cache disk: {entries} entries");
             log("INFO", &console::step_ok(Step::Fetch, 0.01, &what, ""));
         }
@@ -213,6 +216,7 @@ fn run(args: &[OsString]) -> Result<(), String> {
             repository: &request.repository,
             git_ref: &request.git_ref,
             commit: Some(&request.commit),
+            tree: tree.as_deref(),
             build_type: ids::BUILD_TYPE_SCRIPT,
             builder_id: ids::BUILDER_ID_SIMULATED,
         };
@@ -269,19 +273,29 @@ fn to_json(value: &impl serde::Serialize) -> Result<Vec<u8>, String> {
 }
 
 /// Checks the cache disk holds the commit object and source archive of `commit`; returns how
-/// many entries it has.
-fn cache_entries(disk: &Path, commit: &str) -> Result<usize, String> {
+/// many entries it has and the tree the commit object names.
+fn cache_entries(disk: &Path, commit: &str) -> Result<(usize, Option<String>), String> {
     let err = |e: std::io::Error| format!("cache disk {}: {e}", disk.display());
     let file = File::open(disk).map_err(err)?;
     let mut archive = tar::Archive::new(file);
+    let commit_entry = cache::commit_path(Path::new(""), commit);
     let mut names = Vec::new();
+    let mut tree = None;
     for entry in archive.entries().map_err(err)? {
-        names.push(entry.map_err(err)?.path().map_err(err)?.into_owned());
+        let mut entry = entry.map_err(err)?;
+        let name = entry.path().map_err(err)?.into_owned();
+        if name == commit_entry {
+            let mut object = String::new();
+            std::io::Read::read_to_string(&mut entry, &mut object).map_err(err)?;
+            tree = object
+                .lines()
+                .next()
+                .and_then(|l| l.strip_prefix("tree "))
+                .map(str::to_string);
+        }
+        names.push(name);
     }
-    for wanted in [
-        cache::commit_path(Path::new(""), commit),
-        cache::source_path(Path::new(""), commit),
-    ] {
+    for wanted in [commit_entry, cache::source_path(Path::new(""), commit)] {
         if !names.contains(&wanted) {
             return Err(format!(
                 "cache disk {}: no {} in {names:?}",
@@ -290,7 +304,7 @@ fn cache_entries(disk: &Path, commit: &str) -> Result<usize, String> {
             ));
         }
     }
-    Ok(names.len())
+    Ok((names.len(), tree))
 }
 
 /// Writes, atomically, this process's pid, a helper's in its process group and the PSP socket.

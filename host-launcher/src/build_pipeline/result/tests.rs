@@ -2,18 +2,19 @@ use super::*;
 use kettle_provenance::statement::{Provenance, ResourceDescriptor};
 use std::fs;
 
-fn source() -> SourceRef {
-    SourceRef {
-        repository: "https://github.com/o/r".into(),
-        git_ref: "refs/heads/main".into(),
-        commit: "a".repeat(40),
-    }
-}
-
-fn image() -> ImageRef {
-    ImageRef {
-        launch_digest: "b".repeat(96),
-        manifest_sha256: "c".repeat(64),
+fn ctx(tee: Tee) -> ResultContext {
+    ResultContext {
+        tee,
+        source: SourceRef {
+            repository: "https://github.com/o/r".into(),
+            git_ref: "refs/heads/main".into(),
+            commit: "a".repeat(40),
+        },
+        image: ImageRef {
+            launch_digest: "b".repeat(96),
+            manifest_sha256: "c".repeat(64),
+        },
+        verify_command: vec!["kettle".into(), "verify".into(), "out".into()],
     }
 }
 
@@ -42,15 +43,7 @@ fn out_dir() -> tempfile::TempDir {
 #[test]
 fn a_verified_build_lists_its_artifacts_and_how_to_check_them_again() {
     let d = out_dir();
-    let r = BuildResult::for_output_dir(
-        d.path(),
-        Outcome::Verified,
-        Tee::Simulated,
-        source(),
-        image(),
-        Path::new("/img/manifest.json"),
-        None,
-    );
+    let r = BuildResult::for_output_dir(d.path(), Outcome::Verified, None, &ctx(Tee::Simulated));
     assert_eq!(r.exit_code, 0);
     assert_eq!(r.tee, "simulated");
     assert_eq!(
@@ -71,25 +64,7 @@ fn a_verified_build_lists_its_artifacts_and_how_to_check_them_again() {
         r.evidence.as_ref().unwrap().sha256,
         Sha256Digest::of_bytes(&[7u8; 1184]).to_hex()
     );
-    let out = d.path().display().to_string();
-    let commit = "a".repeat(40);
-    assert_eq!(
-        r.verify_command,
-        [
-            "kettle",
-            "verify",
-            out.as_str(),
-            "--manifest",
-            "/img/manifest.json",
-            "--repo",
-            "https://github.com/o/r",
-            "--ref",
-            "refs/heads/main",
-            "--commit",
-            commit.as_str(),
-            "--allow-simulated",
-        ]
-    );
+    assert_eq!(r.verify_command, ["kettle", "verify", "out"]);
     // Written once, read back as the same object; the schema is the stable name.
     r.write(d.path()).unwrap();
     let text = fs::read_to_string(d.path().join(RESULT_FILE)).unwrap();
@@ -105,35 +80,19 @@ fn a_verified_build_lists_its_artifacts_and_how_to_check_them_again() {
 fn an_unverified_or_failed_build_claims_no_artifact() {
     let d = out_dir();
     for outcome in [Outcome::NotVerified, Outcome::BuildFailed] {
-        let r = BuildResult::for_output_dir(
-            d.path(),
-            outcome,
-            Tee::SevSnp,
-            source(),
-            image(),
-            Path::new("m.json"),
-            Some(Failure {
-                step: "build".into(),
-                message: "cargo failed".into(),
-            }),
-        );
+        let failure = Failure {
+            step: "build".into(),
+            message: "cargo failed".into(),
+        };
+        let r = BuildResult::for_output_dir(d.path(), outcome, Some(failure), &ctx(Tee::SevSnp));
         assert!(r.artifacts.is_empty(), "{outcome:?}");
         assert_eq!(r.exit_code, 1);
         assert_eq!(r.tee, "sev-snp");
-        assert!(!r.verify_command.contains(&"--allow-simulated".to_string()));
     }
     // A provenance.json that is a link is not hashed (the guest's disk chose it).
     fs::remove_file(d.path().join(PROVENANCE_FILE)).unwrap();
     std::os::unix::fs::symlink("/etc/passwd", d.path().join(PROVENANCE_FILE)).unwrap();
-    let r = BuildResult::for_output_dir(
-        d.path(),
-        Outcome::Verified,
-        Tee::SevSnp,
-        source(),
-        image(),
-        Path::new("m.json"),
-        None,
-    );
+    let r = BuildResult::for_output_dir(d.path(), Outcome::Verified, None, &ctx(Tee::SevSnp));
     assert_eq!(r.provenance, None);
     assert!(r.artifacts.is_empty());
 }

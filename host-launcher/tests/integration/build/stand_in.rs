@@ -294,3 +294,76 @@ fn a_hostile_guest_s_escape_sequences_reach_the_terminal_escaped() {
         );
     }
 }
+
+#[test]
+fn result_json_tells_a_pipeline_what_happened() {
+    use kettle::build_pipeline::result::{BuildResult, Outcome, RESULT_FILE};
+    let read = |f: &StandInProject| -> BuildResult {
+        serde_json::from_slice(&fs::read(f.out.join(RESULT_FILE)).unwrap()).unwrap()
+    };
+    // Verified, with --json: stdout is result.json alone, the verdict went to stderr.
+    let f = StandInProject::create();
+    let out = build(&f, "ok", &["--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let printed: BuildResult = serde_json::from_slice(&out.stdout).unwrap();
+    let r = read(&f);
+    assert_eq!(printed, r);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("[PASS] binding.report_data"));
+    assert_eq!((r.outcome, r.exit_code), (Outcome::Verified, 0));
+    assert_eq!(r.tee, "simulated");
+    assert_eq!(r.source.commit, f.commit.trim());
+    let hello = f.out.join("artifacts/out/hello.txt");
+    assert_eq!(r.artifacts.len(), 1, "{r:?}");
+    assert_eq!(r.artifacts[0].name, "out/hello.txt");
+    assert_eq!(r.artifacts[0].path, "artifacts/out/hello.txt");
+    assert_eq!(
+        r.artifacts[0].sha256,
+        Sha256Digest::of_file(&hello).unwrap().to_hex()
+    );
+    assert_eq!(
+        r.provenance.as_ref().unwrap().sha256,
+        Sha256Digest::of_file(&f.out.join("provenance.json"))
+            .unwrap()
+            .to_hex()
+    );
+    assert_eq!(r.failure, None);
+    // Its verify command is the auditor's, and it passes.
+    assert_eq!(r.verify_command[..2], ["kettle", "verify"]);
+    let v = Command::new(KETTLE)
+        .args(&r.verify_command[1..])
+        .output()
+        .unwrap();
+    assert_eq!(
+        v.status.code(),
+        Some(0),
+        "{:?}: {}",
+        r.verify_command,
+        text(&v)
+    );
+
+    // A guest step failed: the step and its message, no artifact claimed.
+    let f = StandInProject::create();
+    assert_eq!(build(&f, "fail", &[]).status.code(), Some(1));
+    let r = read(&f);
+    assert_eq!((r.outcome, r.exit_code), (Outcome::BuildFailed, 1));
+    let failure = r.failure.unwrap();
+    assert!(
+        failure.message.contains("rootfs: sha256 mismatch"),
+        "{failure:?}"
+    );
+    assert!(r.artifacts.is_empty() && r.provenance.is_none());
+
+    // Built, but the outputs do not verify: nothing the verifier rejected is listed.
+    let f = StandInProject::create();
+    assert_eq!(build(&f, "tamper", &[]).status.code(), Some(1));
+    let r = read(&f);
+    assert_eq!((r.outcome, r.exit_code), (Outcome::NotVerified, 1));
+    assert!(r.artifacts.is_empty());
+    assert!(
+        r.failure
+            .unwrap()
+            .message
+            .contains("artifact:out/hello.txt"),
+        "the failed check is named"
+    );
+}
