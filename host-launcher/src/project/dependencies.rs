@@ -26,7 +26,10 @@ pub struct PathDependency {
 /// (all members: cargo resolves the whole workspace, dev- and build-dependencies too),
 /// including `[workspace.dependencies]`, `[patch.*]` and `[replace]`.
 pub fn path_dependencies(tree: &dyn Tree) -> Result<Vec<PathDependency>, String> {
-    let root = manifest_at(tree, "")?.ok_or("no Cargo.toml")?;
+    // No Cargo.toml: nothing to resolve here (cargo says so in the build, kettle init before it).
+    let Some(root) = manifest_at(tree, "")? else {
+        return Ok(Vec::new());
+    };
     let mut dirs = vec![String::new()];
     if let Some(ws) = root.get("workspace") {
         let members: Vec<String> = ws
