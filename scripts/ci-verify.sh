@@ -6,8 +6,8 @@
 #
 #   kettle verify OUT --policy POLICY --ref REF --commit COMMIT [--vsa FILE]
 #
-# Exit status: 0 only for a VERIFIED verdict; 1 rejected; 2 could not run. Nothing but
-# kettle verify's own exit 0 with a VERIFIED verdict line passes.
+# Exit status: 0 only for a VERIFIED verdict bound to the build; 1 rejected; 2 could not
+# run. Nothing but kettle verify's own exit 0 with such a verdict line passes.
 #
 # Env (GitHub's names first, then Kettle's own, which win):
 #   GITHUB_REF, GITHUB_SHA          the ref and commit the build job built
@@ -42,5 +42,10 @@ status=0
 "$KETTLE" verify "$out" --policy "$KETTLE_POLICY" --ref "$ref" --commit "$commit" "${extra[@]}" \
     | tee "$log" || status=$?
 [ "$status" = 0 ] || exit "$status"
-# Belt and braces: exit 0 must come with the verdict line itself.
-grep -q '^VERIFIED' "$log" || { echo "ci-verify: kettle verify exited 0 without a VERIFIED verdict" >&2; exit 1; }
+# Belt and braces: exit 0 must come with the verdict line itself, bound to the build
+# (a report alone, "report only", says nothing about the artifacts).
+verdict=$(grep '^VERIFIED' "$log" || true)
+[ -n "$verdict" ] || { echo "ci-verify: kettle verify exited 0 without a VERIFIED verdict" >&2; exit 1; }
+case $verdict in
+    *"report only"*) echo "ci-verify: the evidence is not bound to any build (report only): rejected" >&2; exit 1 ;;
+esac
