@@ -9,7 +9,7 @@ BUILD ?= $(CURDIR)/build
 KETTLE_VENV ?= /opt/kettle-venv
 export KETTLE_VENV BUILD
 
-.PHONY: setup test lint demo image publish-image kernel ovmf init bundles bench clean check-reproducible fuzz
+.PHONY: setup test lint demo image publish-image kernel ovmf init bundles bench clean check-reproducible fuzz dist
 
 setup:
 	bash scripts/setup.sh
@@ -114,3 +114,12 @@ bundles: setup
 REPRO_FLAGS ?=
 check-reproducible: setup
 	bash scripts/check-reproducible.sh $(REPRO_FLAGS)
+
+# dist/kettle-<version>-x86_64-linux/ and its .tar.gz: the release a host operator or
+# an auditor uses without a clone (README.md "Install"): a static kettle, the image,
+# the bundles beside it, a policy template, completions, man pages, the CI scripts and
+# SHA256SUMS. Reproducible: a second run gives the same tarball. DIST_DEPS= (empty)
+# packs the image and bundles already in $(BUILD) as they are.
+DIST_DEPS ?= image bundles
+dist: $(DIST_DEPS)
+	bash scripts/dist.sh

@@ -4,7 +4,7 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 mod cmd;
 
@@ -45,6 +45,9 @@ enum Command {
     /// Bundle manifests and pins (used by `make bundles`).
     #[command(subcommand)]
     Bundle(cmd::bundle::BundleCommand),
+    /// Shell completions and man pages from this CLI's definition (used by `make dist`).
+    #[command(subcommand, hide = true)]
+    Generate(cmd::generate::GenerateCommand),
 }
 
 /// A command's exit code: success, or its error on stderr after `command: ` and
@@ -86,5 +89,6 @@ fn main() -> ExitCode {
         Command::Image(args) => cmd::image::run(args),
         Command::Policy(cmd) => cmd::policy::run(cmd),
         Command::Bundle(cmd) => cmd::bundle::run(cmd),
+        Command::Generate(cmd) => cmd::generate::run(cmd, Cli::command()),
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod bundle;
+pub mod generate;
 pub mod image;
 pub mod init;
 pub mod measure;

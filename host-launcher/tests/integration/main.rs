@@ -8,6 +8,8 @@ mod build;
 /// `kettle verify`: simulated and real AMD evidence, hostile output directories, escaping.
 mod verify;
 
+/// `kettle generate` and the CI recipe's scripts (scripts/ci-build.sh, ci-verify.sh).
+mod dist;
 mod image_publish;
 mod init_toolchain;
 mod source_archive;
