@@ -60,6 +60,7 @@ impl std::str::FromStr for Tee {
 
 /// Why a report request failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RequestError {
     /// An I/O error on a named path or channel.
     #[error("{what}: {source}")]

@@ -96,6 +96,7 @@ impl PartialEq<&str> for TreeId {
 
 /// Why a tree could not be hashed or a commit did not verify.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum GitError {
     /// Reading the directory tree failed.
     #[error("cannot read {path}: {source}")]

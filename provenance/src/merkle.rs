@@ -17,6 +17,7 @@ pub const INPUT_MERKLE_ROOT_KEY: &str = "kettle_inputMerkleRoot";
 
 /// Why a recorded input Merkle root does not check out.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum MerkleError {
     /// internalParameters has no root.
     #[error("internalParameters.{INPUT_MERKLE_ROOT_KEY} is missing")]

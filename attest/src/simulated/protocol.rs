@@ -79,6 +79,7 @@ impl ErrorCode {
 
 /// Why a frame could not be read or written.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ProtocolError {
     /// The underlying stream failed.
     #[error("simulated PSP channel: {0}")]
