@@ -15,7 +15,7 @@ pub struct Evidence {
 
 /// Which trusted execution environment signs a build's report: the one name
 /// for this concept in the request, the guest's provider choice, the CLI's
-/// `--tee` and the provenance's `tee_platform`.
+/// `--tee` and the provenance's `kettle_teePlatform`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Tee {
@@ -26,7 +26,7 @@ pub enum Tee {
 }
 
 impl Tee {
-    /// The name recorded as internalParameters.tee_platform and in status.json.
+    /// The name recorded as internalParameters.kettle_teePlatform and in status.json.
     pub fn platform_name(self) -> &'static str {
         match self {
             Tee::SevSnp => "sev-snp",
