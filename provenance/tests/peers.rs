@@ -128,11 +128,14 @@ fn sample_statement() -> Statement {
                     version: [("kettle-init".to_string(), "0.1.0".to_string())]
                         .into_iter()
                         .collect(),
+                    // The image the host says the build ran in, as the guest records it.
                     builder_dependencies: vec![ResourceDescriptor::from_uri(
-                        "pkg:generic/kettle-image@0.1.0",
+                        "kettle-image:manifest.json",
                     )
+                    .with_name(ids::IMAGE_DEPENDENCY)
                     .with_digest(DIGEST_SHA256, sha256_hex(b"image manifest"))
-                    .with_annotation("launchDigest", "ab".repeat(48))],
+                    .with_digest("sha384", "ab".repeat(48))
+                    .with_annotation(vocab::CLAIMED_BY, "host")],
                 },
                 metadata: Some(BuildMetadata {
                     invocation_id: Some("0f0e0d0c-0b0a-4908-8706-050403020100".into()),
