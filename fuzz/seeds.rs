@@ -24,7 +24,7 @@ use kettle_fuzz::{
 use kettle_image::cpio::Initramfs;
 use kettle_provenance::statement::{DIGEST_GIT_COMMIT, DIGEST_GIT_TREE, DIGEST_SHA256};
 use kettle_provenance::{
-    ids, jcs, merkle, purl, BuildDefinition, BuildMetadata, Builder, JsonObject, Provenance,
+    ids, jcs, merkle, purl, vocab, BuildDefinition, BuildMetadata, Builder, JsonObject, Provenance,
     ResourceDescriptor, RunDetails, Sha256Digest, Statement,
 };
 use kettle_wire::console;
@@ -75,15 +75,15 @@ fn statement(subjects: &[(&str, &[u8])], builder_id: &str, full: bool) -> Statem
             ResourceDescriptor::from_uri("https://example.org/rootfs.tar.gz")
                 .with_name("rootfs")
                 .with_digest(DIGEST_SHA256, PIN)
-                .with_annotation("kettle_kind", "rootfs"),
+                .with_annotation(vocab::LISTED_BY_BUNDLE, "rootfs"),
         );
         internal.insert(
-            merkle::INPUT_MERKLE_ROOT_KEY.into(),
+            vocab::INPUT_MERKLE_ROOT.into(),
             merkle::input_merkle_root_hex(&deps)
                 .expect("merkle root")
                 .into(),
         );
-        internal.insert("tee_platform".into(), "simulated".into());
+        internal.insert(vocab::TEE_PLATFORM.into(), "simulated".into());
         internal.insert("build_seconds".into(), 3600.into());
         metadata = Some(BuildMetadata {
             invocation_id: Some("inv-1".into()),
@@ -112,7 +112,7 @@ fn statement(subjects: &[(&str, &[u8])], builder_id: &str, full: bool) -> Statem
                                 .with_name(ids::IMAGE_DEPENDENCY)
                                 .with_digest(DIGEST_SHA256, PIN)
                                 .with_digest("sha384", hex::encode(MEASUREMENT))
-                                .with_annotation("kettle_claimedBy", "host"),
+                                .with_annotation(vocab::CLAIMED_BY, "host"),
                             ResourceDescriptor::default().with_content(b"kettle".to_vec()),
                         ]
                     } else {

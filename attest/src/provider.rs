@@ -15,7 +15,7 @@ pub struct Evidence {
 
 /// Which trusted execution environment signs a build's report: the one name
 /// for this concept in the request, the guest's provider choice, the CLI's
-/// `--tee` and the provenance's `tee_platform`.
+/// `--tee` and the provenance's `kettle_teePlatform`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Tee {
@@ -26,7 +26,7 @@ pub enum Tee {
 }
 
 impl Tee {
-    /// The name recorded as internalParameters.tee_platform and in status.json.
+    /// The name recorded as internalParameters.kettle_teePlatform and in status.json.
     pub fn platform_name(self) -> &'static str {
         match self {
             Tee::SevSnp => "sev-snp",
@@ -60,6 +60,7 @@ impl std::str::FromStr for Tee {
 
 /// Why a report request failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RequestError {
     /// An I/O error on a named path or channel.
     #[error("{what}: {source}")]

@@ -68,6 +68,7 @@ pub mod offsets {
 
 /// Why a report could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ReportError {
     /// The report is not 1184 bytes long.
     #[error("attestation report is {actual} bytes; an SNP report is exactly {REPORT_LEN} bytes")]

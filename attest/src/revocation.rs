@@ -11,6 +11,38 @@ use x509_cert::der::{Decode, Encode};
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::Certificate;
 
+/// Why a CRL could not be read, or is not the one the ARK signed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CrlError {
+    /// The bytes are not a DER X.509 CRL.
+    #[error("not an X.509 CRL (DER): {0}")]
+    NotACrl(String),
+    /// The CRL names another issuer than the ARK's subject.
+    #[error("the CRL is issued by {issuer}, not by {ark}")]
+    WrongIssuer {
+        /// The CRL's issuer.
+        issuer: String,
+        /// The ARK's subject.
+        ark: String,
+    },
+    /// The ARK's key is not an RSA key.
+    #[error("the ARK's key is not RSA: {0}")]
+    ArkKeyNotRsa(String),
+    /// The signature is not an RSASSA-PSS signature.
+    #[error("the CRL's signature is malformed: {0}")]
+    MalformedSignature(String),
+    /// The CRL's to-be-signed part does not re-encode as DER.
+    #[error("the CRL's TBS part does not re-encode: {0}")]
+    TbsEncoding(String),
+    /// The signature does not verify with the ARK's key.
+    #[error("the ARK's ({ark}) RSASSA-PSS/SHA-384 signature over the CRL does not verify")]
+    DoesNotVerify {
+        /// The ARK's subject.
+        ark: String,
+    },
+}
+
 /// A CRL as read, with the times it covers.
 #[derive(Debug, Clone)]
 pub struct Crl {
@@ -19,20 +51,20 @@ pub struct Crl {
 
 impl Crl {
     /// Parses a DER CRL.
-    pub fn from_der(der: &[u8]) -> Result<Crl, String> {
+    pub fn from_der(der: &[u8]) -> Result<Crl, CrlError> {
         CertificateList::from_der(der)
             .map(|list| Crl { list })
-            .map_err(|e| format!("not an X.509 CRL (DER): {e}"))
+            .map_err(|e| CrlError::NotACrl(e.to_string()))
     }
 
     /// Checks that `ark` issued and signed this CRL (RSASSA-PSS with SHA-384).
-    pub fn verify_signed_by(&self, ark: &Certificate) -> Result<(), String> {
+    pub fn verify_signed_by(&self, ark: &Certificate) -> Result<(), CrlError> {
         let tbs = &self.list.tbs_cert_list;
         if tbs.issuer != ark.tbs_certificate.subject {
-            return Err(format!(
-                "the CRL is issued by {}, not by {}",
-                tbs.issuer, ark.tbs_certificate.subject
-            ));
+            return Err(CrlError::WrongIssuer {
+                issuer: tbs.issuer.to_string(),
+                ark: ark.tbs_certificate.subject.to_string(),
+            });
         }
         let key = rsa::RsaPublicKey::from_pkcs1_der(
             ark.tbs_certificate
@@ -40,16 +72,18 @@ impl Crl {
                 .subject_public_key
                 .raw_bytes(),
         )
-        .map_err(|e| format!("the ARK's key is not RSA: {e}"))?;
+        .map_err(|e| CrlError::ArkKeyNotRsa(e.to_string()))?;
         let verifier = rsa::pss::VerifyingKey::<sha2::Sha384>::new(key);
         let sig = rsa::pss::Signature::try_from(self.list.signature.raw_bytes())
-            .map_err(|e| format!("the CRL's signature is malformed: {e}"))?;
+            .map_err(|e| CrlError::MalformedSignature(e.to_string()))?;
         let msg = tbs
             .to_der()
-            .map_err(|e| format!("the CRL's TBS part does not re-encode: {e}"))?;
-        verifier.verify(&msg, &sig).map_err(|_| {
-            "the ARK's RSASSA-PSS/SHA-384 signature over the CRL does not verify".to_string()
-        })
+            .map_err(|e| CrlError::TbsEncoding(e.to_string()))?;
+        verifier
+            .verify(&msg, &sig)
+            .map_err(|_| CrlError::DoesNotVerify {
+                ark: ark.tbs_certificate.subject.to_string(),
+            })
     }
 
     /// When `serial` was revoked (Unix seconds), if it is listed.

@@ -74,7 +74,7 @@ pub enum BundleError {
         /// Its path.
         path: PathBuf,
         /// What is wrong.
-        reason: String,
+        reason: ElfError,
     },
     /// The kernel is not an EFI-bootable bzImage.
     #[error("kernel {path} cannot be booted by OVMF: {reason} (build it with make kernel)")]
@@ -82,7 +82,7 @@ pub enum BundleError {
         /// Its path.
         path: PathBuf,
         /// What is wrong.
-        reason: String,
+        reason: BzImageError,
     },
     /// The firmware is not a usable SNP OVMF.
     #[error("firmware {path}: {source}")]
@@ -214,52 +214,97 @@ pub fn build_initramfs(
     Ok(fs)
 }
 
+/// Why a file is not a static x86-64 ELF executable (the guest's PID 1).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ElfError {
+    /// No ELF magic (or shorter than an ELF64 header).
+    #[error("not an ELF file")]
+    NotElf,
+    /// Not ELFCLASS64 / ELFDATA2LSB.
+    #[error("not a 64-bit little-endian ELF (EI_CLASS {class}, EI_DATA {data}; expected 2 and 1)")]
+    NotElf64Le {
+        /// EI_CLASS.
+        class: u8,
+        /// EI_DATA.
+        data: u8,
+    },
+    /// e_type is neither ET_EXEC nor ET_DYN.
+    #[error("ELF type {0} is not an executable")]
+    NotExecutable(u16),
+    /// e_machine is not EM_X86_64.
+    #[error("not an x86-64 binary (e_machine {0}, expected 62)")]
+    NotX86_64(u16),
+    /// e_phoff does not fit in memory.
+    #[error("program header offset beyond the address space")]
+    HeaderOffset,
+    /// A program header lies past the end of the file.
+    #[error("program headers run past the end of the file")]
+    HeadersPastEnd,
+    /// A PT_INTERP program header: a dynamic executable.
+    #[error("it is dynamically linked (has PT_INTERP); the initramfs has no loader or libc")]
+    Dynamic,
+}
+
+/// Why a file is not a bzImage OVMF can boot.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BzImageError {
+    /// No `HdrS` at 0x202.
+    #[error("no Linux boot header (HdrS at 0x202); not a bzImage")]
+    NoBootHeader,
+    /// No MZ / PE header: the kernel has no EFI stub.
+    #[error("no PE/COFF header; enable CONFIG_EFI_STUB")]
+    NoEfiStub,
+}
+
 /// Checks that `bytes` is a static x86-64 ELF executable (no PT_INTERP).
-pub fn check_static_elf(bytes: &[u8]) -> Result<(), String> {
+pub fn check_static_elf(bytes: &[u8]) -> Result<(), ElfError> {
     const PT_INTERP: u32 = 3;
     if bytes.len() < 64 || &bytes[..4] != b"\x7fELF" {
-        return Err("not an ELF file".into());
+        return Err(ElfError::NotElf);
     }
     if bytes[4] != 2 || bytes[5] != 1 {
-        return Err("not a 64-bit little-endian ELF".into());
+        return Err(ElfError::NotElf64Le {
+            class: bytes[4],
+            data: bytes[5],
+        });
     }
     let u16_at = |at: usize| u16::from_le_bytes([bytes[at], bytes[at + 1]]);
     let e_type = u16_at(16);
     if e_type != 2 && e_type != 3 {
-        return Err(format!("ELF type {e_type} is not an executable"));
+        return Err(ElfError::NotExecutable(e_type));
     }
-    if u16_at(18) != 62 {
-        return Err("not an x86-64 binary".into());
+    let machine = u16_at(18);
+    if machine != 62 {
+        return Err(ElfError::NotX86_64(machine));
     }
     let phoff = usize::try_from(u64::from_le_bytes(
         bytes[32..40].try_into().expect("8 bytes"),
     ))
-    .map_err(|_| "program header offset beyond the address space".to_owned())?;
+    .map_err(|_| ElfError::HeaderOffset)?;
     let phentsize = usize::from(u16_at(54));
     let phnum = usize::from(u16_at(56));
     for i in 0..phnum {
         let at = phoff
             .checked_add(i * phentsize)
             .filter(|at| at + 4 <= bytes.len())
-            .ok_or("program headers run past the end of the file")?;
+            .ok_or(ElfError::HeadersPastEnd)?;
         if u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) == PT_INTERP {
-            return Err(
-                "it is dynamically linked (has PT_INTERP); the initramfs has no loader or libc"
-                    .into(),
-            );
+            return Err(ElfError::Dynamic);
         }
     }
     Ok(())
 }
 
 /// Checks that `bytes` is a bzImage with an EFI stub (OVMF boots it through the stub).
-pub fn check_bzimage(bytes: &[u8]) -> Result<(), String> {
+pub fn check_bzimage(bytes: &[u8]) -> Result<(), BzImageError> {
     if bytes.len() < 0x264 || &bytes[0x202..0x206] != b"HdrS" {
-        return Err("no Linux boot header (HdrS at 0x202); not a bzImage".into());
+        return Err(BzImageError::NoBootHeader);
     }
     let pe_at = u32::from_le_bytes(bytes[0x3c..0x40].try_into().expect("4 bytes")) as usize;
     if &bytes[..2] != b"MZ" || bytes.get(pe_at..pe_at + 4) != Some(b"PE\0\0") {
-        return Err("no PE/COFF header; enable CONFIG_EFI_STUB".into());
+        return Err(BzImageError::NoEfiStub);
     }
     Ok(())
 }

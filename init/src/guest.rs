@@ -8,13 +8,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use kettle_wire::console;
-use kettle_wire::devices::OUTPUT_DISK_SERIAL;
+use kettle_wire::devices::{GUEST_CA_ROOTS, OUTPUT_DISK_SERIAL};
 use kettle_wire::output::TarSink;
 use thiserror::Error;
 
 use crate::disk;
 use crate::error::{InStep, Step, StepError};
-use crate::http::GUEST_CA_ROOTS;
 use crate::pipeline::{build_from_disks, Built};
 use crate::steps::attest::Attestor;
 use crate::steps::boot;

@@ -1,5 +1,5 @@
 //! HTTPS downloads for upstream mode: ureq over rustls, trusting only the CA
-//! roots in a PEM file (the image's /etc/kettle/ca-roots.pem in the guest; the
+//! roots in a PEM file (the image's `kettle_wire::devices::GUEST_CA_ROOTS` in the guest; the
 //! caller's choice in local mode), resolving names with our own DNS client.
 
 use std::fs::File;
@@ -19,9 +19,6 @@ use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
 use crate::dns;
-
-/// Where the guest image keeps its CA roots.
-pub const GUEST_CA_ROOTS: &str = "/etc/kettle/ca-roots.pem";
 
 /// Why a download failed.
 #[derive(Debug, Error)]

@@ -160,7 +160,7 @@ pub fn build_local(pipeline: &Pipeline<'_>, attestor: Attestor<'_>) -> Result<Bu
 
 /// The guest between boot and emit: reads the request disk, takes inputs from the
 /// cache disk (cached mode) or HTTPS trusting `ca_roots` (upstream mode), and runs
-/// the pipeline in `work`. `ca_roots` is [`crate::http::GUEST_CA_ROOTS`] in the guest.
+/// the pipeline in `work`. `ca_roots` is [`kettle_wire::devices::GUEST_CA_ROOTS`] in the guest.
 pub fn build_from_disks(
     locate: DiskLocator<'_>,
     work: &Path,

@@ -36,8 +36,10 @@
 //!
 //! This module also defines what a recipe's build sees in there ([`spec_for`],
 //! [`prepare_dirs`]): the binds, the complete environment, SOURCE_DATE_EPOCH,
-//! the command and the limits. The child processes live in `sandbox/process.rs`.
+//! the command and the limits. The exec plan the caller computes before it
+//! forks is `sandbox/plan.rs`; the child processes live in `sandbox/process.rs`.
 
+mod plan;
 mod process;
 mod seccomp;
 
@@ -170,7 +172,7 @@ fn pipe_cloexec() -> Result<(OwnedFd, OwnedFd), SandboxError> {
 
 /// Runs `spec` in the sandbox; each output line goes to the log (and the last ones into errors).
 pub fn run(spec: &SandboxSpec) -> Result<(), SandboxError> {
-    let prepared = process::prepare(spec)?;
+    let prepared = plan::prepare(spec)?;
     let (log_r, log_w) = pipe_cloexec()?;
     let (err_r, err_w) = pipe_cloexec()?;
     let tail = Arc::new(Mutex::new(Tail::new(TAIL_BYTES)));

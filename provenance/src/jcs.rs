@@ -13,6 +13,7 @@ pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
 
 /// Why a value could not be turned into Kettle canonical JSON.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum JcsError {
     /// A float was found; Kettle output carries integers only so the bytes are exact.
     #[error("floating-point number {value} at {path}: provenance must use integers only (encode fractional values as strings)")]

@@ -1,11 +1,11 @@
 //! In-toto Statement v1 with the SLSA build provenance v1 predicate, RFC 8785
-//! canonical JSON, Package URLs, the RFC 6962 input Merkle root and git object
-//! hashing.
+//! canonical JSON, Package URLs, the RFC 6962 input Merkle root, git object
+//! hashing, and the vocabulary of Kettle's extension fields ([`vocab`]).
 //!
 //! What the guest does with it, in order:
 //!
 //! ```
-//! use kettle_provenance::{ids, jcs, merkle, purl, timestamp, statement::DIGEST_SHA256};
+//! use kettle_provenance::{ids, jcs, merkle, purl, timestamp, vocab, statement::DIGEST_SHA256};
 //! use kettle_provenance::{BuildDefinition, BuildMetadata, Builder, JsonObject, Provenance,
 //!     ResourceDescriptor, RunDetails, Statement};
 //!
@@ -14,7 +14,7 @@
 //! let deps = vec![ResourceDescriptor::from_uri(purl::cargo("serde", "1.0.228").unwrap())
 //!     .with_digest(DIGEST_SHA256, "ab".repeat(32))];
 //! let mut internal = JsonObject::new();
-//! internal.insert(merkle::INPUT_MERKLE_ROOT_KEY.into(), merkle::input_merkle_root_hex(&deps).unwrap().into());
+//! internal.insert(vocab::INPUT_MERKLE_ROOT.into(), merkle::input_merkle_root_hex(&deps).unwrap().into());
 //! let mut external = JsonObject::new();
 //! external.insert("repository".into(), "https://github.com/o/r".into());
 //! let statement = Statement::new(
@@ -59,6 +59,7 @@ pub mod purl;
 pub mod statement;
 pub mod timestamp;
 pub mod validate;
+pub mod vocab;
 
 pub use digest::Sha256Digest;
 pub use statement::{

@@ -10,24 +10,25 @@ use thiserror::Error;
 
 use crate::jcs::{to_canonical_bytes, JcsError};
 use crate::statement::{Provenance, ResourceDescriptor};
+use crate::vocab::INPUT_MERKLE_ROOT;
 
-/// Key of the input Merkle root (lowercase hex) in `internalParameters`
-/// (SLSA's `<vendor>_<field>` rule for extension fields).
-pub const INPUT_MERKLE_ROOT_KEY: &str = "kettle_inputMerkleRoot";
+/// Key of the input Merkle root (lowercase hex) in `internalParameters`: the
+/// vocabulary's [`crate::vocab::INPUT_MERKLE_ROOT`], under the name callers outside the
+/// guest libraries still use.
+pub use crate::vocab::INPUT_MERKLE_ROOT as INPUT_MERKLE_ROOT_KEY;
 
 /// Why a recorded input Merkle root does not check out.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum MerkleError {
     /// internalParameters has no root.
-    #[error("internalParameters.{INPUT_MERKLE_ROOT_KEY} is missing")]
+    #[error("internalParameters.{INPUT_MERKLE_ROOT} is missing")]
     Missing,
     /// The recorded root is not a string.
-    #[error(
-        "internalParameters.{INPUT_MERKLE_ROOT_KEY} must be a lowercase hex string, found {0}"
-    )]
+    #[error("internalParameters.{INPUT_MERKLE_ROOT} must be a lowercase hex string, found {0}")]
     NotAString(String),
     /// The recorded root differs from the one computed from resolvedDependencies.
-    #[error("internalParameters.{INPUT_MERKLE_ROOT_KEY} is {recorded} but resolvedDependencies hash to {computed}: the dependency list was altered")]
+    #[error("internalParameters.{INPUT_MERKLE_ROOT} is {recorded} but resolvedDependencies hash to {computed}: the dependency list was altered")]
     Mismatch {
         /// The root written in the Statement.
         recorded: String,
@@ -91,15 +92,15 @@ pub fn input_merkle_root(deps: &[ResourceDescriptor]) -> Result<[u8; 32], JcsErr
     Ok(merkle_tree_hash(&leaves))
 }
 
-/// [`input_merkle_root`] as lowercase hex (the form stored under [`INPUT_MERKLE_ROOT_KEY`]).
+/// [`input_merkle_root`] as lowercase hex (the form stored under [`INPUT_MERKLE_ROOT`]).
 pub fn input_merkle_root_hex(deps: &[ResourceDescriptor]) -> Result<String, JcsError> {
     input_merkle_root(deps).map(hex::encode)
 }
 
-/// Checks that `internalParameters.kettle_inputMerkleRoot` matches `resolvedDependencies`.
+/// Checks that `internalParameters.kettle_inputMerkleRoot` ([`INPUT_MERKLE_ROOT`]) matches `resolvedDependencies`.
 pub fn check_input_merkle_root(provenance: &Provenance) -> Result<(), MerkleError> {
     let def = &provenance.build_definition;
-    let recorded = match def.internal_parameters.get(INPUT_MERKLE_ROOT_KEY) {
+    let recorded = match def.internal_parameters.get(INPUT_MERKLE_ROOT) {
         None => return Err(MerkleError::Missing),
         Some(serde_json::Value::String(s)) => s,
         Some(other) => return Err(MerkleError::NotAString(other.to_string())),
@@ -237,7 +238,7 @@ mod tests {
         ));
         p.build_definition
             .internal_parameters
-            .insert(INPUT_MERKLE_ROOT_KEY.into(), 5.into());
+            .insert(INPUT_MERKLE_ROOT.into(), 5.into());
         assert!(matches!(
             check_input_merkle_root(&p),
             Err(MerkleError::NotAString(_))
@@ -245,7 +246,7 @@ mod tests {
         let root = input_merkle_root_hex(&deps()).unwrap();
         p.build_definition
             .internal_parameters
-            .insert(INPUT_MERKLE_ROOT_KEY.into(), root.into());
+            .insert(INPUT_MERKLE_ROOT.into(), root.into());
         check_input_merkle_root(&p).unwrap();
         p.build_definition.resolved_dependencies.pop();
         assert!(matches!(

@@ -12,6 +12,7 @@ pub const QUALIFIER_DOWNLOAD_URL: &str = "download_url";
 
 /// Why a Package URL could not be built or parsed.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum PurlError {
     /// A required component (name, version, owner...) is empty.
     #[error("Package URL {component} is empty")]

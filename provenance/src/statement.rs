@@ -418,7 +418,7 @@ mod tests {
         ext.insert("repository".into(), json!("https://github.com/o/r"));
         ext.insert("ref".into(), json!("refs/tags/v1"));
         let mut int = JsonObject::new();
-        int.insert("hermetic".into(), json!(true));
+        int.insert(crate::vocab::HERMETIC.into(), json!(true));
         let st = Statement::new(
             vec![ResourceDescriptor::for_bytes("app", b"hello")],
             Provenance {
@@ -449,7 +449,7 @@ mod tests {
         );
         let expected = concat!(
             r#"{"_type":"https://in-toto.io/Statement/v1","predicate":{"buildDefinition":{"buildType":"https://kettle.confidential.ai/script/v1","#,
-            r#""externalParameters":{"ref":"refs/tags/v1","repository":"https://github.com/o/r"},"internalParameters":{"hermetic":true},"#,
+            r#""externalParameters":{"ref":"refs/tags/v1","repository":"https://github.com/o/r"},"internalParameters":{"kettle_hermetic":true},"#,
             r#""resolvedDependencies":[{"digest":{"sha256":"0000000000000000000000000000000000000000000000000000000000000000"},"uri":"pkg:cargo/a@1"}]},"#,
             r#""runDetails":{"builder":{"id":"https://kettle.confidential.ai/tee-builder/v1","version":{"kettle":"0.1.0"}},"#,
             r#""byproducts":[{"content":"b2sK","mediaType":"text/plain","name":"log"}],"#,

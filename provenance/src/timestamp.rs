@@ -7,6 +7,7 @@ use thiserror::Error;
 
 /// Why a string is not an RFC 3339 UTC timestamp ending in `Z`.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum TimestampError {
     /// The text does not have the `YYYY-MM-DDTHH:MM:SS[.f]Z` shape.
     #[error("not of the form YYYY-MM-DDTHH:MM:SS[.fraction]Z (UTC, uppercase T and Z)")]

@@ -15,6 +15,7 @@ use crate::timestamp::{parse_rfc3339_utc, TimestampError};
 
 /// The first rule a Statement breaks.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum ValidationError {
     /// `_type` is not the in-toto Statement v1 URI.
     #[error("_type is {found:?}; an in-toto Statement v1 must have _type {expected:?}", expected = ids::STATEMENT_TYPE)]

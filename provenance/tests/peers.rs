@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use kettle_provenance::git::ObjectFormat;
-use kettle_provenance::merkle::{input_merkle_root_hex, INPUT_MERKLE_ROOT_KEY};
+use kettle_provenance::merkle::input_merkle_root_hex;
 use kettle_provenance::statement::{DIGEST_GIT_COMMIT, DIGEST_GIT_TREE, DIGEST_SHA256};
 use kettle_provenance::{
-    git, ids, jcs, purl, BuildDefinition, BuildMetadata, Builder, JsonObject, Provenance,
+    git, ids, jcs, purl, vocab, BuildDefinition, BuildMetadata, Builder, JsonObject, Provenance,
     ResourceDescriptor, RunDetails, Statement,
 };
 use serde_json::json;
@@ -101,13 +101,13 @@ fn sample_statement() -> Statement {
     external.insert("ref".into(), json!("refs/heads/main"));
     external.insert("profile".into(), json!("release"));
     let mut internal = JsonObject::new();
-    internal.insert("tee_platform".into(), json!("amd-sev-snp"));
-    internal.insert("kettle_version".into(), json!("0.1.0"));
+    internal.insert(vocab::TEE_PLATFORM.into(), json!("sev-snp"));
+    internal.insert(vocab::VERSION.into(), json!("0.1.0"));
     internal.insert(
-        INPUT_MERKLE_ROOT_KEY.into(),
+        vocab::INPUT_MERKLE_ROOT.into(),
         json!(input_merkle_root_hex(&resolved).unwrap()),
     );
-    internal.insert("hermetic".into(), json!(true));
+    internal.insert(vocab::HERMETIC.into(), json!(true));
     internal.insert("vcpus".into(), json!(4));
 
     Statement::new(
@@ -128,11 +128,14 @@ fn sample_statement() -> Statement {
                     version: [("kettle-init".to_string(), "0.1.0".to_string())]
                         .into_iter()
                         .collect(),
+                    // The image the host says the build ran in, as the guest records it.
                     builder_dependencies: vec![ResourceDescriptor::from_uri(
-                        "pkg:generic/kettle-image@0.1.0",
+                        "kettle-image:manifest.json",
                     )
+                    .with_name(ids::IMAGE_DEPENDENCY)
                     .with_digest(DIGEST_SHA256, sha256_hex(b"image manifest"))
-                    .with_annotation("launchDigest", "ab".repeat(48))],
+                    .with_digest("sha384", "ab".repeat(48))
+                    .with_annotation(vocab::CLAIMED_BY, "host")],
                 },
                 metadata: Some(BuildMetadata {
                     invocation_id: Some("0f0e0d0c-0b0a-4908-8706-050403020100".into()),

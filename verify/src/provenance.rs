@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use kettle_provenance::statement::{DIGEST_GIT_COMMIT, DIGEST_GIT_TREE, DIGEST_SHA256};
-use kettle_provenance::{ids, jcs, Statement};
+use kettle_provenance::{ids, jcs, vocab, Statement};
 use kettle_wire::source_url;
 
 use crate::bundle::Artifact;
@@ -248,9 +248,9 @@ pub(crate) fn verify_build_parameters(
         .predicate
         .build_definition
         .internal_parameters
-        .get(ids::REF_RESOLVED_BY)
+        .get(vocab::REF_RESOLVED_BY)
         .and_then(|v| v.as_str());
-    let witnessed = resolved_by == Some("guest");
+    let witnessed = resolved_by == Some(vocab::RESOLVED_BY_GUEST);
     let commit_pinned = matches!(
         expect.source,
         SourcePin::Commit(_) | SourcePin::ReachableFrom { .. }
@@ -277,7 +277,8 @@ pub(crate) fn verify_build_parameters(
                 HOST_RESOLVED_OPT_IN,
             ),
             Outcome::Pass(d) => checks.push(id, Outcome::Fail(Failure::refused(format!(
-                "{d}, but only the build host says so (kettle_refResolvedBy {}) and the built commit is not pinned: nothing witnessed that the commit is this source's; pin the commit (--commit, or --source with your clone) or accept host-resolved sources explicitly (policy source.accept_host_resolved, --accept-host-resolved)",
+                "{d}, but only the build host says so ({} {}) and the built commit is not pinned: nothing witnessed that the commit is this source's; pin the commit (--commit, or --source with your clone) or accept host-resolved sources explicitly (policy source.accept_host_resolved, --accept-host-resolved)",
+                vocab::REF_RESOLVED_BY,
                 resolved_by.map_or("absent".to_string(), |r| format!("{r:?}"))
             )))),
             other => checks.push(id, other),

@@ -45,7 +45,7 @@ pub(crate) fn verify_signer(
                         report::REPORT_LEN
                     )
                 })
-                .map_err(Failure::malformed),
+                .map_err(|e| Failure::malformed(e.to_string())),
             Err(e) => Err(Failure::malformed(e.to_string())),
         },
     );
@@ -56,7 +56,11 @@ pub(crate) fn verify_signer(
             // The simulated root is a pinned root like the others; whether simulated evidence is
             // acceptable is report.simulated's one decision.
             let o = chain::check_chain(c, true);
-            checks.push_result(CheckId::Chain, o.result.clone().map_err(Failure::untrusted));
+            let result = o
+                .result
+                .clone()
+                .map_err(|e| Failure::untrusted(e.to_string()));
+            checks.push_result(CheckId::Chain, result);
             Some(o)
         }
         Err(why) => {
@@ -145,7 +149,7 @@ pub(crate) fn verify_signer(
                     "ECDSA P-384/SHA-384 signature over bytes 0x0..0x2A0 verifies with the VCEK"
                         .to_string()
                 })
-                .map_err(Failure::untrusted),
+                .map_err(|e| Failure::untrusted(e.to_string())),
         ),
     }
 
@@ -254,7 +258,7 @@ fn check_revocation(
             match revocation::Crl::from_der(der).and_then(|c| c.verify_signed_by(ark).map(|()| c)) {
                 Ok(c) => Some(c),
                 Err(e) => {
-                    why_not.push(e);
+                    why_not.push(e.to_string());
                     None
                 }
             }

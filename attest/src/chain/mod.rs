@@ -15,9 +15,11 @@ use x509_cert::Certificate;
 use crate::report::Tcb;
 
 mod cert_table;
+mod check;
 mod endorsement;
 
 pub use cert_table::chain_from_cert_table;
+pub use check::{check_chain, ChainOutcome, ChainVerifyError, RootError};
 use endorsement::*;
 pub use endorsement::{
     compare_vcek_with_report, subject_cn, vcek_extensions, EndorsementKey, VcekExtensions,
@@ -112,6 +114,7 @@ impl Product {
 
 /// Why a certificate chain could not be loaded.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ChainError {
     /// A file could not be read.
     #[error("cannot read {path}: {source}")]
@@ -305,146 +308,6 @@ fn der_from_file_bytes(bytes: &[u8], what: &str) -> Result<Vec<u8>, ChainError> 
     }
 }
 
-/// Result of checking the chain: which root it ends in and the parsed VCEK.
-#[derive(Debug)]
-pub struct ChainOutcome {
-    /// Ok(detail) if the chain verifies to a pinned, allowed root.
-    pub result: Result<String, String>,
-    /// The product whose pinned root the chain uses, when identified.
-    pub product: Option<Product>,
-    /// The parsed VCEK, when it parsed (used by later checks even if the chain failed).
-    pub vcek: Option<Certificate>,
-}
-
-fn parse_cert(der: &[u8], what: &str) -> Result<Certificate, String> {
-    Certificate::from_der(der).map_err(|e| format!("{what} is not a valid X.509 certificate: {e}"))
-}
-
-/// Verifies ARK (self-signed, pinned) -> ASK -> VCEK with the `sev` crate's chain
-/// verification, plus issuer/subject name chaining.
-pub fn check_chain(chain: &CertChain, allow_simulated: bool) -> ChainOutcome {
-    let vcek = match parse_cert(&chain.vcek, "VCEK") {
-        Ok(c) => c,
-        Err(e) => {
-            return ChainOutcome {
-                result: Err(e),
-                product: None,
-                vcek: None,
-            }
-        }
-    };
-    let mut outcome = ChainOutcome {
-        result: Err(String::new()),
-        product: None,
-        vcek: Some(vcek.clone()),
-    };
-
-    // Which pinned roots can this chain end in?
-    let candidates: Vec<Product> = match &chain.ark {
-        Some(ark_der) => {
-            let pinned = Product::ALL.into_iter().find(|p| {
-                p.pinned_der()
-                    .map(|(ark, _)| &ark == ark_der)
-                    .unwrap_or(false)
-            });
-            match pinned {
-                Some(p) => vec![p],
-                None => {
-                    let subject = parse_cert(ark_der, "ARK")
-                        .map(|c| c.tbs_certificate.subject.to_string())
-                        .unwrap_or_else(|e| e);
-                    outcome.result = Err(format!(
-                        "the ARK in the evidence ({subject}) is not a pinned root (AMD Milan, Genoa, Turin or the Kettle SIMULATED root)"
-                    ));
-                    return outcome;
-                }
-            }
-        }
-        // Try the product whose ASK issued this VCEK first (a cheap name comparison).
-        None => {
-            let mut all = Product::ALL.to_vec();
-            all.sort_by_key(|p| !issuer_matches_pinned_ask(*p, &vcek));
-            all
-        }
-    };
-
-    let mut errors = Vec::new();
-    for product in candidates {
-        match verify_with_root(product, chain.ask.as_deref(), &vcek) {
-            Ok(()) => {
-                outcome.product = Some(product);
-                outcome.result = if product == Product::Simulated && !allow_simulated {
-                    Err("the chain ends in the Kettle SIMULATED test root, which is trusted only when simulated evidence is explicitly allowed".into())
-                } else {
-                    Ok(format!(
-                        "ARK-{product} (pinned, self-signed) -> ASK -> VCEK signatures verify{}",
-                        if chain.ask.is_none() {
-                            " (pinned ASK)"
-                        } else {
-                            ""
-                        }
-                    ))
-                };
-                return outcome;
-            }
-            Err(e) => errors.push(format!("{product}: {e}")),
-        }
-    }
-    outcome.result = Err(if errors.len() == 1 {
-        errors.remove(0)
-    } else {
-        format!(
-            "the VCEK does not chain to any pinned root ({})",
-            errors.join("; ")
-        )
-    });
-    outcome
-}
-
-fn issuer_matches_pinned_ask(product: Product, vcek: &Certificate) -> bool {
-    product
-        .pinned_der()
-        .ok()
-        .and_then(|(_, ask)| Certificate::from_der(&ask).ok())
-        .is_some_and(|ask| ask.tbs_certificate.subject == vcek.tbs_certificate.issuer)
-}
-
-fn verify_with_root(
-    product: Product,
-    ask_der: Option<&[u8]>,
-    vcek: &Certificate,
-) -> Result<(), String> {
-    let (ark_der, pinned_ask_der) = product.pinned_der().map_err(|e| e.to_string())?;
-    if ask_der.is_none() && subject_cn_of_issuer(vcek).is_some_and(|cn| cn.starts_with("SEV-VLEK"))
-    {
-        return Err(format!(
-            "the key is a VLEK, which chains ARK -> ASVK -> VLEK: include the ASVK in the chain (AMD's KDS serves it at /vlek/v1/{product}/cert_chain)"
-        ));
-    }
-    let ark = parse_cert(&ark_der, "pinned ARK")?;
-    let ask = parse_cert(ask_der.unwrap_or(&pinned_ask_der), "ASK")?;
-    if ask.tbs_certificate.issuer != ark.tbs_certificate.subject {
-        return Err(format!(
-            "ASK issuer ({}) is not the ARK ({})",
-            ask.tbs_certificate.issuer, ark.tbs_certificate.subject
-        ));
-    }
-    if vcek.tbs_certificate.issuer != ask.tbs_certificate.subject {
-        return Err(format!(
-            "VCEK issuer ({}) is not the ASK ({})",
-            vcek.tbs_certificate.issuer, ask.tbs_certificate.subject
-        ));
-    }
-    let sev_chain = SevChain {
-        ca: ca::Chain {
-            ark: SevCert::from(ark),
-            ask: SevCert::from(ask),
-        },
-        vek: SevCert::from(vcek.clone()),
-    };
-    (&sev_chain).verify().map(|_| ()).map_err(|e| e.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::cert_table::{CERT_TABLE_ENTRY_LEN, GUID_ARK, GUID_ASK, GUID_VCEK};
@@ -499,7 +362,11 @@ mod tests {
         ark[last] ^= 1;
         let chain = CertChain::from_der_parts(Some(ark), None, testdata::milan_vcek_der());
         let err = check_chain(&chain, false).result.unwrap_err();
-        assert!(err.contains("not a pinned root"), "{err}");
+        assert!(
+            matches!(err, ChainVerifyError::ArkNotPinned { .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("not a pinned root"), "{err}");
     }
 
     #[test]

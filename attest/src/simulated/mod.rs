@@ -30,6 +30,7 @@ pub const CHIP_ID: [u8; 64] = {
 
 /// Errors of the simulated PSP itself (key loading, certificate building, signing).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SimulatedError {
     /// DER encoding/decoding failed.
     #[error("simulated PSP: DER: {0}")]

@@ -44,13 +44,15 @@ pub enum FrameKind {
 }
 
 impl FrameKind {
+    /// Every kind (the discriminants above are the wire values: each is spelled once).
+    const ALL: [FrameKind; 3] = [
+        FrameKind::ReportRequest,
+        FrameKind::ReportResponse,
+        FrameKind::Error,
+    ];
+
     fn from_u16(v: u16) -> Option<FrameKind> {
-        match v {
-            1 => Some(FrameKind::ReportRequest),
-            2 => Some(FrameKind::ReportResponse),
-            3 => Some(FrameKind::Error),
-            _ => None,
-        }
+        FrameKind::ALL.into_iter().find(|k| *k as u16 == v)
     }
 }
 
@@ -69,16 +71,16 @@ pub enum ErrorCode {
 impl ErrorCode {
     /// Decodes a wire code (unknown codes are kept as `Internal`).
     pub fn from_u32(v: u32) -> ErrorCode {
-        match v {
-            1 => ErrorCode::BadRequest,
-            2 => ErrorCode::InvalidParameter,
-            _ => ErrorCode::Internal,
-        }
+        [ErrorCode::BadRequest, ErrorCode::InvalidParameter]
+            .into_iter()
+            .find(|c| *c as u32 == v)
+            .unwrap_or(ErrorCode::Internal)
     }
 }
 
 /// Why a frame could not be read or written.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ProtocolError {
     /// The underlying stream failed.
     #[error("simulated PSP channel: {0}")]

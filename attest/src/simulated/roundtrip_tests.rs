@@ -23,8 +23,10 @@ fn connect(
     (PspClient::new(guest), server)
 }
 
-// Verification of what the PSP signs is tested where the checks live, in the
-// kettle-verify crate (tests/report.rs); here: the protocol and the formats.
+// Kettle's verification of what the PSP signs is tested where those checks live,
+// in kettle-verify (verify/tests/integration/report.rs). Here: the protocol, the
+// report and chain formats, and the `sev` crate's own verification of the
+// simulated evidence (a second implementation the chain and signature must pass).
 
 #[test]
 fn round_trip_returns_a_report_and_the_full_test_chain() {

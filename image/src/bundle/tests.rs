@@ -56,13 +56,20 @@ fn spec(dir: &Path) -> ImageSpec {
 #[test]
 fn elf_and_bzimage_checks() {
     assert!(check_static_elf(&elf(1)).is_ok());
-    assert!(check_static_elf(&elf(3)).unwrap_err().contains("PT_INTERP"));
-    assert!(check_static_elf(b"#!/bin/sh\n").is_err());
+    let dynamic = check_static_elf(&elf(3)).unwrap_err();
+    assert_eq!(dynamic, ElfError::Dynamic);
+    assert!(dynamic.to_string().contains("PT_INTERP"), "{dynamic}");
+    assert_eq!(check_static_elf(b"#!/bin/sh\n"), Err(ElfError::NotElf));
+    let mut arm = elf(1);
+    arm[18..20].copy_from_slice(&183u16.to_le_bytes());
+    assert_eq!(check_static_elf(&arm), Err(ElfError::NotX86_64(183)));
     assert!(check_bzimage(&bzimage()).is_ok());
     let mut no_stub = bzimage();
     no_stub[0x80] = 0;
-    assert!(check_bzimage(&no_stub).unwrap_err().contains("EFI_STUB"));
-    assert!(check_bzimage(&elf(1)).is_err());
+    let err = check_bzimage(&no_stub).unwrap_err();
+    assert_eq!(err, BzImageError::NoEfiStub);
+    assert!(err.to_string().contains("EFI_STUB"), "{err}");
+    assert_eq!(check_bzimage(&elf(1)), Err(BzImageError::NoBootHeader));
 }
 
 #[test]

@@ -1,5 +1,26 @@
 use super::*;
 
+/// A script/v1 recipe running `command` (a TOML array) in a pinned rootfs.
+fn script_recipe(command: &str) -> Recipe {
+    Recipe::parse(&format!(
+        "[build]\ntype = \"script/v1\"\noutputs = [\"o\"]\ncommand = {command}\n[rootfs]\nurl = \"https://h/r.tar\"\nsha256 = \"{}\"\n",
+        "0".repeat(64)
+    ))
+    .unwrap()
+}
+
+/// The directories of a script build under `/w`, with pinned tools.
+fn script_dirs() -> BuildDirs {
+    BuildDirs {
+        root: "/w/rootfs".into(),
+        src: "/w/src".into(),
+        home: "/w/home".into(),
+        vendor: "/w/vendor".into(),
+        toolchain: None,
+        host_tools: false,
+    }
+}
+
 #[test]
 fn one_endless_line_is_relayed_cut_and_memory_stays_bounded() {
     // 64 MiB without a newline, then two short lines.
@@ -60,19 +81,8 @@ fn committer_time_is_read_from_the_commit_header() {
 
 #[test]
 fn a_script_build_sees_its_binds_environment_and_limits() {
-    let recipe = Recipe::parse(&format!(
-        "[build]\ntype = \"script/v1\"\noutputs = [\"o\"]\ncommand = [\"sh\", \"-c\", \"true\"]\n[rootfs]\nurl = \"https://h/r.tar\"\nsha256 = \"{}\"\n",
-        "0".repeat(64)
-    ))
-    .unwrap();
-    let dirs = BuildDirs {
-        root: "/w/rootfs".into(),
-        src: "/w/src".into(),
-        home: "/w/home".into(),
-        vendor: "/w/vendor".into(),
-        toolchain: None,
-        host_tools: false,
-    };
+    let recipe = script_recipe(r#"["sh", "-c", "true"]"#);
+    let dirs = script_dirs();
     let limits = Limits {
         max_build_seconds: Some(60),
         max_memory_bytes: Some(1 << 30),
@@ -338,19 +348,8 @@ fn the_sandbox_children_never_allocate_between_fork_and_exec() {
 fn the_build_time_limit_is_the_requests_number_above_or_below_an_hour() {
     // `kettle build --timeout` reaches the guest as limits.max_build_seconds; the sandbox's
     // wall-clock and CPU limits are that number, with no cap of its own.
-    let recipe = Recipe::parse(&format!(
-        "[build]\ntype = \"script/v1\"\noutputs = [\"o\"]\ncommand = [\"true\"]\n[rootfs]\nurl = \"https://h/r.tar\"\nsha256 = \"{}\"\n",
-        "0".repeat(64)
-    ))
-    .unwrap();
-    let dirs = BuildDirs {
-        root: "/w/rootfs".into(),
-        src: "/w/src".into(),
-        home: "/w/home".into(),
-        vendor: "/w/vendor".into(),
-        toolchain: None,
-        host_tools: false,
-    };
+    let recipe = script_recipe(r#"["true"]"#);
+    let dirs = script_dirs();
     for (asked, enforced) in [
         (Some(7200), 7200),
         (Some(30), 30),

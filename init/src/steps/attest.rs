@@ -18,7 +18,7 @@ pub enum AttestError {
     /// The provider failed.
     #[error(transparent)]
     Request(#[from] kettle_attest::RequestError),
-    /// The evidence is not of the TEE the provenance names (builder.id, tee_platform).
+    /// The evidence is not of the TEE the provenance names (builder.id, kettle_teePlatform).
     #[error("the report provider produced {got} evidence, but the provenance names tee {wanted} (the request's tee): refusing to bind a provenance that misstates how it was attested")]
     WrongTee {
         /// The TEE the provenance names.

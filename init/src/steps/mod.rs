@@ -35,7 +35,7 @@ pub enum Tools {
     /// Local mode only: the host's own /usr, /bin, /lib, /lib64, /sbin and /etc (read-only) and
     /// the host's Rust toolchain at `toolchain_root`. These are NOT verified against kettle.toml's
     /// pins (the pin is, in effect, whatever the host has), and the provenance says so:
-    /// `hermetic: false`, `kettle_hostTools: true`, and the toolchain/rootfs descriptors name host paths.
+    /// `kettle_hermetic: false`, `kettle_hostTools: true`, and the toolchain/rootfs descriptors name host paths.
     Host {
         /// A toolchain root (holding bin/cargo and bin/rustc), e.g. `rustc --print sysroot`.
         toolchain_root: PathBuf,

@@ -2,18 +2,19 @@
 //! 8785 (JCS). These exact bytes are provenance.json and their SHA-256 goes
 //! into report_data.
 //!
-//! It never overstates: `builder.id` and `tee_platform` name the security mode
+//! It never overstates: `builder.id` and `kettle_teePlatform` name the security mode
 //! the build really ran in ([`BuilderMode`]); `kettle_refResolvedBy` says who
 //! mapped the requested ref to the commit (in cached mode the host did, so
 //! repository and ref are the requester's claim and only the commit is
 //! witnessed); `kettle_clock` says the timestamps come from the host's clock.
+//! Every extension key is the vocabulary's (`kettle_provenance::vocab`).
 
 use std::collections::BTreeMap;
 
-use kettle_provenance::merkle::{input_merkle_root_hex, INPUT_MERKLE_ROOT_KEY};
+use kettle_provenance::merkle::input_merkle_root_hex;
 use kettle_provenance::statement::{DIGEST_GIT_COMMIT, DIGEST_GIT_TREE, DIGEST_SHA256};
 use kettle_provenance::{
-    ids, jcs, purl, BuildDefinition, BuildMetadata, Builder, JsonObject, Provenance,
+    ids, jcs, purl, vocab, BuildDefinition, BuildMetadata, Builder, JsonObject, Provenance,
     ResourceDescriptor, RunDetails, Statement,
 };
 use serde_json::Value;
@@ -52,16 +53,10 @@ pub enum ProvenanceError {
     Clock(#[from] ClockError),
 }
 
-/// internalParameters key: who resolved the ref to the commit ([`RefResolvedBy`]).
-pub const REF_RESOLVED_BY_KEY: &str = kettle_provenance::ids::REF_RESOLVED_BY;
-/// internalParameters key: where startedOn/finishedOn come from ([`CLOCK_PROVENANCE`]).
-pub const CLOCK_KEY: &str = "kettle_clock";
-/// internalParameters key: the TEE the build ran under (`sev-snp`, `simulated`, `none`).
-pub const TEE_PLATFORM_KEY: &str = "tee_platform";
-/// [`TEE_PLATFORM_KEY`]'s value for a build with no TEE (local mode).
+/// [`vocab::TEE_PLATFORM`]'s value for a build with no TEE (local mode).
 pub const NO_TEE: &str = "none";
 
-/// The security mode a build runs in, which decides its `builder.id` and `tee_platform`.
+/// The security mode a build runs in, which decides its `builder.id` and `kettle_teePlatform`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BuilderMode {
     /// Local mode without a report provider: no VM, no TEE, no evidence.
@@ -101,7 +96,7 @@ impl BuilderMode {
         }
     }
 
-    /// `internalParameters.tee_platform`.
+    /// `internalParameters.kettle_teePlatform` ([`vocab::TEE_PLATFORM`]).
     pub fn tee_platform(self) -> &'static str {
         self.tee().map_or(NO_TEE, Tee::platform_name)
     }
@@ -122,18 +117,14 @@ pub enum RefResolvedBy {
 }
 
 impl RefResolvedBy {
-    /// The value of [`REF_RESOLVED_BY_KEY`].
+    /// The value of [`vocab::REF_RESOLVED_BY`].
     pub fn as_str(&self) -> &'static str {
         match self {
-            RefResolvedBy::Host => "host",
-            RefResolvedBy::Guest { .. } => "guest",
+            RefResolvedBy::Host => vocab::RESOLVED_BY_HOST,
+            RefResolvedBy::Guest { .. } => vocab::RESOLVED_BY_GUEST,
         }
     }
 }
-
-/// internalParameters key: the ref as the request named it, when the guest recorded the full
-/// name it resolved it to instead (externalParameters.ref).
-pub const REQUESTED_REF_KEY: &str = "kettle_requestedRef";
 
 /// What a Statement is made from.
 pub struct ProvenanceInputs<'a> {
@@ -155,7 +146,7 @@ pub struct ProvenanceInputs<'a> {
     pub manifests: &'a BundleManifests,
     /// The hashed outputs.
     pub subjects: &'a [Subject],
-    /// The security mode (builder.id, tee_platform).
+    /// The security mode (builder.id, kettle_teePlatform).
     pub mode: BuilderMode,
     /// Who resolved the ref to the commit.
     pub ref_resolved_by: RefResolvedBy,
@@ -164,13 +155,6 @@ pub struct ProvenanceInputs<'a> {
     /// Finish time, Unix seconds (the host's clock).
     pub finished_on: i64,
 }
-
-/// resolvedDependencies annotation on each entry a bundle's own manifest listed: which
-/// bundle (`rootfs`). The manifest is inside the pinned bundle, so the entry is the
-/// bundle publisher's word about its contents, not something the guest measured.
-pub const LISTED_BY_BUNDLE_KEY: &str = "kettle_listedByBundle";
-/// Annotation on the toolchain entry: `rustc -vV`'s first line, as the bundle's manifest says.
-pub const RUSTC_VERSION_KEY: &str = "kettle_rustcVersion";
 
 /// The resolvedDependencies list: source, crates, toolchain, rootfs, then the rootfs's
 /// packages as its manifest lists them.
@@ -203,7 +187,7 @@ pub fn resolved_dependencies(
                     .as_ref()
                     .and_then(|m| m.rustc.as_ref())
                 {
-                    dep = dep.with_annotation(RUSTC_VERSION_KEY, rustc.version.clone());
+                    dep = dep.with_annotation(vocab::RUSTC_VERSION, rustc.version.clone());
                 }
                 deps.push(dep);
             }
@@ -215,7 +199,7 @@ pub fn resolved_dependencies(
             for package in p.manifests.rootfs.iter().flat_map(|m| &m.packages) {
                 deps.push(
                     ResourceDescriptor::from_uri(package.purl.clone())
-                        .with_annotation(LISTED_BY_BUNDLE_KEY, "rootfs"),
+                        .with_annotation(vocab::LISTED_BY_BUNDLE, "rootfs"),
                 );
             }
         }
@@ -224,12 +208,12 @@ pub fn resolved_dependencies(
             deps.push(
                 ResourceDescriptor::from_uri(format!("file://{}", toolchain_root.display()))
                     .with_name("toolchain")
-                    .with_annotation("kettle_unverifiedHostTool", true),
+                    .with_annotation(vocab::UNVERIFIED_HOST_TOOL, true),
             );
             deps.push(
                 ResourceDescriptor::from_uri("file:///")
                     .with_name("rootfs")
-                    .with_annotation("kettle_unverifiedHostTool", true),
+                    .with_annotation(vocab::UNVERIFIED_HOST_TOOL, true),
             );
         }
     }
@@ -246,7 +230,7 @@ fn image_dependency(req: &BuildRequest) -> Vec<ResourceDescriptor> {
                 .with_name(ids::IMAGE_DEPENDENCY)
                 .with_digest(DIGEST_SHA256, image.manifest_sha256.to_hex())
                 .with_digest("sha384", image.launch_digest.clone())
-                .with_annotation("kettle_claimedBy", "host")
+                .with_annotation(vocab::CLAIMED_BY, "host")
         })
         .collect()
 }
@@ -279,28 +263,28 @@ pub fn build(p: &ProvenanceInputs<'_>) -> Result<Vec<u8>, ProvenanceError> {
     external.insert("ref".into(), Value::String(recorded_ref.clone()));
     let mut internal = JsonObject::new();
     internal.insert(
-        TEE_PLATFORM_KEY.into(),
+        vocab::TEE_PLATFORM.into(),
         Value::String(p.mode.tee_platform().into()),
     );
     internal.insert(
-        REF_RESOLVED_BY_KEY.into(),
+        vocab::REF_RESOLVED_BY.into(),
         Value::String(p.ref_resolved_by.as_str().into()),
     );
     if recorded_ref != req.git_ref {
-        internal.insert(REQUESTED_REF_KEY.into(), Value::String(req.git_ref.clone()));
+        internal.insert(
+            vocab::REQUESTED_REF.into(),
+            Value::String(req.git_ref.clone()),
+        );
     }
-    internal.insert(CLOCK_KEY.into(), Value::String(CLOCK_PROVENANCE.into()));
+    internal.insert(vocab::CLOCK.into(), Value::String(CLOCK_PROVENANCE.into()));
+    internal.insert(vocab::VERSION.into(), Value::String(KETTLE_VERSION.into()));
     internal.insert(
-        "kettle_version".into(),
-        Value::String(KETTLE_VERSION.into()),
-    );
-    internal.insert(
-        INPUT_MERKLE_ROOT_KEY.into(),
+        vocab::INPUT_MERKLE_ROOT.into(),
         Value::String(input_merkle_root_hex(&deps)?),
     );
-    internal.insert("hermetic".into(), Value::Bool(!host_tools));
+    internal.insert(vocab::HERMETIC.into(), Value::Bool(!host_tools));
     if host_tools {
-        internal.insert("kettle_hostTools".into(), Value::Bool(true));
+        internal.insert(vocab::HOST_TOOLS.into(), Value::Bool(true));
     }
     let subjects = p
         .subjects
@@ -425,8 +409,8 @@ mod tests {
         );
         let bd = &st.predicate.build_definition;
         assert_eq!(bd.external_parameters["ref"], "refs/tags/release-2019");
-        assert_eq!(bd.internal_parameters[REF_RESOLVED_BY_KEY], "guest");
-        assert_eq!(bd.internal_parameters[REQUESTED_REF_KEY], "release-2019");
+        assert_eq!(bd.internal_parameters[vocab::REF_RESOLVED_BY], "guest");
+        assert_eq!(bd.internal_parameters[vocab::REQUESTED_REF], "release-2019");
         // Cached mode keeps the request's ref (the host's claim) and adds nothing.
         let st = statement_of(
             &req,
@@ -436,7 +420,7 @@ mod tests {
         );
         let bd = &st.predicate.build_definition;
         assert_eq!(bd.external_parameters["ref"], "release-2019");
-        assert!(!bd.internal_parameters.contains_key(REQUESTED_REF_KEY));
+        assert!(!bd.internal_parameters.contains_key(vocab::REQUESTED_REF));
     }
 
     #[test]
@@ -459,9 +443,9 @@ mod tests {
             let st = statement_for(mode);
             assert_eq!(st.predicate.run_details.builder.id, id);
             let internal = &st.predicate.build_definition.internal_parameters;
-            assert_eq!(internal[TEE_PLATFORM_KEY], platform);
-            assert_eq!(internal[CLOCK_KEY], CLOCK_PROVENANCE);
-            assert_eq!(internal[REF_RESOLVED_BY_KEY], "host");
+            assert_eq!(internal[vocab::TEE_PLATFORM], platform);
+            assert_eq!(internal[vocab::CLOCK], CLOCK_PROVENANCE);
+            assert_eq!(internal[vocab::REF_RESOLVED_BY], "host");
         }
         // No provider is local mode, whatever tee the request names.
         for tee in [Tee::SevSnp, Tee::Simulated] {
@@ -470,7 +454,7 @@ mod tests {
         let st = statement_for(BuilderMode::Local);
         assert_eq!(st.predicate.run_details.builder.id, ids::BUILDER_ID_LOCAL);
         assert_eq!(
-            st.predicate.build_definition.internal_parameters[TEE_PLATFORM_KEY],
+            st.predicate.build_definition.internal_parameters[vocab::TEE_PLATFORM],
             NO_TEE
         );
     }
@@ -527,18 +511,18 @@ mod tests {
             gcc.uri.as_deref(),
             Some("pkg:deb/debian/gcc-12@12.2.0-14?arch=amd64")
         );
-        assert_eq!(gcc.annotations[LISTED_BY_BUNDLE_KEY], "rootfs");
+        assert_eq!(gcc.annotations[vocab::LISTED_BY_BUNDLE], "rootfs");
         let toolchain = deps
             .iter()
             .find(|d| d.name.as_deref() == Some("toolchain"))
             .unwrap();
         assert_eq!(
-            toolchain.annotations[RUSTC_VERSION_KEY],
+            toolchain.annotations[vocab::RUSTC_VERSION],
             "rustc 1.85.0 (4d91de4e4 2025-02-17)"
         );
         // The packages are inputs: the input Merkle root moves with them.
         let root = |st: &Statement<Provenance>| {
-            st.predicate.build_definition.internal_parameters[INPUT_MERKLE_ROOT_KEY].clone()
+            st.predicate.build_definition.internal_parameters[vocab::INPUT_MERKLE_ROOT].clone()
         };
         assert_ne!(root(&with), root(&without));
     }

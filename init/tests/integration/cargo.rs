@@ -5,7 +5,7 @@
 use std::process::Command;
 use std::time::Instant;
 
-use kettle_provenance::{Provenance, Sha256Digest, Statement};
+use kettle_provenance::{vocab, Provenance, Sha256Digest, Statement};
 use kettle_testkit::{run, CountingProvider};
 
 use crate::common::{build_scenario, hello_cargo_with_crates, host_tools};
@@ -36,8 +36,8 @@ fn cargo_build_of_hello_cargo_with_vendored_crates() {
     let def = &st.predicate.build_definition;
     assert_eq!(def.build_type, kettle_provenance::ids::BUILD_TYPE_CARGO);
     // Local host tools are declared, not hidden.
-    assert_eq!(def.internal_parameters["hermetic"], false);
-    assert_eq!(def.internal_parameters["kettle_hostTools"], true);
+    assert_eq!(def.internal_parameters[vocab::HERMETIC], false);
+    assert_eq!(def.internal_parameters[vocab::HOST_TOOLS], true);
     let purls: Vec<_> = def
         .resolved_dependencies
         .iter()

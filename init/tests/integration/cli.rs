@@ -6,6 +6,7 @@ use std::fs;
 use std::path::Path;
 use std::process::{Command, Output};
 
+use kettle_provenance::vocab;
 use kettle_testkit::fixtures::{assert_only_error, read_status};
 use kettle_testkit::Scenario;
 use kettle_wire::Step;
@@ -61,7 +62,7 @@ fn builds_into_out_with_its_own_work_dir() {
         kettle_provenance::ids::BUILDER_ID_LOCAL
     );
     assert_eq!(
-        st.predicate.build_definition.internal_parameters["tee_platform"],
+        st.predicate.build_definition.internal_parameters[vocab::TEE_PLATFORM],
         "none"
     );
 }

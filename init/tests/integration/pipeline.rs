@@ -6,7 +6,7 @@
 use std::fs;
 
 use kettle_init::{run_local, Clock, LocalOptions, Step};
-use kettle_provenance::{Provenance, Sha256Digest, Statement};
+use kettle_provenance::{vocab, Provenance, Sha256Digest, Statement};
 use kettle_testkit::fixtures::{read_status, rootfs, FAKE_REPORT_BYTE, FAKE_REPORT_LEN};
 use kettle_testkit::{CountingProvider, Scenario};
 use kettle_wire::cache;
@@ -58,12 +58,12 @@ fn script_build_end_to_end() {
     assert_eq!(def.build_type, kettle_provenance::ids::BUILD_TYPE_SCRIPT);
     assert_eq!(def.external_parameters["repository"], req.repository);
     assert_eq!(def.external_parameters["ref"], req.git_ref);
-    assert_eq!(def.internal_parameters["hermetic"], true);
+    assert_eq!(def.internal_parameters[vocab::HERMETIC], true);
     // The provider's evidence is simulated (CountingProvider says so): the provenance says so too.
-    assert_eq!(def.internal_parameters["tee_platform"], "simulated");
-    assert_eq!(def.internal_parameters["kettle_refResolvedBy"], "host");
+    assert_eq!(def.internal_parameters[vocab::TEE_PLATFORM], "simulated");
+    assert_eq!(def.internal_parameters[vocab::REF_RESOLVED_BY], "host");
     assert_eq!(
-        def.internal_parameters["kettle_clock"],
+        def.internal_parameters[vocab::CLOCK],
         "host-provided, unverified"
     );
     let src = &def.resolved_dependencies[0];
@@ -138,8 +138,8 @@ fn without_a_provider_the_output_says_not_attested() {
         kettle_provenance::ids::BUILDER_ID_LOCAL
     );
     let internal = &st.predicate.build_definition.internal_parameters;
-    assert_eq!(internal["tee_platform"], "none");
-    assert_eq!(internal["hermetic"], true);
+    assert_eq!(internal[vocab::TEE_PLATFORM], "none");
+    assert_eq!(internal[vocab::HERMETIC], true);
 }
 
 /// The parsed Statement of provenance.json bytes.
@@ -189,7 +189,7 @@ fn each_security_mode_has_its_own_builder_id_and_tee_platform() {
         let st = statement(&outcome.provenance);
         assert_eq!(st.predicate.run_details.builder.id, builder, "{tee:?}");
         assert_eq!(
-            st.predicate.build_definition.internal_parameters["tee_platform"],
+            st.predicate.build_definition.internal_parameters[vocab::TEE_PLATFORM],
             platform
         );
         let status = read_status(&out);

@@ -6,7 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use kettle_init::{run_local, ErrorReport, LocalOptions, Step, HOST_CA_BUNDLE};
-use kettle_provenance::{Provenance, Statement};
+use kettle_provenance::{vocab, Provenance, Statement};
 use kettle_testkit::fixtures::hello_cargo_lock;
 use kettle_testkit::scenario::{REPO_PATH, ROOTFS_PATH};
 use kettle_testkit::{CountingProvider, HttpsServer, Scenario};
@@ -161,7 +161,7 @@ fn upstream_mode_resolves_the_ref_itself_and_requires_the_requested_commit() {
         ],
     );
     let (out, _) = build_upstream(&sc, &req, &options);
-    assert_eq!(internal_parameters(&out)["kettle_refResolvedBy"], "guest");
+    assert_eq!(internal_parameters(&out)[vocab::REF_RESOLVED_BY], "guest");
 
     // An annotated tag resolves to its peeled commit, not to the tag object.
     sc.serve_refs(
@@ -224,6 +224,6 @@ fn cached_mode_says_the_host_resolved_the_ref() {
     let sc = Scenario::script("mkdir -p out && echo x > out/x", &["out/x"]).commit();
     let (_, out) = crate::common::build_unattested(&sc);
     let internal = internal_parameters(&out);
-    assert_eq!(internal["kettle_refResolvedBy"], "host");
-    assert_eq!(internal["kettle_clock"], "host-provided, unverified");
+    assert_eq!(internal[vocab::REF_RESOLVED_BY], "host");
+    assert_eq!(internal[vocab::CLOCK], "host-provided, unverified");
 }

@@ -282,10 +282,10 @@ fn a_statement_without_exactly_one_source_commit_fails_the_source_check() {
 #[test]
 fn host_resolved_repository_and_ref_are_called_claims() {
     let mut st = Statement::from_json(&statement(b"hello")).unwrap();
-    st.predicate
-        .build_definition
-        .internal_parameters
-        .insert(ids::REF_RESOLVED_BY.into(), "host".into());
+    st.predicate.build_definition.internal_parameters.insert(
+        vocab::REF_RESOLVED_BY.into(),
+        vocab::RESOLVED_BY_HOST.into(),
+    );
     let bytes = jcs::to_canonical_bytes(&st).unwrap();
     let exp = ProvenanceExpectations {
         repository: Some("https://example.com/r.git".into()),
@@ -336,8 +336,10 @@ fn a_short_ref_matches_no_expected_ref() {
         let bd = &mut st.predicate.build_definition;
         bd.external_parameters
             .insert("ref".into(), "release-2019".into());
-        bd.internal_parameters
-            .insert(ids::REF_RESOLVED_BY.into(), "guest".into());
+        bd.internal_parameters.insert(
+            vocab::REF_RESOLVED_BY.into(),
+            vocab::RESOLVED_BY_GUEST.into(),
+        );
     });
     for exp in [
         ProvenanceExpectations {
