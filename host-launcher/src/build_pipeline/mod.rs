@@ -93,6 +93,8 @@ pub struct BuildOptions {
     pub init: Option<PathBuf>,
     /// Print result.json on stdout (the verdict goes to stderr).
     pub json: bool,
+    /// The commit the ref must be at (as CI names it); anything else builds nothing.
+    pub commit: Option<String>,
 }
 
 /// Who chose the image directory `dir`, for messages about it: `$KETTLE_IMAGE`, the
@@ -135,6 +137,16 @@ pub enum BuildError {
         dir: PathBuf,
         /// What is wrong with it.
         message: String,
+    },
+    /// `--commit` names another commit than the ref resolved to.
+    #[error("--commit {wanted}: {git_ref} is at {found}, not {wanted}: the ref moved (or names another commit); nothing was built")]
+    CommitMismatch {
+        /// The commit asked for.
+        wanted: String,
+        /// The ref that was resolved.
+        git_ref: String,
+        /// The commit it resolved to.
+        found: String,
     },
     /// An `--input FILE` that is not there, or not a regular file.
     #[error("--input {}: {reason}", .path.display())]

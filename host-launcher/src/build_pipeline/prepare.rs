@@ -62,6 +62,15 @@ pub(super) fn resolve_source(
         src.repository,
         src.repository_from
     );
+    if let Some(wanted) = &opts.commit {
+        if !wanted.eq_ignore_ascii_case(&src.commit) {
+            return Err(BuildError::CommitMismatch {
+                wanted: wanted.clone(),
+                git_ref: src.git_ref.clone(),
+                found: src.commit.clone(),
+            });
+        }
+    }
     check_recipe(&src)?;
     Ok(src)
 }

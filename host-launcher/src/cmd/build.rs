@@ -50,6 +50,9 @@ pub struct BuildArgs {
     /// The ref to build (default for a checkout: its current branch).
     #[arg(long = "ref", value_name = "REF")]
     pub git_ref: Option<String>,
+    /// The commit REF must be at (CI's checked-out SHA): if REF names another, nothing is built.
+    #[arg(long, value_name = "SHA")]
+    pub commit: Option<String>,
     /// The repository URL to record (default: the checkout's origin remote, else its
     /// file:// path; for a URL SOURCE, that URL), normalized: https, no credentials, no
     /// `.git`, host lowercased (`git@github.com:o/r.git` and `github.com/o/r` are `https://github.com/o/r`).
@@ -157,6 +160,7 @@ impl BuildArgs {
             allow_dirty: self.allow_dirty,
             source_archive_url: self.source_archive_url.clone(),
             json: self.json,
+            commit: self.commit.clone(),
             commit_object_url: self.commit_object_url.clone(),
             qemu: self.qemu.clone(),
             heartbeat: self.heartbeat,

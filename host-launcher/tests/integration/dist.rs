@@ -204,7 +204,7 @@ fn the_ci_build_refuses_a_ref_that_is_not_at_the_pinned_commit() {
     assert_eq!(refused.status.code(), Some(2), "{t}");
     assert!(
         t.contains(&format!(
-            "refs/heads/{BRANCH} is at {} in the checkout, not {other}: the ref moved; nothing was built",
+            "kettle build: --commit {other}: refs/heads/{BRANCH} is at {}, not {other}: the ref moved (or names another commit); nothing was built",
             p.f.commit.trim()
         )),
         "{t}"
