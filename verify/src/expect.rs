@@ -102,6 +102,7 @@ impl TcbFloor {
 
 /// What the guest policy may allow. Defaults: nothing that weakens isolation
 /// beyond what every SNP host needs (SMT stays allowed: hosts run with it).
+/// It is also the policy file's `guest_policy` field, `min_abi` written "major.minor".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GuestPolicyRules {
@@ -116,7 +117,29 @@ pub struct GuestPolicyRules {
     /// Accept a policy that allows CXL-attached memory (bit 21).
     pub allow_cxl: bool,
     /// The lowest firmware ABI (major, minor) the policy may require.
+    #[serde(with = "abi_text")]
     pub min_abi: (u8, u8),
+}
+
+/// A firmware ABI version as the policy file writes it: "major.minor".
+mod abi_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(abi: &(u8, u8), s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{}.{}", abi.0, abi.1))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<(u8, u8), D::Error> {
+        let text = String::deserialize(d)?;
+        super::parse_abi(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// "major.minor" (0-255 each) to (major, minor).
+pub fn parse_abi(text: &str) -> Result<(u8, u8), String> {
+    let err = || format!("guest_policy.min_abi: {text:?} is not \"major.minor\" (0-255 each)");
+    let (a, b) = text.split_once('.').ok_or_else(err)?;
+    Ok((a.parse().map_err(|_| err())?, b.parse().map_err(|_| err())?))
 }
 
 impl Default for GuestPolicyRules {
@@ -265,6 +288,39 @@ impl Expectations {
             self.provenance.builder_ids.push(id);
         }
         self
+    }
+}
+
+/// A chip id a verifier accepts: 64 bytes, or a Turin-style 8-byte hwID (hex in a policy file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChipId(Vec<u8>);
+
+impl ChipId {
+    /// The id's bytes (8 or 64).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for ChipId {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<ChipId, String> {
+        parse_chip_id(text).map(ChipId)
+    }
+}
+
+impl Serialize for ChipId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(&self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for ChipId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ChipId, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse()
+            .map_err(|e| serde::de::Error::custom(format!("chip_ids: {e}")))
     }
 }
 

@@ -117,7 +117,7 @@ fn every_policy_field_violated_alone_fails_its_check_on_simulated_evidence() {
             "measurements",
             Box::new(|p| {
                 p.measurements = vec![AcceptedMeasurement {
-                    launch_digest: hex::encode([0x11; 48]),
+                    launch_digest: kettle_image::LaunchDigest([0x11; 48]),
                     vcpus: None,
                     vcpu_type: None,
                     image_manifest_sha256: None,
@@ -137,7 +137,7 @@ fn every_policy_field_violated_alone_fails_its_check_on_simulated_evidence() {
         ),
         (
             "guest_policy.min_abi",
-            Box::new(|p| p.guest_policy.min_abi = "1.55".into()),
+            Box::new(|p| p.guest_policy.min_abi = (1, 55)),
             vec![CheckId::GuestPolicy],
         ),
         ("vmpl", Box::new(|p| p.vmpl = 1), vec![CheckId::Vmpl]),
@@ -346,7 +346,7 @@ fn every_report_policy_field_violated_alone_fails_its_check_on_real_evidence() {
     assert!(real_under(&own(&m), &m).verified);
 
     let mut p = own(&m);
-    p.measurements[0].launch_digest = hex::encode([0x22; 48]);
+    p.measurements[0].launch_digest = kettle_image::LaunchDigest([0x22; 48]);
     fails_exactly(&real_under(&p, &m), &[CheckId::Measurement], "measurements");
     let mut p = own(&m);
     p.guest_policy.allow_smt = false;
@@ -475,12 +475,14 @@ fn a_policy_listing_chip_ids_accepts_only_those_chips() {
     let v = real_under(&p, &e);
     assert!(v.check(CheckId::ChipId).is_none(), "no list, no check: {v}");
     // Turin's 8-byte hwID, as a platform team copies it from the VCEK.
-    p.chip_ids = vec![hex::encode(&r.chip_id()[..8])];
+    p.chip_ids = vec![hex::encode(&r.chip_id()[..8]).parse().unwrap()];
     p.check().unwrap();
     let v = real_under(&p, &e);
     assert!(v.verified, "{v}");
-    p.chip_ids = vec!["ab".repeat(64)];
+    p.chip_ids = vec!["ab".repeat(64).parse().unwrap()];
     fails_exactly(&real_under(&p, &e), &[CheckId::ChipId], "another chip");
-    p.chip_ids = vec!["abcd".into()];
-    assert!(p.check().is_err(), "a chip id of 2 bytes");
+    assert!(
+        "abcd".parse::<kettle_verify::ChipId>().is_err(),
+        "a chip id of 2 bytes"
+    );
 }
