@@ -197,6 +197,33 @@ impl CheckId {
             .collect()
     }
 
+    /// The verification-policy field that governs this check (what a failure under a policy
+    /// names), or None where no field does. Exhaustive: a new check must say.
+    pub fn policy_field(self) -> Option<&'static str> {
+        use CheckId::*;
+        match self {
+            Signer => Some("signers"),
+            Revocation => Some("require_revocation_check"),
+            CertValidity => Some("require_trusted_time"),
+            Measurement => Some("measurements"),
+            DebugDisallowed => Some("guest_policy.allow_debug"),
+            GuestPolicy => Some("guest_policy"),
+            Vmpl => Some("vmpl"),
+            MinTcb => Some("min_tcb"),
+            ProcessorGeneration => Some("processor_generations"),
+            ChipId => Some("chip_ids"),
+            Simulated => Some("allow_simulated"),
+            Repository => Some("source.repository"),
+            Ref => Some("source.refs"),
+            Source => Some("source.any_commit"),
+            BuilderId => Some("builder_ids"),
+            BuildType => Some("build_types"),
+            ReportFormat | Chain | VcekMatchesReport | Signature | TcbConsistency | ReportData
+            | Canonical | Parse | StatementType | PredicateType | Valid | Artifacts | Artifact
+            | ArtifactsComplete | Image => None,
+        }
+    }
+
     /// The DESIGN.md trust-chain step (1-6) the check belongs to.
     pub fn trust_chain_step(self) -> u8 {
         use CheckId::*;

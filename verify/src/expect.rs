@@ -282,12 +282,17 @@ impl Expectations {
     /// Also accepts the simulated PSP's evidence and the simulated builder's id (test keys:
     /// the verdict says SIMULATED).
     pub fn accepting_simulated(mut self) -> Expectations {
+        self.accept_simulated();
+        self
+    }
+
+    /// [`Expectations::accepting_simulated`], in place.
+    pub fn accept_simulated(&mut self) {
         self.allow_simulated = true;
         let id = ids::BUILDER_ID_SIMULATED.to_string();
         if !self.provenance.builder_ids.contains(&id) {
             self.provenance.builder_ids.push(id);
         }
-        self
     }
 }
 

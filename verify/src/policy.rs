@@ -24,7 +24,6 @@
 //! | `require_revocation_check` | reject unless the chain was checked against AMD's CRL (`--crl`, `--fetch-crl`) | false: skipped, and the verdict line says so |
 //! | `require_trusted_time` | reject unless the certificates' validity was checked at a time the auditor gives (`--at`) | false: skipped, and the verdict line says so |
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use kettle_attest::chain::Product;
@@ -36,6 +35,10 @@ use crate::expect::{
     default_processor_generations, ChipId, Expectations, GuestPolicyRules, MinTcb,
     ProvenanceExpectations, SourcePin, TcbFloor,
 };
+
+pub mod overrides;
+
+pub use overrides::{FlagsError, NamedMeasurement, Overrides, VerifierFlags, LOOSENABLE_FIELDS};
 
 /// The only schema this verifier reads.
 pub const POLICY_SCHEMA: &str = "kettle.policy/v1";
@@ -301,6 +304,15 @@ impl Policy {
         Ok(())
     }
 
+    /// The policy's one ref, when `source.refs` is exactly one without `*` (the ref whose tip
+    /// an auditor's clone must have built, when the auditor names none).
+    pub fn single_exact_ref(&self) -> Option<&str> {
+        match self.source.refs.as_slice() {
+            [one] if !one.contains('*') => Some(one),
+            _ => None,
+        }
+    }
+
     /// A starting policy for the image whose manifest is `manifest` (file bytes `bytes`).
     pub fn for_image(name: &str, manifest: &ImageManifest, bytes: &[u8]) -> Policy {
         Policy {
@@ -380,28 +392,6 @@ impl Policy {
     }
 }
 
-/// The policy field a failed check is about, for the verdict (None: no policy field sets it).
-pub fn field_of(id: crate::CheckId) -> Option<&'static str> {
-    use crate::CheckId::*;
-    Some(match id {
-        Signer => "signers",
-        Measurement => "measurements",
-        DebugDisallowed => "guest_policy.allow_debug",
-        GuestPolicy => "guest_policy",
-        Vmpl => "vmpl",
-        MinTcb => "min_tcb",
-        ProcessorGeneration => "processor_generations",
-        ChipId => "chip_ids",
-        Simulated => "allow_simulated",
-        Repository => "source.repository",
-        Ref => "source.refs",
-        Source => "source.any_commit",
-        BuilderId => "builder_ids",
-        BuildType => "build_types",
-        _ => return None,
-    })
-}
-
 /// `pattern` matches `text`, `*` standing for any run of characters.
 pub fn ref_matches(pattern: &str, text: &str) -> bool {
     let parts: Vec<&str> = pattern.split('*').collect();
@@ -424,24 +414,6 @@ pub fn ref_matches(pattern: &str, text: &str) -> bool {
     }
     true
 }
-
-/// Which of the policy's fields the caller's flags replaced (for the verdict's notes).
-pub type Overrides = BTreeMap<&'static str, String>;
-
-/// Every policy field a flag can replace (`kettle verify --loosen-policy FIELD`).
-pub const LOOSENABLE_FIELDS: [&str; 11] = [
-    "measurements",
-    "min_tcb",
-    "allow_simulated",
-    "signers",
-    "processor_generations",
-    "source.repository",
-    "source.refs",
-    "source.any_commit",
-    "source.accept_host_resolved",
-    "builder_ids",
-    "build_types",
-];
 
 #[cfg(test)]
 mod tests {

@@ -196,8 +196,8 @@ fn verify_revocation_and_validity(
         CheckId::CertValidity,
         match expect.at {
             None => unchecked(
+                CheckId::CertValidity,
                 expect.require_trusted_time,
-                "require_trusted_time",
                 "offline verification has no trusted clock: the certificates' validity windows were not checked (pass --at TIME)",
             ),
             Some(at) => {
@@ -216,11 +216,12 @@ fn verify_revocation_and_validity(
     );
 }
 
-/// A check the caller gave no input for: skipped, or failed where the policy field `field` requires it.
-fn unchecked(required: bool, field: &str, why: &str) -> Outcome {
+/// A check the caller gave no input for: skipped, or failed where its policy field requires it.
+fn unchecked(id: CheckId, required: bool, why: &str) -> Outcome {
     if required {
         Outcome::Fail(Failure::refused(format!(
-            "the policy requires it ({field}), but {why}"
+            "the policy requires it ({}), but {why}",
+            id.policy_field().unwrap_or("an expectation")
         )))
     } else {
         Outcome::not_requested(why)
@@ -238,8 +239,8 @@ fn check_revocation(
     if expect.crls.is_empty() {
         return (
             unchecked(
+                CheckId::Revocation,
                 expect.require_revocation_check,
-                "require_revocation_check",
                 "no CRL given: revocation was not checked (pass --crl FILE, or --fetch-crl)",
             ),
             None,

@@ -55,7 +55,7 @@ impl Verdict {
     /// and the notes say which fields the caller's flags replaced.
     pub fn under_policy(mut self, policy: AppliedPolicy) -> Verdict {
         for c in &mut self.checks {
-            c.policy_field = crate::policy::field_of(c.id);
+            c.policy_field = c.id.policy_field();
         }
         for (field, flag) in &policy.overrides {
             self.notes.push(format!(

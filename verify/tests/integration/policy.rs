@@ -66,11 +66,7 @@ fn failed(v: &Verdict) -> BTreeSet<CheckId> {
 fn fails_exactly(v: &Verdict, ids: &[CheckId], what: &str) {
     assert_eq!(failed(v), ids.iter().copied().collect(), "{what}: {v}");
     for c in v.failures() {
-        assert_eq!(
-            c.policy_field,
-            kettle_verify::policy::field_of(c.id),
-            "{what}"
-        );
+        assert_eq!(c.policy_field, c.id.policy_field(), "{what}");
         assert!(
             c.policy_field.is_some(),
             "{what}: {} names no policy field",
@@ -309,6 +305,40 @@ fn a_policy_can_require_the_checks_offline_verification_skips() {
     assert!(e.require_revocation_check && e.require_trusted_time);
     let e = policy(MEASUREMENT).expectations();
     assert!(!e.require_revocation_check && !e.require_trusted_time);
+}
+
+/// A failed `report.revocation` under a policy that requires it names that field in `--json`,
+/// as every check a policy field governs does (issue 23: it named none).
+#[test]
+fn a_required_revocation_check_that_fails_names_its_policy_field_in_json() {
+    let mut strict = simulated_policy();
+    strict.require_revocation_check = true;
+    let v = under(
+        &strict,
+        &simulated_bundle(DEFAULT_GUEST_POLICY),
+        StatementSpec::default().commit,
+    );
+    fails_exactly(&v, &[CheckId::Revocation], "require_revocation_check");
+    let json = serde_json::to_value(&v).unwrap();
+    let revocation = json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "report.revocation")
+        .unwrap();
+    assert_eq!(revocation["status"], "fail", "{revocation}");
+    assert_eq!(
+        revocation["policy_field"], "require_revocation_check",
+        "{revocation}"
+    );
+    // Every check a field governs names it; the others name none.
+    for c in json["checks"].as_array().unwrap() {
+        let id = CheckId::ALL
+            .into_iter()
+            .find(|id| c["name"].as_str().unwrap().split(':').next() == Some(id.name()))
+            .unwrap();
+        assert_eq!(c["policy_field"].as_str(), id.policy_field(), "{c}");
+    }
 }
 
 /// Report-only expectations for a real report: the policy plus its report_data.
