@@ -29,6 +29,7 @@ mod binding;
 pub mod bundle;
 pub mod check;
 pub mod expect;
+pub mod kds;
 pub mod policy;
 mod provenance;
 pub mod render;

@@ -152,7 +152,7 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub fetch_vcek: bool,
     /// Processor generation for --fetch-vcek when the report does not say (version 2 reports).
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = kds::product_parser())]
     pub product: Option<kds::KdsProduct>,
     /// Base URL of the key distribution service (for mirrors and tests).
     #[arg(long, value_name = "URL", default_value = kds::AMD_KDS_URL)]
