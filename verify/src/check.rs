@@ -13,6 +13,7 @@ pub use list::CheckList;
 /// Every check the verifier runs, in trust-chain order (DESIGN.md steps 1-6).
 /// The names are stable: scripts match on them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
 pub enum CheckId {
     // Step 1: the report is signed by a key that chains to a pinned AMD root.
     /// Size, version and structure of the report.
@@ -259,6 +260,7 @@ impl Serialize for CheckId {
 /// Why a check failed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Failure {
     /// A value is not the expected one.
     Mismatch {
@@ -369,6 +371,7 @@ impl fmt::Display for Failure {
 /// Why a check did not run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Skipped {
     /// It needs the outcome of another check, which failed.
     DependsOn {
@@ -401,6 +404,7 @@ impl fmt::Display for Skipped {
 
 /// What one check found.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Outcome {
     /// It held; the text says what was compared.
     Pass(String),
@@ -429,6 +433,7 @@ impl Outcome {
 /// Pass, fail or skip, without the detail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Status {
     /// The check ran and held.
     Pass,

@@ -57,6 +57,7 @@ pub fn default_processor_generations() -> Vec<Product> {
 
 /// Which TCB floor applies.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum TcbFloor {
     /// [`builtin_tcb_floor`] of the report's processor generation.
     #[default]
@@ -157,6 +158,7 @@ impl Default for GuestPolicyRules {
 
 /// Which source commit the verifier accepts.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum SourcePin {
     /// Nothing was pinned: the source check fails (a build of an unknown commit is not verified).
     #[default]

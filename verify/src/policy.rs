@@ -150,6 +150,7 @@ impl TcbFloors {
 /// A report signer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Signer {
     /// The chip's Versioned Chip Endorsement Key.
     Vcek,
@@ -189,6 +190,7 @@ pub struct SourcePolicy {
 
 /// Why a policy file was refused.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PolicyError {
     /// The file could not be read.
     #[error("cannot read policy {path}: {source}")]

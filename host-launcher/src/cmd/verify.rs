@@ -244,7 +244,7 @@ pub fn run(args: VerifyArgs) -> ExitCode {
                 verdict.to_string()
             };
             crate::print_stdout(&text);
-            if verdict.verified {
+            if verdict.verified() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(EXIT_REJECTED)

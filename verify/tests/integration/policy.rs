@@ -99,7 +99,7 @@ fn every_policy_field_violated_alone_fails_its_check_on_simulated_evidence() {
     let commit = StatementSpec::default().commit.unwrap();
     let good = simulated_bundle(DEFAULT_GUEST_POLICY);
     let v = under(&simulated_policy(), &good, Some(commit));
-    assert!(v.verified, "{v}");
+    assert!(v.verified(), "{v}");
     assert!(
         v.headline().starts_with("VERIFIED (SIMULATED"),
         "{}",
@@ -184,7 +184,7 @@ fn every_policy_field_violated_alone_fails_its_check_on_simulated_evidence() {
     );
     let mut lax = simulated_policy();
     lax.guest_policy.allow_debug = true;
-    assert!(under(&lax, &debug, Some(commit)).verified);
+    assert!(under(&lax, &debug, Some(commit)).verified());
     // guest_policy.allow_migration_agent likewise.
     let ma = simulated_bundle(DEFAULT_GUEST_POLICY | 1 << 18);
     fails_exactly(
@@ -225,7 +225,7 @@ fn any_commit_does_not_let_a_host_resolved_repository_or_ref_pass() {
     );
     any.source.accept_host_resolved = true;
     let v = under(&any, &good, None);
-    assert!(v.verified, "{v}");
+    assert!(v.verified(), "{v}");
     assert!(
         v.headline().contains("OPTED IN: host-resolved source"),
         "{}",
@@ -237,7 +237,7 @@ fn any_commit_does_not_let_a_host_resolved_repository_or_ref_pass() {
         &good,
         Some(StatementSpec::default().commit.unwrap()),
     );
-    assert!(v.verified && !v.headline().contains("OPTED IN"), "{v}");
+    assert!(v.verified() && !v.headline().contains("OPTED IN"), "{v}");
 }
 
 #[test]
@@ -253,7 +253,7 @@ fn a_policy_can_require_the_checks_offline_verification_skips() {
         verify(&good, &e).under_policy(applied(p))
     };
     let v = run(&simulated_policy(), Vec::new(), None);
-    assert!(v.verified, "{v}");
+    assert!(v.verified(), "{v}");
     assert!(
         // The test provenance names no image: that too is said.
         v.headline()
@@ -286,7 +286,7 @@ fn a_policy_can_require_the_checks_offline_verification_skips() {
         vec![clean_simulated_crl()],
         Some(CRL_THIS_UPDATE + 86_400),
     );
-    assert!(v.verified, "{v}");
+    assert!(v.verified(), "{v}");
     assert!(
         v.headline().ends_with("; not checked: provenance.image"),
         "{}",
@@ -373,7 +373,7 @@ fn every_report_policy_field_violated_alone_fails_its_check_on_real_evidence() {
         p.processor_generations.push(Product::Milan);
         p
     };
-    assert!(real_under(&own(&m), &m).verified);
+    assert!(real_under(&own(&m), &m).verified());
 
     let mut p = own(&m);
     p.measurements[0].launch_digest = kettle_image::LaunchDigest([0x22; 48]);
@@ -408,7 +408,7 @@ fn every_report_policy_field_violated_alone_fails_its_check_on_real_evidence() {
     let mut p = own(&MILAN_DEBUG);
     p.guest_policy.allow_debug = true;
     p.min_tcb.milan = Some(MinTcb::default());
-    assert!(real_under(&p, &MILAN_DEBUG).verified);
+    assert!(real_under(&p, &MILAN_DEBUG).verified());
     p.guest_policy.allow_debug = false;
     fails_exactly(
         &real_under(&p, &MILAN_DEBUG),
@@ -425,7 +425,7 @@ fn every_report_policy_field_violated_alone_fails_its_check_on_real_evidence() {
         "signers (vlek)",
     );
     p.signers.push(Signer::Vlek);
-    assert!(real_under(&p, &MILAN_VLEK).verified);
+    assert!(real_under(&p, &MILAN_VLEK).verified());
 }
 
 #[test]
@@ -435,7 +435,7 @@ fn flags_that_replace_policy_fields_are_named_in_the_verdict() {
     a.overrides.insert("vmpl", "--vmpl".into());
     let v = verify(&simulated_bundle(DEFAULT_GUEST_POLICY), &p.expectations()).under_policy(a);
     assert!(
-        v.notes
+        v.notes()
             .iter()
             .any(|n| n.starts_with("policy field vmpl was replaced by --vmpl (LOOSENED")),
         "{v}"
@@ -471,7 +471,7 @@ fn the_real_milan_report_is_refused_unless_the_policy_lists_milan() {
     let mut allow = p.clone();
     allow.processor_generations.push(Product::Milan);
     let v = real_under(&allow, &m);
-    assert!(v.verified, "{v}");
+    assert!(v.verified(), "{v}");
     assert!(
         v.headline().starts_with("VERIFIED (report only")
             && v.headline().contains("OPTED IN: EPYC Milan accepted"),
@@ -485,7 +485,7 @@ fn the_real_milan_report_is_refused_unless_the_policy_lists_milan() {
     ] {
         let v = real_under(&policy(Report::parse(e.report).unwrap().measurement()), &e);
         assert!(
-            v.verified && !v.headline().contains("OPTED IN"),
+            v.verified() && !v.headline().contains("OPTED IN"),
             "{}: {v}",
             e.name
         );
@@ -508,7 +508,7 @@ fn a_policy_listing_chip_ids_accepts_only_those_chips() {
     p.chip_ids = vec![hex::encode(&r.chip_id()[..8]).parse().unwrap()];
     p.check().unwrap();
     let v = real_under(&p, &e);
-    assert!(v.verified, "{v}");
+    assert!(v.verified(), "{v}");
     p.chip_ids = vec!["ab".repeat(64).parse().unwrap()];
     fails_exactly(&real_under(&p, &e), &[CheckId::ChipId], "another chip");
     assert!(

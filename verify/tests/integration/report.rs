@@ -114,9 +114,9 @@ fn the_real_milan_report_is_refused_by_default_naming_the_attack() {
 fn real_milan_report_verifies_when_milan_is_opted_in() {
     let (report, chain, expect) = milan();
     let v = verify_report(&report, &chain, None, &expect);
-    assert!(v.verified, "{v}");
-    assert!(!v.simulated);
-    let names: Vec<CheckId> = v.checks.iter().map(|c| c.id).collect();
+    assert!(v.verified(), "{v}");
+    assert!(!v.simulated());
+    let names: Vec<CheckId> = v.checks().iter().map(|c| c.id).collect();
     // Every one but the chip-id check, which runs only when chip ids are listed.
     let report_checks: Vec<CheckId> = CheckId::ALL
         .into_iter()
@@ -150,7 +150,7 @@ fn real_milan_report_verifies_with_full_amd_bundle() {
     let chain = CertChain::from_pem_bundle(&bundle).unwrap();
     assert!(chain.ark.is_some());
     let v = verify_report(&report, &chain, None, &expect);
-    assert!(v.verified, "{v}");
+    assert!(v.verified(), "{v}");
 }
 
 /// Positions to mutate: all of `range` when exhaustive, else about `budget`
@@ -199,7 +199,7 @@ fn signed_part_sweep(exhaustive: bool) {
     ]);
     for pos in positions {
         let v = verify_report(&flipped(&report, pos, 0x01), &chain, None, &expect);
-        assert!(!v.verified);
+        assert!(!v.verified());
         assert_fails(&v, CheckId::Signature, &format!("flip at 0x{pos:x}"));
     }
 }
@@ -319,7 +319,7 @@ fn garbage_and_truncated_reports_fail_the_format_and_skip_what_depends_on_it() {
         vec![0xFF; report::REPORT_LEN],
     ] {
         let v = verify_report(&bad, &chain, None, &expect);
-        assert!(!v.verified);
+        assert!(!v.verified());
         let f = failed(&v);
         assert!(f.contains(&CheckId::ReportFormat), "{v}");
         assert!(!f.contains(&CheckId::Chain), "{v}");
@@ -397,7 +397,7 @@ fn simulated_round_trip_verifies_only_when_simulated_is_allowed() {
 
     let v = verify_simulated(&evidence.report, &chain, &simulated_expect(true));
     assert_failed(&v, &[], "simulated evidence accepted");
-    assert!(v.simulated);
+    assert!(v.simulated());
     assert!(v.to_string().contains("SIMULATED"), "{v}");
     assert_eq!(serde_json::to_value(&v).unwrap()["simulated"], true);
 
@@ -640,7 +640,7 @@ fn verify_real(e: &RealEvidence, expect: &Expectations) -> Verdict {
 fn real_genoa_and_turin_version_5_reports_verify_under_their_roots() {
     for (e, root) in [(GENOA_V5, "ARK-Genoa"), (TURIN_V5, "ARK-Turin")] {
         let v = verify_real(&e, &own(&e));
-        assert!(v.verified, "{}: {v}", e.name);
+        assert!(v.verified(), "{}: {v}", e.name);
         assert_detail(&v, CheckId::Chain, root);
         assert_eq!(Report::parse(e.report).unwrap().version(), 5);
     }
@@ -663,7 +663,7 @@ fn real_vlek_evidence_verifies_only_where_vlek_is_accepted() {
         ..base
     };
     let v = verify_real(&MILAN_VLEK, &vlek);
-    assert!(v.verified, "{v}");
+    assert!(v.verified(), "{v}");
     assert_detail(&v, CheckId::Chain, "ARK-Milan");
     let signer = v.check(CheckId::VcekMatchesReport).unwrap().detail();
     assert!(signer.starts_with("VLEK"), "{v}");
@@ -764,7 +764,7 @@ fn validity_windows_are_checked_against_the_verifiers_time_only() {
     assert_status(&v, CheckId::CertValidity, Status::Skip);
     assert_detail(&v, CheckId::CertValidity, "no trusted clock");
     // The VLEK was valid from 2024-12-10 to 2025-12-10.
-    assert!(verify_real(&MILAN_VLEK, &vlek(Some(1_750_000_000))).verified);
+    assert!(verify_real(&MILAN_VLEK, &vlek(Some(1_750_000_000))).verified());
     let v = verify_real(&MILAN_VLEK, &vlek(Some(DEC_2026)));
     assert_failed(&v, &[CheckId::CertValidity], "after the VLEK expired");
     assert_detail(&v, CheckId::CertValidity, "VCEK expired");

@@ -320,7 +320,7 @@ fn verify_and_publish(
     };
     crate::print_stdout(&verdict.to_string());
     let out = staging.publish()?;
-    if verdict.verified {
+    if verdict.verified() {
         eprintln!("outputs verified and written to {}", out.display());
         Ok(ExitCode::SUCCESS)
     } else {
