@@ -100,11 +100,9 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().contains("not a certificate"), "{err}");
         let req = server.requests.lock().unwrap()[0].clone();
-        assert!(req.starts_with("GET /vcek/v1/Milan/"), "{req}");
-        assert!(
-            req.contains("?blSPL=3&teeSPL=0&snpSPL=8&ucodeSPL=115"),
-            "{req}"
-        );
+        let path = "GET /vcek/v1/Milan/";
+        let query = "?blSPL=3&teeSPL=0&snpSPL=8&ucodeSPL=115";
+        assert!(req.starts_with(path) && req.contains(query), "{req}");
     }
 
     #[test]

@@ -195,15 +195,16 @@ impl<F: KdsFetcher> Kds<F> {
             .fetcher
             .get(url, limit)
             .map_err(|source| KdsError::Fetch { what, source })?;
-        if body.len() as u64 > limit {
-            return Err(KdsError::TooLarge {
+        let got = body.len() as u64;
+        match got <= limit {
+            true => Ok(body),
+            false => Err(KdsError::TooLarge {
                 what,
                 url: url.to_string(),
-                got: body.len() as u64,
+                got,
                 limit,
-            });
+            }),
         }
-        Ok(body)
     }
 
     /// AMD's CRL (DER) for the generation of `report_bytes` (the VLEK one for a VLEK-signed

@@ -173,18 +173,16 @@ fn default_build_types() -> Vec<String> {
 /// `source`.
 #[serde_with_macros::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct SourcePolicy {
     /// `externalParameters.repository` must equal this.
     pub repository: Option<String>,
     /// `externalParameters.ref` must match one of these (exact, or `*` wildcards).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub refs: Vec<String>,
     /// Accept any built commit (otherwise the auditor pins the commit).
-    #[serde(default)]
     pub any_commit: bool,
     /// With the commit not pinned, accept a repository and ref only the build host resolved.
-    #[serde(default)]
     pub accept_host_resolved: bool,
 }
 

@@ -105,7 +105,7 @@ pub struct VerifyArgs {
           value_parser = clap::builder::PossibleValuesParser::new(kettle_verify::policy::LOOSENABLE_FIELDS))]
     pub loosen_policy: Vec<String>,
     /// Accepted runDetails.builder.id (repeatable; default: the policy's, else Kettle's SEV-SNP builder).
-    #[arg(long = "builder-id", value_name = "ID")]
+    #[arg(long = "builder-id", value_name = "ID", action = clap::ArgAction::Append)]
     pub builder_ids: Vec<String>,
     /// Accept reports signed by a cloud provider's VLEK (AWS EC2), chained ARK -> ASVK -> VLEK.
     #[arg(long)]
@@ -174,10 +174,6 @@ pub enum VerifyCmdError {
     /// An input could not be read.
     #[error(transparent)]
     Load(#[from] LoadError),
-    /// The flags and the policy do not make expectations (no measurement, a stray
-    /// --loosen-policy).
-    #[error(transparent)]
-    Flags(#[from] FlagsError),
     /// A hex argument is malformed.
     #[error("{flag}: {message}")]
     BadArgument {
@@ -217,6 +213,10 @@ pub enum VerifyCmdError {
         /// Why not.
         source: std::io::Error,
     },
+    /// The flags and the policy do not make expectations (no measurement, a stray
+    /// --loosen-policy).
+    #[error(transparent)]
+    Flags(#[from] FlagsError),
     /// The auditor's clone could not say which tree a commit has.
     #[error("--source {dir}: cannot list the commits and trees of {git_ref}: {message}")]
     CloneTrees {

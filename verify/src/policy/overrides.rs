@@ -51,18 +51,18 @@ pub struct VerifierFlags {
     pub min_tcb: Option<MinTcb>,
     /// `--allow-simulated`.
     pub allow_simulated: bool,
-    /// `--allow-vlek`.
-    pub allow_vlek: bool,
-    /// `--allow-milan`.
-    pub allow_milan: bool,
-    /// `--accept-host-resolved`.
-    pub accept_host_resolved: bool,
     /// `--repo`.
     pub repository: Option<String>,
+    /// `--allow-vlek`.
+    pub allow_vlek: bool,
     /// `--ref`, as the full ref (resolved in the auditor's clone when there is one).
     pub git_ref: Option<String>,
+    /// `--allow-milan`.
+    pub allow_milan: bool,
     /// `--builder-id` (repeatable).
     pub builder_ids: Vec<String>,
+    /// `--accept-host-resolved`.
+    pub accept_host_resolved: bool,
     /// `--build-type`.
     pub build_type: Option<String>,
     /// The commit the auditor pinned (`--commit`, `--source`, `--any-source`; Unpinned: none).

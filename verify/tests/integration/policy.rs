@@ -58,6 +58,12 @@ fn under(p: &Policy, bundle: &Bundle, commit: Option<&str>) -> Verdict {
     verify(bundle, &e).under_policy(applied(p))
 }
 
+/// Asserts that the detail of check `id` of `v` contains `text`.
+fn assert_detail(v: &Verdict, id: CheckId, text: &str) {
+    let detail = v.check(id).unwrap().detail();
+    assert!(detail.contains(text), "{id}: {detail}\n{v}");
+}
+
 fn failed(v: &Verdict) -> BTreeSet<CheckId> {
     v.failures().map(|c| c.id).collect()
 }
@@ -216,13 +222,7 @@ fn any_commit_does_not_let_a_host_resolved_repository_or_ref_pass() {
         &[CheckId::Repository, CheckId::Ref],
         "host-resolved with any_commit",
     );
-    assert!(
-        v.check(CheckId::Repository)
-            .unwrap()
-            .detail()
-            .contains("source.accept_host_resolved"),
-        "{v}"
-    );
+    assert_detail(&v, CheckId::Repository, "source.accept_host_resolved");
     any.source.accept_host_resolved = true;
     let v = under(&any, &good, None);
     assert!(v.verified(), "{v}");
@@ -397,13 +397,7 @@ fn every_report_policy_field_violated_alone_fails_its_check_on_real_evidence() {
     });
     let v = real_under(&p, &m);
     fails_exactly(&v, &[CheckId::MinTcb], "min_tcb");
-    assert!(
-        v.check(CheckId::MinTcb)
-            .unwrap()
-            .detail()
-            .contains("the policy's Milan floor"),
-        "{v}"
-    );
+    assert_detail(&v, CheckId::MinTcb, "the policy's Milan floor");
     // A lower policy floor than Kettle's built-in one is the policy's to set.
     let mut p = own(&MILAN_DEBUG);
     p.guest_policy.allow_debug = true;
