@@ -69,10 +69,10 @@ fn verify(c: &mut Criterion) {
     let tmp = tempfile::tempdir().unwrap();
     let (sim, sim_expect) = simulated(tmp.path());
     let v = kettle_verify::verify(&sim, &sim_expect);
-    assert!(v.verified, "the simulated bundle must verify:\n{v}");
+    assert!(v.verified(), "the simulated bundle must verify:\n{v}");
     let (milan, milan_expect) = milan();
     let v = kettle_verify::verify(&milan, &milan_expect);
-    assert!(v.verified, "the Milan report must verify:\n{v}");
+    assert!(v.verified(), "the Milan report must verify:\n{v}");
 
     let mut g = c.benchmark_group("verify");
     g.bench_function("simulated_bundle", |b| {

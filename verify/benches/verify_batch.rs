@@ -84,7 +84,7 @@ fn main() {
         let t = Instant::now();
         for d in &dirs {
             let v = kettle_verify::verify_output_dir(d, &expect).expect("loads");
-            assert!(v.verified, "{}: {v}", d.display());
+            assert!(v.verified(), "{}: {v}", d.display());
         }
         let ms = t.elapsed().as_secs_f64() * 1e3 / n as f64;
         let bundles: Vec<Bundle> = dirs
@@ -93,7 +93,7 @@ fn main() {
             .collect();
         let t = Instant::now();
         for b in &bundles {
-            assert!(kettle_verify::verify(b, &expect).verified);
+            assert!(kettle_verify::verify(b, &expect).verified());
         }
         let ms_checks = t.elapsed().as_secs_f64() * 1e3 / n as f64;
         eprintln!("verify_batch: round {round}: {ms:.3} ms/bundle read+verify, {ms_checks:.3} ms/bundle checks only");

@@ -35,6 +35,7 @@ pub const MAX_ARTIFACTS: usize = 100_000;
 
 /// Why the verifier's inputs could not be read (the verifier cannot run).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum LoadError {
     /// A file could not be read.
     #[error("cannot read {what} {path}: {source}")]
@@ -218,6 +219,7 @@ impl Bundle {
 /// directory's file is hashed only when a subject carries its name, and nothing is
 /// hashed when there is no provenance to hold a digest against.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Subjects {
     /// No provenance was given: no artifact can be checked, so none is read.
     NoProvenance,

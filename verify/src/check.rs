@@ -6,9 +6,14 @@ use std::fmt;
 
 use serde::Serialize;
 
+mod list;
+
+pub use list::CheckList;
+
 /// Every check the verifier runs, in trust-chain order (DESIGN.md steps 1-6).
 /// The names are stable: scripts match on them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
 pub enum CheckId {
     // Step 1: the report is signed by a key that chains to a pinned AMD root.
     /// Size, version and structure of the report.
@@ -197,6 +202,33 @@ impl CheckId {
             .collect()
     }
 
+    /// The verification-policy field that governs this check (what a failure under a policy
+    /// names), or None where no field does. Exhaustive: a new check must say.
+    pub fn policy_field(self) -> Option<&'static str> {
+        use CheckId::*;
+        match self {
+            Signer => Some("signers"),
+            Revocation => Some("require_revocation_check"),
+            CertValidity => Some("require_trusted_time"),
+            Measurement => Some("measurements"),
+            DebugDisallowed => Some("guest_policy.allow_debug"),
+            GuestPolicy => Some("guest_policy"),
+            Vmpl => Some("vmpl"),
+            MinTcb => Some("min_tcb"),
+            ProcessorGeneration => Some("processor_generations"),
+            ChipId => Some("chip_ids"),
+            Simulated => Some("allow_simulated"),
+            Repository => Some("source.repository"),
+            Ref => Some("source.refs"),
+            Source => Some("source.any_commit"),
+            BuilderId => Some("builder_ids"),
+            BuildType => Some("build_types"),
+            ReportFormat | Chain | VcekMatchesReport | Signature | TcbConsistency | ReportData
+            | Canonical | Parse | StatementType | PredicateType | Valid | Artifacts | Artifact
+            | ArtifactsComplete | Image => None,
+        }
+    }
+
     /// The DESIGN.md trust-chain step (1-6) the check belongs to.
     pub fn trust_chain_step(self) -> u8 {
         use CheckId::*;
@@ -228,6 +260,7 @@ impl Serialize for CheckId {
 /// Why a check failed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Failure {
     /// A value is not the expected one.
     Mismatch {
@@ -338,6 +371,7 @@ impl fmt::Display for Failure {
 /// Why a check did not run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Skipped {
     /// It needs the outcome of another check, which failed.
     DependsOn {
@@ -370,6 +404,7 @@ impl fmt::Display for Skipped {
 
 /// What one check found.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Outcome {
     /// It held; the text says what was compared.
     Pass(String),
@@ -398,6 +433,7 @@ impl Outcome {
 /// Pass, fail or skip, without the detail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Status {
     /// The check ran and held.
     Pass,
@@ -478,147 +514,5 @@ impl Serialize for Check {
     }
 }
 
-/// The checks as they are run, kept in trust-chain order.
-#[derive(Debug, Default)]
-pub struct CheckList(Vec<Check>);
-
-impl FromIterator<(CheckId, Outcome)> for CheckList {
-    /// The outcomes of whole-bundle checks, in any order (a [`Verdict`] sorts them).
-    fn from_iter<I: IntoIterator<Item = (CheckId, Outcome)>>(outcomes: I) -> Self {
-        let mut list = CheckList::default();
-        for (id, outcome) in outcomes {
-            list.push(id, outcome);
-        }
-        list
-    }
-}
-
-impl CheckList {
-    /// Records a check's outcome.
-    pub fn push(&mut self, id: CheckId, outcome: Outcome) {
-        self.0.push(Check {
-            id,
-            subject: None,
-            outcome,
-            policy_field: None,
-            opt_in: None,
-            unchecked_part: None,
-        });
-    }
-
-    /// Records a pass that holds only because the verifier opted in to `opt_in`.
-    pub fn push_opted_in(&mut self, id: CheckId, detail: String, opt_in: impl Into<String>) {
-        self.push(id, Outcome::Pass(detail));
-        self.last_mut().opt_in = Some(opt_in.into());
-    }
-
-    /// Records an outcome of which `part` was not checked (for want of an input).
-    pub fn push_partial(&mut self, id: CheckId, outcome: Outcome, part: Option<String>) {
-        self.push(id, outcome);
-        self.last_mut().unchecked_part = part;
-    }
-
-    fn last_mut(&mut self) -> &mut Check {
-        self.0.last_mut().expect("a check was just pushed")
-    }
-
-    /// Records a per-artifact check's outcome.
-    pub fn push_for(&mut self, id: CheckId, subject: impl Into<String>, outcome: Outcome) {
-        self.0.push(Check {
-            id,
-            subject: Some(subject.into()),
-            outcome,
-            policy_field: None,
-            opt_in: None,
-            unchecked_part: None,
-        });
-    }
-
-    /// Records `ok` as pass or `failure` as fail.
-    pub fn push_result(&mut self, id: CheckId, result: Result<String, Failure>) {
-        self.push(
-            id,
-            match result {
-                Ok(d) => Outcome::Pass(d),
-                Err(f) => Outcome::Fail(f),
-            },
-        );
-    }
-
-    /// Skips `ids` because `dependency` failed.
-    pub fn skip_dependents(&mut self, ids: &[CheckId], dependency: CheckId, message: &str) {
-        for id in ids {
-            self.push(
-                *id,
-                Outcome::Skip(Skipped::DependsOn {
-                    check: dependency,
-                    message: message.to_string(),
-                }),
-            );
-        }
-    }
-
-    /// Whether `id` was recorded as passed.
-    pub fn passed(&self, id: CheckId) -> bool {
-        self.0
-            .iter()
-            .any(|c| c.id == id && c.status() == Status::Pass)
-    }
-
-    /// The checks, sorted into trust-chain order (stable within one id).
-    pub fn into_sorted(mut self) -> Vec<Check> {
-        self.0.sort_by_key(|c| c.id);
-        self.0
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    /// The README's table and the crate docs list every check under its step: the
-    /// prose is held to `CheckId::ALL`, so a new check cannot go undocumented.
-    #[test]
-    fn the_readme_and_the_crate_docs_list_every_check_under_its_step() {
-        let readme = include_str!("../README.md");
-        let lib = include_str!("lib.rs");
-        for step in 1..=6u8 {
-            let row_start = format!("| {step} {} |", super::CheckId::step_title(step));
-            let row = readme
-                .lines()
-                .find(|l| l.starts_with(&row_start))
-                .unwrap_or_else(|| panic!("README.md has no row {row_start:?}"));
-            let block: String = lib
-                .lines()
-                .skip_while(|l| !l.starts_with(&format!("//! step {step} ")))
-                .take_while(|l| {
-                    l.starts_with(&format!("//! step {step} ")) || l.starts_with("//!         ")
-                })
-                .collect();
-            for c in super::CheckId::of_step(step) {
-                let name = c.listed_name();
-                assert!(
-                    row.contains(&format!("`{name}`")),
-                    "README.md step {step} lacks {name}"
-                );
-                assert!(
-                    block.contains(name),
-                    "lib.rs's docs, step {step}, lack {name}"
-                );
-            }
-        }
-    }
-
-    use super::*;
-
-    #[test]
-    fn ids_are_in_trust_chain_order_with_unique_names() {
-        let steps: Vec<u8> = CheckId::ALL.iter().map(|c| c.trust_chain_step()).collect();
-        assert!(steps.windows(2).all(|w| w[0] <= w[1]), "{steps:?}");
-        let mut sorted = CheckId::ALL;
-        sorted.sort();
-        assert_eq!(sorted, CheckId::ALL, "ALL is the enum's own order");
-        let mut names: Vec<&str> = CheckId::ALL.iter().map(|c| c.name()).collect();
-        names.sort();
-        names.dedup();
-        assert_eq!(names.len(), CheckId::ALL.len());
-    }
-}
+mod tests;

@@ -57,6 +57,7 @@ pub fn default_processor_generations() -> Vec<Product> {
 
 /// Which TCB floor applies.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum TcbFloor {
     /// [`builtin_tcb_floor`] of the report's processor generation.
     #[default]
@@ -102,6 +103,7 @@ impl TcbFloor {
 
 /// What the guest policy may allow. Defaults: nothing that weakens isolation
 /// beyond what every SNP host needs (SMT stays allowed: hosts run with it).
+/// It is also the policy file's `guest_policy` field, `min_abi` written "major.minor".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GuestPolicyRules {
@@ -116,7 +118,29 @@ pub struct GuestPolicyRules {
     /// Accept a policy that allows CXL-attached memory (bit 21).
     pub allow_cxl: bool,
     /// The lowest firmware ABI (major, minor) the policy may require.
+    #[serde(with = "abi_text")]
     pub min_abi: (u8, u8),
+}
+
+/// A firmware ABI version as the policy file writes it: "major.minor".
+mod abi_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(abi: &(u8, u8), s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{}.{}", abi.0, abi.1))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<(u8, u8), D::Error> {
+        let text = String::deserialize(d)?;
+        super::parse_abi(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// "major.minor" (0-255 each) to (major, minor).
+pub fn parse_abi(text: &str) -> Result<(u8, u8), String> {
+    let err = || format!("guest_policy.min_abi: {text:?} is not \"major.minor\" (0-255 each)");
+    let (a, b) = text.split_once('.').ok_or_else(err)?;
+    Ok((a.parse().map_err(|_| err())?, b.parse().map_err(|_| err())?))
 }
 
 impl Default for GuestPolicyRules {
@@ -134,6 +158,7 @@ impl Default for GuestPolicyRules {
 
 /// Which source commit the verifier accepts.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum SourcePin {
     /// Nothing was pinned: the source check fails (a build of an unknown commit is not verified).
     #[default]
@@ -259,12 +284,50 @@ impl Expectations {
     /// Also accepts the simulated PSP's evidence and the simulated builder's id (test keys:
     /// the verdict says SIMULATED).
     pub fn accepting_simulated(mut self) -> Expectations {
+        self.accept_simulated();
+        self
+    }
+
+    /// [`Expectations::accepting_simulated`], in place.
+    pub fn accept_simulated(&mut self) {
         self.allow_simulated = true;
         let id = ids::BUILDER_ID_SIMULATED.to_string();
         if !self.provenance.builder_ids.contains(&id) {
             self.provenance.builder_ids.push(id);
         }
-        self
+    }
+}
+
+/// A chip id a verifier accepts: 64 bytes, or a Turin-style 8-byte hwID (hex in a policy file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChipId(Vec<u8>);
+
+impl ChipId {
+    /// The id's bytes (8 or 64).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for ChipId {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<ChipId, String> {
+        parse_chip_id(text).map(ChipId)
+    }
+}
+
+impl Serialize for ChipId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(&self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for ChipId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ChipId, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse()
+            .map_err(|e| serde::de::Error::custom(format!("chip_ids: {e}")))
     }
 }
 

@@ -29,6 +29,7 @@ mod binding;
 pub mod bundle;
 pub mod check;
 pub mod expect;
+pub mod kds;
 pub mod policy;
 mod provenance;
 pub mod render;
@@ -42,8 +43,8 @@ pub use bundle::{Artifact, Bundle, BundleFiles, LoadError};
 pub use check::{Check, CheckId, Failure, Outcome, Skipped, Status};
 pub use expect::{
     builtin_tcb_floor, default_processor_generations, parse_chip_id, parse_measurement,
-    parse_min_tcb, Expectations, GuestPolicyRules, MinTcb, ProvenanceExpectations, SourcePin,
-    TcbFloor, MILAN_REFUSAL,
+    parse_min_tcb, ChipId, Expectations, GuestPolicyRules, MinTcb, ProvenanceExpectations,
+    SourcePin, TcbFloor, MILAN_REFUSAL,
 };
 pub use policy::{LoadedPolicy, Policy, PolicyError};
 pub use verdict::{AppliedPolicy, Verdict};

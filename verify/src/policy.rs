@@ -24,25 +24,30 @@
 //! | `require_revocation_check` | reject unless the chain was checked against AMD's CRL (`--crl`, `--fetch-crl`) | false: skipped, and the verdict line says so |
 //! | `require_trusted_time` | reject unless the certificates' validity was checked at a time the auditor gives (`--at`) | false: skipped, and the verdict line says so |
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use kettle_attest::chain::Product;
-use kettle_image::ImageManifest;
+use kettle_image::{ImageManifest, LaunchDigest};
 use kettle_provenance::{ids, Sha256Digest};
 use serde::{Deserialize, Serialize};
 
 use crate::expect::{
-    default_processor_generations, parse_chip_id, parse_measurement, Expectations,
-    GuestPolicyRules, MinTcb, ProvenanceExpectations, SourcePin, TcbFloor,
+    default_processor_generations, ChipId, Expectations, GuestPolicyRules, MinTcb,
+    ProvenanceExpectations, SourcePin, TcbFloor,
 };
+
+pub mod overrides;
+
+pub use overrides::{FlagsError, NamedMeasurement, Overrides, VerifierFlags, LOOSENABLE_FIELDS};
 
 /// The only schema this verifier reads.
 pub const POLICY_SCHEMA: &str = "kettle.policy/v1";
 /// Largest policy file read.
 pub const MAX_POLICY_BYTES: u64 = 1 << 20;
 
-/// A verification policy as published.
+/// A verification policy as published, parsed once into checked types: a launch digest, a
+/// chip id or a firmware ABI that is malformed does not parse (the file is refused), and
+/// [`Policy::check`] holds the rules between fields.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Policy {
@@ -53,8 +58,8 @@ pub struct Policy {
     /// Accepted launch digests.
     pub measurements: Vec<AcceptedMeasurement>,
     /// What the guest policy may allow.
-    #[serde(default = "default_guest_policy")]
-    pub guest_policy: GuestPolicyField,
+    #[serde(default)]
+    pub guest_policy: GuestPolicyRules,
     /// The VMPL the report must come from.
     #[serde(default)]
     pub vmpl: u32,
@@ -81,7 +86,7 @@ pub struct Policy {
     pub processor_generations: Vec<Product>,
     /// Accepted chip ids, hex (empty: any chip).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub chip_ids: Vec<String>,
+    pub chip_ids: Vec<ChipId>,
     /// Reject evidence whose chain was not checked against a CRL.
     #[serde(default)]
     pub require_revocation_check: bool,
@@ -96,7 +101,8 @@ pub struct Policy {
 #[serde(deny_unknown_fields)]
 pub struct AcceptedMeasurement {
     /// 96 hex digits.
-    pub launch_digest: String,
+    #[serde(deserialize_with = "launch_digest_field")]
+    pub launch_digest: LaunchDigest,
     /// The vCPU count it is for (informative).
     pub vcpus: Option<u32>,
     /// The vCPU type it is for (informative).
@@ -105,40 +111,11 @@ pub struct AcceptedMeasurement {
     pub image_manifest_sha256: Option<String>,
 }
 
-/// `guest_policy`, with `min_abi` written "major.minor".
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct GuestPolicyField {
-    /// See [`GuestPolicyRules::allow_debug`].
-    pub allow_debug: bool,
-    /// See [`GuestPolicyRules::allow_migration_agent`].
-    pub allow_migration_agent: bool,
-    /// See [`GuestPolicyRules::allow_smt`].
-    pub allow_smt: bool,
-    /// See [`GuestPolicyRules::require_single_socket`].
-    pub require_single_socket: bool,
-    /// See [`GuestPolicyRules::allow_cxl`].
-    pub allow_cxl: bool,
-    /// The lowest firmware ABI the guest policy may require, "major.minor".
-    pub min_abi: String,
-}
-
-impl Default for GuestPolicyField {
-    fn default() -> Self {
-        let r = GuestPolicyRules::default();
-        GuestPolicyField {
-            allow_debug: r.allow_debug,
-            allow_migration_agent: r.allow_migration_agent,
-            allow_smt: r.allow_smt,
-            require_single_socket: r.require_single_socket,
-            allow_cxl: r.allow_cxl,
-            min_abi: format!("{}.{}", r.min_abi.0, r.min_abi.1),
-        }
-    }
-}
-
-fn default_guest_policy() -> GuestPolicyField {
-    GuestPolicyField::default()
+/// A launch digest of `measurements`, its field named when it is malformed.
+fn launch_digest_field<'de, D: serde::Deserializer<'de>>(d: D) -> Result<LaunchDigest, D::Error> {
+    let text = String::deserialize(d)?;
+    text.parse()
+        .map_err(|e| serde::de::Error::custom(format!("measurements: {e}")))
 }
 
 /// TCB floors per generation (absent: Kettle's built-in floor for it).
@@ -173,6 +150,7 @@ impl TcbFloors {
 /// A report signer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Signer {
     /// The chip's Versioned Chip Endorsement Key.
     Vcek,
@@ -195,23 +173,22 @@ fn default_build_types() -> Vec<String> {
 /// `source`.
 #[serde_with_macros::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct SourcePolicy {
     /// `externalParameters.repository` must equal this.
     pub repository: Option<String>,
     /// `externalParameters.ref` must match one of these (exact, or `*` wildcards).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub refs: Vec<String>,
     /// Accept any built commit (otherwise the auditor pins the commit).
-    #[serde(default)]
     pub any_commit: bool,
     /// With the commit not pinned, accept a repository and ref only the build host resolved.
-    #[serde(default)]
     pub accept_host_resolved: bool,
 }
 
 /// Why a policy file was refused.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PolicyError {
     /// The file could not be read.
     #[error("cannot read policy {path}: {source}")]
@@ -300,10 +277,6 @@ impl Policy {
                 "must list at least one accepted launch digest",
             ));
         }
-        for m in &self.measurements {
-            parse_measurement(&m.launch_digest).map_err(|e| bad("measurements", e))?;
-        }
-        parse_abi(&self.guest_policy.min_abi)?;
         if self.signers.is_empty() {
             return Err(bad(
                 "signers",
@@ -322,9 +295,6 @@ impl Policy {
                 "\"simulated\" is not a processor generation; accept simulated evidence with allow_simulated",
             ));
         }
-        for c in &self.chip_ids {
-            parse_chip_id(c).map_err(|e| bad("chip_ids", e))?;
-        }
         if self.builder_ids.is_empty() || self.build_types.is_empty() {
             return Err(bad(
                 "builder_ids",
@@ -334,18 +304,27 @@ impl Policy {
         Ok(())
     }
 
+    /// The policy's one ref, when `source.refs` is exactly one without `*` (the ref whose tip
+    /// an auditor's clone must have built, when the auditor names none).
+    pub fn single_exact_ref(&self) -> Option<&str> {
+        match self.source.refs.as_slice() {
+            [one] if !one.contains('*') => Some(one),
+            _ => None,
+        }
+    }
+
     /// A starting policy for the image whose manifest is `manifest` (file bytes `bytes`).
     pub fn for_image(name: &str, manifest: &ImageManifest, bytes: &[u8]) -> Policy {
         Policy {
             schema: POLICY_SCHEMA.into(),
             name: name.into(),
             measurements: vec![AcceptedMeasurement {
-                launch_digest: manifest.launch_digest.to_string(),
+                launch_digest: manifest.launch_digest,
                 vcpus: Some(manifest.vcpus),
                 vcpu_type: Some(manifest.vcpu_type.to_string()),
                 image_manifest_sha256: Some(Sha256Digest::of_bytes(bytes).to_hex()),
             }],
-            guest_policy: GuestPolicyField::default(),
+            guest_policy: GuestPolicyRules::default(),
             vmpl: 0,
             min_tcb: TcbFloors::default(),
             signers: default_signers(),
@@ -366,24 +345,15 @@ impl Policy {
             .measurements
             .iter()
             .map(|m| {
-                let digest = parse_measurement(&m.launch_digest).expect("checked when loaded");
                 let mut label = format!("policy {:?}", self.name);
                 if let (Some(n), Some(t)) = (m.vcpus, &m.vcpu_type) {
                     label.push_str(&format!(", {n} x {t}"));
                 }
-                (digest, label)
+                (m.launch_digest.0, label)
             })
             .collect();
-        let g = &self.guest_policy;
         let mut e = Expectations {
-            guest_policy: GuestPolicyRules {
-                allow_debug: g.allow_debug,
-                allow_migration_agent: g.allow_migration_agent,
-                allow_smt: g.allow_smt,
-                require_single_socket: g.require_single_socket,
-                allow_cxl: g.allow_cxl,
-                min_abi: parse_abi(&g.min_abi).expect("checked when loaded"),
-            },
+            guest_policy: self.guest_policy,
             vmpl: self.vmpl,
             min_tcb: TcbFloor::PerProduct(self.min_tcb.clone()),
             accept_vlek: self.signers.contains(&Signer::Vlek),
@@ -394,7 +364,7 @@ impl Policy {
             chip_ids: self
                 .chip_ids
                 .iter()
-                .map(|c| parse_chip_id(c).expect("checked when loaded"))
+                .map(|c| c.as_bytes().to_vec())
                 .collect(),
             provenance: ProvenanceExpectations {
                 repository: self.source.repository.clone(),
@@ -411,7 +381,8 @@ impl Policy {
                 build_types: self.build_types.clone(),
                 source_trees: Default::default(),
             },
-            ..Expectations::new(accepted[0].0, accepted[0].1.clone())
+            // Replaced below: an empty list accepts no measurement (check() refuses one).
+            ..Expectations::new([0; 48], String::new())
         };
         e.measurements = accepted;
         if self.allow_simulated {
@@ -419,40 +390,6 @@ impl Policy {
         }
         e
     }
-}
-
-/// "major.minor" to (major, minor).
-fn parse_abi(text: &str) -> Result<(u8, u8), PolicyError> {
-    let err = || {
-        bad(
-            "guest_policy.min_abi",
-            format!("{text:?} is not \"major.minor\" (0-255 each)"),
-        )
-    };
-    let (a, b) = text.split_once('.').ok_or_else(err)?;
-    Ok((a.parse().map_err(|_| err())?, b.parse().map_err(|_| err())?))
-}
-
-/// The policy field a failed check is about, for the verdict (None: no policy field sets it).
-pub fn field_of(id: crate::CheckId) -> Option<&'static str> {
-    use crate::CheckId::*;
-    Some(match id {
-        Signer => "signers",
-        Measurement => "measurements",
-        DebugDisallowed => "guest_policy.allow_debug",
-        GuestPolicy => "guest_policy",
-        Vmpl => "vmpl",
-        MinTcb => "min_tcb",
-        ProcessorGeneration => "processor_generations",
-        ChipId => "chip_ids",
-        Simulated => "allow_simulated",
-        Repository => "source.repository",
-        Ref => "source.refs",
-        Source => "source.any_commit",
-        BuilderId => "builder_ids",
-        BuildType => "build_types",
-        _ => return None,
-    })
 }
 
 /// `pattern` matches `text`, `*` standing for any run of characters.
@@ -477,24 +414,6 @@ pub fn ref_matches(pattern: &str, text: &str) -> bool {
     }
     true
 }
-
-/// Which of the policy's fields the caller's flags replaced (for the verdict's notes).
-pub type Overrides = BTreeMap<&'static str, String>;
-
-/// Every policy field a flag can replace (`kettle verify --loosen-policy FIELD`).
-pub const LOOSENABLE_FIELDS: [&str; 11] = [
-    "measurements",
-    "min_tcb",
-    "allow_simulated",
-    "signers",
-    "processor_generations",
-    "source.repository",
-    "source.refs",
-    "source.any_commit",
-    "source.accept_host_resolved",
-    "builder_ids",
-    "build_types",
-];
 
 #[cfg(test)]
 mod tests {
@@ -524,11 +443,6 @@ mod tests {
         let cases = [
             (minimal().replace("v1", "v9"), "schema"),
             (minimal().replace("\"demo\"", "\"\""), "name"),
-            (minimal().replace(&"ab".repeat(48), "abcd"), "measurements"),
-            (
-                minimal().replace("}]}", "}],\"guest_policy\":{\"min_abi\":\"x\"}}"),
-                "guest_policy.min_abi",
-            ),
             (minimal().replace("}]}", "}],\"signers\":[]}"), "signers"),
         ];
         for (text, field) in cases {
@@ -540,6 +454,24 @@ mod tests {
         }
         let unknown = minimal().replace("}]}", "}],\"allow_everything\":true}");
         assert!(serde_json::from_str::<Policy>(&unknown).is_err());
+        // A malformed value does not parse at all, and the message names its field.
+        let unparsed = [
+            (minimal().replace(&"ab".repeat(48), "abcd"), "measurements"),
+            (
+                minimal().replace("}]}", "}],\"guest_policy\":{\"min_abi\":\"x\"}}"),
+                "guest_policy.min_abi",
+            ),
+            (
+                minimal().replace("}]}", "}],\"chip_ids\":[\"abcd\"]}"),
+                "chip_ids",
+            ),
+        ];
+        for (text, field) in unparsed {
+            let e = serde_json::from_str::<Policy>(&text)
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with(&format!("{field}: ")), "{text}: {e}");
+        }
     }
 
     #[test]

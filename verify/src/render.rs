@@ -75,19 +75,12 @@ mod tests {
 
     #[test]
     fn verdict_fails_when_any_check_fails_and_names_them() {
-        let list = [
-            (CheckId::Chain, Outcome::Pass("ok".into())),
-            (
-                CheckId::Signature,
-                Outcome::Fail(Failure::untrusted("differs")),
-            ),
-            (CheckId::Repository, Outcome::not_requested("no input")),
-            (
-                CheckId::Ref,
-                Outcome::Fail(Failure::mismatch("ref", "x", "y")),
-            ),
-        ];
-        let v = Verdict::new(list.into_iter().collect(), true, false);
+        let mut list = CheckList::default();
+        list.push(CheckId::Chain, Outcome::Pass("ok".into()));
+        list.push_result(CheckId::Signature, Err(Failure::untrusted("differs")));
+        list.push(CheckId::Repository, Outcome::not_requested("no input"));
+        list.push_result(CheckId::Ref, Err(Failure::mismatch("ref", "x", "y")));
+        let v = Verdict::new(list, true, false);
         assert!(!v.verified);
         let text = v.to_string();
         assert!(text.contains("[FAIL] report.signature"), "{text}");
@@ -174,11 +167,10 @@ mod tests {
 
     #[test]
     fn skips_do_not_fail_but_unbound_reports_say_so() {
-        let list = [
-            (CheckId::Signature, Outcome::Pass("ok".into())),
-            (CheckId::ReportData, Outcome::no_input("no provenance")),
-        ];
-        let v = Verdict::new(list.into_iter().collect(), false, true);
+        let mut list = CheckList::default();
+        list.push_result(CheckId::Signature, Ok("ok".into()));
+        list.push(CheckId::ReportData, Outcome::no_input("no provenance"));
+        let v = Verdict::new(list, false, true);
         assert!(v.verified);
         let text = v.to_string();
         assert!(text.contains("NOT checked"), "{text}");

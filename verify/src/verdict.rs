@@ -5,28 +5,29 @@ use serde::Serialize;
 
 use crate::check::{Check, CheckId, CheckList, Outcome, Skipped, Status};
 
-/// Every check run over one bundle of evidence, and what they amount to.
+/// Every check run over one bundle of evidence, and what they amount to. Only
+/// [`crate::verify`] makes one (its fields are private), so no caller can construct a verdict.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
     /// True when no check failed and every skip is explained by a failed or unrequested check.
-    pub verified: bool,
+    pub(crate) verified: bool,
     /// True when the report was bound to a provenance (report_data checked against it).
-    pub binding_checked: bool,
+    pub(crate) binding_checked: bool,
     /// True when the report was signed by the simulated PSP (never hardware-attested).
-    pub simulated: bool,
+    pub(crate) simulated: bool,
     /// The commit the provenance says was built (resolvedDependencies `source`), when it says one.
-    pub built_commit: Option<String>,
+    pub(crate) built_commit: Option<String>,
     /// The verification policy applied, when there was one.
-    pub policy: Option<AppliedPolicy>,
+    pub(crate) policy: Option<AppliedPolicy>,
     /// Every check, in trust-chain order.
-    pub checks: Vec<Check>,
+    pub(crate) checks: Vec<Check>,
     /// What the reader must know about how the checks were set up.
-    pub notes: Vec<String>,
+    pub(crate) notes: Vec<String>,
 }
 
 impl Verdict {
     /// The verdict over `checks`.
-    pub fn new(checks: CheckList, binding_checked: bool, simulated: bool) -> Verdict {
+    pub(crate) fn new(checks: CheckList, binding_checked: bool, simulated: bool) -> Verdict {
         let checks = checks.into_sorted();
         let failed = |id: CheckId| {
             checks
@@ -55,7 +56,7 @@ impl Verdict {
     /// and the notes say which fields the caller's flags replaced.
     pub fn under_policy(mut self, policy: AppliedPolicy) -> Verdict {
         for c in &mut self.checks {
-            c.policy_field = crate::policy::field_of(c.id);
+            c.policy_field = c.id.policy_field();
         }
         for (field, flag) in &policy.overrides {
             self.notes.push(format!(
@@ -160,6 +161,41 @@ impl Verdict {
             out.push_str(&format!("; not checked: {}", not_checked.join(", ")));
         }
         out
+    }
+
+    /// True when no check failed and every skip is explained by a failed or unrequested check.
+    pub fn verified(&self) -> bool {
+        self.verified
+    }
+
+    /// True when the report was bound to a provenance (report_data checked against it).
+    pub fn binding_checked(&self) -> bool {
+        self.binding_checked
+    }
+
+    /// True when the report was signed by the simulated PSP (never hardware-attested).
+    pub fn simulated(&self) -> bool {
+        self.simulated
+    }
+
+    /// The commit the provenance says was built, when it says one.
+    pub fn built_commit(&self) -> Option<&str> {
+        self.built_commit.as_deref()
+    }
+
+    /// The verification policy applied, when there was one.
+    pub fn policy(&self) -> Option<&AppliedPolicy> {
+        self.policy.as_ref()
+    }
+
+    /// Every check, in trust-chain order.
+    pub fn checks(&self) -> &[Check] {
+        &self.checks
+    }
+
+    /// What the reader must know about how the checks were set up.
+    pub fn notes(&self) -> &[String] {
+        &self.notes
     }
 
     /// The checks that failed.

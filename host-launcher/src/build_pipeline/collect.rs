@@ -154,7 +154,7 @@ pub(super) fn verify_and_publish(
     } else {
         print_stdout(&verdict.to_string());
     }
-    let (outcome, failure) = if verdict.verified {
+    let (outcome, failure) = if verdict.verified() {
         (Outcome::Verified, None)
     } else {
         let failed = verdict
@@ -170,7 +170,7 @@ pub(super) fn verify_and_publish(
     };
     record_result(&staging, outcome, failure, ctx, json)?;
     let out = staging.publish()?;
-    if verdict.verified {
+    if verdict.verified() {
         eprintln!("outputs verified and written to {}", out.display());
         Ok(ExitCode::SUCCESS)
     } else {

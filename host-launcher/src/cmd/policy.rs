@@ -103,7 +103,12 @@ fn init(args: &InitArgs) -> Result<(), String> {
             .insert(0, kettle_attest::chain::Product::Milan);
     }
     policy.source.accept_host_resolved = args.accept_host_resolved;
-    policy.chip_ids = args.chip_ids.clone();
+    policy.chip_ids = args
+        .chip_ids
+        .iter()
+        .map(|c| c.parse())
+        .collect::<Result<_, String>>()
+        .map_err(|e| format!("policy field chip_ids: {e}"))?;
     policy.require_revocation_check = args.require_revocation_check;
     policy.require_trusted_time = args.require_trusted_time;
     policy.check().map_err(|e| e.to_string())?;

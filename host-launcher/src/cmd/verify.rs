@@ -6,12 +6,12 @@ use std::process::ExitCode;
 
 use clap::Args;
 use kettle::kds::{self, KdsClient};
-use kettle_attest::chain::Product;
 use kettle_attest::CertChain;
 use kettle_image::ImageManifest;
+use kettle_verify::policy::{FlagsError, NamedMeasurement, VerifierFlags};
 use kettle_verify::{
     vsa, AppliedPolicy, Bundle, BundleFiles, CheckId, Expectations, LoadError, MinTcb, Policy,
-    PolicyError, SourcePin, TcbFloor, Verdict,
+    PolicyError, SourcePin, Verdict,
 };
 
 /// Exit code of a verification that ran and rejected the evidence.
@@ -105,7 +105,7 @@ pub struct VerifyArgs {
           value_parser = clap::builder::PossibleValuesParser::new(kettle_verify::policy::LOOSENABLE_FIELDS))]
     pub loosen_policy: Vec<String>,
     /// Accepted runDetails.builder.id (repeatable; default: the policy's, else Kettle's SEV-SNP builder).
-    #[arg(long = "builder-id", value_name = "ID")]
+    #[arg(long = "builder-id", value_name = "ID", action = clap::ArgAction::Append)]
     pub builder_ids: Vec<String>,
     /// Accept reports signed by a cloud provider's VLEK (AWS EC2), chained ARK -> ASVK -> VLEK.
     #[arg(long)]
@@ -152,7 +152,7 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub fetch_vcek: bool,
     /// Processor generation for --fetch-vcek when the report does not say (version 2 reports).
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = kds::product_parser())]
     pub product: Option<kds::KdsProduct>,
     /// Base URL of the key distribution service (for mirrors and tests).
     #[arg(long, value_name = "URL", default_value = kds::AMD_KDS_URL)]
@@ -174,9 +174,6 @@ pub enum VerifyCmdError {
     /// An input could not be read.
     #[error(transparent)]
     Load(#[from] LoadError),
-    /// Neither --policy, --manifest nor --measurement.
-    #[error("no expected measurement: pass --policy (the platform team's verification policy), --manifest with the image's PUBLISHED manifest.json, or --measurement HEX (the manifest.json a build leaves in its output directory is a copy the untrusted build host wrote, so it is never used)")]
-    NoMeasurement,
     /// A hex argument is malformed.
     #[error("{flag}: {message}")]
     BadArgument {
@@ -216,6 +213,10 @@ pub enum VerifyCmdError {
         /// Why not.
         source: std::io::Error,
     },
+    /// The flags and the policy do not make expectations (no measurement, a stray
+    /// --loosen-policy).
+    #[error(transparent)]
+    Flags(#[from] FlagsError),
     /// The auditor's clone could not say which tree a commit has.
     #[error("--source {dir}: cannot list the commits and trees of {git_ref}: {message}")]
     CloneTrees {
@@ -243,7 +244,7 @@ pub fn run(args: VerifyArgs) -> ExitCode {
                 verdict.to_string()
             };
             crate::print_stdout(&text);
-            if verdict.verified {
+            if verdict.verified() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(EXIT_REJECTED)
@@ -380,216 +381,66 @@ pub fn verify(args: &VerifyArgs) -> Result<(Verdict, Bundle), VerifyCmdError> {
     Ok((verdict, bundle))
 }
 
-/// How the flags meet a policy: the one place that decides, for every flag that touches a
-/// policy field, whether it narrows the field, replaces it (loosening, only with
-/// `--loosen-policy FIELD`) or is not applied, and records which for the verdict.
-struct FlagsOverPolicy {
-    under_policy: bool,
-    loosen: std::collections::BTreeSet<String>,
-    overrides: Overrides,
-    narrowed: Overrides,
-    not_applied: Overrides,
-}
-
-impl FlagsOverPolicy {
-    /// A flag that either narrows `field` or replaces it: true when it replaces (no policy,
-    /// or `--loosen-policy field`), false when it narrows. Either way recorded.
-    fn narrows_or_replaces(&mut self, field: &'static str, flag: &str) -> bool {
-        self.replaces(field, flag, |f| &mut f.narrowed)
-    }
-
-    /// A flag that can only loosen `field`: true when it applies (no policy, or
-    /// `--loosen-policy field`); false, recorded as not applied, otherwise.
-    fn loosens(&mut self, field: &'static str, flag: &str) -> bool {
-        self.replaces(field, flag, |f| &mut f.not_applied)
-    }
-
-    /// True when `flag` replaces `field` (no policy, or `--loosen-policy field`: recorded
-    /// as an override); otherwise records it where `kept` says and returns false.
-    fn replaces(
-        &mut self,
-        field: &'static str,
-        flag: &str,
-        kept: fn(&mut Self) -> &mut Overrides,
-    ) -> bool {
-        if !self.under_policy {
-            return true;
-        }
-        let replaced = self.loosen.contains(field);
-        let record = if replaced {
-            &mut self.overrides
-        } else {
-            kept(self)
-        };
-        record.insert(field, flag.to_string());
-        replaced
-    }
-
-    /// Every `--loosen-policy FIELD` must have loosened something: a stray one is a mistake.
-    fn check_all_used(&self) -> Result<(), VerifyCmdError> {
-        if !self.loosen.is_empty() && !self.under_policy {
-            return Err(VerifyCmdError::BadArgument {
-                flag: "--loosen-policy",
-                message: "there is no policy to loosen (pass --policy FILE)".into(),
-            });
-        }
-        match self.loosen.iter().find(|f| !self.overrides.contains_key(f.as_str())) {
-            Some(field) => Err(VerifyCmdError::BadArgument {
-                flag: "--loosen-policy",
-                message: format!(
-                    "{field}: no flag given replaces this policy field (or it already allows what the flag asks)"
-                ),
-            }),
-            None => Ok(()),
-        }
-    }
-}
-
-type Overrides = std::collections::BTreeMap<&'static str, String>;
-
-/// What the verifier requires: the policy's fields (or the strict defaults), and each flag
-/// narrowing or (with `--loosen-policy`) replacing one field, recorded so the verdict says which.
+/// What the verifier requires: the flags, filled into [`VerifierFlags`], met with the policy
+/// (kettle-verify decides which flag narrows, replaces or is not applied to which field).
 fn expectations(
     args: &VerifyArgs,
 ) -> Result<(Expectations, Option<AppliedPolicy>), VerifyCmdError> {
     // Only what the auditor names: never the manifest.json copy a build host left in the directory.
     let measurement = match (&args.measurement, &args.manifest) {
-        (Some(hex), _) => Some((
-            kettle_verify::parse_measurement(hex).map_err(VerifyCmdError::BadMeasurement)?,
-            "--measurement".to_string(),
-            "--measurement",
-        )),
-        (None, Some(path)) => Some((
-            manifest_measurement(path)?,
-            format!("manifest {}", path.display()),
-            "--manifest",
-        )),
+        (Some(hex), _) => Some(NamedMeasurement {
+            digest: kettle_verify::parse_measurement(hex)
+                .map_err(VerifyCmdError::BadMeasurement)?,
+            source: "--measurement".to_string(),
+            flag: "--measurement",
+        }),
+        (None, Some(path)) => Some(NamedMeasurement {
+            digest: manifest_measurement(path)?,
+            source: format!("manifest {}", path.display()),
+            flag: "--manifest",
+        }),
         (None, None) => None,
     };
     let loaded = args.policy.as_deref().map(Policy::load).transpose()?;
-    let mut flags = FlagsOverPolicy {
-        under_policy: loaded.is_some(),
-        loosen: args.loosen_policy.iter().cloned().collect(),
-        overrides: Overrides::new(),
-        narrowed: Overrides::new(),
-        not_applied: Overrides::new(),
+    if loaded.is_none() && measurement.is_none() {
+        return Err(FlagsError::NoMeasurement.into());
+    }
+    let git_ref = match (&args.git_ref, &args.source) {
+        (Some(r), Some(dir)) => Some(kettle::source::full_ref_in(dir, r)?),
+        (r, _) => r.clone(),
     };
-    let mut expect = match (&loaded, measurement) {
-        (Some(l), m) => {
-            let mut e = l.policy.expectations();
-            if let Some((digest, source, flag)) = m {
-                if flags.narrows_or_replaces("measurements", flag) {
-                    e.measurements = vec![(digest, source)];
-                } else {
-                    // Both must hold: only the named digest, if the policy accepts it.
-                    e.measurements.retain(|(m, _)| *m == digest);
-                }
-            }
-            e
-        }
-        (None, Some((digest, source, _))) => Expectations::new(digest, source),
-        (None, None) => return Err(VerifyCmdError::NoMeasurement),
-    };
-    if let Some(t) = args.min_tcb {
-        expect.min_tcb = if flags.narrows_or_replaces("min_tcb", "--min-tcb") {
-            TcbFloor::Fixed(t)
-        } else {
-            TcbFloor::AtLeast(Box::new(expect.min_tcb.clone()), t)
-        };
-    }
-    if args.allow_simulated
-        && !expect.allow_simulated
-        && flags.loosens("allow_simulated", "--allow-simulated")
-    {
-        expect = expect.accepting_simulated();
-    }
-    if args.allow_vlek && !expect.accept_vlek && flags.loosens("signers", "--allow-vlek") {
-        expect.accept_vlek = true;
-    }
-    if args.allow_milan
-        && !expect.processor_generations.contains(&Product::Milan)
-        && flags.loosens("processor_generations", "--allow-milan")
-    {
-        expect.processor_generations.push(Product::Milan);
-    }
-    if args.accept_host_resolved
-        && !expect.provenance.accept_host_resolved
-        && flags.loosens("source.accept_host_resolved", "--accept-host-resolved")
-    {
-        expect.provenance.accept_host_resolved = true;
-    }
-    if let Some(r) = &args.repo {
-        if flags.narrows_or_replaces("source.repository", "--repo") {
-            expect.provenance.repository = Some(r.clone());
-        } else {
-            expect.provenance.also_repository = Some(r.clone());
-        }
-    }
-    if let Some(r) = &args.git_ref {
-        let full = match &args.source {
-            Some(dir) => kettle::source::full_ref_in(dir, r)?,
-            None => r.clone(),
-        };
-        if flags.narrows_or_replaces("source.refs", "--ref") {
-            expect.provenance.refs.clear();
-        }
-        expect.provenance.git_ref = Some(full);
-    }
-    if !args.builder_ids.is_empty() {
-        if flags.narrows_or_replaces("builder_ids", "--builder-id") {
-            expect.provenance.builder_ids = args.builder_ids.clone();
-            if args.allow_simulated && expect.allow_simulated {
-                expect = expect.accepting_simulated();
-            }
-        } else {
-            expect
-                .provenance
-                .builder_ids
-                .retain(|b| args.builder_ids.contains(b));
-        }
-    }
-    if let Some(t) = &args.build_type {
-        if flags.narrows_or_replaces("build_types", "--build-type") {
-            expect.provenance.build_types = vec![t.clone()];
-        } else {
-            expect.provenance.build_types.retain(|b| b == t);
-        }
-    }
     let policy_ref = loaded
         .as_ref()
-        .and_then(|l| match l.policy.source.refs.as_slice() {
-            [one] if !one.contains('*') => Some(one.clone()),
-            _ => None,
-        });
-    let pin = source_pin(args, policy_ref.as_deref())?;
-    match (&pin, expect.provenance.source == SourcePin::Any) {
-        (SourcePin::Unpinned, _) => {}
-        // The policy asks the auditor to pin the commit: --any-source would loosen that.
-        (SourcePin::Any, false) => {
-            if flags.loosens("source.any_commit", "--any-source") {
-                expect.provenance.source = pin.clone();
-            }
+        .and_then(|l| l.policy.single_exact_ref())
+        .map(str::to_owned);
+    let source = source_pin(args, policy_ref.as_deref())?;
+    let source_trees = match &args.source {
+        Some(dir) => {
+            let r = args
+                .git_ref
+                .clone()
+                .or(policy_ref)
+                .expect("source_pin checked a ref");
+            clone_trees(dir, &kettle::source::full_ref_in(dir, &r)?, args.reachable)?
         }
-        (SourcePin::Any, true) => {}
-        (_, policy_any) => {
-            if policy_any {
-                flags
-                    .narrowed
-                    .insert("source.any_commit", "--commit/--source".into());
-            }
-            expect.provenance.source = pin.clone();
-        }
-    }
-    if let Some(dir) = &args.source {
-        let r = args
-            .git_ref
-            .clone()
-            .or(policy_ref)
-            .expect("source_pin checked a ref");
-        expect.provenance.source_trees =
-            clone_trees(dir, &kettle::source::full_ref_in(dir, &r)?, args.reachable)?;
-    }
-    flags.check_all_used()?;
+        None => Default::default(),
+    };
+    let flags = VerifierFlags {
+        measurement,
+        min_tcb: args.min_tcb,
+        allow_simulated: args.allow_simulated,
+        allow_vlek: args.allow_vlek,
+        allow_milan: args.allow_milan,
+        accept_host_resolved: args.accept_host_resolved,
+        repository: args.repo.clone(),
+        git_ref,
+        builder_ids: args.builder_ids.clone(),
+        build_type: args.build_type.clone(),
+        source,
+        source_trees,
+        loosen: args.loosen_policy.iter().cloned().collect(),
+    };
+    let (mut expect, applied) = flags.expectations(loaded.as_ref())?;
     expect.at = args
         .at
         .as_deref()
@@ -615,13 +466,6 @@ fn expectations(
                 })
         })
         .transpose()?;
-    let applied = loaded.map(|l| AppliedPolicy {
-        name: l.policy.name,
-        sha256: l.sha256,
-        overrides: flags.overrides,
-        narrowed: flags.narrowed,
-        not_applied: flags.not_applied,
-    });
     Ok((expect, applied))
 }
 

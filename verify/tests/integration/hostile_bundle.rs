@@ -64,7 +64,7 @@ fn the_untouched_directory_verifies() {
     let root = tempfile::tempdir().unwrap();
     simulated_output_dir(root.path(), &StatementSpec::default(), MEASUREMENT);
     let v = verify_in_time(root.path());
-    assert!(v.verified, "{v}");
+    assert!(v.verified(), "{v}");
 }
 
 #[test]
@@ -77,7 +77,7 @@ fn a_huge_file_no_subject_names_fails_without_being_read() {
         .set_len(HUGE)
         .unwrap();
     let v = verify_in_time(d);
-    assert!(!v.verified, "{v}");
+    assert!(!v.verified(), "{v}");
     let detail = failed(&v, "artifact:extra.img");
     assert!(
         detail.contains("no subject of the provenance is named \"extra.img\": not read"),
@@ -99,7 +99,7 @@ fn a_huge_file_a_subject_names_is_refused_by_its_size() {
         .set_len(HUGE)
         .unwrap();
     let v = verify_in_time(d);
-    assert!(!v.verified, "{v}");
+    assert!(!v.verified(), "{v}");
     let detail = failed(&v, "artifact:big.img");
     assert!(
         detail.contains(&format!(
@@ -126,7 +126,7 @@ fn names_that_are_not_utf8_match_no_subject() {
         fs::write(p, bytes).unwrap();
     }
     let v = verify_in_time(d);
-    assert!(!v.verified, "{v}");
+    assert!(!v.verified(), "{v}");
     let refused: Vec<String> = v
         .failures()
         .filter(|c| c.name() == "artifact:\u{fffd}")

@@ -58,6 +58,12 @@ fn under(p: &Policy, bundle: &Bundle, commit: Option<&str>) -> Verdict {
     verify(bundle, &e).under_policy(applied(p))
 }
 
+/// Asserts that the detail of check `id` of `v` contains `text`.
+fn assert_detail(v: &Verdict, id: CheckId, text: &str) {
+    let detail = v.check(id).unwrap().detail();
+    assert!(detail.contains(text), "{id}: {detail}\n{v}");
+}
+
 fn failed(v: &Verdict) -> BTreeSet<CheckId> {
     v.failures().map(|c| c.id).collect()
 }
@@ -66,11 +72,7 @@ fn failed(v: &Verdict) -> BTreeSet<CheckId> {
 fn fails_exactly(v: &Verdict, ids: &[CheckId], what: &str) {
     assert_eq!(failed(v), ids.iter().copied().collect(), "{what}: {v}");
     for c in v.failures() {
-        assert_eq!(
-            c.policy_field,
-            kettle_verify::policy::field_of(c.id),
-            "{what}"
-        );
+        assert_eq!(c.policy_field, c.id.policy_field(), "{what}");
         assert!(
             c.policy_field.is_some(),
             "{what}: {} names no policy field",
@@ -103,7 +105,7 @@ fn every_policy_field_violated_alone_fails_its_check_on_simulated_evidence() {
     let commit = StatementSpec::default().commit.unwrap();
     let good = simulated_bundle(DEFAULT_GUEST_POLICY);
     let v = under(&simulated_policy(), &good, Some(commit));
-    assert!(v.verified, "{v}");
+    assert!(v.verified(), "{v}");
     assert!(
         v.headline().starts_with("VERIFIED (SIMULATED"),
         "{}",
@@ -117,7 +119,7 @@ fn every_policy_field_violated_alone_fails_its_check_on_simulated_evidence() {
             "measurements",
             Box::new(|p| {
                 p.measurements = vec![AcceptedMeasurement {
-                    launch_digest: hex::encode([0x11; 48]),
+                    launch_digest: kettle_image::LaunchDigest([0x11; 48]),
                     vcpus: None,
                     vcpu_type: None,
                     image_manifest_sha256: None,
@@ -137,7 +139,7 @@ fn every_policy_field_violated_alone_fails_its_check_on_simulated_evidence() {
         ),
         (
             "guest_policy.min_abi",
-            Box::new(|p| p.guest_policy.min_abi = "1.55".into()),
+            Box::new(|p| p.guest_policy.min_abi = (1, 55)),
             vec![CheckId::GuestPolicy],
         ),
         ("vmpl", Box::new(|p| p.vmpl = 1), vec![CheckId::Vmpl]),
@@ -188,7 +190,7 @@ fn every_policy_field_violated_alone_fails_its_check_on_simulated_evidence() {
     );
     let mut lax = simulated_policy();
     lax.guest_policy.allow_debug = true;
-    assert!(under(&lax, &debug, Some(commit)).verified);
+    assert!(under(&lax, &debug, Some(commit)).verified());
     // guest_policy.allow_migration_agent likewise.
     let ma = simulated_bundle(DEFAULT_GUEST_POLICY | 1 << 18);
     fails_exactly(
@@ -220,16 +222,10 @@ fn any_commit_does_not_let_a_host_resolved_repository_or_ref_pass() {
         &[CheckId::Repository, CheckId::Ref],
         "host-resolved with any_commit",
     );
-    assert!(
-        v.check(CheckId::Repository)
-            .unwrap()
-            .detail()
-            .contains("source.accept_host_resolved"),
-        "{v}"
-    );
+    assert_detail(&v, CheckId::Repository, "source.accept_host_resolved");
     any.source.accept_host_resolved = true;
     let v = under(&any, &good, None);
-    assert!(v.verified, "{v}");
+    assert!(v.verified(), "{v}");
     assert!(
         v.headline().contains("OPTED IN: host-resolved source"),
         "{}",
@@ -241,7 +237,7 @@ fn any_commit_does_not_let_a_host_resolved_repository_or_ref_pass() {
         &good,
         Some(StatementSpec::default().commit.unwrap()),
     );
-    assert!(v.verified && !v.headline().contains("OPTED IN"), "{v}");
+    assert!(v.verified() && !v.headline().contains("OPTED IN"), "{v}");
 }
 
 #[test]
@@ -257,7 +253,7 @@ fn a_policy_can_require_the_checks_offline_verification_skips() {
         verify(&good, &e).under_policy(applied(p))
     };
     let v = run(&simulated_policy(), Vec::new(), None);
-    assert!(v.verified, "{v}");
+    assert!(v.verified(), "{v}");
     assert!(
         // The test provenance names no image: that too is said.
         v.headline()
@@ -290,7 +286,7 @@ fn a_policy_can_require_the_checks_offline_verification_skips() {
         vec![clean_simulated_crl()],
         Some(CRL_THIS_UPDATE + 86_400),
     );
-    assert!(v.verified, "{v}");
+    assert!(v.verified(), "{v}");
     assert!(
         v.headline().ends_with("; not checked: provenance.image"),
         "{}",
@@ -309,6 +305,40 @@ fn a_policy_can_require_the_checks_offline_verification_skips() {
     assert!(e.require_revocation_check && e.require_trusted_time);
     let e = policy(MEASUREMENT).expectations();
     assert!(!e.require_revocation_check && !e.require_trusted_time);
+}
+
+/// A failed `report.revocation` under a policy that requires it names that field in `--json`,
+/// as every check a policy field governs does (issue 23: it named none).
+#[test]
+fn a_required_revocation_check_that_fails_names_its_policy_field_in_json() {
+    let mut strict = simulated_policy();
+    strict.require_revocation_check = true;
+    let v = under(
+        &strict,
+        &simulated_bundle(DEFAULT_GUEST_POLICY),
+        StatementSpec::default().commit,
+    );
+    fails_exactly(&v, &[CheckId::Revocation], "require_revocation_check");
+    let json = serde_json::to_value(&v).unwrap();
+    let revocation = json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "report.revocation")
+        .unwrap();
+    assert_eq!(revocation["status"], "fail", "{revocation}");
+    assert_eq!(
+        revocation["policy_field"], "require_revocation_check",
+        "{revocation}"
+    );
+    // Every check a field governs names it; the others name none.
+    for c in json["checks"].as_array().unwrap() {
+        let id = CheckId::ALL
+            .into_iter()
+            .find(|id| c["name"].as_str().unwrap().split(':').next() == Some(id.name()))
+            .unwrap();
+        assert_eq!(c["policy_field"].as_str(), id.policy_field(), "{c}");
+    }
 }
 
 /// Report-only expectations for a real report: the policy plus its report_data.
@@ -343,10 +373,10 @@ fn every_report_policy_field_violated_alone_fails_its_check_on_real_evidence() {
         p.processor_generations.push(Product::Milan);
         p
     };
-    assert!(real_under(&own(&m), &m).verified);
+    assert!(real_under(&own(&m), &m).verified());
 
     let mut p = own(&m);
-    p.measurements[0].launch_digest = hex::encode([0x22; 48]);
+    p.measurements[0].launch_digest = kettle_image::LaunchDigest([0x22; 48]);
     fails_exactly(&real_under(&p, &m), &[CheckId::Measurement], "measurements");
     let mut p = own(&m);
     p.guest_policy.allow_smt = false;
@@ -367,18 +397,12 @@ fn every_report_policy_field_violated_alone_fails_its_check_on_real_evidence() {
     });
     let v = real_under(&p, &m);
     fails_exactly(&v, &[CheckId::MinTcb], "min_tcb");
-    assert!(
-        v.check(CheckId::MinTcb)
-            .unwrap()
-            .detail()
-            .contains("the policy's Milan floor"),
-        "{v}"
-    );
+    assert_detail(&v, CheckId::MinTcb, "the policy's Milan floor");
     // A lower policy floor than Kettle's built-in one is the policy's to set.
     let mut p = own(&MILAN_DEBUG);
     p.guest_policy.allow_debug = true;
     p.min_tcb.milan = Some(MinTcb::default());
-    assert!(real_under(&p, &MILAN_DEBUG).verified);
+    assert!(real_under(&p, &MILAN_DEBUG).verified());
     p.guest_policy.allow_debug = false;
     fails_exactly(
         &real_under(&p, &MILAN_DEBUG),
@@ -395,7 +419,7 @@ fn every_report_policy_field_violated_alone_fails_its_check_on_real_evidence() {
         "signers (vlek)",
     );
     p.signers.push(Signer::Vlek);
-    assert!(real_under(&p, &MILAN_VLEK).verified);
+    assert!(real_under(&p, &MILAN_VLEK).verified());
 }
 
 #[test]
@@ -405,7 +429,7 @@ fn flags_that_replace_policy_fields_are_named_in_the_verdict() {
     a.overrides.insert("vmpl", "--vmpl".into());
     let v = verify(&simulated_bundle(DEFAULT_GUEST_POLICY), &p.expectations()).under_policy(a);
     assert!(
-        v.notes
+        v.notes()
             .iter()
             .any(|n| n.starts_with("policy field vmpl was replaced by --vmpl (LOOSENED")),
         "{v}"
@@ -441,7 +465,7 @@ fn the_real_milan_report_is_refused_unless_the_policy_lists_milan() {
     let mut allow = p.clone();
     allow.processor_generations.push(Product::Milan);
     let v = real_under(&allow, &m);
-    assert!(v.verified, "{v}");
+    assert!(v.verified(), "{v}");
     assert!(
         v.headline().starts_with("VERIFIED (report only")
             && v.headline().contains("OPTED IN: EPYC Milan accepted"),
@@ -455,7 +479,7 @@ fn the_real_milan_report_is_refused_unless_the_policy_lists_milan() {
     ] {
         let v = real_under(&policy(Report::parse(e.report).unwrap().measurement()), &e);
         assert!(
-            v.verified && !v.headline().contains("OPTED IN"),
+            v.verified() && !v.headline().contains("OPTED IN"),
             "{}: {v}",
             e.name
         );
@@ -475,12 +499,14 @@ fn a_policy_listing_chip_ids_accepts_only_those_chips() {
     let v = real_under(&p, &e);
     assert!(v.check(CheckId::ChipId).is_none(), "no list, no check: {v}");
     // Turin's 8-byte hwID, as a platform team copies it from the VCEK.
-    p.chip_ids = vec![hex::encode(&r.chip_id()[..8])];
+    p.chip_ids = vec![hex::encode(&r.chip_id()[..8]).parse().unwrap()];
     p.check().unwrap();
     let v = real_under(&p, &e);
-    assert!(v.verified, "{v}");
-    p.chip_ids = vec!["ab".repeat(64)];
+    assert!(v.verified(), "{v}");
+    p.chip_ids = vec!["ab".repeat(64).parse().unwrap()];
     fails_exactly(&real_under(&p, &e), &[CheckId::ChipId], "another chip");
-    p.chip_ids = vec!["abcd".into()];
-    assert!(p.check().is_err(), "a chip id of 2 bytes");
+    assert!(
+        "abcd".parse::<kettle_verify::ChipId>().is_err(),
+        "a chip id of 2 bytes"
+    );
 }

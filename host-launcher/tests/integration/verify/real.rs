@@ -266,32 +266,8 @@ fn could_not_run_exits_2_and_says_what_to_do() {
 
 #[test]
 fn fetch_vcek_from_a_stand_in_kds() {
-    use std::io::{BufRead, BufReader, Write};
     let m = milan();
-    let vcek = testdata::milan_vcek_der();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let server = std::thread::spawn(move || {
-        let (stream, _) = listener.accept().unwrap();
-        let mut reader = BufReader::new(stream.try_clone().unwrap());
-        let mut request_line = String::new();
-        reader.read_line(&mut request_line).unwrap();
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap() == 0 || h == "\r\n" {
-                break;
-            }
-        }
-        let mut stream = stream;
-        write!(
-            stream,
-            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            vcek.len()
-        )
-        .unwrap();
-        stream.write_all(&vcek).unwrap();
-        request_line
-    });
+    let (base, server) = super::serve_once(testdata::milan_vcek_der());
     // The Milan test report is version 2 (no CPUID), so the product is given.
     let r = m.verify(
         &["--chain"],

@@ -97,6 +97,13 @@ fn a_pass_and_a_rejection_each_write_a_vsa_the_in_toto_parser_accepts() {
     assert_eq!(peer, 0, "{text}");
 }
 
+/// Writes `vsa` to `path` as canonical JSON and runs the peer check over it.
+fn peer_check_of(path: &Path, vsa: &serde_json::Value) -> (i32, String) {
+    let bytes = kettle_provenance::jcs::to_canonical_bytes(vsa).unwrap();
+    std::fs::write(path, bytes).unwrap();
+    peer_check(path)
+}
+
 #[test]
 fn the_peer_check_rejects_a_vsa_that_claims_a_level_it_failed() {
     let files = tempfile::tempdir().unwrap();
@@ -104,22 +111,12 @@ fn the_peer_check_rejects_a_vsa_that_claims_a_level_it_failed() {
     let (_, mut v, _) = verify_with_vsa("ffffffffffffffffffffffffffffffffffffffff", &vsa);
     v["predicate"]["verifiedLevels"] = serde_json::json!(["SLSA_BUILD_LEVEL_3"]);
     let lying = files.path().join("lying.json");
-    std::fs::write(
-        &lying,
-        kettle_provenance::jcs::to_canonical_bytes(&v).unwrap(),
-    )
-    .unwrap();
-    let (peer, text) = peer_check(&lying);
+    let (peer, text) = peer_check_of(&lying, &v);
     assert_eq!(peer, 1, "{text}");
     assert!(text.contains("disagree"), "{text}");
     // And one with a field the schema does not have.
     v["predicate"]["verifiedLevels"] = serde_json::json!([LEVEL_FAILED]);
     v["predicate"]["trustMe"] = serde_json::json!(true);
-    std::fs::write(
-        &lying,
-        kettle_provenance::jcs::to_canonical_bytes(&v).unwrap(),
-    )
-    .unwrap();
-    let (peer, text) = peer_check(&lying);
+    let (peer, text) = peer_check_of(&lying, &v);
     assert_eq!(peer, 1, "{text}");
 }
