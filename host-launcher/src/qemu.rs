@@ -180,13 +180,7 @@ pub fn argv(cfg: &VmConfig) -> Vec<OsString> {
     a.push(["-serial", "stdio"]);
 
     let mut disk = |id: &str, path: &Path, readonly: bool, serial: &str| {
-        let mut drive = OsString::from("file=");
-        drive.push(escape_commas(path));
-        drive.push(format!(",if=none,id={id},format=raw"));
-        if readonly {
-            drive.push(",readonly=on");
-        }
-        a.push_o("-drive", drive);
+        a.push_o("-drive", devices::qemu_drive(id, path, readonly));
         a.push_s(
             "-device",
             format!("virtio-blk-pci,drive={id},serial={serial}{virtio_opts}"),
@@ -206,7 +200,7 @@ pub fn argv(cfg: &VmConfig) -> Vec<OsString> {
     if let Isolation::Simulated { psp_socket } = &cfg.isolation {
         a.push(["-device", "virtio-serial-pci"]);
         let mut chardev = OsString::from("socket,id=psp,path=");
-        chardev.push(escape_commas(psp_socket));
+        chardev.push(devices::qemu_escape_commas(psp_socket));
         a.push_o("-chardev", chardev);
         a.push_s(
             "-device",
@@ -223,16 +217,6 @@ pub fn argv(cfg: &VmConfig) -> Vec<OsString> {
         a.push(["-nic", "none"]);
     }
     a.0
-}
-
-/// QEMU option values separate sub-options with commas; a literal comma is doubled.
-fn escape_commas(path: &Path) -> OsString {
-    let s = path.as_os_str();
-    match s.to_str() {
-        Some(t) => OsString::from(t.replace(',', ",,")),
-        // Non-UTF-8 paths cannot contain an ASCII comma that we could not see; pass through.
-        None => s.to_os_string(),
-    }
 }
 
 /// Accumulates arguments.

@@ -32,6 +32,19 @@ pub const VERSION_OVMF_SOURCE: &str = "ovmf-source";
 /// `versions` key: the compiler of kettle-init (`rustc -V`).
 pub const VERSION_RUSTC: &str = "rustc";
 
+/// The manifest's measured fields, in its order: what the launch digest is computed
+/// from (the audit names which of them makes two digests differ).
+pub const MEASURED_FIELDS: &[&str] = &[
+    "kernel",
+    "initrd",
+    "ovmf",
+    "cmdline",
+    "vcpus",
+    "vcpu_type",
+    "vmm_type",
+    "guest_features",
+];
+
 /// Why a manifest cannot be read, written or checked.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
@@ -454,23 +467,13 @@ mod tests {
             .filter(|l| l.starts_with("  \"") && !l.starts_with("   "))
             .map(|l| l.trim().split('"').nth(1).unwrap())
             .collect();
-        assert_eq!(
-            keys,
-            [
-                "schema",
-                "kernel",
-                "initrd",
-                "ovmf",
-                "cmdline",
-                "vcpus",
-                "vcpu_type",
-                "vmm_type",
-                "guest_features",
-                "launch_digest",
-                "initramfs",
-                "versions"
-            ]
-        );
+        // The measured fields (the audit's list) in order, between the schema and the digest.
+        let expected: Vec<&str> = ["schema"]
+            .into_iter()
+            .chain(MEASURED_FIELDS.iter().copied())
+            .chain(["launch_digest", "initramfs", "versions"])
+            .collect();
+        assert_eq!(keys, expected);
         assert!(json.contains("\"vcpu_type\": \"EPYC-v4\""));
         assert!(json.contains("\"guest_features\": \"0x1\""));
         assert!(json.contains(&format!("\"launch_digest\": \"{}\"", m.launch_digest)));

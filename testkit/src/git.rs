@@ -143,11 +143,7 @@ mod tests {
             String::from_utf8_lossy(&raw)
         );
         assert!(String::from_utf8_lossy(&raw).contains(COMMIT_EMAIL));
-        let names: Vec<String> = tar::Archive::new(repo.archive("HEAD").as_slice())
-            .entries()
-            .unwrap()
-            .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
-            .collect();
+        let names = crate::tarball::entry_names(&repo.archive("HEAD"));
         assert!(names.contains(&"a/b.txt".to_string()), "{names:?}");
         assert!(names.contains(&"run.sh".to_string()), "{names:?}");
     }

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use kettle_wire::devices;
+
 use crate::TestError;
 
 /// How often the console file and the QEMU process are polled.
@@ -123,12 +125,11 @@ impl QemuConfig {
         }
         args.extend(["-append".into(), self.append.clone().into()]);
         for (i, disk) in self.disks.iter().enumerate() {
-            let mut drive = OsString::from(format!("if=none,format=raw,id=disk{i},file="));
-            drive.push(disk);
-            args.extend(["-drive".into(), drive]);
+            let id = format!("disk{i}");
+            args.extend(["-drive".into(), devices::qemu_drive(&id, disk, false)]);
             args.extend([
                 "-device".into(),
-                format!("virtio-blk-pci,drive=disk{i}").into(),
+                format!("virtio-blk-pci,drive={id}").into(),
             ]);
         }
         if self.rng {

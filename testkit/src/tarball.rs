@@ -1,6 +1,7 @@
 //! Hand-written tar streams for hostile-input tests: entries the `tar` crate
 //! would refuse to write (`..`, absolute names, links out, devices) so they
-//! reach the unpacker under test.
+//! reach the unpacker under test; and the entry names of a tar stream, for
+//! tests that check what an archive holds.
 
 /// A raw ustar entry: `kind` '0' file, '2' symlink, '1' hard link, '3' char device, '5' directory.
 /// Written by hand so names and links the tar crate would refuse reach the unpacker.
@@ -49,4 +50,13 @@ pub fn with_entries(archive: &[u8], extra: &[Vec<u8>]) -> Vec<u8> {
     }
     out.extend_from_slice(&[0u8; 1024]);
     out
+}
+
+/// The entry names of the tar stream `archive`, in order (panics on a malformed one).
+pub fn entry_names(archive: &[u8]) -> Vec<String> {
+    tar::Archive::new(archive)
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+        .collect()
 }

@@ -2,6 +2,7 @@
 //! against the manifest, the image's own manifest against the published one.
 
 use super::*;
+use crate::manifest::MEASURED_FIELDS;
 
 /// The table must describe the manifest's image.
 pub(super) fn compare_table(
@@ -83,18 +84,6 @@ pub(super) fn file_ref_diffs(role: &str, a: &FileRef, b: &FileRef) -> Vec<String
     }
     d
 }
-
-/// The measured fields of a manifest, for naming what makes two digests differ.
-pub(super) const MEASURED_FIELDS: &[&str] = &[
-    "kernel",
-    "initrd",
-    "ovmf",
-    "cmdline",
-    "vcpus",
-    "vcpu_type",
-    "vmm_type",
-    "guest_features",
-];
 
 /// Compares the image directory's manifest with the published one, field by field.
 pub(super) fn compare_image_manifest(

@@ -282,15 +282,23 @@ fn finds_the_table_next_to_a_manifest() {
     assert_eq!(table_next_to(&m), Some(p.dir.path().join(TABLE_FILE)));
 }
 
-/// Runs the audit on another thread: an open or a read that never ends fails the test
-/// (the blocked thread is left to the end of the process).
-fn audit_in_time(inputs: AuditInputs) -> Result<Audit, ManifestError> {
+/// Runs `f` on another thread: an open or a read that never ends fails the test,
+/// saying `what` blocked (the blocked thread is left to the end of the process).
+fn in_time<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let _ = tx.send(audit(&inputs));
+        let _ = tx.send(f());
     });
     rx.recv_timeout(std::time::Duration::from_secs(30))
-        .expect("the audit blocked on a file or read it without end")
+        .unwrap_or_else(|_| panic!("{what}"))
+}
+
+/// The audit, run [`in_time`].
+fn audit_in_time(inputs: AuditInputs) -> Result<Audit, ManifestError> {
+    in_time(
+        "the audit blocked on a file or read it without end",
+        move || audit(&inputs),
+    )
 }
 
 fn make_fifo(path: &Path) {
@@ -364,14 +372,10 @@ fn a_manifest_that_is_a_fifo_is_refused_without_blocking() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("manifest.json");
     make_fifo(&path);
-    let (tx, rx) = std::sync::mpsc::channel();
     let p = path.clone();
-    std::thread::spawn(move || {
-        let _ = tx.send(ImageManifest::load(&p).map(|_| ()));
+    let r = in_time("loading a FIFO manifest blocked", move || {
+        ImageManifest::load(&p).map(|_| ())
     });
-    let r = rx
-        .recv_timeout(std::time::Duration::from_secs(30))
-        .expect("loading a FIFO manifest blocked");
     assert!(
         matches!(
             r,
@@ -414,14 +418,10 @@ fn the_manifest_check_refuses_a_fifo_without_blocking() {
     let p = published();
     let files = p.manifest.files_in(p.dir.path()).unwrap();
     make_fifo(&files.kernel);
-    let (tx, rx) = std::sync::mpsc::channel();
     let manifest = p.manifest.clone();
-    std::thread::spawn(move || {
-        let _ = tx.send(manifest.check(&files).map(|_| ()));
+    let r = in_time("ImageManifest::check blocked on a FIFO", move || {
+        manifest.check(&files).map(|_| ())
     });
-    let r = rx
-        .recv_timeout(std::time::Duration::from_secs(30))
-        .expect("ImageManifest::check blocked on a FIFO");
     assert!(
         matches!(
             r,

@@ -421,13 +421,18 @@ mod tests {
 
     #[test]
     fn finds_disks_by_serial_and_the_psp_by_port_name_through_escaped_commas() {
-        let vm = VmArgs::parse(&args(&[
-            "-drive",
-            "file=/tmp/a,,b/request.img,if=none,id=req,format=raw,readonly=on",
+        // The drives as the host writes them (kettle::qemu::argv's own -drive values).
+        let mut argv = args(&["-drive"]);
+        argv.push(devices::qemu_drive(
+            "req",
+            Path::new("/tmp/a,b/request.img"),
+            true,
+        ));
+        argv.push("-drive".into());
+        argv.push(devices::qemu_drive("out", Path::new("/tmp/out.img"), false));
+        argv.extend(args(&[
             "-device",
             "virtio-blk-pci,drive=req,serial=kettle-request",
-            "-drive",
-            "file=/tmp/out.img,if=none,id=out,format=raw",
             "-device",
             "virtio-blk-pci,drive=out,serial=kettle-output",
             "-chardev",
@@ -436,8 +441,8 @@ mod tests {
             "virtserialport,chardev=psp,name=kettle.psp",
             "-nic",
             "none",
-        ]))
-        .unwrap();
+        ]));
+        let vm = VmArgs::parse(&argv).unwrap();
         assert_eq!(
             vm.disk(devices::REQUEST_DISK_SERIAL),
             Some(PathBuf::from("/tmp/a,b/request.img"))

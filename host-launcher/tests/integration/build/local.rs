@@ -4,6 +4,7 @@
 //! and says plainly that nothing is hardware-attested.
 
 use std::fs;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use kettle_testkit::fixtures::{rootfs, rootfs_pin, script_recipe, PLACEHOLDER_BASE_URL};
@@ -19,47 +20,62 @@ fn run(cmd: &mut Command) -> std::process::Output {
     out
 }
 
-#[test]
-fn local_build_writes_provenance_and_artifacts_but_no_evidence() {
-    let tmp = tempfile::tempdir().unwrap();
-    let t = tmp.path();
-    // The test rootfs (this host's sh, mkdir, cat...), handed over with --input.
+/// `kettle build --local` of a script recipe (`command` making `outputs`) committed with
+/// `files` in `t/<name>`, on the test rootfs (this host's sh, mkdir, cat...) handed over
+/// with --input: the output directory, and kettle's exit and stdout + stderr.
+pub(crate) fn local_script_build(
+    t: &Path,
+    name: &str,
+    files: &[(&str, &str)],
+    command: &str,
+    outputs: &[&str],
+) -> (PathBuf, std::process::Output, String) {
     let rootfs_path = t.join("rootfs.tar");
     fs::write(&rootfs_path, rootfs()).unwrap();
-    let repo = t.join("hello");
+    let repo = t.join(name);
     let recipe = script_recipe(
-        "mkdir -p out && cat greeting.txt > out/hello.txt",
-        &["out/hello.txt"],
+        command,
+        outputs,
         &rootfs_pin(&format!("{PLACEHOLDER_BASE_URL}/rootfs.tar")),
         None,
     );
-    GitRepo::init(&repo)
-        .write("greeting.txt", "hi there\n")
-        .write("kettle.toml", recipe)
-        .commit_all("x");
+    let git = GitRepo::init(&repo);
+    for (file, contents) in files {
+        git.write(file, contents);
+    }
+    git.write("kettle.toml", recipe).commit_all("x");
     let out_dir = t.join("out");
     let out = Command::new(env!("CARGO_BIN_EXE_kettle"))
-        .args([
-            "build",
-            repo.to_str().unwrap(),
-            "--local",
-            "--out",
-            out_dir.to_str().unwrap(),
-            "--init",
-            kettle_testkit::kettle_init_binary().to_str().unwrap(),
-        ])
-        .args([
-            "--cache-dir",
-            t.join("cache").to_str().unwrap(),
-            "--input",
-            rootfs_path.to_str().unwrap(),
-        ])
+        .arg("build")
+        .arg(&repo)
+        .arg("--local")
+        .arg("--out")
+        .arg(&out_dir)
+        .arg("--init")
+        .arg(kettle_testkit::kettle_init_binary())
+        .arg("--cache-dir")
+        .arg(t.join("cache"))
+        .arg("--input")
+        .arg(&rootfs_path)
         .output()
         .unwrap();
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
+    );
+    (out_dir, out, text)
+}
+
+#[test]
+fn local_build_writes_provenance_and_artifacts_but_no_evidence() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (out_dir, out, text) = local_script_build(
+        tmp.path(),
+        "hello",
+        &[("greeting.txt", "hi there\n")],
+        "mkdir -p out && cat greeting.txt > out/hello.txt",
+        &["out/hello.txt"],
     );
     assert!(text.contains("NOT hardware-attested"), "{text}");
     let is_root = String::from_utf8_lossy(&run(Command::new("id").arg("-u")).stdout).trim() == "0";

@@ -2,6 +2,6 @@
 
 mod errors;
 mod hostile_output_disk;
-mod local;
+pub(crate) mod local;
 mod signals;
 mod stand_in;
