@@ -44,7 +44,13 @@ image/manifest.json --repo https://github.com/o/r --ref refs/heads/main --commit
 
 /// Options of `kettle verify`.
 #[derive(Args, Debug)]
-#[command(after_long_help = format!(
+#[command(
+    // With no arguments, the forms to use (the output-directory one first), not a missing flag.
+    arg_required_else_help = true,
+    override_usage = "kettle verify DIR --policy POLICY [OPTIONS]\n       \
+kettle verify DIR --manifest MANIFEST --repo URL --ref REF --commit SHA [OPTIONS]\n       \
+kettle verify --evidence FILE --provenance FILE --measurement HEX [OPTIONS]   (files outside an output directory)",
+    after_long_help = format!(
     "Checks, in order (DESIGN.md's trust chain):\n{}\n{VERIFY_HELP}",
     CheckId::listing()
 ))]

@@ -578,3 +578,19 @@ fn help_never_names_the_code_behind_it() {
         }
     }
 }
+
+#[test]
+fn verify_with_no_arguments_shows_the_output_directory_form() {
+    let out = kettle().arg("verify").output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("Usage: kettle verify DIR --policy POLICY [OPTIONS]\n       kettle verify DIR --manifest MANIFEST --repo URL --ref REF --commit SHA [OPTIONS]\n"),
+        "{said}"
+    );
+    assert!(
+        !said.contains("--evidence <FILE>' was not provided")
+            && !said.contains("required arguments"),
+        "{said}"
+    );
+}
