@@ -3,14 +3,12 @@
 //! failures, and a progress bar per download. The same HTTP stack as the
 //! guest's (ureq 3 over rustls with the ring provider), with the host's roots.
 
-use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
 
 use crate::store::{Sha256Digest, Store, StoreError};
 
@@ -59,19 +57,6 @@ pub enum DownloadError {
         /// What is wrong.
         reason: String,
     },
-}
-
-/// Every certificate in the PEM bundle at `path`, or why there is none.
-fn load_roots(path: &Path) -> Result<Vec<Certificate<'static>>, String> {
-    let f = File::open(path).map_err(|e| e.to_string())?;
-    let roots = rustls_pemfile::certs(&mut BufReader::new(f))
-        .map(|c| c.map(|c| Certificate::from_der(c.as_ref()).to_owned()))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())?;
-    if roots.is_empty() {
-        return Err("no certificate in the file".into());
-    }
-    Ok(roots)
 }
 
 /// How hard to try.
@@ -266,13 +251,9 @@ fn body_reader(response: Response) -> impl Read {
 
 /// An agent trusting the PEM roots at `roots_pem`, or (path, reason) why it cannot be had.
 fn build_agent(roots_pem: &Path) -> Result<ureq::Agent, (String, String)> {
-    let roots =
-        load_roots(roots_pem).map_err(|reason| (roots_pem.display().to_string(), reason))?;
-    let tls = TlsConfig::builder()
-        .provider(TlsProvider::Rustls)
-        .root_certs(RootCerts::Specific(Arc::new(roots)))
-        .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .build();
+    let roots = kettle_wire::https::load_pem_roots(roots_pem)
+        .map_err(|reason| (roots_pem.display().to_string(), reason))?;
+    let tls = kettle_wire::https::tls_config(roots);
     let config = ureq::Agent::config_builder()
         .tls_config(tls)
         .timeout_connect(Some(Duration::from_secs(30)))

@@ -15,10 +15,11 @@ use std::path::{Path, PathBuf};
 
 use crate::bundle::{AssembledImage, INITRD_FILE, KERNEL_FILE, MANIFEST_FILE, OVMF_FILE};
 use crate::table::TABLE_FILE;
-use kettle_provenance::merkle::{input_merkle_root_hex, INPUT_MERKLE_ROOT_KEY};
+use kettle_provenance::merkle::input_merkle_root_hex;
 use kettle_provenance::statement::{
     BuildDefinition, Builder, JsonObject, Provenance, RunDetails, DIGEST_GIT_COMMIT, DIGEST_SHA256,
 };
+use kettle_provenance::vocab;
 use kettle_provenance::{ids, purl, ResourceDescriptor, Statement};
 use kettle_wire::lockfile::LockedCrate;
 use serde_json::{json, Value};
@@ -257,7 +258,7 @@ pub fn resolved_dependencies(p: &ImageProvenance<'_>) -> Result<Vec<ResourceDesc
             .with_name(SOURCE_DEPENDENCY)
             .with_digest(DIGEST_GIT_COMMIT, s.commit.to_ascii_lowercase());
         if s.modified {
-            d = d.with_annotation("kettle_worktreeModified", true);
+            d = d.with_annotation(vocab::WORKTREE_MODIFIED, true);
         }
         deps.push(d);
     }
@@ -270,8 +271,8 @@ pub fn resolved_dependencies(p: &ImageProvenance<'_>) -> Result<Vec<ResourceDesc
             ResourceDescriptor::from_uri(generic(pin.get("package")?, pin.get("version")?)?)
                 .with_name(file)
                 .with_digest(DIGEST_SHA256, pin.get("sha256")?.to_ascii_lowercase())
-                .with_annotation("kettle_role", "kernel source (Debian package tarball)")
-                .with_annotation("kettle_buildTimestamp", pin.get("build_timestamp")?),
+                .with_annotation(vocab::ROLE, "kernel source (Debian package tarball)")
+                .with_annotation(vocab::BUILD_TIMESTAMP, pin.get("build_timestamp")?),
         );
     }
     if let Some(pin) = p.ovmf_pin {
@@ -282,7 +283,7 @@ pub fn resolved_dependencies(p: &ImageProvenance<'_>) -> Result<Vec<ResourceDesc
                     .with_name(pin.get(file)?)
                     .with_digest(DIGEST_SHA256, pin.get(sha)?.to_ascii_lowercase())
                     .with_annotation(
-                        "kettle_role",
+                        vocab::ROLE,
                         format!(
                             "firmware source (Debian {} source package)",
                             pin.get("suite")?
@@ -294,15 +295,15 @@ pub fn resolved_dependencies(p: &ImageProvenance<'_>) -> Result<Vec<ResourceDesc
     if let Some(r) = p.rustc {
         let mut d = ResourceDescriptor::from_uri(generic("rustc", &r.release)?)
             .with_name(RUSTC_DEPENDENCY)
-            .with_annotation("kettle_version", r.line.clone());
+            .with_annotation(vocab::VERSION, r.line.clone());
         if let Some(h) = &r.commit_hash {
             d = d.with_digest(DIGEST_GIT_COMMIT, h.clone());
         }
         if let Some(h) = &r.host {
-            d = d.with_annotation("kettle_host", h.clone());
+            d = d.with_annotation(vocab::HOST, h.clone());
         }
         if let Some(l) = &r.llvm {
-            d = d.with_annotation("kettle_llvm", l.clone());
+            d = d.with_annotation(vocab::LLVM, l.clone());
         }
         deps.push(d);
     }
@@ -367,15 +368,15 @@ pub fn statement(p: &ImageProvenance<'_>) -> Result<Statement, String> {
     }
 
     let mut internal = JsonObject::new();
-    internal.insert("kettle_version".into(), json!(env!("CARGO_PKG_VERSION")));
+    internal.insert(vocab::VERSION.into(), json!(env!("CARGO_PKG_VERSION")));
     if let Some(t) = p.kernel_tools {
-        internal.insert("kettle_kernelTools".into(), t.as_object());
+        internal.insert(vocab::KERNEL_TOOLS.into(), t.as_object());
     }
     if let Some(t) = p.ovmf_tools {
-        internal.insert("kettle_ovmfTools".into(), t.as_object());
+        internal.insert(vocab::OVMF_TOOLS.into(), t.as_object());
     }
     internal.insert(
-        INPUT_MERKLE_ROOT_KEY.into(),
+        vocab::INPUT_MERKLE_ROOT.into(),
         json!(input_merkle_root_hex(&deps).map_err(|e| e.to_string())?),
     );
 
@@ -400,7 +401,7 @@ pub fn statement(p: &ImageProvenance<'_>) -> Result<Statement, String> {
                 },
                 metadata: None,
                 byproducts: vec![ResourceDescriptor::for_bytes("kettle-init", p.init)
-                    .with_annotation("kettle_guestPath", "/init")],
+                    .with_annotation(vocab::GUEST_PATH, "/init")],
             },
         },
     );

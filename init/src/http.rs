@@ -2,11 +2,9 @@
 //! roots in a PEM file (the image's `kettle_wire::devices::GUEST_CA_ROOTS` in the guest; the
 //! caller's choice in local mode), resolving names with our own DNS client.
 
-use std::fs::File;
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use kettle_provenance::Sha256Digest;
@@ -14,7 +12,7 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 use ureq::config::Config;
 use ureq::http::Uri;
-use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
+use ureq::tls::Certificate;
 use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
@@ -64,16 +62,7 @@ pub fn load_roots(pem_path: &Path) -> Result<Vec<Certificate<'static>>, HttpErro
         path: pem_path.display().to_string(),
         reason,
     };
-    let f = File::open(pem_path).map_err(|e| bad(e.to_string()))?;
-    let mut roots = Vec::new();
-    for cert in rustls_pemfile::certs(&mut BufReader::new(f)) {
-        let cert = cert.map_err(|e| bad(e.to_string()))?;
-        roots.push(Certificate::from_der(cert.as_ref()).to_owned());
-    }
-    if roots.is_empty() {
-        return Err(bad("no certificate in the file".into()));
-    }
-    Ok(roots)
+    kettle_wire::https::load_pem_roots(pem_path).map_err(bad)
 }
 
 /// An HTTPS client bound to one set of CA roots and one DNS resolver.
@@ -87,11 +76,7 @@ impl Https {
         roots: Vec<Certificate<'static>>,
         resolver: Option<SocketAddr>,
     ) -> Result<Https, HttpError> {
-        let tls = TlsConfig::builder()
-            .provider(TlsProvider::Rustls)
-            .root_certs(RootCerts::Specific(Arc::new(roots)))
-            .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .build();
+        let tls = kettle_wire::https::tls_config(roots);
         let config = ureq::Agent::config_builder()
             .tls_config(tls)
             .https_only(true)

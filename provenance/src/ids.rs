@@ -32,10 +32,6 @@ kettle_uris!("https://kettle.confidential.ai");
 pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
 /// `predicateType` of SLSA build provenance v1 (covers SLSA 1.0 through 1.2).
 pub const PREDICATE_TYPE_SLSA: &str = "https://slsa.dev/provenance/v1";
-/// internalParameters extension naming who resolved the ref to the built commit: the
-/// vocabulary's [`crate::vocab::REF_RESOLVED_BY`], under the name callers outside the
-/// guest libraries still use.
-pub use crate::vocab::REF_RESOLVED_BY;
 /// `name` of the builderDependencies entry that is the image the build ran in
 /// (digests: `sha256` of its manifest.json, `sha384` its SNP launch digest).
 pub const IMAGE_DEPENDENCY: &str = "kettle-image";

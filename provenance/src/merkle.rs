@@ -12,11 +12,6 @@ use crate::jcs::{to_canonical_bytes, JcsError};
 use crate::statement::{Provenance, ResourceDescriptor};
 use crate::vocab::INPUT_MERKLE_ROOT;
 
-/// Key of the input Merkle root (lowercase hex) in `internalParameters`: the
-/// vocabulary's [`crate::vocab::INPUT_MERKLE_ROOT`], under the name callers outside the
-/// guest libraries still use.
-pub use crate::vocab::INPUT_MERKLE_ROOT as INPUT_MERKLE_ROOT_KEY;
-
 /// Why a recorded input Merkle root does not check out.
 #[derive(Debug, Error)]
 #[non_exhaustive]

@@ -1,6 +1,6 @@
 //! The one vocabulary of Kettle's extension fields in a provenance: every
-//! `internalParameters` key and dependency annotation the guest writes and a
-//! verifier reads. SLSA names extension fields `<vendor>_<field>`; Kettle's
+//! `internalParameters` key and dependency annotation the guest (or `kettle image`)
+//! writes and a verifier reads. SLSA names extension fields `<vendor>_<field>`; Kettle's
 //! are `kettle_` followed by the field in lowerCamelCase, as the predicate's
 //! own fields are spelled (`kettle_refResolvedBy`).
 
@@ -42,8 +42,33 @@ pub const UNVERIFIED_HOST_TOOL: &str = "kettle_unverifiedHostTool";
 /// Who claims an entry (`host`: the image the host says the build ran in).
 pub const CLAIMED_BY: &str = "kettle_claimedBy";
 
+// The image's own provenance (`kettle image`): internalParameters and annotations.
+
+/// The tools that built the kernel (an object: compiler, binutils, ...).
+pub const KERNEL_TOOLS: &str = "kettle_kernelTools";
+/// The tools that built OVMF.
+pub const OVMF_TOOLS: &str = "kettle_ovmfTools";
+/// On the source entry: the work tree had uncommitted changes when the image was built.
+pub const WORKTREE_MODIFIED: &str = "kettle_worktreeModified";
+/// What an entry is for (`kernel source (Debian package tarball)`).
+pub const ROLE: &str = "kettle_role";
+/// The pinned build timestamp an entry was built with.
+pub const BUILD_TIMESTAMP: &str = "kettle_buildTimestamp";
+/// The host a tool reported (`rustc -vV`'s `host:`).
+pub const HOST: &str = "kettle_host";
+/// The LLVM version a tool reported.
+pub const LLVM: &str = "kettle_llvm";
+/// Where in the guest an entry is installed (`/init`, the CA roots path).
+pub const GUEST_PATH: &str = "kettle_guestPath";
+/// How many roots a CA bundle holds.
+pub const ROOTS: &str = "kettle_roots";
+/// Where a CA bundle came from (`file (--ca-roots)`).
+pub const SOURCE: &str = "kettle_source";
+
 /// Every internalParameters key above.
-pub const INTERNAL_PARAMETERS: [&str; 8] = [
+pub const INTERNAL_PARAMETERS: [&str; 10] = [
+    KERNEL_TOOLS,
+    OVMF_TOOLS,
     TEE_PLATFORM,
     HERMETIC,
     HOST_TOOLS,
@@ -55,7 +80,15 @@ pub const INTERNAL_PARAMETERS: [&str; 8] = [
 ];
 
 /// Every annotation key above.
-pub const ANNOTATIONS: [&str; 4] = [
+pub const ANNOTATIONS: [&str; 12] = [
+    WORKTREE_MODIFIED,
+    ROLE,
+    BUILD_TIMESTAMP,
+    HOST,
+    LLVM,
+    GUEST_PATH,
+    ROOTS,
+    SOURCE,
     RUSTC_VERSION,
     LISTED_BY_BUNDLE,
     UNVERIFIED_HOST_TOOL,

@@ -13,6 +13,7 @@
 //! * [`devices`]: the disk serials and the PSP port name.
 //! * [`unpack`]: the safe tar unpacker both sides use on untrusted archives.
 //! * [`bundle_manifest`]: what a toolchain or rootfs bundle says it holds.
+//! * `https` (feature `https`): the one TLS set-up over pinned roots, host and guest.
 // Unit tests build fixtures with small casts; the lint guards the formats themselves.
 #![cfg_attr(test, allow(clippy::cast_possible_truncation))]
 
@@ -20,6 +21,8 @@ pub mod bundle_manifest;
 pub mod cache;
 pub mod console;
 pub mod devices;
+#[cfg(feature = "https")]
+pub mod https;
 pub mod inputs;
 pub mod lockfile;
 pub mod output;

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use kettle_provenance::statement::DIGEST_SHA256;
-use kettle_provenance::{purl, ResourceDescriptor};
+use kettle_provenance::{purl, vocab, ResourceDescriptor};
 use sha2::{Digest, Sha256};
 
 use crate::cmd::measure::base64;
@@ -71,8 +71,8 @@ impl CaRoots {
                             .with_name(CA_ROOTS_DEPENDENCY)
                             .with_digest(DIGEST_SHA256, WEBPKI_ROOT_CERTS_CHECKSUM)
                             .with_annotation("kettle_bundleSha256", sha)
-                            .with_annotation("kettle_roots", count)
-                            .with_annotation("kettle_guestPath", guest_path),
+                            .with_annotation(vocab::ROOTS, count)
+                            .with_annotation(vocab::GUEST_PATH, guest_path),
                     ),
                     pem: Some(pem),
                 }
@@ -86,8 +86,8 @@ impl CaRoots {
                         ResourceDescriptor::default()
                             .with_name(CA_ROOTS_DEPENDENCY)
                             .with_digest(DIGEST_SHA256, sha)
-                            .with_annotation("kettle_source", "file (--ca-roots)")
-                            .with_annotation("kettle_guestPath", guest_path),
+                            .with_annotation(vocab::SOURCE, "file (--ca-roots)")
+                            .with_annotation(vocab::GUEST_PATH, guest_path),
                     ),
                     pem: Some(pem),
                 }

@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 
 use kettle_attest::simulated::SimulatedPsp;
 use kettle_attest::CertChain;
-use kettle_provenance::{ids, jcs, Statement};
+use kettle_provenance::{ids, jcs, vocab, Statement};
 use kettle_testkit::evidence::{image_dir, simulated_output_dir, StatementSpec};
 use kettle_testkit::text;
 

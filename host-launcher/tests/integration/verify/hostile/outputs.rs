@@ -194,7 +194,10 @@ pub(super) fn cases() -> Vec<Case> {
             "a host-resolved repository and ref with any commit accepted",
             provenance_edited(|st| {
                 let internal = &mut st.predicate.build_definition.internal_parameters;
-                internal.insert(ids::REF_RESOLVED_BY.into(), "host".into());
+                internal.insert(
+                    vocab::REF_RESOLVED_BY.into(),
+                    vocab::RESOLVED_BY_HOST.into(),
+                );
             }),
             Rejected("provenance.repository"),
         ),
@@ -204,8 +207,10 @@ pub(super) fn cases() -> Vec<Case> {
             provenance_edited(|st| {
                 let bd = &mut st.predicate.build_definition;
                 bd.external_parameters.insert("ref".into(), "main".into());
-                bd.internal_parameters
-                    .insert(ids::REF_RESOLVED_BY.into(), "guest".into());
+                bd.internal_parameters.insert(
+                    vocab::REF_RESOLVED_BY.into(),
+                    vocab::RESOLVED_BY_GUEST.into(),
+                );
             }),
             Rejected("provenance.ref"),
         ),
