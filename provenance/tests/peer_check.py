@@ -38,7 +38,8 @@ def no_duplicate_keys(pairs):
     return dict(pairs)
 
 
-def check(raw: bytes) -> None:
+def check_statement(raw: bytes, predicate_type: str):
+    """Steps 1 and 2, shared with the VSA checker: returns (the parsed JSON, the Statement protobuf)."""
     try:
         doc = json.loads(raw.decode("utf-8"), object_pairs_hook=no_duplicate_keys)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -58,8 +59,13 @@ def check(raw: bytes) -> None:
         Statement.copy_from_pb(pb).validate()
     except (json_format.ParseError, ValueError) as e:
         raise Rejected(f"in-toto Statement check failed: {e}")
-    if pb.predicate_type != SLSA_PROVENANCE_V1:
-        raise Rejected(f"predicateType is {pb.predicate_type!r}, expected {SLSA_PROVENANCE_V1!r}")
+    if pb.predicate_type != predicate_type:
+        raise Rejected(f"predicateType is {pb.predicate_type!r}, expected {predicate_type!r}")
+    return doc, pb
+
+
+def check(raw: bytes) -> None:
+    doc, _ = check_statement(raw, SLSA_PROVENANCE_V1)
 
     # 3. SLSA provenance v1 predicate.
     predicate = doc["predicate"]
@@ -91,9 +97,10 @@ def check(raw: bytes) -> None:
             raise Rejected("metadata.finishedOn is before startedOn")
 
 
-def main(argv) -> int:
+def run(argv, check, ok: str) -> int:
+    """A checker's command line: `SCRIPT FILE`; exit 0 (printing `ok`), 1 naming the failed check, 2 on usage."""
     if len(argv) != 2:
-        print("usage: peer_check.py FILE", file=sys.stderr)
+        print(f"usage: {argv[0]} FILE", file=sys.stderr)
         return 2
     with open(argv[1], "rb") as f:
         raw = f.read()
@@ -102,9 +109,9 @@ def main(argv) -> int:
     except Rejected as e:
         print(f"REJECTED: {e}", file=sys.stderr)
         return 1
-    print("OK: RFC 8785 canonical, in-toto Statement v1 valid, SLSA provenance v1 schema valid")
+    print(ok)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(run(sys.argv, check, "OK: RFC 8785 canonical, in-toto Statement v1 valid, SLSA provenance v1 schema valid"))

@@ -18,38 +18,23 @@ Exit 0 when every check passes, 1 naming the first failed check, 2 on usage erro
 """
 
 import copy
-import json
 import sys
+from pathlib import Path
 
-import rfc8785
 from google.protobuf import json_format
 from in_toto_attestation.predicates.vsa.v1 import vsa_pb2
-from in_toto_attestation.v1 import statement_pb2
-from in_toto_attestation.v1.statement import Statement
+
+# Steps 1 and 2 and the command line are the provenance checker's (one implementation).
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "provenance" / "tests"))
+from peer_check import Rejected, check_statement, run  # noqa: E402
 
 VSA_V1 = "https://slsa.dev/verification_summary/v1"
 RESULTS = {"PASSED", "FAILED"}
 LEVELS = {"SLSA_BUILD_LEVEL_0", "SLSA_BUILD_LEVEL_1", "SLSA_BUILD_LEVEL_2", "SLSA_BUILD_LEVEL_3", "FAILED"}
 
 
-class Rejected(Exception):
-    """A check failed; the message names it."""
-
-
 def check(raw: bytes) -> None:
-    try:
-        doc = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise Rejected(f"not UTF-8 JSON: {e}")
-    if rfc8785.dumps(doc) != raw:
-        raise Rejected("not RFC 8785 canonical")
-    try:
-        pb = json_format.Parse(raw.decode("utf-8"), statement_pb2.Statement())
-        Statement.copy_from_pb(pb).validate()
-    except (json_format.ParseError, ValueError) as e:
-        raise Rejected(f"in-toto Statement check failed: {e}")
-    if pb.predicate_type != VSA_V1:
-        raise Rejected(f"predicateType is {pb.predicate_type!r}, expected {VSA_V1!r}")
+    doc, _ = check_statement(raw, VSA_V1)
 
     predicate = copy.deepcopy(doc["predicate"])
     version = predicate.get("verifier", {}).pop("version", None)
@@ -87,20 +72,5 @@ def check(raw: bytes) -> None:
             raise Rejected(f"inputAttestations[{i}] needs a uri and a digest")
 
 
-def main(argv) -> int:
-    if len(argv) != 2:
-        print("usage: vsa_check.py FILE", file=sys.stderr)
-        return 2
-    with open(argv[1], "rb") as f:
-        raw = f.read()
-    try:
-        check(raw)
-    except Rejected as e:
-        print(f"REJECTED: {e}", file=sys.stderr)
-        return 1
-    print("OK: RFC 8785 canonical, in-toto Statement v1 valid, SLSA VSA v1 schema valid")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(run(sys.argv, check, "OK: RFC 8785 canonical, in-toto Statement v1 valid, SLSA VSA v1 schema valid"))

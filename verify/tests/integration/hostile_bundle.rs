@@ -67,18 +67,24 @@ fn the_untouched_directory_verifies() {
     assert!(v.verified(), "{v}");
 }
 
-#[test]
-fn a_huge_file_no_subject_names_fails_without_being_read() {
-    let root = tempfile::tempdir().unwrap();
-    let d = root.path();
-    simulated_output_dir(d, &StatementSpec::default(), MEASUREMENT);
-    fs::File::create(d.join("artifacts/extra.img"))
+/// Makes `artifacts/NAME` a sparse file of [`HUGE`] bytes in the output directory `d`;
+/// the verdict must reject it, and the failed check's detail is returned.
+fn huge_artifact_fails(d: &Path, name: &str) -> String {
+    fs::File::create(d.join("artifacts").join(name))
         .unwrap()
         .set_len(HUGE)
         .unwrap();
     let v = verify_in_time(d);
     assert!(!v.verified(), "{v}");
-    let detail = failed(&v, "artifact:extra.img");
+    failed(&v, &format!("artifact:{name}"))
+}
+
+#[test]
+fn a_huge_file_no_subject_names_fails_without_being_read() {
+    let root = tempfile::tempdir().unwrap();
+    let d = root.path();
+    simulated_output_dir(d, &StatementSpec::default(), MEASUREMENT);
+    let detail = huge_artifact_fails(d, "extra.img");
     assert!(
         detail.contains("no subject of the provenance is named \"extra.img\": not read"),
         "{detail}"
@@ -94,13 +100,7 @@ fn a_huge_file_a_subject_names_is_refused_by_its_size() {
         ..Default::default()
     };
     simulated_output_dir(d, &spec, MEASUREMENT);
-    fs::File::create(d.join("artifacts/big.img"))
-        .unwrap()
-        .set_len(HUGE)
-        .unwrap();
-    let v = verify_in_time(d);
-    assert!(!v.verified(), "{v}");
-    let detail = failed(&v, "artifact:big.img");
+    let detail = huge_artifact_fails(d, "big.img");
     assert!(
         detail.contains(&format!(
             "{HUGE} bytes, more than the {MAX_ARTIFACT_BYTES} left of the {MAX_ARTIFACT_BYTES} bytes hashed per verification: not read"
