@@ -19,7 +19,7 @@ use kettle_testkit::hostile::{
     DEBUG_EXIT_PORT, DEBUG_EXIT_VALUE,
 };
 use kettle_testkit::tarball::{entry, with_entries};
-use kettle_testkit::{build_dir, require_artifact, Requirement, Scenario};
+use kettle_testkit::{build_dir, Scenario};
 use kettle_wire::output::{read_output_disk, ERROR_FILE, EVIDENCE_FILE, STATUS_FILE};
 use kettle_wire::{ErrorReport, Step};
 
@@ -116,12 +116,9 @@ fn request_disk(json: &[u8]) -> Vec<u8> {
 
 #[test]
 fn the_guest_refuses_a_hostile_hosts_lies_in_the_vm() {
-    let Some(manifest) = require_artifact("image/manifest.json", "image", Requirement::from_env())
-    else {
+    let Some((image, _vm)) = crate::image_and_small_vm() else {
         return;
     };
-    let _vm = crate::small_vm();
-    let image = manifest.parent().unwrap().to_path_buf();
     let tmp = tempfile::tempdir_in(build_dir()).unwrap();
     let project =
         || Scenario::script("mkdir -p out && echo hi > out/a.txt", &["out/a.txt"]).commit();
@@ -197,12 +194,9 @@ fn the_guest_refuses_a_hostile_hosts_lies_in_the_vm() {
 /// tables, and the build completes and is attested.
 #[test]
 fn the_hosts_acpi_code_never_runs_in_the_guest() {
-    let Some(manifest) = require_artifact("image/manifest.json", "image", Requirement::from_env())
-    else {
+    let Some((image, _vm)) = crate::image_and_small_vm() else {
         return;
     };
-    let _vm = crate::small_vm();
-    let image = manifest.parent().unwrap().to_path_buf();
     let tmp = tempfile::tempdir_in(build_dir()).unwrap();
     let ssdt = tmp.path().join("evil.aml");
     fs::write(

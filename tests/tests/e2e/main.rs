@@ -8,7 +8,10 @@
 //! when each file was its own binary (two small ones side by side, as the two
 //! tests of hostile.rs always ran; a cargo build alone).
 
+use std::path::PathBuf;
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use kettle_testkit::{require_artifact, Requirement};
 
 mod boot;
 mod build_verify;
@@ -17,6 +20,19 @@ mod cargo_derive;
 mod hostile;
 mod init;
 mod kernel_config;
+
+/// The built image directory (`build/image`), or None when it is absent and the
+/// environment lets the test skip (it fails in CI).
+pub fn built_image() -> Option<PathBuf> {
+    let manifest = require_artifact("image/manifest.json", "image", Requirement::from_env())?;
+    Some(manifest.parent()?.to_path_buf())
+}
+
+/// [`built_image`] and [`small_vm`] held, for a test that boots one small VM of it.
+pub fn image_and_small_vm() -> Option<(PathBuf, RwLockReadGuard<'static, ()>)> {
+    let image = built_image()?;
+    Some((image, small_vm()))
+}
 
 /// The VMs this process boots: shared by small VMs, held alone by big ones.
 static VMS: RwLock<()> = RwLock::new(());

@@ -390,19 +390,13 @@ fn path_dependencies_the_guest_cannot_see_are_refused_before_any_vm_boots() {
     cargo_project_with_path_dependency(&repo, "helper");
     repo.commit_all("inside, uncommitted");
     helper_crate(&repo.path().join("helper"));
-    let init = kettle()
-        .args(["init", "--print", "--image"])
-        .arg(&w.image)
-        .arg(repo.path())
-        .output()
-        .unwrap();
+    let image = w.image.to_str().unwrap();
+    let init = kettle_in(repo.path(), &["init", "--print", "--image", image, "."]);
     assert_eq!(init.status.code(), Some(0), "{}", text(&init));
     assert_eq!(
         String::from_utf8_lossy(&init.stderr).trim_end(),
-        format!(
-            "warning: Cargo.toml: path dependency helper (helper) is not committed: `git -C {} add helper`, then commit",
-            repo.path().display()
-        )
+        // Run in the project, as a user does: the fix is said for that directory.
+        "warning: Cargo.toml: path dependency helper (helper) is not committed: `git -C . add helper`, then commit"
     );
     let t = w.refused(
         repo.path(),
@@ -457,6 +451,11 @@ fn version_names_the_commit_it_was_built_from() {
     );
 }
 
+/// `kettle ARGS` run in `dir`.
+fn kettle_in(dir: &Path, args: &[&str]) -> Output {
+    kettle().args(args).current_dir(dir).output().unwrap()
+}
+
 /// Stderr's last line, trimmed.
 fn last_line(out: &Output) -> String {
     let err = String::from_utf8_lossy(&out.stderr);
@@ -468,24 +467,21 @@ fn the_first_commands_a_new_user_types_say_what_is_wrong() {
     let w = world();
     let empty = tempfile::tempdir().unwrap();
     // SOURCE defaults to the current directory.
-    let out = kettle()
-        .args(["build", "--tee", "simulated", "--image"])
-        .arg(&w.image)
-        .current_dir(empty.path())
-        .output()
-        .unwrap();
+    let image = w.image.to_str().unwrap();
+    let out = kettle_in(
+        empty.path(),
+        &["build", "--tee", "simulated", "--image", image],
+    );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert_eq!(
         last_line(&out),
         "kettle build: .: not a git checkout and not a repository URL (pass a local checkout, or a URL with --ref)"
     );
     // A SOURCE that is not there says so.
-    let out = kettle()
-        .args(["build", "nothere", "--tee", "simulated", "--image"])
-        .arg(&w.image)
-        .current_dir(empty.path())
-        .output()
-        .unwrap();
+    let out = kettle_in(
+        empty.path(),
+        &["build", "nothere", "--tee", "simulated", "--image", image],
+    );
     assert_eq!(
         last_line(&out),
         "kettle build: nothere does not exist (pass a local git checkout, or a repository URL with --ref)"
