@@ -58,14 +58,14 @@ pub(super) fn entry_hint(
     m: &ImageManifest,
     local: Option<&(ImageManifest, PathBuf)>,
 ) -> String {
-    let keys: &[&str] = match path {
-        "init" => &[VERSION_RUSTC, "kettle"],
-        "etc/kettle/ca-roots.pem" => &[VERSION_CA_ROOTS],
-        _ => &[],
-    };
-    let what = match path {
-        "init" => " (kettle-init: another commit, compiler or dependency set",
-        "etc/kettle/ca-roots.pem" => " (the CA roots",
+    // Entry names in the initramfs are relative: the guest's absolute path without its `/`.
+    let ca_roots = kettle_wire::devices::GUEST_CA_ROOTS.trim_start_matches('/');
+    let (keys, what): (&[&str], &str) = match path {
+        "init" => (
+            &[VERSION_RUSTC, "kettle"],
+            " (kettle-init: another commit, compiler or dependency set",
+        ),
+        p if p == ca_roots => (&[VERSION_CA_ROOTS], " (the CA roots"),
         _ => return String::new(),
     };
     let diffs = version_diffs(m, local, keys);

@@ -146,6 +146,7 @@ fn pem(label: &str, der: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kettle_wire::devices::GUEST_CA_ROOTS;
 
     #[test]
     fn pinned_version_and_checksum_are_cargo_locks() {
@@ -189,7 +190,7 @@ mod tests {
 
     #[test]
     fn descriptions_and_dependencies() {
-        let pinned = CaRoots::load(&CaRootsSource::Pinned, "/etc/kettle/ca-roots.pem").unwrap();
+        let pinned = CaRoots::load(&CaRootsSource::Pinned, GUEST_CA_ROOTS).unwrap();
         assert!(pinned
             .description
             .starts_with("webpki-root-certs 1.0.11 (Mozilla, "));
