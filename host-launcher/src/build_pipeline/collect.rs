@@ -255,15 +255,26 @@ pub(super) fn read_error_report(out: &Path) -> Option<kettle_wire::ErrorReport> 
 }
 
 /// error.json as the host shows it, for a VM build and `--local` alike: the step, the
-/// input it names, and the message on one line (the guest's words: escaped, a line
-/// break too, so no line of the host's output begins with what the guest wrote).
+/// input it names, and the message as plain text, once: its first line after the step,
+/// each further line (a failed build's last output) indented behind `  | `. Every line
+/// is escaped (the guest's words), and none of the host's lines begins with them.
 pub(super) fn render_error_report(e: &kettle_wire::ErrorReport) -> String {
     let input = e
         .input
         .as_deref()
         .map(|i| format!(" (input {})", escape(i)))
         .unwrap_or_default();
-    format!("step {}{input} failed: {}", e.step, escape(&e.message))
+    let mut lines = e.message.trim_end().lines();
+    let mut out = format!(
+        "step {}{input} failed: {}",
+        e.step,
+        escape(lines.next().unwrap_or(""))
+    );
+    for line in lines {
+        out.push_str("\n  | ");
+        out.push_str(&escape(line));
+    }
+    out
 }
 
 /// The last lines of a build: total time, the artifacts, and how to verify them.
@@ -316,5 +327,24 @@ fn shell_quote(s: &str) -> String {
         s.to_string()
     } else {
         format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_builds_output_is_shown_as_plain_indented_lines() {
+        let e = kettle_wire::ErrorReport {
+            ok: false,
+            step: kettle_wire::Step::Build,
+            message: "build command [\"cargo\"] exit status: 101; last output:\nerror[E0432]: unresolved import `x`\n  --> src/main.rs:1:5\n\u{1b}[2J".into(),
+            input: None,
+        };
+        assert_eq!(
+            render_error_report(&e),
+            "step build failed: build command [\"cargo\"] exit status: 101; last output:\n  | error[E0432]: unresolved import `x`\n  |   --> src/main.rs:1:5\n  | \\u{1b}[2J"
+        );
     }
 }

@@ -288,6 +288,10 @@ fn a_hostile_guest_s_escape_sequences_reach_the_terminal_escaped() {
         // Shown, escaped, where the host prints the guest's words: the forged green
         // VERIFIED stays inside the line that carries it.
         assert!(t.contains(OSC52_ESCAPED), "{mode}: {t}");
+        if mode == "fail" {
+            // error.json's further lines: plain text, indented, escaped.
+            assert!(t.contains("\n  | \\u{1b}[32mVERIFIED"), "{mode}: {t}");
+        }
         assert!(
             !t.lines().any(|l| l.starts_with("\\u{1b}[32mVERIFIED")),
             "{mode}: a line begins with what the guest wrote: {t}"
