@@ -24,7 +24,9 @@
 #
 # Env: BUILD (where `make image bundles` wrote; default <repo>/build), DIST
 # (default <repo>/dist), CARGO, SOURCE_DATE_EPOCH, BUNDLE_URL_BASE (the bundles'
-# URL base in bundles.json; default the never-resolving marker).
+# URL base in bundles.json; default the never-resolving marker), DIST_KETTLE (tests
+# only: ship this kettle binary instead of building the static one, so the release's
+# layout is tested without a 12-minute static build; said in the log).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -69,29 +71,35 @@ fi
 export SOURCE_DATE_EPOCH
 log "$name, SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH, from $BUILD"
 
-# --- bin/kettle: static, as scripts/build-init.sh builds kettle-init -------------
-# (That script cannot source a shared helper: it is an input of the guest's epoch,
-# scripts/guest-epoch.sh, so any edit to it changes the published image.)
-export CARGO_TARGET_DIR=$BUILD/target-dist
-export CARGO_INCREMENTAL=0
-remaps=(
-    "$CARGO_HOME_DIR/registry/src=/cargo/registry/src"
-    "$CARGO_HOME_DIR/git/checkouts=/cargo/git/checkouts"
-    "$ROOT=/kettle"
-    "$RUSTUP_HOME_DIR=/rustup"
-)
-RUSTFLAGS="-C target-feature=+crt-static"
-for remap in "${remaps[@]}"; do RUSTFLAGS+=" --remap-path-prefix=$remap"; done
-export RUSTFLAGS
-unset RUSTC_WRAPPER CARGO_BUILD_RUSTFLAGS CARGO_ENCODED_RUSTFLAGS
-log "$("${RUSTC:-rustc}" -V), target $TARGET: building kettle"
-"$CARGO" build --release --locked -p kettle --bin kettle --target "$TARGET"
-kettle_bin=$CARGO_TARGET_DIR/$TARGET/release/kettle
-[ -f "$kettle_bin" ] || die "cargo finished without $kettle_bin"
-if LC_ALL=C readelf -lW "$kettle_bin" | grep -q INTERP; then
-    die "$kettle_bin is dynamically linked (has PT_INTERP): a release binary must run without the build machine's libraries"
+if [ -n "${DIST_KETTLE:-}" ]; then
+    [ -x "$DIST_KETTLE" ] || die "DIST_KETTLE=$DIST_KETTLE is not an executable"
+    log "bin/kettle is DIST_KETTLE=$DIST_KETTLE (a test release: not the static release build)"
+    kettle_bin=$DIST_KETTLE
+else
+    # --- bin/kettle: static, as scripts/build-init.sh builds kettle-init -------------
+    # (That script cannot source a shared helper: it is an input of the guest's epoch,
+    # scripts/guest-epoch.sh, so any edit to it changes the published image.)
+    export CARGO_TARGET_DIR=$BUILD/target-dist
+    export CARGO_INCREMENTAL=0
+    remaps=(
+        "$CARGO_HOME_DIR/registry/src=/cargo/registry/src"
+        "$CARGO_HOME_DIR/git/checkouts=/cargo/git/checkouts"
+        "$ROOT=/kettle"
+        "$RUSTUP_HOME_DIR=/rustup"
+    )
+    RUSTFLAGS="-C target-feature=+crt-static"
+    for remap in "${remaps[@]}"; do RUSTFLAGS+=" --remap-path-prefix=$remap"; done
+    export RUSTFLAGS
+    unset RUSTC_WRAPPER CARGO_BUILD_RUSTFLAGS CARGO_ENCODED_RUSTFLAGS
+    log "$("${RUSTC:-rustc}" -V), target $TARGET: building kettle"
+    "$CARGO" build --release --locked -p kettle --bin kettle --target "$TARGET"
+    kettle_bin=$CARGO_TARGET_DIR/$TARGET/release/kettle
+    [ -f "$kettle_bin" ] || die "cargo finished without $kettle_bin"
+    if LC_ALL=C readelf -lW "$kettle_bin" | grep -q INTERP; then
+        die "$kettle_bin is dynamically linked (has PT_INTERP): a release binary must run without the build machine's libraries"
+    fi
+    unset RUSTFLAGS CARGO_TARGET_DIR
 fi
-unset RUSTFLAGS CARGO_TARGET_DIR
 
 # --- the release directory, staged then moved into place -------------------------
 mkdir -p "$DIST"

@@ -1,90 +1,62 @@
-//! Your own project in one command, end to end: a fresh `cargo new` project
-//! with one dependency that is a proc-macro (`paste`), `kettle init` (the
-//! recipe pinned to the bundles that go with the image), `git commit`,
-//! `kettle build . --tee simulated` with the image named by $KETTLE_IMAGE and
-//! the bundles found beside it (no --input, no URL invented, no file edited by
-//! hand), then the `kettle verify ...` line that build printed, which must say
-//! VERIFIED (SIMULATED). Boots build/image under QEMU (TCG + the simulated
-//! PSP) with the `make bundles` toolchain and root filesystem; skips off CI
-//! when they have not been built; fails on CI.
+//! Your own project from a release, end to end: `make dist`'s release directory
+//! (scripts/dist.sh, with the workspace's kettle as bin/kettle), unpacked where no
+//! Kettle clone is, and a fresh `cargo new` project with one dependency that is a
+//! proc-macro (`paste`): the release's `kettle init` (the recipe pinned to the
+//! release's bundles through $KETTLE_IMAGE), `git commit`, `kettle build --tee
+//! simulated --json` (SOURCE is the current directory; the bundles found beside the
+//! release's image; no --input, no URL invented, no file edited by hand), then the
+//! verify command its result.json names, which must say VERIFIED (SIMULATED). Boots
+//! the image under QEMU (TCG + the simulated PSP) with the `make bundles` toolchain
+//! and root filesystem; skips off CI when they have not been built; fails on CI.
 
-use std::fs;
-use std::os::unix::fs::symlink;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
+use kettle::build_pipeline::result::{BuildResult, Outcome, RESULT_FILE};
 use kettle_testkit::cli::{assert_built, provenance_with_crates, run_release_binary};
 use kettle_testkit::{
     build_dir, kettle_binary, require_cargo_cvm, run, text, CargoCvm, Requirement,
 };
 
-/// The image directory to build with: `cvm`'s if it carries bundles.json, else a copy
-/// of it (links) with the pins `make bundles` would write and the bundles beside it.
-fn image_with_pins(kettle: &Path, cvm: &CargoCvm, tmp: &Path) -> PathBuf {
-    let image = &cvm.image;
-    if image.join("bundles.json").is_file() {
-        return image.to_path_buf();
-    }
-    let dir = tmp.join("published");
-    let copy = dir.join("image");
-    fs::create_dir_all(&copy).unwrap();
-    for f in ["bzImage", "initramfs.cpio", "OVMF.fd", "manifest.json"] {
-        symlink(image.join(f).canonicalize().unwrap(), copy.join(f)).unwrap();
-    }
-    for b in [&cvm.rootfs, &cvm.toolchain] {
-        symlink(b.canonicalize().unwrap(), dir.join(b.file_name().unwrap())).unwrap();
-    }
-    run(Command::new(kettle)
-        .args(["bundle", "pins", "--rootfs"])
-        .arg(dir.join("rootfs.tar.gz"))
-        .arg("--toolchain")
-        .arg(dir.join("toolchain.tar.gz"))
-        .arg("--out")
-        .arg(copy.join("bundles.json")));
-    copy
-}
-
-/// Splits one shell command line as POSIX sh would for what `kettle build` prints
-/// (words, single quotes).
-fn shell_words(line: &str) -> Vec<String> {
-    let (mut words, mut word, mut quoted, mut any) = (Vec::new(), String::new(), false, false);
-    for c in line.chars() {
-        match c {
-            '\'' => {
-                quoted = !quoted;
-                any = true;
-            }
-            c if c.is_whitespace() && !quoted => {
-                if any || !word.is_empty() {
-                    words.push(std::mem::take(&mut word));
-                }
-                any = false;
-            }
-            c => word.push(c),
-        }
-    }
-    if any || !word.is_empty() {
-        words.push(word);
-    }
-    words
+/// `make dist` into `dist` from the build directory `cvm` came from, with the workspace's
+/// kettle as bin/kettle; returns the release directory.
+fn release(cvm: &CargoCvm, dist: &Path) -> std::path::PathBuf {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let build = cvm.image.parent().unwrap();
+    run(Command::new("bash")
+        .arg(repo.join("scripts/dist.sh"))
+        .env("BUILD", build)
+        .env("DIST", dist)
+        .env("DIST_KETTLE", kettle_binary()));
+    let mut releases: Vec<_> = std::fs::read_dir(dist)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    assert_eq!(releases.len(), 1, "{releases:?}");
+    releases.pop().unwrap()
 }
 
 #[test]
-fn cargo_new_to_verified_with_kettle_init() {
+fn a_release_takes_cargo_new_to_verified() {
     let Some(cvm) = require_cargo_cvm(Requirement::from_env()) else {
         return;
     };
     let _vm = crate::big_vm();
-    let kettle = kettle_binary();
     let tmp = tempfile::tempdir_in(build_dir()).unwrap();
-    let image = image_with_pins(&kettle, &cvm, tmp.path());
+    let release = release(&cvm, &tmp.path().join("dist"));
+    let kettle = release.join("bin/kettle");
+    let image = release.join("image");
+    run(Command::new("sha256sum")
+        .args(["-c", "--quiet", "SHA256SUMS"])
+        .current_dir(&release));
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     // Outside Kettle's tree: `cargo new` inside a workspace would join it.
     let home = tempfile::tempdir().unwrap();
     let project = home.path().join("myproj");
     // What a user types; the environment only keeps this test's cargo target dir and git
     // identity out of their way.
-    let sh = |program: &str, args: &[&str]| {
+    let sh = |program: &Path, args: &[&str]| {
         let mut c = Command::new(program);
         c.args(args)
             .current_dir(&project)
@@ -96,53 +68,51 @@ fn cargo_new_to_verified_with_kettle_init() {
             .env("GIT_COMMITTER_EMAIL", "k@kettle.invalid");
         c
     };
-    run(Command::new(&cargo)
+    let cargo = Path::new(&cargo);
+    run(Command::new(cargo)
         .args(["new", "--vcs", "git", "--quiet"])
         .arg(&project));
-    run(&mut sh(&cargo, &["add", "--quiet", "paste@1"]));
-    run(&mut sh(&cargo, &["generate-lockfile", "--quiet"]));
+    run(&mut sh(cargo, &["add", "--quiet", "paste@1"]));
+    run(&mut sh(cargo, &["generate-lockfile", "--quiet"]));
 
-    let init = run(&mut sh(kettle.to_str().unwrap(), &["init"]));
+    let init = run(&mut sh(&kettle, &["init"]));
     assert!(text(&init).contains("wrote"), "{}", text(&init));
-    let recipe = fs::read_to_string(project.join("kettle.toml")).unwrap();
+    let recipe = std::fs::read_to_string(project.join("kettle.toml")).unwrap();
     assert!(
         recipe.contains("outputs = [\"target/release/myproj\"]"),
         "{recipe}"
     );
-    run(&mut sh("git", &["add", "-A"]));
-    run(&mut sh("git", &["commit", "-q", "-m", "kettle recipe"]));
+    assert!(!recipe.contains(&*release.to_string_lossy()), "{recipe}");
+    let git = Path::new("git");
+    run(&mut sh(git, &["add", "-A"]));
+    run(&mut sh(git, &["commit", "-q", "-m", "kettle recipe"]));
 
-    // `kettle build . --tee simulated`, with room and time for TCG.
-    let build = sh(
-        kettle.to_str().unwrap(),
-        &[
-            "build",
-            ".",
-            "--tee",
-            "simulated",
-            "--memory",
-            "6144",
-            "--timeout",
-            "2400",
-        ],
-    )
-    .output()
-    .unwrap();
+    // `kettle build --tee simulated --json`, with room and time for TCG.
+    let args = [
+        "build",
+        "--tee",
+        "simulated",
+        "--json",
+        "--memory",
+        "6144",
+        "--timeout",
+        "2400",
+    ];
+    let build = sh(&kettle, &args).output().unwrap();
     let out = project.join("out");
     assert_built(&build, &out);
-    let said = String::from_utf8_lossy(&build.stderr);
-    let line = said
-        .lines()
-        .map(str::trim)
-        .find(|l| l.starts_with("kettle verify "))
-        .unwrap_or_else(|| panic!("no verify command printed:\n{said}"));
-    let words = shell_words(line);
-    let verify = sh(kettle.to_str().unwrap(), &[])
-        .args(&words[1..])
-        .output()
-        .unwrap();
+    let result: BuildResult = serde_json::from_slice(&build.stdout)
+        .unwrap_or_else(|e| panic!("--json printed no result ({e}): {}", text(&build)));
+    assert_eq!(
+        result,
+        serde_json::from_slice(&std::fs::read(out.join(RESULT_FILE)).unwrap()).unwrap()
+    );
+    assert_eq!(result.outcome, Outcome::Verified);
+    assert_eq!(result.artifacts[0].path, "artifacts/target/release/myproj");
+    let argv = &result.verify_command;
+    let verify = sh(&kettle, &[]).args(&argv[1..]).output().unwrap();
     let v = text(&verify);
-    assert_eq!(verify.status.code(), Some(0), "{line}\n{v}");
+    assert_eq!(verify.status.code(), Some(0), "{argv:?}\n{v}");
     assert!(
         v.trim_end()
             .ends_with("VERIFIED (SIMULATED: signed with test keys; nothing is hardware-attested); not checked: report.revocation, report.cert_validity"),
@@ -150,22 +120,4 @@ fn cargo_new_to_verified_with_kettle_init() {
     );
     provenance_with_crates(&out, &["paste"]);
     assert_eq!(run_release_binary(&out, "myproj").trim(), "Hello, world!");
-}
-
-#[test]
-fn shell_words_splits_what_kettle_build_prints() {
-    assert_eq!(
-        shell_words("kettle verify out --ref refs/heads/main --source '/tmp/a b' --x ''"),
-        [
-            "kettle",
-            "verify",
-            "out",
-            "--ref",
-            "refs/heads/main",
-            "--source",
-            "/tmp/a b",
-            "--x",
-            ""
-        ]
-    );
 }
