@@ -25,7 +25,7 @@ pub struct InitArgs {
     #[arg(value_name = "DIR", default_value = ".")]
     pub dir: PathBuf,
     /// The image directory whose bundles.json pins the bundles (default $KETTLE_IMAGE, else build/image).
-    #[arg(long, value_name = "DIR", env = "KETTLE_IMAGE", default_value = super::build::DEFAULT_IMAGE_DIR)]
+    #[arg(long, value_name = "DIR", env = "KETTLE_IMAGE", default_value = kettle::build_pipeline::DEFAULT_IMAGE_DIR)]
     pub image: PathBuf,
     /// Print the recipe instead of writing it.
     #[arg(long)]
