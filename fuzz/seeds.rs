@@ -173,7 +173,7 @@ fn report_and_bundles(out: &Out) {
         // The seeds reach the end of the check list: they verify.
         let (b, expect) = BundleInput::decode(&bundle.encode()).to_bundle();
         let verdict = kettle_verify::verify(&b, &expect);
-        assert!(verdict.verified, "seed {name} does not verify:\n{verdict}");
+        assert!(verdict.verified(), "seed {name} does not verify:\n{verdict}");
         out.put("verify_bundle", name, &bundle.encode());
     }
     // A report alone (no provenance), and the real Milan evidence.

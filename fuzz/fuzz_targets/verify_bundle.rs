@@ -30,18 +30,18 @@ fuzz_target!(|data: &[u8]| {
     // A VERIFIED verdict really is bound: the report names our measurement and
     // carries SHA-256(provenance) followed by zeros; a report verified alone
     // (no provenance) says so and still has a zero second half.
-    if verdict.verified {
+    if verdict.verified() {
         let report = Report::parse(&bundle.report).expect("a verified report parses");
         assert_eq!(report.measurement(), MEASUREMENT);
         let rd = report.report_data();
         assert_eq!(&rd[32..], &[0u8; 32][..]);
         match &bundle.provenance {
             Some(prov) => {
-                assert!(verdict.binding_checked);
+                assert!(verdict.binding_checked());
                 assert_eq!(&rd[..32], &Sha256::digest(prov)[..]);
             }
             None => {
-                assert!(!verdict.binding_checked);
+                assert!(!verdict.binding_checked());
                 assert!(
                     bundle.artifacts.is_empty(),
                     "artifacts verified without provenance"
@@ -53,7 +53,7 @@ fuzz_target!(|data: &[u8]| {
         assert!(!report.debug_allowed());
         assert_eq!(report.vmpl(), 0);
         if input.flags & FLAG_ALLOW_SIMULATED == 0 {
-            assert!(!verdict.simulated);
+            assert!(!verdict.simulated());
         }
     }
 });
