@@ -43,7 +43,7 @@ fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh
 
 clean:
-	rm -rf $(BUILD) out target
+	rm -rf $(BUILD) out target dist
 
 # --- the guest image -------------------------------------------------------
 # Kernel and firmware are cached by the hash of their inputs under
