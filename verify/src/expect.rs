@@ -202,7 +202,7 @@ pub struct ProvenanceExpectations {
 }
 
 impl Default for ProvenanceExpectations {
-    /// Kettle's SEV-SNP builder and either of its recipes; no source pinned.
+    /// Kettle's SEV-SNP builder and any of its recipes; no source pinned.
     fn default() -> Self {
         ProvenanceExpectations {
             repository: None,
@@ -213,10 +213,11 @@ impl Default for ProvenanceExpectations {
             source_trees: BTreeMap::new(),
             accept_host_resolved: false,
             builder_ids: vec![ids::BUILDER_ID_SEV_SNP.to_string()],
-            build_types: vec![
-                ids::BUILD_TYPE_CARGO.to_string(),
-                ids::BUILD_TYPE_SCRIPT.to_string(),
-            ],
+            // Every recipe of the one registry (kettle-wire's).
+            build_types: kettle_wire::BuildType::ALL
+                .iter()
+                .map(|t| t.uri().to_string())
+                .collect(),
         }
     }
 }

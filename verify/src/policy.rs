@@ -13,7 +13,7 @@
 //! | `min_tcb` | TCB floor per generation: `{milan?, genoa?, turin?}`, each `{fmc?, bootloader, tee, snp, microcode}` | Kettle's built-in floor |
 //! | `signers` | accepted report signers: `"vcek"`, `"vlek"` | `["vcek"]` |
 //! | `builder_ids` | accepted `runDetails.builder.id`s | Kettle's SEV-SNP builder |
-//! | `build_types` | accepted `buildType`s | both Kettle recipes |
+//! | `build_types` | accepted `buildType`s | every Kettle recipe (`kettle_wire::BuildType::ALL`) |
 //! | `source.repository` | `externalParameters.repository` | not compared |
 //! | `source.refs` | accepted refs, exact or with `*` wildcards (`refs/tags/v*`) | not compared |
 //! | `source.any_commit` | accept any built commit (else the auditor pins it: `--commit`/`--source`) | false |

@@ -64,6 +64,10 @@ pub enum BuildType {
 }
 
 impl BuildType {
+    /// Every recipe, the one registry kettle.toml's `type`, the verifier's accepted
+    /// buildTypes and `kettle policy init` read.
+    pub const ALL: [BuildType; 2] = [BuildType::CargoBuild, BuildType::Script];
+
     /// The name used in kettle.toml's `[build] type`.
     pub fn name(self) -> &'static str {
         match self {
@@ -82,9 +86,7 @@ impl BuildType {
 
     /// The recipe named `name` in kettle.toml.
     pub fn from_name(name: &str) -> Option<BuildType> {
-        [BuildType::CargoBuild, BuildType::Script]
-            .into_iter()
-            .find(|t| t.name() == name)
+        BuildType::ALL.into_iter().find(|t| t.name() == name)
     }
 }
 
@@ -279,6 +281,22 @@ pub fn check_relative(p: &str) -> Result<(), &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_recipe_is_registered_once_by_name_and_uri() {
+        let names: Vec<&str> = BuildType::ALL.iter().map(|t| t.name()).collect();
+        assert_eq!(names, ["cargo-build/v1", "script/v1"]);
+        for t in BuildType::ALL {
+            assert_eq!(BuildType::from_name(t.name()), Some(t));
+            assert!(
+                t.uri().ends_with(t.name()),
+                "{} names {}",
+                t.uri(),
+                t.name()
+            );
+        }
+        assert_eq!(BuildType::from_name("npm-build/v1"), None);
+    }
 
     const PIN: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
