@@ -10,7 +10,7 @@
 //! them, and `$GIT_DIR/info/attributes` counts too), so the guest would receive
 //! another tree than the commit's and refuse it.
 
-mod git;
+pub(crate) mod git;
 mod resolve;
 mod tree;
 

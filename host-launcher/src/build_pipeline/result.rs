@@ -18,7 +18,7 @@ use kettle_wire::Tee;
 pub const RESULT_FILE: &str = "result.json";
 /// `schema` of this format's version 1.
 pub const RESULT_SCHEMA: &str = "https://kettle.confidential.ai/build-result/v1";
-/// Largest provenance.json read to list the artifacts (as the verifier bounds it).
+/// Largest provenance.json read (as the verifier bounds it).
 const MAX_PROVENANCE_BYTES: u64 = kettle_verify::bundle::MAX_PROVENANCE_BYTES;
 
 /// How a build ended, as a pipeline branches on it.
@@ -153,8 +153,12 @@ impl BuildResult {
             source: ctx.source.clone(),
             image: ctx.image.clone(),
             artifacts,
-            provenance: digest_of(dir, PROVENANCE_FILE),
-            evidence: digest_of(dir, EVIDENCE_FILE),
+            provenance: digest_of(dir, PROVENANCE_FILE, MAX_PROVENANCE_BYTES),
+            evidence: digest_of(
+                dir,
+                EVIDENCE_FILE,
+                kettle_verify::bundle::MAX_EVIDENCE_BYTES,
+            ),
             failure,
             verify_command: ctx.verify_command.clone(),
         }
@@ -177,16 +181,13 @@ impl BuildResult {
     }
 }
 
-/// `name` in `out` with its SHA-256, when it is a regular file.
-fn digest_of(out: &Path, name: &str) -> Option<OutputFile> {
-    let path = out.join(name);
-    let meta = std::fs::symlink_metadata(&path).ok()?;
-    if !meta.is_file() {
-        return None;
-    }
+/// `name` in `out` with its SHA-256, when it is a regular file within `limit` bytes (the
+/// verifier's bounded reader: the guest wrote the directory).
+fn digest_of(out: &Path, name: &'static str, limit: u64) -> Option<OutputFile> {
+    let bytes = kettle_verify::bundle::read_regular(name, &out.join(name), limit).ok()?;
     Some(OutputFile {
         path: name.into(),
-        sha256: Sha256Digest::of_file(&path).ok()?.to_hex(),
+        sha256: Sha256Digest::of_bytes(&bytes).to_hex(),
     })
 }
 

@@ -4,7 +4,6 @@
 //! with the command that fixes it.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use super::PathDependency;
 
@@ -54,17 +53,12 @@ fn tracked(dir: &Path, path: &str) -> bool {
     git_succeeds(dir, &["ls-files", "--error-unmatch", "--", path]) == Some(true)
 }
 
-/// Whether `git -C dir ARGS` exits 0; None when git cannot be run.
+/// Whether `git -C dir ARGS` exits 0 (the source module's one git runner); None when git
+/// cannot be run.
 fn git_succeeds(dir: &Path, args: &[&str]) -> Option<bool> {
-    Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .ok()
-        .map(|s| s.success())
+    match crate::source::git::git(Some(dir), args) {
+        Ok(_) => Some(true),
+        Err(crate::source::SourceError::NoGit(_)) => None,
+        Err(_) => Some(false),
+    }
 }

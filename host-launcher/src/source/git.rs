@@ -10,7 +10,7 @@ use kettle_wire::ObjectFormat;
 use super::SourceError;
 
 /// Runs git with `args` in `dir`, returning stdout.
-pub(super) fn git<I, S>(dir: Option<&Path>, args: I) -> Result<Vec<u8>, SourceError>
+pub(crate) fn git<I, S>(dir: Option<&Path>, args: I) -> Result<Vec<u8>, SourceError>
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
