@@ -1,6 +1,7 @@
 //! Names the commit `kettle --version` was built from (KETTLE_COMMIT): from the
-//! environment when the release build sets it, else from git; outside a git checkout
-//! (a source archive, as the guest builds it) the version says so instead of guessing.
+//! environment when the build sets it (Kettle's sandbox sets it to the verified commit,
+//! since the guest builds from a source archive), else from git; with neither, the
+//! version says so instead of guessing.
 
 use std::process::Command;
 

@@ -21,8 +21,7 @@ use std::sync::Mutex;
 
 use kettle_wire::cache::CacheWriter;
 use kettle_wire::inputs::{required_inputs, BuildTools, InputKind};
-use kettle_wire::lockfile;
-use kettle_wire::recipe::{BuildType, Recipe, RECIPE_FILE};
+use kettle_wire::recipe::{cargo, BuildType, Recipe, RecipeOptions, RECIPE_FILE};
 use kettle_wire::request::DEFAULT_CRATES_URL;
 use kettle_wire::InputPin;
 
@@ -50,9 +49,11 @@ pub enum InputError {
         /// What is wrong.
         message: String,
     },
-    /// A cargo-build/v1 commit without Cargo.lock, or an unusable one.
-    #[error("Cargo.lock of commit {commit}: {message}")]
+    /// A commit without its recipe's lockfile (Cargo.lock), or an unusable one.
+    #[error("{file} of commit {commit}: {message}")]
     BadLockfile {
+        /// The lockfile.
+        file: &'static str,
         /// The commit.
         commit: String,
         /// What is wrong.
@@ -232,25 +233,42 @@ pub fn resolve_with(
             }
         })?;
     }
-    let crates = if recipe.build_type.uses_lockfile() {
-        let lock = source.read_file("Cargo.lock")?.ok_or_else(|| InputError::BadLockfile {
-            commit: commit.into(),
-            message: "missing: cargo-build/v1 needs a committed Cargo.lock (run `cargo generate-lockfile` and commit it)".into(),
-        })?;
-        let lock = String::from_utf8(lock).map_err(|_| InputError::BadLockfile {
-            commit: commit.into(),
-            message: "not UTF-8".into(),
-        })?;
-        let crates = lockfile::parse(&lock).map_err(|e| InputError::BadLockfile {
-            commit: commit.into(),
-            message: e.to_string(),
-        })?;
-        log::info!("{} crates from Cargo.lock", crates.len());
-        crates
-    } else {
-        Vec::new()
+    let dependencies = match recipe.build_type.recipe().ecosystem() {
+        Some(ecosystem) => {
+            let lock = ecosystem.lockfile();
+            let bad = |message: String| InputError::BadLockfile {
+                file: lock.file,
+                commit: commit.into(),
+                message,
+            };
+            let text = source.read_file(lock.file)?.ok_or_else(|| {
+                bad(format!(
+                    "missing: {} needs a committed {} (run `{}` and commit it)",
+                    recipe.build_type.name(),
+                    lock.file,
+                    lock.create_with
+                ))
+            })?;
+            let text = String::from_utf8(text).map_err(|_| bad("not UTF-8".into()))?;
+            let dependencies = ecosystem
+                .parse_dependencies(&text)
+                .map_err(|e| bad(e.to_string()))?;
+            log::info!(
+                "{} {}s from {}",
+                dependencies.len(),
+                ecosystem.package_noun(),
+                lock.file
+            );
+            dependencies
+        }
+        None => Vec::new(),
     };
-    let blobs = required_inputs(&recipe, &crates, &options.crates_url, BuildTools::Pinned);
+    let blobs = required_inputs(
+        &recipe,
+        &dependencies,
+        &options.crates_url,
+        BuildTools::Pinned,
+    );
     fetch_all_delivered(store, downloader, &blobs, options.jobs, delivered)?;
     Ok(ResolvedInputs {
         commit_object,
@@ -317,17 +335,36 @@ pub fn fetch_all_delivered(
 /// Refuses cargo-build/v1 outputs that `cargo build --release` cannot make, as far as the
 /// commit's Cargo.toml files tell (see [`crate::project::check_cargo_output`]).
 fn check_outputs(source: &ResolvedSource, recipe: &Recipe) -> Result<(), InputError> {
-    let bins = crate::project::bins_from_manifests(source)
+    let mut bins = crate::project::bins_from_manifests(source)
         .ok()
         .map(|b| b.0);
+    if let RecipeOptions::Cargo(options) = &recipe.options {
+        if !options.bins.is_empty() {
+            // `[cargo] bins` limits the build to those: each must be a binary here.
+            if let Some(known) = &bins {
+                if let Some(missing) = options.bins.iter().find(|b| !known.contains(b)) {
+                    return Err(InputError::BadOutput {
+                        commit: source.commit.clone(),
+                        output: missing.clone(),
+                        reason: format!(
+                            "[cargo] bins names {missing:?}, which is not a binary target here (binaries: {})",
+                            known.join(", ")
+                        ),
+                    });
+                }
+            }
+            bins = Some(options.bins.clone());
+        }
+    }
+    let release_dir = cargo::release_dir(&recipe.options);
     for output in &recipe.outputs {
-        crate::project::check_cargo_output(output, bins.as_deref()).map_err(|reason| {
-            InputError::BadOutput {
+        crate::project::check_cargo_output(output, &release_dir, bins.as_deref()).map_err(
+            |reason| InputError::BadOutput {
                 commit: source.commit.clone(),
                 output: output.clone(),
                 reason,
-            }
-        })?;
+            },
+        )?;
     }
     Ok(())
 }
@@ -356,7 +393,7 @@ fn fetch(
     }
     let name = url_file_name(&pin.url);
     let mut candidates: Vec<(PathBuf, Sha256Digest)> = Vec::new();
-    if !matches!(pin.kind, InputKind::Crate(_)) {
+    if !matches!(pin.kind, InputKind::Dependency(_)) {
         if let Some(name) = name {
             for dir in &delivered.bundle_dirs {
                 let path = dir.join(name);

@@ -9,8 +9,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Where cargo-build/v1 outputs are (`cargo build --release` in the source root).
-pub const RELEASE_DIR: &str = "target/release/";
+pub use kettle_wire::recipe::cargo::RELEASE_DIR;
 /// Why a binary behind required features is not an output.
 const DEFAULT_FEATURES_ONLY: &str = "cargo-build/v1 builds default features only";
 /// Binaries that are a workspace's build tooling by convention (`cargo xtask`), not its product.
@@ -63,7 +62,7 @@ pub enum ProjectError {
     },
     /// Cargo.lock pins something the guest cannot fetch or check.
     #[error("Cargo.lock: {0}; cargo-build/v1 fetches only what Cargo.lock pins by checksum: depend on a published version, or vendor the crate into the repository as a path dependency")]
-    Lockfile(kettle_wire::lockfile::LockfileError),
+    Lockfile(kettle_wire::recipe::cargo::lockfile::LockfileError),
     /// `--bin` named a binary the project does not build.
     #[error(
         "--bin {name}: not a binary that `cargo build --release` builds here (binaries: {bins})"
@@ -475,13 +474,17 @@ pub fn toolchain_channel(tree: &dyn Tree) -> Option<String> {
 }
 
 /// Why a cargo-build/v1 output cannot be produced, if it cannot: it must be under
-/// `target/release/`, and a file directly there without an extension must be one of
+/// `release_dir` (`target/release/`, or `target/<triple>/release/` with `[cargo] target`), and a file directly there without an extension must be one of
 /// `bins` (when they are known). Libraries (`lib*.so`, `.a`, `.rlib`) and deeper
 /// paths are left to the build.
-pub fn check_cargo_output(output: &str, bins: Option<&[String]>) -> Result<(), String> {
-    let Some(file) = output.strip_prefix(RELEASE_DIR) else {
+pub fn check_cargo_output(
+    output: &str,
+    release_dir: &str,
+    bins: Option<&[String]>,
+) -> Result<(), String> {
+    let Some(file) = output.strip_prefix(release_dir) else {
         return Err(format!(
-            "cargo-build/v1 runs `cargo build --release`, which writes {RELEASE_DIR}; name outputs {RELEASE_DIR}<bin>"
+            "cargo-build/v1 runs `cargo build --release`, which writes {release_dir}; name outputs {release_dir}<bin>"
         ));
     };
     if file.contains('/') || file.contains('.') {

@@ -21,7 +21,7 @@ use kettle_provenance::statement::{
 };
 use kettle_provenance::vocab;
 use kettle_provenance::{ids, purl, ResourceDescriptor, Statement};
-use kettle_wire::lockfile::LockedCrate;
+use kettle_wire::recipe::Dependency;
 use serde_json::{json, Value};
 
 /// The provenance's file name in the image directory.
@@ -183,8 +183,8 @@ pub struct SourceCommit {
 
 /// The registry crates among `cargo tree --prefix none` lines, each with its
 /// Cargo.lock checksum; workspace (path) crates are skipped: they are the source.
-pub fn crates_from_tree(tree: &str, lock: &[LockedCrate]) -> Result<Vec<LockedCrate>, String> {
-    let by_key: BTreeMap<(&str, &str), &LockedCrate> = lock
+pub fn crates_from_tree(tree: &str, lock: &[Dependency]) -> Result<Vec<Dependency>, String> {
+    let by_key: BTreeMap<(&str, &str), &Dependency> = lock
         .iter()
         .map(|c| ((c.name.as_str(), c.version.as_str()), c))
         .collect();
@@ -236,7 +236,7 @@ pub struct ImageProvenance<'a> {
     /// kernel-config/ovmf.pin.
     pub ovmf_pin: Option<&'a PinFile>,
     /// The crates kettle-init links.
-    pub crates: &'a [LockedCrate],
+    pub crates: &'a [Dependency],
     /// The compiler.
     pub rustc: Option<&'a RustcVersion>,
     /// The CA roots' dependency entry.
@@ -312,7 +312,7 @@ pub fn resolved_dependencies(p: &ImageProvenance<'_>) -> Result<Vec<ResourceDesc
             ResourceDescriptor::from_uri(
                 purl::cargo(&c.name, &c.version).map_err(|e| e.to_string())?,
             )
-            .with_digest(DIGEST_SHA256, c.checksum.to_hex()),
+            .with_digest(DIGEST_SHA256, c.sha256.to_hex()),
         );
     }
     if let Some(r) = p.ca_roots {

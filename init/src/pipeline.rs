@@ -95,7 +95,7 @@ impl Pipeline<'_> {
         let plan = timed(Step::Verify, "recipe", || steps::verify::recipe(&work))?;
         let pins = required_inputs(
             &plan.recipe,
-            &plan.crates,
+            &plan.dependencies,
             steps::fetch::crates_url(req),
             self.tools.build_tools(),
         );
@@ -112,6 +112,7 @@ impl Pipeline<'_> {
             steps::build::run(
                 &plan.recipe,
                 &root,
+                &req.commit,
                 &source.commit_raw,
                 &req.limits,
                 &self.tools,
@@ -127,7 +128,7 @@ impl Pipeline<'_> {
                 request: req,
                 build_type: plan.recipe.build_type,
                 tree: &tree,
-                crates: &plan.crates,
+                dependencies: &plan.dependencies,
                 toolchain: plan.recipe.toolchain.as_ref(),
                 rootfs: &plan.recipe.rootfs,
                 tools: &self.tools,

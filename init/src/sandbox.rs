@@ -34,9 +34,10 @@
 //! of the host's null/zero/... instead of fresh nodes; RLIMIT_NPROC counts all
 //! of the caller's processes; and it needs unprivileged user namespaces enabled.
 //!
-//! This module also defines what a recipe's build sees in there ([`spec_for`],
-//! [`prepare_dirs`]): the binds, the complete environment, SOURCE_DATE_EPOCH,
-//! the command and the limits. The exec plan the caller computes before it
+//! This module also defines what every recipe's build sees in there
+//! ([`spec_for`], [`prepare_dirs`]): the binds, the environment every build
+//! shares, SOURCE_DATE_EPOCH and the limits; the recipe (kettle-wire's
+//! `recipe/`) adds its command, its environment and its files in the home. The exec plan the caller computes before it
 //! forks is `sandbox/plan.rs`; the child processes live in `sandbox/process.rs`.
 
 mod plan;
@@ -57,7 +58,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kettle_wire::console;
-use kettle_wire::{BuildType, Limits, Recipe};
+use kettle_wire::{Limits, Recipe};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
@@ -383,11 +384,11 @@ pub fn has_root() -> bool {
 
 /// Sandbox path of the source tree (the build's working directory).
 pub const SANDBOX_SRC: &str = "/src";
-/// Sandbox path of the vendored crates.
+/// Sandbox path of the laid-out dependencies (the vendored crates).
 pub const SANDBOX_VENDOR: &str = "/vendor";
 /// Sandbox path of the toolchain root (bin/cargo, bin/rustc, lib/...).
 pub const SANDBOX_TOOLCHAIN: &str = "/opt/kettle/toolchain";
-/// Sandbox path of the build's writable home (CARGO_HOME lives under it).
+/// Sandbox path of the build's writable home (the recipe's files live under it: CARGO_HOME).
 pub const SANDBOX_HOME: &str = "/kettle-home";
 /// Host directories bound read-only at their own path when a local build uses the host's tools.
 pub const HOST_TOOL_DIRS: &[&str] = &["/usr", "/bin", "/lib", "/lib64", "/sbin", "/etc"];
@@ -405,9 +406,9 @@ pub struct BuildDirs {
     pub root: PathBuf,
     /// The verified source tree: [`SANDBOX_SRC`], writable, the working directory.
     pub src: PathBuf,
-    /// The build's home: [`SANDBOX_HOME`], writable; CARGO_HOME is its `cargo/`.
+    /// The build's home: [`SANDBOX_HOME`], writable; the recipe's files go in it.
     pub home: PathBuf,
-    /// The vendored crates: [`SANDBOX_VENDOR`], read-only.
+    /// The laid-out dependencies: [`SANDBOX_VENDOR`], read-only.
     pub vendor: PathBuf,
     /// The toolchain root, if any: [`SANDBOX_TOOLCHAIN`], read-only.
     pub toolchain: Option<PathBuf>,
@@ -415,14 +416,20 @@ pub struct BuildDirs {
     pub host_tools: bool,
 }
 
-/// Readies the writable directories: CARGO_HOME holding the config that points cargo
-/// at the vendored crates, and (as root) the writable trees owned by the build uid.
-pub fn prepare_dirs(dirs: &BuildDirs) -> Result<(), SandboxError> {
+/// Readies the writable directories: the home holding the recipe's files (cargo's
+/// config pointing it at the vendored crates), and (as root) the writable trees owned
+/// by the build uid.
+pub fn prepare_dirs(recipe: &Recipe, dirs: &BuildDirs) -> Result<(), SandboxError> {
     let io = |what| move |source| SandboxError::Io { what, source };
-    let cargo_home = dirs.home.join("cargo");
-    fs::create_dir_all(&cargo_home).map_err(io("build home"))?;
-    fs::write(cargo_home.join("config.toml"), cargo_config(SANDBOX_VENDOR))
-        .map_err(io("cargo config"))?;
+    fs::create_dir_all(&dirs.home).map_err(io("build home"))?;
+    for (name, contents) in recipe.build_type.recipe().home_files(SANDBOX_VENDOR) {
+        // The names are the recipe module's constants, never the source tree's.
+        let path = dirs.home.join(name);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).map_err(io("build home"))?;
+        }
+        fs::write(&path, contents).map_err(io("the recipe's files in the build home"))?;
+    }
     // Rootless, the caller's own files already appear as the build uid inside the user namespace.
     if has_root() {
         chown_tree(&dirs.src).map_err(io("hand the source tree to the build user"))?;
@@ -431,11 +438,14 @@ pub fn prepare_dirs(dirs: &BuildDirs) -> Result<(), SandboxError> {
     Ok(())
 }
 
-/// The sandbox a recipe's build runs in: its binds, its complete environment
-/// (SOURCE_DATE_EPOCH = the commit's committer time), its command and the request's limits.
+/// The sandbox a recipe's build runs in: its binds, its complete environment (what every
+/// build sees, SOURCE_DATE_EPOCH = the commit's committer time, KETTLE_COMMIT = the
+/// verified commit id `commit`, since /src has no .git; then the recipe's), the recipe's
+/// command and the request's limits.
 pub fn spec_for(
     recipe: &Recipe,
     dirs: &BuildDirs,
+    commit: &str,
     commit_raw: &[u8],
     limits: &Limits,
 ) -> SandboxSpec {
@@ -457,14 +467,13 @@ pub fn spec_for(
     } else {
         Vec::new()
     };
+    let build = recipe.build_type.recipe();
     let mut env: Vec<(String, String)> = [
         (
             "PATH",
             format!("{SANDBOX_TOOLCHAIN}/bin:/usr/local/bin:/usr/bin:/bin"),
         ),
         ("HOME", SANDBOX_HOME.into()),
-        ("CARGO_HOME", format!("{SANDBOX_HOME}/cargo")),
-        ("CARGO_TERM_COLOR", "never".into()),
         ("TMPDIR", "/tmp".into()),
         ("LANG", "C.UTF-8".into()),
         ("TZ", "UTC".into()),
@@ -475,13 +484,9 @@ pub fn spec_for(
     if let Some(epoch) = committer_time(commit_raw) {
         env.push(("SOURCE_DATE_EPOCH".into(), epoch.to_string()));
     }
-    let argv = match recipe.build_type {
-        BuildType::CargoBuild => ["cargo", "build", "--locked", "--offline", "--release"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-        BuildType::Script => recipe.command.clone().unwrap_or_default(),
-    };
+    env.push(("KETTLE_COMMIT".into(), commit.to_string()));
+    env.extend(build.environment(recipe, SANDBOX_HOME));
+    let argv = build.command(recipe);
     let secs = limits.build_seconds();
     SandboxSpec {
         root: dirs.root.clone(),
@@ -499,13 +504,6 @@ pub fn spec_for(
             open_files: BUILD_OPEN_FILES,
         },
     }
-}
-
-/// The cargo config that replaces crates.io with the vendor directory at `vendor_path` (sandbox path).
-pub fn cargo_config(vendor_path: &str) -> String {
-    format!(
-        "[source.crates-io]\nreplace-with = \"vendored-sources\"\n\n[source.vendored-sources]\ndirectory = \"{vendor_path}\"\n\n[net]\noffline = true\n"
-    )
 }
 
 /// The committer timestamp of a raw commit object (for SOURCE_DATE_EPOCH).

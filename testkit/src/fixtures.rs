@@ -9,9 +9,9 @@ use std::sync::OnceLock;
 
 use kettle_attest::{Evidence, ReportProvider, RequestError, Tee};
 use kettle_provenance::Sha256Digest;
-use kettle_wire::lockfile::{self, LockedCrate};
 use kettle_wire::output::{ERROR_FILE, STATUS_FILE};
-use kettle_wire::recipe::RECIPE_FILE;
+use kettle_wire::recipe::cargo::lockfile;
+use kettle_wire::recipe::{Dependency, RECIPE_FILE};
 use kettle_wire::request::REQUEST_SCHEMA;
 use kettle_wire::{BuildRequest, BuildStatus, ErrorReport, FetchMode, Limits, ObjectFormat, Pin};
 
@@ -169,8 +169,10 @@ pub fn examples_dir() -> PathBuf {
 }
 
 /// The registry crates examples/hello-cargo's Cargo.lock pins.
-pub fn hello_cargo_lock() -> Vec<LockedCrate> {
-    lockfile::load(&examples_dir().join("hello-cargo")).expect("hello-cargo has a Cargo.lock")
+pub fn hello_cargo_lock() -> Vec<Dependency> {
+    let lock = fs::read_to_string(examples_dir().join("hello-cargo/Cargo.lock"))
+        .expect("hello-cargo has a Cargo.lock");
+    lockfile::parse(&lock).expect("hello-cargo's Cargo.lock parses")
 }
 
 /// Copies examples/`sample` into `repo`'s working tree, its kettle.toml.in written as

@@ -5,14 +5,13 @@
 
 use kettle_provenance::Sha256Digest;
 
-use crate::lockfile::LockedCrate;
-use crate::recipe::{BuildType, Recipe};
+use crate::recipe::{Dependency, Recipe};
 
 /// What a pinned input is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InputKind {
-    /// A crates.io package from Cargo.lock.
-    Crate(LockedCrate),
+    /// A package the recipe's lockfile pins (a crate of Cargo.lock).
+    Dependency(Dependency),
     /// The Rust toolchain bundle of kettle.toml `[toolchain]`.
     Toolchain,
     /// The build root filesystem of kettle.toml `[rootfs]`.
@@ -22,8 +21,8 @@ pub enum InputKind {
 /// Where an input's pin is written (both are inside the verified commit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PinSource {
-    /// Cargo.lock's `checksum`.
-    CargoLock,
+    /// The recipe's lockfile (Cargo.lock's `checksum`).
+    Lockfile(&'static str),
     /// kettle.toml `[toolchain] sha256`.
     RecipeToolchain,
     /// kettle.toml `[rootfs] sha256`.
@@ -34,7 +33,7 @@ impl PinSource {
     /// How the pin's location is named in messages.
     pub fn describe(self) -> &'static str {
         match self {
-            PinSource::CargoLock => "Cargo.lock",
+            PinSource::Lockfile(file) => file,
             PinSource::RecipeToolchain => "kettle.toml [toolchain]",
             PinSource::RecipeRootfs => "kettle.toml [rootfs]",
         }
@@ -56,7 +55,7 @@ impl InputPin {
     /// How the input is named in logs and errors: `crate hex 0.4.3`, `toolchain`, `rootfs`.
     pub fn label(&self) -> String {
         match &self.kind {
-            InputKind::Crate(k) => k.label(),
+            InputKind::Dependency(d) => d.label(),
             InputKind::Toolchain => "toolchain".into(),
             InputKind::Rootfs => "rootfs".into(),
         }
@@ -64,8 +63,8 @@ impl InputPin {
 
     /// Where the pin is written.
     pub fn source(&self) -> PinSource {
-        match self.kind {
-            InputKind::Crate(_) => PinSource::CargoLock,
+        match &self.kind {
+            InputKind::Dependency(d) => PinSource::Lockfile(d.ecosystem().lockfile().file),
             InputKind::Toolchain => PinSource::RecipeToolchain,
             InputKind::Rootfs => PinSource::RecipeRootfs,
         }
@@ -81,38 +80,21 @@ pub enum BuildTools {
     Host,
 }
 
-/// The crates.io-style download URL of a locked crate under `base`.
-pub fn crate_url(base: &str, krate: &LockedCrate) -> String {
-    format!(
-        "{}/{}/{}-{}.crate",
-        base.trim_end_matches('/'),
-        krate.name,
-        krate.name,
-        krate.version
-    )
-}
-
-impl BuildType {
-    /// Whether the recipe reads Cargo.lock (its crates become inputs).
-    pub fn uses_lockfile(self) -> bool {
-        matches!(self, BuildType::CargoBuild)
-    }
-}
-
-/// Every pinned input of a build, in a fixed order: the crates (sorted, as
-/// Cargo.lock parsing returns them), then the toolchain, then the rootfs.
+/// Every pinned input of a build, in a fixed order: the lockfile's dependencies
+/// (sorted, as the recipe's lockfile parsing returns them), then the toolchain, then
+/// the rootfs. `registry` is the base URL dependencies are downloaded from.
 pub fn required_inputs(
     recipe: &Recipe,
-    crates: &[LockedCrate],
-    crates_url: &str,
+    dependencies: &[Dependency],
+    registry: &str,
     tools: BuildTools,
 ) -> Vec<InputPin> {
-    let mut pins: Vec<InputPin> = crates
+    let mut pins: Vec<InputPin> = dependencies
         .iter()
-        .map(|k| InputPin {
-            kind: InputKind::Crate(k.clone()),
-            sha256: k.checksum,
-            url: crate_url(crates_url, k),
+        .map(|d| InputPin {
+            kind: InputKind::Dependency(d.clone()),
+            sha256: d.sha256,
+            url: d.ecosystem().download_url(registry, d),
         })
         .collect();
     if tools == BuildTools::Pinned {
@@ -159,10 +141,11 @@ mod tests {
 
     #[test]
     fn crates_then_toolchain_then_rootfs_each_with_its_pin_source() {
-        let hex = LockedCrate {
+        let hex = Dependency {
+            build_type: crate::recipe::BuildType::CargoBuild,
             name: "hex".into(),
             version: "0.4.3".into(),
-            checksum: Sha256Digest::of_bytes(b"hex"),
+            sha256: Sha256Digest::of_bytes(b"hex"),
         };
         let pins = required_inputs(
             &recipe(true),
@@ -183,26 +166,13 @@ mod tests {
             ]
         );
         assert_eq!(pins[0].url, "https://c/crates/hex/hex-0.4.3.crate");
-        assert_eq!(pins[0].sha256, hex.checksum);
+        assert_eq!(pins[0].sha256, hex.sha256);
         assert_eq!(pins[2].sha256.to_hex(), "22".repeat(32));
         let host = required_inputs(&recipe(true), &[hex], "https://c", BuildTools::Host);
         assert_eq!(host.len(), 1, "host tools are not inputs");
         assert_eq!(
             required_inputs(&recipe(false), &[], "https://c", BuildTools::Pinned).len(),
             1
-        );
-    }
-
-    #[test]
-    fn crate_urls_follow_crates_io() {
-        let k = LockedCrate {
-            name: "hex".into(),
-            version: "0.4.3".into(),
-            checksum: Sha256Digest::of_bytes(b""),
-        };
-        assert_eq!(
-            crate_url(crate::request::DEFAULT_CRATES_URL, &k),
-            "https://static.crates.io/crates/hex/hex-0.4.3.crate"
         );
     }
 }

@@ -6,8 +6,9 @@
 //! * [`request`]: the request disk (what to build; untrusted).
 //! * [`cache`]: the cache disk / inputs dir layout (content-addressed inputs).
 //! * [`output`]: the output disk / output dir layout, status.json.
-//! * [`recipe`]: `kettle.toml`; [`lockfile`]: `Cargo.lock`; [`inputs`]: the
-//!   one answer to "which inputs does this recipe need".
+//! * [`recipe`]: the recipes (one module per build type behind one interface)
+//!   and `kettle.toml`; [`inputs`]: the one answer to "which inputs does this
+//!   recipe need".
 //! * [`steps`]: the guest's step names and `error.json`; [`console`]: the
 //!   console line format the host's progress display reads.
 //! * [`devices`]: the disk serials and the PSP port name.
@@ -24,7 +25,6 @@ pub mod devices;
 #[cfg(feature = "https")]
 pub mod https;
 pub mod inputs;
-pub mod lockfile;
 pub mod output;
 pub mod recipe;
 pub mod request;
@@ -37,6 +37,6 @@ pub use kettle_attest::Tee;
 pub use kettle_provenance::git::ObjectFormat;
 pub use kettle_provenance::Sha256Digest;
 pub use output::BuildStatus;
-pub use recipe::{BuildType, Pin, Recipe};
+pub use recipe::{BuildRecipe, BuildType, Dependency, PackageEcosystem, Pin, Recipe};
 pub use request::{BuildRequest, FetchMode, Limits, Upstream};
 pub use steps::{ErrorReport, Step};

@@ -260,7 +260,7 @@ fn build(args: ImageArgs) -> Result<String, ImageError> {
             let locked = parsed(
                 "lock file",
                 lock,
-                kettle_wire::lockfile::parse(&read_text("lock file", lock)?)
+                kettle_wire::recipe::cargo::lockfile::parse(&read_text("lock file", lock)?)
                     .map_err(|e| e.to_string()),
             )?;
             parsed(

@@ -108,7 +108,7 @@ pub fn check_lockfile(tree: &dyn Tree) -> Result<(), ProjectError> {
         path: "Cargo.lock".into(),
         message: "is not UTF-8".into(),
     })?;
-    kettle_wire::lockfile::parse(&text)
+    kettle_wire::recipe::cargo::lockfile::parse(&text)
         .map(|_| ())
         .map_err(ProjectError::Lockfile)
 }

@@ -120,12 +120,12 @@ fn the_written_recipe_parses_and_is_not_overwritten() {
 #[test]
 fn outputs_the_recipe_cannot_make_are_named() {
     let bins = ["hello".to_string()];
-    assert!(check_cargo_output("target/release/hello", Some(&bins)).is_ok());
-    assert!(check_cargo_output("target/release/libhello.so", Some(&bins)).is_ok());
-    assert!(check_cargo_output("target/release/hello", None).is_ok());
-    let err = check_cargo_output("target/debug/hello", Some(&bins)).unwrap_err();
+    assert!(check_cargo_output("target/release/hello", RELEASE_DIR, Some(&bins)).is_ok());
+    assert!(check_cargo_output("target/release/libhello.so", RELEASE_DIR, Some(&bins)).is_ok());
+    assert!(check_cargo_output("target/release/hello", RELEASE_DIR, None).is_ok());
+    let err = check_cargo_output("target/debug/hello", RELEASE_DIR, Some(&bins)).unwrap_err();
     assert!(err.contains("target/release/"), "{err}");
-    let err = check_cargo_output("target/release/helo", Some(&bins)).unwrap_err();
+    let err = check_cargo_output("target/release/helo", RELEASE_DIR, Some(&bins)).unwrap_err();
     assert!(err.contains("binaries: hello"), "{err}");
 }
 

@@ -127,7 +127,7 @@ fn image_bakes_in_the_pinned_roots_and_writes_valid_provenance() {
     // Three registry crates of the lock file stand in for `cargo tree`'s list.
     let lockfile = repo_root().join("Cargo.lock");
     let lock = fs::read_to_string(&lockfile).unwrap();
-    let locked = kettle_wire::lockfile::parse(&lock).unwrap();
+    let locked = kettle_wire::recipe::cargo::lockfile::parse(&lock).unwrap();
     let list: String = locked
         .iter()
         .take(3)
@@ -224,7 +224,7 @@ fn image_bakes_in_the_pinned_roots_and_writes_valid_provenance() {
             .iter()
             .find(|d| d.uri.as_deref() == Some(&purl))
             .unwrap();
-        assert_eq!(d.sha256(), Some(c.checksum.to_hex().as_str()));
+        assert_eq!(d.sha256(), Some(c.sha256.to_hex().as_str()));
     }
     let names = [
         "bzImage",

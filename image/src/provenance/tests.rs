@@ -65,11 +65,12 @@ fn pins() -> (PinFile, PinFile) {
     (read("source.pin"), read("ovmf.pin"))
 }
 
-fn crate_(name: &str, version: &str) -> LockedCrate {
-    LockedCrate {
+fn crate_(name: &str, version: &str) -> Dependency {
+    Dependency {
+        build_type: kettle_wire::BuildType::CargoBuild,
         name: name.into(),
         version: version.into(),
-        checksum: Sha256Digest::from_hex(SUM).unwrap(),
+        sha256: Sha256Digest::from_hex(SUM).unwrap(),
     }
 }
 
@@ -127,7 +128,7 @@ fn crates_come_from_the_tree_with_lock_checksums() {
 fn inputs<'a>(
     image: &'a AssembledImage,
     pins: &'a (PinFile, PinFile),
-    crates: &'a [LockedCrate],
+    crates: &'a [Dependency],
     rustc: &'a RustcVersion,
     source: &'a SourceCommit,
     ca: &'a ResourceDescriptor,

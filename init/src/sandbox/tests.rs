@@ -90,6 +90,7 @@ fn a_script_build_sees_its_binds_environment_and_limits() {
     let spec = spec_for(
         &recipe,
         &dirs,
+        "0123456789abcdef0123456789abcdef01234567",
         b"tree x\ncommitter C <c@x> 42 +0000\n\nm",
         &limits,
     );
@@ -116,6 +117,10 @@ fn a_script_build_sees_its_binds_environment_and_limits() {
             .map(|(_, v)| v.as_str())
     };
     assert_eq!(env("SOURCE_DATE_EPOCH"), Some("42"));
+    assert_eq!(
+        env("KETTLE_COMMIT"),
+        Some("0123456789abcdef0123456789abcdef01234567")
+    );
     assert_eq!(env("CARGO_HOME"), Some("/kettle-home/cargo"));
     assert_eq!(
         (spec.limits.wall_seconds, spec.limits.cpu_seconds),
@@ -359,7 +364,7 @@ fn the_build_time_limit_is_the_requests_number_above_or_below_an_hour() {
             max_build_seconds: asked,
             max_memory_bytes: None,
         };
-        let spec = spec_for(&recipe, &dirs, b"tree x\n\nm", &limits);
+        let spec = spec_for(&recipe, &dirs, "c0ffee", b"tree x\n\nm", &limits);
         assert_eq!(
             (spec.limits.wall_seconds, spec.limits.cpu_seconds),
             (enforced, enforced),

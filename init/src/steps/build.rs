@@ -1,5 +1,6 @@
 //! The build step: run the recipe in the sandbox. What the build sees (binds,
-//! environment, limits) is [`crate::sandbox::spec_for`]'s to define; this step
+//! environment, limits) is [`crate::sandbox::spec_for`]'s to define (with the
+//! recipe's command, environment and home files); this step
 //! only readies the directories, asks for the spec and runs it.
 
 use kettle_wire::{Limits, Recipe};
@@ -22,6 +23,7 @@ pub enum BuildError {
 pub fn run(
     recipe: &Recipe,
     root: &BuildRoot,
+    commit: &str,
     commit_raw: &[u8],
     limits: &Limits,
     tools: &Tools,
@@ -35,10 +37,10 @@ pub fn run(
         toolchain: root.toolchain.clone(),
         host_tools: matches!(tools, Tools::Host { .. }),
     };
-    sandbox::prepare_dirs(&dirs)
+    sandbox::prepare_dirs(recipe, &dirs)
         .map_err(BuildError::from)
         .in_step(Step::Build)?;
-    let spec = sandbox::spec_for(recipe, &dirs, commit_raw, limits);
+    let spec = sandbox::spec_for(recipe, &dirs, commit, commit_raw, limits);
     sandbox::run(&spec)
         .map_err(BuildError::from)
         .in_step(Step::Build)?;

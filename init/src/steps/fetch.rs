@@ -288,17 +288,24 @@ pub fn inputs(
             path,
         });
     }
-    let crates = pins
+    let dependencies: Vec<_> = pins
         .iter()
-        .filter(|p| matches!(p.kind, InputKind::Crate(_)))
-        .count();
+        .filter_map(|p| match &p.kind {
+            InputKind::Dependency(d) => Some(d),
+            _ => None,
+        })
+        .collect();
+    let packages = match dependencies.first() {
+        Some(d) => format!("{} {}s", dependencies.len(), d.ecosystem().package_noun()),
+        None => "no dependencies".to_string(),
+    };
     let has_toolchain = pins.iter().any(|p| p.kind == InputKind::Toolchain);
     let tools = match (tools, has_toolchain) {
         (Tools::Host { .. }, _) => " (host tools, not fetched)",
         (Tools::Pinned, true) => ", toolchain, rootfs",
         (Tools::Pinned, false) => ", rootfs",
     };
-    Ok((fetched, format!("{crates} crates{tools}")))
+    Ok((fetched, format!("{packages}{tools}")))
 }
 
 /// Reads at most `limit` bytes of `path` into memory; `what` names the file in errors.

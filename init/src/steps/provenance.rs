@@ -23,7 +23,7 @@ use thiserror::Error;
 use kettle_attest::Tee;
 use kettle_provenance::timestamp::format_rfc3339_utc;
 use kettle_provenance::Sha256Digest;
-use kettle_wire::lockfile::LockedCrate;
+use kettle_wire::recipe::Dependency;
 use kettle_wire::{BuildRequest, BuildType, Pin};
 
 use super::attest::Attestor;
@@ -134,8 +134,8 @@ pub struct ProvenanceInputs<'a> {
     pub build_type: BuildType,
     /// The verified tree id of the commit.
     pub tree: &'a str,
-    /// Registry crates from Cargo.lock.
-    pub crates: &'a [LockedCrate],
+    /// The packages the recipe's lockfile pins.
+    pub dependencies: &'a [Dependency],
     /// Toolchain pin, if any.
     pub toolchain: Option<&'a Pin>,
     /// Rootfs pin.
@@ -156,7 +156,7 @@ pub struct ProvenanceInputs<'a> {
     pub finished_on: i64,
 }
 
-/// The resolvedDependencies list: source, crates, toolchain, rootfs, then the rootfs's
+/// The resolvedDependencies list: source, the lockfile's packages, toolchain, rootfs, then the rootfs's
 /// packages as its manifest lists them.
 pub fn resolved_dependencies(
     p: &ProvenanceInputs<'_>,
@@ -169,10 +169,9 @@ pub fn resolved_dependencies(
                 .with_digest(DIGEST_GIT_COMMIT, req.commit.clone())
                 .with_digest(DIGEST_GIT_TREE, p.tree.to_string()),
         ];
-    for k in p.crates {
+    for d in p.dependencies {
         deps.push(
-            ResourceDescriptor::from_uri(purl::cargo(&k.name, &k.version)?)
-                .with_digest(DIGEST_SHA256, k.checksum.to_hex()),
+            ResourceDescriptor::from_uri(d.purl()?).with_digest(DIGEST_SHA256, d.sha256.to_hex()),
         );
     }
     match p.tools {
@@ -377,7 +376,7 @@ mod tests {
             request: req,
             build_type: BuildType::Script,
             tree: &"b".repeat(40),
-            crates: &[],
+            dependencies: &[],
             toolchain: Some(&toolchain),
             rootfs: &rootfs,
             tools: &Tools::Pinned,

@@ -1,15 +1,14 @@
 //! The verify step: every input against its pin. The commit object must hash
 //! to the requested id and the source archive's tree to the commit's tree;
-//! the recipe (kettle.toml) and Cargo.lock are then read from that verified
-//! tree, and every other input must hash to the pin they give it.
+//! the recipe (kettle.toml) and its lockfile (Cargo.lock) are then read from
+//! that verified tree, and every other input must hash to the pin they give it.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use kettle_provenance::git;
 use kettle_provenance::Sha256Digest;
-use kettle_wire::lockfile::{self, LockedCrate, LockfileError};
-use kettle_wire::recipe::{RecipeError, RECIPE_FILE};
+use kettle_wire::recipe::{Dependency, DependencyError, RecipeError, RECIPE_FILE};
 use kettle_wire::unpack::{open_archive, unpack, UnpackError, UnpackLimits};
 use kettle_wire::{BuildRequest, PinSource, Recipe};
 use thiserror::Error;
@@ -64,9 +63,9 @@ pub enum VerifyError {
     /// kettle.toml is missing or invalid.
     #[error(transparent)]
     Recipe(#[from] RecipeError),
-    /// Cargo.lock is missing or invalid.
+    /// The recipe's lockfile (Cargo.lock) is missing or invalid.
     #[error(transparent)]
-    Lockfile(#[from] LockfileError),
+    Lockfile(#[from] DependencyError),
     /// An input's SHA-256 differs from its pin.
     #[error("{input}: sha256 is {computed} but {} pins {expected}", pinned_by.describe())]
     Digest {
@@ -101,13 +100,13 @@ fn describe_extra(entries: &[String]) -> &'static str {
     }
 }
 
-/// What the verified source asks for: its recipe and, for cargo-build/v1, its locked crates.
+/// What the verified source asks for: its recipe and the dependencies its lockfile pins.
 #[derive(Debug, Clone)]
 pub struct Plan {
     /// kettle.toml.
     pub recipe: Recipe,
-    /// Cargo.lock's registry crates (empty for recipes that do not read it).
-    pub crates: Vec<LockedCrate>,
+    /// The lockfile's pinned packages (empty for recipes without one).
+    pub dependencies: Vec<Dependency>,
 }
 
 /// Checks the commit object against the requested id and the archive against the
@@ -205,26 +204,36 @@ pub fn resolved_ref(req: &BuildRequest, resolved: &ResolvedRef) -> Result<((), S
     ))
 }
 
-/// Reads the recipe (and Cargo.lock, when the recipe uses it) from the verified tree.
+/// Reads the recipe (and its lockfile, when it has one) from the verified tree.
 pub fn recipe(work: &WorkDir) -> Result<(Plan, String), StepError> {
     let src = work.src();
     let recipe = Recipe::load(&src)
         .map_err(VerifyError::from)
         .in_step_for(Step::Verify, RECIPE_FILE)?;
-    let crates = if recipe.build_type.uses_lockfile() {
-        lockfile::load(&src)
-            .map_err(VerifyError::from)
-            .in_step_for(Step::Verify, "Cargo.lock")?
-    } else {
-        Vec::new()
+    let ecosystem = recipe.build_type.recipe().ecosystem();
+    let dependencies = recipe
+        .load_dependencies(&src)
+        .map_err(VerifyError::from)
+        .in_step_for(
+            Step::Verify,
+            ecosystem.map_or(RECIPE_FILE, |e| e.lockfile().file),
+        )?;
+    let packages = match ecosystem {
+        Some(e) => format!("{} {}s", dependencies.len(), e.package_noun()),
+        None => "no lockfile".to_string(),
     };
     let summary = format!(
-        "{} with {} crates, outputs {:?}",
+        "{} with {packages}, outputs {:?}",
         recipe.build_type.name(),
-        crates.len(),
         recipe.outputs
     );
-    Ok((Plan { recipe, crates }, summary))
+    Ok((
+        Plan {
+            recipe,
+            dependencies,
+        },
+        summary,
+    ))
 }
 
 /// Hashes every fetched input and compares it with its pin.
@@ -242,7 +251,7 @@ pub fn inputs(fetched: &[FetchedInput], tools: &Tools) -> Result<((), String), S
     }
     Ok((
         (),
-        "every crate, toolchain and rootfs matches its pin".to_string(),
+        "every dependency, toolchain and rootfs matches its pin".to_string(),
     ))
 }
 

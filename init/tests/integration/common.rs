@@ -11,7 +11,7 @@ use kettle_init::{run_local, LocalOptions, Outcome, Step, StepError, Tools};
 use kettle_provenance::Sha256Digest;
 use kettle_testkit::fixtures::{assert_only_error, hello_cargo_lock, host_toolchain};
 use kettle_testkit::{CountingProvider, Scenario};
-use kettle_wire::inputs::crate_url;
+use kettle_wire::recipe::cargo::crate_url;
 use kettle_wire::request::DEFAULT_CRATES_URL;
 use kettle_wire::{BuildRequest, ErrorReport};
 
@@ -34,7 +34,7 @@ pub fn hello_cargo_crates() -> &'static [Vec<u8>] {
                 let bytes = client
                     .get_bytes(&url, 16 << 20)
                     .unwrap_or_else(|e| panic!("{e}"));
-                assert_eq!(Sha256Digest::of_bytes(&bytes), k.checksum, "{url}");
+                assert_eq!(Sha256Digest::of_bytes(&bytes), k.sha256, "{url}");
                 bytes
             })
             .collect()

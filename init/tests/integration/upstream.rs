@@ -10,7 +10,7 @@ use kettle_provenance::{vocab, Provenance, Statement};
 use kettle_testkit::fixtures::hello_cargo_lock;
 use kettle_testkit::scenario::{REPO_PATH, ROOTFS_PATH};
 use kettle_testkit::{CountingProvider, HttpsServer, Scenario};
-use kettle_wire::inputs::crate_url;
+use kettle_wire::recipe::cargo::crate_url;
 use kettle_wire::BuildRequest;
 
 use crate::common::{expect_failure, hello_cargo_crates, host_tools};

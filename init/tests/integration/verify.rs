@@ -96,7 +96,7 @@ fn tampered_crate_stops_at_verify() {
     let inputs = sc.inputs();
     let locked = hello_cargo_lock();
     let hex = locked.iter().find(|k| k.name == "hex").unwrap();
-    let blob = cache::blob_path(&inputs, &hex.checksum);
+    let blob = cache::blob_path(&inputs, &hex.sha256);
     let mut evil = fs::read(&blob).unwrap();
     let n = evil.len();
     evil[n / 2] ^= 0xff;

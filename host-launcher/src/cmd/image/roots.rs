@@ -153,14 +153,14 @@ mod tests {
         let lock =
             std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.lock"))
                 .unwrap();
-        let crates = kettle_wire::lockfile::parse(&lock).unwrap();
+        let crates = kettle_wire::recipe::cargo::lockfile::parse(&lock).unwrap();
         let pinned: Vec<_> = crates
             .iter()
             .filter(|c| c.name == WEBPKI_ROOT_CERTS)
             .collect();
         assert_eq!(pinned.len(), 1, "one {WEBPKI_ROOT_CERTS} in Cargo.lock");
         assert_eq!(
-            (pinned[0].version.as_str(), pinned[0].checksum.to_hex()),
+            (pinned[0].version.as_str(), pinned[0].sha256.to_hex()),
             (WEBPKI_ROOT_CERTS_VERSION, WEBPKI_ROOT_CERTS_CHECKSUM.to_string()),
             "moved webpki-root-certs? update WEBPKI_ROOT_CERTS_VERSION/CHECKSUM (and Cargo.toml's =version)"
         );

@@ -2,12 +2,12 @@
 //! SHA-256 `checksum` of its .crate file. The lock file is in the verified
 //! source tree, so the commit covers every pin.
 
-use std::path::Path;
-
 use serde::Deserialize;
 use thiserror::Error;
 
 use kettle_provenance::Sha256Digest;
+
+use crate::recipe::{BuildType, Dependency};
 
 /// Sources that mean "crates.io".
 const CRATES_IO_SOURCES: &[&str] = &[
@@ -17,37 +17,9 @@ const CRATES_IO_SOURCES: &[&str] = &[
 /// Largest Cargo.lock accepted.
 pub const MAX_LOCKFILE_BYTES: u64 = 8 << 20;
 
-/// A crates.io package pinned by Cargo.lock.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct LockedCrate {
-    /// Crate name.
-    pub name: String,
-    /// Exact version.
-    pub version: String,
-    /// SHA-256 of the .crate file.
-    pub checksum: Sha256Digest,
-}
-
-impl LockedCrate {
-    /// How the crate is named in logs and errors, e.g. `crate hex 0.4.3`.
-    pub fn label(&self) -> String {
-        format!("crate {} {}", self.name, self.version)
-    }
-    /// The directory name used in the vendor dir.
-    pub fn dir_name(&self) -> String {
-        format!("{}-{}", self.name, self.version)
-    }
-}
-
 /// Why Cargo.lock could not be used.
 #[derive(Debug, Error)]
 pub enum LockfileError {
-    /// Missing or unreadable.
-    #[error("cannot read Cargo.lock at the root of the source tree (cargo-build/v1 needs a committed lock file): {0}")]
-    Io(#[from] std::io::Error),
-    /// Too large.
-    #[error("Cargo.lock is larger than {MAX_LOCKFILE_BYTES} bytes")]
-    TooLarge,
     /// Not TOML of the expected shape.
     #[error("Cargo.lock is invalid: {0}")]
     Toml(#[from] toml::de::Error),
@@ -95,23 +67,9 @@ struct RawPackage {
     checksum: Option<String>,
 }
 
-/// Reads `<source_dir>/Cargo.lock`; returns the crates.io packages sorted by name and version.
-pub fn load(source_dir: &Path) -> Result<Vec<LockedCrate>, LockfileError> {
-    let path = source_dir.join("Cargo.lock");
-    let meta = std::fs::symlink_metadata(&path)?;
-    if !meta.is_file() {
-        return Err(LockfileError::Io(std::io::Error::other(
-            "Cargo.lock is not a regular file",
-        )));
-    }
-    if meta.len() > MAX_LOCKFILE_BYTES {
-        return Err(LockfileError::TooLarge);
-    }
-    parse(&std::fs::read_to_string(path)?)
-}
-
-/// Parses Cargo.lock text.
-pub fn parse(text: &str) -> Result<Vec<LockedCrate>, LockfileError> {
+/// Parses Cargo.lock text: its crates.io packages, sorted by name and version (path
+/// dependencies are part of the verified tree, not inputs).
+pub fn parse(text: &str) -> Result<Vec<Dependency>, LockfileError> {
     let raw: RawLock = toml::from_str(text)?;
     if raw
         .metadata
@@ -147,10 +105,11 @@ pub fn parse(text: &str) -> Result<Vec<LockedCrate>, LockfileError> {
             });
         }
         match p.checksum.as_deref().map(Sha256Digest::from_hex) {
-            Some(Ok(checksum)) => out.push(LockedCrate {
+            Some(Ok(sha256)) => out.push(Dependency {
+                build_type: BuildType::CargoBuild,
                 name: p.name,
                 version: p.version,
-                checksum,
+                sha256,
             }),
             _ => {
                 return Err(LockfileError::BadChecksum {
@@ -179,10 +138,11 @@ mod tests {
         let crates = parse(&text).unwrap();
         assert_eq!(
             crates,
-            vec![LockedCrate {
+            vec![Dependency {
+                build_type: BuildType::CargoBuild,
                 name: "hex".into(),
                 version: "0.4.3".into(),
-                checksum: Sha256Digest::from_hex(SUM).unwrap()
+                sha256: Sha256Digest::from_hex(SUM).unwrap()
             }]
         );
         assert_eq!(crates[0].label(), "crate hex 0.4.3");
