@@ -10,6 +10,7 @@
 //! * [`bundle`]: assembling an image directory from init, kernel and firmware.
 //! * [`provenance`]: the image's own `provenance.json` (in-toto + SLSA), what it
 //!   was built from and by which tools.
+//! * [`verity`]: dm-verity hash trees appended to a disk, as `veritysetup format` writes them.
 // Unit tests build fixtures with small casts; the lint guards the formats themselves.
 #![cfg_attr(test, allow(clippy::cast_possible_truncation))]
 
@@ -20,6 +21,7 @@ pub mod manifest;
 pub mod measure;
 pub mod provenance;
 pub mod table;
+pub mod verity;
 
 pub use bundle::{
     assemble, write_image, AssembledImage, ExtraFile, ExtraSource, ImageSpec, DEFAULT_CMDLINE,
