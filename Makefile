@@ -9,7 +9,7 @@ BUILD ?= $(CURDIR)/build
 KETTLE_VENV ?= /opt/kettle-venv
 export KETTLE_VENV BUILD
 
-.PHONY: setup test lint demo image publish-image kernel ovmf init bundles bench clean check-reproducible fuzz dist
+.PHONY: setup test lint demo image publish-image kernel ovmf init bundles bench clean check-reproducible fuzz dist dist-attested
 
 setup:
 	bash scripts/setup.sh
@@ -125,3 +125,10 @@ check-reproducible: setup
 DIST_DEPS ?= image bundles
 dist: $(DIST_DEPS)
 	bash scripts/dist.sh
+
+# The release with its own CLI built by Kettle in the CVM (scripts/dist-attested.sh):
+# kettle.toml (Kettle's own recipe) built from the committed HEAD, verified under the
+# policy.kettle.json it ships, bin/kettle that build's artifact and attestation/kettle/
+# its output. Not part of `make test`: about an hour under TCG.
+dist-attested: image bundles
+	bash scripts/dist-attested.sh

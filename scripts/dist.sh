@@ -8,6 +8,10 @@
 #     rootfs.tar.gz toolchain.tar.gz (+ .manifest.json each): the bundles, beside image/
 #                                  where `kettle init` and `kettle build` look for them
 #     policy.template.json         `kettle policy init` against image/manifest.json
+#     attestation/kettle/          with DIST_ATTESTED (`make dist-attested`): bin/kettle's
+#                                  own build output (artifacts/kettle, provenance.json,
+#                                  evidence, ...), built by Kettle in the CVM
+#     policy.kettle.json           ... and the policy it verifies under
 #     share/completions/           kettle.bash _kettle kettle.fish
 #     share/man/man1/              one page per subcommand
 #     share/ci/                    ci-build.sh ci-verify.sh (the CI recipe's steps, README "CI")
@@ -26,7 +30,11 @@
 # (default <repo>/dist), CARGO, SOURCE_DATE_EPOCH, BUNDLE_URL_BASE (the bundles'
 # URL base in bundles.json; default the never-resolving marker), DIST_KETTLE (tests
 # only: ship this kettle binary instead of building the static one, so the release's
-# layout is tested without a 12-minute static build; said in the log).
+# layout is tested without a 12-minute static build; said in the log), DIST_ATTESTED
+# (set by scripts/dist-attested.sh: an output directory of `kettle build` whose
+# artifacts/kettle ships as bin/kettle with the directory as attestation/kettle/,
+# with DIST_ATTESTED_POLICY and DIST_ATTESTED_COMMIT: checked here with the release's
+# own kettle, image and policy before anything is packed).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -71,7 +79,13 @@ fi
 export SOURCE_DATE_EPOCH
 log "$name, SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH, from $BUILD"
 
-if [ -n "${DIST_KETTLE:-}" ]; then
+if [ -n "${DIST_ATTESTED:-}" ]; then
+    [ -f "$DIST_ATTESTED/artifacts/kettle" ] || die "DIST_ATTESTED=$DIST_ATTESTED has no artifacts/kettle"
+    [ -f "${DIST_ATTESTED_POLICY:-}" ] || die "DIST_ATTESTED needs DIST_ATTESTED_POLICY (the policy it verifies under)"
+    [ -n "${DIST_ATTESTED_COMMIT:-}" ] || die "DIST_ATTESTED needs DIST_ATTESTED_COMMIT (the commit it was built from)"
+    log "bin/kettle is the CVM-built $DIST_ATTESTED/artifacts/kettle"
+    kettle_bin=$DIST_ATTESTED/artifacts/kettle
+elif [ -n "${DIST_KETTLE:-}" ]; then
     [ -x "$DIST_KETTLE" ] || die "DIST_KETTLE=$DIST_KETTLE is not an executable"
     log "bin/kettle is DIST_KETTLE=$DIST_KETTLE (a test release: not the static release build)"
     kettle_bin=$DIST_KETTLE
@@ -128,6 +142,17 @@ fi
 "$kettle" generate completions --out "$rel/share/completions" >/dev/null
 "$kettle" generate man --out "$rel/share/man/man1" >/dev/null
 cp scripts/ci-build.sh scripts/ci-verify.sh "$rel/share/ci/"
+if [ -n "${DIST_ATTESTED:-}" ]; then
+    mkdir -p "$rel/attestation"
+    cp -r "$DIST_ATTESTED" "$rel/attestation/kettle"
+    cp "$DIST_ATTESTED_POLICY" "$rel/policy.kettle.json"
+    # What an auditor runs: the release's own CLI, image and policy.
+    cmp -s "$rel/bin/kettle" "$rel/attestation/kettle/artifacts/kettle" ||
+        die "bin/kettle is not the attested artifact"
+    "$kettle" verify "$rel/attestation/kettle" --policy "$rel/policy.kettle.json" \
+        --commit "$DIST_ATTESTED_COMMIT" ||
+        die "the release's kettle does not verify under policy.kettle.json"
+fi
 
 # Fixed modes and times, then the sums (over every file but SHA256SUMS itself).
 find "$rel" -type d -exec chmod 0755 {} +
