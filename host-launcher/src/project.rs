@@ -97,6 +97,8 @@ pub struct CargoProject {
     pub channel: Option<String>,
     /// How the binaries were found.
     pub found_by: &'static str,
+    /// Whether `--bin` named the binaries: the recipe then builds only those (`[cargo] bins`).
+    pub named_bins: bool,
 }
 
 /// Reads a project's files from a directory or a commit.
@@ -174,6 +176,7 @@ pub fn detect(dir: &Path) -> Result<CargoProject, ProjectError> {
         skipped,
         channel: toolchain_channel(&DirTree(dir)),
         found_by,
+        named_bins: false,
     })
 }
 
@@ -209,6 +212,7 @@ pub fn select_bins(project: &mut CargoProject, wanted: &[String]) -> Result<(), 
         .skipped
         .extend(left.into_iter().map(|b| (b, why.to_string())));
     project.bins = chosen;
+    project.named_bins = !wanted.is_empty();
     if project.bins.is_empty() {
         return Err(ProjectError::NoBins(project.dir.clone()));
     }

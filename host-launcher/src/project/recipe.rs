@@ -74,6 +74,16 @@ pub fn render_recipe(project: &CargoProject, pins: &BundlePins) -> String {
         .collect();
     let _ = writeln!(w, "outputs = [{}]", outputs.join(", "));
     let _ = writeln!(w);
+    if project.named_bins {
+        let _ = writeln!(w, "[cargo]");
+        let _ = writeln!(
+            w,
+            "# `kettle init --bin`: cargo builds only these binaries (`cargo build --bin NAME`)."
+        );
+        let bins: Vec<String> = project.bins.iter().map(|b| format!("\"{b}\"")).collect();
+        let _ = writeln!(w, "bins = [{}]", bins.join(", "));
+        let _ = writeln!(w);
+    }
     let pin = |w: &mut String, section: &str, what: &str, p: &BundlePin| {
         let _ = writeln!(w, "[{section}]");
         let _ = writeln!(w, "# {what}: {}", p.summary);

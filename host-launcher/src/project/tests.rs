@@ -1,6 +1,6 @@
 use super::*;
 use crate::bundles::{BundlePins, MARKER_URL_BASE};
-use kettle_wire::recipe::{BuildType, Recipe};
+use kettle_wire::recipe::{BuildType, Recipe, RecipeOptions};
 use std::fs;
 
 fn pins(dir: &Path) -> BundlePins {
@@ -115,6 +115,37 @@ fn the_written_recipe_parses_and_is_not_overwritten() {
     let err = write_recipe(d.path(), &text, false).unwrap_err();
     assert!(matches!(err, ProjectError::Exists(_)), "{err}");
     write_recipe(d.path(), &text, true).unwrap();
+    assert_eq!(
+        recipe.options,
+        RecipeOptions::None,
+        "no --bin: cargo's default set"
+    );
+}
+
+#[test]
+fn bins_named_by_bin_are_all_cargo_builds() {
+    let d = project(&[
+        (
+            "Cargo.toml",
+            "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[[bin]]\nname = \"app\"\npath = \"src/main.rs\"\n\n[[bin]]\nname = \"xtask\"\npath = \"src/xtask.rs\"\n",
+        ),
+        ("Cargo.lock", "version = 3\n"),
+        ("src/main.rs", "fn main() {}\n"),
+        ("src/xtask.rs", "fn main() {}\n"),
+    ]);
+    let mut p = detect(d.path()).unwrap();
+    select_bins(&mut p, &["app".into()]).unwrap();
+    let text = render_recipe(&p, &pins(d.path()));
+    let recipe = Recipe::parse(&text).unwrap();
+    assert_eq!(recipe.outputs, ["target/release/app"]);
+    match &recipe.options {
+        RecipeOptions::Cargo(o) => assert_eq!(o.bins, ["app"]),
+        other => panic!("expected [cargo] bins, got {other:?}\n{text}"),
+    }
+    assert_eq!(
+        BuildType::CargoBuild.recipe().command(&recipe)[5..],
+        ["--bin", "app"]
+    );
 }
 
 #[test]
@@ -136,6 +167,7 @@ fn bins_project(bins: &[&str]) -> CargoProject {
         skipped: Vec::new(),
         channel: None,
         found_by: "test",
+        named_bins: false,
     }
 }
 
