@@ -21,7 +21,7 @@ use std::sync::Mutex;
 
 use kettle_wire::cache::CacheWriter;
 use kettle_wire::inputs::{required_inputs, BuildTools, InputKind};
-use kettle_wire::recipe::{cargo, BuildType, Recipe, RecipeOptions, RECIPE_FILE};
+use kettle_wire::recipe::{BuildType, Recipe, SourceCheckError, RECIPE_FILE};
 use kettle_wire::request::DEFAULT_CRATES_URL;
 use kettle_wire::InputPin;
 
@@ -223,16 +223,22 @@ pub fn resolve_with(
         commit: commit.into(),
         message: e.to_string(),
     })?;
-    if recipe.build_type == BuildType::CargoBuild {
-        check_outputs(source, &recipe)?;
-        // Caught here, not minutes later in the VM: the guest sees only this commit's tree.
-        crate::project::check_path_dependencies(source, "the commit").map_err(|e| {
-            InputError::BadDependency {
+    // Caught here, not minutes later in the VM: the guest sees only this commit's tree.
+    recipe
+        .build_type
+        .recipe()
+        .check_source(&recipe, source)
+        .map_err(|e| match e {
+            SourceCheckError::Output { output, reason } => InputError::BadOutput {
                 commit: commit.into(),
-                message: e.to_string(),
-            }
+                output,
+                reason,
+            },
+            other => InputError::BadDependency {
+                commit: commit.into(),
+                message: other.to_string(),
+            },
         })?;
-    }
     let dependencies = match recipe.build_type.recipe().ecosystem() {
         Some(ecosystem) => {
             let lock = ecosystem.lockfile();
@@ -330,43 +336,6 @@ pub fn fetch_all_delivered(
         Some((_, e)) => Err(e),
         None => Ok(()),
     }
-}
-
-/// Refuses cargo-build/v1 outputs that `cargo build --release` cannot make, as far as the
-/// commit's Cargo.toml files tell (see [`crate::project::check_cargo_output`]).
-fn check_outputs(source: &ResolvedSource, recipe: &Recipe) -> Result<(), InputError> {
-    let mut bins = crate::project::bins_from_manifests(source)
-        .ok()
-        .map(|b| b.0);
-    if let RecipeOptions::Cargo(options) = &recipe.options {
-        if !options.bins.is_empty() {
-            // `[cargo] bins` limits the build to those: each must be a binary here.
-            if let Some(known) = &bins {
-                if let Some(missing) = options.bins.iter().find(|b| !known.contains(b)) {
-                    return Err(InputError::BadOutput {
-                        commit: source.commit.clone(),
-                        output: missing.clone(),
-                        reason: format!(
-                            "[cargo] bins names {missing:?}, which is not a binary target here (binaries: {})",
-                            known.join(", ")
-                        ),
-                    });
-                }
-            }
-            bins = Some(options.bins.clone());
-        }
-    }
-    let release_dir = cargo::release_dir(&recipe.options);
-    for output in &recipe.outputs {
-        crate::project::check_cargo_output(output, &release_dir, bins.as_deref()).map_err(
-            |reason| InputError::BadOutput {
-                commit: source.commit.clone(),
-                output: output.clone(),
-                reason,
-            },
-        )?;
-    }
-    Ok(())
 }
 
 /// The last path segment of a URL (`rootfs.tar.gz`), if any.

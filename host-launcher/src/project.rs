@@ -9,9 +9,12 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+pub use kettle_wire::recipe::cargo::manifest::{
+    bins_from_manifests, check_path_dependencies, path_dependencies, toolchain_channel, Bins,
+    PathDependency, PathDependencyError, DEFAULT_FEATURES_ONLY,
+};
 pub use kettle_wire::recipe::cargo::RELEASE_DIR;
-/// Why a binary behind required features is not an output.
-const DEFAULT_FEATURES_ONLY: &str = "cargo-build/v1 builds default features only";
+pub use kettle_wire::recipe::SourceTree;
 /// Binaries that are a workspace's build tooling by convention (`cargo xtask`), not its product.
 const TOOLING_BINS: [&str; 1] = ["xtask"];
 
@@ -38,28 +41,9 @@ pub enum ProjectError {
         /// What is wrong.
         message: String,
     },
-    /// A path dependency climbs out of the repository.
-    #[error("{manifest}: dependency {name} has path {path:?}, outside the repository: the build sees only the commit's tree; move {name} into the repository (a workspace member) or depend on a published version")]
-    PathDependencyOutside {
-        /// The manifest that declares it.
-        manifest: String,
-        /// The dependency.
-        name: String,
-        /// Its `path` as written.
-        path: String,
-    },
-    /// A path dependency the tree does not hold.
-    #[error("{manifest}: dependency {name} has path {path:?}, which is not in {in_tree} (no {path}/Cargo.toml): commit it (git add {path} && git commit), or remove the dependency")]
-    PathDependencyMissing {
-        /// The manifest that declares it.
-        manifest: String,
-        /// The dependency.
-        name: String,
-        /// Its `path` as written.
-        path: String,
-        /// What was looked in ("the commit", "the directory").
-        in_tree: String,
-    },
+    /// A path dependency the guest could never see.
+    #[error(transparent)]
+    PathDependency(#[from] PathDependencyError),
     /// Cargo.lock pins something the guest cannot fetch or check.
     #[error("Cargo.lock: {0}; cargo-build/v1 fetches only what Cargo.lock pins by checksum: depend on a published version, or vendor the crate into the repository as a path dependency")]
     Lockfile(kettle_wire::recipe::cargo::lockfile::LockfileError),
@@ -101,18 +85,10 @@ pub struct CargoProject {
     pub named_bins: bool,
 }
 
-/// Reads a project's files from a directory or a commit.
-pub trait Tree {
-    /// The bytes of the file at `path` (relative, `/`-separated), None if absent.
-    fn read(&self, path: &str) -> Option<Vec<u8>>;
-    /// The files directly or deeper under directory `dir`, relative to the root.
-    fn list(&self, dir: &str) -> Vec<String>;
-}
-
 /// A directory on disk.
 pub struct DirTree<'a>(pub &'a Path);
 
-impl Tree for DirTree<'_> {
+impl SourceTree for DirTree<'_> {
     fn read(&self, path: &str) -> Option<Vec<u8>> {
         std::fs::read(self.0.join(path)).ok()
     }
@@ -137,7 +113,7 @@ impl Tree for DirTree<'_> {
     }
 }
 
-impl Tree for crate::source::ResolvedSource {
+impl SourceTree for crate::source::ResolvedSource {
     fn read(&self, path: &str) -> Option<Vec<u8>> {
         self.read_file(path).ok().flatten()
     }
@@ -218,8 +194,6 @@ pub fn select_bins(project: &mut CargoProject, wanted: &[String]) -> Result<(), 
     }
     Ok(())
 }
-
-type Bins = (Vec<String>, Vec<(String, String)>);
 
 /// Host-side `cargo ARGS --manifest-path MANIFEST`, run so that nothing in the project
 /// chooses which cargo runs or how: from `outside` (a directory outside the project, so
@@ -321,198 +295,10 @@ fn bins_from_metadata(dir: &Path) -> Option<Result<Bins, ProjectError>> {
     Some(Ok((bins.into_iter().collect(), skipped)))
 }
 
-/// The binaries `cargo build --release` makes, read from the Cargo.toml files of `tree`
-/// the way cargo discovers targets: `[[bin]]`, `src/main.rs`, `src/bin/*.rs`,
-/// `src/bin/*/main.rs`, over the workspace's default members.
-pub fn bins_from_manifests(tree: &dyn Tree) -> Result<Bins, String> {
-    let root = manifest_at(tree, "")?.ok_or("no Cargo.toml")?;
-    let members: Vec<String> = match root.get("workspace") {
-        None => vec![String::new()],
-        Some(ws) => {
-            let list = |key: &str| -> Vec<String> {
-                ws.get(key)
-                    .and_then(|v| v.as_array())
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|v| v.as_str().map(String::from))
-                            .collect()
-                    })
-                    .unwrap_or_default()
-            };
-            let defaults = list("default-members");
-            if !defaults.is_empty() {
-                expand_members(tree, &defaults)
-            } else if root.get("package").is_some() {
-                vec![String::new()]
-            } else {
-                expand_members(tree, &list("members"))
-            }
-        }
-    };
-    let (mut bins, mut skipped) = (BTreeSet::new(), Vec::new());
-    for m in members {
-        let Some(manifest) = manifest_at(tree, &m)? else {
-            continue;
-        };
-        let (b, s) = package_bins(tree, &m, &manifest);
-        bins.extend(b);
-        skipped.extend(s);
-    }
-    Ok((bins.into_iter().collect(), skipped))
-}
-
-fn manifest_at(tree: &dyn Tree, dir: &str) -> Result<Option<toml::Table>, String> {
-    let path = join(dir, "Cargo.toml");
-    let Some(bytes) = tree.read(&path) else {
-        return Ok(None);
-    };
-    let text = String::from_utf8(bytes).map_err(|_| format!("{path} is not UTF-8"))?;
-    text.parse::<toml::Table>()
-        .map(Some)
-        .map_err(|e| format!("{path}: {e}"))
-}
-
-fn join(dir: &str, rel: &str) -> String {
-    if dir.is_empty() {
-        rel.to_string()
-    } else {
-        format!("{}/{rel}", dir.trim_end_matches('/'))
-    }
-}
-
-/// Workspace member patterns: literal paths and a trailing `dir/*`.
-fn expand_members(tree: &dyn Tree, patterns: &[String]) -> Vec<String> {
-    let mut out = Vec::new();
-    for p in patterns {
-        match p.strip_suffix("/*") {
-            Some(parent) => {
-                let dirs: BTreeSet<String> = tree
-                    .list(parent)
-                    .into_iter()
-                    .filter_map(|f| {
-                        let rest = f.strip_prefix(&format!("{parent}/"))?;
-                        let (dir, file) = rest.split_once('/')?;
-                        (file == "Cargo.toml").then(|| format!("{parent}/{dir}"))
-                    })
-                    .collect();
-                out.extend(dirs);
-            }
-            None => out.push(p.trim_end_matches('/').to_string()),
-        }
-    }
-    out
-}
-
-fn package_bins(tree: &dyn Tree, dir: &str, manifest: &toml::Table) -> Bins {
-    let (mut bins, mut skipped) = (BTreeSet::new(), Vec::new());
-    let Some(package) = manifest.get("package").and_then(|p| p.as_table()) else {
-        return (Vec::new(), skipped);
-    };
-    let name = package.get("name").and_then(|n| n.as_str()).unwrap_or("");
-    let autobins = package
-        .get("autobins")
-        .and_then(|v| v.as_bool())
-        .unwrap_or(true);
-    let explicit = manifest.get("bin").and_then(|b| b.as_array());
-    let mut named_paths = BTreeSet::new();
-    for b in explicit.into_iter().flatten() {
-        let Some(n) = b.get("name").and_then(|n| n.as_str()) else {
-            continue;
-        };
-        if let Some(p) = b.get("path").and_then(|p| p.as_str()) {
-            named_paths.insert(join(dir, p));
-        }
-        match b.get("required-features").and_then(|f| f.as_array()) {
-            Some(f) if !f.is_empty() => skipped.push((
-                n.to_string(),
-                format!("needs features; {DEFAULT_FEATURES_ONLY}"),
-            )),
-            _ => {
-                bins.insert(n.to_string());
-            }
-        }
-    }
-    if autobins {
-        let main = join(dir, "src/main.rs");
-        if tree.read(&main).is_some() && !named_paths.contains(&main) && !name.is_empty() {
-            bins.insert(name.to_string());
-        }
-        let bin_dir = join(dir, "src/bin");
-        for f in tree.list(&bin_dir) {
-            if named_paths.contains(&f) {
-                continue;
-            }
-            let Some(rest) = f.strip_prefix(&format!("{bin_dir}/")) else {
-                continue;
-            };
-            match rest.split_once('/') {
-                None => {
-                    if let Some(stem) = rest.strip_suffix(".rs") {
-                        bins.insert(stem.to_string());
-                    }
-                }
-                Some((d, "main.rs")) => {
-                    bins.insert(d.to_string());
-                }
-                Some(_) => {}
-            }
-        }
-    }
-    // cargo names the file after the target; `-` stays `-` for binaries.
-    (bins.into_iter().collect(), skipped)
-}
-
-/// The channel `rust-toolchain.toml` (or the legacy `rust-toolchain`) asks for.
-pub fn toolchain_channel(tree: &dyn Tree) -> Option<String> {
-    if let Some(bytes) = tree.read("rust-toolchain.toml") {
-        let t = String::from_utf8(bytes).ok()?.parse::<toml::Table>().ok()?;
-        return t
-            .get("toolchain")?
-            .get("channel")?
-            .as_str()
-            .map(str::to_string);
-    }
-    let legacy = String::from_utf8(tree.read("rust-toolchain")?).ok()?;
-    let line = legacy.lines().next()?.trim();
-    (!line.is_empty() && !line.starts_with('[')).then(|| line.to_string())
-}
-
-/// Why a cargo-build/v1 output cannot be produced, if it cannot: it must be under
-/// `release_dir` (`target/release/`, or `target/<triple>/release/` with `[cargo] target`), and a file directly there without an extension must be one of
-/// `bins` (when they are known). Libraries (`lib*.so`, `.a`, `.rlib`) and deeper
-/// paths are left to the build.
-pub fn check_cargo_output(
-    output: &str,
-    release_dir: &str,
-    bins: Option<&[String]>,
-) -> Result<(), String> {
-    let Some(file) = output.strip_prefix(release_dir) else {
-        return Err(format!(
-            "cargo-build/v1 runs `cargo build --release`, which writes {release_dir}; name outputs {release_dir}<bin>"
-        ));
-    };
-    if file.contains('/') || file.contains('.') {
-        return Ok(());
-    }
-    match bins {
-        Some(b) if !b.iter().any(|x| x == file) => Err(format!(
-            "{file:?} is not a binary target that `cargo build --release` builds here (binaries: {})",
-            if b.is_empty() {
-                "none".to_string()
-            } else {
-                b.join(", ")
-            }
-        )),
-        _ => Ok(()),
-    }
-}
-
 mod dependencies;
 mod git_state;
 mod recipe;
-pub use dependencies::{
-    check_lockfile, check_path_dependencies, path_dependencies, PathDependency,
-};
+pub use dependencies::check_lockfile;
 pub use git_state::commit_warnings;
 pub use recipe::{render_recipe, write_recipe};
 

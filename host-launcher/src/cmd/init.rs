@@ -74,7 +74,7 @@ pub fn init_recipe(
     if dir.join("Cargo.toml").is_file() {
         // Before cargo reads the project: its own message for a missing path is less clear.
         project::check_lockfile(&tree)?;
-        project::check_path_dependencies(&tree, "the directory")?;
+        project::check_path_dependencies(&tree, "the directory").map_err(ProjectError::from)?;
     }
     let mut project = project::detect(dir)?;
     project::select_bins(&mut project, bins)?;

@@ -148,18 +148,6 @@ fn bins_named_by_bin_are_all_cargo_builds() {
     );
 }
 
-#[test]
-fn outputs_the_recipe_cannot_make_are_named() {
-    let bins = ["hello".to_string()];
-    assert!(check_cargo_output("target/release/hello", RELEASE_DIR, Some(&bins)).is_ok());
-    assert!(check_cargo_output("target/release/libhello.so", RELEASE_DIR, Some(&bins)).is_ok());
-    assert!(check_cargo_output("target/release/hello", RELEASE_DIR, None).is_ok());
-    let err = check_cargo_output("target/debug/hello", RELEASE_DIR, Some(&bins)).unwrap_err();
-    assert!(err.contains("target/release/"), "{err}");
-    let err = check_cargo_output("target/release/helo", RELEASE_DIR, Some(&bins)).unwrap_err();
-    assert!(err.contains("binaries: hello"), "{err}");
-}
-
 fn bins_project(bins: &[&str]) -> CargoProject {
     CargoProject {
         dir: PathBuf::from("/p"),

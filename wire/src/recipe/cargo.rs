@@ -17,6 +17,7 @@
 //! ```
 
 pub mod lockfile;
+pub mod manifest;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -28,7 +29,7 @@ use serde::Deserialize;
 
 use super::{
     bad, BuildRecipe, Dependency, DependencyError, LayoutError, Lockfile, PackageEcosystem, Pin,
-    Recipe, RecipeError, RecipeOptions,
+    Recipe, RecipeError, RecipeOptions, SourceCheckError, SourceTree,
 };
 use crate::unpack::{maybe_gunzip, unpack, Beneath, BeneathError, UnpackLimits};
 
@@ -80,6 +81,12 @@ impl BuildRecipe for CargoBuild {
 
     fn ecosystem(&self) -> Option<&'static dyn PackageEcosystem> {
         Some(&CratesIo)
+    }
+
+    fn check_source(&self, recipe: &Recipe, tree: &dyn SourceTree) -> Result<(), SourceCheckError> {
+        check_outputs(recipe, tree)?;
+        manifest::check_path_dependencies(tree, "the commit")?;
+        Ok(())
     }
 
     fn toolchain_programs(&self) -> &'static [&'static str] {
@@ -270,6 +277,40 @@ impl CargoOptions {
         }
         args
     }
+}
+
+/// Refuses an output `cargo build --release` cannot make here: not under the release
+/// directory, or a binary the manifests (or `[cargo] bins`, each of which must be one)
+/// do not build. Manifests that cannot be read leave the binaries unknown: the build
+/// says what is wrong with them.
+fn check_outputs(recipe: &Recipe, tree: &dyn SourceTree) -> Result<(), SourceCheckError> {
+    let mut bins = manifest::bins_from_manifests(tree).ok().map(|b| b.0);
+    if let RecipeOptions::Cargo(options) = &recipe.options {
+        if !options.bins.is_empty() {
+            if let Some(known) = &bins {
+                if let Some(missing) = options.bins.iter().find(|b| !known.contains(b)) {
+                    return Err(SourceCheckError::Output {
+                        output: missing.clone(),
+                        reason: format!(
+                            "[cargo] bins names {missing:?}, which is not a binary target here (binaries: {})",
+                            known.join(", ")
+                        ),
+                    });
+                }
+            }
+            bins = Some(options.bins.clone());
+        }
+    }
+    let release_dir = release_dir(&recipe.options);
+    for output in &recipe.outputs {
+        manifest::check_cargo_output(output, &release_dir, bins.as_deref()).map_err(|reason| {
+            SourceCheckError::Output {
+                output: output.clone(),
+                reason,
+            }
+        })?;
+    }
+    Ok(())
 }
 
 /// Where `cargo build --release` writes binaries without a `--target`.

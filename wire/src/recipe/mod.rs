@@ -145,6 +145,11 @@ pub trait BuildRecipe: Sync {
     /// Its locked dependencies (a lockfile and a registry), if it has any.
     fn ecosystem(&self) -> Option<&'static dyn PackageEcosystem>;
 
+    /// Checks the committed source on the host, before any VM boots: what the guest
+    /// could never build (an output it cannot make, a dependency outside the tree) is
+    /// said now, not minutes later in the VM.
+    fn check_source(&self, recipe: &Recipe, tree: &dyn SourceTree) -> Result<(), SourceCheckError>;
+
     /// The programs a toolchain bundle must hold (relative to its root).
     fn toolchain_programs(&self) -> &'static [&'static str];
     /// The build's argv (cwd is the source tree).
@@ -176,6 +181,31 @@ pub trait PackageEcosystem: Sync {
     /// Lays out one verified package (its bytes, already checked against the pin) in the
     /// build's dependency directory; returns where it went.
     fn lay_out(&self, dep: &Dependency, bytes: &[u8], dir: &Path) -> Result<PathBuf, LayoutError>;
+}
+
+/// A project's files as a recipe reads them on the host: a directory (`kettle init`)
+/// or a commit's tree (`kettle build`).
+pub trait SourceTree {
+    /// The bytes of the file at `path` (relative, `/`-separated), None if absent.
+    fn read(&self, path: &str) -> Option<Vec<u8>>;
+    /// The files directly or deeper under directory `dir`, relative to the root.
+    fn list(&self, dir: &str) -> Vec<String>;
+}
+
+/// What the host found in a committed source that its recipe could never build.
+#[derive(Debug, Error)]
+pub enum SourceCheckError {
+    /// An output the build cannot make.
+    #[error("output {output:?}: {reason}")]
+    Output {
+        /// The output as kettle.toml names it.
+        output: String,
+        /// Why the build cannot make it.
+        reason: String,
+    },
+    /// A cargo path dependency the guest could never see.
+    #[error(transparent)]
+    CargoPathDependency(#[from] cargo::manifest::PathDependencyError),
 }
 
 /// A lockfile a recipe reads from the root of the verified source tree.

@@ -6,7 +6,10 @@
 use kettle_provenance::ids;
 
 use super::cargo::{cargo_config, cargo_environment, CARGO_CONFIG_FILE, RUST_TOOLCHAIN_PROGRAMS};
-use super::{bad, BuildRecipe, PackageEcosystem, Pin, Recipe, RecipeError, RecipeOptions};
+use super::{
+    bad, BuildRecipe, PackageEcosystem, Pin, Recipe, RecipeError, RecipeOptions, SourceCheckError,
+    SourceTree,
+};
 
 /// The `script/v1` recipe.
 pub struct Script;
@@ -48,6 +51,15 @@ impl BuildRecipe for Script {
 
     fn parse_options(&self, _section: Option<toml::Table>) -> Result<RecipeOptions, RecipeError> {
         Ok(RecipeOptions::None)
+    }
+
+    fn check_source(
+        &self,
+        _recipe: &Recipe,
+        _tree: &dyn SourceTree,
+    ) -> Result<(), SourceCheckError> {
+        // The command is the project's own: nothing here says what it makes or needs.
+        Ok(())
     }
 
     fn toolchain_programs(&self) -> &'static [&'static str] {
