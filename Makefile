@@ -101,6 +101,7 @@ publish-image:
 
 # The pinned build root filesystem (Debian minbase + gcc, by debootstrap) and
 # the Rust toolchain, as deterministic tarballs; SHA-256s in build/toolchain.sha256.
+# Beside each, its read-only disk (EROFS + dm-verity, `kettle bundle disk`), deterministic too.
 # With the tarballs already there it only rewrites the pins (build/bundles.json and
 # build/image/bundles.json, which `make image` drops when it rewrites build/image).
 bundles: setup

@@ -33,8 +33,9 @@ PKGS=(
     dpkg-dev quilt nasm acpica-tools uuid-dev grub-efi-amd64-bin dosfstools mtools python3
     # guest tests, benchmarks and the demo (pkg-config: snpguest, the bench's peer, builds against libssl)
     qemu-utils debootstrap git ca-certificates python3-venv file hyperfine pkg-config
-    # the dm-verity peer: kettle-image's hash trees are checked against veritysetup
-    cryptsetup-bin
+    # bundle disks: mkfs.erofs writes them (kettle bundle disk), fsck.erofs and veritysetup
+    # (the dm-verity peer of kettle-image's hash trees) check them
+    erofs-utils cryptsetup-bin
 )
 BACKPORT_PKGS=(qemu-system-x86)
 

@@ -13,7 +13,11 @@
 #                                           Debian package as pkg:deb/debian/<name>@<version>?arch=<arch>
 #   build/toolchain.tar.gz.manifest.json  = /share/kettle/bundle.json in the toolchain: rustc -vV,
 #                                           cargo -V, the components
-# and the pins of both (`kettle bundle pins`: file, URL, sha256, the manifest's sha256) go to
+# Each bundle also gets a read-only disk beside it (`kettle bundle disk`, deterministic):
+#   build/rootfs.erofs, build/toolchain.erofs   the tree as EROFS with a dm-verity hash tree
+#                                               appended, and its pin as <disk>.json
+# (made again whenever its bundle is newer; the guest does not read them yet).
+# The pins of both (`kettle bundle pins`: file, URL, sha256, the manifest's sha256, the disk) go to
 # build/bundles.json and, when the image exists, build/image/bundles.json, where `kettle init`
 # reads them. The URL is https://kettle-bundle.invalid/<file> unless BUNDLE_URL_BASE says where
 # the bundles are published: `.invalid` never resolves, so the bundles are delivered with the
@@ -135,6 +139,11 @@ fi
 [ "$want_rootfs$want_toolchain" = "00" ] || echo "pins recorded in $BUILD/toolchain.sha256"
 
 if [ -f "$BUILD/rootfs.tar.gz" ] && [ -f "$BUILD/toolchain.tar.gz" ]; then
+  for b in toolchain rootfs; do
+    if [ ! -f "$BUILD/$b.erofs.json" ] || [ "$BUILD/$b.tar.gz" -nt "$BUILD/$b.erofs.json" ]; then
+      kettle bundle disk --bundle "$BUILD/$b.tar.gz" --out "$BUILD/$b.erofs"
+    fi
+  done
   kettle bundle pins --toolchain "$BUILD/toolchain.tar.gz" --rootfs "$BUILD/rootfs.tar.gz" \
     --url-base "$URL_BASE" --out "$BUILD/bundles.json"
   # The image directory carries the pins of the bundles that go with it (kettle init reads them).

@@ -17,6 +17,8 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+pub mod disk;
+
 use kettle_provenance::{purl, Sha256Digest};
 pub use kettle_wire::bundle_manifest::{
     BundleManifest, Package, RustcInfo, MANIFEST_SCHEMA, ROOTFS_MANIFEST_PATH,
@@ -105,6 +107,10 @@ pub struct BundlePin {
     /// Its manifest, when the bundle was made with one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest: Option<ManifestPin>,
+    /// Its read-only disk (EROFS with a dm-verity tree), when one was made beside it
+    /// (`kettle bundle disk`). Not yet read by the guest, which unpacks the bundle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk: Option<disk::DiskPin>,
 }
 
 /// Where a bundle's manifest is and its digest.
@@ -272,6 +278,7 @@ pub fn pin_for(path: &Path, inside: &str, url_base: &str) -> Result<BundlePin, B
         }
         Err(e) => return Err(io(&manifest_path)(e)),
     };
+    let disk = disk::pin_beside(path, &file)?;
     Ok(BundlePin {
         url: format!("{}/{file}", url_base.trim_end_matches('/')),
         file,
@@ -279,6 +286,7 @@ pub fn pin_for(path: &Path, inside: &str, url_base: &str) -> Result<BundlePin, B
         size,
         summary,
         manifest,
+        disk,
     })
 }
 

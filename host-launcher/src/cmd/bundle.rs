@@ -16,6 +16,23 @@ pub enum BundleCommand {
     Manifest(ManifestCommand),
     /// Write the bundles' pins (bundles.json) for an image directory.
     Pins(PinsArgs),
+    /// Make a bundle's read-only disk: its tree as EROFS with a dm-verity hash tree
+    /// (deterministic; the pin goes beside it as DISK.json, and into bundles.json).
+    Disk(DiskArgs),
+}
+
+/// Options of `kettle bundle disk`.
+#[derive(Args, Debug)]
+pub struct DiskArgs {
+    /// The bundle tarball.
+    #[arg(long, value_name = "FILE")]
+    pub bundle: PathBuf,
+    /// Where to write the disk (default: beside the bundle, `<name>.erofs`).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// The mkfs.erofs to run (erofs-utils).
+    #[arg(long, value_name = "PATH", default_value = "mkfs.erofs")]
+    pub mkfs: String,
 }
 
 /// `kettle bundle manifest ...`.
@@ -97,6 +114,29 @@ fn bundle(cmd: BundleCommand) -> Result<(), BundlesError> {
             let m = bundles::toolchain_manifest(&root)?;
             write(&out, &m.to_bytes())?;
             eprintln!("{}: {}", out.display(), m.summary);
+        }
+        BundleCommand::Disk(a) => {
+            let out = match a.out {
+                Some(out) => out,
+                None => {
+                    let name = a
+                        .bundle
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    a.bundle
+                        .with_file_name(bundles::disk::disk_file_name(&name))
+                }
+            };
+            let pin = bundles::disk::make_disk(&a.bundle, &out, &a.mkfs)?;
+            write(&bundles::disk::pin_path(&out), &pin.to_bytes())?;
+            eprintln!(
+                "{}: {} bytes, verity root {}, sha256 {}",
+                out.display(),
+                pin.size,
+                pin.verity_root,
+                pin.sha256
+            );
         }
         BundleCommand::Pins(a) => {
             let pins = BundlePins::for_files(&a.toolchain, &a.rootfs, &a.url_base)?;

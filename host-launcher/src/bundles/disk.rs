@@ -1,0 +1,229 @@
+//! A bundle as a read-only disk (issue 27's first half): the bundle's tree as an
+//! EROFS image, made deterministically, with a dm-verity hash tree appended
+//! (`kettle_image::verity`), so a guest can map it through device-mapper verity
+//! with the root hash it trusts and read only the blocks a build touches, each
+//! checked as it is read, instead of inflating and hashing the whole tarball.
+//!
+//! Why EROFS and not squashfs: uncompressed EROFS keeps file data in plain,
+//! block-aligned extents, so a read is one verity-checked block and no
+//! decompression; the kernel side is small (`CONFIG_EROFS_FS`, no compressor);
+//! and `mkfs.erofs` writes the same bytes for the same tree given a fixed
+//! timestamp and UUID, whatever the directory order, inode numbers or mtimes of
+//! the tree it reads (squashfs also can, but every read then inflates a block).
+//!
+//! The tree is the bundle tarball unpacked by kettle-wire's safe unpacker, the
+//! one the guest uses, so the disk holds exactly what the guest unpacks today.
+//! Every name that decides bytes is fixed or derived from the tarball's SHA-256:
+//! timestamps 0, owners root (the tarball's are), no xattrs, the filesystem UUID
+//! and the verity salt and UUID.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use kettle_image::verity::{self, VerityParams};
+use kettle_provenance::Sha256Digest;
+use kettle_wire::unpack::{open_archive, unpack, UnpackLimits};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::BundlesError;
+
+/// The file a bundle's disk is written to beside it: `toolchain.tar.gz` -> `toolchain.erofs`.
+pub fn disk_file_name(bundle_file: &str) -> String {
+    let stem = bundle_file
+        .strip_suffix(".tar.gz")
+        .or_else(|| bundle_file.strip_suffix(".tar"))
+        .unwrap_or(bundle_file);
+    format!("{stem}.erofs")
+}
+
+/// A bundle's disk as its pin records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiskPin {
+    /// The disk's file name, beside the bundle.
+    pub file: String,
+    /// SHA-256 of the whole disk (filesystem and hash tree), lowercase hex.
+    pub sha256: String,
+    /// The dm-verity root hash over the filesystem's blocks, lowercase hex.
+    pub verity_root: String,
+    /// The verity salt, lowercase hex.
+    pub verity_salt: String,
+    /// Bytes of filesystem before the hash tree (the verity hash offset).
+    pub data_bytes: u64,
+    /// Size of the whole disk in bytes.
+    pub size: u64,
+}
+
+/// Makes `<out>` from the bundle tarball `bundle` with `mkfs` (`mkfs.erofs`): unpacks it
+/// beside `out`, writes the filesystem, appends the hash tree, and checks the tree once
+/// more before the file is moved into place (nothing half-written on failure).
+pub fn make_disk(bundle: &Path, out: &Path, mkfs: &str) -> Result<DiskPin, BundlesError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| BundlesError::Io { path, source }
+    };
+    let file = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| invalid(out, "not a file name".into()))?;
+    let dir = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let bundle_sha = Sha256Digest::of_file(bundle).map_err(io(bundle))?;
+    let derived = |what: &str| -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(b"kettle bundle disk ");
+        h.update(what.as_bytes());
+        h.update(bundle_sha.to_hex().as_bytes());
+        h.finalize().into()
+    };
+    let salt = derived("verity salt ");
+    let fs_uuid = uuid_text(&derived("filesystem uuid ")[..16]);
+    let mut verity_uuid = [0u8; 16];
+    verity_uuid.copy_from_slice(&derived("verity uuid ")[..16]);
+
+    let work = Staging::new(dir, &file).map_err(io(dir))?;
+    let tree = work.path.join("tree");
+    let reader = open_archive(bundle).map_err(|e| invalid(bundle, e.to_string()))?;
+    unpack(reader, &tree, &UnpackLimits::TREE).map_err(|e| invalid(bundle, e.to_string()))?;
+    let image = work.path.join("disk");
+    let status = Command::new(mkfs)
+        .args(["--quiet", "-T0", "-x-1", "--all-root"])
+        .arg(format!("-U{fs_uuid}"))
+        .arg(&image)
+        .arg(&tree)
+        .status()
+        .map_err(|e| {
+            invalid(
+                Path::new(mkfs),
+                format!("cannot run it ({e}): install erofs-utils (`make setup` does)"),
+            )
+        })?;
+    if !status.success() {
+        return Err(invalid(
+            Path::new(mkfs),
+            format!("{status} writing {}", image.display()),
+        ));
+    }
+    let params = VerityParams::new(salt);
+    let verity_tree = verity::append_hash_tree(&image, &params, verity_uuid)
+        .map_err(|e| invalid(&image, e.to_string()))?;
+    verity::verify_hash_tree(&image, &params, &verity_tree)
+        .map_err(|e| invalid(&image, e.to_string()))?;
+    let pin = DiskPin {
+        file,
+        sha256: Sha256Digest::of_file(&image).map_err(io(&image))?.to_hex(),
+        verity_root: hex::encode(verity_tree.root_hash),
+        verity_salt: hex::encode(salt),
+        data_bytes: verity_tree.hash_offset,
+        size: verity_tree.image_size,
+    };
+    fs::rename(&image, out).map_err(io(out))?;
+    Ok(pin)
+}
+
+/// The suffix of the pin `kettle bundle disk` writes beside a disk: `toolchain.erofs.json`.
+pub const DISK_PIN_SUFFIX: &str = ".json";
+
+/// Where a disk's pin is kept: beside it, `<disk>.json`.
+pub fn pin_path(disk: &Path) -> PathBuf {
+    PathBuf::from(format!("{}{DISK_PIN_SUFFIX}", disk.display()))
+}
+
+impl DiskPin {
+    /// The pin as written: pretty JSON and a final newline.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut b = serde_json::to_vec_pretty(self).expect("pin serializes");
+        b.push(b'\n');
+        b
+    }
+}
+
+/// The disk made beside the bundle `bundle` (named `bundle_file`), if there is one with its
+/// pin: the pin is checked against the disk's size and SHA-256, so a stale pin is refused.
+pub fn pin_beside(bundle: &Path, bundle_file: &str) -> Result<Option<DiskPin>, BundlesError> {
+    let disk = bundle.with_file_name(disk_file_name(bundle_file));
+    let pin_path = pin_path(&disk);
+    let bytes = match fs::read(&pin_path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(BundlesError::Io {
+                path: pin_path,
+                source,
+            })
+        }
+    };
+    let pin: DiskPin =
+        serde_json::from_slice(&bytes).map_err(|e| invalid(&pin_path, e.to_string()))?;
+    let size = fs::metadata(&disk)
+        .map_err(|source| BundlesError::Io {
+            path: disk.clone(),
+            source,
+        })?
+        .len();
+    let sha256 = Sha256Digest::of_file(&disk)
+        .map_err(|source| BundlesError::Io {
+            path: disk.clone(),
+            source,
+        })?
+        .to_hex();
+    if (size, sha256.as_str()) != (pin.size, pin.sha256.as_str()) {
+        return Err(invalid(
+            &pin_path,
+            format!(
+                "says {} is {} bytes with sha256 {}, but it is {size} bytes with sha256 {sha256}: remake it with `kettle bundle disk`",
+                pin.file, pin.size, pin.sha256
+            ),
+        ));
+    }
+    Ok(Some(pin))
+}
+
+fn invalid(path: &Path, message: String) -> BundlesError {
+    BundlesError::Invalid {
+        path: path.into(),
+        message,
+    }
+}
+
+/// 16 bytes as a UUID string (`8-4-4-4-12` hex), as `mkfs.erofs -U` reads it.
+fn uuid_text(b: &[u8]) -> String {
+    let h = hex::encode(b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// A scratch directory beside the output, removed when dropped.
+struct Staging {
+    path: PathBuf,
+}
+
+impl Staging {
+    fn new(dir: &Path, file: &str) -> std::io::Result<Staging> {
+        let path = dir.join(format!(".{file}.staging-{}", std::process::id()));
+        if path.exists() {
+            fs::remove_dir_all(&path)?;
+        }
+        fs::create_dir_all(&path)?;
+        Ok(Staging { path })
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests;

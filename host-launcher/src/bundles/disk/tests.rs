@@ -1,0 +1,161 @@
+use super::*;
+use std::os::unix::fs::PermissionsExt;
+
+/// Whether `tool` runs here; the comparison against it is skipped (and said) if not.
+fn have(tool: &str) -> bool {
+    let ok = Command::new(tool).arg("--help").output().is_ok();
+    if !ok {
+        eprintln!("SKIPPED: {tool} not installed (make setup installs it)");
+    }
+    ok
+}
+
+/// A bundle tarball: a directory, an executable, a file, a relative symlink.
+fn bundle(dir: &Path) -> PathBuf {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut add = |path: &str, kind: tar::EntryType, mode: u32, data: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_mtime(1_700_000_000);
+        if kind == tar::EntryType::Symlink {
+            h.set_size(0);
+            b.append_link(&mut h, path, std::str::from_utf8(data).unwrap())
+                .unwrap();
+        } else {
+            h.set_size(data.len() as u64);
+            b.append_data(&mut h, path, data).unwrap();
+        }
+    };
+    add("bin/", tar::EntryType::Directory, 0o755, b"");
+    add(
+        "bin/cargo",
+        tar::EntryType::Regular,
+        0o755,
+        b"#!/bin/sh\necho cargo\n",
+    );
+    add(
+        "lib/libstd.so",
+        tar::EntryType::Regular,
+        0o644,
+        &vec![7u8; 20_000],
+    );
+    add("lib/link.so", tar::EntryType::Symlink, 0o777, b"libstd.so");
+    let path = dir.join("toolchain.tar");
+    fs::write(&path, b.into_inner().unwrap()).unwrap();
+    path
+}
+
+#[test]
+fn a_bundle_disk_is_the_same_bytes_twice_and_its_tree_checks_out() {
+    if !have("mkfs.erofs") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let tarball = bundle(tmp.path());
+    let (one, two) = (tmp.path().join("a.erofs"), tmp.path().join("b.erofs"));
+    let p1 = make_disk(&tarball, &one, "mkfs.erofs").unwrap();
+    let p2 = make_disk(&tarball, &two, "mkfs.erofs").unwrap();
+    assert_eq!(
+        fs::read(&one).unwrap(),
+        fs::read(&two).unwrap(),
+        "same bundle, same disk"
+    );
+    assert_eq!((&p1.verity_root, &p1.sha256), (&p2.verity_root, &p2.sha256));
+    assert_eq!(p1.data_bytes % 4096, 0);
+    assert_eq!(fs::metadata(&one).unwrap().len(), p1.size);
+    assert_eq!(Sha256Digest::of_file(&one).unwrap().to_hex(), p1.sha256);
+    assert!(
+        fs::read_dir(tmp.path()).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .contains("staging")),
+        "the scratch directory is gone"
+    );
+    // The independent peers: veritysetup checks the tree, fsck.erofs reads the files back.
+    if have("veritysetup") {
+        let out = Command::new("veritysetup")
+            .arg("verify")
+            .arg(format!("--hash-offset={}", p1.data_bytes))
+            .arg(format!("--salt={}", p1.verity_salt))
+            .args([&one, &one])
+            .arg(&p1.verity_root)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    if have("fsck.erofs") {
+        let back = tmp.path().join("back");
+        let out = Command::new("fsck.erofs")
+            .arg(format!("--extract={}", back.display()))
+            .arg(&one)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            fs::read(back.join("bin/cargo")).unwrap(),
+            b"#!/bin/sh\necho cargo\n"
+        );
+        let mode = fs::metadata(back.join("bin/cargo"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o755, "modes kept");
+        assert_eq!(
+            fs::read(back.join("lib/libstd.so")).unwrap(),
+            vec![7u8; 20_000]
+        );
+        assert_eq!(
+            fs::read_link(back.join("lib/link.so")).unwrap(),
+            Path::new("libstd.so")
+        );
+    }
+}
+
+#[test]
+fn a_different_bundle_gives_a_different_root_and_a_bad_one_no_disk() {
+    if !have("mkfs.erofs") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let tarball = bundle(tmp.path());
+    let first = make_disk(&tarball, &tmp.path().join("a.erofs"), "mkfs.erofs").unwrap();
+    let mut bytes = fs::read(&tarball).unwrap();
+    let at = bytes.windows(4).position(|w| w == b"echo").unwrap();
+    bytes[at] = b'E';
+    fs::write(&tarball, &bytes).unwrap();
+    let second = make_disk(&tarball, &tmp.path().join("b.erofs"), "mkfs.erofs").unwrap();
+    assert_ne!(first.verity_root, second.verity_root);
+    // A tarball with an escaping path is refused by the unpacker the guest uses: no disk.
+    let mut evil = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Symlink);
+    h.set_size(0);
+    h.set_mode(0o777);
+    evil.append_link(&mut h, "up", "../../etc").unwrap();
+    let evil_path = tmp.path().join("evil.tar");
+    fs::write(&evil_path, evil.into_inner().unwrap()).unwrap();
+    let out = tmp.path().join("evil.erofs");
+    let err = make_disk(&evil_path, &out, "mkfs.erofs").unwrap_err();
+    assert!(err.to_string().contains("evil.tar"), "{err}");
+    assert!(!out.exists(), "nothing half-written");
+}
+
+#[test]
+fn disk_names_follow_their_bundles() {
+    assert_eq!(disk_file_name("toolchain.tar.gz"), "toolchain.erofs");
+    assert_eq!(disk_file_name("rootfs.tar"), "rootfs.erofs");
+    assert_eq!(
+        uuid_text(&[0xab; 16]),
+        "abababab-abab-abab-abab-abababababab"
+    );
+}
