@@ -80,10 +80,14 @@ pub fn make_disk(bundle: &Path, out: &Path, mkfs: &str) -> Result<DiskPin, Bundl
         h.update(bundle_sha.to_hex().as_bytes());
         h.finalize().into()
     };
+    let first16 = |what: &str| -> [u8; 16] {
+        let mut b = [0u8; 16];
+        b.copy_from_slice(&derived(what)[..16]);
+        b
+    };
     let salt = derived("verity salt ");
-    let fs_uuid = uuid_text(&derived("filesystem uuid ")[..16]);
-    let mut verity_uuid = [0u8; 16];
-    verity_uuid.copy_from_slice(&derived("verity uuid ")[..16]);
+    let fs_uuid = uuid_text(&first16("filesystem uuid "));
+    let verity_uuid = first16("verity uuid ");
 
     let work = Staging::new(dir, &file).map_err(io(dir))?;
     let tree = work.path.join("tree");
@@ -191,16 +195,14 @@ fn invalid(path: &Path, message: String) -> BundlesError {
 }
 
 /// 16 bytes as a UUID string (`8-4-4-4-12` hex), as `mkfs.erofs -U` reads it.
-fn uuid_text(b: &[u8]) -> String {
-    let h = hex::encode(b);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+fn uuid_text(b: &[u8; 16]) -> String {
+    let mut groups = Vec::with_capacity(5);
+    let mut at = 0;
+    for len in [4, 2, 2, 2, 6] {
+        groups.push(hex::encode(&b[at..at + len]));
+        at += len;
+    }
+    groups.join("-")
 }
 
 /// A scratch directory beside the output, removed when dropped.

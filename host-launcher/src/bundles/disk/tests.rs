@@ -10,6 +10,16 @@ fn have(tool: &str) -> bool {
     ok
 }
 
+/// Runs `cmd`; fails the test with its stderr unless it exits 0.
+fn succeeds(cmd: &mut Command) {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A bundle tarball: a directory, an executable, a file, a relative symlink.
 fn bundle(dir: &Path) -> PathBuf {
     let mut b = tar::Builder::new(Vec::new());
@@ -46,13 +56,21 @@ fn bundle(dir: &Path) -> PathBuf {
     path
 }
 
-#[test]
-fn a_bundle_disk_is_the_same_bytes_twice_and_its_tree_checks_out() {
+/// A scratch directory holding [`bundle`]'s tarball, when mkfs.erofs is here to make disks.
+fn with_bundle() -> Option<(tempfile::TempDir, PathBuf)> {
     if !have("mkfs.erofs") {
-        return;
+        return None;
     }
     let tmp = tempfile::tempdir().unwrap();
     let tarball = bundle(tmp.path());
+    Some((tmp, tarball))
+}
+
+#[test]
+fn a_bundle_disk_is_the_same_bytes_twice_and_its_tree_checks_out() {
+    let Some((tmp, tarball)) = with_bundle() else {
+        return;
+    };
     let (one, two) = (tmp.path().join("a.erofs"), tmp.path().join("b.erofs"));
     let p1 = make_disk(&tarball, &one, "mkfs.erofs").unwrap();
     let p2 = make_disk(&tarball, &two, "mkfs.erofs").unwrap();
@@ -75,31 +93,21 @@ fn a_bundle_disk_is_the_same_bytes_twice_and_its_tree_checks_out() {
     );
     // The independent peers: veritysetup checks the tree, fsck.erofs reads the files back.
     if have("veritysetup") {
-        let out = Command::new("veritysetup")
-            .arg("verify")
-            .arg(format!("--hash-offset={}", p1.data_bytes))
-            .arg(format!("--salt={}", p1.verity_salt))
-            .args([&one, &one])
-            .arg(&p1.verity_root)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        succeeds(
+            Command::new("veritysetup")
+                .arg("verify")
+                .arg(format!("--hash-offset={}", p1.data_bytes))
+                .arg(format!("--salt={}", p1.verity_salt))
+                .args([&one, &one])
+                .arg(&p1.verity_root),
         );
     }
     if have("fsck.erofs") {
         let back = tmp.path().join("back");
-        let out = Command::new("fsck.erofs")
-            .arg(format!("--extract={}", back.display()))
-            .arg(&one)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        succeeds(
+            Command::new("fsck.erofs")
+                .arg(format!("--extract={}", back.display()))
+                .arg(&one),
         );
         assert_eq!(
             fs::read(back.join("bin/cargo")).unwrap(),
@@ -123,11 +131,9 @@ fn a_bundle_disk_is_the_same_bytes_twice_and_its_tree_checks_out() {
 
 #[test]
 fn a_different_bundle_gives_a_different_root_and_a_bad_one_no_disk() {
-    if !have("mkfs.erofs") {
+    let Some((tmp, tarball)) = with_bundle() else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let tarball = bundle(tmp.path());
+    };
     let first = make_disk(&tarball, &tmp.path().join("a.erofs"), "mkfs.erofs").unwrap();
     let mut bytes = fs::read(&tarball).unwrap();
     let at = bytes.windows(4).position(|w| w == b"echo").unwrap();
