@@ -13,7 +13,8 @@
 # of the CLI and its crates at 12-15x native cost, about an hour on 2 cores.
 #
 # Env: BUILD (where `make image bundles` wrote; default <repo>/build), DIST,
-# KETTLE_TEE (snp or simulated; default snp when /dev/sev exists, else simulated),
+# KETTLE_TEE (snp or simulated; default snp, so a machine without /dev/sev must ask
+# for a simulated release, whose name then ends in -simulated),
 # KETTLE_MEMORY (guest MiB, default 10240), KETTLE_TIMEOUT (build seconds, default
 # 14400), KETTLE_REPO (the repository recorded; default the workspace's
 # `repository`), KETTLE (the host CLI that drives the build; default a debug build).
@@ -89,9 +90,12 @@ commit=$(git rev-parse HEAD)
 branch=$(git symbolic-ref -q HEAD) || die "HEAD is detached: check out the release branch"
 repo=${KETTLE_REPO:-$("$CARGO" metadata --locked --no-deps --format-version 1 |
     python3 -c 'import json,sys; print(next(p["repository"] for p in json.load(sys.stdin)["packages"] if p["name"] == "kettle"))')}
-if [ -z "${KETTLE_TEE:-}" ]; then
-    if [ -e /dev/sev ]; then KETTLE_TEE=snp; else KETTLE_TEE=simulated; fi
-fi
+KETTLE_TEE=${KETTLE_TEE:-snp}
+case "$KETTLE_TEE" in
+    snp) [ -e /dev/sev ] || die "no /dev/sev: this host cannot attest with SEV-SNP; KETTLE_TEE=simulated makes a release whose evidence is the simulated PSP's (test keys), named ...-simulated" ;;
+    simulated) ;;
+    *) die "KETTLE_TEE=$KETTLE_TEE: snp or simulated" ;;
+esac
 if [ -z "${KETTLE:-}" ]; then
     "$CARGO" build --locked -q -p kettle --bin kettle
     KETTLE=$ROOT/target/debug/kettle
@@ -114,5 +118,7 @@ rm -f "$POLICY"
 "$KETTLE" verify "$OUT" --policy "$POLICY" --commit "$commit"
 
 # --- the release, with this binary and its attestation ------------------------------
+allow_simulated=0
+[ "$KETTLE_TEE" = simulated ] && allow_simulated=1
 DIST_ATTESTED=$OUT DIST_ATTESTED_POLICY=$POLICY DIST_ATTESTED_COMMIT=$commit \
-    BUILD=$BUILD bash scripts/dist.sh
+    DIST_ALLOW_SIMULATED=$allow_simulated BUILD=$BUILD bash scripts/dist.sh

@@ -9,8 +9,8 @@
 #                                  where `kettle init` and `kettle build` look for them
 #     policy.template.json         `kettle policy init` against image/manifest.json
 #     attestation/kettle/          with DIST_ATTESTED (`make dist-attested`): bin/kettle's
-#                                  own build output (artifacts/kettle, provenance.json,
-#                                  evidence, ...), built by Kettle in the CVM
+#                                  own build output (artifacts/, provenance.json, evidence,
+#                                  ...), built by Kettle in the CVM
 #     policy.kettle.json           ... and the policy it verifies under
 #     share/completions/           kettle.bash _kettle kettle.fish
 #     share/man/man1/              one page per subcommand
@@ -31,10 +31,15 @@
 # URL base in bundles.json; default the never-resolving marker), DIST_KETTLE (tests
 # only: ship this kettle binary instead of building the static one, so the release's
 # layout is tested without a 12-minute static build; said in the log), DIST_ATTESTED
-# (set by scripts/dist-attested.sh: an output directory of `kettle build` whose
-# artifacts/kettle ships as bin/kettle with the directory as attestation/kettle/,
-# with DIST_ATTESTED_POLICY and DIST_ATTESTED_COMMIT: checked here with the release's
-# own kettle, image and policy before anything is packed).
+# (set by scripts/dist-attested.sh: an output directory of `kettle build` whose one
+# subject ships as bin/kettle, the directory as attestation/kettle/; with
+# DIST_ATTESTED_POLICY and DIST_ATTESTED_COMMIT). An attested release is the release
+# of that commit whatever the work tree holds now: its version, time and CI scripts are
+# read from the commit. bin/kettle must be the provenance's subject (its SHA-256) and
+# static; the policy must be what `kettle policy init` makes from the release's own
+# image/manifest.json; and the release's own kettle must verify the attestation under
+# it. Evidence from the simulated PSP (test keys) makes a release only with
+# DIST_ALLOW_SIMULATED=1, and its name then ends in -simulated.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -71,7 +76,18 @@ for b in "${BUNDLES[@]}"; do
     [ -f "$(find_bundle "$b").manifest.json" ] || die "$(find_bundle "$b").manifest.json is missing: run \`make bundles\`"
 done
 
-version=$("$CARGO" pkgid --locked -p kettle | sed 's/.*[@#]//')
+release_commit=
+if [ -n "${DIST_ATTESTED:-}" ]; then
+    release_commit=${DIST_ATTESTED_COMMIT:-}
+    [ -n "$release_commit" ] || die "DIST_ATTESTED needs DIST_ATTESTED_COMMIT (the commit it was built from)"
+    git cat-file -e "$release_commit^{commit}" 2>/dev/null ||
+        die "DIST_ATTESTED_COMMIT=$release_commit is not a commit of this repository"
+    version=$(git show "$release_commit:Cargo.toml" |
+        python3 -c 'import sys, tomllib; print(tomllib.loads(sys.stdin.read())["workspace"]["package"]["version"])')
+    SOURCE_DATE_EPOCH=$(git show -s --format=%ct "$release_commit")
+else
+    version=$("$CARGO" pkgid --locked -p kettle | sed 's/.*[@#]//')
+fi
 name=kettle-$version-x86_64-linux
 if [ -z "${SOURCE_DATE_EPOCH:-}" ]; then
     SOURCE_DATE_EPOCH=$(git log -1 --format=%ct 2>/dev/null || echo 0)
@@ -80,11 +96,29 @@ export SOURCE_DATE_EPOCH
 log "$name, SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH, from $BUILD"
 
 if [ -n "${DIST_ATTESTED:-}" ]; then
-    [ -f "$DIST_ATTESTED/artifacts/kettle" ] || die "DIST_ATTESTED=$DIST_ATTESTED has no artifacts/kettle"
     [ -f "${DIST_ATTESTED_POLICY:-}" ] || die "DIST_ATTESTED needs DIST_ATTESTED_POLICY (the policy it verifies under)"
-    [ -n "${DIST_ATTESTED_COMMIT:-}" ] || die "DIST_ATTESTED needs DIST_ATTESTED_COMMIT (the commit it was built from)"
-    log "bin/kettle is the CVM-built $DIST_ATTESTED/artifacts/kettle"
-    kettle_bin=$DIST_ATTESTED/artifacts/kettle
+    # The one subject of the provenance is the binary that ships: by its name and its digest.
+    subject=$(python3 - "$DIST_ATTESTED/provenance.json" <<'PY'
+import json, sys
+subjects = json.load(open(sys.argv[1]))["subject"]
+if len(subjects) != 1:
+    sys.exit(f"the provenance has {len(subjects)} subjects; an attested kettle has exactly one")
+print(subjects[0]["name"] + "\t" + subjects[0]["digest"]["sha256"])
+PY
+    ) || die "$DIST_ATTESTED/provenance.json does not name one subject"
+    kettle_bin=$DIST_ATTESTED/artifacts/${subject%%$'\t'*}
+    [ -f "$kettle_bin" ] || die "$kettle_bin (the provenance's subject) is missing"
+    [ "$(sha256sum <"$kettle_bin" | cut -d' ' -f1)" = "${subject##*$'\t'}" ] ||
+        die "$kettle_bin is not the provenance's subject (its sha256 differs)"
+    if LC_ALL=C readelf -lW "$kettle_bin" | grep -q INTERP; then
+        die "$kettle_bin is dynamically linked (has PT_INTERP): a release binary must run without the build machine's libraries"
+    fi
+    if python3 -c 'import json, sys; sys.exit(0 if json.load(open(sys.argv[1])).get("allow_simulated") else 1)' "$DIST_ATTESTED_POLICY"; then
+        [ "${DIST_ALLOW_SIMULATED:-}" = 1 ] ||
+            die "the attestation is the simulated PSP's (test keys: nothing hardware-attested); DIST_ALLOW_SIMULATED=1 makes a release of it anyway, named ...-simulated"
+        name=$name-simulated
+    fi
+    log "bin/kettle is the CVM-built $kettle_bin of $release_commit"
 elif [ -n "${DIST_KETTLE:-}" ]; then
     [ -x "$DIST_KETTLE" ] || die "DIST_KETTLE=$DIST_KETTLE is not an executable"
     log "bin/kettle is DIST_KETTLE=$DIST_KETTLE (a test release: not the static release build)"
@@ -141,16 +175,35 @@ fi
     --out "$rel/policy.template.json"
 "$kettle" generate completions --out "$rel/share/completions" >/dev/null
 "$kettle" generate man --out "$rel/share/man/man1" >/dev/null
-cp scripts/ci-build.sh scripts/ci-verify.sh "$rel/share/ci/"
+for s in ci-build.sh ci-verify.sh; do
+    if [ -n "$release_commit" ]; then
+        git show "$release_commit:scripts/$s" >"$rel/share/ci/$s"
+    else
+        cp "scripts/$s" "$rel/share/ci/"
+    fi
+done
 if [ -n "${DIST_ATTESTED:-}" ]; then
     mkdir -p "$rel/attestation"
     cp -r "$DIST_ATTESTED" "$rel/attestation/kettle"
+    # The policy it ships must be what this release's image makes: regenerated and compared.
+    read -r repo refs simulated < <(python3 - "$DIST_ATTESTED_POLICY" <<'PY'
+import json, sys
+p = json.load(open(sys.argv[1]))
+print(p["source"]["repository"], ",".join(p["source"]["refs"]), "1" if p.get("allow_simulated") else "0")
+PY
+    )
+    args=(--manifest "$rel/image/manifest.json" --name "$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["name"])' "$DIST_ATTESTED_POLICY")" --repo "$repo")
+    IFS=, read -ra ref_list <<<"$refs"
+    for r in "${ref_list[@]}"; do args+=(--ref "$r"); done
+    [ "$simulated" = 1 ] && args+=(--allow-simulated)
+    "$kettle" policy init "${args[@]}" --out "$stage/policy.expected.json"
+    cmp -s "$stage/policy.expected.json" "$DIST_ATTESTED_POLICY" ||
+        die "DIST_ATTESTED_POLICY is not the policy this release's image/manifest.json makes (kettle policy init ${args[*]})"
     cp "$DIST_ATTESTED_POLICY" "$rel/policy.kettle.json"
+    rm "$stage/policy.expected.json"
     # What an auditor runs: the release's own CLI, image and policy.
-    cmp -s "$rel/bin/kettle" "$rel/attestation/kettle/artifacts/kettle" ||
-        die "bin/kettle is not the attested artifact"
     "$kettle" verify "$rel/attestation/kettle" --policy "$rel/policy.kettle.json" \
-        --commit "$DIST_ATTESTED_COMMIT" ||
+        --commit "$release_commit" ||
         die "the release's kettle does not verify under policy.kettle.json"
 fi
 
