@@ -16,7 +16,7 @@
 # Each bundle also gets a read-only disk beside it (`kettle bundle disk`, deterministic):
 #   build/rootfs.erofs, build/toolchain.erofs   the tree as EROFS with a dm-verity hash tree
 #                                               appended, and its pin as <disk>.json
-# (made again whenever its bundle is newer; the guest does not read them yet).
+# (made again whenever the pin is not of the bundle there now; the guest does not read them yet).
 # The pins of both (`kettle bundle pins`: file, URL, sha256, the manifest's sha256, the disk) go to
 # build/bundles.json and, when the image exists, build/image/bundles.json, where `kettle init`
 # reads them. The URL is https://kettle-bundle.invalid/<file> unless BUNDLE_URL_BASE says where
@@ -140,7 +140,9 @@ fi
 
 if [ -f "$BUILD/rootfs.tar.gz" ] && [ -f "$BUILD/toolchain.tar.gz" ]; then
   for b in toolchain rootfs; do
-    if [ ! -f "$BUILD/$b.erofs.json" ] || [ "$BUILD/$b.tar.gz" -nt "$BUILD/$b.erofs.json" ]; then
+    made_from=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1])).get("bundle_sha256", ""))' \
+      "$BUILD/$b.erofs.json" 2>/dev/null || true)
+    if [ "$made_from" != "$(sha256sum < "$BUILD/$b.tar.gz" | cut -d' ' -f1)" ]; then
       kettle bundle disk --bundle "$BUILD/$b.tar.gz" --out "$BUILD/$b.erofs"
     fi
   done

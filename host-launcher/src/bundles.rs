@@ -254,7 +254,8 @@ pub fn pin_for(path: &Path, inside: &str, url_base: &str) -> Result<BundlePin, B
             path: path.into(),
             message: "not a file name".into(),
         })?;
-    let sha256 = Sha256Digest::of_file(path).map_err(io(path))?.to_hex();
+    let digest = Sha256Digest::of_file(path).map_err(io(path))?;
+    let sha256 = digest.to_hex();
     let size = fs::metadata(path).map_err(io(path))?.len();
     let manifest_path = PathBuf::from(format!("{}{MANIFEST_SUFFIX}", path.display()));
     let (manifest, summary) = match fs::read(&manifest_path) {
@@ -278,7 +279,7 @@ pub fn pin_for(path: &Path, inside: &str, url_base: &str) -> Result<BundlePin, B
         }
         Err(e) => return Err(io(&manifest_path)(e)),
     };
-    let disk = disk::pin_beside(path, &file)?;
+    let disk = disk::pin_beside(path, &file, &digest)?;
     Ok(BundlePin {
         url: format!("{}/{file}", url_base.trim_end_matches('/')),
         file,

@@ -44,6 +44,8 @@ pub fn disk_file_name(bundle_file: &str) -> String {
 pub struct DiskPin {
     /// The disk's file name, beside the bundle.
     pub file: String,
+    /// SHA-256 of the bundle tarball it was made from, lowercase hex.
+    pub bundle_sha256: String,
     /// SHA-256 of the whole disk (filesystem and hash tree), lowercase hex.
     pub sha256: String,
     /// The dm-verity root hash over the filesystem's blocks, lowercase hex.
@@ -54,6 +56,16 @@ pub struct DiskPin {
     pub data_bytes: u64,
     /// Size of the whole disk in bytes.
     pub size: u64,
+}
+
+/// A value derived from the bundle's SHA-256 (the verity salt, the UUIDs): the same
+/// bundle gives the same disk.
+fn derived(what: &str, bundle_sha: &Sha256Digest) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"kettle bundle disk ");
+    h.update(what.as_bytes());
+    h.update(bundle_sha.to_hex().as_bytes());
+    h.finalize().into()
 }
 
 /// Makes `<out>` from the bundle tarball `bundle` with `mkfs` (`mkfs.erofs`): unpacks it
@@ -73,13 +85,7 @@ pub fn make_disk(bundle: &Path, out: &Path, mkfs: &str) -> Result<DiskPin, Bundl
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let bundle_sha = Sha256Digest::of_file(bundle).map_err(io(bundle))?;
-    let derived = |what: &str| -> [u8; 32] {
-        let mut h = Sha256::new();
-        h.update(b"kettle bundle disk ");
-        h.update(what.as_bytes());
-        h.update(bundle_sha.to_hex().as_bytes());
-        h.finalize().into()
-    };
+    let derived = |what: &str| derived(what, &bundle_sha);
     let first16 = |what: &str| -> [u8; 16] {
         let mut b = [0u8; 16];
         b.copy_from_slice(&derived(what)[..16]);
@@ -89,11 +95,16 @@ pub fn make_disk(bundle: &Path, out: &Path, mkfs: &str) -> Result<DiskPin, Bundl
     let fs_uuid = uuid_text(&first16("filesystem uuid "));
     let verity_uuid = first16("verity uuid ");
 
-    let work = Staging::new(dir, &file).map_err(io(dir))?;
-    let tree = work.path.join("tree");
+    // A fresh, unpredictable scratch directory beside the output (same file system, so the
+    // finished disk is renamed into place), removed however this returns.
+    let work = tempfile::Builder::new()
+        .prefix(&format!(".{file}.staging-"))
+        .tempdir_in(dir)
+        .map_err(io(dir))?;
+    let tree = work.path().join("tree");
     let reader = open_archive(bundle).map_err(|e| invalid(bundle, e.to_string()))?;
     unpack(reader, &tree, &UnpackLimits::TREE).map_err(|e| invalid(bundle, e.to_string()))?;
-    let image = work.path.join("disk");
+    let image = work.path().join("disk");
     let status = Command::new(mkfs)
         .args(["--quiet", "-T0", "-x-1", "--all-root"])
         .arg(format!("-U{fs_uuid}"))
@@ -119,6 +130,7 @@ pub fn make_disk(bundle: &Path, out: &Path, mkfs: &str) -> Result<DiskPin, Bundl
         .map_err(|e| invalid(&image, e.to_string()))?;
     let pin = DiskPin {
         file,
+        bundle_sha256: bundle_sha.to_hex(),
         sha256: Sha256Digest::of_file(&image).map_err(io(&image))?.to_hex(),
         verity_root: hex::encode(verity_tree.root_hash),
         verity_salt: hex::encode(salt),
@@ -146,9 +158,15 @@ impl DiskPin {
     }
 }
 
-/// The disk made beside the bundle `bundle` (named `bundle_file`), if there is one with its
-/// pin: the pin is checked against the disk's size and SHA-256, so a stale pin is refused.
-pub fn pin_beside(bundle: &Path, bundle_file: &str) -> Result<Option<DiskPin>, BundlesError> {
+/// The disk made beside the bundle `bundle` (named `bundle_file`, with SHA-256
+/// `bundle_sha256`), if there is one with its pin: the pin must be of this bundle (its
+/// SHA-256 and the salt derived from it) and of this disk (its size and SHA-256), so a
+/// stale disk or an edited pin is refused.
+pub fn pin_beside(
+    bundle: &Path,
+    bundle_file: &str,
+    bundle_sha256: &Sha256Digest,
+) -> Result<Option<DiskPin>, BundlesError> {
     let disk = bundle.with_file_name(disk_file_name(bundle_file));
     let pin_path = pin_path(&disk);
     let bytes = match fs::read(&pin_path) {
@@ -175,11 +193,30 @@ pub fn pin_beside(bundle: &Path, bundle_file: &str) -> Result<Option<DiskPin>, B
             source,
         })?
         .to_hex();
+    let remake = "remake it with `kettle bundle disk` (make bundles does)";
+    if pin.file != disk_file_name(bundle_file) || pin.bundle_sha256 != bundle_sha256.to_hex() {
+        return Err(invalid(
+            &pin_path,
+            format!(
+                "is the pin of {} made from a bundle with sha256 {}, but {bundle_file} has sha256 {bundle_sha256}: {remake}",
+                pin.file, pin.bundle_sha256
+            ),
+        ));
+    }
+    if pin.verity_salt != hex::encode(derived("verity salt ", bundle_sha256)) {
+        return Err(invalid(
+            &pin_path,
+            format!(
+                "verity_salt {:?} is not the one derived from the bundle: {remake}",
+                pin.verity_salt
+            ),
+        ));
+    }
     if (size, sha256.as_str()) != (pin.size, pin.sha256.as_str()) {
         return Err(invalid(
             &pin_path,
             format!(
-                "says {} is {} bytes with sha256 {}, but it is {size} bytes with sha256 {sha256}: remake it with `kettle bundle disk`",
+                "says {} is {} bytes with sha256 {}, but it is {size} bytes with sha256 {sha256}: {remake}",
                 pin.file, pin.size, pin.sha256
             ),
         ));
@@ -203,28 +240,6 @@ fn uuid_text(b: &[u8; 16]) -> String {
         at += len;
     }
     groups.join("-")
-}
-
-/// A scratch directory beside the output, removed when dropped.
-struct Staging {
-    path: PathBuf,
-}
-
-impl Staging {
-    fn new(dir: &Path, file: &str) -> std::io::Result<Staging> {
-        let path = dir.join(format!(".{file}.staging-{}", std::process::id()));
-        if path.exists() {
-            fs::remove_dir_all(&path)?;
-        }
-        fs::create_dir_all(&path)?;
-        Ok(Staging { path })
-    }
-}
-
-impl Drop for Staging {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.path);
-    }
 }
 
 #[cfg(test)]

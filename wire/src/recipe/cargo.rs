@@ -191,7 +191,9 @@ pub struct CargoOptions {
     pub no_default_features: bool,
     /// `--target`: the target triple.
     pub target: Option<String>,
-    /// Flags for every rustc cargo runs (CARGO_ENCODED_RUSTFLAGS).
+    /// rustc flags, as CARGO_ENCODED_RUSTFLAGS: they replace any `rustflags` of the tree's
+    /// `.cargo/config.toml`, and with a `target` they reach the target's crates only, not
+    /// build scripts or proc-macros (cargo's rule).
     pub rustflags: Vec<String>,
 }
 
@@ -237,6 +239,16 @@ impl CargoOptions {
         }
         if let Some(t) = &raw.target {
             plain("cargo.target", t, &|c| name(c) || c == '.')?;
+            // A `.json` target is a spec file in the tree, whose output directory cargo
+            // names by its stem: only built-in triples, so the outputs' place is known.
+            if t.starts_with('.') || t.ends_with(".json") {
+                return Err(bad(
+                    "cargo.target",
+                    format!(
+                        "{t:?} is not a target triple (custom target spec files are not supported)"
+                    ),
+                ));
+            }
         }
         list("cargo.rustflags", &raw.rustflags)?;
         for f in &raw.rustflags {
@@ -284,10 +296,24 @@ impl CargoOptions {
 /// do not build. Manifests that cannot be read leave the binaries unknown: the build
 /// says what is wrong with them.
 fn check_outputs(recipe: &Recipe, tree: &dyn SourceTree) -> Result<(), SourceCheckError> {
-    let mut bins = manifest::bins_from_manifests(tree).ok().map(|b| b.0);
+    let found = manifest::bins_from_manifests(tree).ok();
+    let mut bins = found.as_ref().map(|b| b.0.clone());
     if let RecipeOptions::Cargo(options) = &recipe.options {
+        // Another package than the default members, or other features, build other
+        // binaries than the manifests' defaults: only the release directory is checked.
+        if options.package.is_some() || !options.features.is_empty() || options.no_default_features
+        {
+            bins = None;
+        }
         if !options.bins.is_empty() {
-            if let Some(known) = &bins {
+            // A binary behind required features may be named along with those features.
+            let known: Option<Vec<String>> = found.as_ref().map(|(b, skipped)| {
+                b.iter()
+                    .cloned()
+                    .chain(skipped.iter().map(|(s, _)| s.clone()))
+                    .collect()
+            });
+            if let (Some(known), None) = (&known, &options.package) {
                 if let Some(missing) = options.bins.iter().find(|b| !known.contains(b)) {
                     return Err(SourceCheckError::Output {
                         output: missing.clone(),

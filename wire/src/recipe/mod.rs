@@ -321,9 +321,9 @@ struct RawRecipe {
     #[serde(default)]
     toolchain: Option<RawPin>,
     rootfs: RawPin,
-    /// Every other top-level table by name: at most the recipe's own section.
+    /// Every other top-level key by name: at most the recipe's own section (a table).
     #[serde(flatten)]
-    sections: BTreeMap<String, toml::Table>,
+    sections: BTreeMap<String, toml::Value>,
 }
 
 #[derive(Deserialize)]
@@ -451,9 +451,23 @@ impl Recipe {
         let recipe = build_type.recipe();
         recipe.check(raw.build.command.as_deref(), toolchain.as_ref())?;
         let mut sections = raw.sections;
-        let own = recipe
+        let own = match recipe
             .options_section()
-            .and_then(|name| sections.remove(name));
+            .and_then(|name| sections.remove(name))
+        {
+            None => None,
+            Some(toml::Value::Table(t)) => Some(t),
+            Some(other) => {
+                return Err(bad(
+                    "(section)",
+                    format!(
+                        "[{}] must be a table, not a {}",
+                        recipe.options_section().unwrap_or_default(),
+                        other.type_str()
+                    ),
+                ))
+            }
+        };
         if let Some(section) = sections.into_keys().next() {
             let known = ["[build]", "[toolchain]", "[rootfs]"]
                 .into_iter()

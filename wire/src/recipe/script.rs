@@ -49,8 +49,13 @@ impl BuildRecipe for Script {
         None
     }
 
-    fn parse_options(&self, _section: Option<toml::Table>) -> Result<RecipeOptions, RecipeError> {
-        Ok(RecipeOptions::None)
+    fn parse_options(&self, section: Option<toml::Table>) -> Result<RecipeOptions, RecipeError> {
+        match section {
+            None => Ok(RecipeOptions::None),
+            // Recipe::parse never hands one over (script/v1 names no section); refused here
+            // too, so the recipe itself holds the rule.
+            Some(_) => Err(bad("(section)", "script/v1 reads no options section")),
+        }
     }
 
     fn check_source(

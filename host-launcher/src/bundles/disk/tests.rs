@@ -165,3 +165,37 @@ fn disk_names_follow_their_bundles() {
         "abababab-abab-abab-abab-abababababab"
     );
 }
+
+#[test]
+fn a_disk_pin_of_another_bundle_or_edited_is_refused() {
+    let Some((tmp, tarball)) = with_bundle() else {
+        return;
+    };
+    let disk = tmp.path().join(disk_file_name("toolchain.tar"));
+    let pin = make_disk(&tarball, &disk, "mkfs.erofs").unwrap();
+    fs::write(pin_path(&disk), pin.to_bytes()).unwrap();
+    let sha = Sha256Digest::of_file(&tarball).unwrap();
+    assert_eq!(
+        pin_beside(&tarball, "toolchain.tar", &sha).unwrap(),
+        Some(pin.clone())
+    );
+    // The bundle changed since (a stale disk beside it): refused, with the fix.
+    let other = Sha256Digest::of_bytes(b"another bundle");
+    let err = pin_beside(&tarball, "toolchain.tar", &other).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("remake it with `kettle bundle disk`"),
+        "{err}"
+    );
+    // An edited salt, or a disk that is not the pin's: refused.
+    let mut edited = pin.clone();
+    edited.verity_salt = "00".repeat(32);
+    fs::write(pin_path(&disk), edited.to_bytes()).unwrap();
+    assert!(pin_beside(&tarball, "toolchain.tar", &sha).is_err());
+    fs::write(pin_path(&disk), pin.to_bytes()).unwrap();
+    let mut bytes = fs::read(&disk).unwrap();
+    bytes[0] ^= 1;
+    fs::write(&disk, bytes).unwrap();
+    let err = pin_beside(&tarball, "toolchain.tar", &sha).unwrap_err();
+    assert!(err.to_string().contains("bytes with sha256"), "{err}");
+}

@@ -11,7 +11,8 @@ use thiserror::Error;
 use crate::recipe::SourceTree;
 
 /// Why a binary behind required features is not an output.
-pub const DEFAULT_FEATURES_ONLY: &str = "cargo-build/v1 builds default features only";
+pub const DEFAULT_FEATURES_ONLY: &str =
+    "cargo-build/v1 builds default features unless [cargo] features names others";
 
 /// Binaries and the ones skipped with why: `(bins, [(bin, why)])`.
 pub type Bins = (Vec<String>, Vec<(String, String)>);

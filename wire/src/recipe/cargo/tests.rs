@@ -1,5 +1,5 @@
 use super::*;
-use crate::recipe::BuildType;
+use crate::recipe::{BuildType, SourceTree};
 
 fn fake_crate(dir: &str) -> Vec<u8> {
     let mut b = tar::Builder::new(flate2::write::GzEncoder::new(
@@ -244,5 +244,69 @@ fn a_section_the_recipe_does_not_read_is_refused_by_name() {
             .to_string()
             .contains("[cargo] section, which script/v1 does not read (it reads [build], [toolchain], [rootfs])"),
         "{script}"
+    );
+}
+
+#[test]
+fn a_top_level_key_no_recipe_reads_is_named() {
+    // The key comes before [build]: still named, whatever it holds.
+    let text = format!(
+        "version = 2\n[build]\ntype = \"cargo-build/v1\"\noutputs = [\"target/release/x\"]\n[toolchain]\nurl = \"https://h/t.tar.gz\"\nsha256 = \"{PIN}\"\n[rootfs]\nurl = \"https://h/r.tar\"\nsha256 = \"{PIN}\"\n"
+    );
+    match Recipe::parse(&text) {
+        Err(RecipeError::UnknownSection { section, .. }) => assert_eq!(section, "version"),
+        other => panic!("expected the key named, got {other:?}"),
+    }
+}
+
+/// A workspace whose `app` has a binary behind a feature, for the source check.
+fn gated_tree() -> impl SourceTree {
+    struct Files;
+    impl SourceTree for Files {
+        fn read(&self, path: &str) -> Option<Vec<u8>> {
+            match path {
+                "Cargo.toml" => Some(b"[package]\nname = \"app\"\nversion = \"0.1.0\"\n\n[[bin]]\nname = \"gated\"\npath = \"g.rs\"\nrequired-features = [\"x\"]\n\n[features]\nx = []\n".to_vec()),
+                "src/main.rs" => Some(b"fn main() {}\n".to_vec()),
+                _ => None,
+            }
+        }
+        fn list(&self, _dir: &str) -> Vec<String> {
+            Vec::new()
+        }
+    }
+    Files
+}
+
+#[test]
+fn the_source_check_follows_the_cargo_section() {
+    let check = |section: &str, output: &str| {
+        let mut r = cargo_recipe(section).unwrap();
+        r.outputs = vec![output.to_string()];
+        CargoBuild.check_source(&r, &gated_tree())
+    };
+    check("", "target/release/app").unwrap();
+    let err = check("", "target/release/gated").unwrap_err();
+    assert!(err.to_string().contains("not a binary target"), "{err}");
+    // Named with the feature it needs: built.
+    check(
+        "[cargo]\nbins = [\"gated\"]\nfeatures = [\"x\"]\n",
+        "target/release/gated",
+    )
+    .unwrap();
+    let err = check("[cargo]\nbins = [\"nope\"]\n", "target/release/nope").unwrap_err();
+    assert!(
+        err.to_string().contains("[cargo] bins names \"nope\""),
+        "{err}"
+    );
+    // With a target, outputs are under its directory.
+    let err = check(
+        "[cargo]\ntarget = \"x86_64-unknown-linux-gnu\"\n",
+        "target/release/app",
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("target/x86_64-unknown-linux-gnu/release/"),
+        "{err}"
     );
 }
