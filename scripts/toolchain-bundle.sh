@@ -140,7 +140,8 @@ fi
 
 if [ -f "$BUILD/rootfs.tar.gz" ] && [ -f "$BUILD/toolchain.tar.gz" ]; then
   for b in toolchain rootfs; do
-    made_from=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1])).get("bundle_sha256", ""))' \
+    # Remade unless its pin is of this format and of the bundle there now.
+    made_from=$(python3 -c 'import json, sys; p = json.load(open(sys.argv[1])); print(p["bundle_sha256"] if p.get("schema") == "kettle.bundle-disk/v1" else "")' \
       "$BUILD/$b.erofs.json" 2>/dev/null || true)
     if [ "$made_from" != "$(sha256sum < "$BUILD/$b.tar.gz" | cut -d' ' -f1)" ]; then
       kettle bundle disk --bundle "$BUILD/$b.tar.gz" --out "$BUILD/$b.erofs"

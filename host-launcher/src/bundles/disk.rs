@@ -38,10 +38,15 @@ pub fn disk_file_name(bundle_file: &str) -> String {
     format!("{stem}.erofs")
 }
 
+/// `schema` of a [`DiskPin`].
+pub const DISK_PIN_SCHEMA: &str = "kettle.bundle-disk/v1";
+
 /// A bundle's disk as its pin records it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DiskPin {
+    /// [`DISK_PIN_SCHEMA`].
+    pub schema: String,
     /// The disk's file name, beside the bundle.
     pub file: String,
     /// SHA-256 of the bundle tarball it was made from, lowercase hex.
@@ -56,6 +61,9 @@ pub struct DiskPin {
     pub data_bytes: u64,
     /// Size of the whole disk in bytes.
     pub size: u64,
+    /// The mkfs that wrote the filesystem, as it names itself (`mkfs.erofs 1.5`): the same
+    /// bundle gives the same bytes with the same mkfs.
+    pub made_with: String,
 }
 
 /// A value derived from the bundle's SHA-256 (the verity salt, the UUIDs): the same
@@ -105,30 +113,42 @@ pub fn make_disk(bundle: &Path, out: &Path, mkfs: &str) -> Result<DiskPin, Bundl
     let reader = open_archive(bundle).map_err(|e| invalid(bundle, e.to_string()))?;
     unpack(reader, &tree, &UnpackLimits::TREE).map_err(|e| invalid(bundle, e.to_string()))?;
     let image = work.path().join("disk");
-    let status = Command::new(mkfs)
-        .args(["--quiet", "-T0", "-x-1", "--all-root"])
+    let run = Command::new(mkfs)
+        .args(["-T0", "-x-1", "--all-root"])
         .arg(format!("-U{fs_uuid}"))
         .arg(&image)
         .arg(&tree)
-        .status()
+        .output()
         .map_err(|e| {
             invalid(
                 Path::new(mkfs),
                 format!("cannot run it ({e}): install erofs-utils (`make setup` does)"),
             )
         })?;
-    if !status.success() {
+    if !run.status.success() {
         return Err(invalid(
             Path::new(mkfs),
-            format!("{status} writing {}", image.display()),
+            format!(
+                "{} writing {}: {}",
+                run.status,
+                image.display(),
+                String::from_utf8_lossy(&run.stderr).trim()
+            ),
         ));
     }
+    // Its first line names it and its version (`mkfs.erofs 1.5`).
+    let made_with = String::from_utf8_lossy(&run.stdout)
+        .lines()
+        .next()
+        .filter(|l| l.starts_with("mkfs.erofs ") && !l.chars().any(char::is_control))
+        .map_or_else(|| format!("{mkfs} (no version printed)"), str::to_string);
     let params = VerityParams::new(salt);
     let verity_tree = verity::append_hash_tree(&image, &params, verity_uuid)
         .map_err(|e| invalid(&image, e.to_string()))?;
     verity::verify_hash_tree(&image, &params, &verity_tree)
         .map_err(|e| invalid(&image, e.to_string()))?;
     let pin = DiskPin {
+        schema: DISK_PIN_SCHEMA.into(),
         file,
         bundle_sha256: bundle_sha.to_hex(),
         sha256: Sha256Digest::of_file(&image).map_err(io(&image))?.to_hex(),
@@ -136,6 +156,7 @@ pub fn make_disk(bundle: &Path, out: &Path, mkfs: &str) -> Result<DiskPin, Bundl
         verity_salt: hex::encode(salt),
         data_bytes: verity_tree.hash_offset,
         size: verity_tree.image_size,
+        made_with,
     };
     fs::rename(&image, out).map_err(io(out))?;
     Ok(pin)
@@ -179,8 +200,16 @@ pub fn pin_beside(
             })
         }
     };
-    let pin: DiskPin =
-        serde_json::from_slice(&bytes).map_err(|e| invalid(&pin_path, e.to_string()))?;
+    let remake = "remake it with `kettle bundle disk` (make bundles does)";
+    let pin: DiskPin = serde_json::from_slice(&bytes)
+        .ok()
+        .filter(|p: &DiskPin| p.schema == DISK_PIN_SCHEMA)
+        .ok_or_else(|| {
+            invalid(
+                &pin_path,
+                format!("is not a {DISK_PIN_SCHEMA} disk pin: {remake}"),
+            )
+        })?;
     let size = fs::metadata(&disk)
         .map_err(|source| BundlesError::Io {
             path: disk.clone(),
@@ -193,7 +222,6 @@ pub fn pin_beside(
             source,
         })?
         .to_hex();
-    let remake = "remake it with `kettle bundle disk` (make bundles does)";
     if pin.file != disk_file_name(bundle_file) || pin.bundle_sha256 != bundle_sha256.to_hex() {
         return Err(invalid(
             &pin_path,
