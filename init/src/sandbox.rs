@@ -51,13 +51,14 @@ pub use seccomp::{
 
 use std::collections::VecDeque;
 use std::fs;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kettle_wire::console;
+use kettle_wire::unpack::{Beneath, BeneathError};
 use kettle_wire::{Limits, Recipe};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -421,14 +422,24 @@ pub struct BuildDirs {
 /// by the build uid.
 pub fn prepare_dirs(recipe: &Recipe, dirs: &BuildDirs) -> Result<(), SandboxError> {
     let io = |what| move |source| SandboxError::Io { what, source };
-    fs::create_dir_all(&dirs.home).map_err(io("build home"))?;
-    for (name, contents) in recipe.build_type.recipe().home_files(SANDBOX_VENDOR) {
-        // The names are the recipe module's constants, never the source tree's.
-        let path = dirs.home.join(name);
-        if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent).map_err(io("build home"))?;
+    let beneath = |what| {
+        move |e: BeneathError| SandboxError::Io {
+            what,
+            source: e.into_io(),
         }
-        fs::write(&path, contents).map_err(io("the recipe's files in the build home"))?;
+    };
+    let home = Beneath::create(&dirs.home).map_err(io("build home"))?;
+    for (name, contents) in recipe.build_type.recipe().home_files(SANDBOX_VENDOR) {
+        // The names are the recipe module's constants, never the source tree's. Written
+        // beneath the home through real directories only, the file replaced, never
+        // followed: a link an earlier build left in a reused work dir is refused.
+        let name = Path::new(name);
+        home.remove_file(name)
+            .map_err(beneath("the recipe's files in the build home"))?;
+        home.create_file(name, 0o644)
+            .map_err(beneath("the recipe's files in the build home"))?
+            .write_all(contents.as_bytes())
+            .map_err(io("the recipe's files in the build home"))?;
     }
     // Rootless, the caller's own files already appear as the build uid inside the user namespace.
     if has_root() {

@@ -376,3 +376,46 @@ fn the_build_time_limit_is_the_requests_number_above_or_below_an_hour() {
         "build exceeded its 7200 s time limit and was killed (the request's limits.max_build_seconds: raise `kettle build --timeout`)"
     );
 }
+
+#[test]
+fn the_recipes_home_files_never_follow_a_link_left_in_the_home() {
+    let tmp = tempfile::tempdir().unwrap();
+    let outside = tmp.path().join("outside");
+    fs::create_dir_all(&outside).unwrap();
+    let dirs = BuildDirs {
+        root: tmp.path().join("rootfs"),
+        src: tmp.path().join("src"),
+        home: tmp.path().join("home"),
+        vendor: tmp.path().join("vendor"),
+        toolchain: None,
+        host_tools: false,
+    };
+    for d in [&dirs.src, &dirs.home] {
+        fs::create_dir_all(d).unwrap();
+    }
+    let recipe = script_recipe(r#"["true"]"#);
+    // A reused work dir where an earlier build made home/cargo a link out of the home.
+    std::os::unix::fs::symlink(&outside, dirs.home.join("cargo")).unwrap();
+    let err = prepare_dirs(&recipe, &dirs).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("the recipe's files in the build home"),
+        "{err}"
+    );
+    assert!(
+        !outside.join("config.toml").exists(),
+        "kettle-init wrote through the link"
+    );
+    // A link as the file itself is replaced, not followed.
+    fs::remove_file(dirs.home.join("cargo")).unwrap();
+    fs::create_dir_all(dirs.home.join("cargo")).unwrap();
+    std::os::unix::fs::symlink(outside.join("target"), dirs.home.join("cargo/config.toml"))
+        .unwrap();
+    prepare_dirs(&recipe, &dirs).unwrap();
+    assert!(!outside.join("target").exists());
+    let written = dirs.home.join("cargo/config.toml");
+    assert!(fs::symlink_metadata(&written).unwrap().is_file());
+    assert!(fs::read_to_string(&written)
+        .unwrap()
+        .contains("vendored-sources"));
+}
