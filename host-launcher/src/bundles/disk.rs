@@ -17,13 +17,14 @@
 //! timestamps 0, owners root (the tarball's are), no xattrs, the filesystem UUID
 //! and the verity salt and UUID.
 
-use std::fs;
+use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use kettle_image::verity::{self, VerityParams};
+use kettle_provenance::digest::HashingReader;
 use kettle_provenance::Sha256Digest;
-use kettle_wire::unpack::{open_archive, unpack, UnpackLimits};
+use kettle_wire::unpack::{maybe_gunzip, unpack, UnpackLimits};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -92,7 +93,20 @@ pub fn make_disk(bundle: &Path, out: &Path, mkfs: &str) -> Result<DiskPin, Bundl
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let bundle_sha = Sha256Digest::of_file(bundle).map_err(io(bundle))?;
+    // A fresh, unpredictable scratch directory beside the output (same file system, so the
+    // finished disk is renamed into place), removed however this returns.
+    let work = tempfile::Builder::new()
+        .prefix(&format!(".{file}.staging-"))
+        .tempdir_in(dir)
+        .map_err(io(dir))?;
+    let tree = work.path().join("tree");
+    // One read of the bundle: hashed as it is unpacked, then the rest (a gzip trailer, tar
+    // padding) drained into the hash, so the digest is the whole file's.
+    let mut hashing = HashingReader::new(File::open(bundle).map_err(io(bundle))?);
+    let reader = maybe_gunzip(&mut hashing).map_err(io(bundle))?;
+    unpack(reader, &tree, &UnpackLimits::TREE).map_err(|e| invalid(bundle, e.to_string()))?;
+    std::io::copy(&mut hashing, &mut std::io::sink()).map_err(io(bundle))?;
+    let (bundle_sha, _) = hashing.finish();
     let derived = |what: &str| derived(what, &bundle_sha);
     let first16 = |what: &str| -> [u8; 16] {
         let mut b = [0u8; 16];
@@ -102,16 +116,6 @@ pub fn make_disk(bundle: &Path, out: &Path, mkfs: &str) -> Result<DiskPin, Bundl
     let salt = derived("verity salt ");
     let fs_uuid = uuid_text(&first16("filesystem uuid "));
     let verity_uuid = first16("verity uuid ");
-
-    // A fresh, unpredictable scratch directory beside the output (same file system, so the
-    // finished disk is renamed into place), removed however this returns.
-    let work = tempfile::Builder::new()
-        .prefix(&format!(".{file}.staging-"))
-        .tempdir_in(dir)
-        .map_err(io(dir))?;
-    let tree = work.path().join("tree");
-    let reader = open_archive(bundle).map_err(|e| invalid(bundle, e.to_string()))?;
-    unpack(reader, &tree, &UnpackLimits::TREE).map_err(|e| invalid(bundle, e.to_string()))?;
     let image = work.path().join("disk");
     let run = Command::new(mkfs)
         .args(["-T0", "-x-1", "--all-root"])
